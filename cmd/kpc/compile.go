@@ -1,0 +1,88 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"strings"
+
+	"kpc/compiler/ir"
+	"kpc/render"
+)
+
+func runCompile(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := newFlagSet("compile", "kpc compile [-f FILE|DIR|-]... [PATH...] [flags]", stderr)
+	var in inputFlags
+	var nf nodeFlags
+	in.register(fs)
+	nf.register(fs)
+	format := fs.String("format", "nft", "output format: nft, iptables, ir")
+	family := fs.String("family", "", "iptables: the family to write (ipv4 or ipv6); default ipv4, or the only family present")
+	out := fs.StringP("output", "o", "", "write to this file atomically instead of stdout")
+	if code, done := parse(fs, args, stdout); done {
+		return code
+	}
+	prog, code := build(fs, &in, &nf, stdin, stderr)
+	if prog == nil {
+		return code
+	}
+	data, err := renderProgram(prog, *format, *family)
+	if err != nil {
+		fmt.Fprintf(stderr, "kpc compile: %v\n", err)
+		return exitUsage
+	}
+	if err := writeOutput(*out, data, stdout); err != nil {
+		fmt.Fprintf(stderr, "kpc compile: %v\n", err)
+		return exitInvalid
+	}
+	return exitOK
+}
+
+// renderProgram renders prog in the named format.
+func renderProgram(prog *ir.Program, format, family string) ([]byte, error) {
+	var r render.Renderer
+	switch strings.ToLower(format) {
+	case "nft":
+		r = render.NFT{}
+	case "iptables":
+		fam, err := pickFamily(prog, family)
+		if err != nil {
+			return nil, err
+		}
+		r = render.IPTables{Family: fam}
+	case "ir":
+		var b bytes.Buffer
+		if err := ir.Dump(&b, prog); err != nil {
+			return nil, err
+		}
+		return b.Bytes(), nil
+	default:
+		return nil, fmt.Errorf("--format %q: want nft, iptables or ir", format)
+	}
+	var b bytes.Buffer
+	if err := r.Render(&b, prog); err != nil {
+		return nil, fmt.Errorf("rendering %s: %w", format, err)
+	}
+	return b.Bytes(), nil
+}
+
+// pickFamily chooses the family of an iptables file: the named one, else
+// the only one present, else IPv4 with both present being an error.
+func pickFamily(prog *ir.Program, name string) (ir.Family, error) {
+	switch strings.ToLower(name) {
+	case "ipv4", "4", "ip":
+		return ir.IPv4, nil
+	case "ipv6", "6", "ip6":
+		return ir.IPv6, nil
+	case "":
+	default:
+		return 0, fmt.Errorf("--family %q: want ipv4 or ipv6", name)
+	}
+	if len(prog.Rulesets) > 1 {
+		return 0, fmt.Errorf("the input has IPv4 and IPv6 Services: choose one with --family ipv4|ipv6 (iptables-restore and ip6tables-restore take one family each)")
+	}
+	if len(prog.Rulesets) == 1 {
+		return prog.Rulesets[0].Family, nil
+	}
+	return ir.IPv4, nil
+}

@@ -1,0 +1,192 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"kpc/compiler"
+	"kpc/compiler/api"
+	"kpc/compiler/diag"
+	"kpc/compiler/ir"
+	"kpc/compiler/load"
+)
+
+// inputFlags are the flags that name the manifests to read.
+type inputFlags struct {
+	files  []string
+	strict bool
+	// nodePortRange is --service-node-port-range ("" = not checked).
+	nodePortRange string
+}
+
+func (f *inputFlags) register(fs *pflag.FlagSet) {
+	fs.StringArrayVarP(&f.files, "filename", "f", nil, "manifest file, directory (read recursively) or - for stdin; repeatable; positional paths work too")
+	fs.BoolVar(&f.strict, "strict", false, "reject unknown fields and duplicate keys, and make cross-document warnings errors")
+	fs.StringVar(&f.nodePortRange, "service-node-port-range", "", "check nodePorts against this range, e.g. 30000-32767")
+}
+
+// paths returns the -f values followed by positional arguments.
+func (f *inputFlags) paths(fs *pflag.FlagSet) []string {
+	return append(append([]string(nil), f.files...), fs.Args()...)
+}
+
+// nodeFlags carry the node context and cluster configuration; they win over
+// Node and KubeProxyConfiguration documents in the input.
+type nodeFlags struct {
+	nodeName          string
+	nodeIPs           []string
+	clusterCIDRs      []string
+	serviceCIDRs      []string
+	nodePortAddresses []string
+	masqueradeAll     bool
+	masqueradeBit     int
+}
+
+func (f *nodeFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.nodeName, "node-name", "", "the node to compile for (endpoints with this nodeName are local)")
+	fs.StringArrayVar(&f.nodeIPs, "node-ip", nil, "the node's IP address; repeatable, comma-separated allowed")
+	fs.StringArrayVar(&f.clusterCIDRs, "cluster-cidr", nil, "pod CIDR of the cluster (kube-proxy --cluster-cidr); repeatable")
+	fs.StringArrayVar(&f.serviceCIDRs, "service-cidr", nil, "Service CIDR (default 10.96.0.0/12 and fd00:10:96::/108); repeatable")
+	fs.StringArrayVar(&f.nodePortAddresses, "nodeport-addresses", nil, `CIDRs or "primary" whose node addresses serve NodePorts; repeatable`)
+	fs.BoolVar(&f.masqueradeAll, "masquerade-all", false, "masquerade all traffic sent to cluster IPs")
+	fs.IntVar(&f.masqueradeBit, "masquerade-bit", 14, "packet-mark bit used to mark traffic for masquerade (0-31)")
+}
+
+// options converts the flags to compiler options; only flags the user set
+// override the documents.
+func (f *nodeFlags) options(fs *pflag.FlagSet) (compiler.Options, error) {
+	var o compiler.Options
+	o.NodeName = f.nodeName
+	for _, s := range splitList(f.nodeIPs) {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return o, fmt.Errorf("--node-ip %q: not an IP address", s)
+		}
+		o.NodeIPs = append(o.NodeIPs, a.Unmap())
+	}
+	var err error
+	if o.ClusterCIDRs, err = parsePrefixes("--cluster-cidr", f.clusterCIDRs); err != nil {
+		return o, err
+	}
+	if o.ServiceCIDRs, err = parsePrefixes("--service-cidr", f.serviceCIDRs); err != nil {
+		return o, err
+	}
+	o.NodePortAddresses = splitList(f.nodePortAddresses)
+	for _, s := range o.NodePortAddresses {
+		if s == "primary" {
+			continue
+		}
+		if _, err := netip.ParsePrefix(s); err != nil {
+			return o, fmt.Errorf("--nodeport-addresses %q: not a CIDR or \"primary\"", s)
+		}
+	}
+	if fs.Changed("masquerade-all") {
+		v := f.masqueradeAll
+		o.MasqueradeAll = &v
+	}
+	if fs.Changed("masquerade-bit") {
+		if f.masqueradeBit < 0 || f.masqueradeBit > 31 {
+			return o, fmt.Errorf("--masquerade-bit %d: must be between 0 and 31", f.masqueradeBit)
+		}
+		v := f.masqueradeBit
+		o.MasqueradeBit = &v
+	}
+	return o, nil
+}
+
+func parsePrefixes(flag string, vals []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range splitList(vals) {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return nil, fmt.Errorf("%s %q: not a CIDR", flag, s)
+		}
+		if p != p.Masked() {
+			return nil, fmt.Errorf("%s %q: host bits set (did you mean %s?)", flag, s, p.Masked())
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func parsePortRange(s string) ([2]int, error) {
+	lo, hi, ok := strings.Cut(s, "-")
+	if !ok {
+		return [2]int{}, fmt.Errorf("--service-node-port-range %q: want MIN-MAX", s)
+	}
+	a, err1 := strconv.Atoi(strings.TrimSpace(lo))
+	b, err2 := strconv.Atoi(strings.TrimSpace(hi))
+	if err1 != nil || err2 != nil || a < 1 || b > 65535 || a > b {
+		return [2]int{}, fmt.Errorf("--service-node-port-range %q: want MIN-MAX within 1-65535", s)
+	}
+	return [2]int{a, b}, nil
+}
+
+// loadInputs reads and validates the manifests. It prints every
+// diagnostic to stderr and returns ok=false when there were errors.
+func loadInputs(paths []string, in *inputFlags, serviceCIDRs []netip.Prefix, stdin io.Reader, stderr io.Writer) (*api.Input, diag.List, bool) {
+	opts := load.Options{Strict: in.strict, ServiceCIDRs: serviceCIDRs}
+	if in.nodePortRange != "" {
+		r, _ := parsePortRange(in.nodePortRange) // checked by the caller
+		opts.NodePortRange = r
+	}
+	input, diags := load.Load(paths, stdin, opts)
+	diags.Sort()
+	return input, diags, diags.Err() == nil
+}
+
+// printDiags writes diagnostics to w, one per line.
+func printDiags(w io.Writer, diags diag.List) {
+	for _, d := range diags {
+		fmt.Fprintln(w, d.Error())
+	}
+}
+
+// build loads, validates and compiles. On failure it has printed the
+// reason to stderr and returns the exit status to use.
+func build(fs *pflag.FlagSet, in *inputFlags, nf *nodeFlags, stdin io.Reader, stderr io.Writer) (*ir.Program, int) {
+	paths := in.paths(fs)
+	if len(paths) == 0 {
+		fmt.Fprintf(stderr, "kpc %s: no input: give -f FILE|DIR|- or a path\n", fs.Name())
+		return nil, exitUsage
+	}
+	opts, err := nf.options(fs)
+	if err != nil {
+		fmt.Fprintf(stderr, "kpc %s: %v\n", fs.Name(), err)
+		return nil, exitUsage
+	}
+	if in.nodePortRange != "" {
+		r, err := parsePortRange(in.nodePortRange)
+		if err != nil {
+			fmt.Fprintf(stderr, "kpc %s: %v\n", fs.Name(), err)
+			return nil, exitUsage
+		}
+		opts.NodePortRange = r
+	}
+	input, diags, ok := loadInputs(paths, in, opts.ServiceCIDRs, stdin, stderr)
+	if !ok {
+		printDiags(stderr, diags)
+		return nil, exitInvalid
+	}
+	prog, cdiags := compiler.Compile(input, opts)
+	diags = append(diags, cdiags...)
+	diags.Sort()
+	if in.strict {
+		for _, d := range diags {
+			d.Severity = diag.SevError
+		}
+	}
+	printDiags(stderr, diags)
+	if diags.Err() != nil || prog == nil {
+		return nil, exitInvalid
+	}
+	for _, n := range prog.Notes {
+		fmt.Fprintf(stderr, "kpc: %s\n", n)
+	}
+	return prog, exitOK
+}

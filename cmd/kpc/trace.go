@@ -1,0 +1,128 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"kpc/compiler/ir"
+)
+
+func runTrace(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := newFlagSet("trace", "kpc trace -f MANIFESTS --from SRC --to DST:PORT[/PROTO] [flags]", stderr)
+	var in inputFlags
+	var nf nodeFlags
+	in.register(fs)
+	nf.register(fs)
+	from := fs.String("from", "", "source address of the packet (required)")
+	to := fs.String("to", "", "destination ADDR:PORT[/tcp|udp|sctp], e.g. 10.96.0.10:53/udp or [2001:db8::1]:80 (required)")
+	fromNode := fs.Bool("from-node", false, "the packet is sent by a process on the node itself (output hook)")
+	mode := fs.String("mode", "nft", "whose semantics to trace: nft or iptables (they differ for stray ports on cluster IPs)")
+	if code, done := parse(fs, args, stdout); done {
+		return code
+	}
+	pkt, err := parsePacket(*from, *to)
+	if err != nil {
+		fmt.Fprintf(stderr, "kpc trace: %v\n", err)
+		return exitUsage
+	}
+	pkt.FromNode = *fromNode
+	var m ir.Mode
+	switch *mode {
+	case "nft":
+		m = ir.ModeNFT
+	case "iptables":
+		m = ir.ModeIPTables
+	default:
+		fmt.Fprintf(stderr, "kpc trace: --mode %q: want nft or iptables\n", *mode)
+		return exitUsage
+	}
+	prog, code := build(fs, &in, &nf, stdin, stderr)
+	if prog == nil {
+		return code
+	}
+	res := ir.Trace(prog, pkt, m)
+	printTrace(stdout, pkt, res)
+	return exitOK
+}
+
+// parsePacket parses --from and --to.
+func parsePacket(from, to string) (ir.Packet, error) {
+	var p ir.Packet
+	if from == "" || to == "" {
+		return p, fmt.Errorf("--from and --to are required")
+	}
+	src, err := netip.ParseAddr(from)
+	if err != nil {
+		return p, fmt.Errorf("--from %q: not an IP address", from)
+	}
+	proto := ir.TCP
+	if dst, pr, ok := strings.Cut(to, "/"); ok {
+		switch strings.ToUpper(pr) {
+		case "TCP":
+		case "UDP":
+			proto = ir.UDP
+		case "SCTP":
+			proto = ir.SCTP
+		default:
+			return p, fmt.Errorf("--to %q: protocol must be tcp, udp or sctp", to)
+		}
+		to = dst
+	}
+	ap, err := netip.ParseAddrPort(to)
+	if err != nil {
+		return p, fmt.Errorf("--to %q: want ADDR:PORT (IPv6 as [ADDR]:PORT)", to)
+	}
+	if ap.Port() == 0 {
+		return p, fmt.Errorf("--to %q: port must be between 1 and 65535", to)
+	}
+	p.Src, p.Dst, p.Port, p.Protocol = src.Unmap(), ap.Addr().Unmap(), ap.Port(), proto
+	if p.Src.Is4() != p.Dst.Is4() {
+		return p, fmt.Errorf("--from %s and --to %s are of different IP families", from, to)
+	}
+	return p, nil
+}
+
+func printTrace(w io.Writer, pkt ir.Packet, res ir.Result) {
+	origin := ""
+	if pkt.FromNode {
+		origin = " (from the node)"
+	}
+	fmt.Fprintf(w, "packet:  %s -> %s %s%s\n", pkt.Src, netip.AddrPortFrom(pkt.Dst, pkt.Port), pkt.Protocol, origin)
+	fmt.Fprintf(w, "verdict: %s\n", verdictName(res.Verdict))
+	if len(res.Path) > 0 {
+		fmt.Fprintf(w, "path:    %s\n", strings.Join(res.Path, " -> "))
+	}
+	if res.Verdict != ir.VerdictDNAT {
+		fmt.Fprintf(w, "masquerade: %s\n", yesNo(res.Masquerade))
+		return
+	}
+	fmt.Fprintln(w, "endpoints:")
+	for _, r := range res.Reaches {
+		fmt.Fprintf(w, "  %-24s p=%s  masquerade=%s\n", r.Endpoint, strconv.FormatFloat(r.Probability, 'f', 4, 64), yesNo(r.Masquerade))
+		if len(r.Path) > 0 {
+			fmt.Fprintf(w, "    via %s\n", strings.Join(r.Path, " -> "))
+		}
+	}
+}
+
+func verdictName(v ir.Verdict) string {
+	switch v {
+	case ir.VerdictDNAT:
+		return "DNAT to an endpoint"
+	case ir.VerdictReject:
+		return "reject"
+	case ir.VerdictDrop:
+		return "drop"
+	}
+	return "untouched (not a Service address)"
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}

@@ -1,0 +1,159 @@
+package main
+
+import (
+	"encoding/json"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"net/netip"
+
+	"kpc/compiler/diag"
+)
+
+func runValidate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := newFlagSet("validate", "kpc validate [-f FILE|DIR|-]... [PATH...] [-o text|json|junit]", stderr)
+	var in inputFlags
+	in.register(fs)
+	serviceCIDRs := fs.StringArray("service-cidr", nil, "check cluster IPs against these Service CIDRs; repeatable")
+	format := fs.StringP("output", "o", "text", "report format: text, json or junit")
+	if code, done := parse(fs, args, stdout); done {
+		return code
+	}
+	paths := in.paths(fs)
+	if len(paths) == 0 {
+		fmt.Fprintln(stderr, "kpc validate: no input: give -f FILE|DIR|- or a path")
+		return exitUsage
+	}
+	switch *format {
+	case "text", "json", "junit":
+	default:
+		fmt.Fprintf(stderr, "kpc validate: -o %q: want text, json or junit\n", *format)
+		return exitUsage
+	}
+	if in.nodePortRange != "" {
+		if _, err := parsePortRange(in.nodePortRange); err != nil {
+			fmt.Fprintf(stderr, "kpc validate: %v\n", err)
+			return exitUsage
+		}
+	}
+	var cidrs []netip.Prefix
+	var err error
+	if fs.Changed("service-cidr") {
+		if cidrs, err = parsePrefixes("--service-cidr", *serviceCIDRs); err != nil {
+			fmt.Fprintf(stderr, "kpc validate: %v\n", err)
+			return exitUsage
+		}
+	}
+	_, diags, _ := loadInputs(paths, &in, cidrs, stdin, stderr)
+	if in.strict {
+		for _, d := range diags {
+			d.Severity = diag.SevError
+		}
+	}
+	code := exitOK
+	if diags.Err() != nil {
+		code = exitInvalid
+	}
+	switch *format {
+	case "text":
+		printDiags(stdout, diags)
+	case "json":
+		err = writeJSONReport(stdout, diags)
+	case "junit":
+		err = writeJUnitReport(stdout, paths, diags)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "kpc validate: %v\n", err)
+		return exitInvalid
+	}
+	return code
+}
+
+// jsonDiag is one diagnostic in the JSON report.
+type jsonDiag struct {
+	File     string `json:"file"`
+	Line     int    `json:"line,omitempty"`
+	Column   int    `json:"column,omitempty"`
+	Object   string `json:"object,omitempty"`
+	Field    string `json:"field,omitempty"`
+	Message  string `json:"message"`
+	Severity string `json:"severity"`
+}
+
+func writeJSONReport(w io.Writer, diags diag.List) error {
+	report := struct {
+		Valid       bool       `json:"valid"`
+		Diagnostics []jsonDiag `json:"diagnostics"`
+	}{Valid: diags.Err() == nil, Diagnostics: []jsonDiag{}}
+	for _, d := range diags {
+		sev := "error"
+		if d.Severity == diag.SevWarning {
+			sev = "warning"
+		}
+		report.Diagnostics = append(report.Diagnostics, jsonDiag{
+			File: d.Pos.File, Line: d.Pos.Line, Column: d.Pos.Col,
+			Object: d.Object, Field: d.Path, Message: d.Msg, Severity: sev,
+		})
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(report)
+}
+
+type junitSuites struct {
+	XMLName xml.Name     `xml:"testsuites"`
+	Suites  []junitSuite `xml:"testsuite"`
+}
+
+type junitSuite struct {
+	Name     string      `xml:"name,attr"`
+	Tests    int         `xml:"tests,attr"`
+	Failures int         `xml:"failures,attr"`
+	Cases    []junitCase `xml:"testcase"`
+}
+
+type junitCase struct {
+	Name      string        `xml:"name,attr"`
+	ClassName string        `xml:"classname,attr"`
+	Failure   *junitFailure `xml:"failure,omitempty"`
+}
+
+type junitFailure struct {
+	Message string `xml:"message,attr"`
+	Type    string `xml:"type,attr"`
+	Text    string `xml:",chardata"`
+}
+
+// writeJUnitReport writes one test case per object (or file) that has an
+// error, and one passing case per input path when it has none, so that CI
+// systems show a green suite for valid input.
+func writeJUnitReport(w io.Writer, paths []string, diags diag.List) error {
+	suite := junitSuite{Name: "kpc validate"}
+	for _, d := range diags.Errors() {
+		name := d.Object
+		if name == "" {
+			name = d.Pos.File
+		}
+		suite.Cases = append(suite.Cases, junitCase{
+			Name: name, ClassName: d.Pos.File,
+			Failure: &junitFailure{Message: d.Path + ": " + d.Msg, Type: "invalid", Text: d.Error()},
+		})
+		suite.Failures++
+	}
+	if suite.Failures == 0 {
+		for _, p := range paths {
+			suite.Cases = append(suite.Cases, junitCase{Name: p, ClassName: p})
+		}
+	}
+	suite.Tests = len(suite.Cases)
+	if _, err := io.WriteString(w, xml.Header); err != nil {
+		return err
+	}
+	enc := xml.NewEncoder(w)
+	enc.Indent("", "  ")
+	if err := enc.Encode(junitSuites{Suites: []junitSuite{suite}}); err != nil {
+		return fmt.Errorf("junit report: %w", err)
+	}
+	_, err := io.WriteString(w, "\n")
+	return err
+}

@@ -1,0 +1,264 @@
+// Package api holds the typed Kubernetes objects kpc reads: the subset of
+// v1 Service, discovery.k8s.io/v1 EndpointSlice, v1 Node and
+// kubeproxy.config.k8s.io/v1alpha1 KubeProxyConfiguration that decides a
+// packet's fate. Field names and JSON tags follow the Kubernetes API. Values
+// here have been validated and defaulted by the loader (package load); the
+// compiler may rely on that.
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+
+	"kpc/compiler/diag"
+)
+
+// Input is every object of a compile, in input order.
+type Input struct {
+	Services       []*Service
+	EndpointSlices []*EndpointSlice
+	Nodes          []*Node
+	ProxyConfigs   []*KubeProxyConfiguration
+}
+
+// ObjectMeta is the part of metadata kpc uses.
+type ObjectMeta struct {
+	Name        string            `json:"name,omitempty"`
+	Namespace   string            `json:"namespace,omitempty"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// Service is a v1 Service.
+type Service struct {
+	// Pos is where the document starts.
+	Pos        diag.Pos      `json:"-"`
+	APIVersion string        `json:"apiVersion"`
+	Kind       string        `json:"kind"`
+	Metadata   ObjectMeta    `json:"metadata"`
+	Spec       ServiceSpec   `json:"spec"`
+	Status     ServiceStatus `json:"status,omitempty"`
+}
+
+// ID returns "ns/name".
+func (s *Service) ID() string { return s.Metadata.Namespace + "/" + s.Metadata.Name }
+
+// ServiceSpec is a Service's spec.
+type ServiceSpec struct {
+	Type                          string                 `json:"type,omitempty"`
+	Selector                      map[string]string      `json:"selector,omitempty"`
+	Ports                         []ServicePort          `json:"ports,omitempty"`
+	ClusterIP                     string                 `json:"clusterIP,omitempty"`
+	ClusterIPs                    []string               `json:"clusterIPs,omitempty"`
+	IPFamilies                    []string               `json:"ipFamilies,omitempty"`
+	IPFamilyPolicy                string                 `json:"ipFamilyPolicy,omitempty"`
+	ExternalIPs                   []string               `json:"externalIPs,omitempty"`
+	ExternalName                  string                 `json:"externalName,omitempty"`
+	SessionAffinity               string                 `json:"sessionAffinity,omitempty"`
+	SessionAffinityConfig         *SessionAffinityConfig `json:"sessionAffinityConfig,omitempty"`
+	ExternalTrafficPolicy         string                 `json:"externalTrafficPolicy,omitempty"`
+	InternalTrafficPolicy         string                 `json:"internalTrafficPolicy,omitempty"`
+	LoadBalancerSourceRanges      []string               `json:"loadBalancerSourceRanges,omitempty"`
+	LoadBalancerIP                string                 `json:"loadBalancerIP,omitempty"`
+	LoadBalancerClass             *string                `json:"loadBalancerClass,omitempty"`
+	AllocateLoadBalancerNodePorts *bool                  `json:"allocateLoadBalancerNodePorts,omitempty"`
+	HealthCheckNodePort           int32                  `json:"healthCheckNodePort,omitempty"`
+	PublishNotReadyAddresses      bool                   `json:"publishNotReadyAddresses,omitempty"`
+	TrafficDistribution           *string                `json:"trafficDistribution,omitempty"`
+}
+
+// ServicePort is one entry of spec.ports.
+type ServicePort struct {
+	Name        string      `json:"name,omitempty"`
+	Protocol    string      `json:"protocol,omitempty"`
+	AppProtocol *string     `json:"appProtocol,omitempty"`
+	Port        int32       `json:"port"`
+	TargetPort  IntOrString `json:"targetPort,omitempty"`
+	NodePort    int32       `json:"nodePort,omitempty"`
+}
+
+// SessionAffinityConfig holds the ClientIP affinity timeout.
+type SessionAffinityConfig struct {
+	ClientIP *ClientIPConfig `json:"clientIP,omitempty"`
+}
+
+// ClientIPConfig holds timeoutSeconds.
+type ClientIPConfig struct {
+	TimeoutSeconds *int32 `json:"timeoutSeconds,omitempty"`
+}
+
+// ServiceStatus is a Service's status.
+type ServiceStatus struct {
+	LoadBalancer LoadBalancerStatus `json:"loadBalancer,omitempty"`
+}
+
+// LoadBalancerStatus lists the load balancer's ingress points.
+type LoadBalancerStatus struct {
+	Ingress []LoadBalancerIngress `json:"ingress,omitempty"`
+}
+
+// LoadBalancerIngress is one ingress point; IPMode "Proxy" is not programmed.
+type LoadBalancerIngress struct {
+	IP       string  `json:"ip,omitempty"`
+	Hostname string  `json:"hostname,omitempty"`
+	IPMode   *string `json:"ipMode,omitempty"`
+}
+
+// IntOrString is a value that is an int or a string (targetPort).
+type IntOrString struct {
+	IsString bool
+	IntVal   int32
+	StrVal   string
+}
+
+// UnmarshalJSON accepts a JSON number or string.
+func (v *IntOrString) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		v.IsString = true
+		return json.Unmarshal(b, &v.StrVal)
+	}
+	var i int64
+	if err := json.Unmarshal(b, &i); err != nil {
+		return fmt.Errorf("int or string: %w", err)
+	}
+	if i < -1<<31 || i >= 1<<31 {
+		return fmt.Errorf("int or string: %d out of range", i)
+	}
+	*v = IntOrString{IntVal: int32(i)}
+	return nil
+}
+
+// MarshalJSON writes a number or a string.
+func (v IntOrString) MarshalJSON() ([]byte, error) {
+	if v.IsString {
+		return json.Marshal(v.StrVal)
+	}
+	return json.Marshal(v.IntVal)
+}
+
+// String returns the value as text.
+func (v IntOrString) String() string {
+	if v.IsString {
+		return v.StrVal
+	}
+	return strconv.Itoa(int(v.IntVal))
+}
+
+// EndpointSlice is a discovery.k8s.io/v1 EndpointSlice.
+type EndpointSlice struct {
+	Pos         diag.Pos       `json:"-"`
+	APIVersion  string         `json:"apiVersion"`
+	Kind        string         `json:"kind"`
+	Metadata    ObjectMeta     `json:"metadata"`
+	AddressType string         `json:"addressType"`
+	Endpoints   []Endpoint     `json:"endpoints,omitempty"`
+	Ports       []EndpointPort `json:"ports,omitempty"`
+}
+
+// ID returns "ns/name".
+func (s *EndpointSlice) ID() string { return s.Metadata.Namespace + "/" + s.Metadata.Name }
+
+// ServiceNameLabel is the label that ties an EndpointSlice to its Service.
+const ServiceNameLabel = "kubernetes.io/service-name"
+
+// Endpoint is one endpoint of a slice.
+type Endpoint struct {
+	Addresses  []string           `json:"addresses"`
+	Conditions EndpointConditions `json:"conditions,omitempty"`
+	Hostname   *string            `json:"hostname,omitempty"`
+	NodeName   *string            `json:"nodeName,omitempty"`
+	Zone       *string            `json:"zone,omitempty"`
+	Hints      *EndpointHints     `json:"hints,omitempty"`
+}
+
+// EndpointConditions are the endpoint's conditions; nil ready and serving
+// mean true, nil terminating means false (kube-proxy's reading).
+type EndpointConditions struct {
+	Ready       *bool `json:"ready,omitempty"`
+	Serving     *bool `json:"serving,omitempty"`
+	Terminating *bool `json:"terminating,omitempty"`
+}
+
+// EndpointHints are topology hints.
+type EndpointHints struct {
+	ForZones []ForZone `json:"forZones,omitempty"`
+	ForNodes []ForNode `json:"forNodes,omitempty"`
+}
+
+// ForZone names a zone.
+type ForZone struct {
+	Name string `json:"name"`
+}
+
+// ForNode names a node.
+type ForNode struct {
+	Name string `json:"name"`
+}
+
+// EndpointPort is one entry of an EndpointSlice's ports. A nil Port means
+// "all ports" and is never programmed.
+type EndpointPort struct {
+	Name        *string `json:"name,omitempty"`
+	Protocol    *string `json:"protocol,omitempty"`
+	Port        *int32  `json:"port,omitempty"`
+	AppProtocol *string `json:"appProtocol,omitempty"`
+}
+
+// Node is a v1 Node.
+type Node struct {
+	Pos        diag.Pos   `json:"-"`
+	APIVersion string     `json:"apiVersion"`
+	Kind       string     `json:"kind"`
+	Metadata   ObjectMeta `json:"metadata"`
+	Spec       NodeSpec   `json:"spec,omitempty"`
+	Status     NodeStatus `json:"status,omitempty"`
+}
+
+// ZoneLabel is the well-known topology zone label.
+const ZoneLabel = "topology.kubernetes.io/zone"
+
+// NodeSpec holds the pod CIDRs.
+type NodeSpec struct {
+	PodCIDR  string   `json:"podCIDR,omitempty"`
+	PodCIDRs []string `json:"podCIDRs,omitempty"`
+}
+
+// NodeStatus holds the node's addresses.
+type NodeStatus struct {
+	Addresses []NodeAddress `json:"addresses,omitempty"`
+}
+
+// NodeAddress is one address ("InternalIP", "ExternalIP", "Hostname", ...).
+type NodeAddress struct {
+	Type    string `json:"type"`
+	Address string `json:"address"`
+}
+
+// KubeProxyConfiguration is the part of kube-proxy's configuration kpc uses.
+type KubeProxyConfiguration struct {
+	Pos               diag.Pos       `json:"-"`
+	APIVersion        string         `json:"apiVersion"`
+	Kind              string         `json:"kind"`
+	HostnameOverride  string         `json:"hostnameOverride,omitempty"`
+	ClusterCIDR       string         `json:"clusterCIDR,omitempty"`
+	NodePortAddresses []string       `json:"nodePortAddresses,omitempty"`
+	MasqueradeAll     bool           `json:"masqueradeAll,omitempty"`
+	IPTables          IPTablesConfig `json:"iptables,omitempty"`
+	Mode              string         `json:"mode,omitempty"`
+	DetectLocalMode   string         `json:"detectLocalMode,omitempty"`
+	NFTables          NFTablesConfig `json:"nftables,omitempty"`
+}
+
+// IPTablesConfig is the iptables section of KubeProxyConfiguration.
+type IPTablesConfig struct {
+	MasqueradeAll      bool   `json:"masqueradeAll,omitempty"`
+	MasqueradeBit      *int32 `json:"masqueradeBit,omitempty"`
+	LocalhostNodePorts *bool  `json:"localhostNodePorts,omitempty"`
+}
+
+// NFTablesConfig is the nftables section of KubeProxyConfiguration.
+type NFTablesConfig struct {
+	MasqueradeAll bool   `json:"masqueradeAll,omitempty"`
+	MasqueradeBit *int32 `json:"masqueradeBit,omitempty"`
+}

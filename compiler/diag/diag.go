@@ -1,0 +1,148 @@
+// Package diag holds kpc's positioned diagnostics: an Error names the file,
+// line and column of the offending value, the Kubernetes object and the API
+// field path, in the style of go/scanner's ErrorList.
+package diag
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Pos is a position in an input file. Line and Col are 1-based; zero means
+// unknown. File "-" is standard input.
+type Pos struct {
+	File string
+	Line int
+	Col  int
+}
+
+// String formats the position as "file:line:col", dropping unknown parts.
+func (p Pos) String() string {
+	s := p.File
+	if s == "" {
+		s = "<input>"
+	}
+	if p.Line > 0 {
+		s += fmt.Sprintf(":%d", p.Line)
+		if p.Col > 0 {
+			s += fmt.Sprintf(":%d", p.Col)
+		}
+	}
+	return s
+}
+
+// Compare orders positions by file, line and column.
+func (p Pos) Compare(q Pos) int {
+	return cmp.Or(strings.Compare(p.File, q.File), cmp.Compare(p.Line, q.Line), cmp.Compare(p.Col, q.Col))
+}
+
+// Severity says whether a diagnostic fails the run.
+type Severity uint8
+
+// The severities.
+const (
+	SevError Severity = iota
+	SevWarning
+)
+
+// Error is one diagnostic.
+type Error struct {
+	Pos Pos
+	// Object is "Kind ns/name" (or "Kind name" for cluster-scoped kinds);
+	// empty when the problem is not in one object (a YAML syntax error).
+	Object string
+	// Path is the API field path ("spec.ports[0].port"); may be empty.
+	Path string
+	Msg  string
+	// Severity is SevError unless the diagnostic is only a warning.
+	Severity Severity
+}
+
+// Error formats the diagnostic as "file:line:col: Kind ns/name: path: msg".
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.Pos.String())
+	b.WriteString(": ")
+	if e.Severity == SevWarning {
+		b.WriteString("warning: ")
+	}
+	if e.Object != "" {
+		b.WriteString(e.Object)
+		b.WriteString(": ")
+	}
+	if e.Path != "" {
+		b.WriteString(e.Path)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// List is a list of diagnostics. The zero value is empty and ready to use.
+type List []*Error
+
+// Add appends an error diagnostic.
+func (l *List) Add(pos Pos, object, path, msg string) {
+	*l = append(*l, &Error{Pos: pos, Object: object, Path: path, Msg: msg})
+}
+
+// Warn appends a warning diagnostic.
+func (l *List) Warn(pos Pos, object, path, msg string) {
+	*l = append(*l, &Error{Pos: pos, Object: object, Path: path, Msg: msg, Severity: SevWarning})
+}
+
+// Sort orders the list by position, then object, path and message, and
+// removes exact duplicates.
+func (l *List) Sort() {
+	slices.SortStableFunc(*l, func(a, b *Error) int {
+		return cmp.Or(a.Pos.Compare(b.Pos), strings.Compare(a.Object, b.Object),
+			strings.Compare(a.Path, b.Path), strings.Compare(a.Msg, b.Msg))
+	})
+	*l = slices.CompactFunc(*l, func(a, b *Error) bool { return *a == *b })
+}
+
+// Errors returns only the error-severity diagnostics.
+func (l List) Errors() List {
+	var out List
+	for _, e := range l {
+		if e.Severity == SevError {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// Warnings returns only the warning diagnostics.
+func (l List) Warnings() List {
+	var out List
+	for _, e := range l {
+		if e.Severity == SevWarning {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// Error formats every diagnostic, one per line.
+func (l List) Error() string {
+	var b strings.Builder
+	for i, e := range l {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(e.Error())
+	}
+	return b.String()
+}
+
+// Err returns the error-severity diagnostics as an error, or nil if there
+// are none.
+func (l List) Err() error {
+	errs := l.Errors()
+	if len(errs) == 0 {
+		return nil
+	}
+	return errs
+}
