@@ -1,0 +1,242 @@
+package golden
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"kpc/compiler/ir"
+	"kpc/internal/netlab"
+)
+
+// requireKernel skips the test when it cannot reach a kernel it may change
+// (not root, or a tool missing), except under CI, where that is a failure.
+func requireKernel(t *testing.T, tools ...string) {
+	t.Helper()
+	var missing []string
+	if os.Geteuid() != 0 {
+		missing = append(missing, "root")
+	}
+	for _, tool := range append([]string{"ip"}, tools...) {
+		if _, err := exec.LookPath(tool); err != nil {
+			missing = append(missing, tool)
+		}
+	}
+	if len(missing) == 0 {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("kernel test cannot run (missing %s) and CI is set", strings.Join(missing, ", "))
+	}
+	t.Skipf("kernel test needs %s", strings.Join(missing, ", "))
+}
+
+// backend loads a case's ruleset into a lab's node namespace.
+type backend struct {
+	name  string
+	mode  ir.Mode
+	tools []string
+	load  func(ctx context.Context, lab *netlab.Lab, c goldenCase, res result) error
+}
+
+func backends() []backend {
+	return []backend{
+		{name: "nft", mode: ir.ModeNFT, tools: []string{"nft"}, load: loadNFTFile},
+		{name: "iptables-nft", mode: ir.ModeIPTables, tools: []string{"iptables-nft-restore", "ip6tables-nft-restore"}, load: iptablesLoader("nft")},
+		{name: "iptables-legacy", mode: ir.ModeIPTables, tools: []string{"iptables-legacy-restore", "ip6tables-legacy-restore"}, load: iptablesLoader("legacy")},
+	}
+}
+
+func loadNFTFile(ctx context.Context, lab *netlab.Lab, c goldenCase, _ result) error {
+	out, err := lab.Exec(ctx, "nft", "-f", filepath.Join(c.dir, "want.nft"))
+	if err != nil {
+		return fmt.Errorf("nft -f want.nft: %v: %s", err, out)
+	}
+	return nil
+}
+
+func iptablesLoader(variant string) func(context.Context, *netlab.Lab, goldenCase, result) error {
+	return func(ctx context.Context, lab *netlab.Lab, c goldenCase, res result) error {
+		// iptables mode serves NodePorts on localhost, which needs route_localnet.
+		if out, err := lab.Exec(ctx, "sysctl", "-qw", "net.ipv4.conf.all.route_localnet=1"); err != nil {
+			return fmt.Errorf("sysctl route_localnet: %v: %s", err, out)
+		}
+		for file, tool := range map[string]string{"want.iptables": "iptables-" + variant + "-restore", "want.ip6tables": "ip6tables-" + variant + "-restore"} {
+			if _, ok := res.files[file]; !ok {
+				continue
+			}
+			if out, err := lab.Exec(ctx, tool, "--noflush", filepath.Join(c.dir, file)); err != nil {
+				return fmt.Errorf("%s --noflush %s: %v: %s", tool, file, err, out)
+			}
+		}
+		return nil
+	}
+}
+
+// labConfig derives a lab from a program and its flows: the node's
+// addresses, a server on every endpoint the ruleset can DNAT to, and every
+// other flow source as a client.
+func labConfig(t *testing.T, prog *ir.Program, flows []Flow) netlab.Config {
+	t.Helper()
+	cfg := netlab.Config{NodeIPs: NodeIPs(prog)}
+	seen := map[netlab.Endpoint]bool{}
+	epAddrs := map[netip.Addr]bool{}
+	for _, rs := range prog.Rulesets {
+		for _, ch := range rs.Chains {
+			for _, r := range ch.Rules {
+				if d, ok := r.Action.(*ir.DNAT); ok {
+					ep := netlab.Endpoint{Addr: d.Addr, Port: d.Port, Protocol: string(d.Protocol)}
+					if !seen[ep] && d.Protocol != ir.SCTP {
+						seen[ep] = true
+						cfg.Endpoints = append(cfg.Endpoints, ep)
+					}
+					epAddrs[d.Addr] = true
+				}
+			}
+		}
+	}
+	clients := map[netip.Addr]bool{}
+	for _, f := range flows {
+		pkt, err := f.Resolve(cfg.NodeIPs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !pkt.Node && !slices.Contains(cfg.NodeIPs, pkt.Src) && !epAddrs[pkt.Src] && !clients[pkt.Src] {
+			clients[pkt.Src] = true
+			cfg.Clients = append(cfg.Clients, pkt.Src)
+		}
+	}
+	return cfg
+}
+
+// probeCount is how many connections a flow sends: enough that every one of
+// n equally likely endpoints is reached with overwhelming probability.
+func probeCount(want Expect) int {
+	switch {
+	case want.Verdict == "dnat" && want.Affinity:
+		return 10
+	case want.Verdict == "dnat":
+		return 8*len(want.Endpoints) + 4
+	default:
+		return 2
+	}
+}
+
+// checkOutcome compares what the kernel did with the expectation.
+func checkOutcome(want Expect, pkt Packet, out netlab.Outcome, count int) []string {
+	var diffs []string
+	var reached []string
+	for ep := range out.Reached {
+		reached = append(reached, ep.String())
+	}
+	slices.Sort(reached)
+	switch want.Verdict {
+	case "dnat":
+		if failed := count - total(out.Reached); failed > 0 {
+			diffs = append(diffs, fmt.Sprintf("%d of %d connections failed (refused %d, timed out %d, unreachable %d, other %d)",
+				failed, count, out.Refused, out.TimedOut, out.Unreachable, out.Other))
+		}
+		if want.Affinity {
+			if len(reached) != 1 || !slices.Contains(want.Endpoints, reached[0]) {
+				diffs = append(diffs, fmt.Sprintf("affinity: reached %v, want exactly one of %v", reached, want.Endpoints))
+			}
+		} else if !slices.Equal(reached, want.Endpoints) {
+			diffs = append(diffs, fmt.Sprintf("reached %v, want %v", reached, want.Endpoints))
+		}
+		for src, n := range out.SeenFrom {
+			if masq := src != pkt.Src; masq != want.Masquerade {
+				diffs = append(diffs, fmt.Sprintf("%d connections seen from %s: masquerade %v, want %v", n, src, masq, want.Masquerade))
+			}
+		}
+	case "reject":
+		if out.Refused != count {
+			diffs = append(diffs, fmt.Sprintf("want %d refused, got %s", count, describe(out, reached)))
+		}
+	case "drop":
+		if out.TimedOut != count {
+			diffs = append(diffs, fmt.Sprintf("want %d timed out (dropped), got %s", count, describe(out, reached)))
+		}
+	case "untouched":
+		if len(reached) > 0 || out.TimedOut > 0 {
+			diffs = append(diffs, fmt.Sprintf("want no endpoint and no drop, got %s", describe(out, reached)))
+		}
+	}
+	return diffs
+}
+
+func total(m map[netip.AddrPort]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+func describe(out netlab.Outcome, reached []string) string {
+	return fmt.Sprintf("reached %v, refused %d, timed out %d, unreachable %d, other %d",
+		reached, out.Refused, out.TimedOut, out.Unreachable, out.Other)
+}
+
+// TestKernel replays every golden case's flows as real packets through the
+// ruleset each backend loads into a fresh network namespace.
+func TestKernel(t *testing.T) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			requireKernel(t, b.tools...)
+			flowsRun, conns, sctp := 0, 0, 0
+			for _, c := range cases(t) {
+				flows := readFlows(t, c)
+				if flows == nil {
+					continue
+				}
+				t.Run(c.name, func(t *testing.T) {
+					res := compileCase(t, c)
+					if res.prog == nil {
+						t.Fatalf("invalid input: %s", res.err)
+					}
+					ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+					defer cancel()
+					lab, err := netlab.New(labConfig(t, res.prog, flows))
+					if err != nil {
+						t.Fatalf("netlab: %v", err)
+					}
+					defer lab.Close()
+					if err := b.load(ctx, lab, c, res); err != nil {
+						t.Fatal(err)
+					}
+					nodeIPs := NodeIPs(res.prog)
+					for _, f := range flows {
+						pkt, err := f.Resolve(nodeIPs)
+						if err != nil {
+							t.Fatal(err)
+						}
+						if pkt.Protocol == ir.SCTP {
+							t.Logf("flow %q: SCTP is checked by the tracer only (no SCTP sockets in this kernel)", f.Name)
+							sctp++
+							continue
+						}
+						want := f.For(b.mode)
+						n := probeCount(want)
+						out, err := lab.Send(netlab.Probe{Src: pkt.Src, Dst: pkt.Dst, Port: pkt.Port, Protocol: string(pkt.Protocol), Count: n})
+						if err != nil {
+							t.Fatalf("flow %q: %v", f.Name, err)
+						}
+						if d := checkOutcome(want, pkt, out, n); len(d) > 0 {
+							t.Errorf("flow %q (%s): %s", f.Name, f.To, strings.Join(d, "; "))
+						}
+						flowsRun++
+						conns += n
+					}
+				})
+			}
+			t.Logf("kernel (%s): %d flows ran as %d real connections; %d SCTP flows checked by the tracer only", b.name, flowsRun, conns, sctp)
+		})
+	}
+}
