@@ -14,6 +14,7 @@ import (
 
 	"kpc/compiler/ir"
 	"kpc/internal/netlab"
+	"kpc/render"
 )
 
 // requireKernel skips the test when it cannot reach a kernel it may change
@@ -68,12 +69,30 @@ func iptablesLoader(variant string) func(context.Context, *netlab.Lab, goldenCas
 		if out, err := lab.Exec(ctx, "sysctl", "-qw", "net.ipv4.conf.all.route_localnet=1"); err != nil {
 			return fmt.Errorf("sysctl route_localnet: %v: %s", err, out)
 		}
-		for file, tool := range map[string]string{"want.iptables": "iptables-" + variant + "-restore", "want.ip6tables": "ip6tables-" + variant + "-restore"} {
-			if _, ok := res.files[file]; !ok {
+		for _, f := range []struct {
+			file, cmd string
+			family    ir.Family
+		}{{"want.iptables", "iptables", ir.IPv4}, {"want.ip6tables", "ip6tables", ir.IPv6}} {
+			if _, ok := res.files[f.file]; !ok {
 				continue
 			}
-			if out, err := lab.Exec(ctx, tool, "--noflush", filepath.Join(c.dir, file)); err != nil {
-				return fmt.Errorf("%s --noflush %s: %v: %s", tool, file, err, out)
+			tool := f.cmd + "-" + variant
+			if out, err := lab.Exec(ctx, tool+"-restore", "--noflush", filepath.Join(c.dir, f.file)); err != nil {
+				return fmt.Errorf("%s-restore --noflush %s: %v: %s", tool, f.file, err, out)
+			}
+			// The file cannot hook the built-in chains idempotently; the
+			// apply path adds one jump per built-in chain after the load.
+			hooks, err := render.IPTables{Family: f.family}.Hooks(res.prog)
+			if err != nil {
+				return err
+			}
+			for _, h := range hooks {
+				if _, err := lab.Exec(ctx, tool, h.CheckArgs()...); err == nil {
+					continue
+				}
+				if out, err := lab.Exec(ctx, tool, h.InsertArgs()...); err != nil {
+					return fmt.Errorf("%s %v: %v: %s", tool, h.InsertArgs(), err, out)
+				}
 			}
 		}
 		return nil

@@ -1,0 +1,613 @@
+package render
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"kpc/compiler/ir"
+)
+
+// IPTables renders the Ruleset of one IP family as iptables-restore input
+// (ip6tables-restore input for IPv6), in the layout of kube-proxy's
+// iptables mode.
+//
+// The file is meant for "iptables-restore --noflush": it declares only
+// kpc's own chains, all named PREFIX-… where PREFIX is the upper-cased
+// Ruleset.Table ("KPC"), which flushes them on load, and never declares or
+// flushes a built-in chain, so rules of other programs survive. Loading it
+// again gives the same kernel state. A Program without a Ruleset of the
+// family gives a file that flushes kpc's fixed chains, which takes kpc's
+// traffic handling out of service (per-Service chains of an earlier load
+// are left unreferenced; see Prune).
+//
+// The jumps from the built-in chains into kpc's hook chains cannot be part
+// of such a file: a --noflush load only inserts (-I/-A) or deletes (-D)
+// rules, each of which changes the number of rules of a built-in chain by
+// a fixed amount whatever the chain holds, so no file gives one jump both
+// on a clean node and on a node where it is already loaded (and -D of a
+// missing rule fails the whole load). Hooks lists these jumps, one per
+// built-in chain; HookCommands spells them as "iptables -C … || iptables
+// -I …" lines to run after each load. They never change: every rule kpc
+// needs in INPUT, FORWARD, OUTPUT, PREROUTING and POSTROUTING lives in the
+// hook chain the file fills (PREFIX-HOOK-INPUT, …).
+//
+// Layout (kube-proxy's, with KUBE- replaced by PREFIX-):
+//   - nat PREFIX-SERVICES: one rule per Ruleset.Services entry
+//     ("-d ADDR/32 --dport P"), then the NodePort rule (last): destination
+//     type LOCAL, or one rule per NodePort address; PREFIX-NODEPORTS: one
+//     rule per NodePort. Load-balancer IPs with a firewall entry go through
+//     PREFIX-FW-…, which accepts the allowed source ranges; the filter
+//     chain PREFIX-PROXY-FIREWALL drops what reached the load-balancer IP
+//     without DNAT.
+//   - nat per-IR chains PREFIX-SVC-, -SVL-, -EXT-, -FW-, -SEP- followed by
+//     16 characters of base32(sha256(IR chain name)). ir.Goto is "-g"
+//     (goto: a chain that falls off its end ends the dispatch, as the IR
+//     says), ir.Balance the "-m statistic --probability 1/n" cascade,
+//     session affinity "-m recent" lists named after the endpoint chain.
+//   - nat PREFIX-MARK-MASQ sets the masquerade mark; PREFIX-POSTROUTING
+//     masquerades marked packets (--random-fully).
+//   - filter PREFIX-SERVICES (cluster IPs) and PREFIX-EXTERNAL-SERVICES
+//     (other addresses and NodePorts) reject or drop new connections to
+//     Services without endpoints; filter PREFIX-NODEPORTS accepts
+//     health-check NodePorts; PREFIX-FORWARD drops conntrack-invalid
+//     packets and accepts marked and established ones; PREFIX-FIREWALL
+//     (IPv4 localhost NodePorts only) drops packets to 127.0.0.0/8 from
+//     elsewhere. Unlike kube-proxy, which checks cluster IPs only in
+//     FORWARD and OUTPUT and other addresses only in INPUT and FORWARD,
+//     new connections in all three go through both chains, as the IR (and
+//     kube-proxy's nftables mode) says: a node process connecting to the
+//     external IP of a Service without endpoints is refused.
+//
+// RejectClusterIPs and DropServiceCIDRs are ignored, as in kube-proxy's
+// iptables mode. Intents iptables cannot spell give an *UnsupportedError:
+// Drop or Reject inside an IR chain (chains live in the nat table) and
+// firewall chains other than one "drop sources outside these ranges" rule.
+type IPTables struct {
+	// Family selects the Ruleset to render: ir.IPv4 (the zero value also
+	// means IPv4) or ir.IPv6.
+	Family ir.Family
+}
+
+var _ Renderer = IPTables{}
+
+// iptDefaultPrefix is the chain prefix when no Ruleset names a table.
+const iptDefaultPrefix = "KPC"
+
+// iptMaxChainLen is the longest iptables chain name (XT_EXTENSION_MAXNAMELEN
+// - 1).
+const iptMaxChainLen = 28
+
+// iptMaxComment is the longest rule comment (XT_MAX_COMMENT_LEN - 1).
+const iptMaxComment = 255
+
+// The fixed chains, as suffixes of the prefix.
+const (
+	iptServices         = "SERVICES"
+	iptExternalServices = "EXTERNAL-SERVICES"
+	iptNodePorts        = "NODEPORTS"
+	iptForward          = "FORWARD"
+	iptProxyFirewall    = "PROXY-FIREWALL"
+	iptFirewall         = "FIREWALL"
+	iptPostrouting      = "POSTROUTING"
+	iptMarkMasq         = "MARK-MASQ"
+	iptHookPrefix       = "HOOK-"
+)
+
+// iptHookPoints are the built-in chains kpc hooks, by table, in file order.
+var iptHookPoints = []struct{ table, builtIn string }{
+	{"filter", "INPUT"},
+	{"filter", "FORWARD"},
+	{"filter", "OUTPUT"},
+	{"nat", "PREROUTING"},
+	{"nat", "OUTPUT"},
+	{"nat", "POSTROUTING"},
+}
+
+// iptChainKind gives the chain-name infix of each IR chain kind
+// (kube-proxy's KUBE-SVC-, KUBE-SVL-, …).
+var iptChainKind = map[ir.ChainKind]string{
+	ir.ServiceChain:  "SVC",
+	ir.LocalChain:    "SVL",
+	ir.ExternalChain: "EXT",
+	ir.FirewallChain: "FW",
+	ir.EndpointChain: "SEP",
+}
+
+// iptFamily holds what differs between iptables and ip6tables.
+type iptFamily struct {
+	family   ir.Family
+	command  string // "iptables", "ip6tables"
+	hostBits string // "/32", "/128"
+}
+
+var (
+	iptIPv4 = iptFamily{ir.IPv4, "iptables", "/32"}
+	iptIPv6 = iptFamily{ir.IPv6, "ip6tables", "/128"}
+)
+
+func (r IPTables) family() (iptFamily, error) {
+	switch r.Family {
+	case 0, ir.IPv4:
+		return iptIPv4, nil
+	case ir.IPv6:
+		return iptIPv6, nil
+	}
+	return iptFamily{}, fmt.Errorf("iptables: unknown IP family %d", r.Family)
+}
+
+// Command returns the name of the tool for the renderer's family:
+// "iptables" or "ip6tables" (append "-restore" for the loader).
+func (r IPTables) Command() string {
+	f, err := r.family()
+	if err != nil {
+		return iptIPv4.command
+	}
+	return f.command
+}
+
+// Render implements Renderer. It writes nothing and returns an error when
+// p is nil or invalid (ir.Program.Validate), when the family is unknown,
+// when Ruleset.Table does not give a usable chain prefix (letters, digits,
+// "-" and "_", at most 7 characters), or when an intent cannot be spelled
+// (an *UnsupportedError).
+func (r IPTables) Render(w io.Writer, p *ir.Program) error {
+	fam, err := r.family()
+	if err != nil {
+		return err
+	}
+	if p == nil {
+		return errors.New("iptables: nil program")
+	}
+	if err := p.Validate(); err != nil {
+		return fmt.Errorf("iptables: invalid program: %w", err)
+	}
+	prefix, err := iptPrefixOf(p)
+	if err != nil {
+		return err
+	}
+	var rs *ir.Ruleset
+	for _, s := range p.Rulesets {
+		if s.Family == fam.family {
+			rs = s
+		}
+	}
+	g := &iptGen{fam: fam, prefix: prefix, rs: rs}
+	g.filter.name, g.nat.name = "filter", "nat"
+	if err := g.generate(); err != nil {
+		return fmt.Errorf("iptables: %v ruleset: %w", fam.family, err)
+	}
+	var buf bytes.Buffer
+	g.header(&buf, p)
+	g.filter.writeTo(&buf)
+	g.nat.writeTo(&buf)
+	if _, err := w.Write(buf.Bytes()); err != nil {
+		return fmt.Errorf("iptables: writing: %w", err)
+	}
+	return nil
+}
+
+// iptPrefixOf returns the chain prefix: the upper-cased Table of the
+// Program's first Ruleset (both families share it), or "KPC".
+func iptPrefixOf(p *ir.Program) (string, error) {
+	prefix := iptDefaultPrefix
+	if p != nil && len(p.Rulesets) > 0 && p.Rulesets[0] != nil {
+		prefix = strings.ToUpper(p.Rulesets[0].Table)
+	}
+	// The longest names are PREFIX-SVC-<16> and PREFIX-HOOK-POSTROUTING.
+	if max := iptMaxChainLen - len("-SVC-") - 16; prefix == "" || len(prefix) > max {
+		return "", fmt.Errorf("iptables: chain prefix %q (from the table name) must have 1 to %d characters", prefix, max)
+	}
+	for _, c := range prefix {
+		if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return "", fmt.Errorf("iptables: chain prefix %q (from the table name) may only hold letters, digits, '-' and '_'", prefix)
+		}
+	}
+	return prefix, nil
+}
+
+// iptTable collects one table's chain declarations and rules.
+type iptTable struct {
+	name   string
+	chains []string
+	rules  bytes.Buffer
+}
+
+func (t *iptTable) declare(chain string) { t.chains = append(t.chains, chain) }
+
+// add appends "-A chain args…", skipping empty arguments.
+func (t *iptTable) add(chain string, args ...string) {
+	t.rules.WriteString("-A ")
+	t.rules.WriteString(chain)
+	for _, a := range args {
+		if a == "" {
+			continue
+		}
+		t.rules.WriteByte(' ')
+		t.rules.WriteString(a)
+	}
+	t.rules.WriteByte('\n')
+}
+
+func (t *iptTable) writeTo(buf *bytes.Buffer) {
+	buf.WriteString("*" + t.name + "\n")
+	for _, c := range t.chains {
+		buf.WriteString(":" + c + " - [0:0]\n")
+	}
+	buf.Write(t.rules.Bytes())
+	buf.WriteString("COMMIT\n")
+}
+
+// iptGen generates the two tables of one family.
+type iptGen struct {
+	fam    iptFamily
+	prefix string
+	rs     *ir.Ruleset // nil: only the fixed chains, empty
+
+	filter, nat iptTable
+
+	names     map[string]string    // IR chain -> iptables chain
+	chains    map[string]*ir.Chain // IR chain by name
+	endpoint  map[string]string    // endpoint chain -> "ip:port" of its DNAT
+	recent    map[string]string    // affinity set -> recent list name
+	seconds   map[string]string    // affinity set -> timeout in seconds
+	clusterIP map[netip.Addr]bool
+	fwTarget  map[string]string // IR firewall chain -> iptables chain its allowed sources go to
+	fwComment map[string]string // IR firewall chain -> Service comment
+	probs     []string          // probs[n] is 1/n, spelled
+	npDsts    []string          // destination matches of NodePort addresses
+}
+
+// fixed returns the name of a fixed chain.
+func (g *iptGen) fixed(suffix string) string { return g.prefix + "-" + suffix }
+
+func (g *iptGen) header(buf *bytes.Buffer, p *ir.Program) {
+	fmt.Fprintf(buf, "# kpc: Kubernetes Services as %s-restore input (%v). Load with\n", g.fam.command, g.fam.family)
+	fmt.Fprintf(buf, "# kpc: \"%s-restore --noflush FILE\", then hook kpc's chains in (idempotent):\n", g.fam.command)
+	for _, h := range iptHookPoints {
+		hook := IPTablesHook{Table: h.table, BuiltIn: h.builtIn, Target: g.fixed(iptHookPrefix + h.builtIn)}
+		fmt.Fprintf(buf, "# kpc:   %s\n", hook.shell(g.fam.command))
+	}
+	for _, n := range p.Notes {
+		for line := range strings.Lines(n) {
+			buf.WriteString("# ")
+			buf.WriteString(iptSanitize(strings.TrimRight(line, "\r\n")))
+			buf.WriteByte('\n')
+		}
+	}
+}
+
+// generate fills both tables.
+func (g *iptGen) generate() error {
+	f, n := &g.filter, &g.nat
+	for _, h := range iptHookPoints {
+		t := f
+		if h.table == "nat" {
+			t = n
+		}
+		t.declare(g.fixed(iptHookPrefix + h.builtIn))
+	}
+	for _, c := range []string{iptServices, iptExternalServices, iptNodePorts, iptForward, iptProxyFirewall, iptFirewall} {
+		f.declare(g.fixed(c))
+	}
+	for _, c := range []string{iptServices, iptNodePorts, iptPostrouting, iptMarkMasq} {
+		n.declare(g.fixed(c))
+	}
+	if g.rs == nil {
+		return nil
+	}
+	g.fixedRules()
+	if err := g.prepare(); err != nil {
+		return err
+	}
+	if err := g.dispatch(); err != nil {
+		return err
+	}
+	g.noEndpoints()
+	for _, p := range g.rs.HealthCheckNodePorts {
+		f.add(g.fixed(iptNodePorts), iptComment("health check node port"), "-m tcp -p tcp --dport", strconv.Itoa(int(p)), "-j ACCEPT")
+	}
+	for _, c := range g.rs.Chains {
+		if err := g.chain(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fixedRules writes the hook chains and the helper chains whose rules do not
+// depend on Services.
+func (g *iptGen) fixedRules() {
+	f, n := &g.filter, &g.nat
+	mark := fmt.Sprintf("%#x", g.rs.MasqMark)
+	localnet := g.fam.family == ir.IPv4 && g.rs.Node.LocalhostNodePorts
+	ctNew := "-m conntrack --ctstate NEW"
+	hook := func(b string) string { return g.fixed(iptHookPrefix + b) }
+
+	for _, b := range []string{"INPUT", "FORWARD", "OUTPUT"} {
+		f.add(hook(b), ctNew, iptComment("kpc load balancer firewall"), "-j", g.fixed(iptProxyFirewall))
+		switch b {
+		case "INPUT":
+			f.add(hook(b), iptComment("kpc health check service ports"), "-j", g.fixed(iptNodePorts))
+		case "FORWARD":
+			f.add(hook(b), iptComment("kpc forwarding rules"), "-j", g.fixed(iptForward))
+		}
+		f.add(hook(b), ctNew, iptComment("kpc service portals"), "-j", g.fixed(iptServices))
+		f.add(hook(b), ctNew, iptComment("kpc externally-visible service portals"), "-j", g.fixed(iptExternalServices))
+		if localnet && b != "FORWARD" {
+			f.add(hook(b), "-j", g.fixed(iptFirewall))
+		}
+	}
+	n.add(hook("PREROUTING"), iptComment("kpc service portals"), "-j", g.fixed(iptServices))
+	n.add(hook("OUTPUT"), iptComment("kpc service portals"), "-j", g.fixed(iptServices))
+	n.add(hook("POSTROUTING"), iptComment("kpc postrouting rules"), "-j", g.fixed(iptPostrouting))
+
+	n.add(g.fixed(iptPostrouting), "-m mark ! --mark", mark+"/"+mark, "-j RETURN")
+	n.add(g.fixed(iptPostrouting), "-j MARK --xor-mark", mark)
+	n.add(g.fixed(iptPostrouting), iptComment("kpc service traffic requiring SNAT"), "-j MASQUERADE --random-fully")
+	n.add(g.fixed(iptMarkMasq), "-j MARK --or-mark", mark)
+
+	f.add(g.fixed(iptForward), "-m conntrack --ctstate INVALID -j DROP")
+	f.add(g.fixed(iptForward), iptComment("kpc forwarding rules"), "-m mark --mark", mark+"/"+mark, "-j ACCEPT")
+	f.add(g.fixed(iptForward), iptComment("kpc forwarding conntrack rule"), "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT")
+	if localnet {
+		f.add(g.fixed(iptFirewall), iptComment("block incoming localnet connections"),
+			"-d 127.0.0.0/8 ! -s 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP")
+	}
+}
+
+// prepare names the IR chains and indexes what rules refer to.
+func (g *iptGen) prepare() error {
+	rs := g.rs
+	g.names = make(map[string]string, len(rs.Chains))
+	g.chains = make(map[string]*ir.Chain, len(rs.Chains))
+	g.endpoint = map[string]string{}
+	owner := make(map[string]string, len(rs.Chains))
+	for _, c := range rs.Chains {
+		kind, ok := iptChainKind[c.Kind]
+		if !ok {
+			return fmt.Errorf("chain %q: unknown kind %d", c.Name, c.Kind)
+		}
+		sum := sha256.Sum256([]byte(c.Name))
+		name := g.prefix + "-" + kind + "-" + base32.StdEncoding.EncodeToString(sum[:])[:16]
+		if prev, dup := owner[name]; dup {
+			return fmt.Errorf("chains %q and %q both map to iptables chain %s", prev, c.Name, name)
+		}
+		owner[name] = c.Name
+		g.names[c.Name] = name
+		g.chains[c.Name] = c
+		if c.Kind != ir.EndpointChain {
+			continue
+		}
+		for _, r := range c.Rules {
+			if d, ok := r.Action.(*ir.DNAT); ok && d != nil {
+				g.endpoint[c.Name] = netip.AddrPortFrom(d.Addr, d.Port).String()
+				break
+			}
+		}
+	}
+
+	// A recent list is named after the endpoint chain that records its
+	// clients (kube-proxy's scheme), else after the set.
+	updaters := map[string][]string{}
+	for _, c := range rs.Chains {
+		for _, r := range c.Rules {
+			if u, ok := r.Action.(*ir.AffinityUpdate); ok && u != nil && !slices.Contains(updaters[u.Set], c.Name) {
+				updaters[u.Set] = append(updaters[u.Set], c.Name)
+			}
+		}
+	}
+	g.recent = make(map[string]string, len(rs.AffinitySets))
+	g.seconds = make(map[string]string, len(rs.AffinitySets))
+	for _, s := range rs.AffinitySets {
+		if u := updaters[s.Name]; len(u) == 1 {
+			g.recent[s.Name] = g.names[u[0]]
+		} else {
+			sum := sha256.Sum256([]byte(s.Name))
+			g.recent[s.Name] = g.prefix + "-AFF-" + base32.StdEncoding.EncodeToString(sum[:])[:16]
+		}
+		secs := s.Timeout / time.Second // whole seconds, rounded up
+		if s.Timeout%time.Second != 0 {
+			secs++
+		}
+		g.seconds[s.Name] = strconv.FormatInt(int64(secs), 10)
+	}
+
+	g.clusterIP = make(map[netip.Addr]bool, len(rs.ClusterIPs))
+	for _, a := range rs.ClusterIPs {
+		g.clusterIP[a] = true
+	}
+	g.npDsts = g.nodePortDsts()
+	return nil
+}
+
+// target returns the iptables chain a dispatch entry, Goto or Balance goes
+// to. Firewall chains only stand in front of load-balancer IPs (Firewall).
+func (g *iptGen) target(chain string) (string, error) {
+	if c := g.chains[chain]; c == nil || c.Kind == ir.FirewallChain {
+		return "", &UnsupportedError{Backend: "iptables", Feature: fmt.Sprintf("jump to firewall chain %q outside the firewall step", chain)}
+	}
+	return g.names[chain], nil
+}
+
+// dst spells an exact destination match.
+func (g *iptGen) dst(a netip.Addr, proto ir.Protocol, port uint16) string {
+	p := iptProto(proto)
+	return "-m " + p + " -p " + p + " -d " + a.String() + g.fam.hostBits + " --dport " + strconv.Itoa(int(port))
+}
+
+// nodePortDsts returns the destination matches of NodePort addresses, one
+// per rule: local addresses (without loopback unless localhost NodePorts
+// are on), or each NodePort address (and 127.0.0.0/8 with localhost
+// NodePorts).
+func (g *iptGen) nodePortDsts() []string {
+	node := &g.rs.Node
+	localhost := g.fam.family == ir.IPv4 && node.LocalhostNodePorts
+	if node.NodePortAllLocal {
+		switch {
+		case g.fam.family == ir.IPv6:
+			return []string{"-m addrtype --dst-type LOCAL ! -d ::1/128"}
+		case !localhost:
+			return []string{"-m addrtype --dst-type LOCAL ! -d 127.0.0.0/8"}
+		}
+		return []string{"-m addrtype --dst-type LOCAL"}
+	}
+	var out []string
+	for _, a := range node.NodePortAddrs {
+		if localhost && a.IsLoopback() {
+			continue // 127.0.0.0/8 below
+		}
+		d := "-d " + a.String() + g.fam.hostBits
+		if !slices.Contains(out, d) {
+			out = append(out, d)
+		}
+	}
+	if localhost {
+		out = append(out, "-d 127.0.0.0/8")
+	}
+	return out
+}
+
+// dispatch writes nat PREFIX-SERVICES, PREFIX-NODEPORTS, the firewall
+// chains and filter PREFIX-PROXY-FIREWALL, and the filter rules of dispatch
+// entries whose target is a verdict.
+func (g *iptGen) dispatch() error {
+	rs := g.rs
+	n, f := &g.nat, &g.filter
+	services, nodePorts := g.fixed(iptServices), g.fixed(iptNodePorts)
+
+	type key struct {
+		addr  netip.Addr
+		proto ir.Protocol
+		port  uint16
+	}
+	chainTarget := map[key]string{}
+	for _, e := range rs.Services {
+		chainTarget[key{e.Addr, e.Protocol, e.Port}] = e.Target.Chain
+	}
+	g.fwTarget, g.fwComment = map[string]string{}, map[string]string{}
+	fwDispatch := map[key]string{}
+	for _, e := range rs.Firewall {
+		c := g.chains[e.Target.Chain]
+		if c == nil || c.Kind != ir.FirewallChain {
+			return &UnsupportedError{Backend: "iptables", Feature: fmt.Sprintf("firewall entry %s %s %d: target %q is not a firewall chain", e.Addr, e.Protocol, e.Port, e.Target.Chain)}
+		}
+		allowAll, allowed, err := iptFirewallRanges(c)
+		if err != nil {
+			return err
+		}
+		if allowAll {
+			continue
+		}
+		k := key{e.Addr, e.Protocol, e.Port}
+		svc := iptEntryComment(e.Comment, "")
+		if t := chainTarget[k]; t != "" {
+			// Allowed sources are DNATed by the nat firewall chain; what
+			// reaches filter with this destination was not allowed.
+			if prev, ok := g.fwTarget[c.Name]; ok && prev != t {
+				return &UnsupportedError{Backend: "iptables", Feature: fmt.Sprintf("firewall chain %q in front of two different chains", c.Name)}
+			}
+			g.fwTarget[c.Name] = t
+			if _, ok := g.fwComment[c.Name]; !ok {
+				g.fwComment[c.Name] = svc
+			}
+			fwDispatch[k] = g.names[c.Name]
+			f.add(g.fixed(iptProxyFirewall), iptComment(svc+" traffic not accepted by "+g.names[c.Name]), g.dst(e.Addr, e.Protocol, e.Port), "-j DROP")
+			continue
+		}
+		// Nothing DNATs this destination: let the allowed sources through
+		// the filter check and drop the rest.
+		for _, p := range allowed {
+			f.add(g.fixed(iptProxyFirewall), iptComment(iptEntryComment(e.Comment, e.Kind)), "-s", p.Masked().String(), g.dst(e.Addr, e.Protocol, e.Port), "-j RETURN")
+		}
+		f.add(g.fixed(iptProxyFirewall), iptComment(svc+" traffic not accepted by the source ranges"), g.dst(e.Addr, e.Protocol, e.Port), "-j DROP")
+	}
+
+	for _, e := range rs.Services {
+		d := g.dst(e.Addr, e.Protocol, e.Port)
+		c := iptComment(iptEntryComment(e.Comment, e.Kind))
+		switch {
+		case fwDispatch[key{e.Addr, e.Protocol, e.Port}] != "":
+			n.add(services, c, d, "-g", fwDispatch[key{e.Addr, e.Protocol, e.Port}])
+		case e.Target.Chain != "":
+			t, err := g.target(e.Target.Chain)
+			if err != nil {
+				return err
+			}
+			n.add(services, c, d, "-g", t)
+		default:
+			// A verdict at dispatch: stop dispatching, then the filter
+			// table refuses the connection.
+			n.add(services, c, d, "-j RETURN")
+			g.addVerdict(g.verdictChain(e.Addr), c, d, e.Target)
+		}
+	}
+	for _, d := range g.npDsts {
+		n.add(services, iptComment("kpc service nodeports; NOTE: this must be the last rule in this chain"), d, "-g", nodePorts)
+	}
+	for _, e := range rs.NodePorts {
+		p := iptProto(e.Protocol)
+		d := "-m " + p + " -p " + p + " --dport " + strconv.Itoa(int(e.Port))
+		c := iptComment(iptEntryComment(e.Comment, ""))
+		if e.Target.Chain != "" {
+			t, err := g.target(e.Target.Chain)
+			if err != nil {
+				return err
+			}
+			n.add(nodePorts, c, d, "-g", t)
+			continue
+		}
+		n.add(nodePorts, c, d, "-j RETURN")
+		for _, nd := range g.npDsts {
+			g.addVerdict(g.fixed(iptExternalServices), c, nd+" "+d, e.Target)
+		}
+	}
+	return nil
+}
+
+// verdictChain is the filter chain that refuses new connections to addr:
+// PREFIX-SERVICES for cluster IPs, PREFIX-EXTERNAL-SERVICES otherwise.
+func (g *iptGen) verdictChain(addr netip.Addr) string {
+	if g.clusterIP[addr] {
+		return g.fixed(iptServices)
+	}
+	return g.fixed(iptExternalServices)
+}
+
+// addVerdict adds a filter rule that drops or rejects.
+func (g *iptGen) addVerdict(chain, comment, match string, t ir.Target) {
+	v := "-j REJECT"
+	if t.Drop {
+		v = "-j DROP"
+	}
+	g.filter.add(chain, comment, match, v)
+}
+
+// noEndpoints writes the filter rules of NoEndpoints and
+// NoEndpointNodePorts, with kube-proxy's comments.
+func (g *iptGen) noEndpoints() {
+	comment := func(svc string, t ir.Target) string {
+		if t.Drop {
+			return iptComment(iptEntryComment(svc, "") + " has no local endpoints")
+		}
+		return iptComment(iptEntryComment(svc, "") + " has no endpoints")
+	}
+	for _, e := range g.rs.NoEndpoints {
+		g.addVerdict(g.verdictChain(e.Addr), comment(e.Comment, e.Target), g.dst(e.Addr, e.Protocol, e.Port), e.Target)
+	}
+	for _, e := range g.rs.NoEndpointNodePorts {
+		p := iptProto(e.Protocol)
+		for _, d := range g.npDsts {
+			g.addVerdict(g.fixed(iptExternalServices), comment(e.Comment, e.Target),
+				d+" -m "+p+" -p "+p+" --dport "+strconv.Itoa(int(e.Port)), e.Target)
+		}
+	}
+}
