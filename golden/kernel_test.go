@@ -25,7 +25,7 @@ func requireKernel(t *testing.T, tools ...string) {
 	if os.Geteuid() != 0 {
 		missing = append(missing, "root")
 	}
-	for _, tool := range append([]string{"ip"}, tools...) {
+	for _, tool := range append([]string{"ip", "nft", "conntrack"}, tools...) {
 		if _, err := exec.LookPath(tool); err != nil {
 			missing = append(missing, tool)
 		}
