@@ -133,7 +133,7 @@ func loadInputs(paths []string, in *inputFlags, serviceCIDRs []netip.Prefix, std
 	opts := load.Options{Strict: in.strict, ServiceCIDRs: serviceCIDRs}
 	if in.nodePortRange != "" {
 		r, _ := parsePortRange(in.nodePortRange) // checked by the caller
-		opts.NodePortRange = r
+		opts.NodePortRange = load.PortRange{Min: r[0], Max: r[1]}
 	}
 	input, diags := load.Load(paths, stdin, opts)
 	diags.Sort()

@@ -1,0 +1,233 @@
+// Package compiler turns validated Kubernetes objects into kpc's IR: it owns
+// every semantic decision (which endpoints, which verdict, what is
+// masqueraded), reproducing kube-proxy's nftables mode for one node.
+//
+// Compile is the entry point. Its input has been validated and defaulted by
+// package load; Compile still never panics on arbitrary input, and its output
+// is deterministic whatever the order of the input documents.
+//
+// Choices made where kube-proxy depends on cluster state (documented here so
+// that golden files can be reviewed against them):
+//
+//   - Cluster IPs missing from spec (not "None", not ExternalName) are
+//     allocated offline from the first Service CIDR of each needed family:
+//     offset = SHA-256("ns/name") mod the usable size, skipping the network
+//     address, the first host address (the API server gives it to
+//     default/kubernetes) and, for IPv4, the broadcast address. Explicit IPs
+//     are reserved first; requesters are served in (hash, ns/name) order and
+//     a taken address is resolved by probing upwards (wrapping). Missing
+//     nodePorts (NodePort, and LoadBalancer with allocateLoadBalancerNodePorts)
+//     and healthCheckNodePorts (LoadBalancer with externalTrafficPolicy Local)
+//     are allocated the same way from the NodePort range, keyed by
+//     "ns/name:port" and "ns/name:healthCheckNodePort"; ports with the same
+//     port number share one nodePort. Every allocation is written to
+//     Program.Notes.
+//   - Topology: like kube-proxy 1.33+, zone hints (and forNodes hints) are
+//     used whenever every ready endpoint carries them and one names this
+//     node's zone (node); the Service's trafficDistribution and topology
+//     annotations are not consulted (the EndpointSlice controller only sets
+//     hints when they ask for it).
+//   - publishNotReadyAddresses is ignored, as kube-proxy ignores it (the
+//     EndpointSlice controller reports such endpoints as ready).
+//   - Duplicate endpoints (same ip:port) are merged preferring a local
+//     endpoint, then a ready, then a serving one.
+package compiler
+
+import (
+	"cmp"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"kpc/compiler/api"
+	"kpc/compiler/diag"
+	"kpc/compiler/ir"
+)
+
+// Compile compiles in for the node and proxy settings of opts (merged with
+// the input's Node and KubeProxyConfiguration documents) into one Ruleset
+// per IP family that has a proxied Service, IPv4 first. It always returns a
+// non-nil Program; the diagnostics (sorted) say whether it is usable: any
+// error-severity entry (duplicate cluster IPs or nodePorts across Services,
+// a dispatch key claimed by two Services, an exhausted range, ...) means the
+// input is invalid. A nil in is an empty input.
+func Compile(in *api.Input, opts Options) (*ir.Program, diag.List) {
+	if in == nil {
+		in = &api.Input{}
+	}
+	c := &compiler{in: in, opts: opts}
+	c.resolveConfig()
+	c.collectServices()
+	c.allocateClusterIPs()
+	c.allocateNodePorts()
+	c.indexSlices()
+
+	prog := &ir.Program{}
+	for _, f := range families {
+		if rs := c.buildRuleset(f); rs != nil {
+			if err := rs.Validate(); err != nil {
+				c.diags.Add(diag.Pos{}, "", "", fmt.Sprintf("internal error: invalid IR: %v", err))
+			}
+			prog.Rulesets = append(prog.Rulesets, rs)
+		}
+	}
+	prog.Notes = c.sortedNotes()
+	c.diags.Sort()
+	return prog, c.diags
+}
+
+type compiler struct {
+	in    *api.Input
+	opts  Options
+	cfg   *config
+	diags diag.List
+	notes []note
+
+	// svcs are the proxied Services in processing order (by position,
+	// then namespace/name).
+	svcs []*svc
+	// slices indexes EndpointSlices by "ns/serviceName".
+	slices map[string][]*api.EndpointSlice
+}
+
+type note struct {
+	key  string // namespace/name of the Service, "" for global notes
+	seq  int
+	text string
+}
+
+func (c *compiler) addNote(key, text string) {
+	c.notes = append(c.notes, note{key: key, seq: len(c.notes), text: text})
+}
+
+func (c *compiler) sortedNotes() []string {
+	ns := slices.Clone(c.notes)
+	slices.SortStableFunc(ns, func(a, b note) int {
+		return cmp.Or(strings.Compare(a.key, b.key), cmp.Compare(a.seq, b.seq))
+	})
+	var out []string
+	for _, n := range ns {
+		out = append(out, n.text)
+	}
+	return out
+}
+
+// svc is a proxied Service with its resolved cluster IPs and nodePorts.
+type svc struct {
+	api *api.Service
+	id  string // "ns/name"
+	obj string // "Service ns/name"
+	pos diag.Pos
+	// ips are the cluster IPs per family; a family absent here is not
+	// proxied.
+	ips map[ir.Family]netip.Addr
+	// explicit marks the families whose IP came from spec.
+	explicit map[ir.Family]bool
+	// want lists families to allocate, with the path to blame.
+	want []ir.Family
+	// nodePorts is per spec.ports index (0: none).
+	nodePorts []int
+	// npConflict marks ports whose explicit nodePort clashed (not
+	// allocated again).
+	npConflict []bool
+	hcnp       int
+}
+
+func (s *svc) spec() *api.ServiceSpec { return &s.api.Spec }
+
+// externallyAccessibleType is apiservice.ExternallyAccessible: the type
+// (or externalIPs on a ClusterIP Service) makes the Service reachable from
+// outside.
+func (s *svc) externallyAccessibleType() bool {
+	sp := s.spec()
+	return sp.Type == "LoadBalancer" || sp.Type == "NodePort" ||
+		((sp.Type == "ClusterIP" || sp.Type == "") && len(sp.ExternalIPs) > 0)
+}
+
+// externalPolicyLocal is apiservice.ExternalPolicyLocal.
+func (s *svc) externalPolicyLocal() bool {
+	return s.externallyAccessibleType() && s.spec().ExternalTrafficPolicy == "Local"
+}
+
+// needsHealthCheck is apiservice.NeedsHealthCheck.
+func (s *svc) needsHealthCheck() bool {
+	return s.spec().Type == "LoadBalancer" && s.externalPolicyLocal()
+}
+
+// hasNodePorts says whether the Service's type serves nodePorts.
+func (s *svc) hasNodePorts() bool {
+	t := s.spec().Type
+	return t == "NodePort" || t == "LoadBalancer"
+}
+
+// allocatesNodePorts says whether missing nodePorts are allocated.
+func (s *svc) allocatesNodePorts() bool {
+	sp := s.spec()
+	switch sp.Type {
+	case "NodePort":
+		return true
+	case "LoadBalancer":
+		return sp.AllocateLoadBalancerNodePorts == nil || *sp.AllocateLoadBalancerNodePorts
+	}
+	return false
+}
+
+// collectServices keeps the Services kube-proxy proxies (not ExternalName,
+// not headless), in position order, reporting duplicate names.
+func (c *compiler) collectServices() {
+	all := sortedByPos(c.in.Services, func(s *api.Service) diag.Pos { return s.Pos })
+	slices.SortStableFunc(all, func(a, b *api.Service) int {
+		return cmp.Or(a.Pos.Compare(b.Pos), strings.Compare(a.ID(), b.ID()))
+	})
+	seen := map[string]*api.Service{}
+	for _, s := range all {
+		id := s.ID()
+		if first, dup := seen[id]; dup {
+			c.diags.Add(s.Pos, "Service "+id, "metadata.name", fmt.Sprintf("duplicate Service (first defined at %s)", first.Pos))
+			continue
+		}
+		seen[id] = s
+		if s.Spec.Type == "ExternalName" {
+			continue
+		}
+		if s.Spec.ClusterIP == "None" || (len(s.Spec.ClusterIPs) > 0 && s.Spec.ClusterIPs[0] == "None") {
+			continue
+		}
+		c.svcs = append(c.svcs, &svc{
+			api:        s,
+			id:         id,
+			obj:        "Service " + id,
+			pos:        s.Pos,
+			ips:        map[ir.Family]netip.Addr{},
+			explicit:   map[ir.Family]bool{},
+			nodePorts:  make([]int, len(s.Spec.Ports)),
+			npConflict: make([]bool, len(s.Spec.Ports)),
+		})
+	}
+}
+
+// indexSlices groups EndpointSlices by the Service they name (label
+// kubernetes.io/service-name, same namespace), each group sorted by name.
+func (c *compiler) indexSlices() {
+	c.slices = map[string][]*api.EndpointSlice{}
+	seen := map[string]*api.EndpointSlice{}
+	for _, es := range sortedByPos(c.in.EndpointSlices, func(e *api.EndpointSlice) diag.Pos { return e.Pos }) {
+		if first, dup := seen[es.ID()]; dup && es.Metadata.Name != "" {
+			c.diags.Add(es.Pos, "EndpointSlice "+es.ID(), "metadata.name", fmt.Sprintf("duplicate EndpointSlice (first defined at %s)", first.Pos))
+			continue
+		}
+		seen[es.ID()] = es
+		name := es.Metadata.Labels[api.ServiceNameLabel]
+		if name == "" {
+			continue
+		}
+		key := es.Metadata.Namespace + "/" + name
+		c.slices[key] = append(c.slices[key], es)
+	}
+	for _, list := range c.slices {
+		slices.SortStableFunc(list, func(a, b *api.EndpointSlice) int {
+			return cmp.Or(strings.Compare(a.Metadata.Name, b.Metadata.Name), a.Pos.Compare(b.Pos))
+		})
+	}
+}

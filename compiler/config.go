@@ -1,0 +1,428 @@
+package compiler
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"kpc/compiler/api"
+	"kpc/compiler/diag"
+	"kpc/compiler/ir"
+)
+
+// Options are the command-line settings of a compile. Flags win over the
+// input's Node and KubeProxyConfiguration documents; a zero Options means
+// "take everything from the documents, else kube-proxy's defaults".
+type Options struct {
+	// NodeName (--node-name) names the node the rules are for; endpoints
+	// with this nodeName are local. Empty: KubeProxyConfiguration's
+	// hostnameOverride, else the only Node document's name, else no node.
+	NodeName string
+	// NodeIPs (--node-ip, repeatable) are the node's addresses; the first of
+	// each family is its primary address. For a family with none, the
+	// Node document's InternalIP then ExternalIP addresses are used.
+	NodeIPs []netip.Addr
+	// ClusterCIDRs (--cluster-cidr) are the pod ranges of both families;
+	// like kube-proxy, only the first of each family is used. Empty:
+	// KubeProxyConfiguration's clusterCIDR (or the Node's podCIDRs with
+	// detectLocalMode NodeCIDR).
+	ClusterCIDRs []netip.Prefix
+	// ServiceCIDRs (--service-cidr) are the Service ranges; default
+	// 10.96.0.0/12 and fd00:10:96::/108. The family of the first is the
+	// cluster's primary family; cluster IPs are allocated from the first
+	// range of each family.
+	ServiceCIDRs []netip.Prefix
+	// NodePortAddresses (--nodeport-addresses) are CIDRs or "primary".
+	// Empty: KubeProxyConfiguration's nodePortAddresses, else "primary"
+	// (kube-proxy's nftables default).
+	NodePortAddresses []string
+	// MasqueradeAll (--masquerade-all) masquerades all traffic to cluster
+	// IPs. Nil: from KubeProxyConfiguration, else false.
+	MasqueradeAll *bool
+	// MasqueradeBit (--masquerade-bit) is the mark bit; nil: from
+	// KubeProxyConfiguration, else 14 (mark 0x4000).
+	MasqueradeBit *int
+	// LocalhostNodePorts (iptables mode) serves NodePorts on 127.0.0.0/8
+	// from the node. Nil: from KubeProxyConfiguration, else true.
+	LocalhostNodePorts *bool
+	// NodePortRange is the range NodePorts are allocated from; zero means
+	// 30000-32767.
+	NodePortRange [2]int
+}
+
+// Defaults used when neither flags nor documents say otherwise.
+var (
+	defaultServiceCIDRs = []netip.Prefix{
+		netip.MustParsePrefix("10.96.0.0/12"),
+		netip.MustParsePrefix("fd00:10:96::/108"),
+	}
+	defaultNodePortRange = [2]int{30000, 32767}
+)
+
+const (
+	defaultMasqueradeBit  = 14
+	defaultAffinitySecond = 10800
+	tableName             = "kpc"
+	nodePortPrimary       = "primary"
+)
+
+var families = []ir.Family{ir.IPv4, ir.IPv6}
+
+// config is the resolved node and proxy context of a compile.
+type config struct {
+	nodeName string
+	zone     string
+	// nodeIPs are sorted; primary is the first given of each family.
+	nodeIPs map[ir.Family][]netip.Addr
+	primary map[ir.Family]netip.Addr
+	// podCIDR is the local-traffic detector's range per family (invalid
+	// when none).
+	podCIDR map[ir.Family]netip.Prefix
+	// serviceCIDRs per family, in the order given.
+	serviceCIDRs  map[ir.Family][]netip.Prefix
+	primaryFamily ir.Family
+	nodePortAll   map[ir.Family]bool
+	nodePortAddrs map[ir.Family][]netip.Addr
+	localhostNP   map[ir.Family]bool
+	masqueradeAll bool
+	masqMark      uint32
+	nodePortLo    int
+	nodePortHi    int
+}
+
+// familyOf returns the family of an (unmapped) address.
+func familyOf(a netip.Addr) ir.Family {
+	if a.Is4() {
+		return ir.IPv4
+	}
+	return ir.IPv6
+}
+
+// parseIP parses an IP address the way the compiler uses it: IPv4-mapped
+// IPv6 addresses are unmapped and zoned addresses are refused.
+func parseIP(s string) (netip.Addr, bool) {
+	a, err := netip.ParseAddr(strings.TrimSpace(s))
+	if err != nil || a.Zone() != "" {
+		return netip.Addr{}, false
+	}
+	return a.Unmap(), true
+}
+
+// parseCIDR parses a CIDR and masks it; IPv4-mapped prefixes are refused.
+func parseCIDR(s string) (netip.Prefix, bool) {
+	p, err := netip.ParsePrefix(strings.TrimSpace(s))
+	if err != nil || p.Addr().Is4In6() || p.Addr().Zone() != "" {
+		return netip.Prefix{}, false
+	}
+	return p.Masked(), true
+}
+
+func sortedByPos[T any](xs []*T, pos func(*T) diag.Pos) []*T {
+	out := make([]*T, 0, len(xs))
+	for _, x := range xs {
+		if x != nil {
+			out = append(out, x)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b *T) int { return pos(a).Compare(pos(b)) })
+	return out
+}
+
+// resolveConfig merges flags, the KubeProxyConfiguration and the Node into
+// c.cfg.
+func (c *compiler) resolveConfig() {
+	opts := &c.opts
+	cfg := &config{
+		nodeIPs:       map[ir.Family][]netip.Addr{},
+		primary:       map[ir.Family]netip.Addr{},
+		podCIDR:       map[ir.Family]netip.Prefix{},
+		serviceCIDRs:  map[ir.Family][]netip.Prefix{},
+		nodePortAll:   map[ir.Family]bool{},
+		nodePortAddrs: map[ir.Family][]netip.Addr{},
+		localhostNP:   map[ir.Family]bool{},
+	}
+	c.cfg = cfg
+
+	var kpc *api.KubeProxyConfiguration
+	pcs := sortedByPos(c.in.ProxyConfigs, func(k *api.KubeProxyConfiguration) diag.Pos { return k.Pos })
+	if len(pcs) > 0 {
+		kpc = pcs[0]
+		for _, extra := range pcs[1:] {
+			c.diags.Warn(extra.Pos, "KubeProxyConfiguration", "",
+				fmt.Sprintf("ignored: only the first KubeProxyConfiguration (%s) is used", kpc.Pos))
+		}
+	}
+	if kpc == nil {
+		kpc = &api.KubeProxyConfiguration{}
+	}
+
+	// Node name and document.
+	name := strings.ToLower(strings.TrimSpace(opts.NodeName))
+	if name == "" {
+		name = strings.ToLower(strings.TrimSpace(kpc.HostnameOverride))
+	}
+	nodes := sortedByPos(c.in.Nodes, func(n *api.Node) diag.Pos { return n.Pos })
+	var node *api.Node
+	switch {
+	case name != "":
+		for _, n := range nodes {
+			if n.Metadata.Name == name {
+				node = n
+				break
+			}
+		}
+	case len(nodes) == 1:
+		node = nodes[0]
+		name = node.Metadata.Name
+	case len(nodes) > 1:
+		c.diags.Warn(nodes[1].Pos, "Node "+nodes[1].Metadata.Name, "",
+			"several Nodes and no node name (--node-name or hostnameOverride): compiling for no node")
+	}
+	cfg.nodeName = name
+	if node != nil {
+		cfg.zone = node.Metadata.Labels[api.ZoneLabel]
+	}
+
+	// Node IPs: flags per family, else the Node's InternalIPs then
+	// ExternalIPs (kube-proxy's GetNodeHostIPs order).
+	var docIPs []netip.Addr
+	if node != nil {
+		for _, typ := range []string{"InternalIP", "ExternalIP"} {
+			for _, a := range node.Status.Addresses {
+				if a.Type != typ {
+					continue
+				}
+				if ip, ok := parseIP(a.Address); ok {
+					docIPs = append(docIPs, ip)
+				}
+			}
+		}
+	}
+	for _, f := range families {
+		var ips []netip.Addr
+		for _, ip := range opts.NodeIPs {
+			ip = ip.Unmap()
+			if ip.IsValid() && familyOf(ip) == f {
+				ips = append(ips, ip)
+			}
+		}
+		if len(ips) == 0 {
+			for _, ip := range docIPs {
+				if familyOf(ip) == f {
+					ips = append(ips, ip)
+				}
+			}
+		}
+		if len(ips) > 0 {
+			cfg.primary[f] = ips[0]
+		}
+		slices.SortFunc(ips, netip.Addr.Compare)
+		cfg.nodeIPs[f] = slices.Compact(ips)
+	}
+
+	c.resolvePodCIDRs(kpc, node)
+	c.resolveServiceCIDRs()
+	c.resolveNodePortAddresses(kpc)
+
+	// Masquerading.
+	switch {
+	case opts.MasqueradeAll != nil:
+		cfg.masqueradeAll = *opts.MasqueradeAll
+	default:
+		cfg.masqueradeAll = kpc.MasqueradeAll || kpc.IPTables.MasqueradeAll || kpc.NFTables.MasqueradeAll
+	}
+	bit, bitFrom, bitPos, bitObj := defaultMasqueradeBit, "", kpc.Pos, "KubeProxyConfiguration"
+	switch {
+	case opts.MasqueradeBit != nil:
+		bit, bitFrom, bitPos, bitObj = *opts.MasqueradeBit, "--masquerade-bit", diag.Pos{}, ""
+	case kpc.NFTables.MasqueradeBit != nil:
+		bit, bitFrom = int(*kpc.NFTables.MasqueradeBit), "nftables.masqueradeBit"
+	case kpc.IPTables.MasqueradeBit != nil:
+		bit, bitFrom = int(*kpc.IPTables.MasqueradeBit), "iptables.masqueradeBit"
+	}
+	if bit < 0 || bit > 31 {
+		c.diags.Add(bitPos, bitObj, bitFrom, fmt.Sprintf("masquerade bit %d is outside 0-31", bit))
+		bit = defaultMasqueradeBit
+	}
+	cfg.masqMark = 1 << uint(bit)
+
+	lh := true
+	switch {
+	case opts.LocalhostNodePorts != nil:
+		lh = *opts.LocalhostNodePorts
+	case kpc.IPTables.LocalhostNodePorts != nil:
+		lh = *kpc.IPTables.LocalhostNodePorts
+	}
+	for _, f := range families {
+		cfg.localhostNP[f] = lh && f == ir.IPv4 && cfg.localhostNP[f]
+	}
+
+	cfg.nodePortLo, cfg.nodePortHi = defaultNodePortRange[0], defaultNodePortRange[1]
+	if r := opts.NodePortRange; r != [2]int{} {
+		if r[0] < 1 || r[1] > 65535 || r[0] > r[1] {
+			c.diags.Add(diag.Pos{}, "", "--service-node-port-range",
+				fmt.Sprintf("invalid NodePort range %d-%d; using %d-%d", r[0], r[1], cfg.nodePortLo, cfg.nodePortHi))
+		} else {
+			cfg.nodePortLo, cfg.nodePortHi = r[0], r[1]
+		}
+	}
+}
+
+// resolvePodCIDRs sets the local-traffic detector's range per family:
+// kube-proxy uses the first CIDR of each family only.
+func (c *compiler) resolvePodCIDRs(kpc *api.KubeProxyConfiguration, node *api.Node) {
+	var cidrs []netip.Prefix
+	var from string
+	switch {
+	case len(c.opts.ClusterCIDRs) > 0:
+		from = "--cluster-cidr"
+		for _, p := range c.opts.ClusterCIDRs {
+			if p.IsValid() {
+				cidrs = append(cidrs, netip.PrefixFrom(p.Addr().Unmap(), min(p.Bits(), p.Addr().Unmap().BitLen())).Masked())
+			}
+		}
+	case kpc.DetectLocalMode == "NodeCIDR":
+		from = "the Node's podCIDRs"
+		if node != nil {
+			list := node.Spec.PodCIDRs
+			if len(list) == 0 && node.Spec.PodCIDR != "" {
+				list = []string{node.Spec.PodCIDR}
+			}
+			for _, s := range list {
+				if p, ok := parseCIDR(s); ok {
+					cidrs = append(cidrs, p)
+				}
+			}
+		}
+	case kpc.DetectLocalMode == "" || kpc.DetectLocalMode == "ClusterCIDR":
+		from = "clusterCIDR"
+		for _, s := range strings.Split(kpc.ClusterCIDR, ",") {
+			if strings.TrimSpace(s) == "" {
+				continue
+			}
+			if p, ok := parseCIDR(s); ok {
+				cidrs = append(cidrs, p)
+			} else {
+				c.diags.Add(kpc.Pos, "KubeProxyConfiguration", "clusterCIDR", fmt.Sprintf("invalid CIDR %q", strings.TrimSpace(s)))
+			}
+		}
+	default:
+		c.addNote("", fmt.Sprintf("detectLocalMode %s is not supported offline: no local-traffic detector (no off-cluster masquerade, no pod short-circuit)", kpc.DetectLocalMode))
+	}
+	for _, p := range cidrs {
+		f := familyOf(p.Addr())
+		if first, ok := c.cfg.podCIDR[f]; ok {
+			if first != p {
+				c.addNote("", fmt.Sprintf("pod CIDR %s from %s ignored: kube-proxy uses only the first %s range (%s)", p, from, f, first))
+			}
+			continue
+		}
+		c.cfg.podCIDR[f] = p
+	}
+}
+
+func (c *compiler) resolveServiceCIDRs() {
+	cidrs := defaultServiceCIDRs
+	var given []netip.Prefix
+	for _, p := range c.opts.ServiceCIDRs {
+		if p.IsValid() {
+			a := p.Addr().Unmap()
+			given = append(given, netip.PrefixFrom(a, min(p.Bits(), a.BitLen())).Masked())
+		}
+	}
+	if len(given) > 0 {
+		cidrs = given
+	}
+	c.cfg.primaryFamily = familyOf(cidrs[0].Addr())
+	for _, p := range cidrs {
+		f := familyOf(p.Addr())
+		if !slices.Contains(c.cfg.serviceCIDRs[f], p) {
+			c.cfg.serviceCIDRs[f] = append(c.cfg.serviceCIDRs[f], p)
+		}
+	}
+}
+
+// resolveNodePortAddresses applies kube-proxy's NodePortAddresses rules per
+// family: "primary" is the node's primary IP; CIDRs of the other family are
+// ignored; no CIDR of the family, or a zero-length one, means every local
+// address; otherwise the node IPs inside the CIDRs (loopback excluded).
+func (c *compiler) resolveNodePortAddresses(kpc *api.KubeProxyConfiguration) {
+	cfg := c.cfg
+	src, from, pos, obj := c.opts.NodePortAddresses, "--nodeport-addresses", diag.Pos{}, ""
+	if len(src) == 0 && len(kpc.NodePortAddresses) > 0 {
+		src, from, pos, obj = kpc.NodePortAddresses, "nodePortAddresses", kpc.Pos, "KubeProxyConfiguration"
+	}
+	if len(src) == 0 {
+		src = []string{nodePortPrimary}
+	}
+	loopback := netip.MustParseAddr("127.0.0.1")
+	for _, f := range families {
+		var cidrs []netip.Prefix
+		for _, s := range src {
+			s = strings.TrimSpace(s)
+			if s == nodePortPrimary {
+				if ip, ok := cfg.primary[f]; ok {
+					cidrs = append(cidrs, netip.PrefixFrom(ip, ip.BitLen()))
+				}
+				continue
+			}
+			p, ok := parseCIDR(s)
+			if !ok {
+				if f == ir.IPv4 {
+					c.diags.Add(pos, obj, from, fmt.Sprintf("invalid CIDR %q", s))
+				}
+				continue
+			}
+			if familyOf(p.Addr()) == f {
+				cidrs = append(cidrs, p)
+			}
+		}
+		all := len(cidrs) == 0
+		for _, p := range cidrs {
+			if p.Bits() == 0 {
+				all = true
+			}
+		}
+		var addrs []netip.Addr
+		for _, ip := range cfg.nodeIPs[f] {
+			if ip.IsLoopback() {
+				continue
+			}
+			if all || anyContains(cidrs, ip) {
+				addrs = append(addrs, ip)
+			}
+		}
+		cfg.nodePortAll[f] = all
+		cfg.nodePortAddrs[f] = addrs
+		// iptables mode serves localhost NodePorts only when the
+		// NodePort addresses include 127.0.0.1 (kube-proxy's
+		// ContainsIPv4Loopback).
+		cfg.localhostNP[f] = f == ir.IPv4 && (all || anyContains(cidrs, loopback))
+	}
+}
+
+func anyContains(ps []netip.Prefix, a netip.Addr) bool {
+	for _, p := range ps {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// irNode returns the Ruleset node context for family f.
+func (cfg *config) irNode(f ir.Family) ir.Node {
+	n := ir.Node{
+		Name:               cfg.nodeName,
+		IPs:                slices.Clone(cfg.nodeIPs[f]),
+		Zone:               cfg.zone,
+		NodePortAddrs:      slices.Clone(cfg.nodePortAddrs[f]),
+		NodePortAllLocal:   cfg.nodePortAll[f],
+		LocalhostNodePorts: cfg.localhostNP[f],
+	}
+	if p, ok := cfg.podCIDR[f]; ok {
+		n.PodCIDRs = []netip.Prefix{p}
+	}
+	return n
+}

@@ -1,0 +1,234 @@
+package compiler
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"kpc/compiler/api"
+	"kpc/compiler/diag"
+	"kpc/compiler/ir"
+)
+
+func mkNode(name, zone string, addrs ...string) *api.Node {
+	n := &api.Node{Metadata: api.ObjectMeta{Name: name}}
+	if zone != "" {
+		n.Metadata.Labels = map[string]string{api.ZoneLabel: zone}
+	}
+	for i := 0; i+1 < len(addrs); i += 2 {
+		n.Status.Addresses = append(n.Status.Addresses, api.NodeAddress{Type: addrs[i], Address: addrs[i+1]})
+	}
+	return n
+}
+
+func TestNodeContext(t *testing.T) {
+	oneSvc := []*api.Service{mkSvc("ns", "s", withClusterIP("10.96.0.10"), func(s *api.Service) {
+		s.Spec.IPFamilyPolicy = "PreferDualStack"
+	})}
+	nodeA := mkNode("node-a", "zone-a", "Hostname", "node-a", "ExternalIP", "198.51.100.1", "InternalIP", "192.0.2.1", "InternalIP", "192.0.2.9", "InternalIP", "2001:db8::1")
+	nodeB := mkNode("node-b", "zone-b", "InternalIP", "192.0.2.2")
+	tests := []struct {
+		name     string
+		in       api.Input
+		opts     Options
+		want     map[ir.Family]ir.Node
+		wantMark uint32
+		warnings []string
+	}{
+		{
+			name: "no node: nothing local, NodePorts on every local address",
+			want: map[ir.Family]ir.Node{
+				ir.IPv4: {NodePortAllLocal: true, LocalhostNodePorts: true},
+				ir.IPv6: {NodePortAllLocal: true},
+			},
+		},
+		{
+			name: "single Node document: primary IPs serve NodePorts",
+			in:   api.Input{Nodes: []*api.Node{nodeA}},
+			want: map[ir.Family]ir.Node{
+				ir.IPv4: {Name: "node-a", Zone: "zone-a", IPs: addrs("192.0.2.1", "192.0.2.9", "198.51.100.1"), NodePortAddrs: addrs("192.0.2.1")},
+				ir.IPv6: {Name: "node-a", Zone: "zone-a", IPs: addrs("2001:db8::1"), NodePortAddrs: addrs("2001:db8::1")},
+			},
+		},
+		{
+			name: "several Nodes: the named one",
+			in:   api.Input{Nodes: []*api.Node{nodeA, nodeB}},
+			opts: Options{NodeName: "node-b"},
+			want: map[ir.Family]ir.Node{
+				ir.IPv4: {Name: "node-b", Zone: "zone-b", IPs: addrs("192.0.2.2"), NodePortAddrs: addrs("192.0.2.2")},
+				ir.IPv6: {Name: "node-b", Zone: "zone-b", NodePortAllLocal: true},
+			},
+		},
+		{
+			name: "several Nodes, hostnameOverride names one",
+			in: api.Input{Nodes: []*api.Node{nodeA, nodeB},
+				ProxyConfigs: []*api.KubeProxyConfiguration{{HostnameOverride: " Node-B "}}},
+			want: map[ir.Family]ir.Node{
+				ir.IPv4: {Name: "node-b", Zone: "zone-b", IPs: addrs("192.0.2.2"), NodePortAddrs: addrs("192.0.2.2")},
+				ir.IPv6: {Name: "node-b", Zone: "zone-b", NodePortAllLocal: true},
+			},
+		},
+		{
+			name: "several Nodes, none named: no node",
+			in: api.Input{Nodes: []*api.Node{
+				func() *api.Node { n := *nodeA; n.Pos = diag.Pos{File: "n.yaml", Line: 1}; return &n }(),
+				func() *api.Node { n := *nodeB; n.Pos = diag.Pos{File: "n.yaml", Line: 9}; return &n }(),
+			}},
+			want: map[ir.Family]ir.Node{
+				ir.IPv4: {NodePortAllLocal: true, LocalhostNodePorts: true},
+				ir.IPv6: {NodePortAllLocal: true},
+			},
+			warnings: []string{"n.yaml:9: warning: Node node-b: several Nodes and no node name (--node-name or hostnameOverride): compiling for no node"},
+		},
+		{
+			name: "named node without a document; flags give the IPs",
+			in:   api.Input{Nodes: []*api.Node{nodeA}},
+			opts: Options{NodeName: "elsewhere", NodeIPs: addrs("203.0.113.5", "203.0.113.4")},
+			want: map[ir.Family]ir.Node{
+				ir.IPv4: {Name: "elsewhere", IPs: addrs("203.0.113.4", "203.0.113.5"), NodePortAddrs: addrs("203.0.113.5")},
+				ir.IPv6: {Name: "elsewhere", NodePortAllLocal: true},
+			},
+		},
+		{
+			name: "flags replace the document's IPs per family",
+			in:   api.Input{Nodes: []*api.Node{nodeA}},
+			opts: Options{NodeIPs: addrs("203.0.113.5")},
+			want: map[ir.Family]ir.Node{
+				ir.IPv4: {Name: "node-a", Zone: "zone-a", IPs: addrs("203.0.113.5"), NodePortAddrs: addrs("203.0.113.5")},
+				ir.IPv6: {Name: "node-a", Zone: "zone-a", IPs: addrs("2001:db8::1"), NodePortAddrs: addrs("2001:db8::1")},
+			},
+		},
+		{
+			name: "nodePortAddresses CIDRs select node IPs; a family without CIDR serves all",
+			in:   api.Input{Nodes: []*api.Node{nodeA}},
+			opts: Options{NodePortAddresses: []string{"192.0.2.8/29", "10.0.0.0/8"}},
+			want: map[ir.Family]ir.Node{
+				ir.IPv4: {Name: "node-a", Zone: "zone-a", IPs: addrs("192.0.2.1", "192.0.2.9", "198.51.100.1"), NodePortAddrs: addrs("192.0.2.9")},
+				ir.IPv6: {Name: "node-a", Zone: "zone-a", IPs: addrs("2001:db8::1"), NodePortAddrs: addrs("2001:db8::1"), NodePortAllLocal: true},
+			},
+		},
+		{
+			name: "nodePortAddresses from the configuration; 0.0.0.0/0 is every local address",
+			in: api.Input{Nodes: []*api.Node{nodeA},
+				ProxyConfigs: []*api.KubeProxyConfiguration{{NodePortAddresses: []string{"0.0.0.0/0", "primary"}}}},
+			want: map[ir.Family]ir.Node{
+				ir.IPv4: {Name: "node-a", Zone: "zone-a", IPs: addrs("192.0.2.1", "192.0.2.9", "198.51.100.1"),
+					NodePortAddrs: addrs("192.0.2.1", "192.0.2.9", "198.51.100.1"), NodePortAllLocal: true, LocalhostNodePorts: true},
+				ir.IPv6: {Name: "node-a", Zone: "zone-a", IPs: addrs("2001:db8::1"), NodePortAddrs: addrs("2001:db8::1")},
+			},
+		},
+		{
+			name: "proxy configuration: cluster CIDRs (first per family), mark, localhost NodePorts off",
+			in: api.Input{ProxyConfigs: []*api.KubeProxyConfiguration{{
+				ClusterCIDR: "10.0.0.0/8, fd00:1::/64,10.1.0.0/16",
+				IPTables:    api.IPTablesConfig{MasqueradeBit: ptr(int32(3)), LocalhostNodePorts: ptr(false)},
+			}}},
+			wantMark: 0x8,
+			want: map[ir.Family]ir.Node{
+				ir.IPv4: {PodCIDRs: prefixes("10.0.0.0/8"), NodePortAllLocal: true},
+				ir.IPv6: {PodCIDRs: prefixes("fd00:1::/64"), NodePortAllLocal: true},
+			},
+		},
+		{
+			name: "flags win over the configuration",
+			in: api.Input{ProxyConfigs: []*api.KubeProxyConfiguration{{
+				ClusterCIDR: "10.0.0.0/8",
+				NFTables:    api.NFTablesConfig{MasqueradeBit: ptr(int32(3))},
+			}}},
+			opts:     Options{ClusterCIDRs: prefixes("172.16.0.0/12"), MasqueradeBit: ptr(15), LocalhostNodePorts: ptr(false)},
+			wantMark: 0x8000,
+			want: map[ir.Family]ir.Node{
+				ir.IPv4: {PodCIDRs: prefixes("172.16.0.0/12"), NodePortAllLocal: true},
+				ir.IPv6: {NodePortAllLocal: true},
+			},
+		},
+		{
+			name: "detectLocalMode NodeCIDR uses the Node's podCIDRs",
+			in: api.Input{
+				Nodes: []*api.Node{func() *api.Node {
+					n := mkNode("node-a", "", "InternalIP", "192.0.2.1")
+					n.Spec.PodCIDRs = []string{"10.244.1.0/24", "fd00:244:1::/64"}
+					return n
+				}()},
+				ProxyConfigs: []*api.KubeProxyConfiguration{{DetectLocalMode: "NodeCIDR", ClusterCIDR: "10.0.0.0/8"}},
+			},
+			want: map[ir.Family]ir.Node{
+				ir.IPv4: {Name: "node-a", IPs: addrs("192.0.2.1"), NodePortAddrs: addrs("192.0.2.1"), PodCIDRs: prefixes("10.244.1.0/24")},
+				ir.IPv6: {Name: "node-a", PodCIDRs: prefixes("fd00:244:1::/64"), NodePortAllLocal: true},
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.in.Services = oneSvc
+			p, d := Compile(&tt.in, tt.opts)
+			if err := d.Err(); err != nil {
+				t.Fatal(err)
+			}
+			var warnings []string
+			for _, w := range d.Warnings() {
+				warnings = append(warnings, w.Error())
+			}
+			if diff := cmp.Diff(tt.warnings, warnings); diff != "" {
+				t.Errorf("warnings (-want +got):\n%s", diff)
+			}
+			wantMark := tt.wantMark
+			if wantMark == 0 {
+				wantMark = 0x4000
+			}
+			if len(p.Rulesets) != 2 {
+				t.Fatalf("%d rulesets", len(p.Rulesets))
+			}
+			for _, rs := range p.Rulesets {
+				if diff := cmp.Diff(tt.want[rs.Family], rs.Node, cmpNet); diff != "" {
+					t.Errorf("%s node (-want +got):\n%s", rs.Family, diff)
+				}
+				if rs.MasqMark != wantMark {
+					t.Errorf("%s mark %#x, want %#x", rs.Family, rs.MasqMark, wantMark)
+				}
+			}
+		})
+	}
+}
+
+func TestConfigNotesAndErrors(t *testing.T) {
+	in := &api.Input{
+		Services: []*api.Service{mkSvc("ns", "s", withClusterIP("10.96.0.10"))},
+		ProxyConfigs: []*api.KubeProxyConfiguration{
+			{Pos: diag.Pos{File: "kp.yaml", Line: 1}, ClusterCIDR: "10.0.0.0/8,10.1.0.0/16,bogus", IPTables: api.IPTablesConfig{MasqueradeBit: ptr(int32(40))}},
+			{Pos: diag.Pos{File: "kp.yaml", Line: 20}},
+		},
+	}
+	p, d := Compile(in, Options{})
+	want := []string{
+		"kp.yaml:1: KubeProxyConfiguration: clusterCIDR: invalid CIDR \"bogus\"",
+		"kp.yaml:1: KubeProxyConfiguration: iptables.masqueradeBit: masquerade bit 40 is outside 0-31",
+		"kp.yaml:20: warning: KubeProxyConfiguration: ignored: only the first KubeProxyConfiguration (kp.yaml:1) is used",
+	}
+	var got []string
+	for _, e := range d {
+		got = append(got, e.Error())
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("diagnostics (-want +got):\n%s", diff)
+	}
+	if p.Rulesets[0].MasqMark != 0x4000 {
+		t.Errorf("mark %#x, want the default", p.Rulesets[0].MasqMark)
+	}
+	if len(p.Notes) != 1 || !strings.Contains(p.Notes[0], "pod CIDR 10.1.0.0/16 from clusterCIDR ignored") {
+		t.Errorf("notes = %v", p.Notes)
+	}
+	_, d = Compile(&api.Input{Services: in.Services}, Options{NodePortAddresses: []string{"nope"}})
+	if errs := errStrings(d); len(errs) != 1 || errs[0] != `<input>: --nodeport-addresses: invalid CIDR "nope"` {
+		t.Errorf("errors = %v", errs)
+	}
+	p, _ = Compile(&api.Input{Services: in.Services, ProxyConfigs: []*api.KubeProxyConfiguration{{DetectLocalMode: "BridgeInterface"}}}, Options{})
+	if len(p.Notes) != 1 || !strings.Contains(p.Notes[0], "detectLocalMode BridgeInterface") || len(p.Rulesets[0].Node.PodCIDRs) != 0 {
+		t.Errorf("BridgeInterface: notes %v pod CIDRs %v", p.Notes, p.Rulesets[0].Node.PodCIDRs)
+	}
+	if got := netip.MustParsePrefix("10.96.0.0/12"); p.Rulesets[0].ServiceCIDRs[0] != got {
+		t.Errorf("default service CIDR = %v", p.Rulesets[0].ServiceCIDRs)
+	}
+}

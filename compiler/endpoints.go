@@ -1,0 +1,255 @@
+package compiler
+
+import (
+	"net/netip"
+	"slices"
+	"strings"
+
+	"kpc/compiler/api"
+	"kpc/compiler/ir"
+)
+
+// endpoint is one usable (ip, port) of a Service port, as kube-proxy's
+// BaseEndpointInfo sees it.
+type endpoint struct {
+	ap    netip.AddrPort
+	str   string // "ip:port" ("[ip]:port" for IPv6): the sort key
+	local bool
+	// Conditions as kube-proxy reads them: nil ready and serving mean
+	// true, nil terminating means false.
+	ready, serving, terminating bool
+	zoneHints, nodeHints        map[string]bool
+}
+
+// rank orders duplicate endpoints: a local one first (kube-proxy), then a
+// ready one, then a serving one.
+func (e *endpoint) rank() int {
+	r := 0
+	if e.local {
+		r += 4
+	}
+	if e.ready {
+		r += 2
+	}
+	if e.serving {
+		r++
+	}
+	return r
+}
+
+func boolOr(p *bool, def bool) bool {
+	if p == nil {
+		return def
+	}
+	return *p
+}
+
+// endpointsFor returns the endpoints of Service port sp in family f, sorted
+// by "ip:port": slices of s labelled kubernetes.io/service-name with the
+// family's addressType, slice ports matched by name and protocol with a
+// non-nil port in 1-65535, the first address of each endpoint only
+// (kube-proxy ignores the others), duplicates merged (see rank).
+func (c *compiler) endpointsFor(s *svc, sp *api.ServicePort, proto ir.Protocol, f ir.Family) []*endpoint {
+	addrType := "IPv4"
+	if f == ir.IPv6 {
+		addrType = "IPv6"
+	}
+	byKey := map[string]*endpoint{}
+	for _, es := range c.slices[s.id] {
+		if es.AddressType != addrType {
+			continue
+		}
+		for _, pp := range es.Ports {
+			name := ""
+			if pp.Name != nil {
+				name = *pp.Name
+			}
+			pproto := "TCP"
+			if pp.Protocol != nil {
+				pproto = *pp.Protocol
+			}
+			if name != sp.Name || ir.Protocol(pproto) != proto {
+				continue
+			}
+			if pp.Port == nil || *pp.Port < 1 || *pp.Port > 65535 {
+				continue
+			}
+			port := uint16(*pp.Port)
+			for i := range es.Endpoints {
+				e := c.newEndpoint(&es.Endpoints[i], port, f)
+				if e == nil {
+					continue
+				}
+				if old, ok := byKey[e.str]; !ok || e.rank() > old.rank() {
+					byKey[e.str] = e
+				}
+			}
+		}
+	}
+	out := make([]*endpoint, 0, len(byKey))
+	for _, e := range byKey {
+		out = append(out, e)
+	}
+	slices.SortFunc(out, func(a, b *endpoint) int { return strings.Compare(a.str, b.str) })
+	return out
+}
+
+func (c *compiler) newEndpoint(ep *api.Endpoint, port uint16, f ir.Family) *endpoint {
+	if len(ep.Addresses) == 0 {
+		return nil
+	}
+	ip, ok := parseIP(ep.Addresses[0])
+	if !ok || familyOf(ip) != f {
+		return nil
+	}
+	ap := netip.AddrPortFrom(ip, port)
+	e := &endpoint{
+		ap:          ap,
+		str:         ap.String(),
+		local:       c.cfg.nodeName != "" && ep.NodeName != nil && *ep.NodeName == c.cfg.nodeName,
+		ready:       boolOr(ep.Conditions.Ready, true),
+		serving:     boolOr(ep.Conditions.Serving, true),
+		terminating: boolOr(ep.Conditions.Terminating, false),
+	}
+	if h := ep.Hints; h != nil {
+		if len(h.ForZones) > 0 {
+			e.zoneHints = map[string]bool{}
+			for _, z := range h.ForZones {
+				e.zoneHints[z.Name] = true
+			}
+		}
+		if len(h.ForNodes) > 0 {
+			e.nodeHints = map[string]bool{}
+			for _, n := range h.ForNodes {
+				e.nodeHints[n.Name] = true
+			}
+		}
+	}
+	return e
+}
+
+// Topology modes (topologyModeFromHints).
+const (
+	topoNone = iota
+	topoSameZone
+	topoSameNode
+)
+
+// categorized is the result of kube-proxy's CategorizeEndpoints.
+type categorized struct {
+	cluster, local []*endpoint
+	// reachable is the union of cluster and local, sorted.
+	reachable []*endpoint
+	// hasAny: some endpoint is usable anywhere in the cluster.
+	hasAny bool
+}
+
+// categorize is kube-proxy's CategorizeEndpoints: cluster endpoints are the
+// ready ones (filtered by topology hints), else the serving terminating
+// ones; local endpoints are the local ready ones, else the local serving
+// terminating ones.
+func categorize(eps []*endpoint, usesCluster, usesLocal bool, nodeName, zone string) categorized {
+	var r categorized
+	if len(eps) == 0 {
+		return r
+	}
+	if usesCluster {
+		mode := topologyMode(eps, nodeName, zone)
+		r.cluster = filter(eps, func(e *endpoint) bool {
+			if !e.ready {
+				return false
+			}
+			switch mode {
+			case topoSameNode:
+				return e.nodeHints[nodeName]
+			case topoSameZone:
+				return e.zoneHints[zone]
+			}
+			return true
+		})
+		if len(r.cluster) == 0 {
+			r.cluster = filter(eps, func(e *endpoint) bool { return e.serving && e.terminating })
+		}
+		r.hasAny = len(r.cluster) > 0
+	}
+	if usesLocal {
+		var localReady, localST bool
+		for _, e := range eps {
+			switch {
+			case e.ready:
+				r.hasAny = true
+				localReady = localReady || e.local
+			case e.serving && e.terminating:
+				r.hasAny = true
+				localST = localST || e.local
+			}
+		}
+		switch {
+		case localReady:
+			r.local = filter(eps, func(e *endpoint) bool { return e.local && e.ready })
+		case localST:
+			r.local = filter(eps, func(e *endpoint) bool { return e.local && e.serving && e.terminating })
+		}
+	}
+	r.reachable = union(r.cluster, r.local)
+	return r
+}
+
+// topologyMode is kube-proxy's topologyModeFromHints: same-node when every
+// ready endpoint has node hints and one names this node, else same-zone
+// when every ready endpoint has zone hints and one names this zone, else
+// none.
+func topologyMode(eps []*endpoint, nodeName, zone string) int {
+	hasReady, forNode, allNode, forZone, allZone := false, false, true, false, true
+	for _, e := range eps {
+		if !e.ready {
+			continue
+		}
+		hasReady = true
+		if len(e.nodeHints) == 0 {
+			allNode = false
+		} else if e.nodeHints[nodeName] {
+			forNode = true
+		}
+		if len(e.zoneHints) == 0 {
+			allZone = false
+		} else if e.zoneHints[zone] {
+			forZone = true
+		}
+	}
+	switch {
+	case !hasReady:
+		return topoNone
+	case allNode && forNode:
+		return topoSameNode
+	case allZone && forZone:
+		return topoSameZone
+	}
+	return topoNone
+}
+
+func filter(eps []*endpoint, keep func(*endpoint) bool) []*endpoint {
+	var out []*endpoint
+	for _, e := range eps {
+		if keep(e) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// union merges two sorted endpoint lists.
+func union(a, b []*endpoint) []*endpoint {
+	seen := map[string]bool{}
+	var out []*endpoint
+	for _, list := range [][]*endpoint{a, b} {
+		for _, e := range list {
+			if !seen[e.str] {
+				seen[e.str] = true
+				out = append(out, e)
+			}
+		}
+	}
+	slices.SortFunc(out, func(x, y *endpoint) int { return strings.Compare(x.str, y.str) })
+	return out
+}

@@ -1,0 +1,244 @@
+package ir
+
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func ap(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
+
+func TestTrace(t *testing.T) {
+	p := fixture()
+	if err := p.Validate(); err != nil {
+		t.Fatalf("fixture does not validate: %v", err)
+	}
+	external := a("203.0.113.9")
+	blocked := a("198.51.100.7")
+	pod := a("10.1.2.3")
+	tests := []struct {
+		name string
+		pkt  Packet
+		mode Mode
+		want Result
+	}{
+		{
+			name: "svc5 LB IP from allowed range: masqueraded to the endpoint",
+			pkt:  Packet{Src: external, Dst: a("5.6.7.8"), Protocol: TCP, Port: 80},
+			want: Result{Verdict: VerdictDNAT, Reaches: []Reach{{
+				Endpoint: ap("10.180.0.3:80"), Probability: 1, Masquerade: true,
+				Path: []string{StepFirewall, "firewall-HVFWP5L3-ns5/svc5/tcp/p80", StepServices, "external-HVFWP5L3-ns5/svc5/tcp/p80",
+					"service-HVFWP5L3-ns5/svc5/tcp/p80", "endpoint-GTK6MW7G-ns5/svc5/tcp/p80__10.180.0.3/80"},
+			}}},
+		},
+		{
+			name: "svc5 LB IP from outside the source ranges: dropped",
+			pkt:  Packet{Src: blocked, Dst: a("5.6.7.8"), Protocol: TCP, Port: 80},
+			want: Result{Verdict: VerdictDrop, Path: []string{StepFirewall, "firewall-HVFWP5L3-ns5/svc5/tcp/p80"}},
+		},
+		{
+			name: "svc5 pods are filtered like everyone else",
+			pkt:  Packet{Src: pod, Dst: a("5.6.7.8"), Protocol: TCP, Port: 80},
+			want: Result{Verdict: VerdictDrop, Path: []string{StepFirewall, "firewall-HVFWP5L3-ns5/svc5/tcp/p80"}},
+		},
+		{
+			name: "svc5 NodePort is not filtered by source ranges",
+			pkt:  Packet{Src: blocked, Dst: nodeIP, Protocol: TCP, Port: 3002},
+			want: Result{Verdict: VerdictDNAT, Reaches: []Reach{{
+				Endpoint: ap("10.180.0.3:80"), Probability: 1, Masquerade: true,
+				Path: []string{StepNodePorts, "external-HVFWP5L3-ns5/svc5/tcp/p80",
+					"service-HVFWP5L3-ns5/svc5/tcp/p80", "endpoint-GTK6MW7G-ns5/svc5/tcp/p80__10.180.0.3/80"},
+			}}},
+		},
+		{
+			name: "svc5 cluster IP from a pod: not masqueraded",
+			pkt:  Packet{Src: pod, Dst: a("172.30.0.45"), Protocol: TCP, Port: 80},
+			want: Result{Verdict: VerdictDNAT, Reaches: []Reach{{
+				Endpoint: ap("10.180.0.3:80"), Probability: 1,
+				Path: []string{StepServices, "service-HVFWP5L3-ns5/svc5/tcp/p80", "endpoint-GTK6MW7G-ns5/svc5/tcp/p80__10.180.0.3/80"},
+			}}},
+		},
+		{
+			name: "svc5 cluster IP from off-cluster: masqueraded",
+			pkt:  Packet{Src: external, Dst: a("172.30.0.45"), Protocol: TCP, Port: 80},
+			want: Result{Verdict: VerdictDNAT, Reaches: []Reach{{
+				Endpoint: ap("10.180.0.3:80"), Probability: 1, Masquerade: true,
+				Path: []string{StepServices, "service-HVFWP5L3-ns5/svc5/tcp/p80", "endpoint-GTK6MW7G-ns5/svc5/tcp/p80__10.180.0.3/80"},
+			}}},
+		},
+		{
+			name: "svc5 hairpin: the endpoint itself is masqueraded",
+			pkt:  Packet{Src: a("10.180.0.3"), Dst: a("172.30.0.45"), Protocol: TCP, Port: 80},
+			want: Result{Verdict: VerdictDNAT, Reaches: []Reach{{
+				Endpoint: ap("10.180.0.3:80"), Probability: 1, Masquerade: true,
+				Path: []string{StepServices, "service-HVFWP5L3-ns5/svc5/tcp/p80", "endpoint-GTK6MW7G-ns5/svc5/tcp/p80__10.180.0.3/80"},
+			}}},
+		},
+		{
+			name: "svc4 two endpoints, half each",
+			pkt:  Packet{Src: pod, Dst: a("172.30.0.44"), Protocol: TCP, Port: 80},
+			want: Result{Verdict: VerdictDNAT, Reaches: []Reach{
+				{Endpoint: ap("10.180.0.4:80"), Probability: 0.5, Path: []string{StepServices, "service-4SW47YFZ-ns4/svc4/tcp/p80", "endpoint-UNZV3OEC-ns4/svc4/tcp/p80__10.180.0.4/80"}},
+				{Endpoint: ap("10.180.0.5:80"), Probability: 0.5, Path: []string{StepServices, "service-4SW47YFZ-ns4/svc4/tcp/p80", "endpoint-5RFCDDV7-ns4/svc4/tcp/p80__10.180.0.5/80"}},
+			}},
+		},
+		{
+			name: "wrong port of a cluster IP: rejected in nftables mode",
+			pkt:  Packet{Src: pod, Dst: a("172.30.0.44"), Protocol: TCP, Port: 81},
+			want: Result{Verdict: VerdictReject, Path: []string{StepClusterIPs}},
+		},
+		{
+			name: "wrong port of a cluster IP: untouched in iptables mode",
+			pkt:  Packet{Src: pod, Dst: a("172.30.0.44"), Protocol: TCP, Port: 81},
+			mode: ModeIPTables,
+			want: Result{Verdict: VerdictUntouched},
+		},
+		{
+			name: "wrong protocol of a cluster IP: rejected",
+			pkt:  Packet{Src: pod, Dst: a("172.30.0.44"), Protocol: UDP, Port: 80},
+			want: Result{Verdict: VerdictReject, Path: []string{StepClusterIPs}},
+		},
+		{
+			name: "unallocated service CIDR address: dropped in nftables mode",
+			pkt:  Packet{Src: pod, Dst: a("172.30.9.9"), Protocol: TCP, Port: 80},
+			want: Result{Verdict: VerdictDrop, Path: []string{StepServiceCIDRs}},
+		},
+		{
+			name: "unallocated service CIDR address: untouched in iptables mode",
+			pkt:  Packet{Src: pod, Dst: a("172.30.9.9"), Protocol: TCP, Port: 80},
+			mode: ModeIPTables,
+			want: Result{Verdict: VerdictUntouched},
+		},
+		{
+			name: "svc6 no endpoints: rejected",
+			pkt:  Packet{Src: pod, Dst: a("172.30.0.46"), Protocol: TCP, Port: 80},
+			want: Result{Verdict: VerdictReject, Path: []string{StepNoEndpoints}},
+		},
+		{
+			name: "svc2 eTP Local without local endpoints: external traffic to the LB IP is dropped",
+			pkt:  Packet{Src: external, Dst: a("1.2.3.4"), Protocol: TCP, Port: 80},
+			want: Result{Verdict: VerdictDrop, Path: []string{StepServices, "external-42NFTM6N-ns2/svc2/tcp/p80", StepNoEndpoints}},
+		},
+		{
+			name: "svc2 eTP Local without local endpoints: external traffic to the NodePort is dropped",
+			pkt:  Packet{Src: external, Dst: nodeIP, Protocol: TCP, Port: 3001},
+			want: Result{Verdict: VerdictDrop, Path: []string{StepNodePorts, "external-42NFTM6N-ns2/svc2/tcp/p80", StepNoEndpointNodePorts}},
+		},
+		{
+			name: "svc2 eTP Local: pod traffic short-circuits to all endpoints unmasqueraded",
+			pkt:  Packet{Src: pod, Dst: a("1.2.3.4"), Protocol: TCP, Port: 80},
+			want: Result{Verdict: VerdictDNAT, Reaches: []Reach{{
+				Endpoint: ap("10.180.0.2:80"), Probability: 1,
+				Path: []string{StepServices, "external-42NFTM6N-ns2/svc2/tcp/p80", "service-42NFTM6N-ns2/svc2/tcp/p80", "endpoint-SGOXE6O3-ns2/svc2/tcp/p80__10.180.0.2/80"},
+			}}},
+		},
+		{
+			name: "svc2 eTP Local: node traffic short-circuits, masqueraded",
+			pkt:  Packet{Src: nodeIP, Dst: a("1.2.3.4"), Protocol: TCP, Port: 80, FromNode: true},
+			want: Result{Verdict: VerdictDNAT, Reaches: []Reach{{
+				Endpoint: ap("10.180.0.2:80"), Probability: 1, Masquerade: true,
+				Path: []string{StepServices, "external-42NFTM6N-ns2/svc2/tcp/p80", "service-42NFTM6N-ns2/svc2/tcp/p80", "endpoint-SGOXE6O3-ns2/svc2/tcp/p80__10.180.0.2/80"},
+			}}},
+		},
+		{
+			name: "svc7 eTP Local with a local endpoint: external traffic keeps its source",
+			pkt:  Packet{Src: external, Dst: a("1.2.3.7"), Protocol: TCP, Port: 80},
+			want: Result{Verdict: VerdictDNAT, Reaches: []Reach{{
+				Endpoint: ap("10.180.0.7:80"), Probability: 1,
+				Path: []string{StepServices, "external-AAAAAAAA-ns7/svc7/tcp/p80", "local-AAAAAAAA-ns7/svc7/tcp/p80", "endpoint-BBBBBBBB-ns7/svc7/tcp/p80__10.180.0.7/80"},
+			}}},
+		},
+		{
+			name: "svc7 NodePort on a non-NodePort address: untouched",
+			pkt:  Packet{Src: external, Dst: a("192.168.0.3"), Protocol: TCP, Port: 3007},
+			want: Result{Verdict: VerdictUntouched},
+		},
+		{
+			name: "localhost NodePort from the node in iptables mode",
+			pkt:  Packet{Src: a("127.0.0.1"), Dst: a("127.0.0.1"), Protocol: TCP, Port: 3007, FromNode: true},
+			mode: ModeIPTables,
+			want: Result{Verdict: VerdictDNAT, Reaches: []Reach{{
+				Endpoint: ap("10.180.0.7:80"), Probability: 0.5, Masquerade: true,
+				Path: []string{StepNodePorts, "external-AAAAAAAA-ns7/svc7/tcp/p80", "service-AAAAAAAA-ns7/svc7/tcp/p80", "endpoint-BBBBBBBB-ns7/svc7/tcp/p80__10.180.0.7/80"},
+			}, {
+				Endpoint: ap("10.180.0.8:80"), Probability: 0.5, Masquerade: true,
+				Path: []string{StepNodePorts, "external-AAAAAAAA-ns7/svc7/tcp/p80", "service-AAAAAAAA-ns7/svc7/tcp/p80", "endpoint-CCCCCCCC-ns7/svc7/tcp/p80__10.180.0.8/80"},
+			}}},
+		},
+		{
+			name: "localhost NodePort in nftables mode: untouched",
+			pkt:  Packet{Src: a("127.0.0.1"), Dst: a("127.0.0.1"), Protocol: TCP, Port: 3007, FromNode: true},
+			want: Result{Verdict: VerdictUntouched},
+		},
+		{
+			name: "no IPv6 ruleset: untouched",
+			pkt:  Packet{Src: a("2001:db8::1"), Dst: a("2001:db8::2"), Protocol: TCP, Port: 80},
+			want: Result{Verdict: VerdictUntouched},
+		},
+		{
+			name: "IPv4-mapped destination is unmapped",
+			pkt:  Packet{Src: pod, Dst: a("::ffff:172.30.0.46"), Protocol: TCP, Port: 80},
+			want: Result{Verdict: VerdictReject, Path: []string{StepNoEndpoints}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Trace(p, tt.pkt, tt.mode)
+			if diff := cmp.Diff(tt.want, got, cmpNet); diff != "" {
+				t.Errorf("Trace(%+v) mismatch (-want +got):\n%s", tt.pkt, diff)
+			}
+		})
+	}
+}
+
+func TestTraceNodePortAllLocal(t *testing.T) {
+	p := fixture()
+	rs := p.Rulesets[0]
+	rs.Node.NodePortAllLocal = true
+	rs.Node.IPs = append(rs.Node.IPs, a("192.168.0.3"))
+	tests := []struct {
+		dst  string
+		want Verdict
+	}{
+		{"192.168.0.2", VerdictDNAT},
+		{"192.168.0.3", VerdictDNAT},
+		{"192.168.0.4", VerdictUntouched},
+		{"127.0.0.1", VerdictUntouched},
+	}
+	for _, tt := range tests {
+		got := Trace(p, Packet{Src: a("203.0.113.1"), Dst: a(tt.dst), Protocol: TCP, Port: 3002}, ModeNFT)
+		if got.Verdict != tt.want {
+			t.Errorf("NodePort on %s: verdict %v, want %v", tt.dst, got.Verdict, tt.want)
+		}
+	}
+}
+
+func TestTraceEdgeCases(t *testing.T) {
+	if got := Trace(nil, Packet{}, ModeNFT); got.Verdict != VerdictUntouched {
+		t.Errorf("nil program: %v", got.Verdict)
+	}
+	// A loop (rejected by Validate) must not hang the tracer.
+	loop := &Program{Rulesets: []*Ruleset{{
+		Family:   IPv4,
+		Services: []ServiceEntry{{Addr: a("10.0.0.1"), Protocol: TCP, Port: 80, Target: Target{Chain: "x"}}},
+		Chains:   []*Chain{{Name: "x", Rules: []Rule{{Action: &Goto{Chain: "x"}}}}},
+	}}}
+	if got := Trace(loop, Packet{Src: a("10.0.0.2"), Dst: a("10.0.0.1"), Protocol: TCP, Port: 80}, ModeNFT); got.Verdict != VerdictDrop {
+		t.Errorf("loop: verdict %v, want drop", got.Verdict)
+	}
+	// The DNAT rule matches only its protocol.
+	proto := &Program{Rulesets: []*Ruleset{{
+		Family:   IPv4,
+		Services: []ServiceEntry{{Addr: a("10.0.0.1"), Protocol: UDP, Port: 80, Target: Target{Chain: "x"}}},
+		Chains:   []*Chain{{Name: "x", Rules: []Rule{{Action: &DNAT{Addr: a("10.1.0.1"), Port: 80, Protocol: TCP}}}}},
+	}}}
+	if got := Trace(proto, Packet{Src: a("10.0.0.2"), Dst: a("10.0.0.1"), Protocol: UDP, Port: 80}, ModeNFT); got.Verdict != VerdictUntouched {
+		t.Errorf("protocol mismatch: verdict %v, want untouched", got.Verdict)
+	}
+	for v, s := range map[Verdict]string{VerdictUntouched: "untouched", VerdictDNAT: "dnat", VerdictReject: "reject", VerdictDrop: "drop"} {
+		if v.String() != s {
+			t.Errorf("Verdict(%d).String() = %q, want %q", v, v.String(), s)
+		}
+	}
+}

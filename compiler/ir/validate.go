@@ -1,0 +1,383 @@
+package ir
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+)
+
+// MaxNameLen is the longest chain or set name a Ruleset may use (the nftables
+// limit, NFT_NAME_MAXLEN - 1).
+const MaxNameLen = 256
+
+// Validate checks the invariants every renderer relies on: the family is
+// known and every address and prefix belongs to it; chain and set names are
+// non-empty, unique and at most MaxNameLen bytes; every Goto, Balance and
+// dispatch Target names an existing chain and no goto path loops; every
+// Balance is non-empty; every affinity set a rule uses exists; dispatch keys
+// are unique and have a valid protocol and a non-zero port; NoEndpoints
+// targets only drop or reject. It returns nil or an error listing every
+// violation.
+func (rs *Ruleset) Validate() error {
+	if rs == nil {
+		return errors.New("nil ruleset")
+	}
+	v := &validator{rs: rs}
+	v.check()
+	if len(v.errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("ruleset %s: %w", rs.Family, errors.Join(v.errs...))
+}
+
+// Validate checks every Ruleset (see Ruleset.Validate) and that the
+// Rulesets have distinct families, IPv4 first.
+func (p *Program) Validate() error {
+	if p == nil {
+		return errors.New("nil program")
+	}
+	var errs []error
+	seen := map[Family]bool{}
+	for i, rs := range p.Rulesets {
+		if rs == nil {
+			errs = append(errs, fmt.Errorf("ruleset %d is nil", i))
+			continue
+		}
+		if seen[rs.Family] {
+			errs = append(errs, fmt.Errorf("ruleset %d: duplicate family %s", i, rs.Family))
+		}
+		seen[rs.Family] = true
+		if i > 0 && p.Rulesets[i-1] != nil && p.Rulesets[i-1].Family > rs.Family {
+			errs = append(errs, fmt.Errorf("ruleset %d: %s after %s", i, rs.Family, p.Rulesets[i-1].Family))
+		}
+		if err := rs.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+type validator struct {
+	rs     *Ruleset
+	errs   []error
+	chains map[string]*Chain
+	sets   map[string]bool
+}
+
+func (v *validator) errorf(format string, args ...any) {
+	v.errs = append(v.errs, fmt.Errorf(format, args...))
+}
+
+func (v *validator) check() {
+	rs := v.rs
+	if rs.Family != IPv4 && rs.Family != IPv6 {
+		v.errorf("unknown family %d", rs.Family)
+		return
+	}
+	if rs.Table == "" {
+		v.errorf("empty table name")
+	}
+	if rs.MasqMark == 0 {
+		v.errorf("masquerade mark is zero")
+	}
+	v.checkNode()
+	v.checkNames()
+	v.checkServiceEntries("services", rs.Services, false)
+	v.checkServiceEntries("firewall", rs.Firewall, false)
+	v.checkServiceEntries("no-endpoints", rs.NoEndpoints, true)
+	v.checkNodePortEntries("nodeports", rs.NodePorts, false)
+	v.checkNodePortEntries("no-endpoint-nodeports", rs.NoEndpointNodePorts, true)
+	for _, a := range rs.ClusterIPs {
+		v.addr("cluster IPs", a)
+	}
+	for _, p := range rs.ServiceCIDRs {
+		v.prefix("service CIDRs", p)
+	}
+	seenHC := map[uint16]bool{}
+	for _, p := range rs.HealthCheckNodePorts {
+		if p == 0 {
+			v.errorf("health check nodeports: port 0")
+		}
+		if seenHC[p] {
+			v.errorf("health check nodeports: duplicate %d", p)
+		}
+		seenHC[p] = true
+	}
+	for _, c := range rs.Chains {
+		if c == nil {
+			continue
+		}
+		v.checkChain(c)
+	}
+	v.checkLoops()
+}
+
+func (v *validator) checkNode() {
+	n := &v.rs.Node
+	for _, a := range n.IPs {
+		v.addr("node IPs", a)
+	}
+	for _, a := range n.NodePortAddrs {
+		v.addr("nodeport addresses", a)
+	}
+	for _, p := range n.PodCIDRs {
+		v.prefix("pod CIDRs", p)
+	}
+	if n.LocalhostNodePorts && v.rs.Family != IPv4 {
+		v.errorf("localhost nodeports on %s", v.rs.Family)
+	}
+}
+
+func (v *validator) checkNames() {
+	v.chains = make(map[string]*Chain, len(v.rs.Chains))
+	for i, c := range v.rs.Chains {
+		if c == nil {
+			v.errorf("chain %d is nil", i)
+			continue
+		}
+		v.name("chain", c.Name)
+		if _, dup := v.chains[c.Name]; dup {
+			v.errorf("duplicate chain %q", c.Name)
+		}
+		v.chains[c.Name] = c
+	}
+	v.sets = make(map[string]bool, len(v.rs.AffinitySets))
+	for _, s := range v.rs.AffinitySets {
+		v.name("affinity set", s.Name)
+		if v.sets[s.Name] {
+			v.errorf("duplicate affinity set %q", s.Name)
+		}
+		if _, clash := v.chains[s.Name]; clash {
+			v.errorf("affinity set %q has the name of a chain", s.Name)
+		}
+		if s.Timeout <= 0 {
+			v.errorf("affinity set %q: timeout %v", s.Name, s.Timeout)
+		}
+		v.sets[s.Name] = true
+	}
+}
+
+func (v *validator) name(what, name string) {
+	switch {
+	case name == "":
+		v.errorf("%s with empty name", what)
+	case len(name) > MaxNameLen:
+		v.errorf("%s %q: name is %d bytes, limit %d", what, name, len(name), MaxNameLen)
+	}
+}
+
+func (v *validator) addr(where string, a netip.Addr) {
+	if !a.IsValid() {
+		v.errorf("%s: invalid address", where)
+		return
+	}
+	if familyOfAddr(a) != v.rs.Family {
+		v.errorf("%s: %s is not %s", where, a, v.rs.Family)
+	}
+}
+
+func (v *validator) prefix(where string, p netip.Prefix) {
+	if !p.IsValid() {
+		v.errorf("%s: invalid prefix", where)
+		return
+	}
+	if familyOfAddr(p.Addr()) != v.rs.Family {
+		v.errorf("%s: %s is not %s", where, p, v.rs.Family)
+	}
+}
+
+func familyOfAddr(a netip.Addr) Family {
+	if a.Is4() {
+		return IPv4
+	}
+	return IPv6
+}
+
+func validProtocol(p Protocol) bool {
+	return p == TCP || p == UDP || p == SCTP
+}
+
+func (v *validator) target(where string, t Target, verdictOnly bool) {
+	n := 0
+	if t.Chain != "" {
+		n++
+	}
+	if t.Drop {
+		n++
+	}
+	if t.Reject {
+		n++
+	}
+	if n != 1 {
+		v.errorf("%s: target must set exactly one of chain, drop, reject", where)
+		return
+	}
+	if t.Chain != "" {
+		if verdictOnly {
+			v.errorf("%s: target must be drop or reject, not chain %q", where, t.Chain)
+			return
+		}
+		if _, ok := v.chains[t.Chain]; !ok {
+			v.errorf("%s: no such chain %q", where, t.Chain)
+		}
+	}
+}
+
+type entryKey struct {
+	addr  netip.Addr
+	proto Protocol
+	port  uint16
+}
+
+func (v *validator) checkServiceEntries(table string, es []ServiceEntry, verdictOnly bool) {
+	seen := make(map[entryKey]bool, len(es))
+	for _, e := range es {
+		where := fmt.Sprintf("%s %s %s %d", table, e.Addr, e.Protocol, e.Port)
+		v.addr(table, e.Addr)
+		if !validProtocol(e.Protocol) {
+			v.errorf("%s: unknown protocol", where)
+		}
+		if e.Port == 0 {
+			v.errorf("%s: port 0", where)
+		}
+		k := entryKey{e.Addr, e.Protocol, e.Port}
+		if seen[k] {
+			v.errorf("%s: duplicate key", where)
+		}
+		seen[k] = true
+		v.target(where, e.Target, verdictOnly)
+	}
+}
+
+func (v *validator) checkNodePortEntries(table string, es []NodePortEntry, verdictOnly bool) {
+	seen := make(map[entryKey]bool, len(es))
+	for _, e := range es {
+		where := fmt.Sprintf("%s %s %d", table, e.Protocol, e.Port)
+		if !validProtocol(e.Protocol) {
+			v.errorf("%s: unknown protocol", where)
+		}
+		if e.Port == 0 {
+			v.errorf("%s: port 0", where)
+		}
+		k := entryKey{proto: e.Protocol, port: e.Port}
+		if seen[k] {
+			v.errorf("%s: duplicate key", where)
+		}
+		seen[k] = true
+		v.target(where, e.Target, verdictOnly)
+	}
+}
+
+func (v *validator) checkChain(c *Chain) {
+	if c.Kind < ServiceChain || c.Kind > EndpointChain {
+		v.errorf("chain %q: unknown kind %d", c.Name, c.Kind)
+	}
+	for i, r := range c.Rules {
+		where := fmt.Sprintf("chain %q rule %d", c.Name, i)
+		v.checkMatch(where, &r.Match)
+		switch a := r.Action.(type) {
+		case nil:
+			v.errorf("%s: nil action", where)
+		case *MarkMasq, *Drop, *Reject:
+		case *AffinityUpdate:
+			if a == nil || !v.sets[a.Set] {
+				v.errorf("%s: update of unknown affinity set", where)
+			}
+		case *Goto:
+			if a == nil {
+				v.errorf("%s: nil goto", where)
+			} else if _, ok := v.chains[a.Chain]; !ok {
+				v.errorf("%s: goto: no such chain %q", where, a.Chain)
+			}
+		case *Balance:
+			if a == nil || len(a.Chains) == 0 {
+				v.errorf("%s: empty balance", where)
+				continue
+			}
+			for _, t := range a.Chains {
+				if _, ok := v.chains[t]; !ok {
+					v.errorf("%s: balance: no such chain %q", where, t)
+				}
+			}
+		case *DNAT:
+			if a == nil {
+				v.errorf("%s: nil dnat", where)
+				continue
+			}
+			v.addr(where+": dnat", a.Addr)
+			if a.Port == 0 {
+				v.errorf("%s: dnat to port 0", where)
+			}
+			if !validProtocol(a.Protocol) {
+				v.errorf("%s: dnat: unknown protocol", where)
+			}
+		default:
+			v.errorf("%s: unknown action %T", where, a)
+		}
+	}
+}
+
+func (v *validator) checkMatch(where string, m *Match) {
+	if m.DstAddr.IsValid() {
+		v.addr(where+": daddr", m.DstAddr)
+	}
+	if m.SrcAddr.IsValid() {
+		v.addr(where+": saddr", m.SrcAddr)
+	}
+	for _, p := range m.SrcIn {
+		v.prefix(where+": saddr in", p)
+	}
+	for _, p := range m.SrcNotIn {
+		v.prefix(where+": saddr not in", p)
+	}
+	if m.Affinity != "" && !v.sets[m.Affinity] {
+		v.errorf("%s: unknown affinity set %q", where, m.Affinity)
+	}
+}
+
+// checkLoops reports a chain that can reach itself through Goto or Balance.
+func (v *validator) checkLoops() {
+	const (
+		unvisited = iota
+		active
+		done
+	)
+	state := make(map[string]int, len(v.chains))
+	reported := false
+	var visit func(name string)
+	visit = func(name string) {
+		c, ok := v.chains[name]
+		if !ok || reported {
+			return
+		}
+		switch state[name] {
+		case active:
+			v.errorf("chain %q: goto loop", name)
+			reported = true
+			return
+		case done:
+			return
+		}
+		state[name] = active
+		for _, r := range c.Rules {
+			switch a := r.Action.(type) {
+			case *Goto:
+				if a != nil {
+					visit(a.Chain)
+				}
+			case *Balance:
+				if a != nil {
+					for _, t := range a.Chains {
+						visit(t)
+					}
+				}
+			}
+		}
+		state[name] = done
+	}
+	for _, c := range v.rs.Chains {
+		if c != nil {
+			visit(c.Name)
+		}
+	}
+}

@@ -1,0 +1,320 @@
+package compiler
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"kpc/compiler/api"
+	"kpc/compiler/ir"
+)
+
+// servicePort is one Service port in one family with everything
+// syncProxyRules derives from it.
+type servicePort struct {
+	s         *svc
+	index     int
+	sp        *api.ServicePort
+	proto     ir.Protocol
+	port      uint16
+	name      string // "ns/name:port" (kube-proxy's ServicePortName)
+	base      string // hashAndTruncate("ns/name/proto/port")
+	clusterIP netip.Addr
+
+	externalIPs []addrAt
+	lbIPs       []addrAt
+	srcRanges   []netip.Prefix
+	nodePort    uint16
+
+	affinity bool
+	timeout  time.Duration
+}
+
+// addrAt is an address with the spec/status path it came from.
+type addrAt struct {
+	addr netip.Addr
+	path string
+}
+
+func (p *servicePort) externallyAccessible() bool {
+	return p.nodePort != 0 || len(p.lbIPs) > 0 || len(p.externalIPs) > 0
+}
+
+// addService adds every port of s to the ruleset (syncProxyRules' loop
+// body for each of the Service's ports).
+func (b *builder) addService(s *svc) {
+	f := b.f
+	sp := s.spec()
+	cip := s.ips[f]
+
+	var extIPs, lbIPs []addrAt
+	for i, str := range sp.ExternalIPs {
+		if ip, ok := parseIP(str); ok && familyOf(ip) == f {
+			extIPs = append(extIPs, addrAt{ip, fmt.Sprintf("spec.externalIPs[%d]", i)})
+		}
+	}
+	for i, ing := range s.api.Status.LoadBalancer.Ingress {
+		if ing.IP == "" || (ing.IPMode != nil && *ing.IPMode == "Proxy") {
+			continue
+		}
+		if ip, ok := parseIP(ing.IP); ok && familyOf(ip) == f {
+			lbIPs = append(lbIPs, addrAt{ip, fmt.Sprintf("status.loadBalancer.ingress[%d].ip", i)})
+		}
+	}
+	var ranges []netip.Prefix
+	for _, str := range sp.LoadBalancerSourceRanges {
+		if p, ok := parseCIDR(str); ok && familyOf(p.Addr()) == f {
+			ranges = append(ranges, p)
+		}
+	}
+	affinity := sp.SessionAffinity == "ClientIP"
+	timeout := time.Duration(defaultAffinitySecond) * time.Second
+	if c := sp.SessionAffinityConfig; c != nil && c.ClientIP != nil && c.ClientIP.TimeoutSeconds != nil && *c.ClientIP.TimeoutSeconds > 0 {
+		timeout = time.Duration(*c.ClientIP.TimeoutSeconds) * time.Second
+	}
+
+	seen := map[string]bool{}
+	added := false
+	for i := range sp.Ports {
+		port := &sp.Ports[i]
+		proto := ir.Protocol(port.Protocol)
+		if port.Protocol == "" {
+			proto = ir.TCP
+		}
+		if proto != ir.TCP && proto != ir.UDP && proto != ir.SCTP {
+			continue
+		}
+		if port.Port < 1 || port.Port > 65535 {
+			continue
+		}
+		// kube-proxy keys service ports by (name, protocol); a repeat
+		// (invalid input) would collide, so only the first is used.
+		key := port.Name + "/" + string(proto)
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		p := &servicePort{
+			s:           s,
+			index:       i,
+			sp:          port,
+			proto:       proto,
+			port:        uint16(port.Port),
+			name:        servicePortName(s.id, port.Name),
+			base:        servicePortChainBase(s.api.Metadata.Namespace, s.api.Metadata.Name, proto, port.Name),
+			clusterIP:   cip,
+			externalIPs: extIPs,
+			lbIPs:       lbIPs,
+			srcRanges:   ranges,
+			affinity:    affinity,
+			timeout:     timeout,
+		}
+		if s.hasNodePorts() && s.nodePorts[i] >= 1 && s.nodePorts[i] <= 65535 {
+			p.nodePort = uint16(s.nodePorts[i])
+		}
+		b.addServicePort(p)
+		added = true
+	}
+	if added && s.needsHealthCheck() && s.hcnp >= 1 && s.hcnp <= 65535 && !b.hcPorts[uint16(s.hcnp)] {
+		b.hcPorts[uint16(s.hcnp)] = true
+		b.rs.HealthCheckNodePorts = append(b.rs.HealthCheckNodePorts, uint16(s.hcnp))
+	}
+}
+
+// addServicePort is kube-proxy's per-service-port body of syncProxyRules
+// (nftables mode) followed by writeServiceToEndpointRules and the endpoint
+// chains.
+func (b *builder) addServicePort(p *servicePort) {
+	s, cfg, rs := p.s, b.c.cfg, b.rs
+	ns, name := s.api.Metadata.Namespace, s.api.Metadata.Name
+
+	iTPLocal := s.spec().InternalTrafficPolicy == "Local"
+	eTPLocal := s.externalPolicyLocal()
+	extAccessible := p.externallyAccessible()
+	usesCluster := !iTPLocal || extAccessible
+	usesLocal := iTPLocal || (eTPLocal && extAccessible)
+
+	eps := b.c.endpointsFor(s, p.sp, p.proto, b.f)
+	cat := categorize(eps, usesCluster, usesLocal, cfg.nodeName, cfg.zone)
+	hasEndpoints := cat.hasAny
+
+	clusterChain := prefixService + p.base
+	localChain := prefixLocal + p.base
+	extChain := prefixExternal + p.base
+	fwChain := prefixFirewall + p.base
+
+	epChain := map[string]string{} // endpoint str -> chain name
+	epSet := map[string]string{}   // endpoint str -> affinity set name
+	for _, e := range cat.reachable {
+		base := endpointChainBase(ns, name, p.proto, p.sp.Name, e.ap)
+		epChain[e.str] = prefixEndpoint + base
+		epSet[e.str] = prefixAffinity + base
+	}
+
+	usesClusterChain := len(cat.cluster) > 0 && usesCluster
+	usesLocalChain := len(cat.local) > 0 && usesLocal
+
+	internalChain, hasInternal := clusterChain, hasEndpoints
+	if iTPLocal {
+		internalChain = localChain
+		if len(cat.local) == 0 {
+			hasInternal = false
+		}
+	}
+	externalPolicyChain, hasExternal := clusterChain, hasEndpoints
+	if eTPLocal {
+		externalPolicyChain = localChain
+		if len(cat.local) == 0 {
+			hasExternal = false
+		}
+	}
+	usesExtChain := hasEndpoints && extAccessible
+
+	var internalVerdict, externalVerdict ir.Target
+	switch {
+	case !hasEndpoints:
+		internalVerdict, externalVerdict = ir.Target{Reject: true}, ir.Target{Reject: true}
+	default:
+		internalVerdict, externalVerdict = ir.Target{Drop: true}, ir.Target{Drop: true}
+	}
+
+	// Dispatch entries.
+	if !b.clusterIPs[p.clusterIP] {
+		b.clusterIPs[p.clusterIP] = true
+		rs.ClusterIPs = append(rs.ClusterIPs, p.clusterIP)
+	}
+	cipKey := svcKey{p.clusterIP, p.proto, p.port}
+	if b.claim(s, cipKey, clusterIPPath(s, b.f)) {
+		if hasInternal {
+			b.addServiceEntry(b.services, &rs.Services, p.entry(p.clusterIP, "cluster IP", ir.Target{Chain: internalChain}))
+		} else {
+			b.addServiceEntry(b.noEndpoint, &rs.NoEndpoints, p.entry(p.clusterIP, "cluster IP", internalVerdict))
+		}
+	}
+	for _, ext := range p.externalIPs {
+		if !b.claim(s, svcKey{ext.addr, p.proto, p.port}, ext.path) {
+			continue
+		}
+		if hasEndpoints {
+			b.addServiceEntry(b.services, &rs.Services, p.entry(ext.addr, "external IP", ir.Target{Chain: extChain}))
+		}
+		if !hasExternal {
+			b.addServiceEntry(b.noEndpoint, &rs.NoEndpoints, p.entry(ext.addr, "external IP", externalVerdict))
+		}
+	}
+	usesFW := len(p.lbIPs) > 0 && len(p.srcRanges) > 0
+	for _, lb := range p.lbIPs {
+		if !b.claim(s, svcKey{lb.addr, p.proto, p.port}, lb.path) {
+			continue
+		}
+		if hasEndpoints {
+			b.addServiceEntry(b.services, &rs.Services, p.entry(lb.addr, "load balancer IP", ir.Target{Chain: extChain}))
+		}
+		if usesFW {
+			b.addServiceEntry(b.firewall, &rs.Firewall, p.entry(lb.addr, "load balancer IP", ir.Target{Chain: fwChain}))
+		}
+		if !hasExternal {
+			b.addServiceEntry(b.noEndpoint, &rs.NoEndpoints, p.entry(lb.addr, "load balancer IP", externalVerdict))
+		}
+	}
+	if p.nodePort != 0 && b.claimNodePort(s, npKey{p.proto, p.nodePort}, fmt.Sprintf("spec.ports[%d].nodePort", p.index)) {
+		if hasEndpoints {
+			b.addNodePortEntry(b.nodePorts, &rs.NodePorts, ir.NodePortEntry{Protocol: p.proto, Port: p.nodePort, Target: ir.Target{Chain: extChain}, Comment: p.name})
+		}
+		if !hasExternal {
+			b.addNodePortEntry(b.noEndpNP, &rs.NoEndpointNodePorts, ir.NodePortEntry{Protocol: p.proto, Port: p.nodePort, Target: externalVerdict, Comment: p.name})
+		}
+	}
+
+	// Chains. Rules are collected per chain in kube-proxy's order.
+	rules := map[string][]ir.Rule{}
+	if hasInternal {
+		switch {
+		case cfg.masqueradeAll:
+			rules[internalChain] = append(rules[internalChain], ir.Rule{
+				Match: ir.Match{DstAddr: p.clusterIP}, Action: &ir.MarkMasq{}, Comment: p.name + " cluster IP"})
+		case cfg.podCIDR[b.f].IsValid():
+			rules[internalChain] = append(rules[internalChain], ir.Rule{
+				Match:   ir.Match{DstAddr: p.clusterIP, SrcNotIn: []netip.Prefix{cfg.podCIDR[b.f]}},
+				Action:  &ir.MarkMasq{},
+				Comment: p.name + " cluster IP",
+			})
+		}
+	}
+	if usesExtChain {
+		var r []ir.Rule
+		if !eTPLocal {
+			r = append(r, ir.Rule{Action: &ir.MarkMasq{}, Comment: "masquerade traffic for " + p.name + " external destinations"})
+		} else {
+			if pc := cfg.podCIDR[b.f]; pc.IsValid() {
+				r = append(r, ir.Rule{Match: ir.Match{SrcIn: []netip.Prefix{pc}}, Action: &ir.Goto{Chain: clusterChain}, Comment: "short-circuit pod traffic"})
+			}
+			r = append(r,
+				ir.Rule{Match: ir.Match{SrcLocal: true}, Action: &ir.MarkMasq{}, Comment: "masquerade local traffic"},
+				ir.Rule{Match: ir.Match{SrcLocal: true}, Action: &ir.Goto{Chain: clusterChain}, Comment: "short-circuit local traffic"},
+			)
+		}
+		if hasExternal {
+			r = append(r, ir.Rule{Action: &ir.Goto{Chain: externalPolicyChain}})
+		}
+		b.addChain(p.chain(extChain, ir.ExternalChain, p.name+" external destinations", r))
+	}
+	if usesFW {
+		sources := append([]netip.Prefix(nil), p.srcRanges...)
+		if primary, ok := cfg.primary[b.f]; ok && anyContains(p.srcRanges, primary) {
+			// The LB IP may be a local address: node-to-VIP traffic
+			// then arrives with the VIP as source.
+			for _, lb := range p.lbIPs {
+				sources = append(sources, netip.PrefixFrom(lb.addr, lb.addr.BitLen()))
+			}
+		}
+		r := []ir.Rule{{Match: ir.Match{SrcNotIn: sources}, Action: &ir.Drop{}, Comment: "other traffic to " + p.name + " load balancer IPs"}}
+		b.addChain(p.chain(fwChain, ir.FirewallChain, p.name+" loadBalancerSourceRanges", r))
+	}
+	if p.affinity {
+		for _, e := range cat.reachable {
+			b.addAffinitySet(epSet[e.str], p.timeout, p.name+" -> "+e.str)
+		}
+	}
+	if usesClusterChain {
+		r := append(rules[clusterChain], p.endpointRules(cat.cluster, epChain, epSet)...)
+		b.addChain(p.chain(clusterChain, ir.ServiceChain, p.name+" cluster endpoints", r))
+	}
+	if usesLocalChain {
+		r := append(rules[localChain], p.endpointRules(cat.local, epChain, epSet)...)
+		b.addChain(p.chain(localChain, ir.LocalChain, p.name+" node-local endpoints", r))
+	}
+	for _, e := range cat.reachable {
+		r := []ir.Rule{{Match: ir.Match{SrcAddr: e.ap.Addr()}, Action: &ir.MarkMasq{}, Comment: "hairpin"}}
+		if p.affinity {
+			r = append(r, ir.Rule{Action: &ir.AffinityUpdate{Set: epSet[e.str]}})
+		}
+		r = append(r, ir.Rule{Action: &ir.DNAT{Addr: e.ap.Addr(), Port: e.ap.Port(), Protocol: p.proto}})
+		b.addChain(p.chain(epChain[e.str], ir.EndpointChain, p.name+" -> "+e.str, r))
+	}
+}
+
+// endpointRules is writeServiceToEndpointRules: one affinity rule per
+// endpoint (ClientIP affinity), then a uniform choice among them.
+func (p *servicePort) endpointRules(eps []*endpoint, chain, set map[string]string) []ir.Rule {
+	var r []ir.Rule
+	if p.affinity {
+		for _, e := range eps {
+			r = append(r, ir.Rule{Match: ir.Match{Affinity: set[e.str]}, Action: &ir.Goto{Chain: chain[e.str]}, Comment: p.name + " -> " + e.str})
+		}
+	}
+	names := make([]string, len(eps))
+	for i, e := range eps {
+		names[i] = chain[e.str]
+	}
+	return append(r, ir.Rule{Action: &ir.Balance{Chains: names}})
+}
+
+func (p *servicePort) entry(addr netip.Addr, kind string, t ir.Target) ir.ServiceEntry {
+	return ir.ServiceEntry{Addr: addr, Protocol: p.proto, Port: p.port, Target: t, Comment: p.name, Kind: kind}
+}
+
+func (p *servicePort) chain(name string, kind ir.ChainKind, comment string, rules []ir.Rule) *ir.Chain {
+	return &ir.Chain{Name: name, Kind: kind, Service: p.name, Protocol: p.proto, Comment: strings.TrimSpace(comment), Rules: rules}
+}
