@@ -1,0 +1,195 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"encoding/xml"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const seed = `apiVersion: v1
+kind: Service
+metadata:
+  name: my-service
+spec:
+  clusterIP: 10.96.0.100
+  ports:
+    - name: http
+      port: 80
+      targetPort: 9376
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: my-service-1
+  labels:
+    kubernetes.io/service-name: my-service
+addressType: IPv4
+ports:
+  - name: http
+    port: 9376
+endpoints:
+  - addresses: ["10.4.5.6"]
+  - addresses: ["10.1.2.3"]
+`
+
+const bad = `apiVersion: v1
+kind: Service
+metadata:
+  name: bad
+spec:
+  ports:
+    - port: 70000
+`
+
+func writeFile(t *testing.T, dir, name, data string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestRun(t *testing.T) {
+	dir := t.TempDir()
+	good := writeFile(t, dir, "seed.yaml", seed)
+	invalid := writeFile(t, dir, "bad.yaml", bad)
+	tests := []struct {
+		name        string
+		args        []string
+		stdin       string
+		code        int
+		stdout      []string // substrings
+		stderr      []string
+		emptyStdout bool
+	}{
+		{name: "no args", args: nil, code: exitUsage, stderr: []string{"Usage: kpc COMMAND"}},
+		{name: "help", args: []string{"help"}, code: exitOK, stdout: []string{"compile", "validate", "trace"}},
+		{name: "unknown command", args: []string{"frobnicate"}, code: exitUsage, stderr: []string{`unknown command "frobnicate"`}},
+		{name: "compile help", args: []string{"compile", "--help"}, code: exitOK, stdout: []string{"--filename", "--format"}},
+		{name: "compile bad flag", args: []string{"compile", "--nope"}, code: exitUsage, stderr: []string{"unknown flag"}},
+		{name: "compile no input", args: []string{"compile"}, code: exitUsage, stderr: []string{"no input"}},
+		{name: "compile nft", args: []string{"compile", "-f", good}, code: exitOK,
+			stdout: []string{"table ip kpc", "10.96.0.100 . tcp . 80", "10.4.5.6 . 9376"}},
+		{name: "compile positional", args: []string{"compile", good}, code: exitOK, stdout: []string{"table ip kpc"}},
+		{name: "compile stdin", args: []string{"compile", "-f", "-"}, stdin: seed, code: exitOK, stdout: []string{"table ip kpc"}},
+		{name: "compile iptables", args: []string{"compile", "--format", "iptables", good}, code: exitOK,
+			stdout: []string{"*nat", "--probability 0.5000000000", "COMMIT"}},
+		{name: "compile ir", args: []string{"compile", "--format", "ir", good}, code: exitOK, stdout: []string{"ruleset IPv4 table kpc"}},
+		{name: "compile bad format", args: []string{"compile", "--format", "pf", good}, code: exitUsage, stderr: []string{`--format "pf"`}},
+		{name: "compile invalid", args: []string{"compile", "-f", invalid}, code: exitInvalid, emptyStdout: true,
+			stderr: []string{"bad.yaml:7:13: Service default/bad: spec.ports[0].port:"}},
+		{name: "compile bad node ip", args: []string{"compile", "--node-ip", "nope", good}, code: exitUsage, stderr: []string{`--node-ip "nope"`}},
+		{name: "compile bad cidr", args: []string{"compile", "--service-cidr", "10.96.0.1/12", good}, code: exitUsage, stderr: []string{"host bits set"}},
+		{name: "validate ok", args: []string{"validate", good}, code: exitOK, emptyStdout: true},
+		{name: "validate invalid", args: []string{"validate", invalid}, code: exitInvalid, stdout: []string{"spec.ports[0].port"}},
+		{name: "validate bad output", args: []string{"validate", "-o", "yaml", good}, code: exitUsage},
+		{name: "trace", args: []string{"trace", "-f", good, "--from", "203.0.113.7", "--to", "10.96.0.100:80/tcp"}, code: exitOK,
+			stdout: []string{"DNAT", "10.4.5.6:9376", "10.1.2.3:9376", "p=0.5000"}},
+		{name: "trace reject", args: []string{"trace", "-f", good, "--from", "203.0.113.7", "--to", "10.96.0.100:81"}, code: exitOK,
+			stdout: []string{"verdict: reject"}},
+		{name: "trace bad to", args: []string{"trace", "-f", good, "--from", "203.0.113.7", "--to", "10.96.0.100"}, code: exitUsage},
+		{name: "trace mixed families", args: []string{"trace", "-f", good, "--from", "2001:db8::1", "--to", "10.96.0.100:80"}, code: exitUsage},
+		{name: "gen", args: []string{"gen", "--services", "3", "--endpoints", "2"}, code: exitOK, stdout: []string{"kind: EndpointSlice"}},
+		{name: "version", args: []string{"version"}, code: exitOK, stdout: []string{"kpc "}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(tt.args, strings.NewReader(tt.stdin), &stdout, &stderr)
+			if code != tt.code {
+				t.Errorf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tt.code, stdout.String(), stderr.String())
+			}
+			for _, s := range tt.stdout {
+				if !strings.Contains(stdout.String(), s) {
+					t.Errorf("stdout lacks %q:\n%s", s, stdout.String())
+				}
+			}
+			for _, s := range tt.stderr {
+				if !strings.Contains(stderr.String(), s) {
+					t.Errorf("stderr lacks %q:\n%s", s, stderr.String())
+				}
+			}
+			if tt.emptyStdout && stdout.Len() > 0 {
+				t.Errorf("stdout not empty:\n%s", stdout.String())
+			}
+		})
+	}
+}
+
+// TestCompileOutputAtomic checks that -o replaces the file on success and
+// leaves it untouched on invalid input.
+func TestCompileOutputAtomic(t *testing.T) {
+	dir := t.TempDir()
+	good := writeFile(t, dir, "seed.yaml", seed)
+	invalid := writeFile(t, dir, "bad.yaml", bad)
+	out := writeFile(t, dir, "rules.nft", "previous\n")
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"compile", "-f", invalid, "-o", out}, nil, &stdout, &stderr); code != exitInvalid {
+		t.Fatalf("exit %d, want %d", code, exitInvalid)
+	}
+	if b, _ := os.ReadFile(out); string(b) != "previous\n" {
+		t.Fatalf("output changed on error: %q", b)
+	}
+	if code := run([]string{"compile", "-f", good, "-o", out}, nil, &stdout, &stderr); code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	b, _ := os.ReadFile(out)
+	if !strings.Contains(string(b), "table ip kpc") {
+		t.Fatalf("output not written: %q", b)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 3 {
+		t.Errorf("temporary files left behind: %v", entries)
+	}
+}
+
+// TestCompileDeterministic checks that document order does not change the
+// output.
+func TestCompileDeterministic(t *testing.T) {
+	dir := t.TempDir()
+	docs := strings.Split(seed, "---\n")
+	a := writeFile(t, dir, "a.yaml", docs[0]+"---\n"+docs[1])
+	b := writeFile(t, dir, "b.yaml", docs[1]+"---\n"+docs[0])
+	var outA, outB, stderr bytes.Buffer
+	if run([]string{"compile", a}, nil, &outA, &stderr) != exitOK || run([]string{"compile", b}, nil, &outB, &stderr) != exitOK {
+		t.Fatal(stderr.String())
+	}
+	if outA.String() != outB.String() {
+		t.Error("document order changed the output")
+	}
+}
+
+func TestValidateReports(t *testing.T) {
+	dir := t.TempDir()
+	invalid := writeFile(t, dir, "bad.yaml", bad)
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"validate", "-o", "json", invalid}, nil, &stdout, &stderr); code != exitInvalid {
+		t.Fatalf("exit %d", code)
+	}
+	var rep struct {
+		Valid       bool
+		Diagnostics []struct{ File, Field, Message, Severity string }
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatalf("json: %v\n%s", err, stdout.String())
+	}
+	if rep.Valid || len(rep.Diagnostics) == 0 || rep.Diagnostics[0].Field != "spec.ports[0].port" {
+		t.Errorf("unexpected report: %+v", rep)
+	}
+	stdout.Reset()
+	if code := run([]string{"validate", "-o", "junit", invalid}, nil, &stdout, &stderr); code != exitInvalid {
+		t.Fatalf("exit %d", code)
+	}
+	var suites junitSuites
+	if err := xml.Unmarshal(stdout.Bytes(), &suites); err != nil {
+		t.Fatalf("junit: %v\n%s", err, stdout.String())
+	}
+	if len(suites.Suites) != 1 || suites.Suites[0].Failures == 0 {
+		t.Errorf("unexpected junit: %+v", suites)
+	}
+}
