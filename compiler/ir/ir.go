@@ -69,6 +69,10 @@ type Program struct {
 	// offline (allocated cluster IPs and NodePorts), in a stable order.
 	// Renderers print them as comments at the top of their output.
 	Notes []string
+	// Services is the catalog of the input's Services as the compiler
+	// resolved them, sorted by namespace/name (see ServiceInfo). Dump does
+	// not print it and Validate does not check it.
+	Services []ServiceInfo
 }
 
 // Ruleset is everything kpc programs for one IP family. All slices are

@@ -8,7 +8,7 @@ import (
 
 // MaxNameLen is the longest chain or set name a Ruleset may use (the nftables
 // limit, NFT_NAME_MAXLEN - 1).
-const MaxNameLen = 256
+const MaxNameLen = 255
 
 // Validate checks the invariants every renderer relies on: the family is
 // known and every address and prefix belongs to it; chain and set names are

@@ -1,0 +1,189 @@
+package nftplan
+
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"kpc/compiler/ir"
+)
+
+func ep(name, addr string, hairpin bool, extra ...ir.Rule) *ir.Chain {
+	a := netip.MustParseAddr(addr)
+	var rules []ir.Rule
+	if hairpin {
+		rules = append(rules, ir.Rule{Match: ir.Match{SrcAddr: a}, Action: &ir.MarkMasq{}})
+	}
+	rules = append(rules, extra...)
+	rules = append(rules, ir.Rule{Action: &ir.DNAT{Addr: a, Port: 80, Protocol: ir.TCP}})
+	return &ir.Chain{Name: name, Kind: ir.EndpointChain, Protocol: ir.TCP, Rules: rules}
+}
+
+func svc(name string, rules ...ir.Rule) *ir.Chain {
+	return &ir.Chain{Name: name, Kind: ir.ServiceChain, Protocol: ir.TCP, Rules: rules}
+}
+
+func balance(chains ...string) ir.Rule { return ir.Rule{Action: &ir.Balance{Chains: chains}} }
+
+func entry(vip string, p ir.Protocol, chain string) ir.ServiceEntry {
+	return ir.ServiceEntry{Addr: netip.MustParseAddr(vip), Protocol: p, Port: 80, Target: ir.Target{Chain: chain}}
+}
+
+// summary is the part of a Plan the tests compare.
+type summary struct {
+	Lowered, Kept []RuleRef
+	Dropped       []string
+	Hairpin       int
+	Choice        []int // elements per endpoint-choice map
+	Endpoints     []int // elements per endpoints map
+}
+
+func summarize(rs *ir.Ruleset, p *Plan) summary {
+	var s summary
+	for i, c := range rs.Chains {
+		if c == nil {
+			continue
+		}
+		if p.Dropped[c.Name] {
+			s.Dropped = append(s.Dropped, c.Name)
+		}
+		for j := range c.Rules {
+			if b, ok := p.Balances[RuleRef{i, j}]; ok {
+				if b.Lowered {
+					s.Lowered = append(s.Lowered, RuleRef{i, j})
+				} else {
+					s.Kept = append(s.Kept, RuleRef{i, j})
+				}
+			}
+		}
+	}
+	s.Hairpin = len(p.Hairpin)
+	for _, m := range p.ChoiceMaps {
+		s.Choice = append(s.Choice, len(m))
+	}
+	for _, m := range p.EndpointMaps {
+		s.Endpoints = append(s.Endpoints, len(m))
+	}
+	return s
+}
+
+func TestNew(t *testing.T) {
+	tests := []struct {
+		name string
+		rs   *ir.Ruleset
+		o    Options
+		want summary
+	}{{
+		name: "plain endpoints are lowered and left out",
+		rs: &ir.Ruleset{
+			Services: []ir.ServiceEntry{entry("172.30.0.1", ir.TCP, "svc")},
+			Chains:   []*ir.Chain{ep("a", "10.0.0.1", true), ep("b", "10.0.0.2", true), svc("svc", balance("a", "b"))},
+		},
+		want: summary{Lowered: []RuleRef{{2, 0}}, Dropped: []string{"a", "b"}, Hairpin: 2, Endpoints: []int{2}},
+	}, {
+		name: "EndpointChains keeps everything",
+		rs: &ir.Ruleset{
+			Services: []ir.ServiceEntry{entry("172.30.0.1", ir.TCP, "svc")},
+			Chains:   []*ir.Chain{ep("a", "10.0.0.1", true), ep("b", "10.0.0.2", true), svc("svc", balance("a", "b"))},
+		},
+		o:    Options{EndpointChains: true},
+		want: summary{Kept: []RuleRef{{2, 0}}, Choice: []int{2}},
+	}, {
+		name: "a chain reached over two protocols is not lowered",
+		rs: &ir.Ruleset{
+			Services: []ir.ServiceEntry{entry("172.30.0.1", ir.TCP, "svc"), entry("172.30.0.1", ir.UDP, "svc")},
+			Chains:   []*ir.Chain{ep("a", "10.0.0.1", true), svc("svc", balance("a"))},
+		},
+		want: summary{Kept: []RuleRef{{1, 0}}, Choice: []int{1}},
+	}, {
+		name: "reachability follows gotos",
+		rs: &ir.Ruleset{
+			NodePorts: []ir.NodePortEntry{{Protocol: ir.UDP, Port: 30000, Target: ir.Target{Chain: "ext"}}},
+			Services:  []ir.ServiceEntry{entry("172.30.0.1", ir.TCP, "svc")},
+			Chains: []*ir.Chain{ep("a", "10.0.0.1", true), {Name: "ext", Rules: []ir.Rule{{Action: &ir.Goto{Chain: "svc"}}}},
+				svc("svc", balance("a"))},
+		},
+		want: summary{Kept: []RuleRef{{2, 0}}, Choice: []int{1}},
+	}, {
+		name: "disagreeing hairpin marks for one destination block both",
+		rs: &ir.Ruleset{
+			Services: []ir.ServiceEntry{entry("172.30.0.1", ir.TCP, "s1"), entry("172.30.0.2", ir.TCP, "s2")},
+			Chains: []*ir.Chain{ep("a", "10.0.0.1", true), ep("b", "10.0.0.1", false), ep("c", "10.0.0.3", false),
+				svc("s1", balance("a")), svc("s2", balance("b", "c"))},
+		},
+		want: summary{Kept: []RuleRef{{3, 0}, {4, 0}}, Choice: []int{3}},
+	}, {
+		name: "affinity endpoints are not plain but agree with plain ones",
+		rs: &ir.Ruleset{
+			AffinitySets: []ir.AffinitySet{{Name: "aff", Timeout: 1}},
+			Services:     []ir.ServiceEntry{entry("172.30.0.1", ir.TCP, "s1"), entry("172.30.0.2", ir.TCP, "s2")},
+			Chains: []*ir.Chain{
+				ep("a", "10.0.0.1", true, ir.Rule{Action: &ir.AffinityUpdate{Set: "aff"}}),
+				ep("b", "10.0.0.1", true),
+				svc("s1", ir.Rule{Match: ir.Match{Affinity: "aff"}, Action: &ir.Goto{Chain: "a"}}, balance("a")),
+				svc("s2", balance("b")),
+			},
+		},
+		want: summary{Lowered: []RuleRef{{3, 0}}, Kept: []RuleRef{{2, 1}}, Dropped: []string{"b"}, Hairpin: 1,
+			Choice: []int{1}, Endpoints: []int{1}},
+	}, {
+		name: "a chain still named elsewhere is kept",
+		rs: &ir.Ruleset{
+			Services: []ir.ServiceEntry{entry("172.30.0.1", ir.TCP, "svc")},
+			Chains: []*ir.Chain{ep("a", "10.0.0.1", false), ep("b", "10.0.0.2", true),
+				svc("svc", ir.Rule{Match: ir.Match{SrcAddr: netip.MustParseAddr("10.0.0.9")}, Action: &ir.Goto{Chain: "a"}},
+					balance("a", "a", "b"))},
+		},
+		want: summary{Lowered: []RuleRef{{2, 1}}, Dropped: []string{"b"}, Hairpin: 1, Endpoints: []int{3}},
+	}, {
+		name: "unknown names do not panic",
+		rs: &ir.Ruleset{
+			Services: []ir.ServiceEntry{entry("172.30.0.1", ir.TCP, "nowhere")},
+			Chains:   []*ir.Chain{nil, svc("svc", balance("missing"), ir.Rule{Action: &ir.Goto{Chain: "gone"}})},
+		},
+		want: summary{Kept: []RuleRef{{1, 0}}, Choice: []int{1}},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := New(tt.rs, tt.o)
+			got := summarize(tt.rs, p)
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("plan (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestNewNil(t *testing.T) {
+	p := New(nil, Options{})
+	if len(p.Balances) != 0 || len(p.Dropped) != 0 {
+		t.Errorf("New(nil) = %+v, want an empty plan", p)
+	}
+}
+
+func TestShards(t *testing.T) {
+	tests := []struct {
+		total int
+		adds  []int
+		size  int
+		want  []Slot
+	}{
+		{total: 10, adds: []int{5, 5, 60, 1}, size: 64, want: []Slot{{0, 0}, {0, 5}, {1, 0}, {1, 60}}},
+		{total: 5000, adds: []int{100, 100, 200, 3}, size: 128, want: []Slot{{0, 0}, {1, 0}, {2, 0}, {3, 0}}},
+		{total: 70000, adds: []int{1, 300, 3}, size: 512, want: []Slot{{0, 0}, {0, 1}, {0, 301}}},
+	}
+	for _, tt := range tests {
+		s := newShards(tt.total)
+		if s.size != tt.size {
+			t.Errorf("newShards(%d).size = %d, want %d", tt.total, s.size, tt.size)
+		}
+		var got []Slot
+		for _, k := range tt.adds {
+			got = append(got, s.add(k))
+		}
+		if diff := cmp.Diff(tt.want, got); diff != "" {
+			t.Errorf("total %d: slots (-want +got):\n%s", tt.total, diff)
+		}
+	}
+}
