@@ -73,6 +73,7 @@ func Compile(in *api.Input, opts Options) (*ir.Program, diag.List) {
 		}
 	}
 	prog.Notes = c.sortedNotes()
+	prog.Services = c.catalog()
 	c.diags.Sort()
 	return prog, c.diags
 }

@@ -16,8 +16,9 @@ func runCompile(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var nf nodeFlags
 	in.register(fs)
 	nf.register(fs)
-	format := fs.String("format", "nft", "output format: nft, iptables, ir")
+	format := fs.String("format", "nft", "output format: nft, iptables, ir, dns (a zone file of the cluster domain)")
 	family := fs.String("family", "", "iptables: the family to write (ipv4 or ipv6); default ipv4, or the only family present")
+	domain := fs.String("cluster-domain", "cluster.local", "dns: the cluster domain (the zone's origin)")
 	out := fs.StringP("output", "o", "", "write to this file atomically instead of stdout")
 	if code, done := parse(fs, args, stdout); done {
 		return code
@@ -26,7 +27,7 @@ func runCompile(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if prog == nil {
 		return code
 	}
-	data, err := renderProgram(prog, *format, *family)
+	data, err := renderProgram(prog, *format, *family, *domain)
 	if err != nil {
 		fmt.Fprintf(stderr, "kpc compile: %v\n", err)
 		return exitUsage
@@ -38,8 +39,9 @@ func runCompile(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// renderProgram renders prog in the named format.
-func renderProgram(prog *ir.Program, format, family string) ([]byte, error) {
+// renderProgram renders prog in the named format; domain is the cluster
+// domain of the dns format.
+func renderProgram(prog *ir.Program, format, family, domain string) ([]byte, error) {
 	var r render.Renderer
 	switch strings.ToLower(format) {
 	case "nft":
@@ -50,6 +52,8 @@ func renderProgram(prog *ir.Program, format, family string) ([]byte, error) {
 			return nil, err
 		}
 		r = render.IPTables{Family: fam}
+	case "dns":
+		r = render.DNS{Domain: domain}
 	case "ir":
 		var b bytes.Buffer
 		if err := ir.Dump(&b, prog); err != nil {
@@ -57,7 +61,7 @@ func renderProgram(prog *ir.Program, format, family string) ([]byte, error) {
 		}
 		return b.Bytes(), nil
 	default:
-		return nil, fmt.Errorf("--format %q: want nft, iptables or ir", format)
+		return nil, fmt.Errorf("--format %q: want nft, iptables, ir or dns", format)
 	}
 	var b bytes.Buffer
 	if err := r.Render(&b, prog); err != nil {

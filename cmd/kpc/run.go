@@ -30,6 +30,8 @@ func commands() []command {
 		{"compile", "compile manifests to a ruleset (nft, iptables)", runCompile},
 		{"validate", "validate manifests as the API server would", runValidate},
 		{"trace", "show where a packet goes through the compiled rules", runTrace},
+		{"diff", "compare two versions of the manifests: Services, traffic, ruleset lines", runDiff},
+		{"env", "print the Service environment variables of a new pod", runEnv},
 		{"gen", "generate a synthetic cluster's manifests (for benchmarks)", runGen},
 		{"version", "print kpc's version", runVersion},
 	}

@@ -1,0 +1,88 @@
+package load
+
+import (
+	"bytes"
+	"fmt"
+	"testing"
+)
+
+// genServices writes n Services with two ports each and one
+// EndpointSlice per Service with three endpoints.
+func genServices(n int) []byte {
+	var b bytes.Buffer
+	for i := range n {
+		fmt.Fprintf(&b, `apiVersion: v1
+kind: Service
+metadata:
+  name: svc-%d
+  namespace: ns-%d
+  labels:
+    app: svc-%d
+spec:
+  selector:
+    app: svc-%d
+  clusterIP: 10.%d.%d.%d
+  ports:
+  - name: http
+    port: 80
+    targetPort: 8080
+  - name: https
+    port: 443
+    targetPort: 8443
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: svc-%d-abcde
+  namespace: ns-%d
+  labels:
+    kubernetes.io/service-name: svc-%d
+addressType: IPv4
+ports:
+- name: http
+  port: 8080
+  protocol: TCP
+- name: https
+  port: 8443
+  protocol: TCP
+endpoints:
+- addresses: [10.200.%d.1]
+  conditions: {ready: true}
+  nodeName: node-1
+- addresses: [10.200.%d.2]
+  conditions: {ready: true}
+  nodeName: node-2
+- addresses: [10.200.%d.3]
+  conditions: {ready: false}
+  nodeName: node-3
+---
+`, i, i%50, i, i, 96+i>>16, (i>>8)&255, i&255, i, i%50, i, i&255, i&255, i&255)
+	}
+	return b.Bytes()
+}
+
+func BenchmarkLoad10k(b *testing.B) {
+	data := genServices(10000)
+	b.SetBytes(int64(len(data)))
+	b.ResetTimer()
+	for b.Loop() {
+		in, diags := Load([]string{"-"}, bytes.NewReader(data), Options{})
+		if err := diags.Err(); err != nil {
+			b.Fatal(err)
+		}
+		if len(in.Services) != 10000 || len(in.EndpointSlices) != 10000 {
+			b.Fatalf("got %d services, %d slices", len(in.Services), len(in.EndpointSlices))
+		}
+	}
+}
+
+func BenchmarkLoad1k(b *testing.B) {
+	data := genServices(1000)
+	b.ResetTimer()
+	for b.Loop() {
+		_, diags := Load([]string{"-"}, bytes.NewReader(data), Options{})
+		if err := diags.Err(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

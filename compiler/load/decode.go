@@ -1,0 +1,304 @@
+package load
+
+import (
+	"bytes"
+	stdjson "encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"cuelang.org/go/cue/ast"
+	cueerrors "cuelang.org/go/cue/errors"
+	"cuelang.org/go/cue/token"
+	"cuelang.org/go/encoding/json"
+	"cuelang.org/go/encoding/yaml"
+
+	"kpc/compiler/diag"
+	"kpc/schema"
+)
+
+// kindInfo describes a kind kpc reads.
+type kindInfo struct {
+	kind       string
+	apiVersion string
+	def        string // schema definition
+	namespaced bool
+	named      bool // has metadata.name
+	// strict reports whether Options.Strict closes the kind's schema.
+	strict bool
+}
+
+var kinds = map[string]*kindInfo{
+	"Service":                {kind: "Service", apiVersion: "v1", def: schema.Service, namespaced: true, named: true, strict: true},
+	"EndpointSlice":          {kind: "EndpointSlice", apiVersion: "discovery.k8s.io/v1", def: schema.EndpointSlice, namespaced: true, named: true, strict: true},
+	"Node":                   {kind: "Node", apiVersion: "v1", def: schema.Node, named: true},
+	"KubeProxyConfiguration": {kind: "KubeProxyConfiguration", apiVersion: "kubeproxy.config.k8s.io/v1alpha1", def: schema.KubeProxyConfiguration},
+}
+
+// document is one object to validate, with its results.
+type document struct {
+	file   string
+	pos    diag.Pos       // where the object starts
+	expr   *ast.StructLit // the normalised object
+	info   *kindInfo
+	object string // "Service ns/name"
+
+	// Filled by validation.
+	diags diag.List
+	out   any // *api.Service, ... or nil if invalid
+}
+
+// decoder splits one file into documents.
+type decoder struct {
+	file  string
+	opts  Options
+	diags *diag.List
+	docs  []*document
+}
+
+// decodeFile decodes the documents of one file.
+func decodeFile(name string, data []byte, asJSON bool, opts Options, diags *diag.List) []*document {
+	if pos, msg, ok := checkText(name, data); !ok {
+		diags.Add(pos, "", "", msg)
+		return nil
+	}
+	if !asJSON {
+		if pos, msg, ok := checkAliases(name, data); !ok {
+			diags.Add(pos, "", "", msg)
+			return nil
+		}
+	}
+	var next func() (ast.Expr, error)
+	if asJSON {
+		next = json.NewDecoder(nil, name, bytes.NewReader(data)).Extract
+	} else {
+		next = yaml.NewDecoder(name, bytes.NewReader(data)).Extract
+	}
+	d := &decoder{file: name, opts: opts, diags: diags}
+	for {
+		expr, err := next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			pos, msg := syntaxError(name, err, asJSON)
+			diags.Add(pos, "", "", msg)
+			break
+		}
+		d.document(expr)
+	}
+	return d.docs
+}
+
+// syntaxError turns a decoder error into a position and a message.
+func syntaxError(name string, err error, asJSON bool) (diag.Pos, string) {
+	pos := diag.Pos{File: name}
+	if asJSON {
+		var se *stdjson.SyntaxError
+		if ce, ok := err.(cueerrors.Error); ok {
+			if p := ce.Position(); p.IsValid() {
+				pos = toPos(p)
+			}
+		}
+		if errors.As(err, &se) {
+			return pos, "JSON syntax error: " + se.Error()
+		}
+		return pos, "JSON syntax error: " + strings.TrimPrefix(err.Error(), name+": ")
+	}
+	// The YAML decoder reports "name:LINE: msg" or "name: msg".
+	msg := err.Error()
+	if rest, ok := strings.CutPrefix(msg, name+":"); ok {
+		msg = strings.TrimSpace(rest)
+		if i := strings.IndexByte(msg, ':'); i > 0 {
+			if n, err := strconv.Atoi(msg[:i]); err == nil {
+				pos.Line = n
+				msg = strings.TrimSpace(msg[i+1:])
+				// go.yaml.in/yaml/v3 reports the parser's errors ("did not
+				// find expected ...") with the 0-based line of the
+				// construct being parsed (its scanner errors are 1-based).
+				if strings.HasPrefix(msg, "did not find expected") {
+					pos.Line++
+				}
+			}
+		}
+	}
+	return pos, "YAML syntax error: " + msg
+}
+
+// toPos converts a CUE position.
+func toPos(p token.Pos) diag.Pos {
+	if !p.IsValid() {
+		return diag.Pos{}
+	}
+	return diag.Pos{File: p.Filename(), Line: p.Line(), Col: p.Column()}
+}
+
+// document handles one top-level YAML document or JSON value.
+func (d *decoder) document(expr ast.Expr) {
+	switch x := expr.(type) {
+	case *ast.StructLit:
+		d.object(x, nil)
+	case *ast.BasicLit:
+		if x.Kind == token.NULL {
+			return // an empty document
+		}
+		d.diags.Add(d.pos(x), "", "", fmt.Sprintf("document is a %s, not a Kubernetes object (a mapping with apiVersion and kind)", litKind(x)))
+	case *ast.BinaryExpr:
+		// "*null | _": the decoder's value for an empty input.
+		return
+	case *ast.ListLit:
+		d.diags.Add(d.pos(x), "", "", "document is a list, not a Kubernetes object (a mapping with apiVersion and kind)")
+	default:
+		d.diags.Add(d.pos(x), "", "", "document is not a Kubernetes object (a mapping with apiVersion and kind)")
+	}
+}
+
+// pos is the position of n, or the file if n has none.
+func (d *decoder) pos(n ast.Node) diag.Pos {
+	if p := toPos(n.Pos()); p.File != "" {
+		return p
+	}
+	return diag.Pos{File: d.file}
+}
+
+// listKind is the typed list a List item comes from.
+type listKind struct {
+	kind       string // item kind, "" for a plain List
+	apiVersion string
+}
+
+// object handles one object: a top-level document or a List item.
+func (d *decoder) object(s *ast.StructLit, from *listKind) {
+	pos := d.pos(s)
+	if err := checkSize(s); err != nil {
+		d.diags.Add(toPosOr(err.pos, pos), "", "", err.msg)
+		return
+	}
+	kind, kindOK := stringField(s, "kind")
+	apiVersion, avOK := stringField(s, "apiVersion")
+	if from != nil && from.kind != "" {
+		if field(s, "kind") == nil {
+			kind, kindOK = from.kind, true
+		}
+		if field(s, "apiVersion") == nil {
+			apiVersion, avOK = from.apiVersion, true
+		}
+	}
+	if !kindOK || !avOK {
+		for _, f := range []struct {
+			name string
+			ok   bool
+		}{{"apiVersion", avOK}, {"kind", kindOK}} {
+			if f.ok {
+				continue
+			}
+			if fl := field(s, f.name); fl != nil {
+				d.diags.Add(d.pos(fl.Value), "", f.name, "invalid value: must be a string")
+			} else {
+				d.diags.Add(pos, "", f.name, "required value: every document needs apiVersion and kind")
+			}
+		}
+		return
+	}
+
+	if items := field(s, "items"); items != nil && (kind == "List" || strings.HasSuffix(kind, "List")) {
+		lk := &listKind{apiVersion: apiVersion}
+		if kind != "List" {
+			lk.kind = strings.TrimSuffix(kind, "List")
+		}
+		list, ok := items.Value.(*ast.ListLit)
+		if !ok {
+			d.diags.Add(d.pos(items.Value), kind, "items", "invalid value: must be a list")
+			return
+		}
+		for _, it := range list.Elts {
+			is, ok := it.(*ast.StructLit)
+			if !ok {
+				d.diags.Add(d.pos(it), kind, "items", "invalid value: every item must be an object")
+				continue
+			}
+			d.object(is, lk)
+		}
+		return
+	}
+
+	info := kinds[kind]
+	ns, hasNS := metaString(s, "namespace")
+	name, _ := metaString(s, "name")
+	if name == "" {
+		name = "(no name)"
+	}
+	if info == nil {
+		id := name
+		if hasNS {
+			id = ns + "/" + name
+		}
+		d.diags.Warn(pos, "", "", fmt.Sprintf("skipping %s %s: kpc reads Service, EndpointSlice, Node and KubeProxyConfiguration", kind, id))
+		return
+	}
+	object := info.kind
+	switch {
+	case info.namespaced:
+		if !hasNS || ns == "" {
+			ns = "default"
+		}
+		object += " " + ns + "/" + name
+	case info.named:
+		object += " " + name
+	}
+	if apiVersion != info.apiVersion {
+		at := pos
+		if f := field(s, "apiVersion"); f != nil {
+			at = d.pos(f.Value)
+		}
+		d.diags.Add(at, object, "apiVersion", fmt.Sprintf("unsupported value %q: %s must be %q", apiVersion, info.kind, info.apiVersion))
+		return
+	}
+	normalize(s, d.opts.Strict && info.strict, object, nil, d.diags)
+	normalizeKind(info.kind, s)
+	d.docs = append(d.docs, &document{file: d.file, pos: pos, expr: s, info: info, object: object})
+}
+
+func toPosOr(p token.Pos, def diag.Pos) diag.Pos {
+	if q := toPos(p); q.File != "" {
+		return q
+	}
+	return def
+}
+
+// stringField returns the value of s's field name if it is a string.
+func stringField(s *ast.StructLit, name string) (string, bool) {
+	f := field(s, name)
+	if f == nil {
+		return "", false
+	}
+	return stringLit(f.Value)
+}
+
+// metaString returns metadata.<name> if it is a string.
+func metaString(s *ast.StructLit, name string) (string, bool) {
+	m := field(s, "metadata")
+	if m == nil {
+		return "", false
+	}
+	ms, ok := m.Value.(*ast.StructLit)
+	if !ok {
+		return "", false
+	}
+	return stringField(ms, name)
+}
+
+// litKind names a literal's type.
+func litKind(x *ast.BasicLit) string {
+	switch x.Kind {
+	case token.STRING:
+		return "string"
+	case token.INT, token.FLOAT:
+		return "number"
+	case token.TRUE, token.FALSE:
+		return "boolean"
+	}
+	return "scalar"
+}

@@ -1,0 +1,67 @@
+package load
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"kpc/compiler/api"
+	"kpc/compiler/diag"
+)
+
+// FuzzLoad feeds arbitrary bytes to Load as standard input (read as JSON
+// when it starts with '{', as YAML otherwise), in default and strict mode.
+// Load must not panic, must not report an internal error, must return
+// sorted diagnostics, and every object it returns must come from stdin.
+// Inputs are capped at 64 KiB to keep each run bounded.
+func FuzzLoad(f *testing.F) {
+	f.Add([]byte(svc("ports: [{name: http, port: 80, targetPort: 9376}]\n")))
+	f.Add([]byte(slice("addressType: IPv4\nports: [{name: http, port: 9376}]\nendpoints: [{addresses: [10.4.5.6]}]\n")))
+	f.Add([]byte(`{"apiVersion": "v1", "kind": "List", "items": [{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "a"}, "spec": {"ports": [{"port": 80}]}}]}`))
+	f.Add([]byte("a: &a {k: 1}\nb: {<<: [*a, *a]}\n"))
+	f.Add([]byte("---\n---\n- 1\n---\nfoo\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) > 64<<10 {
+			return
+		}
+		for _, strict := range []bool{false, true} {
+			in, diags := Load([]string{"-"}, bytes.NewReader(data), Options{Strict: strict})
+			if in == nil {
+				t.Fatal("nil input")
+			}
+			for i, d := range diags {
+				if strings.Contains(d.Msg, "internal error") {
+					t.Errorf("internal error: %v", d)
+				}
+				if d.Pos.File != stdinName {
+					t.Errorf("diagnostic outside stdin: %v", d)
+				}
+				if i > 0 && diags[i-1].Pos.Compare(d.Pos) > 0 {
+					t.Errorf("diagnostics not sorted: %v before %v", diags[i-1], d)
+				}
+			}
+			for _, p := range objectPositions(in) {
+				if p.File != stdinName || p.Line < 1 {
+					t.Errorf("object at %v", p)
+				}
+			}
+		}
+	})
+}
+
+func objectPositions(in *api.Input) []diag.Pos {
+	var out []diag.Pos
+	for _, s := range in.Services {
+		out = append(out, s.Pos)
+	}
+	for _, s := range in.EndpointSlices {
+		out = append(out, s.Pos)
+	}
+	for _, n := range in.Nodes {
+		out = append(out, n.Pos)
+	}
+	for _, c := range in.ProxyConfigs {
+		out = append(out, c.Pos)
+	}
+	return out
+}

@@ -1,0 +1,168 @@
+package load
+
+import (
+	"bytes"
+	"fmt"
+	"reflect"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"cuelang.org/go/cue"
+	"cuelang.org/go/cue/cuecontext"
+	"github.com/google/go-cmp/cmp"
+
+	"kpc/compiler/api"
+	"kpc/compiler/diag"
+)
+
+// nested returns a Service whose spec has an unknown field nested n
+// mappings deep (the document itself being 3 levels: root, spec, x).
+func nested(n int) string {
+	return svc("ports: [{port: 80}]\nx: " + strings.Repeat("{a: ", n) + "1" + strings.Repeat("}", n) + "\n")
+}
+
+func TestHostileInput(t *testing.T) {
+	billionLaughs := "a: &a [x, x, x, x, x, x, x, x, x]\n"
+	for i := 1; i < 10; i++ {
+		billionLaughs += fmt.Sprintf("%c: &%c [*%c, *%c, *%c, *%c, *%c, *%c, *%c, *%c, *%c]\n",
+			'a'+i, 'a'+i, 'a'+i-1, 'a'+i-1, 'a'+i-1, 'a'+i-1, 'a'+i-1, 'a'+i-1, 'a'+i-1, 'a'+i-1, 'a'+i-1)
+	}
+	mergeBomb := "m0: &m0 {k0: 1, k1: 2}\n"
+	for i := 1; i < 30; i++ {
+		mergeBomb += fmt.Sprintf("m%d: &m%d {<<: [*m%d, *m%d, *m%d, *m%d, *m%d, *m%d, *m%d, *m%d, *m%d]}\n", i, i, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1)
+	}
+	for _, tc := range []struct {
+		name string
+		in   []byte
+		want []string
+	}{
+		{"alias bomb", []byte(billionLaughs),
+			[]string{"-:1: YAML syntax error: aliases expand to more than 50000 nodes"}},
+		{"merge-key bomb", []byte(mergeBomb),
+			[]string{"-:1:1: YAML aliases and merge keys expand to more than 1000000 values"}},
+		{"recursive alias", []byte("a: &a [*a]\n"),
+			[]string{"-:1: YAML syntax error: anchor \"a\" value contains itself"}},
+		{"nested 101 levels", []byte(nested(99)),
+			[]string{"-:7:398: document is nested more than 100 levels deep"}},
+		{"deep JSON", []byte(strings.Repeat("[", 5000) + strings.Repeat("]", 5000)),
+			[]string{"-:1:1: document is a list, not a Kubernetes object (a mapping with apiVersion and kind)"}},
+		{"deep JSON object", []byte(`{"apiVersion": "v1", "kind": "Service", "x": ` + strings.Repeat(`{"a": `, 200) + "1" + strings.Repeat("}", 200) + "}"),
+			[]string{"-:1:640: document is nested more than 100 levels deep"}},
+		{"binary junk", []byte("apiVersion: v1\nkind: \xff\xfe\x00\x01"),
+			[]string{"-:2:7: invalid UTF-8 byte 0xff: not a YAML or JSON text file"}},
+		{"NUL byte", []byte("apiVersion: v1\n\x00"),
+			[]string{"-:2:1: control character 0x00: not a YAML or JSON text file"}},
+		{"too large", bytes.Repeat([]byte("# padding\n"), MaxFileSize/10+1),
+			[]string{"-: reading standard input: larger than 64 MiB"}},
+		{"unterminated flow mapping", []byte("apiVersion: v1\nkind: Service\nmetadata: {name: s\n"),
+			[]string{"-:3: YAML syntax error: did not find expected ',' or '}'"}},
+		{"tab indentation", []byte("apiVersion: v1\nkind: Service\nmetadata:\n\tname: s\n"),
+			[]string{"-:4: YAML syntax error: found character that cannot start any token"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			start := time.Now()
+			_, diags := Load([]string{"-"}, bytes.NewReader(tc.in), Options{})
+			if diff := cmp.Diff(tc.want, diagStrings(diags)); diff != "" {
+				t.Errorf("diagnostics (-want +got):\n%s", diff)
+			}
+			if d := time.Since(start); d > 20*time.Second {
+				t.Errorf("took %v", d)
+			}
+		})
+	}
+}
+
+// TestDepthLimit checks that 100 levels are accepted.
+func TestDepthLimit(t *testing.T) {
+	_, diags := Load([]string{"-"}, strings.NewReader(nested(98)), Options{})
+	if len(diags) != 0 {
+		t.Errorf("diagnostics:\n%v", diags)
+	}
+}
+
+// TestDeterministic loads the same mix of valid and invalid documents with
+// one and with several workers and expects identical results.
+func TestDeterministic(t *testing.T) {
+	var b strings.Builder
+	for i := range 300 {
+		switch i % 3 {
+		case 0:
+			fmt.Fprintf(&b, "apiVersion: v1\nkind: Service\nmetadata: {name: s%d}\nspec: {ports: [{port: %d}]}\n---\n", i, 70000+i)
+		case 1:
+			fmt.Fprintf(&b, "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: e%d}\naddressType: IPv4\nendpoints: [{addresses: [192.0.2.%d]}]\n---\n", i, i%250)
+		default:
+			fmt.Fprintf(&b, "apiVersion: v1\nkind: Service\nmetadata: {name: s%d}\nspec: {type: Bad, ports: [{port: 80}]}\n---\n", i)
+		}
+	}
+	run := func(procs int) ([]string, []string) {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+		in, diags := Load([]string{"-"}, strings.NewReader(b.String()), Options{})
+		return summary(in), diagStrings(diags)
+	}
+	objs1, diags1 := run(1)
+	objs4, diags4 := run(4)
+	if len(diags1) != 200 || len(objs1) != 100 {
+		t.Fatalf("got %d objects, %d diagnostics", len(objs1), len(diags1))
+	}
+	if diff := cmp.Diff(objs1, objs4); diff != "" {
+		t.Errorf("objects differ (-1 worker +4 workers):\n%s", diff)
+	}
+	if diff := cmp.Diff(diags1, diags4); diff != "" {
+		t.Errorf("diagnostics differ (-1 worker +4 workers):\n%s", diff)
+	}
+}
+
+// TestDecodeMatchesCUE checks the field-by-field decoder against
+// cue.Value.Decode on valid documents.
+func TestDecodeMatchesCUE(t *testing.T) {
+	var diags diag.List
+	var docs []*document
+	for _, f := range []string{"testdata/seed.yaml", "testdata/kubectl-list.yaml"} {
+		data, err := readFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		docs = append(docs, decodeFile(f, data, false, Options{}, &diags)...)
+	}
+	docs = append(docs, decodeFile("gen", genServices(20), false, Options{}, &diags)...)
+	docs = append(docs, decodeFile("-", []byte(
+		"apiVersion: v1\nkind: Node\nmetadata: {name: n}\nspec: {podCIDRs: [10.244.0.0/24]}\nstatus: {addresses: [{type: InternalIP, address: 192.0.2.1}]}\n---\n"+
+			"apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nmode: iptables\niptables: {masqueradeBit: 14, localhostNodePorts: false}\nnodePortAddresses: [primary]\n"),
+		false, Options{}, &diags)...)
+	if len(diags) != 0 {
+		t.Fatal(diags)
+	}
+	e := &evaluator{ctx: cuecontext.New()}
+	defs, err := e.schema(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range docs {
+		v := e.ctx.BuildExpr(d.expr).Unify(defs[d.info.def])
+		if err := v.Validate(cue.Concrete(true)); err != nil {
+			t.Fatalf("%s: %v", d.object, err)
+		}
+		var want, got any
+		switch d.info.kind {
+		case "Service":
+			want, got = &api.Service{}, &api.Service{}
+		case "EndpointSlice":
+			want, got = &api.EndpointSlice{}, &api.EndpointSlice{}
+		case "Node":
+			want, got = &api.Node{}, &api.Node{}
+		case "KubeProxyConfiguration":
+			want, got = &api.KubeProxyConfiguration{}, &api.KubeProxyConfiguration{}
+		}
+		if err := v.Decode(want); err != nil {
+			t.Fatalf("%s: %v", d.object, err)
+		}
+		if err := decodeInto(v, reflect.ValueOf(got)); err != nil {
+			t.Fatalf("%s: %v", d.object, err)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%s: decodeInto differs from cue Decode (-want +got):\n%s", d.object, diff)
+		}
+	}
+}

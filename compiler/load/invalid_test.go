@@ -1,0 +1,473 @@
+package load
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// svc returns a Service named s whose spec is the given YAML (written at
+// column 1; it is indented under spec:, which is on line 5).
+func svc(spec string) string {
+	return "apiVersion: v1\nkind: Service\nmetadata:\n  name: s\nspec:\n" + indent(spec)
+}
+
+// slice returns an EndpointSlice named e whose body (after metadata,
+// from line 5) is the given YAML.
+func slice(body string) string {
+	return "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: e\n" + body
+}
+
+func indent(s string) string {
+	var b strings.Builder
+	for _, l := range strings.SplitAfter(s, "\n") {
+		if l != "" && l != "\n" {
+			b.WriteString("  ")
+		}
+		b.WriteString(l)
+	}
+	return b.String()
+}
+
+// repeat returns n YAML list lines "<prefix><i>".
+func repeat(n int, f func(i int) string) string {
+	var b strings.Builder
+	for i := range n {
+		b.WriteString(f(i))
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+var invalidCases = []struct {
+	name string
+	in   string
+	opts Options
+	want []string
+}{
+	// ObjectMeta.
+	{name: "M1 name missing", in: "apiVersion: v1\nkind: Service\nmetadata:\n  labels: {a: b}\nspec:\n  ports: [{port: 80}]\n",
+		want: []string{
+			"-:3:1: Service default/(no name): metadata.name: required value",
+		}},
+	{name: "M2 service name not a DNS label", in: strings.Replace(svc("ports: [{port: 80}]\n"), "name: s", "name: My_Svc", 1),
+		want: []string{
+			"-:4:9: Service default/My_Svc: metadata.name: invalid value \"My_Svc\": must be a lowercase RFC 1123 label: at most 63 characters, a-z, 0-9 and '-', starting and ending with a letter or digit",
+		}},
+	{name: "M2 service name too long", in: strings.Replace(svc("ports: [{port: 80}]\n"), "name: s", "name: "+strings.Repeat("a", 64), 1),
+		want: []string{
+			"-:4:9: Service default/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa: metadata.name: invalid value \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\": must be a lowercase RFC 1123 label: at most 63 characters, a-z, 0-9 and '-', starting and ending with a letter or digit",
+		}},
+	{name: "M3 slice name not a subdomain", in: strings.Replace(slice("addressType: IPv4\n"), "name: e", "name: Bad_Slice", 1),
+		want: []string{
+			"-:4:9: EndpointSlice default/Bad_Slice: metadata.name: invalid value \"Bad_Slice\": must be a lowercase RFC 1123 subdomain: at most 253 characters, a-z, 0-9, '-' and '.', each part starting and ending with a letter or digit",
+		}},
+	{name: "M5 namespace not a DNS label", in: strings.Replace(svc("ports: [{port: 80}]\n"), "name: s", "name: s\n  namespace: Bad.NS", 1),
+		want: []string{
+			"-:5:14: Service Bad.NS/s: metadata.namespace: invalid value \"Bad.NS\": must be a lowercase RFC 1123 label: at most 63 characters, a-z, 0-9 and '-', starting and ending with a letter or digit",
+		}},
+	{name: "M6 label key", in: strings.Replace(svc("ports: [{port: 80}]\n"), "name: s", "name: s\n  labels: {\"a/b/c\": x}", 1),
+		want: []string{
+			"-:5:21: Service default/s: metadata.labels[a/b/c]: forbidden: a label key must be a qualified name: an optional DNS subdomain prefix and '/', then at most 63 characters of [A-Za-z0-9-_.] starting and ending with a letter or digit",
+		}},
+	{name: "M6 label value", in: strings.Replace(svc("ports: [{port: 80}]\n"), "name: s", "name: s\n  labels: {app: \"-web\"}", 1),
+		want: []string{
+			"-:5:17: Service default/s: metadata.labels[app]: invalid value \"-web\": must be a valid label value: empty or at most 63 characters of [A-Za-z0-9-_.], starting and ending with a letter or digit",
+		}},
+	{name: "M6 label value not a string", in: strings.Replace(svc("ports: [{port: 80}]\n"), "name: s", "name: s\n  labels: {version: 1.0}", 1),
+		want: []string{
+			"-:5:21: Service default/s: metadata.labels[version]: invalid value 1.0: must be a string",
+		}},
+	{name: "M7 annotation value not a string", in: strings.Replace(svc("ports: [{port: 80}]\n"), "name: s", "name: s\n  annotations: {replicas: 3}", 1),
+		want: []string{
+			"-:5:27: Service default/s: metadata.annotations[replicas]: invalid value 3: must be a string",
+		}},
+
+	// Service ports.
+	{name: "S1 no ports", in: svc("type: ClusterIP\n"),
+		want: []string{
+			"-:5:1: Service default/s: spec.ports: required value",
+		}},
+	{name: "S1 empty ports", in: svc("ports: []\n"),
+		want: []string{
+			"-:5:1: Service default/s: spec.ports: required value",
+		}},
+	{name: "S2 unnamed port among two", in: svc("ports:\n- {name: a, port: 80}\n- {port: 81}\n"),
+		want: []string{
+			"-:8:5: Service default/s: spec.ports[1].name: required value",
+		}},
+	{name: "S3 port name", in: svc("ports: [{name: HTTP, port: 80}]\n"),
+		want: []string{
+			"-:6:18: Service default/s: spec.ports[0].name: invalid value \"HTTP\": must be a lowercase RFC 1123 label: at most 63 characters, a-z, 0-9 and '-', starting and ending with a letter or digit",
+		}},
+	{name: "S4 duplicate port name", in: svc("ports:\n- {name: web, port: 80}\n- {name: web, port: 81}\n"),
+		want: []string{
+			"-:8:12: Service default/s: spec.ports[1].name: duplicate value \"web\"",
+		}},
+	{name: "S5 port zero", in: svc("ports: [{port: 0}]\n"),
+		want: []string{
+			"-:6:18: Service default/s: spec.ports[0].port: invalid value 0: must be between 1 and 65535, inclusive",
+		}},
+	{name: "S5 port too large", in: svc("ports: [{port: 70000}]\n"),
+		want: []string{
+			"-:6:18: Service default/s: spec.ports[0].port: invalid value 70000: must be between 1 and 65535, inclusive",
+		}},
+	{name: "S5 port quoted", in: svc("ports: [{port: \"80\"}]\n"),
+		want: []string{
+			"-:6:18: Service default/s: spec.ports[0].port: invalid value \"80\": must be an integer",
+		}},
+	{name: "S5 port missing", in: svc("ports: [{name: web}]\n"),
+		want: []string{
+			"-:6:11: Service default/s: spec.ports[0].port: required value",
+		}},
+	{name: "S6 protocol", in: svc("ports: [{port: 80, protocol: FOO}]\n"),
+		want: []string{
+			"-:6:32: Service default/s: spec.ports[0].protocol: unsupported value \"FOO\": must be one of \"TCP\", \"UDP\", \"SCTP\"",
+		}},
+	{name: "S6 protocol is case-sensitive", in: svc("ports: [{port: 80, protocol: tcp}]\n"),
+		want: []string{
+			"-:6:32: Service default/s: spec.ports[0].protocol: unsupported value \"tcp\": must be one of \"TCP\", \"UDP\", \"SCTP\"",
+		}},
+	{name: "S7 targetPort too large", in: svc("ports: [{port: 80, targetPort: 70000}]\n"),
+		want: []string{
+			"-:6:34: Service default/s: spec.ports[0].targetPort: invalid value 70000: must be a port number between 1 and 65535, inclusive, or an IANA_SVC_NAME (at most 15 characters, a-z, 0-9 and '-', at least one letter, no leading, trailing or double '-')",
+		}},
+	{name: "S7 targetPort quoted number", in: svc("ports: [{port: 80, targetPort: \"8080\"}]\n"),
+		want: []string{
+			"-:6:34: Service default/s: spec.ports[0].targetPort: invalid value \"8080\": must be a port number between 1 and 65535, inclusive, or an IANA_SVC_NAME (at most 15 characters, a-z, 0-9 and '-', at least one letter, no leading, trailing or double '-')",
+		}},
+	{name: "S7 targetPort name with leading dash", in: svc("ports: [{port: 80, targetPort: -http}]\n"),
+		want: []string{
+			"-:6:34: Service default/s: spec.ports[0].targetPort: invalid value \"-http\": must be a port number between 1 and 65535, inclusive, or an IANA_SVC_NAME (at most 15 characters, a-z, 0-9 and '-', at least one letter, no leading, trailing or double '-')",
+		}},
+	{name: "S7 targetPort boolean", in: svc("ports: [{port: 80, targetPort: true}]\n"),
+		want: []string{
+			"-:6:34: Service default/s: spec.ports[0].targetPort: invalid value true: must be an integer or a string",
+		}},
+	{name: "S8 appProtocol", in: svc("ports: [{port: 80, appProtocol: \"a b\"}]\n"),
+		want: []string{
+			"-:6:35: Service default/s: spec.ports[0].appProtocol: invalid value \"a b\": must be a qualified name: an optional DNS subdomain prefix and '/', then at most 63 characters of [A-Za-z0-9-_.] starting and ending with a letter or digit",
+		}},
+	{name: "S9 duplicate protocol and port", in: svc("ports:\n- {name: a, port: 80}\n- {name: b, port: 80, protocol: TCP}\n"),
+		want: []string{
+			"-:8:5: Service default/s: spec.ports[1]: duplicate value {TCP, 80}",
+		}},
+	{name: "S10 duplicate protocol and nodePort", in: svc("type: NodePort\nports:\n- {name: a, port: 80, nodePort: 30080}\n- {name: b, port: 80, protocol: UDP, nodePort: 30080}\n- {name: c, port: 81, protocol: UDP, nodePort: 30080}\n"),
+		want: []string{
+			"-:10:50: Service default/s: spec.ports[2].nodePort: duplicate value {UDP, 30080}",
+		}},
+	{name: "S11 nodePort on ClusterIP", in: svc("ports: [{port: 80, nodePort: 30080}]\n"),
+		want: []string{
+			"-:6:32: Service default/s: spec.ports[0].nodePort: forbidden: may not be used when `type` is 'ClusterIP'",
+		}},
+	{name: "S13 one nodePort for two ports", in: svc("type: NodePort\nports:\n- {name: a, port: 80, nodePort: 30080}\n- {name: b, port: 81, protocol: UDP, nodePort: 30080}\n"),
+		want: []string{
+			"-:9:50: Service default/s: spec.ports[1].nodePort: invalid value 30080: provided port is already allocated",
+		}},
+	{name: "S12 nodePort outside the range", in: svc("type: NodePort\nports: [{port: 80, nodePort: 20000}]\n"), opts: Options{NodePortRange: PortRange{30000, 32767}},
+		want: []string{
+			"-:7:32: Service default/s: spec.ports[0].nodePort: invalid value 20000: provided port is not in the valid range. The range of valid ports is 30000-32767",
+		}},
+
+	// Session affinity and type.
+	{name: "S15 sessionAffinity", in: svc("sessionAffinity: Sticky\nports: [{port: 80}]\n"),
+		want: []string{
+			"-:6:20: Service default/s: spec.sessionAffinity: unsupported value \"Sticky\": must be one of \"None\", \"ClientIP\"",
+		}},
+	{name: "S16 timeout zero", in: svc("sessionAffinity: ClientIP\nsessionAffinityConfig: {clientIP: {timeoutSeconds: 0}}\nports: [{port: 80}]\n"),
+		want: []string{
+			"-:7:54: Service default/s: spec.sessionAffinityConfig.clientIP.timeoutSeconds: invalid value 0: must be between 1 and 86400, inclusive",
+		}},
+	{name: "S16 timeout too large", in: svc("sessionAffinity: ClientIP\nsessionAffinityConfig: {clientIP: {timeoutSeconds: 86401}}\nports: [{port: 80}]\n"),
+		want: []string{
+			"-:7:54: Service default/s: spec.sessionAffinityConfig.clientIP.timeoutSeconds: invalid value 86401: must be between 1 and 86400, inclusive",
+		}},
+	{name: "S18 type", in: svc("type: Foo\nports: [{port: 80}]\n"),
+		want: []string{
+			"-:6:9: Service default/s: spec.type: unsupported value \"Foo\": must be one of \"ClusterIP\", \"NodePort\", \"LoadBalancer\", \"ExternalName\"",
+		}},
+	{name: "S19 headless NodePort", in: svc("type: NodePort\nclusterIP: None\nports: [{port: 80}]\n"),
+		want: []string{
+			"-:7:14: Service default/s: spec.clusterIPs[0]: invalid value \"None\": may not be set to 'None' for NodePort services",
+		}},
+	{name: "S20 ExternalName without externalName", in: svc("type: ExternalName\n"),
+		want: []string{
+			"-:5:1: Service default/s: spec.externalName: required value",
+		}},
+	{name: "S20 ExternalName not a subdomain", in: svc("type: ExternalName\nexternalName: Foo_Bar.example.com\n"),
+		want: []string{
+			"-:7:17: Service default/s: spec.externalName: invalid value \"Foo_Bar.example.com\": must be a lowercase RFC 1123 subdomain: at most 253 characters, a-z, 0-9, '-' and '.', each part starting and ending with a letter or digit",
+		}},
+	{name: "S20 ExternalName with clusterIP and families", in: svc("type: ExternalName\nexternalName: db.example.com\nclusterIP: 10.0.0.10\nipFamilies: [IPv4]\n"),
+		want: []string{
+			"-:8:14: Service default/s: spec.clusterIPs: forbidden: may not be set for ExternalName services",
+			"-:9:15: Service default/s: spec.ipFamilies: forbidden: may not be set for ExternalName services",
+		}},
+
+	// Cluster IPs and families.
+	{name: "S21 clusterIPs[0] differs from clusterIP", in: svc("clusterIP: 10.0.0.10\nclusterIPs: [10.0.0.11]\nports: [{port: 80}]\n"),
+		want: []string{
+			"-:7:15: Service default/s: spec.clusterIPs: invalid value [\"10.0.0.11\"]: first value must match `clusterIP`",
+		}},
+	{name: "S21 clusterIPs without clusterIP", in: svc("clusterIPs: [10.0.0.11]\nports: [{port: 80}]\n"),
+		want: []string{
+			"-:6:15: Service default/s: spec.clusterIPs: invalid value [\"10.0.0.11\"]: must be empty when `clusterIP` is not specified",
+		}},
+	{name: "S22 ipFamilies value and duplicate", in: svc("ipFamilies: [IPv5, IPv4, IPv4]\nports: [{port: 80}]\n"),
+		want: []string{
+			"-:6:16: Service default/s: spec.ipFamilies[0]: unsupported value \"IPv5\": must be one of \"IPv4\", \"IPv6\"",
+			"-:6:28: Service default/s: spec.ipFamilies[2]: duplicate value \"IPv4\"",
+		}},
+	{name: "S23 ipFamilyPolicy", in: svc("ipFamilyPolicy: DualStack\nports: [{port: 80}]\n"),
+		want: []string{
+			"-:6:19: Service default/s: spec.ipFamilyPolicy: unsupported value \"DualStack\": must be one of \"SingleStack\", \"PreferDualStack\", \"RequireDualStack\"",
+		}},
+	{name: "S24 clusterIP out of range octet", in: svc("clusterIP: 10.0.0.256\nports: [{port: 80}]\n"),
+		want: []string{
+			"-:6:14: Service default/s: spec.clusterIPs[0]: invalid value \"10.0.0.256\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
+		}},
+	{name: "S24 clusterIP with leading zero", in: svc("clusterIP: 010.0.0.1\nports: [{port: 80}]\n"),
+		want: []string{
+			"-:6:14: Service default/s: spec.clusterIPs[0]: invalid value \"010.0.0.1\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
+		}},
+	{name: "S24 two IPs of one family", in: svc("clusterIP: 10.0.0.10\nclusterIPs: [10.0.0.10, 10.0.0.11]\nipFamilyPolicy: PreferDualStack\nports: [{port: 80}]\n"),
+		want: []string{
+			"-:7:15: Service default/s: spec.clusterIPs: invalid value [\"10.0.0.10\", \"10.0.0.11\"]: may specify no more than one IP for each IP family",
+		}},
+	{name: "S24 IP family differs from ipFamilies", in: svc("clusterIP: 10.0.0.10\nipFamilies: [IPv6]\nports: [{port: 80}]\n"),
+		want: []string{
+			"-:6:14: Service default/s: spec.clusterIPs[0]: invalid value \"10.0.0.10\": expected an IPv6 value as indicated by `ipFamilies[0]`",
+		}},
+	{name: "S24 None not alone", in: svc("clusterIP: None\nclusterIPs: [None, 10.0.0.1]\nipFamilyPolicy: PreferDualStack\n"),
+		want: []string{
+			"-:7:15: Service default/s: spec.clusterIPs: invalid value [\"None\", \"10.0.0.1\"]: 'None' must be the first and only value",
+		}},
+	{name: "S25 SingleStack with two IPs", in: svc("clusterIP: 10.0.0.10\nclusterIPs: [10.0.0.10, \"2001:db8::10\"]\nipFamilyPolicy: SingleStack\nports: [{port: 80}]\n"),
+		want: []string{
+			"-:8:19: Service default/s: spec.ipFamilyPolicy: invalid value \"SingleStack\": must be 'RequireDualStack' or 'PreferDualStack' when multiple cluster IPs are specified",
+		}},
+	{name: "S27 clusterIP outside the service CIDRs", in: svc("clusterIP: 10.1.0.10\nports: [{port: 80}]\n"), opts: Options{ServiceCIDRs: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/24")}},
+		want: []string{
+			"-:6:14: Service default/s: spec.clusterIPs[0]: invalid value \"10.1.0.10\": failed to allocate IP 10.1.0.10: not in any service CIDR (10.0.0.0/24)",
+		}},
+
+	// External IPs and load-balancer fields.
+	{name: "S28 externalIP loopback", in: svc("externalIPs: [127.0.0.1]\nports: [{port: 80}]\n"),
+		want: []string{
+			"-:6:17: Service default/s: spec.externalIPs[0]: invalid value \"127.0.0.1\": may not be in the loopback range (127.0.0.0/8, ::1/128)",
+		}},
+	{name: "S28 externalIP invalid", in: svc("externalIPs: [192.0.2.300]\nports: [{port: 80}]\n"),
+		want: []string{
+			"-:6:17: Service default/s: spec.externalIPs[0]: invalid value \"192.0.2.300\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
+		}},
+	{name: "S28 externalIP IPv4-mapped", in: svc("externalIPs: [\"::ffff:192.0.2.1\"]\nports: [{port: 80}]\n"),
+		want: []string{
+			"-:6:17: Service default/s: spec.externalIPs[0]: invalid value \"::ffff:192.0.2.1\": must not be an IPv4-mapped IPv6 address",
+		}},
+	{name: "S28 externalIP link-local", in: svc("externalIPs: [\"fe80::1\"]\nports: [{port: 80}]\n"),
+		want: []string{
+			"-:6:17: Service default/s: spec.externalIPs[0]: invalid value \"fe80::1\": may not be in the link-local range (169.254.0.0/16, fe80::/10)",
+		}},
+	{name: "S29 source ranges on ClusterIP", in: svc("loadBalancerSourceRanges: [192.0.2.0/24]\nports: [{port: 80}]\n"),
+		want: []string{
+			"-:6:29: Service default/s: spec.LoadBalancerSourceRanges: forbidden: may only be used when `type` is 'LoadBalancer'",
+		}},
+	{name: "S30 source range with host bits", in: svc("type: LoadBalancer\nloadBalancerSourceRanges: [\" 192.0.2.0/24 \", 192.0.2.1/24, nonsense]\nports: [{port: 80}]\n"),
+		want: []string{
+			"-:7:48: Service default/s: spec.LoadBalancerSourceRanges[1]: invalid value \"192.0.2.1/24\": must not have bits set beyond the prefix length (192.0.2.0/24)",
+			"-:7:62: Service default/s: spec.LoadBalancerSourceRanges[2]: invalid value \"nonsense\": must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)",
+		}},
+	{name: "S31 source-ranges annotation on NodePort", in: strings.Replace(svc("type: NodePort\nports: [{port: 80}]\n"), "name: s", "name: s\n  annotations: {service.beta.kubernetes.io/load-balancer-source-ranges: \"\"}", 1),
+		want: []string{
+			"-:5:73: Service default/s: metadata.annotations[service.beta.kubernetes.io/load-balancer-source-ranges]: forbidden: may only be used when `type` is 'LoadBalancer'",
+		}},
+	{name: "S31 source-ranges annotation value", in: strings.Replace(svc("type: LoadBalancer\nports: [{port: 80}]\n"), "name: s", "name: s\n  annotations: {service.beta.kubernetes.io/load-balancer-source-ranges: \"192.0.2.0/24, 198.51.100.7/24\"}", 1),
+		want: []string{
+			"-:5:73: Service default/s: metadata.annotations[service.beta.kubernetes.io/load-balancer-source-ranges]: invalid value \"192.0.2.0/24, 198.51.100.7/24\": must not have bits set beyond the prefix length (198.51.100.0/24)",
+		}},
+	{name: "S32 allocateLoadBalancerNodePorts on NodePort", in: svc("type: NodePort\nallocateLoadBalancerNodePorts: false\nports: [{port: 80}]\n"),
+		want: []string{
+			"-:7:34: Service default/s: spec.allocateLoadBalancerNodePorts: forbidden: may only be used when `type` is 'LoadBalancer'",
+		}},
+	{name: "S33 loadBalancerClass on ClusterIP and invalid on LB", in: svc("loadBalancerClass: example.com/lb\nports: [{port: 80}]\n") + "---\n" + svc("type: LoadBalancer\nloadBalancerClass: \"/lb\"\nports: [{port: 80}]\n"),
+		want: []string{
+			"-:6:22: Service default/s: spec.loadBalancerClass: forbidden: may only be used when `type` is 'LoadBalancer'",
+			"-:15:22: Service default/s: spec.loadBalancerClass: invalid value \"/lb\": must be a qualified name: an optional DNS subdomain prefix and '/', then at most 63 characters of [A-Za-z0-9-_.] starting and ending with a letter or digit",
+		}},
+	{name: "S34 externalTrafficPolicy on ClusterIP", in: svc("externalTrafficPolicy: Local\nports: [{port: 80}]\n"),
+		want: []string{
+			"-:6:26: Service default/s: spec.externalTrafficPolicy: invalid value \"Local\": may only be set for externally-accessible services",
+		}},
+	{name: "S34 externalTrafficPolicy value", in: svc("type: NodePort\nexternalTrafficPolicy: Global\nports: [{port: 80}]\n"),
+		want: []string{
+			"-:7:26: Service default/s: spec.externalTrafficPolicy: unsupported value \"Global\": must be one of \"Cluster\", \"Local\"",
+		}},
+	{name: "S35 healthCheckNodePort with Cluster", in: svc("type: LoadBalancer\nhealthCheckNodePort: 31000\nports: [{port: 80}]\n"),
+		want: []string{
+			"-:7:24: Service default/s: spec.healthCheckNodePort: invalid value 31000: may only be set when `type` is 'LoadBalancer' and `externalTrafficPolicy` is 'Local'",
+		}},
+	{name: "S36 internalTrafficPolicy", in: svc("internalTrafficPolicy: Node\nports: [{port: 80}]\n"),
+		want: []string{
+			"-:6:26: Service default/s: spec.internalTrafficPolicy: unsupported value \"Node\": must be one of \"Cluster\", \"Local\"",
+		}},
+	{name: "S37 trafficDistribution", in: svc("trafficDistribution: Nearest\nports: [{port: 80}]\n"),
+		want: []string{
+			"-:6:24: Service default/s: spec.trafficDistribution: unsupported value \"Nearest\": must be one of \"PreferClose\", \"PreferSameZone\", \"PreferSameNode\"",
+		}},
+
+	// EndpointSlice.
+	{name: "E1 addressType missing", in: slice("endpoints: [{addresses: [192.0.2.1]}]\n"),
+		want: []string{
+			"-:1:1: EndpointSlice default/e: addressType: required value",
+		}},
+	{name: "E1 addressType IP", in: slice("addressType: IP\n"),
+		want: []string{
+			"-:5:14: EndpointSlice default/e: addressType: unsupported value \"IP\": must be one of \"IPv4\", \"IPv6\", \"FQDN\"",
+		}},
+	{name: "E2 more than 1000 endpoints", in: slice("addressType: IPv4\nendpoints:\n" + repeat(1001, func(i int) string { return fmt.Sprintf("- addresses: [10.0.%d.%d]", i/250, i%250+1) })),
+		want: []string{
+			"-:7:1: EndpointSlice default/e: endpoints: too many: 1001: must have at most 1000 items",
+		}},
+	{name: "E3 no addresses", in: slice("addressType: IPv4\nendpoints:\n- addresses: []\n- conditions: {ready: true}\n"),
+		want: []string{
+			"-:7:3: EndpointSlice default/e: endpoints[0].addresses: required value",
+			"-:8:3: EndpointSlice default/e: endpoints[1].addresses: required value",
+		}},
+	{name: "E3 more than 100 addresses", in: slice("addressType: IPv4\nendpoints:\n- addresses:\n" + repeat(101, func(i int) string { return fmt.Sprintf("  - 10.0.0.%d", i+1) })),
+		want: []string{
+			"-:8:3: EndpointSlice default/e: endpoints[0].addresses: too many: 101: must have at most 100 items",
+		}},
+	{name: "E4 IPv6 address in an IPv4 slice", in: slice("addressType: IPv4\nendpoints: [{addresses: [192.0.2.1, \"2001:db8::1\"]}]\n"),
+		want: []string{
+			"-:6:37: EndpointSlice default/e: endpoints[0].addresses: invalid value \"2001:db8::1\": must be an IPv4 address",
+		}},
+	{name: "E4 invalid and special addresses", in: slice("addressType: IPv4\nendpoints: [{addresses: [192.0.2.01, 127.0.0.1, 0.0.0.0, 169.254.0.1, 224.0.0.1]}]\n"),
+		want: []string{
+			"-:6:26: EndpointSlice default/e: endpoints[0].addresses[0]: invalid value \"192.0.2.01\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
+			"-:6:38: EndpointSlice default/e: endpoints[0].addresses[1]: invalid value \"127.0.0.1\": may not be in the loopback range (127.0.0.0/8, ::1/128)",
+			"-:6:49: EndpointSlice default/e: endpoints[0].addresses[2]: invalid value \"0.0.0.0\": may not be unspecified (0.0.0.0)",
+			"-:6:58: EndpointSlice default/e: endpoints[0].addresses[3]: invalid value \"169.254.0.1\": may not be in the link-local range (169.254.0.0/16, fe80::/10)",
+			"-:6:71: EndpointSlice default/e: endpoints[0].addresses[4]: invalid value \"224.0.0.1\": may not be in the link-local multicast range (224.0.0.0/24, ff02::/10)",
+		}},
+	{name: "E5 non-canonical IPv6", in: slice("addressType: IPv6\nendpoints: [{addresses: [\"2001:db8:0:0::1\", \"2001:DB8::2\", 192.0.2.1]}]\n"),
+		want: []string{
+			"-:6:26: EndpointSlice default/e: endpoints[0].addresses[0]: invalid value \"2001:db8:0:0::1\": must be in canonical form (\"2001:db8::1\")",
+			"-:6:45: EndpointSlice default/e: endpoints[0].addresses[1]: invalid value \"2001:DB8::2\": must be in canonical form (\"2001:db8::2\")",
+			"-:6:60: EndpointSlice default/e: endpoints[0].addresses: invalid value \"192.0.2.1\": must be an IPv6 address",
+		}},
+	{name: "E6 FQDN", in: slice("addressType: FQDN\nendpoints: [{addresses: [db, Db.example.com, \"\", db.example.com.]}]\n"),
+		want: []string{
+			"-:6:26: EndpointSlice default/e: endpoints[0].addresses[0]: invalid value \"db\": must be a fully qualified domain name: a lowercase RFC 1123 subdomain with at least two dot-separated parts",
+			"-:6:30: EndpointSlice default/e: endpoints[0].addresses[1]: invalid value \"Db.example.com\": must be a fully qualified domain name: a lowercase RFC 1123 subdomain with at least two dot-separated parts",
+			"-:6:46: EndpointSlice default/e: endpoints[0].addresses[2]: invalid value \"\": must be a fully qualified domain name: a lowercase RFC 1123 subdomain with at least two dot-separated parts",
+		}},
+	{name: "E7 E8 nodeName and hostname", in: slice("addressType: IPv4\nendpoints: [{addresses: [192.0.2.1], nodeName: Node_1, hostname: web.1}]\n"),
+		want: []string{
+			"-:6:48: EndpointSlice default/e: endpoints[0].nodeName: invalid value \"Node_1\": must be a lowercase RFC 1123 subdomain: at most 253 characters, a-z, 0-9, '-' and '.', each part starting and ending with a letter or digit",
+			"-:6:66: EndpointSlice default/e: endpoints[0].hostname: invalid value \"web.1\": must be a lowercase RFC 1123 label: at most 63 characters, a-z, 0-9 and '-', starting and ending with a letter or digit",
+		}},
+	{name: "E10 zone hints", in: slice("addressType: IPv4\nendpoints: [{addresses: [192.0.2.1], hints: {forZones: [{name: zone-a}, {name: zone-a}, {name: \"zone b\"}]}}]\n"),
+		want: []string{
+			"-:6:80: EndpointSlice default/e: endpoints[0].hints.forZones[1].name: duplicate value \"zone-a\"",
+			"-:6:96: EndpointSlice default/e: endpoints[0].hints.forZones[2].name: invalid value \"zone b\": must be a valid label value: empty or at most 63 characters of [A-Za-z0-9-_.], starting and ending with a letter or digit",
+		}},
+	{name: "E11 too many node hints", in: slice("addressType: IPv4\nendpoints: [{addresses: [192.0.2.1], hints: {forNodes: [{name: a}, {name: b}, {name: c}, {name: d}, {name: e}, {name: f}, {name: g}, {name: h}, {name: i}]}}]\n"),
+		want: []string{
+			"-:6:56: EndpointSlice default/e: endpoints[0].hints.forNodes: too many: 9: must have at most 8 items",
+		}},
+	{name: "E13 unnamed ports collide", in: slice("addressType: IPv4\nports: [{port: 80}, {port: 81, protocol: UDP}]\n"),
+		want: []string{
+			"-:6:21: EndpointSlice default/e: ports[1].name: duplicate value \"\"",
+		}},
+	{name: "E13 E14 E15 port name, protocol, appProtocol", in: slice("addressType: IPv4\nports: [{name: Web, port: 80}, {name: b, protocol: \"\"}, {name: c, protocol: udp}, {name: d, appProtocol: \"-x\"}]\n"),
+		want: []string{
+			"-:6:16: EndpointSlice default/e: ports[0].name: invalid value \"Web\": must be a lowercase RFC 1123 label: at most 63 characters, a-z, 0-9 and '-', starting and ending with a letter or digit",
+			"-:6:52: EndpointSlice default/e: ports[1].protocol: unsupported value \"\": must be one of \"TCP\", \"UDP\", \"SCTP\"",
+			"-:6:77: EndpointSlice default/e: ports[2].protocol: unsupported value \"udp\": must be one of \"TCP\", \"UDP\", \"SCTP\"",
+			"-:6:106: EndpointSlice default/e: ports[3].appProtocol: invalid value \"-x\": must be a qualified name: an optional DNS subdomain prefix and '/', then at most 63 characters of [A-Za-z0-9-_.] starting and ending with a letter or digit",
+		}},
+
+	// Structure.
+	{name: "kind missing", in: "apiVersion: v1\nmetadata: {name: s}\n",
+		want: []string{
+			"-:1:1: kind: required value: every document needs apiVersion and kind",
+		}},
+	{name: "apiVersion missing", in: "kind: Service\nmetadata: {name: s}\n",
+		want: []string{
+			"-:1:1: apiVersion: required value: every document needs apiVersion and kind",
+		}},
+	{name: "apiVersion wrong for the kind", in: "apiVersion: discovery.k8s.io/v1beta1\nkind: EndpointSlice\nmetadata: {name: e}\naddressType: IPv4\n",
+		want: []string{
+			"-:1:13: EndpointSlice default/e: apiVersion: unsupported value \"discovery.k8s.io/v1beta1\": EndpointSlice must be \"discovery.k8s.io/v1\"",
+		}},
+	{name: "top-level scalar", in: "just some text\n",
+		want: []string{
+			"-:1:1: document is a string, not a Kubernetes object (a mapping with apiVersion and kind)",
+		}},
+	{name: "top-level list", in: "- apiVersion: v1\n  kind: Service\n",
+		want: []string{
+			"-:1:1: document is a list, not a Kubernetes object (a mapping with apiVersion and kind)",
+		}},
+	{name: "YAML syntax error after a valid document", in: svc("ports: [{port: 80}]\n") + "---\napiVersion: v1\nkind: Service\nmetadata: {name: t\n",
+		want: []string{
+			"-:10: YAML syntax error: did not find expected ',' or '}'",
+		}},
+	{name: "spec not a mapping", in: "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: [80]\n",
+		want: []string{
+			"-:4:7: Service default/s: spec: must be an object, not a list",
+		}},
+	{name: "ports not a list", in: svc("ports: 80\n"),
+		want: []string{
+			"-:6:10: Service default/s: spec.ports: invalid value 80: must be a list",
+		}},
+	{name: "List item not an object", in: "apiVersion: v1\nkind: List\nitems:\n- 42\n",
+		want: []string{
+			"-:4:3: List: items: invalid value: every item must be an object",
+		}},
+	{name: "unknown field in strict mode", in: svc("ports: [{port: 80, targetport: 8080}]\nfoo: 1\n"), opts: Options{Strict: true},
+		want: []string{
+			"-:6:34: Service default/s: spec.ports[0].targetport: unknown field",
+			"-:7:8: Service default/s: spec.foo: unknown field",
+		}},
+	{name: "duplicate key in strict mode", in: svc("type: NodePort\ntype: ClusterIP\nports: [{port: 80}]\n"), opts: Options{Strict: true},
+		want: []string{
+			"-:7:3: Service default/s: spec.type: duplicate field \"type\"",
+		}},
+	{name: "KubeProxyConfiguration mode", in: "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nmode: userspace\niptables: {masqueradeBit: 32}\n",
+		want: []string{
+			"-:3:7: KubeProxyConfiguration: mode: unsupported value \"userspace\": must be one of \"iptables\", \"ipvs\", \"nftables\", \"kernelspace\"",
+			"-:4:27: KubeProxyConfiguration: iptables.masqueradeBit: invalid value 32: must be between 0 and 31, inclusive",
+		}},
+	{name: "Node without a name", in: "apiVersion: v1\nkind: Node\nmetadata: {labels: {a: b}}\n",
+		want: []string{
+			"-:3:1: Node (no name): metadata.name: required value",
+		}},
+}
+
+func TestLoadInvalid(t *testing.T) {
+	for _, tc := range invalidCases {
+		t.Run(tc.name, func(t *testing.T) {
+			in, diags := Load([]string{"-"}, strings.NewReader(tc.in), tc.opts)
+			var got []string
+			for _, d := range diags {
+				got = append(got, d.Error())
+			}
+			if *printGot {
+				fmt.Printf("\t\tname: %q\n", tc.name)
+				for _, g := range got {
+					fmt.Printf("\t\t\t%q,\n", g)
+				}
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("diagnostics (-want +got):\n%s", diff)
+			}
+			if diags.Err() == nil {
+				t.Errorf("no error")
+			}
+			_ = in
+		})
+	}
+}

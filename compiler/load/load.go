@@ -1,0 +1,111 @@
+// Package load reads Kubernetes manifests (YAML or JSON files, directories,
+// standard input), validates every document against the embedded CUE schema
+// (package schema) plus the rules that need Go, applies the API server's
+// defaults and returns the typed objects of package api.
+//
+// Pipeline, per input file:
+//
+//  1. read: at most MaxFileSize bytes, UTF-8 text without control
+//     characters;
+//  2. decode: one document per YAML document or JSON value; List,
+//     ServiceList, EndpointSliceList (any kind ending in "List" with items)
+//     are expanded; YAML aliases and merge keys are bounded (MaxNodes) and
+//     nesting is limited to MaxDepth levels;
+//  3. normalise, as Go's JSON decoding of the Kubernetes types would: null
+//     fields, empty lists, and the zero values ("", 0, false) of non-pointer
+//     fields are unset; duplicate keys keep the last value (an error in
+//     strict mode);
+//  4. validate (in parallel, one CUE context per worker): unify with the
+//     schema definition, validate concretely, then run the Go checks
+//     (uniqueness, IPs, CIDRs, cluster IPs and families, the optional
+//     cluster-configuration checks of Options);
+//  5. decode the defaulted value into the api type and apply the defaults
+//     CUE cannot express (sessionAffinityConfig dropped for None, clusterIPs
+//     from clusterIP).
+package load
+
+import (
+	"io"
+	"net/netip"
+
+	"kpc/compiler/api"
+	"kpc/compiler/diag"
+)
+
+// Bounds on hostile input.
+const (
+	// MaxFileSize is the largest input file (or standard input) accepted.
+	MaxFileSize = 64 << 20
+	// MaxDepth is the deepest nesting of mappings and lists in a document.
+	MaxDepth = 100
+	// MaxNodes bounds the values of one document, counted after YAML alias
+	// and merge-key expansion.
+	MaxNodes = 1_000_000
+)
+
+// Options configures Load. The zero value is the API server's default
+// behaviour for checks that need no cluster state.
+type Options struct {
+	// Strict rejects unknown fields of Service and EndpointSlice (and their
+	// metadata) and duplicate keys, like kubectl --validate=strict. By
+	// default unknown fields are accepted silently and the last of
+	// duplicate keys wins (the API server's Warn mode, minus the warning).
+	// Node and KubeProxyConfiguration accept unknown fields in both modes.
+	Strict bool
+	// ServiceCIDRs, when non-empty, enables rule S27: every clusterIPs
+	// entry other than "None" must lie in one of these prefixes.
+	ServiceCIDRs []netip.Prefix
+	// NodePortRange, when non-zero, enables rule S12: every nodePort and
+	// healthCheckNodePort must lie in it. A zero range means "not checked"
+	// (kube-apiserver's default is 30000-32767).
+	NodePortRange PortRange
+}
+
+// PortRange is an inclusive range of ports, like --service-node-port-range.
+type PortRange struct {
+	Min, Max int
+}
+
+// IsZero reports whether the range is unset.
+func (r PortRange) IsZero() bool { return r.Min == 0 && r.Max == 0 }
+
+// Contains reports whether p lies in the range.
+func (r PortRange) Contains(p int) bool { return p >= r.Min && p <= r.Max }
+
+// Load reads the documents of paths and returns the Service, EndpointSlice,
+// Node and KubeProxyConfiguration objects among them, validated and
+// defaulted, in input order (paths in the order given, directories walked
+// in lexical order, documents in file order, List items in list order).
+//
+// A path is a file (read whatever its extension), a directory (searched
+// recursively for *.yaml, *.yml and *.json files) or "-" for stdin, which
+// may be given at most once and is named "-" in positions. Files named
+// *.json, and stdin when it starts with '{', are read as JSON (a stream of
+// values); everything else as YAML (possibly several documents).
+//
+// The returned list holds every problem found, sorted by position: errors
+// (diag.SevError) and warnings (diag.SevWarning, one per document of a kind
+// kpc does not read, which is skipped). An object with an error is left
+// out of the result, so callers must check diags.Err() before using it;
+// the result is never nil. Load does not panic on any input.
+func Load(paths []string, stdin io.Reader, opts Options) (*api.Input, diag.List) {
+	var diags diag.List
+	docs := readAll(paths, stdin, opts, &diags)
+	validateAll(docs, opts)
+	in := &api.Input{}
+	for _, d := range docs {
+		diags = append(diags, d.diags...)
+		switch o := d.out.(type) {
+		case *api.Service:
+			in.Services = append(in.Services, o)
+		case *api.EndpointSlice:
+			in.EndpointSlices = append(in.EndpointSlices, o)
+		case *api.Node:
+			in.Nodes = append(in.Nodes, o)
+		case *api.KubeProxyConfiguration:
+			in.ProxyConfigs = append(in.ProxyConfigs, o)
+		}
+	}
+	diags.Sort()
+	return in, diags
+}

@@ -1,0 +1,343 @@
+package load
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"kpc/compiler/api"
+	"kpc/compiler/diag"
+)
+
+func ptr[T any](v T) *T { return &v }
+
+// TestLoadSeed loads the example Service and EndpointSlice of the
+// Kubernetes documentation and checks every field, defaults included.
+func TestLoadSeed(t *testing.T) {
+	in, diags := Load([]string{"testdata/seed.yaml"}, nil, Options{})
+	if len(diags) != 0 {
+		t.Fatalf("diagnostics:\n%v", diags)
+	}
+	want := &api.Input{
+		Services: []*api.Service{{
+			Pos:        diag.Pos{File: "testdata/seed.yaml", Line: 1, Col: 1},
+			APIVersion: "v1",
+			Kind:       "Service",
+			Metadata:   api.ObjectMeta{Name: "my-service", Namespace: "default"},
+			Spec: api.ServiceSpec{
+				Type: "ClusterIP",
+				Ports: []api.ServicePort{{
+					Name:       "http",
+					Protocol:   "TCP",
+					Port:       80,
+					TargetPort: api.IntOrString{IntVal: 9376},
+				}},
+				SessionAffinity:       "None",
+				InternalTrafficPolicy: "Cluster",
+			},
+		}},
+		EndpointSlices: []*api.EndpointSlice{{
+			Pos:        diag.Pos{File: "testdata/seed.yaml", Line: 12, Col: 1},
+			APIVersion: "discovery.k8s.io/v1",
+			Kind:       "EndpointSlice",
+			Metadata: api.ObjectMeta{
+				Name:      "my-service-1",
+				Namespace: "default",
+				Labels:    map[string]string{"kubernetes.io/service-name": "my-service"},
+			},
+			AddressType: "IPv4",
+			Endpoints: []api.Endpoint{
+				{Addresses: []string{"10.4.5.6"}},
+				{Addresses: []string{"10.1.2.3"}},
+			},
+			Ports: []api.EndpointPort{{
+				Name:        ptr("http"),
+				Protocol:    ptr("TCP"),
+				Port:        ptr[int32](9376),
+				AppProtocol: ptr("http"),
+			}},
+		}},
+	}
+	if diff := cmp.Diff(want, in); diff != "" {
+		t.Errorf("Load (-want +got):\n%s", diff)
+	}
+}
+
+// summary lists the objects of in as "Kind ns/name file:line:col".
+func summary(in *api.Input) []string {
+	var out []string
+	for _, s := range in.Services {
+		out = append(out, fmt.Sprintf("Service %s %s", s.ID(), s.Pos))
+	}
+	for _, s := range in.EndpointSlices {
+		out = append(out, fmt.Sprintf("EndpointSlice %s %s", s.ID(), s.Pos))
+	}
+	for _, n := range in.Nodes {
+		out = append(out, fmt.Sprintf("Node %s %s", n.Metadata.Name, n.Pos))
+	}
+	for _, c := range in.ProxyConfigs {
+		out = append(out, fmt.Sprintf("KubeProxyConfiguration %s", c.Pos))
+	}
+	return out
+}
+
+func diagStrings(l diag.List) []string {
+	var out []string
+	for _, d := range l {
+		out = append(out, d.Error())
+	}
+	return out
+}
+
+func TestLoadForms(t *testing.T) {
+	tmp := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(tmp, name)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	jsonStream := write("stream.json", `{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "a"}, "spec": {"ports": [{"port": 80}]}}
+{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "b"}, "spec": {"ports": [{"port": 80}]}}
+`)
+	yamlAsJSONName := write("yaml.json", "apiVersion: v1\n")
+
+	for _, tc := range []struct {
+		name   string
+		paths  []string
+		stdin  string
+		want   []string
+		diags  []string
+		errors bool
+	}{{
+		name:  "multi-document YAML with empty documents and comments",
+		paths: []string{"-"},
+		stdin: "---\n# a comment\n---\napiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {ports: [{port: 80}]}\n---\n---\n" +
+			"apiVersion: v1\nkind: Service\nmetadata: {name: b, namespace: x}\nspec: {ports: [{port: 80}]}\n---\n",
+		want: []string{"Service default/a -:4:1", "Service x/b -:10:1"},
+	}, {
+		name:  "JSON object on stdin",
+		paths: []string{"-"},
+		stdin: `  {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "a"}, "spec": {"ports": [{"port": 80}]}}`,
+		want:  []string{"Service default/a -:1:3"},
+	}, {
+		name:  "JSON List on stdin",
+		paths: []string{"-"},
+		stdin: `{"apiVersion": "v1", "kind": "List", "items": [
+  {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "a"}, "spec": {"ports": [{"port": 80}]}},
+  {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "metadata": {"name": "a-1"}, "addressType": "IPv4"}
+]}`,
+		want: []string{"Service default/a -:2:3", "EndpointSlice default/a-1 -:3:3"},
+	}, {
+		name:  "JSON stream file",
+		paths: []string{jsonStream},
+		want:  []string{"Service default/a " + jsonStream + ":1:1", "Service default/b " + jsonStream + ":2:1"},
+	}, {
+		name:  "kubectl get -o yaml List",
+		paths: []string{"testdata/kubectl-list.yaml"},
+		want: []string{
+			"Service default/kubernetes testdata/kubectl-list.yaml:3:3",
+			"Service shop/web testdata/kubectl-list.yaml:48:3",
+			"EndpointSlice shop/web-x7k2p testdata/kubectl-list.yaml:88:3",
+		},
+	}, {
+		name:  "ServiceList and EndpointSliceList items without kind",
+		paths: []string{"-"},
+		stdin: "apiVersion: v1\nkind: ServiceList\nitems:\n- metadata: {name: a}\n  spec: {ports: [{port: 80}]}\n---\n" +
+			"apiVersion: discovery.k8s.io/v1\nkind: EndpointSliceList\nitems:\n- metadata: {name: a-1}\n  addressType: IPv4\n",
+		want: []string{"Service default/a -:4:3", "EndpointSlice default/a-1 -:10:3"},
+	}, {
+		name:  "directory, walked in lexical order",
+		paths: []string{"testdata/dir"},
+		want: []string{
+			"Service default/a testdata/dir/a.json:1:1",
+			"Service default/b testdata/dir/b.yaml:1:1",
+			"Service default/sub-a testdata/dir/sub/a.yml:1:1",
+		},
+	}, {
+		name:  "paths in the order given",
+		paths: []string{"testdata/dir/b.yaml", "-", "testdata/dir/a.json"},
+		stdin: "apiVersion: v1\nkind: Service\nmetadata: {name: c}\nspec: {ports: [{port: 80}]}\n",
+		want: []string{
+			"Service default/b testdata/dir/b.yaml:1:1",
+			"Service default/c -:1:1",
+			"Service default/a testdata/dir/a.json:1:1",
+		},
+	}, {
+		name:  "other kinds are skipped with a warning",
+		paths: []string{"-"},
+		stdin: "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: shop}\n---\n" +
+			"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm}\ndata: {a: b}\n---\n" +
+			"apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {ports: [{port: 80}]}\n",
+		want: []string{"Service default/a -:10:1"},
+		diags: []string{
+			"-:1:1: warning: skipping Deployment shop/web: kpc reads Service, EndpointSlice, Node and KubeProxyConfiguration",
+			"-:5:1: warning: skipping ConfigMap cm: kpc reads Service, EndpointSlice, Node and KubeProxyConfiguration",
+		},
+	}, {
+		name:  "Node and KubeProxyConfiguration",
+		paths: []string{"-"},
+		stdin: "apiVersion: v1\nkind: Node\nmetadata: {name: node-a, labels: {topology.kubernetes.io/zone: zone-a}}\n" +
+			"spec: {podCIDR: 10.244.1.0/24, taints: []}\nstatus: {addresses: [{type: InternalIP, address: 192.0.2.11}], capacity: {cpu: \"2\"}}\n---\n" +
+			"apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nmode: nftables\nclusterCIDR: 10.244.0.0/16\nconntrack: {maxPerCore: 0}\n",
+		want: []string{"Node node-a -:1:1", "KubeProxyConfiguration -:7:1"},
+	}, {
+		name:   "stdin given twice",
+		paths:  []string{"-", "-"},
+		stdin:  "apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {ports: [{port: 80}]}\n",
+		want:   []string{"Service default/a -:1:1"},
+		diags:  []string{`-: standard input ("-") given more than once`},
+		errors: true,
+	}, {
+		name:   "missing file",
+		paths:  []string{"testdata/no-such-file.yaml"},
+		diags:  []string{"testdata/no-such-file.yaml: cannot read input: stat testdata/no-such-file.yaml: no such file or directory"},
+		errors: true,
+	}, {
+		name:   "YAML in a .json file is a JSON error",
+		paths:  []string{yamlAsJSONName},
+		diags:  []string{yamlAsJSONName + ":1:1: JSON syntax error: invalid character 'a' looking for beginning of value"},
+		errors: true,
+	}, {
+		name:  "empty input",
+		paths: []string{"-"},
+		stdin: "",
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdin io.Reader
+			if tc.stdin != "" || slicesContains(tc.paths, "-") {
+				stdin = strings.NewReader(tc.stdin)
+			}
+			in, diags := Load(tc.paths, stdin, Options{})
+			if diff := cmp.Diff(tc.want, summary(in)); diff != "" {
+				t.Errorf("objects (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tc.diags, diagStrings(diags)); diff != "" {
+				t.Errorf("diagnostics (-want +got):\n%s", diff)
+			}
+			if got := diags.Err() != nil; got != tc.errors {
+				t.Errorf("errors: got %v, want %v", got, tc.errors)
+			}
+		})
+	}
+}
+
+func slicesContains(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// TestDefaults checks the API server's defaults, one Service or slice per
+// case, by the fields they set.
+func TestDefaults(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		in   string
+		want func(in *api.Input) any
+		val  any
+	}{
+		{"D4 type, D1 sessionAffinity, D8 internalTrafficPolicy, no externalTrafficPolicy",
+			svc("ports: [{port: 80}]\n"),
+			func(in *api.Input) any {
+				s := in.Services[0].Spec
+				return []string{s.Type, s.SessionAffinity, s.InternalTrafficPolicy, s.ExternalTrafficPolicy}
+			},
+			[]string{"ClusterIP", "None", "Cluster", ""}},
+		{"empty strings are unset",
+			svc("type: \"\"\nsessionAffinity: \"\"\nexternalTrafficPolicy: \"\"\nclusterIP: \"\"\nports: [{port: 80, protocol: \"\", name: \"\", targetPort: \"\", nodePort: 0}]\n"),
+			func(in *api.Input) any {
+				s := in.Services[0].Spec
+				return []any{s.Type, s.SessionAffinity, s.ExternalTrafficPolicy, s.ClusterIP, s.Ports[0]}
+			},
+			[]any{"ClusterIP", "None", "", "", api.ServicePort{Protocol: "TCP", Port: 80, TargetPort: api.IntOrString{IntVal: 80}}}},
+		{"D6 targetPort 0 becomes port", svc("ports: [{port: 8080, targetPort: 0}]\n"),
+			func(in *api.Input) any { return in.Services[0].Spec.Ports[0].TargetPort },
+			api.IntOrString{IntVal: 8080}},
+		{"named targetPort", svc("ports: [{port: 80, targetPort: http-alt}]\n"),
+			func(in *api.Input) any { return in.Services[0].Spec.Ports[0].TargetPort },
+			api.IntOrString{IsString: true, StrVal: "http-alt"}},
+		{"D2 sessionAffinityConfig dropped with None",
+			svc("sessionAffinityConfig: {clientIP: {timeoutSeconds: 99999}}\nports: [{port: 80}]\n"),
+			func(in *api.Input) any { return in.Services[0].Spec.SessionAffinityConfig },
+			(*api.SessionAffinityConfig)(nil)},
+		{"D3 ClientIP timeout", svc("sessionAffinity: ClientIP\nports: [{port: 80}]\n"),
+			func(in *api.Input) any { return *in.Services[0].Spec.SessionAffinityConfig.ClientIP.TimeoutSeconds },
+			int32(10800)},
+		{"D3 ClientIP explicit timeout", svc("sessionAffinity: ClientIP\nsessionAffinityConfig: {clientIP: {timeoutSeconds: 60}}\nports: [{port: 80}]\n"),
+			func(in *api.Input) any { return *in.Services[0].Spec.SessionAffinityConfig.ClientIP.TimeoutSeconds },
+			int32(60)},
+		{"D7 NodePort externalTrafficPolicy", svc("type: NodePort\nports: [{port: 80}]\n"),
+			func(in *api.Input) any { return in.Services[0].Spec.ExternalTrafficPolicy }, "Cluster"},
+		{"D7 ClusterIP with externalIPs", svc("externalIPs: [192.0.2.7]\nports: [{port: 80}]\n"),
+			func(in *api.Input) any { return in.Services[0].Spec.ExternalTrafficPolicy }, "Cluster"},
+		{"D7, D9 LoadBalancer", svc("type: LoadBalancer\nports: [{port: 80}]\n"),
+			func(in *api.Input) any {
+				s := in.Services[0].Spec
+				return []any{s.ExternalTrafficPolicy, *s.AllocateLoadBalancerNodePorts}
+			},
+			[]any{"Cluster", true}},
+		{"D8 not on ExternalName", svc("type: ExternalName\nexternalName: db.example.com\n"),
+			func(in *api.Input) any { return in.Services[0].Spec.InternalTrafficPolicy }, ""},
+		{"D10 ipMode VIP", svc("type: LoadBalancer\nports: [{port: 80}]\n") + "status: {loadBalancer: {ingress: [{ip: 203.0.113.5}, {hostname: lb.example.com}]}}\n",
+			func(in *api.Input) any { return in.Services[0].Status.LoadBalancer.Ingress },
+			[]api.LoadBalancerIngress{{IP: "203.0.113.5", IPMode: ptr("VIP")}, {Hostname: "lb.example.com"}}},
+		{"D11 clusterIPs from clusterIP", svc("clusterIP: 10.0.0.10\nports: [{port: 80}]\n"),
+			func(in *api.Input) any { return in.Services[0].Spec.ClusterIPs }, []string{"10.0.0.10"}},
+		{"headless without ports", svc("clusterIP: None\n"),
+			func(in *api.Input) any { return in.Services[0].Spec.ClusterIPs }, []string{"None"}},
+		{"namespace from metadata", strings.Replace(svc("ports: [{port: 80}]\n"), "name: s", "name: s\n  namespace: shop", 1),
+			func(in *api.Input) any { return in.Services[0].ID() }, "shop/s"},
+		{"null fields are unset", "apiVersion: v1\nkind: Service\nmetadata: {name: s, creationTimestamp: null, labels: null}\nspec: {ports: [{port: 80, appProtocol: null}], selector: null}\nstatus: null\n",
+			func(in *api.Input) any { return in.Services[0].Spec.Ports[0] },
+			api.ServicePort{Protocol: "TCP", Port: 80, TargetPort: api.IntOrString{IntVal: 80}}},
+		{"duplicate keys: the last wins", svc("type: NodePort\ntype: ClusterIP\nports: [{port: 80}]\n"),
+			func(in *api.Input) any { return in.Services[0].Spec.Type }, "ClusterIP"},
+		{"D17, D18 slice port name and protocol", slice("addressType: IPv4\nports: [{port: 80}, {name: b, port: null}]\n"),
+			func(in *api.Input) any { return in.EndpointSlices[0].Ports },
+			[]api.EndpointPort{{Name: ptr(""), Protocol: ptr("TCP"), Port: ptr[int32](80)}, {Name: ptr("b"), Protocol: ptr("TCP")}}},
+		{"endpoint conditions and hints", slice("addressType: IPv6\nendpoints: [{addresses: [\"2001:db8::1\"], conditions: {ready: false, terminating: true}, nodeName: n1, zone: z1, hints: {forZones: [{name: z1}]}}]\n"),
+			func(in *api.Input) any { return in.EndpointSlices[0].Endpoints },
+			[]api.Endpoint{{Addresses: []string{"2001:db8::1"}, Conditions: api.EndpointConditions{Ready: ptr(false), Terminating: ptr(true)},
+				NodeName: ptr("n1"), Zone: ptr("z1"), Hints: &api.EndpointHints{ForZones: []api.ForZone{{Name: "z1"}}}}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in, diags := Load([]string{"-"}, strings.NewReader(tc.in), Options{})
+			if len(diags) != 0 {
+				t.Fatalf("diagnostics:\n%v", diags)
+			}
+			if diff := cmp.Diff(tc.val, tc.want(in), cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestStrictAcceptsKubectlOutput(t *testing.T) {
+	for _, strict := range []bool{false, true} {
+		in, diags := Load([]string{"testdata/kubectl-list.yaml"}, nil, Options{Strict: strict})
+		if len(diags) != 0 {
+			t.Fatalf("strict=%v: diagnostics:\n%v", strict, diags)
+		}
+		if len(in.Services) != 2 || len(in.EndpointSlices) != 1 {
+			t.Errorf("strict=%v: got %v", strict, summary(in))
+		}
+		lb := in.Services[1]
+		if got := lb.Spec.Ports[0]; got.NodePort != 30080 || got.TargetPort.StrVal != "http" {
+			t.Errorf("strict=%v: port %+v", strict, got)
+		}
+		if got := lb.Status.LoadBalancer.Ingress; len(got) != 1 || got[0].IP != "203.0.113.10" {
+			t.Errorf("strict=%v: ingress %+v", strict, got)
+		}
+	}
+}

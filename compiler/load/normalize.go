@@ -1,0 +1,237 @@
+package load
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"cuelang.org/go/cue/ast"
+	"cuelang.org/go/cue/literal"
+	"cuelang.org/go/cue/token"
+
+	"kpc/compiler/diag"
+)
+
+// sizeError reports a document that is too deep or too large.
+type sizeError struct {
+	pos token.Pos
+	msg string
+}
+
+// checkSize rejects documents nested deeper than MaxDepth or with more than
+// MaxNodes values.
+func checkSize(s *ast.StructLit) *sizeError {
+	nodes := 0
+	var walk func(e ast.Expr, depth int) *sizeError
+	walk = func(e ast.Expr, depth int) *sizeError {
+		nodes++
+		if nodes > MaxNodes {
+			return &sizeError{e.Pos(), fmt.Sprintf("document has more than %d values", MaxNodes)}
+		}
+		switch x := e.(type) {
+		case *ast.StructLit:
+			if depth > MaxDepth {
+				return &sizeError{e.Pos(), fmt.Sprintf("document is nested more than %d levels deep", MaxDepth)}
+			}
+			for _, el := range x.Elts {
+				if f, ok := el.(*ast.Field); ok {
+					if err := walk(f.Value, depth+1); err != nil {
+						return err
+					}
+				}
+			}
+		case *ast.ListLit:
+			if depth > MaxDepth {
+				return &sizeError{e.Pos(), fmt.Sprintf("document is nested more than %d levels deep", MaxDepth)}
+			}
+			for _, el := range x.Elts {
+				if err := walk(el, depth+1); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	return walk(s, 1)
+}
+
+// normalize applies Go JSON decoding semantics to a document, in place:
+// fields whose value is null or an empty list are removed (unset), and of
+// duplicate keys in a mapping only the last is kept. In strict mode each
+// duplicate key is an error of object.
+func normalize(s *ast.StructLit, strict bool, object string, path fpath, diags *diag.List) {
+	seen := make(map[string]int, len(s.Elts))
+	keep := s.Elts[:0]
+	for _, el := range s.Elts {
+		f, ok := el.(*ast.Field)
+		if !ok {
+			keep = append(keep, el)
+			continue
+		}
+		name, _, err := ast.LabelName(f.Label)
+		if err == nil {
+			if i, dup := seen[name]; dup {
+				if strict {
+					diags.Add(toPos(f.Label.Pos()), object, path.key(name).String(), fmt.Sprintf("duplicate field %q", name))
+				}
+				keep[i] = nil // the later one wins
+			}
+		}
+		if isNull(f.Value) || isEmptyList(f.Value) {
+			continue
+		}
+		switch v := f.Value.(type) {
+		case *ast.StructLit:
+			normalize(v, strict, object, path.key(name), diags)
+		case *ast.ListLit:
+			normalizeList(v, strict, object, path.key(name), diags)
+		}
+		if err == nil {
+			seen[name] = len(keep)
+		}
+		keep = append(keep, f)
+	}
+	out := keep[:0]
+	for _, el := range keep {
+		if el != nil {
+			out = append(out, el)
+		}
+	}
+	clear(s.Elts[len(out):])
+	s.Elts = out
+}
+
+func normalizeList(l *ast.ListLit, strict bool, object string, path fpath, diags *diag.List) {
+	for i, el := range l.Elts {
+		switch v := el.(type) {
+		case *ast.StructLit:
+			normalize(v, strict, object, path.index(i), diags)
+		case *ast.ListLit:
+			normalizeList(v, strict, object, path.index(i), diags)
+		}
+	}
+}
+
+func isNull(e ast.Expr) bool {
+	b, ok := e.(*ast.BasicLit)
+	return ok && b.Kind == token.NULL
+}
+
+func isEmptyList(e ast.Expr) bool {
+	l, ok := e.(*ast.ListLit)
+	return ok && len(l.Elts) == 0
+}
+
+// normalizeKind unsets the zero values of a kind's non-pointer fields
+// ("" for strings, 0 for numbers, false for booleans; targetPort is an
+// IntOrString, so both 0 and ""). Go's JSON decoding cannot tell them from
+// absent fields, and the API server's defaults apply to both.
+func normalizeKind(kind string, s *ast.StructLit) {
+	dropZero(structAt(s, "metadata"), "name:s", "namespace:s", "generateName:s")
+	switch kind {
+	case "Service":
+		spec := structAt(s, "spec")
+		dropZero(spec, "type:s", "clusterIP:s", "externalName:s", "sessionAffinity:s", "loadBalancerIP:s",
+			"externalTrafficPolicy:s", "healthCheckNodePort:n", "publishNotReadyAddresses:b")
+		if spec == nil {
+			return
+		}
+		if f := field(spec, "ports"); f != nil {
+			if l, ok := f.Value.(*ast.ListLit); ok {
+				for _, el := range l.Elts {
+					if p, ok := el.(*ast.StructLit); ok {
+						dropZero(p, "name:s", "protocol:s", "targetPort:sn", "nodePort:n")
+					}
+				}
+			}
+		}
+	case "EndpointSlice":
+		dropZero(s, "addressType:s")
+	}
+}
+
+// dropZero removes the fields of s named in specs ("name:kinds", kinds from
+// s, n, b) whose value is the zero value of one of the kinds.
+func dropZero(s *ast.StructLit, specs ...string) {
+	if s == nil {
+		return
+	}
+	kinds := make(map[string]string, len(specs))
+	for _, sp := range specs {
+		name, k, _ := strings.Cut(sp, ":")
+		kinds[name] = k
+	}
+	out := s.Elts[:0]
+	for _, el := range s.Elts {
+		if f, ok := el.(*ast.Field); ok {
+			if name, _, err := ast.LabelName(f.Label); err == nil {
+				if k, ok := kinds[name]; ok && isZero(f.Value, k) {
+					continue
+				}
+			}
+		}
+		out = append(out, el)
+	}
+	clear(s.Elts[len(out):])
+	s.Elts = out
+}
+
+// isZero reports whether e is "" (kinds has s), 0 (n) or false (b).
+func isZero(e ast.Expr, kinds string) bool {
+	b, ok := e.(*ast.BasicLit)
+	if !ok {
+		return false
+	}
+	switch b.Kind {
+	case token.STRING:
+		s, ok := stringLit(b)
+		return ok && s == "" && strings.Contains(kinds, "s")
+	case token.INT:
+		n, err := strconv.ParseInt(strings.ReplaceAll(b.Value, "_", ""), 0, 64)
+		return err == nil && n == 0 && strings.Contains(kinds, "n")
+	case token.FALSE:
+		return strings.Contains(kinds, "b")
+	}
+	return false
+}
+
+// field returns s's last field called name (the one Go's JSON decoding
+// keeps), or nil.
+func field(s *ast.StructLit, name string) *ast.Field {
+	if s == nil {
+		return nil
+	}
+	for i := len(s.Elts) - 1; i >= 0; i-- {
+		f, ok := s.Elts[i].(*ast.Field)
+		if !ok {
+			continue
+		}
+		if n, _, err := ast.LabelName(f.Label); err == nil && n == name {
+			return f
+		}
+	}
+	return nil
+}
+
+// structAt returns the value of s's field name if it is a mapping.
+func structAt(s *ast.StructLit, name string) *ast.StructLit {
+	f := field(s, name)
+	if f == nil {
+		return nil
+	}
+	v, _ := f.Value.(*ast.StructLit)
+	return v
+}
+
+// stringLit returns the value of a string literal.
+func stringLit(e ast.Expr) (string, bool) {
+	b, ok := e.(*ast.BasicLit)
+	if !ok || b.Kind != token.STRING {
+		return "", false
+	}
+	s, err := literal.Unquote(b.Value)
+	if err != nil {
+		return "", false
+	}
+	return s, true
+}

@@ -1,0 +1,146 @@
+package load
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"unicode/utf8"
+
+	"kpc/compiler/diag"
+)
+
+// stdinName is the file name of standard input in positions.
+const stdinName = "-"
+
+// readAll reads every path and decodes its documents, in input order.
+// Problems with a path or a file are added to diags.
+func readAll(paths []string, stdin io.Reader, opts Options, diags *diag.List) []*document {
+	var docs []*document
+	sawStdin := false
+	for _, p := range paths {
+		if p == stdinName {
+			if sawStdin {
+				diags.Add(diag.Pos{File: stdinName}, "", "", "standard input (\"-\") given more than once")
+				continue
+			}
+			sawStdin = true
+			if stdin == nil {
+				diags.Add(diag.Pos{File: stdinName}, "", "", "no standard input available")
+				continue
+			}
+			data, err := readLimited(stdin)
+			if err != nil {
+				diags.Add(diag.Pos{File: stdinName}, "", "", fmt.Sprintf("reading standard input: %v", err))
+				continue
+			}
+			docs = append(docs, decodeFile(stdinName, data, isJSON(stdinName, data), opts, diags)...)
+			continue
+		}
+		files, err := expand(p)
+		if err != nil {
+			diags.Add(diag.Pos{File: p}, "", "", err.Error())
+		}
+		for _, f := range files {
+			data, err := readFile(f)
+			if err != nil {
+				diags.Add(diag.Pos{File: f}, "", "", err.Error())
+				continue
+			}
+			docs = append(docs, decodeFile(f, data, isJSON(f, data), opts, diags)...)
+		}
+	}
+	return docs
+}
+
+// expand returns p itself if it is not a directory, or the *.yaml, *.yml
+// and *.json files under it, walked in lexical order.
+func expand(p string) ([]string, error) {
+	st, err := os.Stat(p)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read input: %w", err)
+	}
+	if !st.IsDir() {
+		return []string{p}, nil
+	}
+	var files []string
+	err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		switch strings.ToLower(filepath.Ext(path)) {
+		case ".yaml", ".yml", ".json":
+			files = append(files, path)
+		}
+		return nil
+	})
+	if err != nil {
+		return files, fmt.Errorf("walking directory: %w", err)
+	}
+	return files, nil
+}
+
+// readFile reads a file of at most MaxFileSize bytes.
+func readFile(name string) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read input: %w", err)
+	}
+	defer f.Close()
+	data, err := readLimited(f)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read input: %w", err)
+	}
+	return data, nil
+}
+
+// readLimited reads r to the end, failing beyond MaxFileSize bytes.
+func readLimited(r io.Reader) ([]byte, error) {
+	data, err := io.ReadAll(io.LimitReader(r, MaxFileSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > MaxFileSize {
+		return nil, fmt.Errorf("larger than %d MiB", MaxFileSize>>20)
+	}
+	return data, nil
+}
+
+// isJSON reports whether a file is read as JSON: by its name, or for stdin
+// by its first non-blank byte.
+func isJSON(name string, data []byte) bool {
+	if name == stdinName {
+		t := bytes.TrimLeft(data, " \t\r\n")
+		return len(t) > 0 && t[0] == '{'
+	}
+	return strings.EqualFold(filepath.Ext(name), ".json")
+}
+
+// checkText returns the position and a description of the first byte that
+// cannot appear in a YAML or JSON text file (invalid UTF-8, or a control
+// character other than tab, newline and carriage return), or ok.
+func checkText(name string, data []byte) (diag.Pos, string, bool) {
+	line, col := 1, 1
+	for i := 0; i < len(data); {
+		r, size := utf8.DecodeRune(data[i:])
+		switch {
+		case r == utf8.RuneError && size <= 1:
+			return diag.Pos{File: name, Line: line, Col: col},
+				fmt.Sprintf("invalid UTF-8 byte 0x%02x: not a YAML or JSON text file", data[i]), false
+		case r == '\n':
+			line, col = line+1, 0
+		case r < 0x20 && r != '\t' && r != '\r', r == 0x7f:
+			return diag.Pos{File: name, Line: line, Col: col},
+				fmt.Sprintf("control character 0x%02x: not a YAML or JSON text file", r), false
+		}
+		i += size
+		col++
+	}
+	return diag.Pos{}, "", true
+}

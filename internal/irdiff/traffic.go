@@ -1,0 +1,299 @@
+package irdiff
+
+import (
+	"cmp"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"kpc/compiler/ir"
+)
+
+// probe is a destination to trace: a dispatch key of either side.
+type probe struct {
+	family   ir.Family
+	nodePort bool
+	addr     netip.Addr // service keys only
+	proto    ir.Protocol
+	port     uint16
+}
+
+func (p probe) destination() string {
+	if p.nodePort {
+		return "NodePort " + npKeyText(p.proto, p.port)
+	}
+	return svcKeyText(p.addr, p.proto, p.port)
+}
+
+func compareProbes(a, b probe) int {
+	return cmp.Or(
+		cmp.Compare(a.family, b.family),
+		compareBool(a.nodePort, b.nodePort),
+		a.addr.Compare(b.addr),
+		strings.Compare(string(a.proto), string(b.proto)),
+		cmp.Compare(a.port, b.port),
+	)
+}
+
+func compareBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
+}
+
+// client is a kind of traffic source.
+type client struct {
+	// id is the JSON name: "pod", "external" or "node".
+	id string
+	// text is the reviewer's name.
+	text     string
+	src      netip.Addr
+	fromNode bool
+}
+
+// Fallback addresses when a Ruleset says nothing (documentation ranges,
+// as the golden tests use).
+var (
+	defaultNodeIP = map[ir.Family]netip.Addr{
+		ir.IPv4: netip.MustParseAddr("198.51.100.1"),
+		ir.IPv6: netip.MustParseAddr("2001:db8:1::1"),
+	}
+	externalClients = map[ir.Family][]netip.Addr{
+		ir.IPv4: {netip.MustParseAddr("203.0.113.254"), netip.MustParseAddr("192.0.2.254")},
+		ir.IPv6: {netip.MustParseAddr("2001:db8:ffff::fe"), netip.MustParseAddr("2001:db8:fffe::fe")},
+	}
+)
+
+// clientsFor returns the clients traced for a family, taken from the node
+// context of rs (the new side's Ruleset when it has one), and the
+// destination used for NodePorts.
+func clientsFor(f ir.Family, rs *ir.Ruleset) ([]client, netip.Addr) {
+	var node ir.Node
+	if rs != nil {
+		node = rs.Node
+	}
+	nodeIP := defaultNodeIP[f]
+	if len(node.IPs) > 0 {
+		nodeIP = node.IPs[0]
+	}
+	npDst := nodeIP
+	if len(node.NodePortAddrs) > 0 && !node.NodePortAllLocal {
+		npDst = node.NodePortAddrs[0]
+	}
+	inPods := func(a netip.Addr) bool {
+		return slices.ContainsFunc(node.PodCIDRs, func(p netip.Prefix) bool { return p.Contains(a) })
+	}
+	var out []client
+	if len(node.PodCIDRs) > 0 {
+		pod := node.PodCIDRs[0].Masked().Addr().Next().Next()
+		if pod.IsValid() && inPods(pod) {
+			out = append(out, client{id: "pod", text: "pods", src: pod})
+		}
+	}
+	ext := client{id: "external", text: "external clients"}
+	if len(out) == 0 {
+		ext.text = "off-node clients"
+	}
+	for _, a := range externalClients[f] {
+		if !inPods(a) && !slices.Contains(node.IPs, a) {
+			ext.src = a
+			break
+		}
+	}
+	if ext.src.IsValid() {
+		out = append(out, ext)
+	}
+	out = append(out, client{id: "node", text: "the node", src: nodeIP, fromNode: true})
+	return out, npDst
+}
+
+// diffTraffic traces every dispatch key of both sides for every client
+// and reports the fates that differ.
+func diffTraffic(oldP, newP *ir.Program, mode ir.Mode) []TrafficChange {
+	comments := map[probe]string{}
+	// allowed is, per firewall key, a source inside the key's
+	// loadBalancerSourceRanges (the new side's when both have one).
+	allowed := map[probe]netip.Addr{}
+	seen := map[probe]bool{}
+	var probes []probe
+	add := func(p probe, comment string) {
+		if !seen[p] {
+			seen[p] = true
+			probes = append(probes, p)
+		}
+		if comment != "" {
+			comments[p] = comment // the new side's comment wins: it is added last
+		}
+	}
+	for _, prog := range []*ir.Program{oldP, newP} {
+		for _, rs := range prog.Rulesets {
+			if rs == nil {
+				continue
+			}
+			for _, list := range [][]ir.ServiceEntry{rs.Services, rs.Firewall, rs.NoEndpoints} {
+				for _, e := range list {
+					add(probe{family: rs.Family, addr: e.Addr.Unmap(), proto: e.Protocol, port: e.Port}, e.Comment)
+				}
+			}
+			for _, e := range rs.Firewall {
+				if a, ok := allowedSource(rs, e.Target.Chain); ok {
+					allowed[probe{family: rs.Family, addr: e.Addr.Unmap(), proto: e.Protocol, port: e.Port}] = a
+				}
+			}
+			for _, list := range [][]ir.NodePortEntry{rs.NodePorts, rs.NoEndpointNodePorts} {
+				for _, e := range list {
+					add(probe{family: rs.Family, nodePort: true, proto: e.Protocol, port: e.Port}, e.Comment)
+				}
+			}
+		}
+	}
+	slices.SortFunc(probes, compareProbes)
+
+	out := []TrafficChange{}
+	for _, f := range []ir.Family{ir.IPv4, ir.IPv6} {
+		rs := rulesetOf(newP, f)
+		if rs == nil {
+			rs = rulesetOf(oldP, f)
+		}
+		base, npDst := clientsFor(f, rs)
+		for _, p := range probes {
+			if p.family != f {
+				continue
+			}
+			clients := base
+			if a, ok := allowed[p]; ok {
+				clients = append([]client{{id: "allowed", text: "allowed sources", src: a}}, base...)
+			}
+			var changes []*TrafficChange
+			for _, c := range clients {
+				pkt := ir.Packet{Src: c.src, Dst: p.addr, Protocol: p.proto, Port: p.port, FromNode: c.fromNode}
+				if p.nodePort {
+					pkt.Dst = npDst
+				}
+				of, nf := fateOf(ir.Trace(oldP, pkt, mode)), fateOf(ir.Trace(newP, pkt, mode))
+				if fateEqual(of, nf) {
+					continue
+				}
+				what, was := fateChangeText(of, nf)
+				i := slices.IndexFunc(changes, func(tc *TrafficChange) bool { return tc.Text == what+was })
+				if i < 0 {
+					changes = append(changes, &TrafficChange{
+						Family: f.String(), Destination: p.destination(), Service: comments[p], Text: what + was,
+					})
+					i = len(changes) - 1
+				}
+				changes[i].Clients = append(changes[i].Clients, ClientFate{Client: c.id, Old: of, New: nf})
+			}
+			for _, tc := range changes {
+				if len(tc.Clients) < len(clients) {
+					var names []string
+					for _, cf := range tc.Clients {
+						i := slices.IndexFunc(clients, func(c client) bool { return c.id == cf.Client })
+						names = append(names, clients[i].text)
+					}
+					what, was := fateChangeText(tc.Clients[0].Old, tc.Clients[0].New)
+					tc.Text = what + " for " + joinAnd(names) + was
+				}
+				out = append(out, *tc)
+			}
+		}
+	}
+	return out
+}
+
+// allowedSource returns an address inside the source ranges of a firewall
+// chain (the ranges its drop rule spares).
+func allowedSource(rs *ir.Ruleset, chain string) (netip.Addr, bool) {
+	for _, c := range rs.Chains {
+		if c == nil || c.Name != chain {
+			continue
+		}
+		for _, r := range c.Rules {
+			for _, pfx := range r.Match.SrcNotIn {
+				a := pfx.Masked().Addr()
+				if pfx.Bits() < a.BitLen() {
+					a = a.Next()
+				}
+				if a.IsValid() && pfx.Contains(a) {
+					return a, true
+				}
+			}
+		}
+	}
+	return netip.Addr{}, false
+}
+
+// fateOf summarizes a trace.
+func fateOf(r ir.Result) Fate {
+	f := Fate{Verdict: r.Verdict.String(), Endpoints: []string{}, Masquerade: r.Masquerade}
+	if r.Verdict == ir.VerdictDNAT {
+		f.Masquerade = false
+		for _, reach := range r.Reaches {
+			f.Endpoints = append(f.Endpoints, reach.Endpoint.String())
+			f.Masquerade = f.Masquerade || reach.Masquerade
+		}
+		slices.Sort(f.Endpoints)
+		f.Endpoints = slices.Compact(f.Endpoints)
+	}
+	return f
+}
+
+func fateEqual(a, b Fate) bool {
+	return a.Verdict == b.Verdict && a.Masquerade == b.Masquerade && slices.Equal(a.Endpoints, b.Endpoints)
+}
+
+func endpointSet(eps []string) string { return "{" + strings.Join(eps, ", ") + "}" }
+
+// fateText spells a fate for a reviewer; masq adds whether the packet
+// is masqueraded.
+func fateText(f Fate, masq bool) string {
+	m := ""
+	if masq && f.Masquerade {
+		m = ", masqueraded"
+	}
+	switch f.Verdict {
+	case "dnat":
+		return "endpoints " + endpointSet(f.Endpoints) + m
+	case "reject":
+		return "rejected"
+	case "drop":
+		return "dropped"
+	}
+	return "passed through untouched" + m
+}
+
+// fateChangeText describes a change of fate: "endpoints {a, b} -> {a}",
+// "masquerade no -> yes", or "now dropped" with was " (was endpoints
+// {a})". When the verdict changes, masquerading is left to the JSON form.
+func fateChangeText(o, n Fate) (what, was string) {
+	if o.Verdict == n.Verdict {
+		var parts []string
+		if !slices.Equal(o.Endpoints, n.Endpoints) {
+			parts = append(parts, "endpoints "+endpointSet(o.Endpoints)+" -> "+endpointSet(n.Endpoints))
+		}
+		if o.Masquerade != n.Masquerade {
+			parts = append(parts, "masquerade "+yesNo(o.Masquerade)+" -> "+yesNo(n.Masquerade))
+		}
+		return strings.Join(parts, "; "), ""
+	}
+	return "now " + fateText(n, false), " (was " + fateText(o, false) + ")"
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+// joinAnd joins names as "a", "a and b", "a, b and c".
+func joinAnd(names []string) string {
+	if len(names) <= 1 {
+		return strings.Join(names, "")
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
+}
