@@ -16,8 +16,16 @@ import (
 // they depend on themselves (type ClusterIP, protocol TCP, slice port name
 // ""), and skip values of the wrong type, which the schema reports.
 
-// Annotation whose CIDRs restrict a load balancer's sources (rule S31).
-const lbSourceRangesAnnotation = "service.beta.kubernetes.io/load-balancer-source-ranges"
+// Annotations with rules.
+const (
+	// lbSourceRangesAnnotation holds CIDRs that restrict a load balancer's
+	// sources (rule S31).
+	lbSourceRangesAnnotation = "service.beta.kubernetes.io/load-balancer-source-ranges"
+	// topologyModeAnnotation must equal topologyHintsAnnotation when both
+	// are set (rule S38).
+	topologyModeAnnotation  = "service.kubernetes.io/topology-mode"
+	topologyHintsAnnotation = "service.kubernetes.io/topology-aware-hints"
+)
 
 // get returns s's field name's value, or nil.
 func get(s *ast.StructLit, name string) ast.Expr {
@@ -170,9 +178,16 @@ func checkService(doc *ast.StructLit, opts Options) []fieldError {
 			}
 		}
 	}
+	ann := asStruct(get(asStruct(get(doc, "metadata")), "annotations"))
+	// S38: the topology annotations agree when both are set.
+	if mode, ok := stringLit(get(ann, topologyModeAnnotation)); ok {
+		if hints, ok := stringLit(get(ann, topologyHintsAnnotation)); ok && hints != mode {
+			add(fpath{"metadata", "annotations", topologyModeAnnotation},
+				fmt.Sprintf("invalid value %q: must match annotations[%s] when both are specified", mode, topologyHintsAnnotation))
+		}
+	}
 	// S31: the source-ranges annotation, checked when the field is empty.
 	if len(ranges) == 0 {
-		ann := asStruct(get(asStruct(get(doc, "metadata")), "annotations"))
 		if v, ok := stringLit(get(ann, lbSourceRangesAnnotation)); ok {
 			ap := fpath{"metadata", "annotations", lbSourceRangesAnnotation}
 			if typ != "LoadBalancer" {

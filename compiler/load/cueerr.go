@@ -27,7 +27,7 @@ import (
 //  2. a type mismatch: "invalid value "80": must be an integer";
 //  3. any other schema message (a forbidden field has no input position);
 //  4. a missing field: "required value"; in strict mode an unknown field;
-//  5. a bound or list-length error, reworded like the API server;
+//  5. a bound error, reworded like the API server;
 //  6. anything else, as CUE words it.
 //
 // Schema messages are reworded by render.
@@ -208,7 +208,6 @@ func render(msg, text string, scalar bool) string {
 
 var (
 	boundRE    = regexp.MustCompile(`^invalid value .* \(out of bound ([<>!=]=?)(-?[0-9]+)\)$`)
-	maxItemsRE = regexp.MustCompile(`does not satisfy list\.MaxItems\(([0-9]+)\)`)
 	boundWords = map[string]string{
 		">=": "greater than or equal to",
 		">":  "greater than",
@@ -217,16 +216,13 @@ var (
 	}
 )
 
-// reword turns CUE's bound and list-length messages into the API server's
-// style; other messages are returned as they are.
+// reword turns CUE's bound messages into the API server's style; other
+// messages are returned as they are.
 func reword(msg, text string, scalar bool) string {
 	if m := boundRE.FindStringSubmatch(msg); m != nil {
 		if w, ok := boundWords[m[1]]; ok && scalar {
 			return "invalid value " + text + ": must be " + w + " " + m[2]
 		}
-	}
-	if m := maxItemsRE.FindStringSubmatch(msg); m != nil {
-		return "too many: must have at most " + m[1] + " items"
 	}
 	return msg
 }

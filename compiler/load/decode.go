@@ -39,7 +39,6 @@ var kinds = map[string]*kindInfo{
 
 // document is one object to validate, with its results.
 type document struct {
-	file   string
 	pos    diag.Pos       // where the object starts
 	expr   *ast.StructLit // the normalised object
 	info   *kindInfo
@@ -55,19 +54,19 @@ type decoder struct {
 	file  string
 	opts  Options
 	diags *diag.List
-	docs  []*document
+	emit  func(*document)
 }
 
-// decodeFile decodes the documents of one file.
-func decodeFile(name string, data []byte, asJSON bool, opts Options, diags *diag.List) []*document {
+// decodeFile decodes the documents of one file and passes them to emit.
+func decodeFile(name string, data []byte, asJSON bool, opts Options, diags *diag.List, emit func(*document)) {
 	if pos, msg, ok := checkText(name, data); !ok {
 		diags.Add(pos, "", "", msg)
-		return nil
+		return
 	}
 	if !asJSON {
 		if pos, msg, ok := checkAliases(name, data); !ok {
 			diags.Add(pos, "", "", msg)
-			return nil
+			return
 		}
 	}
 	var next func() (ast.Expr, error)
@@ -76,7 +75,7 @@ func decodeFile(name string, data []byte, asJSON bool, opts Options, diags *diag
 	} else {
 		next = yaml.NewDecoder(name, bytes.NewReader(data)).Extract
 	}
-	d := &decoder{file: name, opts: opts, diags: diags}
+	d := &decoder{file: name, opts: opts, diags: diags, emit: emit}
 	for {
 		expr, err := next()
 		if err == io.EOF {
@@ -89,7 +88,6 @@ func decodeFile(name string, data []byte, asJSON bool, opts Options, diags *diag
 		}
 		d.document(expr)
 	}
-	return d.docs
 }
 
 // syntaxError turns a decoder error into a position and a message.
@@ -203,7 +201,9 @@ func (d *decoder) object(s *ast.StructLit, from *listKind) {
 		return
 	}
 
-	if items := field(s, "items"); items != nil && (kind == "List" || strings.HasSuffix(kind, "List")) {
+	// kubectl's List, and typed lists (ServiceList...) whose items may
+	// omit kind and apiVersion.
+	if items := field(s, "items"); items != nil && strings.HasSuffix(kind, "List") {
 		lk := &listKind{apiVersion: apiVersion}
 		if kind != "List" {
 			lk.kind = strings.TrimSuffix(kind, "List")
@@ -258,9 +258,10 @@ func (d *decoder) object(s *ast.StructLit, from *listKind) {
 	}
 	normalize(s, d.opts.Strict && info.strict, object, nil, d.diags)
 	normalizeKind(info.kind, s)
-	d.docs = append(d.docs, &document{file: d.file, pos: pos, expr: s, info: info, object: object})
+	d.emit(&document{pos: pos, expr: s, info: info, object: object})
 }
 
+// toPosOr converts p, or returns def if p is not a valid position.
 func toPosOr(p token.Pos, def diag.Pos) diag.Pos {
 	if q := toPos(p); q.File != "" {
 		return q

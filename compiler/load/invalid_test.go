@@ -318,6 +318,11 @@ var invalidCases = []struct {
 			"-:6:24: Service default/s: spec.trafficDistribution: unsupported value \"Nearest\": must be one of \"PreferClose\", \"PreferSameZone\", \"PreferSameNode\"",
 		}},
 
+	{name: "S38 topology annotations disagree", in: strings.Replace(svc("ports: [{port: 80}]\n"), "name: s", "name: s\n  annotations: {service.kubernetes.io/topology-mode: Auto, service.kubernetes.io/topology-aware-hints: Disabled}", 1),
+		want: []string{
+			"-:5:54: Service default/s: metadata.annotations[service.kubernetes.io/topology-mode]: invalid value \"Auto\": must match annotations[service.kubernetes.io/topology-aware-hints] when both are specified",
+		}},
+
 	// EndpointSlice.
 	{name: "E1 addressType missing", in: slice("endpoints: [{addresses: [192.0.2.1]}]\n"),
 		want: []string{

@@ -15,7 +15,8 @@
 //     fields, empty lists, and the zero values ("", 0, false) of non-pointer
 //     fields are unset; duplicate keys keep the last value (an error in
 //     strict mode);
-//  4. validate (in parallel, one CUE context per worker): unify with the
+//  4. validate (in parallel with decoding, one CUE context per worker
+//     goroutine): unify with the
 //     schema definition, validate concretely, then run the Go checks
 //     (uniqueness, IPs, CIDRs, cluster IPs and families, the optional
 //     cluster-configuration checks of Options);
@@ -80,8 +81,8 @@ func (r PortRange) Contains(p int) bool { return p >= r.Min && p <= r.Max }
 // A path is a file (read whatever its extension), a directory (searched
 // recursively for *.yaml, *.yml and *.json files) or "-" for stdin, which
 // may be given at most once and is named "-" in positions. Files named
-// *.json, and stdin when it starts with '{', are read as JSON (a stream of
-// values); everything else as YAML (possibly several documents).
+// *.json, and stdin when it is a stream of JSON objects, are read as JSON;
+// everything else as YAML (possibly several documents).
 //
 // The returned list holds every problem found, sorted by position: errors
 // (diag.SevError) and warnings (diag.SevWarning, one per document of a kind
@@ -90,8 +91,13 @@ func (r PortRange) Contains(p int) bool { return p >= r.Min && p <= r.Max }
 // the result is never nil. Load does not panic on any input.
 func Load(paths []string, stdin io.Reader, opts Options) (*api.Input, diag.List) {
 	var diags diag.List
-	docs := readAll(paths, stdin, opts, &diags)
-	validateAll(docs, opts)
+	var docs []*document
+	v := startValidation(opts)
+	readAll(paths, stdin, opts, &diags, func(d *document) {
+		docs = append(docs, d)
+		v.add(d)
+	})
+	v.wait()
 	in := &api.Input{}
 	for _, d := range docs {
 		diags = append(diags, d.diags...)

@@ -128,6 +128,11 @@ func TestLoadForms(t *testing.T) {
 		stdin: `  {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "a"}, "spec": {"ports": [{"port": 80}]}}`,
 		want:  []string{"Service default/a -:1:3"},
 	}, {
+		name:  "flow-style YAML on stdin",
+		paths: []string{"-"},
+		stdin: "{apiVersion: v1, kind: Service, metadata: {name: a}, spec: {ports: [{port: 80}]}}\n---\n{apiVersion: v1, kind: Service, metadata: {name: b}, spec: {ports: [{port: 80}]}}\n",
+		want:  []string{"Service default/a -:1:1", "Service default/b -:3:1"},
+	}, {
 		name:  "JSON List on stdin",
 		paths: []string{"-"},
 		stdin: `{"apiVersion": "v1", "kind": "List", "items": [

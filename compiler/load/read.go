@@ -2,6 +2,7 @@ package load
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
@@ -16,10 +17,9 @@ import (
 // stdinName is the file name of standard input in positions.
 const stdinName = "-"
 
-// readAll reads every path and decodes its documents, in input order.
-// Problems with a path or a file are added to diags.
-func readAll(paths []string, stdin io.Reader, opts Options, diags *diag.List) []*document {
-	var docs []*document
+// readAll reads every path and passes its documents to emit, in input
+// order. Problems with a path or a file are added to diags.
+func readAll(paths []string, stdin io.Reader, opts Options, diags *diag.List, emit func(*document)) {
 	sawStdin := false
 	for _, p := range paths {
 		if p == stdinName {
@@ -37,7 +37,7 @@ func readAll(paths []string, stdin io.Reader, opts Options, diags *diag.List) []
 				diags.Add(diag.Pos{File: stdinName}, "", "", fmt.Sprintf("reading standard input: %v", err))
 				continue
 			}
-			docs = append(docs, decodeFile(stdinName, data, isJSON(stdinName, data), opts, diags)...)
+			decodeFile(stdinName, data, isJSON(stdinName, data), opts, diags, emit)
 			continue
 		}
 		files, err := expand(p)
@@ -50,10 +50,9 @@ func readAll(paths []string, stdin io.Reader, opts Options, diags *diag.List) []
 				diags.Add(diag.Pos{File: f}, "", "", err.Error())
 				continue
 			}
-			docs = append(docs, decodeFile(f, data, isJSON(f, data), opts, diags)...)
+			decodeFile(f, data, isJSON(f, data), opts, diags, emit)
 		}
 	}
-	return docs
 }
 
 // expand returns p itself if it is not a directory, or the *.yaml, *.yml
@@ -113,13 +112,25 @@ func readLimited(r io.Reader) ([]byte, error) {
 }
 
 // isJSON reports whether a file is read as JSON: by its name, or for stdin
-// by its first non-blank byte.
+// by its content (a stream of JSON values starting with '{'; anything else,
+// flow-style YAML included, is read as YAML).
 func isJSON(name string, data []byte) bool {
-	if name == stdinName {
-		t := bytes.TrimLeft(data, " \t\r\n")
-		return len(t) > 0 && t[0] == '{'
+	if name != stdinName {
+		return strings.EqualFold(filepath.Ext(name), ".json")
 	}
-	return strings.EqualFold(filepath.Ext(name), ".json")
+	t := bytes.TrimLeft(data, " \t\r\n")
+	if len(t) == 0 || t[0] != '{' {
+		return false
+	}
+	dec := json.NewDecoder(bytes.NewReader(t))
+	for {
+		var v json.RawMessage
+		if err := dec.Decode(&v); err == io.EOF {
+			return true
+		} else if err != nil {
+			return false
+		}
+	}
 }
 
 // checkText returns the position and a description of the first byte that

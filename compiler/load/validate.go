@@ -5,12 +5,10 @@ import (
 	"reflect"
 	"runtime"
 	"sync"
-	"sync/atomic"
 
 	"cuelang.org/go/cue"
 	"cuelang.org/go/cue/build"
 	"cuelang.org/go/cue/cuecontext"
-	cueerrors "cuelang.org/go/cue/errors"
 	"cuelang.org/go/cue/parser"
 
 	"kpc/compiler/api"
@@ -105,23 +103,26 @@ func (e *evaluator) schema(strict bool) (map[string]cue.Value, error) {
 	return defs, nil
 }
 
-// validateAll validates docs in parallel, one evaluator per worker. Each
-// document's results go to the document itself, so the outcome does not
-// depend on scheduling.
-func validateAll(docs []*document, opts Options) {
-	workers := min(runtime.GOMAXPROCS(0), len(docs))
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			e := getEvaluator()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= len(docs) {
-					break
+// validator validates documents in parallel as they are decoded, one
+// evaluator per worker goroutine. Each document's results go to the
+// document itself, so the outcome does not depend on scheduling.
+type validator struct {
+	jobs chan *document
+	wg   sync.WaitGroup
+}
+
+// startValidation starts GOMAXPROCS workers.
+func startValidation(opts Options) *validator {
+	v := &validator{jobs: make(chan *document, 64)}
+	for range runtime.GOMAXPROCS(0) {
+		v.wg.Go(func() {
+			var e *evaluator
+			for d := range v.jobs {
+				if e == nil {
+					e = getEvaluator()
 				}
-				ok := e.validate(docs[i], opts)
-				docs[i].expr = nil // no longer needed; let it be collected
+				ok := e.validate(d, opts)
+				d.expr = nil // no longer needed; let it be collected
 				if !ok || e.docs >= recycleAfter {
 					e = &evaluator{ctx: cuecontext.New()}
 				}
@@ -129,7 +130,16 @@ func validateAll(docs []*document, opts Options) {
 			putEvaluator(e)
 		})
 	}
-	wg.Wait()
+	return v
+}
+
+// add queues a document.
+func (v *validator) add(d *document) { v.jobs <- d }
+
+// wait waits for every queued document.
+func (v *validator) wait() {
+	close(v.jobs)
+	v.wg.Wait()
 }
 
 // validate checks one document and decodes it. It reports false if the
@@ -182,7 +192,7 @@ func (e *evaluator) validate(d *document, opts Options) (ok bool) {
 	}
 	out, err := decode(d, v)
 	if err != nil {
-		d.diags.Add(d.pos, d.object, "", fmt.Sprintf("cannot decode the validated object: %v", cueerrors.Details(err, nil)))
+		d.diags.Add(d.pos, d.object, "", fmt.Sprintf("cannot decode the validated object: %v", err))
 		return true
 	}
 	d.out = out
