@@ -1,0 +1,56 @@
+package diag
+
+import (
+	"errors"
+	"testing"
+)
+
+func TestErrorFormat(t *testing.T) {
+	tests := []struct {
+		name string
+		e    Error
+		want string
+	}{
+		{"full", Error{Pos: Pos{"svc.yaml", 12, 15}, Object: "Service default/web", Path: "spec.ports[0].port", Msg: "must be between 1 and 65535"},
+			"svc.yaml:12:15: Service default/web: spec.ports[0].port: must be between 1 and 65535"},
+		{"no column", Error{Pos: Pos{"x.yaml", 5, 0}, Msg: "YAML syntax error"}, "x.yaml:5: YAML syntax error"},
+		{"no position", Error{Msg: "boom"}, "<input>: boom"},
+		{"stdin warning", Error{Pos: Pos{"-", 1, 1}, Object: "EndpointSlice a/b", Msg: "no Service", Severity: SevWarning},
+			"-:1:1: warning: EndpointSlice a/b: no Service"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.e.Error(); got != tt.want {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestListSortErr(t *testing.T) {
+	var l List
+	if l.Err() != nil {
+		t.Fatal("empty list has an error")
+	}
+	l.Add(Pos{"b.yaml", 1, 1}, "", "", "second file")
+	l.Warn(Pos{"a.yaml", 9, 1}, "", "", "a warning")
+	l.Add(Pos{"a.yaml", 2, 3}, "", "x", "first")
+	l.Add(Pos{"a.yaml", 2, 3}, "", "x", "first") // exact duplicate
+	l.Sort()
+	if len(l) != 3 {
+		t.Fatalf("duplicates not removed: %v", l)
+	}
+	if l[0].Msg != "first" || l[1].Msg != "a warning" || l[2].Msg != "second file" {
+		t.Errorf("wrong order: %v", l)
+	}
+	if n := len(l.Errors()); n != 2 {
+		t.Errorf("%d errors, want 2", n)
+	}
+	if n := len(l.Warnings()); n != 1 {
+		t.Errorf("%d warnings, want 1", n)
+	}
+	var list List
+	if !errors.As(l.Err(), &list) || len(list) != 2 {
+		t.Errorf("Err() = %v", l.Err())
+	}
+}
