@@ -15,6 +15,7 @@ import (
 	"kpc/compiler/ir"
 	"kpc/internal/netlab"
 	"kpc/render"
+	"kpc/render/netlink"
 )
 
 // requireKernel skips the test when it cannot reach a kernel it may change
@@ -52,7 +53,17 @@ func backends() []backend {
 		{name: "nft", mode: ir.ModeNFT, tools: []string{"nft"}, load: loadNFTFile},
 		{name: "iptables-nft", mode: ir.ModeIPTables, tools: []string{"iptables-nft-restore", "ip6tables-nft-restore"}, load: iptablesLoader("nft")},
 		{name: "iptables-legacy", mode: ir.ModeIPTables, tools: []string{"iptables-legacy-restore", "ip6tables-legacy-restore"}, load: iptablesLoader("legacy")},
+		{name: "netlink", mode: ir.ModeNFT, load: loadNetlink},
 	}
+}
+
+// loadNetlink applies the case's program over netlink (the same table as
+// want.nft, built without the nft tool).
+func loadNetlink(_ context.Context, lab *netlab.Lab, _ goldenCase, res result) error {
+	if _, err := netlink.Apply(res.prog, netlink.Options{NetNS: lab.NodeNSPath()}); err != nil {
+		return fmt.Errorf("netlink apply: %w", err)
+	}
+	return nil
 }
 
 func loadNFTFile(ctx context.Context, lab *netlab.Lab, c goldenCase, _ result) error {

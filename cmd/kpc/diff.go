@@ -11,11 +11,12 @@ import (
 )
 
 // runDiff compiles two versions of the manifests for the same node and
-// prints what changes (see package irdiff). Exit status as diff(1): 0 when
-// they are equal, 1 when they differ, 2 on any error (usage, invalid
-// input on either side, rendering).
+// prints what changes (see package irdiff); with --live it compares the
+// kernel's tables with the manifests instead (see runDiffLive). Exit
+// status as diff(1): 0 when they are equal, 1 when they differ, 2 on any
+// error (usage, invalid input on either side, rendering).
 func runDiff(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := newFlagSet("diff", "kpc diff OLD NEW [flags]   (OLD and NEW: a manifest file, a directory, or - for stdin)", stderr)
+	fs := newFlagSet("diff", "kpc diff OLD NEW [flags]   (OLD and NEW: a manifest file, a directory, or - for stdin)\n       kpc diff --live -f FILE|DIR|- [flags]", stderr)
 	var in inputFlags
 	var nf nodeFlags
 	fs.BoolVar(&in.strict, "strict", false, "reject unknown fields and duplicate keys, and make cross-document warnings errors")
@@ -23,8 +24,18 @@ func runDiff(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	nf.register(fs)
 	format := fs.String("format", "nft", "ruleset format whose lines are compared and whose semantics traffic is traced in: nft or iptables")
 	output := fs.StringP("output", "o", "text", "report format: text or json")
+	live := fs.Bool("live", false, "compare kpc's nftables tables in the kernel (read over netlink) with what \"kpc apply\" would install from the manifests (-f or PATH...)")
+	netns := fs.String("netns", "", "with --live: the network namespace to read, a name from \"ip netns\" or a path")
+	fs.StringArrayVarP(&in.files, "filename", "f", nil, "with --live: manifest file, directory or - for stdin; repeatable")
 	if code, done := parse(fs, args, stdout); done {
 		return code
+	}
+	if *live {
+		return runDiffLive(fs, &in, &nf, *netns, *output, stdin, stdout, stderr)
+	}
+	if len(in.files) > 0 {
+		fmt.Fprintln(stderr, "kpc diff: -f is for --live; give OLD and NEW as arguments")
+		return exitUsage
 	}
 	paths := fs.Args()
 	if len(paths) != 2 {

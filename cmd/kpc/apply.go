@@ -1,0 +1,115 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"kpc/compiler/ir"
+)
+
+// applyBackends are the --backend values of kpc apply.
+var applyBackends = []string{"netlink", "iptables", "iptables-legacy"}
+
+// defaultNetnsDir is where `ip netns` keeps named network namespaces.
+const defaultNetnsDir = "/var/run/netns/"
+
+// applyOptions are the parsed flags of kpc apply.
+type applyOptions struct {
+	backend string
+	dryRun  bool
+	delete  bool
+	// netns is the path of the target network namespace ("" = ours).
+	netns string
+}
+
+// runApply programs the kernel with the compiled manifests, or removes
+// what kpc programmed (--delete). Exit status: 0 when done (or, with
+// --dry-run, when it would be done), 1 when the input is invalid or the
+// kernel or a tool refused, 2 on a usage error.
+func runApply(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := newFlagSet("apply", "kpc apply -f FILE|DIR|- [flags]   (needs CAP_NET_ADMIN; --delete needs no manifests)", stderr)
+	var in inputFlags
+	var nf nodeFlags
+	in.register(fs)
+	nf.register(fs)
+	var o applyOptions
+	fs.StringVar(&o.backend, "backend", "netlink",
+		"netlink: replace kpc's nftables tables in one transaction; iptables (iptables-nft) or iptables-legacy: "+
+			"iptables-restore --noflush of kpc's chains, then the jumps from the built-in chains")
+	fs.BoolVar(&o.dryRun, "dry-run", false, "print what would be applied (or deleted) and change nothing")
+	fs.BoolVar(&o.delete, "delete", false, "remove kpc's tables (netlink) or kpc's chains and jumps (iptables) instead of applying")
+	netns := fs.String("netns", "", "work in this network namespace: a name from \"ip netns\" or a path such as /proc/PID/ns/net")
+	if code, done := parse(fs, args, stdout); done {
+		return code
+	}
+	if !isOneOf(o.backend, applyBackends) {
+		fmt.Fprintf(stderr, "kpc apply: --backend %q: want %s\n", o.backend, strings.Join(applyBackends, ", "))
+		return exitUsage
+	}
+	if *netns != "" {
+		o.netns = *netns
+		if !strings.Contains(o.netns, "/") {
+			o.netns = defaultNetnsDir + o.netns
+		}
+		if _, err := os.Stat(o.netns); err != nil {
+			fmt.Fprintf(stderr, "kpc apply: --netns %q: no such network namespace\n", *netns)
+			return exitUsage
+		}
+	}
+
+	var prog *ir.Program
+	if !o.delete || len(in.paths(fs)) > 0 {
+		var code int
+		if prog, code = build(fs, &in, &nf, stdin, stderr); prog == nil {
+			return code
+		}
+	}
+	var err error
+	switch {
+	case o.backend == "netlink" && o.delete:
+		err = netlinkDelete(prog, o, stdout)
+	case o.backend == "netlink":
+		err = netlinkApply(prog, o, stdout)
+	case o.delete:
+		err = iptablesDelete(prog, o, stdout)
+	default:
+		err = iptablesApply(prog, o, stdout)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "kpc apply: %v\n", err)
+		return exitInvalid
+	}
+	return exitOK
+}
+
+func isOneOf(s string, list []string) bool {
+	for _, x := range list {
+		if s == x {
+			return true
+		}
+	}
+	return false
+}
+
+// tableName is the name of kpc's nftables tables for prog ("kpc" without
+// a program or a Ruleset).
+func tableName(prog *ir.Program) string {
+	if prog != nil {
+		for _, rs := range prog.Rulesets {
+			if rs != nil && rs.Table != "" {
+				return rs.Table
+			}
+		}
+	}
+	return "kpc"
+}
+
+// where describes the target namespace for messages.
+func (o applyOptions) where() string {
+	if o.netns == "" {
+		return "the current network namespace"
+	}
+	return "network namespace " + o.netns
+}

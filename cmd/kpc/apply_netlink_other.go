@@ -1,0 +1,20 @@
+//go:build !linux
+
+package main
+
+import (
+	"errors"
+	"io"
+
+	"kpc/compiler/ir"
+)
+
+var errNoNetlink = errors.New("the netlink backend needs Linux")
+
+func netlinkApply(*ir.Program, applyOptions, io.Writer) error  { return errNoNetlink }
+func netlinkDelete(*ir.Program, applyOptions, io.Writer) error { return errNoNetlink }
+
+func liveDrift(*ir.Program, string) ([]string, error) { return nil, errNoNetlink }
+
+// writeSysctl is not available outside Linux.
+func writeSysctl(string, string, string) error { return errors.New("sysctls need Linux") }

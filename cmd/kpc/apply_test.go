@@ -1,0 +1,397 @@
+//go:build linux
+
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"regexp"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// nodePortSeed is seed as a NodePort Service: served on localhost in
+// iptables mode (the default nodePortAddresses), which needs
+// route_localnet.
+var nodePortSeed = strings.Replace(seed, "spec:\n", "spec:\n  type: NodePort\n", 1)
+
+// otherSeed replaces my-service with another Service, so that an apply of
+// it leaves my-service's chains stale.
+const otherSeed = `apiVersion: v1
+kind: Service
+metadata:
+  name: other
+spec:
+  clusterIP: 10.96.0.200
+  ports:
+    - port: 53
+      protocol: UDP
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: other-1
+  labels:
+    kubernetes.io/service-name: other
+addressType: IPv4
+ports:
+  - port: 53
+    protocol: UDP
+endpoints:
+  - addresses: ["10.9.9.9"]
+`
+
+// kpcRun runs kpc with args and returns exit status, stdout and stderr.
+func kpcRun(args ...string) (int, string, string) {
+	var stdout, stderr bytes.Buffer
+	code := run(args, strings.NewReader(""), &stdout, &stderr)
+	return code, stdout.String(), stderr.String()
+}
+
+// TestApplyUsage checks the exit statuses that need no kernel access.
+func TestApplyUsage(t *testing.T) {
+	dir := t.TempDir()
+	good := writeFile(t, dir, "seed.yaml", seed)
+	invalid := writeFile(t, dir, "bad.yaml", bad)
+	tests := []struct {
+		name   string
+		args   []string
+		code   int
+		stdout []string
+		stderr []string
+	}{
+		{"help", []string{"apply", "--help"}, exitOK, []string{"--backend", "--dry-run", "--netns", "--delete"}, nil},
+		{"no input", []string{"apply"}, exitUsage, nil, []string{"no input"}},
+		{"bad backend", []string{"apply", "--backend", "pf", good}, exitUsage, nil, []string{`--backend "pf"`}},
+		{"missing netns", []string{"apply", "--netns", "kpc-no-such-ns", good}, exitUsage, nil, []string{"no such network namespace"}},
+		{"invalid input", []string{"apply", "--dry-run", invalid}, exitInvalid, nil, []string{"spec.ports[0].port"}},
+		{"dry run netlink", []string{"apply", "--dry-run", good}, exitOK,
+			[]string{"table ip kpc {", "10.96.0.100 . tcp . 80", "nothing was changed", "netlink messages"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, stdout, stderr := kpcRun(tt.args...)
+			if code != tt.code {
+				t.Errorf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tt.code, stdout, stderr)
+			}
+			for _, s := range tt.stdout {
+				if !strings.Contains(stdout, s) {
+					t.Errorf("stdout lacks %q:\n%s", s, stdout)
+				}
+			}
+			for _, s := range tt.stderr {
+				if !strings.Contains(stderr, s) {
+					t.Errorf("stderr lacks %q:\n%s", s, stderr)
+				}
+			}
+		})
+	}
+}
+
+// requireKernel skips t without root and the tools, except under CI,
+// where that is a failure.
+func requireKernel(t *testing.T, tools ...string) {
+	t.Helper()
+	missing := ""
+	if os.Geteuid() != 0 {
+		missing = "root"
+	}
+	for _, tool := range append([]string{"ip", "nft", "nsenter"}, tools...) {
+		if _, err := exec.LookPath(tool); err != nil && missing == "" {
+			missing = tool
+		}
+	}
+	if missing == "" {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("CI is set but %s is not available", missing)
+	}
+	t.Skipf("needs %s", missing)
+}
+
+var applyNSCount atomic.Int32
+
+// applyNetns creates a network namespace deleted when t ends.
+func applyNetns(t *testing.T) string {
+	t.Helper()
+	name := fmt.Sprintf("kpcapply-%d-%d", os.Getpid(), applyNSCount.Add(1))
+	nsExec(t, "", "", "ip", "netns", "add", name)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if out, err := exec.CommandContext(ctx, "ip", "netns", "delete", name).CombinedOutput(); err != nil {
+			t.Errorf("ip netns delete %s: %v: %s", name, err, out)
+		}
+	})
+	return name
+}
+
+// nsExec runs a command in namespace ns ("" = here) and fails t on error.
+func nsExec(t *testing.T, ns, stdin string, args ...string) string {
+	t.Helper()
+	out, err := nsTry(ns, stdin, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// nsTry runs a command in namespace ns and returns its output.
+func nsTry(ns, stdin string, args ...string) (string, error) {
+	if ns != "" {
+		args = append([]string{"ip", "netns", "exec", ns}, args...)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil {
+		return out.String(), fmt.Errorf("%s: %v: %s", strings.Join(args, " "), err, errOut.String())
+	}
+	return out.String(), nil
+}
+
+const foreignNFT = `table ip other {
+	chain input {
+		type filter hook input priority 10; policy accept;
+		ip saddr 192.0.2.99 counter packets 0 bytes 0
+	}
+}
+table inet kpc {
+	chain c {
+	}
+}
+`
+
+// TestApplyNetlink applies, re-applies, dry-runs and deletes through the
+// netlink backend in a namespace holding foreign tables.
+func TestApplyNetlink(t *testing.T) {
+	requireKernel(t)
+	dir := t.TempDir()
+	good := writeFile(t, dir, "seed.yaml", seed)
+	other := writeFile(t, dir, "other.yaml", otherSeed)
+	ns := applyNetns(t)
+	nsExec(t, ns, foreignNFT, "nft", "-f", "-")
+	foreign := nsExec(t, ns, "", "nft", "list", "table", "ip", "other") + nsExec(t, ns, "", "nft", "list", "table", "inet", "kpc")
+	list := func() string { out, _ := nsTry(ns, "", "nft", "list", "table", "ip", "kpc"); return out }
+
+	steps := []struct {
+		name     string
+		args     []string
+		code     int
+		stdout   string
+		has      []string // in the kpc table afterwards
+		hasNot   []string
+		noChange bool
+	}{
+		{name: "apply", args: []string{"apply", "--netns", ns, good}, stdout: "replaced kpc's nftables tables",
+			has: []string{"10.96.0.100 . tcp . 80", "10.4.5.6 . 9376"}},
+		{name: "dry run", args: []string{"apply", "--netns", ns, "--dry-run", other}, stdout: "table ip kpc {", noChange: true},
+		{name: "replace", args: []string{"apply", "--netns", ns, other}, stdout: "replaced",
+			has: []string{"10.96.0.200 . udp . 53"}, hasNot: []string{"10.96.0.100"}},
+		{name: "again", args: []string{"apply", "--netns", ns, other}, stdout: "replaced", has: []string{"10.96.0.200 . udp . 53"}},
+		{name: "delete dry run", args: []string{"apply", "--netns", ns, "--delete", "--dry-run"}, stdout: "would remove 1", noChange: true},
+		{name: "delete", args: []string{"apply", "--netns", ns, "--delete"}, stdout: "removed 1"},
+		{name: "delete again", args: []string{"apply", "--netns", ns, "--delete"}, stdout: "removed 0"},
+	}
+	for _, st := range steps {
+		before := list()
+		code, stdout, stderr := kpcRun(st.args...)
+		if code != st.code {
+			t.Fatalf("%s: exit %d, want %d\n%s%s", st.name, code, st.code, stdout, stderr)
+		}
+		if !strings.Contains(stdout, st.stdout) {
+			t.Errorf("%s: stdout lacks %q:\n%s", st.name, st.stdout, stdout)
+		}
+		after := list()
+		if st.noChange && after != before {
+			t.Errorf("%s changed the table", st.name)
+		}
+		for _, s := range st.has {
+			if !strings.Contains(after, s) {
+				t.Errorf("%s: table lacks %q:\n%s", st.name, s, after)
+			}
+		}
+		for _, s := range st.hasNot {
+			if strings.Contains(after, s) {
+				t.Errorf("%s: table still has %q", st.name, s)
+			}
+		}
+		if got := nsExec(t, ns, "", "nft", "list", "table", "ip", "other") + nsExec(t, ns, "", "nft", "list", "table", "inet", "kpc"); got != foreign {
+			t.Errorf("%s changed the foreign tables:\n%s", st.name, got)
+		}
+	}
+	if list() != "" {
+		t.Error("kpc's table survived --delete")
+	}
+}
+
+// hookLine matches a jump from a built-in chain into kpc's hook chains in
+// iptables-save output.
+var hookLine = regexp.MustCompile(`(?m)^-A (INPUT|FORWARD|OUTPUT|PREROUTING|POSTROUTING) -j KPC-HOOK-`)
+
+// TestApplyIPTables applies, re-applies, replaces and deletes through both
+// iptables backends in a namespace holding a foreign rule.
+func TestApplyIPTables(t *testing.T) {
+	for _, variant := range []string{"nft", "legacy"} {
+		t.Run(variant, func(t *testing.T) {
+			requireKernel(t, "iptables-"+variant, "iptables-"+variant+"-restore", "iptables-"+variant+"-save",
+				"ip6tables-"+variant)
+			backend := "iptables"
+			if variant == "legacy" {
+				backend = "iptables-legacy"
+			}
+			dir := t.TempDir()
+			good := writeFile(t, dir, "seed.yaml", nodePortSeed)
+			other := writeFile(t, dir, "other.yaml", otherSeed)
+			ns := applyNetns(t)
+			ipt := "iptables-" + variant
+			nsExec(t, ns, "", ipt, "-w", "5", "-A", "INPUT", "-s", "192.0.2.99", "-j", "ACCEPT")
+			// save lists the rules without iptables-save's comment lines,
+			// which hold the time.
+			save := func() string {
+				var b strings.Builder
+				for _, l := range strings.Split(nsExec(t, ns, "", ipt+"-save"), "\n") {
+					if !strings.HasPrefix(l, "#") {
+						b.WriteString(l + "\n")
+					}
+				}
+				return b.String()
+			}
+			apply := func(args ...string) string {
+				t.Helper()
+				code, stdout, stderr := kpcRun(append([]string{"apply", "--backend", backend, "--netns", ns}, args...)...)
+				if code != exitOK {
+					t.Fatalf("kpc apply %v: exit %d\n%s%s", args, code, stdout, stderr)
+				}
+				return stdout
+			}
+			checkForeign := func(step string) {
+				t.Helper()
+				if !strings.Contains(save(), "-A INPUT -s 192.0.2.99/32 -j ACCEPT") {
+					t.Errorf("%s removed the foreign rule", step)
+				}
+			}
+
+			apply(good)
+			first := save()
+			if n := len(hookLine.FindAllString(first, -1)); n != 6 {
+				t.Errorf("after apply: %d jumps into kpc's hook chains, want 6:\n%s", n, first)
+			}
+			if !strings.Contains(first, "10.96.0.100/32") {
+				t.Errorf("after apply: no rule for the cluster IP:\n%s", first)
+			}
+			if v := strings.TrimSpace(nsExec(t, ns, "", "cat", "/proc/sys/net/ipv4/conf/all/route_localnet")); v != "1" {
+				t.Errorf("route_localnet = %s, want 1 (NodePorts on localhost)", v)
+			}
+			checkForeign("apply")
+
+			apply(good)
+			if again := save(); again != first {
+				t.Errorf("re-apply changed the rules:\n%s\nwant\n%s", again, first)
+			}
+
+			out := apply("--dry-run", other)
+			if !strings.Contains(out, "would load") || save() != first {
+				t.Errorf("dry run: output %q, or the rules changed", out)
+			}
+
+			apply(other)
+			replaced := save()
+			if strings.Contains(replaced, "10.96.0.100") || !strings.Contains(replaced, "10.96.0.200/32") {
+				t.Errorf("replace: old Service still there or new one missing:\n%s", replaced)
+			}
+			if n := len(hookLine.FindAllString(replaced, -1)); n != 6 {
+				t.Errorf("after replace: %d jumps, want 6", n)
+			}
+			code, file, stderr := kpcRun("compile", "--format", "iptables", other)
+			if code != exitOK {
+				t.Fatal(stderr)
+			}
+			if got, wantChains := kpcChains(replaced), kpcChains(file); got != wantChains {
+				t.Errorf("after replace, kpc's chains are\n%s\nwant (the file's)\n%s", got, wantChains)
+			}
+			checkForeign("replace")
+
+			apply("--delete")
+			if s := save(); strings.Contains(s, "KPC-") {
+				t.Errorf("kpc's chains or jumps survived --delete:\n%s", s)
+			}
+			checkForeign("delete")
+			if out := apply("--delete"); strings.Contains(out, "removed") {
+				t.Errorf("second delete removed something: %s", out)
+			}
+		})
+	}
+}
+
+// kpcChains lists the KPC- chains declared in iptables-save or -restore
+// text, one "table chain" per line, sorted.
+func kpcChains(text string) string {
+	chains := ownChains([]byte(text), "KPC-")
+	var lines []string
+	for table, cs := range chains {
+		for _, c := range cs {
+			lines = append(lines, table+" "+c)
+		}
+	}
+	sort.Strings(lines)
+	return strings.Join(lines, "\n")
+}
+
+// TestDiffLive compares the kernel's tables with manifests after applies
+// of the same and of other manifests.
+func TestDiffLive(t *testing.T) {
+	requireKernel(t)
+	dir := t.TempDir()
+	good := writeFile(t, dir, "seed.yaml", seed)
+	other := writeFile(t, dir, "other.yaml", otherSeed)
+	invalid := writeFile(t, dir, "bad.yaml", bad)
+	ns := applyNetns(t)
+	steps := []struct {
+		name   string
+		args   []string
+		code   int
+		stdout []string
+		empty  bool
+	}{
+		{name: "nothing applied", args: []string{"diff", "--live", "--netns", ns, "-f", good}, code: exitInvalid,
+			stdout: []string{"--- kernel", "- table ip kpc (not in the kernel)"}},
+		{name: "apply", args: []string{"apply", "--netns", ns, "-f", good}, code: exitOK},
+		{name: "no drift", args: []string{"diff", "--live", "--netns", ns, "-f", good}, code: exitOK, empty: true},
+		{name: "no drift json", args: []string{"diff", "--live", "--netns", ns, "-o", "json", good}, code: exitOK,
+			stdout: []string{`"equal": true`}},
+		{name: "other manifests", args: []string{"diff", "--live", "--netns", ns, "-f", other}, code: exitInvalid,
+			stdout: []string{"~ ip kpc set service-ips", "- element 10.96.0.200 . udp . 53", "+ element 10.96.0.100 . tcp . 80",
+				"- ip kpc chain service-"}},
+		{name: "other manifests json", args: []string{"diff", "--live", "--netns", ns, "-o", "json", "-f", other}, code: exitInvalid,
+			stdout: []string{`"equal": false`, `"lines": [`}},
+		{name: "invalid input", args: []string{"diff", "--live", "--netns", ns, "-f", invalid}, code: exitUsage, empty: true},
+		{name: "missing netns", args: []string{"diff", "--live", "--netns", "kpc-no-such-ns", "-f", good}, code: exitUsage, empty: true},
+		{name: "format iptables", args: []string{"diff", "--live", "--format", "iptables", "-f", good}, code: exitUsage, empty: true},
+		{name: "-f without --live", args: []string{"diff", "-f", good, good}, code: exitUsage, empty: true},
+	}
+	for _, st := range steps {
+		code, stdout, stderr := kpcRun(st.args...)
+		if code != st.code {
+			t.Errorf("%s: exit %d, want %d\n%s%s", st.name, code, st.code, stdout, stderr)
+		}
+		for _, s := range st.stdout {
+			if !strings.Contains(stdout, s) {
+				t.Errorf("%s: stdout lacks %q:\n%s", st.name, s, stdout)
+			}
+		}
+		if st.empty && stdout != "" {
+			t.Errorf("%s: stdout not empty:\n%s", st.name, stdout)
+		}
+	}
+}
