@@ -127,8 +127,10 @@ func parsePortRange(s string) ([2]int, error) {
 	return [2]int{a, b}, nil
 }
 
-// loadInputs reads and validates the manifests. It prints every
-// diagnostic to stderr and returns ok=false when there were errors.
+// loadInputs reads and validates the manifests and, when they are valid,
+// runs the cross-document checks (warnings, which the callers make errors
+// under --strict). It returns the diagnostics and ok=false when there were
+// errors; it prints nothing.
 func loadInputs(paths []string, in *inputFlags, serviceCIDRs []netip.Prefix, stdin io.Reader, stderr io.Writer) (*api.Input, diag.List, bool) {
 	opts := load.Options{Strict: in.strict, ServiceCIDRs: serviceCIDRs}
 	if in.nodePortRange != "" {
@@ -136,6 +138,9 @@ func loadInputs(paths []string, in *inputFlags, serviceCIDRs []netip.Prefix, std
 		opts.NodePortRange = load.PortRange{Min: r[0], Max: r[1]}
 	}
 	input, diags := load.Load(paths, stdin, opts)
+	if diags.Err() == nil {
+		diags = append(diags, load.CrossCheck(input)...)
+	}
 	diags.Sort()
 	return input, diags, diags.Err() == nil
 }

@@ -88,6 +88,22 @@ func checkService(doc *ast.StructLit, opts Options) []fieldError {
 		typ = ""
 	}
 	specP := fpath{"spec"}
+	errs = append(errs, checkMeta(doc, true)...)
+	// S14: the selector is a label map.
+	errs = append(errs, checkLabelMap(asStruct(get(spec, "selector")), specP.key("selector"))...)
+
+	// S20: the external name, after one trailing dot is trimmed, is a DNS
+	// subdomain; "." alone is a missing name. (The schema checks the form.)
+	if typ == "ExternalName" {
+		if name, ok := stringLit(get(spec, "externalName")); ok {
+			switch cname := strings.TrimSuffix(name, "."); {
+			case cname == "":
+				add(specP.key("externalName"), "required value")
+			case len(cname) > 253:
+				add(specP.key("externalName"), fmt.Sprintf("invalid value %q: %s", name, msgDNSSub))
+			}
+		}
+	}
 
 	// S2, S4, S9, S10, S13, S12: ports.
 	type protoPort struct {
@@ -98,6 +114,7 @@ func checkService(doc *ast.StructLit, opts Options) []fieldError {
 	seenPorts := map[protoPort]bool{}
 	seenNodePorts := map[protoPort]bool{}
 	nodePortOwner := map[int64]int64{}
+	allocErr := false // the allocator reports one error
 	ports := elems(get(spec, "ports"))
 	for i, el := range ports {
 		p := asStruct(el)
@@ -129,13 +146,18 @@ func checkService(doc *ast.StructLit, opts Options) []fieldError {
 		}
 		npp := pp.key("nodePort")
 		k := protoPort{proto, np}
+		// The allocator runs for NodePort and LoadBalancer Services only,
+		// before validation, and stops at its first error (S12, S13).
+		allocated := typ == "NodePort" || typ == "LoadBalancer"
 		switch owner, taken := nodePortOwner[np]; {
+		case allocated && !allocErr && taken && portOK && owner != port:
+			allocErr = true
+			add(npp, fmt.Sprintf("invalid value %d: provided port is already allocated", np))
+		case allocated && !allocErr && !opts.NodePortRange.IsZero() && !opts.NodePortRange.Contains(int(np)):
+			allocErr = true
+			add(npp, nodePortRangeMsg(np, opts.NodePortRange))
 		case protoOK && seenNodePorts[k]:
 			add(npp, fmt.Sprintf("duplicate value {%s, %d}", proto, np))
-		case taken && portOK && owner != port:
-			add(npp, fmt.Sprintf("invalid value %d: provided port is already allocated", np))
-		case !opts.NodePortRange.IsZero() && typ != "ExternalName" && !opts.NodePortRange.Contains(int(np)):
-			add(npp, nodePortRangeMsg(np, opts.NodePortRange))
 		}
 		if protoOK {
 			seenNodePorts[k] = true
@@ -165,17 +187,16 @@ func checkService(doc *ast.StructLit, opts Options) []fieldError {
 		}
 	}
 
-	// S30: source ranges (on a non-LB the schema forbids the field).
+	// S30: source ranges, whatever the type (on a non-LB the schema
+	// forbids the field as well).
 	ranges := elems(get(spec, "loadBalancerSourceRanges"))
-	if typ == "LoadBalancer" {
-		for i, el := range ranges {
-			s, ok := stringLit(el)
-			if !ok {
-				continue
-			}
-			if msg := parseCIDR(s); msg != "" {
-				add(specP.key("loadBalancerSourceRanges").index(i), fmt.Sprintf("invalid value %q: %s", s, msg))
-			}
+	for i, el := range ranges {
+		s, ok := stringLit(el)
+		if !ok {
+			continue
+		}
+		if msg := parseCIDR(s); msg != "" {
+			add(specP.key("loadBalancerSourceRanges").index(i), fmt.Sprintf("invalid value %q: %s", s, msg))
 		}
 	}
 	ann := asStruct(get(asStruct(get(doc, "metadata")), "annotations"))
@@ -210,9 +231,10 @@ func nodePortRangeMsg(p int64, r PortRange) string {
 }
 
 // checkClusterIPs checks clusterIP, clusterIPs, ipFamilies and
-// ipFamilyPolicy (S19-S22, S24, S25, S27), after the API server's
-// normalisation: a clusterIP with no clusterIPs is clusterIPs[0]. Errors on
-// such a clusterIPs[0] are positioned at clusterIP.
+// ipFamilyPolicy (S19-S22, S24, S25, and S26, S27 with Service CIDRs),
+// after the API server's normalisation: a clusterIP with no clusterIPs is
+// clusterIPs[0]. Errors on such a clusterIPs[0] are positioned at
+// clusterIP.
 func checkClusterIPs(spec *ast.StructLit, typ string, opts Options) []fieldError {
 	var errs []fieldError
 	ipsP := fpath{"spec", "clusterIPs"}
@@ -303,15 +325,13 @@ func checkClusterIPs(spec *ast.StructLit, typ string, opts Options) []fieldError
 				}
 			}
 		}
-		// S27 (only with Options.ServiceCIDRs).
-		if len(opts.ServiceCIDRs) > 0 && !headless {
-			for i, a := range addrs {
-				if !a.IsValid() || inAny(a, opts.ServiceCIDRs) {
-					continue
-				}
-				add(ipsP.index(i), at(i), fmt.Sprintf("invalid value %q: failed to allocate IP %s: not in any service CIDR (%s)", ips[i], ips[i], prefixList(opts.ServiceCIDRs)))
-			}
-		}
+	}
+
+	// The allocator runs ValidateServiceClusterIPsRelatedFields first and
+	// stops at its errors: S25-S27 apply only to Services without them.
+	related := len(errs) > 0
+	for _, f := range fams {
+		related = related || (f != "IPv4" && f != "IPv6")
 	}
 
 	// S19: NodePort and LoadBalancer Services cannot be headless.
@@ -319,15 +339,107 @@ func checkClusterIPs(spec *ast.StructLit, typ string, opts Options) []fieldError
 		add(ipsP.index(0), at(0), fmt.Sprintf("invalid value \"None\": may not be set to 'None' for %s services", typ))
 	}
 
-	// S25: SingleStack with two IPs or two families (explicit policy only:
-	// a missing policy is inferred as RequireDualStack in that case).
-	if policy, ok := stringLit(get(spec, "ipFamilyPolicy")); ok && policy == "SingleStack" {
+	// S25: SingleStack with two IPs or two families. A missing policy is
+	// SingleStack (D12, the allocator's default), except on a headless
+	// Service without a selector, which defaults to RequireDualStack; the
+	// error is then positioned at the list that has two values.
+	policyP := fpath{"spec", "ipFamilyPolicy"}
+	policy, explicit := stringLit(get(spec, "ipFamilyPolicy"))
+	selectorless := len(structFields(asStruct(get(spec, "selector")))) == 0
+	switch {
+	case !explicit:
+		policy = "SingleStack"
+		if headless && selectorless {
+			policy = "RequireDualStack"
+		}
+	case policy != "SingleStack" && policy != "PreferDualStack" && policy != "RequireDualStack":
+		related = true // the schema reports the value
+	}
+	if related {
+		return errs
+	}
+	if policy == "SingleStack" {
+		var pos fpath
+		if !explicit {
+			pos = ipsAt
+		}
 		switch {
 		case len(ips) == 2:
-			add(fpath{"spec", "ipFamilyPolicy"}, nil, "invalid value \"SingleStack\": must be 'RequireDualStack' or 'PreferDualStack' when multiple cluster IPs are specified")
+			add(policyP, pos, "invalid value \"SingleStack\": must be 'RequireDualStack' or 'PreferDualStack' when multiple cluster IPs are specified")
 		case len(fams) == 2:
-			add(fpath{"spec", "ipFamilyPolicy"}, nil, "invalid value \"SingleStack\": must be 'RequireDualStack' or 'PreferDualStack' when multiple IP families are specified")
+			if !explicit {
+				pos = fpath{"spec", "ipFamilies"}
+			}
+			add(policyP, pos, "invalid value \"SingleStack\": must be 'RequireDualStack' or 'PreferDualStack' when multiple IP families are specified")
 		}
+	}
+
+	// S26, S27 (only with Options.ServiceCIDRs): the families and IPs the
+	// cluster's Service CIDRs allow, in the allocator's order.
+	if len(opts.ServiceCIDRs) > 0 {
+		errs = append(errs, checkAllocation(ips, ipsAt, addrs, fams, policy, headless && selectorless, opts.ServiceCIDRs)...)
+	}
+	return errs
+}
+
+// checkAllocation applies the allocator's checks of cluster IPs and
+// families against the configured Service CIDRs (rules S26, S27). ips are
+// the normalised clusterIPs (ipsAt is where they are written), addrs their
+// parsed values, fams the ipFamilies and policy the defaulted
+// ipFamilyPolicy.
+func checkAllocation(ips []string, ipsAt fpath, addrs []netip.Addr, fams []string, policy string, headlessSelectorless bool, cidrs []netip.Prefix) []fieldError {
+	var errs []fieldError
+	configured := map[string]bool{}
+	for _, p := range cidrs {
+		configured[family(p.Addr())] = true
+	}
+	ipsP := fpath{"spec", "clusterIPs"}
+	at := func(i int) fpath {
+		if ipsAt[1] == "clusterIP" {
+			return ipsAt
+		}
+		return ipsAt.index(i)
+	}
+	list := "[" + strings.Join(quoteAll(ips), ", ") + "]"
+	// S26: the family of each IP beyond the given ipFamilies, inferred.
+	for i, a := range addrs {
+		if !a.IsValid() {
+			break // "None"
+		}
+		if i >= len(fams) && !configured[family(a)] {
+			errs = append(errs, fieldError{path: ipsP.index(i), at: at(i), msg: fmt.Sprintf("invalid value %s: %s is not configured on this cluster", list, family(a))})
+		}
+	}
+	if len(errs) > 0 || headlessSelectorless {
+		// The allocator stops here; a headless Service without a selector
+		// may have any families.
+		return errs
+	}
+	if policy == "RequireDualStack" && len(configured) < 2 {
+		errs = append(errs, fieldError{path: fpath{"spec", "ipFamilyPolicy"}, msg: "invalid value \"RequireDualStack\": this cluster is not configured for dual-stack services"})
+	}
+	for i, f := range fams {
+		if (f == "IPv4" || f == "IPv6") && !configured[f] {
+			errs = append(errs, fieldError{path: fpath{"spec", "ipFamilies", i}, msg: fmt.Sprintf("invalid value %q: not configured on this cluster", f)})
+		}
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	// S27: a given IP lies in a Service CIDR, neither its network address
+	// nor (IPv4) its broadcast address. The API server reports the list.
+	for i, a := range addrs {
+		if !a.IsValid() || inRange(a, cidrs) {
+			continue
+		}
+		why := fmt.Sprintf("not in any service CIDR (%s)", prefixList(cidrs))
+		for _, p := range cidrs {
+			if p.Contains(a) {
+				why = fmt.Sprintf("the network and broadcast addresses of service CIDR %s are reserved", p)
+				break
+			}
+		}
+		errs = append(errs, fieldError{path: ipsP, at: at(i), msg: fmt.Sprintf("invalid value %s: failed to allocate IP %s: %s", list, ips[i], why)})
 	}
 	return errs
 }
@@ -340,13 +452,32 @@ func quoteAll(ss []string) []string {
 	return out
 }
 
-func inAny(a netip.Addr, ps []netip.Prefix) bool {
+// inRange reports whether a is an allocatable address of one of ps: inside
+// it, and neither its network address nor (IPv4) its broadcast address.
+func inRange(a netip.Addr, ps []netip.Prefix) bool {
 	for _, p := range ps {
-		if p.Contains(a) {
-			return true
+		if !p.Contains(a) {
+			continue
 		}
+		if p.Bits() < a.BitLen()-1 && (a == p.Masked().Addr() || (a.Is4() && a == lastAddr(p))) {
+			continue
+		}
+		return true
 	}
 	return false
+}
+
+// lastAddr returns the last address of p.
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().AsSlice()
+	host := p.Addr().BitLen() - p.Bits()
+	for i := len(b) - 1; i >= 0 && host > 0; i-- {
+		n := min(host, 8)
+		b[i] |= byte(1<<n - 1)
+		host -= n
+	}
+	a, _ := netip.AddrFromSlice(b)
+	return a
 }
 
 func prefixList(ps []netip.Prefix) string {
@@ -361,6 +492,7 @@ func prefixList(ps []netip.Prefix) string {
 func checkEndpointSlice(doc *ast.StructLit) []fieldError {
 	var errs []fieldError
 	add := func(p fpath, msg string) { errs = append(errs, fieldError{path: p, msg: msg}) }
+	errs = append(errs, checkMeta(doc, false)...)
 	addrType, _ := stringLit(get(doc, "addressType"))
 	endpoints := elems(get(doc, "endpoints"))
 	if tooMany(&errs, fpath{"endpoints"}, len(endpoints), 1000) { // E2
@@ -380,24 +512,37 @@ func checkEndpointSlice(doc *ast.StructLit) []fieldError {
 		}
 		tooMany(&errs, epP.key("addresses"), len(elems(get(ep, "addresses"))), 100)
 		// E4, E5: families on the list path, the rest per address.
-		if addrType == "IPv4" || addrType == "IPv6" {
-			for j, ael := range elems(get(ep, "addresses")) {
-				s, ok := stringLit(ael)
-				if !ok {
+		// E6: an empty FQDN is missing; the schema checks the form, here the
+		// length once a trailing dot is trimmed.
+		for j, ael := range elems(get(ep, "addresses")) {
+			s, ok := stringLit(ael)
+			if !ok {
+				continue
+			}
+			ap := epP.key("addresses").index(j)
+			switch addrType {
+			case "IPv4", "IPv6":
+				a, msg := parseIP(s)
+				if msg != "" {
+					add(ap, fmt.Sprintf("invalid value %q: %s", s, msg))
 					continue
 				}
-				ap := epP.key("addresses").index(j)
-				a, msg := parseIP(s)
-				switch {
-				case msg != "":
-					add(ap, fmt.Sprintf("invalid value %q: %s", s, msg))
-				case family(a) != addrType:
+				if family(a) != addrType {
 					errs = append(errs, fieldError{path: epP.key("addresses"), at: ap,
 						msg: fmt.Sprintf("invalid value %q: must be an %s address", s, addrType)})
+				}
+				switch {
 				case specialIP(a) != "":
 					add(ap, fmt.Sprintf("invalid value %q: %s", s, specialIP(a)))
-				case addrType == "IPv6" && a.String() != s:
+				case addrType == "IPv6" && a.Is6() && a.String() != s:
 					add(ap, fmt.Sprintf("invalid value %q: must be in canonical form (%q)", s, a.String()))
+				}
+			case "FQDN":
+				switch name := strings.TrimSuffix(s, "."); {
+				case s == "":
+					add(ap, "required value")
+				case len(name) > 253:
+					add(ap, fmt.Sprintf("invalid value %q: %s", s, msgDNSSub))
 				}
 			}
 		}

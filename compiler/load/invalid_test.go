@@ -71,11 +71,11 @@ var invalidCases = []struct {
 		}},
 	{name: "M6 label key", in: strings.Replace(svc("ports: [{port: 80}]\n"), "name: s", "name: s\n  labels: {\"a/b/c\": x}", 1),
 		want: []string{
-			"-:5:21: Service default/s: metadata.labels[a/b/c]: forbidden: a label key must be a qualified name: an optional DNS subdomain prefix and '/', then at most 63 characters of [A-Za-z0-9-_.] starting and ending with a letter or digit",
+			"-:5:21: Service default/s: metadata.labels: invalid value \"a/b/c\": must be a qualified name: an optional DNS subdomain prefix (at most 253 characters) and '/', then at most 63 characters of [A-Za-z0-9-_.] starting and ending with a letter or digit",
 		}},
 	{name: "M6 label value", in: strings.Replace(svc("ports: [{port: 80}]\n"), "name: s", "name: s\n  labels: {app: \"-web\"}", 1),
 		want: []string{
-			"-:5:17: Service default/s: metadata.labels[app]: invalid value \"-web\": must be a valid label value: empty or at most 63 characters of [A-Za-z0-9-_.], starting and ending with a letter or digit",
+			"-:5:17: Service default/s: metadata.labels: invalid value \"-web\": must be a valid label value: empty or at most 63 characters of [A-Za-z0-9-_.], starting and ending with a letter or digit",
 		}},
 	{name: "M6 label value not a string", in: strings.Replace(svc("ports: [{port: 80}]\n"), "name: s", "name: s\n  labels: {version: 1.0}", 1),
 		want: []string{
@@ -149,7 +149,7 @@ var invalidCases = []struct {
 		}},
 	{name: "S8 appProtocol", in: svc("ports: [{port: 80, appProtocol: \"a b\"}]\n"),
 		want: []string{
-			"-:6:35: Service default/s: spec.ports[0].appProtocol: invalid value \"a b\": must be a qualified name: an optional DNS subdomain prefix and '/', then at most 63 characters of [A-Za-z0-9-_.] starting and ending with a letter or digit",
+			"-:6:35: Service default/s: spec.ports[0].appProtocol: invalid value \"a b\": must be a qualified name: an optional DNS subdomain prefix (at most 253 characters) and '/', then at most 63 characters of [A-Za-z0-9-_.] starting and ending with a letter or digit",
 		}},
 	{name: "S9 duplicate protocol and port", in: svc("ports:\n- {name: a, port: 80}\n- {name: b, port: 80, protocol: TCP}\n"),
 		want: []string{
@@ -157,7 +157,7 @@ var invalidCases = []struct {
 		}},
 	{name: "S10 duplicate protocol and nodePort", in: svc("type: NodePort\nports:\n- {name: a, port: 80, nodePort: 30080}\n- {name: b, port: 80, protocol: UDP, nodePort: 30080}\n- {name: c, port: 81, protocol: UDP, nodePort: 30080}\n"),
 		want: []string{
-			"-:10:50: Service default/s: spec.ports[2].nodePort: duplicate value {UDP, 30080}",
+			"-:10:50: Service default/s: spec.ports[2].nodePort: invalid value 30080: provided port is already allocated",
 		}},
 	{name: "S11 nodePort on ClusterIP", in: svc("ports: [{port: 80, nodePort: 30080}]\n"),
 		want: []string{
@@ -251,7 +251,7 @@ var invalidCases = []struct {
 		}},
 	{name: "S27 clusterIP outside the service CIDRs", in: svc("clusterIP: 10.1.0.10\nports: [{port: 80}]\n"), opts: Options{ServiceCIDRs: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/24")}},
 		want: []string{
-			"-:6:14: Service default/s: spec.clusterIPs[0]: invalid value \"10.1.0.10\": failed to allocate IP 10.1.0.10: not in any service CIDR (10.0.0.0/24)",
+			"-:6:14: Service default/s: spec.clusterIPs: invalid value [\"10.1.0.10\"]: failed to allocate IP 10.1.0.10: not in any service CIDR (10.0.0.0/24)",
 		}},
 
 	// External IPs and load-balancer fields.
@@ -295,7 +295,7 @@ var invalidCases = []struct {
 	{name: "S33 loadBalancerClass on ClusterIP and invalid on LB", in: svc("loadBalancerClass: example.com/lb\nports: [{port: 80}]\n") + "---\n" + svc("type: LoadBalancer\nloadBalancerClass: \"/lb\"\nports: [{port: 80}]\n"),
 		want: []string{
 			"-:6:22: Service default/s: spec.loadBalancerClass: forbidden: may only be used when `type` is 'LoadBalancer'",
-			"-:15:22: Service default/s: spec.loadBalancerClass: invalid value \"/lb\": must be a qualified name: an optional DNS subdomain prefix and '/', then at most 63 characters of [A-Za-z0-9-_.] starting and ending with a letter or digit",
+			"-:15:22: Service default/s: spec.loadBalancerClass: invalid value \"/lb\": must be a qualified name: an optional DNS subdomain prefix (at most 253 characters) and '/', then at most 63 characters of [A-Za-z0-9-_.] starting and ending with a letter or digit",
 		}},
 	{name: "S34 externalTrafficPolicy on ClusterIP", in: svc("externalTrafficPolicy: Local\nports: [{port: 80}]\n"),
 		want: []string{
@@ -365,9 +365,9 @@ var invalidCases = []struct {
 		}},
 	{name: "E6 FQDN", in: slice("addressType: FQDN\nendpoints: [{addresses: [db, Db.example.com, \"\", db.example.com.]}]\n"),
 		want: []string{
-			"-:6:26: EndpointSlice default/e: endpoints[0].addresses[0]: invalid value \"db\": must be a fully qualified domain name: a lowercase RFC 1123 subdomain with at least two dot-separated parts",
-			"-:6:30: EndpointSlice default/e: endpoints[0].addresses[1]: invalid value \"Db.example.com\": must be a fully qualified domain name: a lowercase RFC 1123 subdomain with at least two dot-separated parts",
-			"-:6:46: EndpointSlice default/e: endpoints[0].addresses[2]: invalid value \"\": must be a fully qualified domain name: a lowercase RFC 1123 subdomain with at least two dot-separated parts",
+			"-:6:26: EndpointSlice default/e: endpoints[0].addresses[0]: invalid value \"db\": must be a fully qualified domain name: a lowercase RFC 1123 subdomain with at least two dot-separated parts of at most 63 characters",
+			"-:6:30: EndpointSlice default/e: endpoints[0].addresses[1]: invalid value \"Db.example.com\": must be a fully qualified domain name: a lowercase RFC 1123 subdomain with at least two dot-separated parts of at most 63 characters",
+			"-:6:46: EndpointSlice default/e: endpoints[0].addresses[2]: required value",
 		}},
 	{name: "E7 E8 nodeName and hostname", in: slice("addressType: IPv4\nendpoints: [{addresses: [192.0.2.1], nodeName: Node_1, hostname: web.1}]\n"),
 		want: []string{
@@ -392,7 +392,7 @@ var invalidCases = []struct {
 			"-:6:16: EndpointSlice default/e: ports[0].name: invalid value \"Web\": must be a lowercase RFC 1123 label: at most 63 characters, a-z, 0-9 and '-', starting and ending with a letter or digit",
 			"-:6:52: EndpointSlice default/e: ports[1].protocol: unsupported value \"\": must be one of \"TCP\", \"UDP\", \"SCTP\"",
 			"-:6:77: EndpointSlice default/e: ports[2].protocol: unsupported value \"udp\": must be one of \"TCP\", \"UDP\", \"SCTP\"",
-			"-:6:106: EndpointSlice default/e: ports[3].appProtocol: invalid value \"-x\": must be a qualified name: an optional DNS subdomain prefix and '/', then at most 63 characters of [A-Za-z0-9-_.] starting and ending with a letter or digit",
+			"-:6:106: EndpointSlice default/e: ports[3].appProtocol: invalid value \"-x\": must be a qualified name: an optional DNS subdomain prefix (at most 253 characters) and '/', then at most 63 characters of [A-Za-z0-9-_.] starting and ending with a letter or digit",
 		}},
 
 	// Structure.

@@ -40,6 +40,7 @@ func TestLoadSeed(t *testing.T) {
 				}},
 				SessionAffinity:       "None",
 				InternalTrafficPolicy: "Cluster",
+				IPFamilyPolicy:        "SingleStack",
 			},
 		}},
 		EndpointSlices: []*api.EndpointSlice{{

@@ -1,0 +1,259 @@
+package load
+
+import (
+	"cmp"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"kpc/compiler/api"
+	"kpc/compiler/diag"
+)
+
+// Labels the cross-document rules read.
+const (
+	// ManagedByLabel names the controller that manages an EndpointSlice.
+	ManagedByLabel = "endpointslice.kubernetes.io/managed-by"
+	// ControllerName is the EndpointSlice controller's ManagedByLabel value.
+	ControllerName = "endpointslice-controller.k8s.io"
+)
+
+// MaxControllerEndpoints is the EndpointSlice controller's default
+// --max-endpoints-per-slice: it never puts more endpoints in one slice
+// (the API server accepts up to 1000).
+const MaxControllerEndpoints = 100
+
+// CrossCheck runs the rules across documents (the validation notes' "X"
+// rules), which the API server does not enforce but which decide what
+// kube-proxy makes of the input. Every finding is a warning (kpc's --strict
+// makes them errors), positioned at the EndpointSlice's document:
+//
+//   - a slice without the kubernetes.io/service-name label, or naming a
+//     Service that is not in the input (X1): kube-proxy ignores it;
+//   - a slice of an ExternalName Service, or an FQDN slice (X3, X7):
+//     ignored;
+//   - a slice whose addressType is not one of the Service's IP families,
+//     when these are known from clusterIPs or ipFamilies (X3): ignored;
+//   - a slice port whose name and protocol match no Service port (X2): its
+//     endpoints get no traffic;
+//   - an endpoint address (the first, the one kube-proxy reads) that appears
+//     twice among a Service's slices for one port, with different
+//     conditions or nodeName (X6): kube-proxy merges them and keeps one;
+//   - a slice labelled as the EndpointSlice controller's for a Service
+//     without a selector, which that controller never manages;
+//   - a slice with more than MaxControllerEndpoints endpoints.
+//
+// Headless Services get no proxy rules (X7), so their slices are checked
+// only for the label, the controller label and the size. The result is
+// sorted; in is not modified.
+func CrossCheck(in *api.Input) diag.List {
+	var diags diag.List
+	if in == nil {
+		return diags
+	}
+	services := map[string]*api.Service{}
+	for _, s := range sortedBy(in.Services, func(s *api.Service) diag.Pos { return s.Pos }, (*api.Service).ID) {
+		if _, dup := services[s.ID()]; !dup {
+			services[s.ID()] = s // duplicates are the compiler's to report
+		}
+	}
+	seen := map[string]map[dupKey]dupSeen{} // Service ID -> endpoints seen
+	for _, es := range sortedBy(in.EndpointSlices, func(s *api.EndpointSlice) diag.Pos { return s.Pos }, (*api.EndpointSlice).ID) {
+		obj := "EndpointSlice " + es.ID()
+		warn := func(path, msg string) { diags.Warn(es.Pos, obj, path, msg) }
+		if n := len(es.Endpoints); n > MaxControllerEndpoints {
+			warn("endpoints", fmt.Sprintf("%d endpoints: the EndpointSlice controller puts at most %d in one slice (--max-endpoints-per-slice); kube-proxy reads them all", n, MaxControllerEndpoints))
+		}
+		svcName, ok := es.Metadata.Labels[api.ServiceNameLabel]
+		if !ok {
+			warn("metadata.labels", fmt.Sprintf("no %s label: kube-proxy ignores this slice", api.ServiceNameLabel))
+			continue
+		}
+		svcID := es.Metadata.Namespace + "/" + svcName
+		svc := services[svcID]
+		if svc == nil {
+			warn("metadata.labels["+api.ServiceNameLabel+"]", fmt.Sprintf("Service %s is not in the input: kube-proxy ignores this slice", svcID))
+			continue
+		}
+		if es.Metadata.Labels[ManagedByLabel] == ControllerName && len(svc.Spec.Selector) == 0 {
+			warn("metadata.labels["+ManagedByLabel+"]", fmt.Sprintf("%s, but Service %s has no selector: that controller manages only the slices of Services with a selector, "+
+				"and would take this one over if a selector were added; label a hand-written slice with another value", ControllerName, svcID))
+		}
+		if svc.Spec.Type == "ExternalName" {
+			warn("metadata.labels["+api.ServiceNameLabel+"]", fmt.Sprintf("Service %s is of type ExternalName: kube-proxy ignores its slices", svcID))
+			continue
+		}
+		if isHeadless(svc) {
+			continue
+		}
+		if es.AddressType == "FQDN" {
+			warn("addressType", "kube-proxy ignores FQDN slices")
+			continue
+		}
+		if fams := serviceFamilies(svc); fams != nil && !slices.Contains(fams, es.AddressType) {
+			warn("addressType", fmt.Sprintf("%s is not an IP family of Service %s (%s): kube-proxy ignores this slice", es.AddressType, svcID, strings.Join(fams, ", ")))
+			continue
+		}
+		checkSlicePorts(es, svc, warn)
+		if seen[svcID] == nil {
+			seen[svcID] = map[dupKey]dupSeen{}
+		}
+		checkDuplicates(es, seen[svcID], warn)
+	}
+	diags.Sort()
+	return diags
+}
+
+// sortedBy returns a copy of xs sorted by position, then ID.
+func sortedBy[T any](xs []T, pos func(T) diag.Pos, id func(T) string) []T {
+	out := slices.Clone(xs)
+	slices.SortStableFunc(out, func(a, b T) int {
+		return cmp.Or(pos(a).Compare(pos(b)), strings.Compare(id(a), id(b)))
+	})
+	return out
+}
+
+// isHeadless reports whether s is headless (clusterIPs ["None"], after
+// normalisation).
+func isHeadless(s *api.Service) bool {
+	return s.Spec.ClusterIP == "None" || (len(s.Spec.ClusterIPs) > 0 && s.Spec.ClusterIPs[0] == "None")
+}
+
+// serviceFamilies returns the IP families of s as far as the input decides
+// them (its clusterIPs and ipFamilies), in "IPv4" < "IPv6" order, or nil if
+// they depend on the cluster (no explicit IP or family, or a dual-stack
+// policy that may add the other family).
+func serviceFamilies(s *api.Service) []string {
+	sp := &s.Spec
+	if sp.IPFamilyPolicy == "PreferDualStack" || sp.IPFamilyPolicy == "RequireDualStack" {
+		return nil
+	}
+	set := map[string]bool{}
+	for _, ip := range sp.ClusterIPs {
+		if a, err := netip.ParseAddr(ip); err == nil {
+			set[family(a)] = true
+		}
+	}
+	for _, f := range sp.IPFamilies {
+		set[f] = true
+	}
+	if len(set) == 0 {
+		return nil
+	}
+	var out []string
+	for _, f := range []string{"IPv4", "IPv6"} {
+		if set[f] {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// slicePort returns a slice port's name and protocol with their defaults.
+func slicePort(p api.EndpointPort) (name, proto string) {
+	name, proto = "", "TCP"
+	if p.Name != nil {
+		name = *p.Name
+	}
+	if p.Protocol != nil {
+		proto = *p.Protocol
+	}
+	return name, proto
+}
+
+// checkSlicePorts warns about slice ports that match no Service port by
+// name and protocol (X2).
+func checkSlicePorts(es *api.EndpointSlice, svc *api.Service, warn func(path, msg string)) {
+	for j, p := range es.Ports {
+		name, proto := slicePort(p)
+		matched := slices.ContainsFunc(svc.Spec.Ports, func(sp api.ServicePort) bool {
+			return sp.Name == name && cmp.Or(sp.Protocol, "TCP") == proto
+		})
+		if !matched {
+			warn(fmt.Sprintf("ports[%d]", j), fmt.Sprintf("port %q/%s matches no port of Service %s (ports are joined by name and protocol): its endpoints get no traffic", name, proto, svc.ID()))
+		}
+	}
+}
+
+// dupKey identifies an endpoint of a Service port as kube-proxy merges them:
+// address, port name, protocol and port number.
+type dupKey struct {
+	addr, name, proto string
+	port              int32
+}
+
+// dupSeen is where an endpoint was first seen and its state.
+type dupSeen struct {
+	slice *api.EndpointSlice
+	index int
+	state endpointState
+}
+
+// endpointState is what kube-proxy reads of an endpoint besides its
+// address, as "name=value" pairs in a fixed order: the conditions (nil
+// ready and serving mean true, nil terminating false) and the node.
+type endpointState [4]string
+
+func stateOf(ep *api.Endpoint) endpointState {
+	b := func(name string, p *bool, def bool) string {
+		if p != nil {
+			def = *p
+		}
+		return fmt.Sprintf("%s=%t", name, def)
+	}
+	node := "nodeName=<none>"
+	if ep.NodeName != nil {
+		node = "nodeName=" + *ep.NodeName
+	}
+	return endpointState{b("ready", ep.Conditions.Ready, true), b("serving", ep.Conditions.Serving, true),
+		b("terminating", ep.Conditions.Terminating, false), node}
+}
+
+// diff returns the pairs of s and o that differ.
+func (s endpointState) diff(o endpointState) (here, there string) {
+	var a, b []string
+	for i := range s {
+		if s[i] != o[i] {
+			a, b = append(a, s[i]), append(b, o[i])
+		}
+	}
+	return strings.Join(a, " "), strings.Join(b, " ")
+}
+
+// checkDuplicates warns about an endpoint that another endpoint of the
+// Service's slices (seen so far) already gave for the same port, with a
+// different state (X6). One warning per endpoint.
+func checkDuplicates(es *api.EndpointSlice, seen map[dupKey]dupSeen, warn func(path, msg string)) {
+	for i := range es.Endpoints {
+		ep := &es.Endpoints[i]
+		if len(ep.Addresses) == 0 {
+			continue
+		}
+		state := stateOf(ep)
+		warned := false
+		for _, p := range es.Ports {
+			if p.Port == nil {
+				continue
+			}
+			name, proto := slicePort(p)
+			k := dupKey{ep.Addresses[0], name, proto, *p.Port}
+			first, dup := seen[k]
+			if !dup {
+				seen[k] = dupSeen{es, i, state}
+				continue
+			}
+			if warned || first.state == state {
+				continue
+			}
+			warned = true
+			where := fmt.Sprintf("EndpointSlice %s (%s) endpoints[%d]", first.slice.ID(), first.slice.Pos, first.index)
+			if first.slice == es {
+				where = fmt.Sprintf("endpoints[%d]", first.index)
+			}
+			here, there := state.diff(first.state)
+			warn(fmt.Sprintf("endpoints[%d].addresses[0]", i), fmt.Sprintf("%s (port %q/%s %d) is also in %s, with %s there but %s here: kube-proxy merges the two and keeps one",
+				ep.Addresses[0], name, proto, *p.Port, where, there, here))
+		}
+	}
+}
