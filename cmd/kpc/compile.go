@@ -27,6 +27,9 @@ func runCompile(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if prog == nil {
 		return code
 	}
+	if strings.EqualFold(*format, "iptables") && *family == "" && *out != "" && *out != "-" && len(prog.Rulesets) > 1 {
+		return writeFamilyFiles(prog, *out, stderr)
+	}
 	data, err := renderProgram(prog, *format, *family, *domain)
 	if err != nil {
 		fmt.Fprintf(stderr, "kpc compile: %v\n", err)
@@ -83,10 +86,33 @@ func pickFamily(prog *ir.Program, name string) (ir.Family, error) {
 		return 0, fmt.Errorf("--family %q: want ipv4 or ipv6", name)
 	}
 	if len(prog.Rulesets) > 1 {
-		return 0, fmt.Errorf("the input has IPv4 and IPv6 Services: choose one with --family ipv4|ipv6 (iptables-restore and ip6tables-restore take one family each)")
+		return 0, fmt.Errorf("the input has IPv4 and IPv6 Services: choose one with --family ipv4|ipv6, or give -o PATH to get PATH.ipv4 and PATH.ipv6 (iptables-restore and ip6tables-restore take one family each)")
 	}
 	if len(prog.Rulesets) == 1 {
 		return prog.Rulesets[0].Family, nil
 	}
 	return ir.IPv4, nil
+}
+
+// writeFamilyFiles writes one iptables-restore file per family, PATH.ipv4
+// and PATH.ipv6, for input with Services of both families: each family has
+// its own restore tool.
+func writeFamilyFiles(prog *ir.Program, path string, stderr io.Writer) int {
+	files := map[string][]byte{}
+	for _, fam := range []string{"ipv4", "ipv6"} {
+		data, err := renderProgram(prog, "iptables", fam, "")
+		if err != nil {
+			fmt.Fprintf(stderr, "kpc compile: %v\n", err)
+			return exitUsage
+		}
+		files[path+"."+fam] = data
+	}
+	for _, name := range []string{path + ".ipv4", path + ".ipv6"} {
+		if err := writeOutput(name, files[name], nil); err != nil {
+			fmt.Fprintf(stderr, "kpc compile: %v\n", err)
+			return exitInvalid
+		}
+		fmt.Fprintf(stderr, "kpc: wrote %s\n", name)
+	}
+	return exitOK
 }

@@ -193,3 +193,30 @@ func TestValidateReports(t *testing.T) {
 		t.Errorf("unexpected junit: %+v", suites)
 	}
 }
+
+// TestCompileIPTablesBothFamilies checks that dual-stack input needs a
+// family, or gets one file per family with -o.
+func TestCompileIPTablesBothFamilies(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join("..", "..", "golden", "testdata", "dual-stack", "input.yaml")
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"compile", "--format", "iptables", in}, nil, &stdout, &stderr); code != exitUsage {
+		t.Fatalf("exit %d, want %d: %s", code, exitUsage, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "--family") {
+		t.Errorf("error does not name --family: %s", stderr.String())
+	}
+	out := filepath.Join(dir, "rules")
+	if code := run([]string{"compile", "--format", "iptables", in, "-o", out}, nil, &stdout, &stderr); code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	for fam, want := range map[string]string{"ipv4": "10.96.20.20", "ipv6": "fd00:10:96::20"} {
+		b, err := os.ReadFile(out + "." + fam)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), want) {
+			t.Errorf("%s file lacks %s", fam, want)
+		}
+	}
+}
