@@ -159,6 +159,17 @@ func probeCount(want Expect) int {
 	}
 }
 
+// probeTimeout is how long a connection may take. An expected drop must
+// wait it out, so it is short; anything else answers at once when the
+// ruleset is right, so a generous bound only guards against a loaded machine
+// (CI runs several kernel test packages at once).
+func probeTimeout(want Expect) time.Duration {
+	if want.Verdict == "drop" {
+		return 500 * time.Millisecond
+	}
+	return 3 * time.Second
+}
+
 // checkOutcome compares what the kernel did with the expectation.
 func checkOutcome(want Expect, pkt Packet, out netlab.Outcome, count int) []string {
 	var diffs []string
@@ -260,7 +271,7 @@ func TestKernel(t *testing.T) {
 						}
 						want := f.For(b.mode)
 						n := probeCount(want)
-						out, err := lab.Send(netlab.Probe{Src: pkt.Src, Dst: pkt.Dst, Port: pkt.Port, Protocol: string(pkt.Protocol), Count: n})
+						out, err := lab.Send(netlab.Probe{Src: pkt.Src, Dst: pkt.Dst, Port: pkt.Port, Protocol: string(pkt.Protocol), Count: n, Timeout: probeTimeout(want)})
 						if err != nil {
 							t.Fatalf("flow %q: %v", f.Name, err)
 						}

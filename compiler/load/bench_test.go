@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"testing"
+
+	"kpc/internal/synth"
 )
 
 // genServices writes n Services with two ports each and one
@@ -83,6 +85,28 @@ func BenchmarkLoad1k(b *testing.B) {
 		_, diags := Load([]string{"-"}, bytes.NewReader(data), Options{})
 		if err := diags.Err(); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkLoadSynth10k loads the cluster "kpc gen --services 10000
+// --endpoints 10" writes: 10,000 Services of the generator's mix, each
+// with an EndpointSlice of ten endpoints.
+func BenchmarkLoadSynth10k(b *testing.B) {
+	var buf bytes.Buffer
+	if err := synth.Write(&buf, synth.Config{Services: 10000, Endpoints: 10}); err != nil {
+		b.Fatal(err)
+	}
+	data := buf.Bytes()
+	b.SetBytes(int64(len(data)))
+	b.ResetTimer()
+	for b.Loop() {
+		in, diags := Load([]string{"-"}, bytes.NewReader(data), Options{})
+		if err := diags.Err(); err != nil {
+			b.Fatal(err)
+		}
+		if len(in.Services) != 10000 || len(in.EndpointSlices) != 10000 {
+			b.Fatalf("got %d services, %d slices", len(in.Services), len(in.EndpointSlices))
 		}
 	}
 }

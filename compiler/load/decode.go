@@ -8,6 +8,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 
 	"cuelang.org/go/cue/ast"
 	cueerrors "cuelang.org/go/cue/errors"
@@ -59,6 +60,11 @@ type decoder struct {
 
 // decodeFile decodes the documents of one file and passes them to emit.
 func decodeFile(name string, data []byte, asJSON bool, opts Options, diags *diag.List, emit func(*document)) {
+	decodeFileTo(name, data, asJSON, opts, diags, &sink{emit: emit})
+}
+
+// decodeFileTo decodes the documents of one file and passes them to out.
+func decodeFileTo(name string, data []byte, asJSON bool, opts Options, diags *diag.List, out *sink) {
 	if pos, msg, ok := checkText(name, data); !ok {
 		diags.Add(pos, "", "", msg)
 		return
@@ -69,15 +75,30 @@ func decodeFile(name string, data []byte, asJSON bool, opts Options, diags *diag
 			return
 		}
 	}
+	if pos, ok := bareCR(name, data); !ok && !asJSON {
+		// The YAML parser counts a lone CR as a line break, CUE's
+		// positions do not.
+		diags.Add(pos, "", "", "carriage return not followed by a line feed: line endings must be LF or CRLF")
+		return
+	}
+	d := &decoder{file: name, opts: opts, diags: diags, emit: out.doc}
+	skip := 0
+	if !asJSON && fastYAMLEnabled {
+		n, ok := fastDecode(name, data, opts, d, out)
+		if ok {
+			return
+		}
+		// The general decoder takes over where the fast one stopped.
+		skip = n
+	}
 	var next func() (ast.Expr, error)
 	if asJSON {
 		next = json.NewDecoder(nil, name, bytes.NewReader(data)).Extract
 	} else {
 		next = yaml.NewDecoder(name, bytes.NewReader(data)).Extract
 	}
-	d := &decoder{file: name, opts: opts, diags: diags, emit: emit}
 	for {
-		expr, err := next()
+		expr, err := extract(next)
 		if err == io.EOF {
 			break
 		}
@@ -86,8 +107,144 @@ func decodeFile(name string, data []byte, asJSON bool, opts Options, diags *diag
 			diags.Add(pos, "", "", msg)
 			break
 		}
+		if skip > 0 && !emptyDocument(expr) {
+			skip--
+			continue
+		}
 		d.document(expr)
 	}
+}
+
+// extract calls next, turning a panic of the decoder into an error.
+func extract(next func() (ast.Expr, error)) (e ast.Expr, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			e, err = nil, fmt.Errorf("cannot decode the input: %v", r)
+		}
+	}()
+	return next()
+}
+
+// bareCR returns the position of the first carriage return not followed
+// by a line feed, or ok.
+func bareCR(name string, data []byte) (diag.Pos, bool) {
+	for i := bytes.IndexByte(data, '\r'); i >= 0; {
+		if i+1 >= len(data) || data[i+1] != '\n' {
+			line := bytes.Count(data[:i], []byte{'\n'}) + 1
+			col := i - bytes.LastIndexByte(data[:i], '\n')
+			return diag.Pos{File: name, Line: line, Col: col}, false
+		}
+		j := bytes.IndexByte(data[i+1:], '\r')
+		if j < 0 {
+			break
+		}
+		i += 1 + j
+	}
+	return diag.Pos{}, true
+}
+
+// fastYAMLEnabled enables fastYAML; tests compare with it off.
+var fastYAMLEnabled = true
+
+// chunkBytes is the size of the parts of a large file that are parsed
+// and validated in parallel.
+const chunkBytes = 256 << 10
+
+// fastDecode decodes a YAML file with fastYAML: a small file in the
+// calling goroutine, a large one in parts by the validation workers. It
+// returns how many documents were passed on and whether that was all of
+// them (see fastYAML).
+func fastDecode(name string, data []byte, opts Options, d *decoder, out *sink) (int, bool) {
+	p, ok := newYParser(name, data)
+	if !ok {
+		return 0, false
+	}
+	if len(data) < 2*chunkBytes || out.v == nil {
+		n := 0
+		ok := func() (ok bool) {
+			// A panic of the fast parser leaves the input to the general
+			// decoder.
+			defer func() {
+				if recover() != nil {
+					ok = false
+				}
+			}()
+			_, ok = p.documents(0, p.end, func(e ast.Expr) {
+				n++ // if d.document panics, its document is not decoded again
+				d.document(e)
+			})
+			return ok
+		}()
+		return n, ok
+	}
+	ranges := p.chunks(chunkBytes)
+	cs := make([]*chunk, len(ranges))
+	var wg sync.WaitGroup
+	for i, r := range ranges {
+		cs[i] = &chunk{p: p.at(r[0], r[1]), file: name, opts: opts, wg: &wg}
+		wg.Add(1)
+		out.chunk(cs[i])
+	}
+	wg.Wait()
+	n := 0
+	for i, c := range cs {
+		n += c.n
+		if !c.ok {
+			// Later parts are decoded again by the general decoder.
+			for _, later := range cs[i+1:] {
+				later.discard = true
+			}
+			return n, false
+		}
+	}
+	return n, true
+}
+
+// chunk is a part of a large file, parsed and validated by a worker.
+type chunk struct {
+	p    *yparser
+	file string
+	opts Options
+	wg   *sync.WaitGroup
+
+	// Results.
+	docs    []*document
+	diags   diag.List
+	n       int  // documents parsed
+	ok      bool // all parsed
+	discard bool // superseded by the general decoder
+}
+
+// run parses the chunk's documents and validates each with check.
+func (c *chunk) run(check func(*document)) {
+	defer c.wg.Done()
+	defer func() { c.p = nil }() // the input is not needed any more
+	defer func() {
+		if r := recover(); r != nil {
+			c.ok = false
+		}
+	}()
+	d := &decoder{file: c.file, opts: c.opts, diags: &c.diags, emit: func(doc *document) {
+		c.docs = append(c.docs, doc)
+		check(doc)
+	}}
+	c.n, c.ok = c.p.documents(c.p.line, c.p.end, func(e ast.Expr) {
+		c.n++ // if d.document panics, its document is not decoded again
+		d.document(e)
+	})
+}
+
+// emptyDocument reports whether a decoded document is empty (null, or
+// the decoder's value for an empty input), which fastYAML does not pass
+// on.
+func emptyDocument(e ast.Expr) bool {
+	switch x := e.(type) {
+	case *ast.BasicLit:
+		return x.Kind == token.NULL
+	case *ast.BinaryExpr:
+		return true
+	}
+	return false
 }
 
 // syntaxError turns a decoder error into a position and a message.

@@ -10,16 +10,23 @@
 //  2. decode: one document per YAML document or JSON value; List,
 //     ServiceList, EndpointSliceList (any kind ending in "List" with items)
 //     are expanded; YAML aliases and merge keys are bounded (MaxNodes) and
-//     nesting is limited to MaxDepth levels;
+//     nesting is limited to MaxDepth levels. The plain YAML that
+//     Kubernetes tools write is parsed by a fast parser (yamlfast.go) that
+//     builds the same syntax tree as CUE's YAML decoder, which takes over
+//     for anything else; a large file is split at document markers and its
+//     parts are parsed by the validation workers;
 //  3. normalise, as Go's JSON decoding of the Kubernetes types would: null
 //     fields, empty lists, and the zero values ("", 0, false) of non-pointer
 //     fields are unset; duplicate keys keep the last value (an error in
 //     strict mode);
 //  4. validate (in parallel with decoding, one CUE context per worker
-//     goroutine): unify with the
-//     schema definition, validate concretely, then run the Go checks
-//     (uniqueness, IPs, CIDRs, cluster IPs and families, the optional
-//     cluster-configuration checks of Options);
+//     goroutine): unify with the schema definition, validate concretely,
+//     then run the Go checks (uniqueness, IPs, CIDRs, cluster IPs and
+//     families, the optional cluster-configuration checks of Options).
+//     Documents of a shape already validated are validated by shape
+//     (memo.go): the shape's evaluation is shared and each of the
+//     document's own values is unified with the schema's constraint at its
+//     path; any failure is evaluated in full for the error messages;
 //  5. decode the defaulted value into the api type and apply the defaults
 //     CUE cannot express (sessionAffinityConfig dropped for None, clusterIPs
 //     from clusterIP).
@@ -91,13 +98,11 @@ func (r PortRange) Contains(p int) bool { return p >= r.Min && p <= r.Max }
 // the result is never nil. Load does not panic on any input.
 func Load(paths []string, stdin io.Reader, opts Options) (*api.Input, diag.List) {
 	var diags diag.List
-	var docs []*document
-	v := startValidation(opts)
-	readAll(paths, stdin, opts, &diags, func(d *document) {
-		docs = append(docs, d)
-		v.add(d)
-	})
-	v.wait()
+	out := &sink{v: startValidation(opts)}
+	readAll(paths, stdin, opts, &diags, out)
+	out.v.wait()
+	docs, chunkDiags := out.documents()
+	diags = append(diags, chunkDiags...)
 	in := &api.Input{}
 	for _, d := range docs {
 		diags = append(diags, d.diags...)

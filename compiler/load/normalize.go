@@ -60,7 +60,29 @@ func checkSize(s *ast.StructLit) *sizeError {
 // duplicate keys in a mapping only the last is kept. In strict mode each
 // duplicate key is an error of object.
 func normalize(s *ast.StructLit, strict bool, object string, path fpath, diags *diag.List) {
-	seen := make(map[string]int, len(s.Elts))
+	// Field names seen, with their index in keep: a map only for large
+	// mappings.
+	var seen map[string]int
+	var small [8]struct {
+		name string
+		i    int
+	}
+	nsmall := 0
+	if len(s.Elts) > len(small) {
+		seen = make(map[string]int, len(s.Elts))
+	}
+	lookup := func(name string) (int, bool) {
+		if seen != nil {
+			i, ok := seen[name]
+			return i, ok
+		}
+		for _, e := range small[:nsmall] {
+			if e.name == name {
+				return e.i, true
+			}
+		}
+		return 0, false
+	}
 	keep := s.Elts[:0]
 	for _, el := range s.Elts {
 		f, ok := el.(*ast.Field)
@@ -70,7 +92,7 @@ func normalize(s *ast.StructLit, strict bool, object string, path fpath, diags *
 		}
 		name, _, err := ast.LabelName(f.Label)
 		if err == nil {
-			if i, dup := seen[name]; dup {
+			if i, dup := lookup(name); dup {
 				if strict {
 					diags.Add(toPos(f.Label.Pos()), object, path.key(name).String(), fmt.Sprintf("duplicate field %q", name))
 				}
@@ -80,14 +102,32 @@ func normalize(s *ast.StructLit, strict bool, object string, path fpath, diags *
 		if isNull(f.Value) || isEmptyList(f.Value) {
 			continue
 		}
+		// Paths are only reported in strict mode.
+		var sub fpath
+		if strict {
+			sub = path.key(name)
+		}
 		switch v := f.Value.(type) {
 		case *ast.StructLit:
-			normalize(v, strict, object, path.key(name), diags)
+			normalize(v, strict, object, sub, diags)
 		case *ast.ListLit:
-			normalizeList(v, strict, object, path.key(name), diags)
+			normalizeList(v, strict, object, sub, diags)
 		}
 		if err == nil {
-			seen[name] = len(keep)
+			if seen != nil {
+				seen[name] = len(keep)
+			} else {
+				found := false
+				for j := range small[:nsmall] {
+					if small[j].name == name {
+						small[j].i, found = len(keep), true
+					}
+				}
+				if !found {
+					small[nsmall].name, small[nsmall].i = name, len(keep)
+					nsmall++
+				}
+			}
 		}
 		keep = append(keep, f)
 	}
@@ -103,11 +143,15 @@ func normalize(s *ast.StructLit, strict bool, object string, path fpath, diags *
 
 func normalizeList(l *ast.ListLit, strict bool, object string, path fpath, diags *diag.List) {
 	for i, el := range l.Elts {
+		var sub fpath
+		if strict {
+			sub = path.index(i)
+		}
 		switch v := el.(type) {
 		case *ast.StructLit:
-			normalize(v, strict, object, path.index(i), diags)
+			normalize(v, strict, object, sub, diags)
 		case *ast.ListLit:
-			normalizeList(v, strict, object, path.index(i), diags)
+			normalizeList(v, strict, object, sub, diags)
 		}
 	}
 }

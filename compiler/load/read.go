@@ -17,9 +17,9 @@ import (
 // stdinName is the file name of standard input in positions.
 const stdinName = "-"
 
-// readAll reads every path and passes its documents to emit, in input
+// readAll reads every path and passes its documents to out, in input
 // order. Problems with a path or a file are added to diags.
-func readAll(paths []string, stdin io.Reader, opts Options, diags *diag.List, emit func(*document)) {
+func readAll(paths []string, stdin io.Reader, opts Options, diags *diag.List, out *sink) {
 	sawStdin := false
 	for _, p := range paths {
 		if p == stdinName {
@@ -37,7 +37,7 @@ func readAll(paths []string, stdin io.Reader, opts Options, diags *diag.List, em
 				diags.Add(diag.Pos{File: stdinName}, "", "", fmt.Sprintf("reading standard input: %v", err))
 				continue
 			}
-			decodeFile(stdinName, data, isJSON(stdinName, data), opts, diags, emit)
+			decodeFileTo(stdinName, data, isJSON(stdinName, data), opts, diags, out)
 			continue
 		}
 		files, err := expand(p)
@@ -50,7 +50,7 @@ func readAll(paths []string, stdin io.Reader, opts Options, diags *diag.List, em
 				diags.Add(diag.Pos{File: f}, "", "", err.Error())
 				continue
 			}
-			decodeFile(f, data, isJSON(f, data), opts, diags, emit)
+			decodeFileTo(f, data, isJSON(f, data), opts, diags, out)
 		}
 	}
 }

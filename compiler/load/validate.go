@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"cuelang.org/go/cue"
+	"cuelang.org/go/cue/ast"
 	"cuelang.org/go/cue/build"
 	"cuelang.org/go/cue/cuecontext"
 	"cuelang.org/go/cue/parser"
@@ -30,9 +31,14 @@ const schemaPrefix = "<kpc-schema>/"
 // CUE does not document concurrent building in one context as safe, so
 // each worker goroutine owns one evaluator.
 type evaluator struct {
-	ctx  *cue.Context
-	defs [2]map[string]cue.Value // [0] open, [1] strict; compiled lazily
-	docs int
+	ctx   *cue.Context
+	defs  [2]map[string]cue.Value // [0] open, [1] strict; compiled lazily
+	memos [2]*memo                // shapes, per schema
+	// docs counts the documents evaluated in full, checks the parameters
+	// checked: both grow the context.
+	docs   int
+	checks int
+	types  map[byte]cue.Value // parameter types, for memo
 }
 
 // evaluators keeps idle evaluators for reuse by later Load calls, so that
@@ -54,7 +60,7 @@ func getEvaluator() *evaluator {
 }
 
 func putEvaluator(e *evaluator) {
-	if e == nil || e.docs >= recycleAfter {
+	if e == nil || e.full() >= recycleAfter {
 		return
 	}
 	evaluators.Lock()
@@ -78,15 +84,19 @@ func (e *evaluator) schema(strict bool) (map[string]cue.Value, error) {
 		files = schema.StrictFiles()
 	}
 	inst := build.NewContext().NewInstance("", nil)
+	var parsed []*ast.File
 	for _, f := range files {
 		af, err := parser.ParseFile(schemaPrefix+f.Name, f.Source)
 		if err != nil {
 			return nil, fmt.Errorf("parsing schema %s: %w", f.Name, err)
 		}
+		parsed = append(parsed, af)
 		if err := inst.AddSyntax(af); err != nil {
 			return nil, fmt.Errorf("adding schema %s: %w", f.Name, err)
 		}
 	}
+	// The analysis reads the syntax before BuildInstance resolves it.
+	deps := analyzeSchema(parsed)
 	root := e.ctx.BuildInstance(inst)
 	if err := root.Err(); err != nil {
 		return nil, fmt.Errorf("building schema: %w", err)
@@ -100,6 +110,7 @@ func (e *evaluator) schema(strict bool) (map[string]cue.Value, error) {
 		defs[k.def] = v
 	}
 	e.defs[i] = defs
+	e.memos[i] = &memo{deps: deps, templates: map[string]*template{}, sightings: map[string]bool{}}
 	return defs, nil
 }
 
@@ -107,24 +118,38 @@ func (e *evaluator) schema(strict bool) (map[string]cue.Value, error) {
 // evaluator per worker goroutine. Each document's results go to the
 // document itself, so the outcome does not depend on scheduling.
 type validator struct {
-	jobs chan *document
+	jobs chan job
 	wg   sync.WaitGroup
+}
+
+// job is a document to validate, or a chunk of a file to parse and
+// validate.
+type job struct {
+	doc   *document
+	chunk *chunk
 }
 
 // startValidation starts GOMAXPROCS workers.
 func startValidation(opts Options) *validator {
-	v := &validator{jobs: make(chan *document, 64)}
+	v := &validator{jobs: make(chan job, 64)}
 	for range runtime.GOMAXPROCS(0) {
 		v.wg.Go(func() {
 			var e *evaluator
-			for d := range v.jobs {
+			check := func(d *document) {
 				if e == nil {
 					e = getEvaluator()
 				}
 				ok := e.validate(d, opts)
 				d.expr = nil // no longer needed; let it be collected
-				if !ok || e.docs >= recycleAfter {
+				if !ok || e.full() >= recycleAfter {
 					e = &evaluator{ctx: cuecontext.New()}
+				}
+			}
+			for j := range v.jobs {
+				if j.chunk != nil {
+					j.chunk.run(check)
+				} else {
+					check(j.doc)
 				}
 			}
 			putEvaluator(e)
@@ -133,13 +158,52 @@ func startValidation(opts Options) *validator {
 	return v
 }
 
-// add queues a document.
-func (v *validator) add(d *document) { v.jobs <- d }
-
-// wait waits for every queued document.
+// wait waits for every queued job.
 func (v *validator) wait() {
 	close(v.jobs)
 	v.wg.Wait()
+}
+
+// sink receives the decoded documents and chunks of the input, in input
+// order, and queues them for validation; without a validator, it passes
+// documents to emit (and takes no chunks).
+type sink struct {
+	v       *validator
+	emit    func(*document)
+	entries []job
+}
+
+// doc queues a document.
+func (s *sink) doc(d *document) {
+	if s.v == nil {
+		s.emit(d)
+		return
+	}
+	s.entries = append(s.entries, job{doc: d})
+	s.v.jobs <- job{doc: d}
+}
+
+// chunk queues a chunk.
+func (s *sink) chunk(c *chunk) {
+	s.entries = append(s.entries, job{chunk: c})
+	s.v.jobs <- job{chunk: c}
+}
+
+// documents returns the documents in input order, with the diagnostics
+// of decoding the chunks.
+func (s *sink) documents() ([]*document, diag.List) {
+	var docs []*document
+	var diags diag.List
+	for _, j := range s.entries {
+		switch {
+		case j.doc != nil:
+			docs = append(docs, j.doc)
+		case !j.chunk.discard:
+			docs = append(docs, j.chunk.docs...)
+			diags = append(diags, j.chunk.diags...)
+		}
+	}
+	return docs, diags
 }
 
 // validate checks one document and decodes it. It reports false if the
@@ -152,21 +216,41 @@ func (e *evaluator) validate(d *document, opts Options) (ok bool) {
 			ok = false
 		}
 	}()
-	e.docs++
 	strict := opts.Strict && d.info.strict
 	defs, err := e.schema(strict)
 	if err != nil {
 		d.diags.Add(d.pos, d.object, "", "internal error: "+err.Error())
 		return true
 	}
-	doc := e.ctx.BuildExpr(d.expr)
-	v := doc.Unify(defs[d.info.def])
-	var errs []fieldError
-	if err := doc.Err(); err != nil {
-		errs = cueErrors(err, d)
-	} else if err := v.Validate(cue.Concrete(true)); err != nil {
-		errs = cueErrors(err, d)
+	def := defs[d.info.def]
+	m := e.memos[0]
+	if strict {
+		m = e.memos[1]
 	}
+	var key string
+	var params []param
+	shaped := false
+	if shapeMemo {
+		key, params, shaped = m.shapeOf(d)
+	}
+	var t *template
+	if shaped {
+		t = m.templates[key]
+	}
+	fast := t != nil && e.accept(t, params)
+	var v cue.Value
+	var errs []fieldError
+	if !fast {
+		e.docs++
+		doc := e.ctx.BuildExpr(d.expr)
+		v = doc.Unify(def)
+		if err := doc.Err(); err != nil {
+			errs = cueErrors(err, d)
+		} else if err := v.Validate(cue.Concrete(true)); err != nil {
+			errs = cueErrors(err, d)
+		}
+	}
+	cueValid := len(errs) == 0
 	// M1. The schema requires a name too, but CUE reports a missing field
 	// only when the document has no other error.
 	if d.info.named && field(asStruct(get(d.expr, "metadata")), "name") == nil {
@@ -190,22 +274,48 @@ func (e *evaluator) validate(d *document, opts Options) (ok bool) {
 	if len(errs) > 0 {
 		return true
 	}
+	if fast {
+		out, err := decodeObject(d, func(rv reflect.Value) error { return decodeTree(t.tree, params, rv) })
+		if err == nil {
+			d.out = out
+			return true
+		}
+		// Not expected; the full evaluation says what is wrong.
+		e.docs++
+		v = e.ctx.BuildExpr(d.expr).Unify(def)
+	}
 	out, err := decode(d, v)
 	if err != nil {
 		d.diags.Add(d.pos, d.object, "", fmt.Sprintf("cannot decode the validated object: %v", err))
 		return true
 	}
 	d.out = out
+	if shaped && cueValid && !fast {
+		e.learn(m, key, d, def, v)
+	}
 	return true
 }
+
+// shapeMemo enables shape memoisation (memo.go); tests compare with it
+// off.
+var shapeMemo = true
+
+// full is the work done in e's context, in documents evaluated in full.
+func (e *evaluator) full() int { return e.docs + e.checks/16 }
 
 // decode decodes a valid, defaulted value into its api type and applies
 // the defaults CUE cannot express.
 func decode(d *document, v cue.Value) (any, error) {
+	return decodeObject(d, func(rv reflect.Value) error { return decodeInto(v, rv) })
+}
+
+// decodeObject makes the api object of d's kind, fills it with dec and
+// applies the defaults CUE cannot express.
+func decodeObject(d *document, dec func(reflect.Value) error) (any, error) {
 	switch d.info.kind {
 	case "Service":
 		s := &api.Service{}
-		if err := decodeInto(v, reflect.ValueOf(s)); err != nil {
+		if err := dec(reflect.ValueOf(s)); err != nil {
 			return nil, err
 		}
 		s.Pos = d.pos
@@ -230,21 +340,21 @@ func decode(d *document, v cue.Value) (any, error) {
 		return s, nil
 	case "EndpointSlice":
 		s := &api.EndpointSlice{}
-		if err := decodeInto(v, reflect.ValueOf(s)); err != nil {
+		if err := dec(reflect.ValueOf(s)); err != nil {
 			return nil, err
 		}
 		s.Pos = d.pos
 		return s, nil
 	case "Node":
 		n := &api.Node{}
-		if err := decodeInto(v, reflect.ValueOf(n)); err != nil {
+		if err := dec(reflect.ValueOf(n)); err != nil {
 			return nil, err
 		}
 		n.Pos = d.pos
 		return n, nil
 	case "KubeProxyConfiguration":
 		c := &api.KubeProxyConfiguration{}
-		if err := decodeInto(v, reflect.ValueOf(c)); err != nil {
+		if err := dec(reflect.ValueOf(c)); err != nil {
 			return nil, err
 		}
 		c.Pos = d.pos

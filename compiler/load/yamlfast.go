@@ -1,0 +1,697 @@
+package load
+
+import (
+	"regexp"
+	"strconv"
+	"strings"
+
+	"cuelang.org/go/cue/ast"
+	"cuelang.org/go/cue/literal"
+	"cuelang.org/go/cue/token"
+)
+
+// fastYAML parses the common subset of YAML that Kubernetes manifests use
+// (block mappings and sequences, single-line plain and quoted scalars,
+// single-line flow collections, comments, "---" separators) into the
+// syntax tree CUE's YAML decoder produces for it: the same nodes, literal
+// texts and line:column positions. It is several times faster than the
+// general decoder. On anything outside the subset (anchors, tags, block
+// scalars, multi-line scalars, escapes, tabs, non-ASCII text, numbers
+// other than plain decimal integers, syntax errors) it reports false and
+// the caller decodes the file with the general decoder, which also
+// produces the syntax errors.
+//
+// Documents are passed to emit as they are parsed. fastYAML returns how
+// many it passed and whether it parsed the whole input; when it did not,
+// the caller decodes the input again and skips that many non-empty
+// documents.
+func fastYAML(name string, data []byte, emit func(ast.Expr)) (int, bool) {
+	p, ok := newYParser(name, data)
+	if !ok {
+		return 0, false
+	}
+	return p.documents(0, len(p.starts), emit)
+}
+
+// newYParser prepares a parser of data, or reports false if data has
+// bytes outside the subset (tabs, carriage returns, non-ASCII text).
+func newYParser(name string, data []byte) (*yparser, bool) {
+	for _, c := range data {
+		if c >= 0x80 || c == '\t' || c == '\r' {
+			return nil, false
+		}
+	}
+	p := &yparser{data: data, ok: true}
+	p.file = token.NewFile(name, 0, len(data)+1)
+	p.file.SetLinesForContent(data)
+	p.starts = make([]int, 1, len(data)/16+1)
+	for i, c := range data {
+		if c == '\n' {
+			p.starts = append(p.starts, i+1)
+		}
+	}
+	p.end = len(p.starts)
+	return p, true
+}
+
+// at returns a parser of the same input for the lines [from, to), which
+// must start at a document boundary; it shares p's tables and may run
+// concurrently with p.
+func (p *yparser) at(from, to int) *yparser {
+	return &yparser{data: p.data, file: p.file, starts: p.starts, line: from, end: to, ok: true}
+}
+
+// documents parses the documents of lines [from, to), passing each to
+// emit; it returns how many it passed and whether it parsed them all.
+func (p *yparser) documents(from, to int, emit func(ast.Expr)) (int, bool) {
+	p.line, p.end, p.ok = from, to, true
+	n := 0
+	for p.line < p.end {
+		// Document markers and empty documents.
+		l := p.nextContent(p.line)
+		if l < 0 || l >= p.end {
+			break
+		}
+		b := p.raw(l)
+		if isMarker(b) {
+			if r := strings.TrimLeft(string(b[3:]), " "); r != "" && r[0] != '#' {
+				return n, false // content on the marker line
+			}
+			p.line = l + 1
+			continue
+		}
+		if len(b) > 0 && (b[0] == '-' || b[0] == '.' || b[0] == '%' || b[0] == ' ') {
+			return n, false // a top-level list, "...", a directive, a stray indentation
+		}
+		doc := p.mapping(l, 0)
+		if !p.ok {
+			return n, false
+		}
+		emit(doc)
+		n++
+	}
+	return n, true
+}
+
+// isMarker reports whether a line is a document start marker.
+func isMarker(b []byte) bool {
+	return len(b) >= 3 && b[0] == '-' && b[1] == '-' && b[2] == '-' && (len(b) == 3 || b[3] == ' ')
+}
+
+// chunks splits the lines of p into ranges of about size bytes that start
+// at document markers.
+func (p *yparser) chunks(size int) [][2]int {
+	var out [][2]int
+	from := 0
+	for l := 1; l < len(p.starts); l++ {
+		if p.starts[l]-p.starts[from] < size {
+			continue
+		}
+		if isMarker(p.raw(l)) {
+			out = append(out, [2]int{from, l})
+			from = l
+		}
+	}
+	return append(out, [2]int{from, len(p.starts)})
+}
+
+// fastYAMLAll parses a whole input with fastYAML, or reports false.
+func fastYAMLAll(name string, data []byte) ([]ast.Expr, bool) {
+	var docs []ast.Expr
+	_, ok := fastYAML(name, data, func(e ast.Expr) { docs = append(docs, e) })
+	return docs, ok
+}
+
+type yparser struct {
+	data   []byte
+	file   *token.File
+	starts []int // line start offsets
+	line   int   // the next line to read
+	end    int   // the line where parsing stops
+	ok     bool
+	// idents caches whether keys are identifiers (labels are ast.Ident)
+	// or not (quoted ast.BasicLit), as ast.NewStringLabel decides.
+	idents map[string]bool
+}
+
+// raw is line l without its newline, as bytes of the input.
+func (p *yparser) raw(l int) []byte {
+	end := len(p.data)
+	if l+1 < len(p.starts) {
+		end = p.starts[l+1] - 1
+	}
+	return p.data[p.starts[l]:end]
+}
+
+func (p *yparser) indent(l int) int {
+	b := p.raw(l)
+	i := 0
+	for i < len(b) && b[i] == ' ' {
+		i++
+	}
+	return i
+}
+
+// nextContent returns the first line from l that is neither blank nor a
+// comment, or -1 at the end of the input. A document marker is content.
+func (p *yparser) nextContent(l int) int {
+	for ; l < p.end; l++ {
+		b := p.raw(l)
+		i := 0
+		for i < len(b) && b[i] == ' ' {
+			i++
+		}
+		if i == len(b) || b[i] == '#' {
+			continue
+		}
+		return l
+	}
+	return -1
+}
+
+// endOfBlock reports whether line l (a content line or -1) ends every
+// block: the end of the input or a document marker.
+func (p *yparser) endOfBlock(l int) bool {
+	if l < 0 {
+		return true
+	}
+	b := p.raw(l)
+	return isMarker(b) || len(b) >= 3 && b[0] == '.' && b[1] == '.' && b[2] == '.' && (len(b) == 3 || b[3] == ' ')
+}
+
+func (p *yparser) pos(off int) token.Pos { return p.file.Pos(off, token.NoRelPos) }
+
+func (p *yparser) fail() ast.Expr {
+	p.ok = false
+	return &ast.BadExpr{}
+}
+
+// isSeqEntry reports whether a line is a block sequence entry.
+func isSeqEntry(b []byte) bool {
+	i := 0
+	for i < len(b) && b[i] == ' ' {
+		i++
+	}
+	return i < len(b) && b[i] == '-' && (i+1 == len(b) || b[i+1] == ' ')
+}
+
+// mapping parses a block mapping whose first key starts at column col
+// (0-based) of line l; its other keys are on the following lines at that
+// indentation.
+func (p *yparser) mapping(l, col int) ast.Expr {
+	s := &ast.StructLit{Lbrace: p.pos(p.starts[l] + col)}
+	s.Rbrace = s.Lbrace
+	first := true
+	for {
+		if !first {
+			l = p.nextContent(p.line)
+			if p.endOfBlock(l) {
+				p.line = p.end
+				if l >= 0 {
+					p.line = l
+				}
+				return s
+			}
+			ind := p.indent(l)
+			if ind < col {
+				p.line = l
+				return s
+			}
+			if ind > col || isSeqEntry(p.raw(l)) {
+				return p.fail()
+			}
+		}
+		first = false
+		f := p.entry(l, col, col)
+		if !p.ok {
+			return p.fail()
+		}
+		s.Elts = append(s.Elts, f)
+	}
+}
+
+// entry parses "key: value" starting at column col of line l, in a
+// mapping indented by ind.
+func (p *yparser) entry(l, col, ind int) *ast.Field {
+	b := p.raw(l)
+	off := p.starts[l]
+	label, after, ok := p.key(b, col, off)
+	if !ok {
+		p.ok = false
+		return nil
+	}
+	f := &ast.Field{Label: label}
+	i := after
+	for i < len(b) && b[i] == ' ' {
+		i++
+	}
+	if i == len(b) || b[i] == '#' {
+		if i < len(b) && i == after {
+			p.ok = false // "key:#" is not a comment
+			return nil
+		}
+		// The value is on the following lines.
+		next := p.nextContent(l + 1)
+		if p.endOfBlock(next) {
+			p.ok = false // null value
+			return nil
+		}
+		nind := p.indent(next)
+		switch {
+		case nind > ind && isSeqEntry(p.raw(next)):
+			f.Value = p.sequence(next, nind)
+		case nind > ind:
+			p.line = next
+			f.Value = p.mapping(next, nind)
+		case nind == ind && isSeqEntry(p.raw(next)):
+			f.Value = p.sequence(next, nind)
+		default:
+			p.ok = false // null value
+			return nil
+		}
+		return f
+	}
+	f.Value = p.inline(l, i, ind)
+	return f
+}
+
+// key parses a mapping key at column col of line b (starting at offset
+// off) and returns the label and the column after the ':'.
+func (p *yparser) key(b []byte, col, off int) (ast.Label, int, bool) {
+	if col >= len(b) {
+		return nil, 0, false
+	}
+	var value string
+	end := 0
+	switch b[col] {
+	case '"', '\'':
+		q := b[col]
+		j := col + 1
+		for j < len(b) && b[j] != q && b[j] != '\\' {
+			j++
+		}
+		if j >= len(b) || b[j] != q {
+			return nil, 0, false
+		}
+		value = string(b[col+1 : j])
+		end = j + 1
+		if end >= len(b) || b[end] != ':' {
+			return nil, 0, false
+		}
+	default:
+		j := col
+		for j < len(b) && keyChar(b[j]) {
+			j++
+		}
+		if j == col || j >= len(b) || b[j] != ':' || b[col] == '-' && j == col+1 {
+			return nil, 0, false
+		}
+		v, kind, ok := resolvePlain(string(b[col:j]))
+		if !ok {
+			return nil, 0, false
+		}
+		switch kind {
+		case token.STRING:
+			value = v
+		case token.INT, token.TRUE, token.FALSE, token.NULL:
+			value = v // the literal text, as CUE's decoder labels it
+		default:
+			return nil, 0, false
+		}
+		if value == "<<" || kind == token.INT && strings.HasPrefix(value, "-") {
+			return nil, 0, false
+		}
+		end = j
+	}
+	// ':' must be followed by a space or the end of the line.
+	if end+1 < len(b) && b[end+1] != ' ' {
+		return nil, 0, false
+	}
+	var label ast.Label
+	isIdent, known := p.idents[value]
+	if !known {
+		isIdent = !ast.StringLabelNeedsQuoting(value)
+		if p.idents == nil {
+			p.idents = map[string]bool{}
+		}
+		if len(p.idents) < 1024 {
+			p.idents[value] = isIdent
+		}
+	}
+	if isIdent {
+		label = &ast.Ident{NamePos: p.pos(off + col), Name: value}
+	} else {
+		label = &ast.BasicLit{ValuePos: p.pos(off + col), Kind: token.STRING, Value: literal.String.Quote(value)}
+	}
+	return label, end + 1, true
+}
+
+// keyChar reports whether c may appear in a plain key.
+func keyChar(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == '/'
+}
+
+// sequence parses a block sequence whose dashes are at column ind,
+// starting on line l.
+func (p *yparser) sequence(l, ind int) ast.Expr {
+	list := &ast.ListLit{Lbrack: p.pos(p.starts[l] + ind)}
+	list.Rbrack = list.Lbrack
+	for {
+		b := p.raw(l)
+		i := ind + 1
+		for i < len(b) && b[i] == ' ' {
+			i++
+		}
+		if i == len(b) || b[i] == '#' || b[i] == '-' && (i+1 == len(b) || b[i+1] == ' ') {
+			return p.fail() // an empty item or a nested sequence
+		}
+		if p.isKey(b, i) {
+			// A mapping starting on the dash line.
+			p.line = l
+			list.Elts = append(list.Elts, p.mapping(l, i))
+		} else {
+			list.Elts = append(list.Elts, p.inline(l, i, ind))
+		}
+		if !p.ok {
+			return p.fail()
+		}
+		next := p.nextContent(p.line)
+		if p.endOfBlock(next) {
+			p.line = p.end
+			if next >= 0 {
+				p.line = next
+			}
+			return list
+		}
+		nind := p.indent(next)
+		if nind < ind || nind == ind && !isSeqEntry(p.raw(next)) {
+			p.line = next
+			return list
+		}
+		if nind > ind {
+			return p.fail()
+		}
+		l = next
+	}
+}
+
+// isKey reports whether a mapping key starts at column i of b.
+func (p *yparser) isKey(b []byte, i int) bool {
+	switch b[i] {
+	case '"', '\'':
+		q := b[i]
+		j := i + 1
+		for j < len(b) && b[j] != q {
+			j++
+		}
+		return j+1 < len(b) && b[j+1] == ':' && (j+2 == len(b) || b[j+2] == ' ')
+	case '[', '{':
+		return false
+	}
+	for j := i; j < len(b); j++ {
+		if b[j] == ':' && (j+1 == len(b) || b[j+1] == ' ') {
+			return true
+		}
+		if b[j] == ' ' && j+1 < len(b) && b[j+1] == '#' {
+			return false
+		}
+	}
+	return false
+}
+
+// inline parses a value that starts at column i of line l and ends on
+// that line; the value belongs to a block indented by ind, so a following
+// line indented more would continue it (not supported).
+func (p *yparser) inline(l, i, ind int) ast.Expr {
+	b := p.raw(l)
+	off := p.starts[l]
+	var e ast.Expr
+	end := 0
+	switch b[i] {
+	case '[', '{':
+		e, end = p.flow(b, i, off)
+	case '"', '\'':
+		e, end = p.quoted(b, i, off)
+	default:
+		if strings.IndexByte("?:,]}#&*!|>%@`", b[i]) >= 0 || b[i] == '-' && (i+1 == len(b) || b[i+1] == ' ') {
+			return p.fail()
+		}
+		j := i
+		for j < len(b) && !(b[j] == ' ' && j+1 < len(b) && b[j+1] == '#') {
+			if b[j] == ':' && (j+1 == len(b) || b[j+1] == ' ') {
+				return p.fail() // a mapping in a scalar's place
+			}
+			j++
+		}
+		text := strings.TrimRight(string(b[i:j]), " ")
+		e = p.scalar(text, off+i)
+		end = j
+	}
+	if !p.ok || e == nil {
+		return p.fail()
+	}
+	// Only a comment may follow.
+	for end < len(b) && b[end] == ' ' {
+		end++
+	}
+	if end < len(b) && (b[end] != '#' || b[end-1] != ' ') {
+		return p.fail()
+	}
+	p.line = l + 1
+	// A more indented line would continue a plain scalar.
+	if next := p.nextContent(l + 1); !p.endOfBlock(next) && p.indent(next) > ind {
+		return p.fail()
+	}
+	return e
+}
+
+// quoted parses a single-line quoted scalar without escapes.
+func (p *yparser) quoted(b []byte, i, off int) (ast.Expr, int) {
+	q := b[i]
+	j := i + 1
+	for j < len(b) && b[j] != q && b[j] != '\\' {
+		j++
+	}
+	if j >= len(b) || b[j] != q || j+1 < len(b) && b[j+1] == q {
+		p.ok = false
+		return nil, 0
+	}
+	return &ast.BasicLit{
+		ValuePos: p.pos(off + i),
+		Kind:     token.STRING,
+		Value:    literal.String.WithOptionalTabIndent(1).Quote(string(b[i+1 : j])),
+	}, j + 1
+}
+
+// flow parses a single-line flow collection starting at column i.
+func (p *yparser) flow(b []byte, i, off int) (ast.Expr, int) {
+	skip := func(j int) int {
+		for j < len(b) && b[j] == ' ' {
+			j++
+		}
+		return j
+	}
+	switch b[i] {
+	case '[':
+		list := &ast.ListLit{Lbrack: p.pos(off + i)}
+		j := skip(i + 1)
+		if j < len(b) && b[j] == ']' {
+			list.Rbrack = p.pos(off + j)
+			return list, j + 1
+		}
+		for {
+			e, k := p.flowValue(b, j, off)
+			if !p.ok {
+				return nil, 0
+			}
+			list.Elts = append(list.Elts, e)
+			k = skip(k)
+			if k >= len(b) {
+				p.ok = false
+				return nil, 0
+			}
+			switch b[k] {
+			case ',':
+				j = skip(k + 1)
+				if j >= len(b) || b[j] == ']' {
+					p.ok = false // a trailing comma
+					return nil, 0
+				}
+			case ']':
+				list.Rbrack = p.pos(off + k)
+				return list, k + 1
+			default:
+				p.ok = false
+				return nil, 0
+			}
+		}
+	case '{':
+		s := &ast.StructLit{Lbrace: p.pos(off + i)}
+		j := skip(i + 1)
+		if j < len(b) && b[j] == '}' {
+			s.Rbrace = p.pos(off + j)
+			return s, j + 1
+		}
+		for {
+			label, k, ok := p.key(b, j, off)
+			if !ok {
+				p.ok = false
+				return nil, 0
+			}
+			k = skip(k)
+			if k >= len(b) || b[k] == ',' || b[k] == '}' {
+				p.ok = false // null value
+				return nil, 0
+			}
+			e, k := p.flowValue(b, k, off)
+			if !p.ok {
+				return nil, 0
+			}
+			s.Elts = append(s.Elts, &ast.Field{Label: label, Value: e})
+			k = skip(k)
+			if k >= len(b) {
+				p.ok = false
+				return nil, 0
+			}
+			switch b[k] {
+			case ',':
+				j = skip(k + 1)
+				if j >= len(b) || b[j] == '}' {
+					p.ok = false
+					return nil, 0
+				}
+			case '}':
+				s.Rbrace = p.pos(off + k)
+				return s, k + 1
+			default:
+				p.ok = false
+				return nil, 0
+			}
+		}
+	}
+	p.ok = false
+	return nil, 0
+}
+
+// flowValue parses a scalar or collection inside a flow collection.
+func (p *yparser) flowValue(b []byte, j, off int) (ast.Expr, int) {
+	if j >= len(b) {
+		p.ok = false
+		return nil, 0
+	}
+	switch b[j] {
+	case '[', '{':
+		return p.flow(b, j, off)
+	case '"', '\'':
+		return p.quoted(b, j, off)
+	}
+	if strings.IndexByte("?:,]}#&*!|>%@`-", b[j]) >= 0 && !(b[j] == '-' && j+1 < len(b) && b[j+1] >= '0' && b[j+1] <= '9') {
+		p.ok = false
+		return nil, 0
+	}
+	k := j
+	for k < len(b) && strings.IndexByte(",]}:#[{\"'", b[k]) < 0 {
+		k++
+	}
+	if k < len(b) && strings.IndexByte(",]}", b[k]) < 0 {
+		p.ok = false
+		return nil, 0
+	}
+	text := strings.TrimRight(string(b[j:k]), " ")
+	e := p.scalar(text, off+j)
+	if e == nil {
+		p.ok = false
+		return nil, 0
+	}
+	return e, k
+}
+
+// scalar makes the literal of a plain scalar, or nil if it is outside the
+// subset.
+func (p *yparser) scalar(text string, off int) ast.Expr {
+	v, kind, ok := resolvePlain(text)
+	if !ok {
+		return nil
+	}
+	pos := p.pos(off)
+	switch kind {
+	case token.STRING:
+		return &ast.BasicLit{ValuePos: pos, Kind: token.STRING, Value: literal.String.WithOptionalTabIndent(1).Quote(v)}
+	case token.TRUE, token.FALSE:
+		lit := ast.NewBool(kind == token.TRUE)
+		lit.ValuePos = pos
+		return lit
+	case token.NULL:
+		return &ast.BasicLit{ValuePos: pos.WithRel(token.Blank), Kind: token.NULL, Value: "null"}
+	case token.INT:
+		if neg, ok := strings.CutPrefix(v, "-"); ok {
+			return &ast.UnaryExpr{OpPos: pos, Op: token.SUB, X: &ast.BasicLit{ValuePos: pos, Kind: token.INT, Value: neg}}
+		}
+		return &ast.BasicLit{ValuePos: pos, Kind: token.INT, Value: v}
+	}
+	return nil
+}
+
+var (
+	plainInt   = regexp.MustCompile(`^-?(0|[1-9][0-9]{0,17})$`)
+	yamlFloat  = regexp.MustCompile(`^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$`)
+	boolValues = map[string]bool{"true": true, "True": true, "TRUE": true, "false": false, "False": false, "FALSE": false}
+)
+
+// resolvePlain resolves a plain scalar as go.yaml.in/yaml/v3 does, within
+// the subset: it returns the value (for numbers the literal text) and its
+// kind, or false for floats, timestamps, non-decimal integers and the
+// like.
+func resolvePlain(s string) (string, token.Token, bool) {
+	if s == "" {
+		return "", token.NULL, true
+	}
+	switch s {
+	case "~", "null", "Null", "NULL":
+		return "null", token.NULL, true
+	}
+	if b, ok := boolValues[s]; ok {
+		if b {
+			return "true", token.TRUE, true
+		}
+		return "false", token.FALSE, true
+	}
+	switch c := s[0]; {
+	case c == '.':
+		if _, err := strconv.ParseFloat(s, 64); err == nil || strings.EqualFold(s, ".nan") || strings.EqualFold(s, ".inf") {
+			return "", 0, false
+		}
+	case c == '+' || c == '-' || c >= '0' && c <= '9':
+		if plainInt.MatchString(s) {
+			if _, err := strconv.ParseInt(s, 10, 64); err == nil {
+				return s, token.INT, true
+			}
+			return "", 0, false
+		}
+		// Anything the YAML resolver might read as a number or a
+		// timestamp is left to the general decoder.
+		i := 0
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+		if i == 4 && i < len(s) && s[i] == '-' {
+			return "", 0, false
+		}
+		plain := strings.ReplaceAll(s, "_", "")
+		if _, err := strconv.ParseInt(plain, 0, 64); err == nil {
+			return "", 0, false
+		}
+		if _, err := strconv.ParseUint(plain, 0, 64); err == nil {
+			return "", 0, false
+		}
+		if yamlFloat.MatchString(plain) {
+			return "", 0, false
+		}
+		for _, pre := range []string{"0b", "-0b", "0o", "-0o", "+.", "-."} {
+			if strings.HasPrefix(plain, pre) {
+				return "", 0, false
+			}
+		}
+	}
+	return s, token.STRING, true
+}

@@ -1,0 +1,336 @@
+package load
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"cuelang.org/go/cue/ast"
+	"cuelang.org/go/encoding/yaml"
+	"github.com/google/go-cmp/cmp"
+
+	"kpc/internal/synth"
+)
+
+// cueYAML decodes data with CUE's YAML decoder.
+func cueYAML(name string, data []byte) ([]ast.Expr, error) {
+	dec := yaml.NewDecoder(name, bytes.NewReader(data))
+	var out []ast.Expr
+	for {
+		e, err := dec.Extract()
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+}
+
+// sameAST reports the first difference between two syntax trees in what
+// the loader reads: node types, labels, literal texts and line:column
+// positions.
+func sameAST(a, b ast.Node, path string) string {
+	lc := func(n ast.Node) string { return fmt.Sprintf("%d:%d", n.Pos().Line(), n.Pos().Column()) }
+	if fmt.Sprintf("%T", a) != fmt.Sprintf("%T", b) {
+		return fmt.Sprintf("%s: %T vs %T", path, a, b)
+	}
+	if lc(a) != lc(b) || a.Pos().Filename() != b.Pos().Filename() {
+		return fmt.Sprintf("%s: position %s vs %s", path, a.Pos(), b.Pos())
+	}
+	switch x := a.(type) {
+	case *ast.StructLit:
+		y := b.(*ast.StructLit)
+		if len(x.Elts) != len(y.Elts) {
+			return fmt.Sprintf("%s: %d vs %d fields", path, len(x.Elts), len(y.Elts))
+		}
+		for i := range x.Elts {
+			fx, ok1 := x.Elts[i].(*ast.Field)
+			fy, ok2 := y.Elts[i].(*ast.Field)
+			if !ok1 || !ok2 {
+				return fmt.Sprintf("%s: element %d is %T vs %T", path, i, x.Elts[i], y.Elts[i])
+			}
+			nx, _, _ := ast.LabelName(fx.Label)
+			ny, _, _ := ast.LabelName(fy.Label)
+			if nx != ny || fmt.Sprintf("%T", fx.Label) != fmt.Sprintf("%T", fy.Label) {
+				return fmt.Sprintf("%s: label %q (%T) vs %q (%T)", path, nx, fx.Label, ny, fy.Label)
+			}
+			if lc(fx.Label) != lc(fy.Label) {
+				return fmt.Sprintf("%s.%s: label position %s vs %s", path, nx, fx.Label.Pos(), fy.Label.Pos())
+			}
+			if d := sameAST(fx.Value, fy.Value, path+"."+nx); d != "" {
+				return d
+			}
+		}
+	case *ast.ListLit:
+		y := b.(*ast.ListLit)
+		if len(x.Elts) != len(y.Elts) {
+			return fmt.Sprintf("%s: %d vs %d elements", path, len(x.Elts), len(y.Elts))
+		}
+		for i := range x.Elts {
+			if d := sameAST(x.Elts[i], y.Elts[i], fmt.Sprintf("%s[%d]", path, i)); d != "" {
+				return d
+			}
+		}
+	case *ast.BasicLit:
+		y := b.(*ast.BasicLit)
+		if x.Kind != y.Kind || x.Value != y.Value {
+			return fmt.Sprintf("%s: literal %s %s vs %s %s", path, x.Kind, x.Value, y.Kind, y.Value)
+		}
+	case *ast.UnaryExpr:
+		y := b.(*ast.UnaryExpr)
+		if x.Op != y.Op {
+			return fmt.Sprintf("%s: op %s vs %s", path, x.Op, y.Op)
+		}
+		return sameAST(x.X, y.X, path)
+	default:
+		return fmt.Sprintf("%s: unexpected %T", path, a)
+	}
+	return ""
+}
+
+// checkFastYAML compares fastYAML with CUE's decoder on data; it returns
+// whether the fast parser accepted it.
+func checkFastYAML(t *testing.T, name string, data []byte) bool {
+	t.Helper()
+	got, ok := fastYAMLAll(name, data)
+	if !ok {
+		return false
+	}
+	want, err := cueYAML(name, data)
+	if err != nil {
+		t.Errorf("%s: fast parser accepted what CUE rejects: %v", name, err)
+		return true
+	}
+	// CUE yields null for empty documents; the fast parser drops them.
+	var keep []ast.Expr
+	for _, e := range want {
+		if l, ok := e.(*ast.BasicLit); ok && l.Value == "null" {
+			continue
+		}
+		if _, ok := e.(*ast.BinaryExpr); ok {
+			continue
+		}
+		keep = append(keep, e)
+	}
+	if len(got) != len(keep) {
+		t.Errorf("%s: %d documents, CUE %d", name, len(got), len(keep))
+		return true
+	}
+	for i := range got {
+		if d := sameAST(got[i], keep[i], fmt.Sprintf("doc%d", i)); d != "" {
+			t.Errorf("%s: %s", name, d)
+			return true
+		}
+	}
+	return true
+}
+
+func TestFastYAMLMatchesCUE(t *testing.T) {
+	var b bytes.Buffer
+	if err := synth.Write(&b, synth.Config{Services: 200, Endpoints: 4}); err != nil {
+		t.Fatal(err)
+	}
+	inputs := map[string][]byte{"synth.yaml": b.Bytes(), "gen.yaml": genServices(30)}
+	files, _ := filepath.Glob("testdata/*.yaml")
+	more, _ := filepath.Glob("testdata/*/*.yaml")
+	more2, _ := filepath.Glob("testdata/*/*/*.yaml")
+	more3, _ := filepath.Glob("testdata/*/*/*/*.yaml")
+	golden, _ := filepath.Glob("../../golden/testdata/*/*.yaml")
+	for _, f := range append(append(append(append(files, more...), more2...), more3...), golden...) {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inputs[f] = data
+	}
+	accepted := 0
+	for name, data := range inputs {
+		if checkFastYAML(t, name, data) {
+			accepted++
+		}
+	}
+	t.Logf("fast parser took %d of %d inputs", accepted, len(inputs))
+	for _, must := range []string{"synth.yaml", "gen.yaml"} {
+		if _, ok := fastYAMLAll(must, inputs[must]); !ok {
+			t.Errorf("%s: not taken by the fast parser", must)
+		}
+	}
+}
+
+// TestFastYAMLCases checks small inputs, each either taken by the fast
+// parser with CUE's result or left to CUE.
+func TestFastYAMLCases(t *testing.T) {
+	cases := []string{
+		"a: 1\n",
+		"a: -1\nb: 0\nc: 007\nd: 1_000\ne: 0x1F\nf: 1e3\ng: 1.5\nh: .5\n",
+		"a: true\nb: True\nc: yes\nd: on\ne: null\nf: ~\ng: Null\n",
+		"a: 2001-12-14\nb: 10.96.0.1\nc: 1.2.3\nd: 12:30\ne: fd00::1\n",
+		"a: \"x\"\nb: 'y'\nc: \"a\\\"b\"\nd: 'it''s'\ne: \"\"\n",
+		"a: [1, 2, \"x\", y]\nb: {c: d, e: [f]}\nc: []\nd: {}\n",
+		"a:\n  b: 1\n  c:\n  - d: 1\n    e: 2\n  - 3\n",
+		"a:\n- 1\n- 2\nb: x\n",
+		"---\na: 1\n---\nb: 2\n---\n",
+		"# c\n\na: 1 # c\n\n# c\nb:   x   \n",
+		"a: x\n  y\n",
+		"a: |\n  x\n",
+		"a: &x 1\nb: *x\n",
+		"a: !!str 1\n",
+		"a:\n",
+		"a: b: c\n",
+		"- a\n- b\n",
+		"a: - b\n",
+		"\"quoted key\": 1\n'k': 2\n80: x\ntrue: y\nnull: z\n",
+		"a: [a, b,]\n",
+		"a: [1,\n  2]\n",
+		"a:\tb\n",
+		"a: x#y\nb: x #y\n",
+		"a: -x\nb: -\n",
+		"key with space: 1\n",
+		"a: 1\n a2: 2\n",
+		"a:\n  - 1\n  - 2\n",
+		"a:\n    b: 1\n    c: 2\nd: 3\n",
+		"a: {b: 1, c: {d: [1, {e: f}]}}\n",
+		"--- # c\na: 1\n",
+		"--- a\n",
+		"a: 1\n...\n",
+		"a: b:c\n",
+		"a: 'x' y\n",
+		"a: [x] y\n",
+		"a: :x\n",
+		"a: 99999999999999999999\n",
+		"a: -0\n",
+		"-1: x\n",
+		"a: <<\n<<: x\n",
+	}
+	for i, c := range cases {
+		checkFastYAML(t, fmt.Sprintf("case%d.yaml", i), []byte(c))
+	}
+	// Spot checks that the fast parser takes the plain cases.
+	for _, c := range []string{cases[0], cases[5], cases[6], cases[7], cases[8], cases[9]} {
+		if _, ok := fastYAMLAll("x.yaml", []byte(c)); !ok {
+			t.Errorf("fast parser refused %q", c)
+		}
+	}
+	_ = strings.TrimSpace
+}
+
+// TestFastYAMLFallback checks inputs where the fast parser stops part way
+// (a construct outside its subset, a syntax error): the results must be
+// those of the general decoder alone.
+func TestFastYAMLFallback(t *testing.T) {
+	svc := func(name string) string {
+		return "apiVersion: v1\nkind: Service\nmetadata:\n  name: " + name + "\nspec:\n  ports:\n  - port: 80\n"
+	}
+	cases := map[string]string{
+		"block scalar":   svc("a") + "---\n" + svc("b") + "  description: |\n    text\n---\n" + svc("c"),
+		"syntax error":   svc("a") + "---\n" + svc("b") + "---\nkind: [\n---\n" + svc("c"),
+		"empty docs":     "---\n---\n" + svc("a") + "---\n# only a comment\n---\n" + svc("b") + "---\na: &x 1\n---\n" + svc("c"),
+		"top-level list": svc("a") + "---\n- a\n- b\n---\n" + svc("b"),
+		"bad value":      svc("a") + "---\n" + svc("b") + "---\n" + strings.Replace(svc("c"), "port: 80", "port: 0x50", 1),
+	}
+	for name, c := range cases {
+		fastYAMLEnabled = false
+		want, wantDiags := Load([]string{"-"}, strings.NewReader(c), Options{})
+		fastYAMLEnabled = true
+		got, gotDiags := Load([]string{"-"}, strings.NewReader(c), Options{})
+		if wantDiags.Error() != gotDiags.Error() {
+			t.Errorf("%s: diagnostics\n%s\nwant\n%s", name, gotDiags.Error(), wantDiags.Error())
+		}
+		if len(got.Services) != len(want.Services) {
+			t.Errorf("%s: %d services, want %d", name, len(got.Services), len(want.Services))
+		}
+		for i := range got.Services {
+			if i < len(want.Services) && (got.Services[i].Metadata.Name != want.Services[i].Metadata.Name || got.Services[i].Pos != want.Services[i].Pos) {
+				t.Errorf("%s: service %d is %s at %v, want %s at %v", name, i, got.Services[i].Metadata.Name, got.Services[i].Pos, want.Services[i].Metadata.Name, want.Services[i].Pos)
+			}
+		}
+	}
+}
+
+// TestChunkedMatchesSequential checks the parallel decoding of large
+// inputs against the general decoder: a valid cluster, and clusters where
+// the fast parser stops in the middle (a block scalar, a syntax error)
+// or documents are invalid.
+func TestChunkedMatchesSequential(t *testing.T) {
+	var b bytes.Buffer
+	if err := synth.Write(&b, synth.Config{Services: 1500, Endpoints: 4}); err != nil {
+		t.Fatal(err)
+	}
+	valid := b.String()
+	if len(valid) < 3*chunkBytes {
+		t.Fatalf("input of %d bytes is too small to be chunked", len(valid))
+	}
+	mid := strings.Index(valid[len(valid)/2:], "\n---\n") + len(valid)/2 + 1
+	cases := map[string]string{
+		"valid":        valid,
+		"block scalar": valid[:mid] + "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  a: |\n    text\n" + valid[mid:],
+		"syntax error": valid[:mid] + "---\nkind: [\n" + valid[mid:],
+		"invalid":      strings.ReplaceAll(valid, "targetPort: 8082", "targetPort: 70000"),
+		"list":         valid[:mid] + "---\n- a\n" + valid[mid:],
+	}
+	for name, c := range cases {
+		fastYAMLEnabled = false
+		want, wantDiags := Load([]string{"-"}, strings.NewReader(c), Options{})
+		fastYAMLEnabled = true
+		got, gotDiags := Load([]string{"-"}, strings.NewReader(c), Options{})
+		if d := cmp.Diff(wantDiags.Error(), gotDiags.Error()); d != "" {
+			t.Errorf("%s: diagnostics differ (-sequential +chunked):\n%s", name, d)
+		}
+		if d := cmp.Diff(want, got); d != "" {
+			t.Errorf("%s: objects differ (-sequential +chunked):\n%s", name, d)
+		}
+		if name != "valid" && len(wantDiags) == 0 {
+			t.Errorf("%s: no diagnostics", name)
+		}
+	}
+}
+
+// TestBareCarriageReturn checks that YAML with a CR that does not end a
+// CRLF line is rejected with a position (the YAML parser and CUE's
+// positions disagree on such lines).
+func TestBareCarriageReturn(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want string
+	}{
+		{"\r\r0", "-:1:1: carriage return not followed by a line feed: line endings must be LF or CRLF"},
+		{"a: 1\r\nb: 2\rc: 3\n", "-:2:5: carriage return not followed by a line feed: line endings must be LF or CRLF"},
+	} {
+		_, diags := Load([]string{"-"}, strings.NewReader(c.in), Options{})
+		if len(diags) != 1 || diags[0].Error() != c.want {
+			t.Errorf("%q: got %v, want %s", c.in, diags, c.want)
+		}
+	}
+	// CRLF line endings are fine.
+	in, diags := Load([]string{"-"}, strings.NewReader("apiVersion: v1\r\nkind: Service\r\nmetadata: {name: a}\r\nspec: {ports: [{port: 80}]}\r\n"), Options{})
+	if len(diags) != 0 || len(in.Services) != 1 {
+		t.Errorf("CRLF: %v", diags)
+	}
+}
+
+// FuzzFastYAML checks that whatever the fast parser accepts, it parses as
+// CUE's YAML decoder does.
+func FuzzFastYAML(f *testing.F) {
+	f.Add([]byte("a: 1\nb:\n- c: [x, \"y\"]\n  d: {e: true}\n---\nf: -2\n"))
+	f.Add([]byte("apiVersion: v1\nkind: Service\nmetadata:\n  name: a # c\nspec:\n  ports:\n  - port: 80\n"))
+	f.Add([]byte("a:\n  b: 'c'\n  d:\n  - 1\n  - 2\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) > 16<<10 {
+			return
+		}
+		// Load rejects such inputs before parsing.
+		if _, _, ok := checkText("f.yaml", data); !ok {
+			return
+		}
+		if _, ok := bareCR("f.yaml", data); !ok {
+			return
+		}
+		checkFastYAML(t, "f.yaml", data)
+	})
+}
