@@ -46,7 +46,7 @@ func TestValidate(t *testing.T) {
 		{name: "long chain name", mut: func(rs *Ruleset) {
 			long := strings.Repeat("x", MaxNameLen+1)
 			rs.Chains = append(rs.Chains, &Chain{Name: long, Kind: ServiceChain})
-		}, want: "limit 256"},
+		}, want: "limit 255"},
 		{name: "IPv6 address in IPv4 ruleset", mut: func(rs *Ruleset) {
 			rs.ClusterIPs = append(rs.ClusterIPs, netip.MustParseAddr("2001:db8::1"))
 		}, want: "is not IPv4"},
