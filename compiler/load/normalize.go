@@ -58,8 +58,9 @@ func checkSize(s *ast.StructLit) *sizeError {
 // normalize applies Go JSON decoding semantics to a document, in place:
 // fields whose value is null or an empty list are removed (unset), and of
 // duplicate keys in a mapping only the last is kept. In strict mode each
-// duplicate key is an error of object.
-func normalize(s *ast.StructLit, strict bool, object string, path fpath, diags *diag.List) {
+// duplicate key is an error of object, reported at the key, or at at (the
+// nearest enclosing node with a position) when the key has none.
+func normalize(s *ast.StructLit, strict bool, object string, path fpath, at diag.Pos, diags *diag.List) {
 	// Field names seen, with their index in keep: a map only for large
 	// mappings.
 	var seen map[string]int
@@ -94,7 +95,7 @@ func normalize(s *ast.StructLit, strict bool, object string, path fpath, diags *
 		if err == nil {
 			if i, dup := lookup(name); dup {
 				if strict {
-					diags.Add(toPos(f.Label.Pos()), object, path.key(name).String(), fmt.Sprintf("duplicate field %q", name))
+					diags.Add(toPosOr(f.Label.Pos(), toPosOr(f.Value.Pos(), at)), object, path.key(name).String(), fmt.Sprintf("duplicate field %q", name))
 				}
 				keep[i] = nil // the later one wins
 			}
@@ -109,9 +110,9 @@ func normalize(s *ast.StructLit, strict bool, object string, path fpath, diags *
 		}
 		switch v := f.Value.(type) {
 		case *ast.StructLit:
-			normalize(v, strict, object, sub, diags)
+			normalize(v, strict, object, sub, toPosOr(v.Pos(), at), diags)
 		case *ast.ListLit:
-			normalizeList(v, strict, object, sub, diags)
+			normalizeList(v, strict, object, sub, toPosOr(v.Pos(), at), diags)
 		}
 		if err == nil {
 			if seen != nil {
@@ -141,7 +142,7 @@ func normalize(s *ast.StructLit, strict bool, object string, path fpath, diags *
 	s.Elts = out
 }
 
-func normalizeList(l *ast.ListLit, strict bool, object string, path fpath, diags *diag.List) {
+func normalizeList(l *ast.ListLit, strict bool, object string, path fpath, at diag.Pos, diags *diag.List) {
 	for i, el := range l.Elts {
 		var sub fpath
 		if strict {
@@ -149,9 +150,9 @@ func normalizeList(l *ast.ListLit, strict bool, object string, path fpath, diags
 		}
 		switch v := el.(type) {
 		case *ast.StructLit:
-			normalize(v, strict, object, sub, diags)
+			normalize(v, strict, object, sub, toPosOr(v.Pos(), at), diags)
 		case *ast.ListLit:
-			normalizeList(v, strict, object, sub, diags)
+			normalizeList(v, strict, object, sub, toPosOr(v.Pos(), at), diags)
 		}
 	}
 }
