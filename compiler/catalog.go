@@ -2,6 +2,7 @@ package compiler
 
 import (
 	"cmp"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -158,13 +159,24 @@ func (c *compiler) familyOrder(s *svc) []ir.Family {
 type catalogEntry struct {
 	info ir.EndpointInfo
 	rank int
+	// merged: info.Ports was collected from several entries and must be
+	// put in spec.ports order.
+	merged bool
 }
 
 // catalogEndpoints lists the endpoints of Service id's slices, one per
 // first address, merged like endpointsFor merges duplicates, with their
 // ports resolved per Service port.
 func (c *compiler) catalogEndpoints(id string, ports []ir.PortInfo) []ir.EndpointInfo {
-	byAddr := map[string]*catalogEntry{}
+	n := 0
+	for _, es := range c.slices[id] {
+		n += len(es.Endpoints)
+	}
+	if n == 0 {
+		return nil
+	}
+	entries := make([]catalogEntry, 0, n)
+	byAddr := make(map[netip.Addr]int, n) // address -> index in entries
 	for _, es := range c.slices[id] {
 		var f ir.Family
 		switch es.AddressType {
@@ -175,7 +187,7 @@ func (c *compiler) catalogEndpoints(id string, ports []ir.PortInfo) []ir.Endpoin
 		default:
 			continue
 		}
-		// The slice's ports, per Service port.
+		// The slice's ports, per Service port, in spec.ports order.
 		var eps []ir.EndpointPort
 		for _, sp := range ports {
 			for _, pp := range es.Ports {
@@ -194,6 +206,12 @@ func (c *compiler) catalogEndpoints(id string, ports []ir.PortInfo) []ir.Endpoin
 				break
 			}
 		}
+		// Every endpoint of the slice gets its own copy of eps, cut from
+		// one allocation.
+		var portsBuf []ir.EndpointPort
+		if len(eps) > 0 {
+			portsBuf = make([]ir.EndpointPort, 0, len(eps)*len(es.Endpoints))
+		}
 		for i := range es.Endpoints {
 			ep := &es.Endpoints[i]
 			if len(ep.Addresses) == 0 {
@@ -203,9 +221,15 @@ func (c *compiler) catalogEndpoints(id string, ports []ir.PortInfo) []ir.Endpoin
 			if !ok || familyOf(ip) != f {
 				continue
 			}
-			e := &catalogEntry{info: ir.EndpointInfo{
+			var own []ir.EndpointPort
+			if len(eps) > 0 {
+				start := len(portsBuf)
+				portsBuf = append(portsBuf, eps...)
+				own = portsBuf[start:len(portsBuf):len(portsBuf)]
+			}
+			e := catalogEntry{info: ir.EndpointInfo{
 				Addr:        ip,
-				Ports:       slices.Clone(eps),
+				Ports:       own,
 				Hostname:    deref(ep.Hostname),
 				NodeName:    deref(ep.NodeName),
 				Zone:        deref(ep.Zone),
@@ -215,25 +239,34 @@ func (c *compiler) catalogEndpoints(id string, ports []ir.PortInfo) []ir.Endpoin
 			}}
 			local := c.cfg.nodeName != "" && e.info.NodeName == c.cfg.nodeName
 			e.rank = (&endpoint{local: local, ready: e.info.Ready, serving: e.info.Serving}).rank()
-			key := ip.String()
-			old, dup := byAddr[key]
+			k, dup := byAddr[ip]
 			if !dup {
-				byAddr[key] = e
+				byAddr[ip] = len(entries)
+				entries = append(entries, e)
 				continue
 			}
-			byAddr[key] = mergeCatalogEntry(old, e)
+			entries[k] = mergeCatalogEntry(&entries[k], &e)
 		}
 	}
-	order := map[string]int{}
-	for i, sp := range ports {
-		order[sp.Name+"/"+string(sp.Protocol)] = i
+	if len(entries) == 0 {
+		return nil
 	}
-	var out []ir.EndpointInfo
-	for _, e := range byAddr {
-		slices.SortFunc(e.info.Ports, func(a, b ir.EndpointPort) int {
-			return cmp.Compare(order[a.Name+"/"+string(a.Protocol)], order[b.Name+"/"+string(b.Protocol)])
-		})
-		out = append(out, e.info)
+	// order gives a port's position in spec.ports (the last of repeats).
+	order := func(p ir.EndpointPort) int {
+		for i := len(ports) - 1; i >= 0; i-- {
+			if ports[i].Name == p.Name && ports[i].Protocol == p.Protocol {
+				return i
+			}
+		}
+		return 0
+	}
+	out := make([]ir.EndpointInfo, len(entries))
+	for i := range entries {
+		e := &entries[i]
+		if e.merged {
+			slices.SortFunc(e.info.Ports, func(a, b ir.EndpointPort) int { return cmp.Compare(order(a), order(b)) })
+		}
+		out[i] = e.info
 	}
 	slices.SortFunc(out, func(a, b ir.EndpointInfo) int { return a.Addr.Compare(b.Addr) })
 	return out
@@ -242,12 +275,12 @@ func (c *compiler) catalogEndpoints(id string, ports []ir.PortInfo) []ir.Endpoin
 // mergeCatalogEntry merges two entries of one address: the higher-ranked
 // one (the earlier on a tie) gives the fields, ports are collected (the
 // higher-ranked entry's port wins for a Service port both serve).
-func mergeCatalogEntry(old, e *catalogEntry) *catalogEntry {
+func mergeCatalogEntry(old, e *catalogEntry) catalogEntry {
 	win, lose := old, e
 	if e.rank > old.rank {
 		win, lose = e, old
 	}
-	merged := &catalogEntry{info: win.info, rank: win.rank}
+	merged := catalogEntry{info: win.info, rank: win.rank, merged: true}
 	merged.info.Ports = slices.Clone(win.info.Ports)
 	for _, lp := range lose.info.Ports {
 		if !slices.ContainsFunc(merged.info.Ports, func(p ir.EndpointPort) bool {

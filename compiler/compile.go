@@ -39,6 +39,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 
 	"kpc/compiler/api"
 	"kpc/compiler/diag"
@@ -64,6 +65,10 @@ func Compile(in *api.Input, opts Options) (*ir.Program, diag.List) {
 	c.indexSlices()
 
 	prog := &ir.Program{}
+	// The catalog only reads what the steps above resolved: it is built
+	// while the rulesets are.
+	var wg sync.WaitGroup
+	wg.Go(func() { prog.Services = c.catalog() })
 	for _, f := range families {
 		if rs := c.buildRuleset(f); rs != nil {
 			if err := rs.Validate(); err != nil {
@@ -73,7 +78,7 @@ func Compile(in *api.Input, opts Options) (*ir.Program, diag.List) {
 		}
 	}
 	prog.Notes = c.sortedNotes()
-	prog.Services = c.catalog()
+	wg.Wait()
 	c.diags.Sort()
 	return prog, c.diags
 }

@@ -10,7 +10,8 @@ import (
 )
 
 // endpoint is one usable (ip, port) of a Service port, as kube-proxy's
-// BaseEndpointInfo sees it.
+// BaseEndpointInfo sees it. Endpoints with equal ap are merged into one
+// (see rank), so ap and str identify an endpoint of a Service port.
 type endpoint struct {
 	ap    netip.AddrPort
 	str   string // "ip:port" ("[ip]:port" for IPv6): the sort key
@@ -19,6 +20,9 @@ type endpoint struct {
 	// true, nil terminating means false.
 	ready, serving, terminating bool
 	zoneHints, nodeHints        map[string]bool
+	// chain and set are the names of the endpoint's chain and affinity
+	// set, filled in by addServicePort.
+	chain, set string
 }
 
 // rank orders duplicate endpoints: a local one first (kube-proxy), then a
@@ -54,7 +58,8 @@ func (c *compiler) endpointsFor(s *svc, sp *api.ServicePort, proto ir.Protocol, 
 	if f == ir.IPv6 {
 		addrType = "IPv6"
 	}
-	byKey := map[string]*endpoint{}
+	// All candidates, in input order, allocated together.
+	var all []endpoint
 	for _, es := range c.slices[s.id] {
 		if es.AddressType != addrType {
 			continue
@@ -75,37 +80,52 @@ func (c *compiler) endpointsFor(s *svc, sp *api.ServicePort, proto ir.Protocol, 
 				continue
 			}
 			port := uint16(*pp.Port)
+			if all == nil {
+				all = make([]endpoint, 0, len(es.Endpoints))
+			}
 			for i := range es.Endpoints {
-				e := c.newEndpoint(&es.Endpoints[i], port, f)
-				if e == nil {
-					continue
-				}
-				if old, ok := byKey[e.str]; !ok || e.rank() > old.rank() {
-					byKey[e.str] = e
+				if e, ok := c.newEndpoint(&es.Endpoints[i], port, f); ok {
+					all = append(all, e)
 				}
 			}
 		}
 	}
-	out := make([]*endpoint, 0, len(byKey))
-	for _, e := range byKey {
-		out = append(out, e)
+	if len(all) == 0 {
+		return []*endpoint{}
 	}
-	slices.SortFunc(out, func(a, b *endpoint) int { return strings.Compare(a.str, b.str) })
-	return out
+	out := make([]*endpoint, len(all))
+	for i := range all {
+		all[i].str = all[i].ap.String()
+		out[i] = &all[i]
+	}
+	// Sort by "ip:port", then by input order; of duplicates the first of
+	// the highest rank is kept.
+	slices.SortStableFunc(out, func(a, b *endpoint) int { return strings.Compare(a.str, b.str) })
+	kept := out[:0]
+	for _, e := range out {
+		if n := len(kept); n > 0 && kept[n-1].ap == e.ap {
+			if e.rank() > kept[n-1].rank() {
+				kept[n-1] = e
+			}
+			continue
+		}
+		kept = append(kept, e)
+	}
+	return kept
 }
 
-func (c *compiler) newEndpoint(ep *api.Endpoint, port uint16, f ir.Family) *endpoint {
+// newEndpoint returns the endpoint ep of the slice port port, if its first
+// address is of family f.
+func (c *compiler) newEndpoint(ep *api.Endpoint, port uint16, f ir.Family) (endpoint, bool) {
 	if len(ep.Addresses) == 0 {
-		return nil
+		return endpoint{}, false
 	}
 	ip, ok := parseIP(ep.Addresses[0])
 	if !ok || familyOf(ip) != f {
-		return nil
+		return endpoint{}, false
 	}
-	ap := netip.AddrPortFrom(ip, port)
-	e := &endpoint{
-		ap:          ap,
-		str:         ap.String(),
+	e := endpoint{
+		ap:          netip.AddrPortFrom(ip, port),
 		local:       c.cfg.nodeName != "" && ep.NodeName != nil && *ep.NodeName == c.cfg.nodeName,
 		ready:       boolOr(ep.Conditions.Ready, true),
 		serving:     boolOr(ep.Conditions.Serving, true),
@@ -125,7 +145,7 @@ func (c *compiler) newEndpoint(ep *api.Endpoint, port uint16, f ir.Family) *endp
 			}
 		}
 	}
-	return e
+	return e, true
 }
 
 // Topology modes (topologyModeFromHints).
@@ -238,18 +258,22 @@ func filter(eps []*endpoint, keep func(*endpoint) bool) []*endpoint {
 	return out
 }
 
-// union merges two sorted endpoint lists.
+// union merges two lists sorted by str, without repeats.
 func union(a, b []*endpoint) []*endpoint {
-	seen := map[string]bool{}
-	var out []*endpoint
-	for _, list := range [][]*endpoint{a, b} {
-		for _, e := range list {
-			if !seen[e.str] {
-				seen[e.str] = true
-				out = append(out, e)
-			}
+	if len(a)+len(b) == 0 {
+		return nil
+	}
+	out := make([]*endpoint, 0, max(len(a), len(b)))
+	for len(a) > 0 && len(b) > 0 {
+		switch c := strings.Compare(a[0].str, b[0].str); {
+		case c < 0:
+			out, a = append(out, a[0]), a[1:]
+		case c > 0:
+			out, b = append(out, b[0]), b[1:]
+		default:
+			out, a, b = append(out, a[0]), a[1:], b[1:]
 		}
 	}
-	slices.SortFunc(out, func(x, y *endpoint) int { return strings.Compare(x.str, y.str) })
-	return out
+	out = append(out, a...)
+	return append(out, b...)
 }

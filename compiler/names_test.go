@@ -1,6 +1,9 @@
 package compiler
 
 import (
+	"crypto/sha256"
+	"encoding/base32"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -42,5 +45,48 @@ func TestHashAndTruncate(t *testing.T) {
 	}
 	if n := len(prefixExternal + got); n > ir.MaxNameLen {
 		t.Errorf("longest chain name is %d bytes", n)
+	}
+}
+
+// TestHashAndTruncateReference checks the allocation-free spelling against
+// kube-proxy's: base32 of the whole SHA-256, cut to 8 characters.
+func TestHashAndTruncateReference(t *testing.T) {
+	ref := func(name string) string {
+		sum := sha256.Sum256([]byte(name))
+		s := base32.StdEncoding.EncodeToString(sum[:])[:8] + "-" + name
+		if len(s) > chainNameBaseMax {
+			s = s[:chainNameBaseMax-3] + "..."
+		}
+		return s
+	}
+	for n := 0; n <= 300; n += 7 {
+		name := strings.Repeat("ns/svc-é/", n/9+1)[:n]
+		if got, want := hashAndTruncate(name), ref(name); got != want {
+			t.Errorf("hashAndTruncate(%d bytes) = %q, want %q", n, got, want)
+		}
+	}
+	for _, ap := range []string{"10.1.2.3:80", "[2001:db8::1]:8080", "[::ffff:10.0.0.1]:1"} {
+		ep := netip.MustParseAddrPort(ap)
+		ip := strings.ReplaceAll(ep.Addr().String(), ":", ".")
+		want := ref(fmt.Sprintf("ns/name/sctp/port__%s/%d", ip, ep.Port()))
+		if got := endpointChainBase("ns", "name", ir.SCTP, "port", ep); got != want {
+			t.Errorf("endpointChainBase(%s) = %q, want %q", ap, got, want)
+		}
+	}
+}
+
+// TestNameKeyOrder checks that the sort key of chain names never orders two
+// names against their byte order.
+func TestNameKeyOrder(t *testing.T) {
+	names := []string{"", "a", "ab", "a\x00", "a\x00b", "endpoint-AAAAAAAA-x", "endpoint-AAAAAAAB", "endpoint-AAAAAAA",
+		"service-ZZ", "service-ZZ\xff", strings.Repeat("x", 16), strings.Repeat("x", 17), strings.Repeat("x", 15) + "y"}
+	for _, a := range names {
+		for _, b := range names {
+			ka, kb := nameKey(a), nameKey(b)
+			less := ka[0] < kb[0] || ka[0] == kb[0] && ka[1] < kb[1]
+			if less && a >= b {
+				t.Errorf("nameKey(%q) < nameKey(%q) but the names are not in that order", a, b)
+			}
+		}
 	}
 }

@@ -2,6 +2,7 @@ package compiler
 
 import (
 	"cmp"
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -29,8 +30,20 @@ type builder struct {
 	noEndpNP   map[npKey]bool
 	clusterIPs map[netip.Addr]bool
 	hcPorts    map[uint16]bool
-	chains     map[string]bool
 	sets       map[string]bool
+
+	// chains are the chains in the order they were added, endpoints the
+	// endpoint chains among them, which are built by sort (see
+	// materialize).
+	chains    []chainEntry
+	endpoints []pendingEndpoint
+	// comments holds the comments of the endpoint chains, which become
+	// substrings of one string.
+	comments []byte
+
+	// names and scratch are reused buffers for building chain names.
+	names   nameBuf
+	scratch []byte
 }
 
 type svcKey struct {
@@ -67,10 +80,19 @@ func (c *compiler) buildRuleset(f ir.Family) *ir.Ruleset {
 		noEndpNP:   map[npKey]bool{},
 		clusterIPs: map[netip.Addr]bool{},
 		hcPorts:    map[uint16]bool{},
-		chains:     map[string]bool{},
 		sets:       map[string]bool{},
 	}
 	b.rs.DropServiceCIDRs = len(b.rs.ServiceCIDRs) > 0
+	// About one chain per endpoint, and a few per Service.
+	n := 4 * len(c.svcs)
+	for _, es := range c.in.EndpointSlices {
+		if es != nil {
+			n += len(es.Endpoints)
+		}
+	}
+	b.chains = make([]chainEntry, 0, n)
+	b.endpoints = make([]pendingEndpoint, 0, n)
+	b.comments = make([]byte, 0, 40*n)
 	for _, s := range c.svcs {
 		if _, ok := s.ips[f]; ok {
 			b.addService(s)
@@ -85,7 +107,8 @@ func (c *compiler) buildRuleset(f ir.Family) *ir.Ruleset {
 
 // claim reports whether Service s may use dispatch key k; the first
 // claimant owns it.
-func (b *builder) claim(s *svc, k svcKey, path string) bool {
+// path returns the spec path a conflict is reported at (called only then).
+func (b *builder) claim(s *svc, k svcKey, path func() string) bool {
 	owner, ok := b.keyOwner[k]
 	if !ok {
 		b.keyOwner[k] = s.id
@@ -94,11 +117,11 @@ func (b *builder) claim(s *svc, k svcKey, path string) bool {
 	if owner == s.id {
 		return true
 	}
-	b.conflict(s, path, fmt.Sprintf("%s port %d/%s is already used by Service %s", k.addr, k.port, k.proto, owner))
+	b.conflict(s, path(), fmt.Sprintf("%s port %d/%s is already used by Service %s", k.addr, k.port, k.proto, owner))
 	return false
 }
 
-func (b *builder) claimNodePort(s *svc, k npKey, path string) bool {
+func (b *builder) claimNodePort(s *svc, k npKey, path func() string) bool {
 	owner, ok := b.npOwner[k]
 	if !ok {
 		b.npOwner[k] = s.id
@@ -107,7 +130,7 @@ func (b *builder) claimNodePort(s *svc, k npKey, path string) bool {
 	if owner == s.id {
 		return true
 	}
-	b.conflict(s, path, fmt.Sprintf("nodePort %d/%s is already used by Service %s", k.port, k.proto, owner))
+	b.conflict(s, path(), fmt.Sprintf("nodePort %d/%s is already used by Service %s", k.port, k.proto, owner))
 	return false
 }
 
@@ -138,12 +161,48 @@ func (b *builder) addNodePortEntry(table map[npKey]bool, list *[]ir.NodePortEntr
 	*list = append(*list, e)
 }
 
+// chainEntry is a chain of the Ruleset: built (c), or the endpoint chain
+// of endpoints[ep].
+type chainEntry struct {
+	name string
+	c    *ir.Chain
+	ep   int32
+	seq  int32 // the order in which it was added
+	// key is nameKey(name): most comparisons of the sort need only it.
+	key [2]uint64
+}
+
+// nameKey returns the first 16 bytes of name (zero-padded) as two
+// big-endian numbers: nameKey(a) < nameKey(b) implies a < b, so only names
+// with equal keys need comparing.
+func nameKey(name string) [2]uint64 {
+	var b [16]byte
+	copy(b[:], name)
+	return [2]uint64{binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])}
+}
+
+// pendingEndpoint is an endpoint chain to build: endpoint e of p, whose
+// comment (before strings.TrimSpace) is comments[comment[0]:comment[1]].
+type pendingEndpoint struct {
+	p       *servicePort
+	e       *endpoint
+	comment [2]int
+}
+
+// addChain adds a chain; of chains with the same name, the first added is
+// kept (see sort).
 func (b *builder) addChain(ch *ir.Chain) {
-	if b.chains[ch.Name] {
-		return
-	}
-	b.chains[ch.Name] = true
-	b.rs.Chains = append(b.rs.Chains, ch)
+	b.chains = append(b.chains, chainEntry{name: ch.Name, c: ch, ep: -1})
+}
+
+// addEndpointChain adds the chain of endpoint e of p (see materialize).
+func (b *builder) addEndpointChain(p *servicePort, e *endpoint) {
+	b.chains = append(b.chains, chainEntry{name: e.chain, ep: int32(len(b.endpoints))})
+	start := len(b.comments)
+	b.comments = append(b.comments, p.name...)
+	b.comments = append(b.comments, " -> "...)
+	b.comments = append(b.comments, e.str...)
+	b.endpoints = append(b.endpoints, pendingEndpoint{p, e, [2]int{start, len(b.comments)}})
 }
 
 func (b *builder) addAffinitySet(name string, timeout time.Duration, comment string) {
@@ -172,6 +231,101 @@ func (b *builder) sort() {
 	}
 	slices.SortFunc(rs.ClusterIPs, netip.Addr.Compare)
 	slices.Sort(rs.HealthCheckNodePorts)
-	slices.SortFunc(rs.Chains, func(x, y *ir.Chain) int { return strings.Compare(x.Name, y.Name) })
+	b.sortChains()
 	slices.SortFunc(rs.AffinitySets, func(x, y ir.AffinitySet) int { return strings.Compare(x.Name, y.Name) })
+}
+
+// sortChains sorts the chains by name, keeps the first added of equal
+// names, and builds rs.Chains (see materialize).
+func (b *builder) sortChains() {
+	chains := b.chains
+	for i := range chains {
+		chains[i].seq = int32(i)
+		chains[i].key = nameKey(chains[i].name)
+	}
+	slices.SortFunc(chains, func(x, y chainEntry) int {
+		if c := cmp.Or(cmp.Compare(x.key[0], y.key[0]), cmp.Compare(x.key[1], y.key[1])); c != 0 {
+			return c
+		}
+		return cmp.Or(strings.Compare(x.name, y.name), cmp.Compare(x.seq, y.seq))
+	})
+	kept := chains[:0]
+	for i, c := range chains {
+		if i > 0 && c.name == chains[i-1].name {
+			continue
+		}
+		kept = append(kept, c)
+	}
+	b.rs.Chains = b.materialize(kept)
+	b.chains, b.endpoints, b.comments = nil, nil, nil
+}
+
+// materialize returns the chains of entries, in order. Their chain
+// structs, rules and DNAT actions are allocated in three arrays in that
+// order, built chains being copied: every later pass over a large Ruleset
+// (validation, rendering) then reads memory in order instead of chasing
+// pointers to where each Service's chains were built.
+func (b *builder) materialize(entries []chainEntry) []*ir.Chain {
+	nRules, nDNAT, nUpdate := 0, 0, 0
+	for _, ce := range entries {
+		if ce.c == nil {
+			nRules += 2
+			nDNAT++
+			if b.endpoints[ce.ep].p.affinity {
+				nRules++
+				nUpdate++
+			}
+			continue
+		}
+		nRules += len(ce.c.Rules)
+		for j := range ce.c.Rules {
+			if _, ok := ce.c.Rules[j].Action.(*ir.DNAT); ok {
+				nDNAT++
+			}
+		}
+	}
+	comments := string(b.comments)
+	out := make([]*ir.Chain, len(entries))
+	cs := make([]ir.Chain, len(entries))
+	rules := make([]ir.Rule, 0, nRules)
+	dnats := make([]ir.DNAT, 0, nDNAT)
+	updates := make([]ir.AffinityUpdate, 0, nUpdate)
+	for i, ce := range entries {
+		start := len(rules)
+		if ce.c != nil {
+			cs[i] = *ce.c
+			for _, r := range ce.c.Rules {
+				if d, ok := r.Action.(*ir.DNAT); ok && d != nil {
+					dnats = append(dnats, *d)
+					r.Action = &dnats[len(dnats)-1]
+				}
+				rules = append(rules, r)
+			}
+		} else {
+			// The endpoint chain: the hairpin mark, the affinity update
+			// (ClientIP affinity), the DNAT.
+			// The arrays are zeroed and have room: the rules are filled
+			// in place.
+			pe := b.endpoints[ce.ep]
+			p, e := pe.p, pe.e
+			rules = rules[:start+1]
+			hairpin := &rules[start]
+			hairpin.Match.SrcAddr = e.ap.Addr()
+			hairpin.Action = &ir.MarkMasq{}
+			hairpin.Comment = "hairpin"
+			if p.affinity {
+				updates = append(updates, ir.AffinityUpdate{Set: e.set})
+				rules = rules[:len(rules)+1]
+				rules[len(rules)-1].Action = &updates[len(updates)-1]
+			}
+			dnats = append(dnats, ir.DNAT{Addr: e.ap.Addr(), Port: e.ap.Port(), Protocol: p.proto})
+			rules = rules[:len(rules)+1]
+			rules[len(rules)-1].Action = &dnats[len(dnats)-1]
+			cs[i] = ir.Chain{Name: e.chain, Kind: ir.EndpointChain, Service: p.name, Protocol: p.proto,
+				Comment: strings.TrimSpace(comments[pe.comment[0]:pe.comment[1]])}
+		}
+		cs[i].Rules = rules[start:len(rules):len(rules)]
+		out[i] = &cs[i]
+	}
+	return out
 }

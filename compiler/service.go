@@ -3,6 +3,7 @@ package compiler
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -144,12 +145,14 @@ func (b *builder) addServicePort(p *servicePort) {
 	extChain := prefixExternal + p.base
 	fwChain := prefixFirewall + p.base
 
-	epChain := map[string]string{} // endpoint str -> chain name
-	epSet := map[string]string{}   // endpoint str -> affinity set name
+	// Endpoint chain and affinity set names share their base.
 	for _, e := range cat.reachable {
-		base := endpointChainBase(ns, name, p.proto, p.sp.Name, e.ap)
-		epChain[e.str] = prefixEndpoint + base
-		epSet[e.str] = prefixAffinity + base
+		buf := b.names.endpointChain(append(b.scratch[:0], prefixEndpoint...), ns, name, p.proto, p.sp.Name, e.ap)
+		e.chain = string(buf)
+		if p.affinity {
+			e.set = prefixAffinity + e.chain[len(prefixEndpoint):]
+		}
+		b.scratch = buf
 	}
 
 	usesClusterChain := len(cat.cluster) > 0 && usesCluster
@@ -185,7 +188,7 @@ func (b *builder) addServicePort(p *servicePort) {
 		rs.ClusterIPs = append(rs.ClusterIPs, p.clusterIP)
 	}
 	cipKey := svcKey{p.clusterIP, p.proto, p.port}
-	if b.claim(s, cipKey, clusterIPPath(s, b.f)) {
+	if b.claim(s, cipKey, func() string { return clusterIPPath(s, b.f) }) {
 		if hasInternal {
 			b.addServiceEntry(b.services, &rs.Services, p.entry(p.clusterIP, "cluster IP", ir.Target{Chain: internalChain}))
 		} else {
@@ -193,7 +196,7 @@ func (b *builder) addServicePort(p *servicePort) {
 		}
 	}
 	for _, ext := range p.externalIPs {
-		if !b.claim(s, svcKey{ext.addr, p.proto, p.port}, ext.path) {
+		if !b.claim(s, svcKey{ext.addr, p.proto, p.port}, func() string { return ext.path }) {
 			continue
 		}
 		if hasEndpoints {
@@ -205,7 +208,7 @@ func (b *builder) addServicePort(p *servicePort) {
 	}
 	usesFW := len(p.lbIPs) > 0 && len(p.srcRanges) > 0
 	for _, lb := range p.lbIPs {
-		if !b.claim(s, svcKey{lb.addr, p.proto, p.port}, lb.path) {
+		if !b.claim(s, svcKey{lb.addr, p.proto, p.port}, func() string { return lb.path }) {
 			continue
 		}
 		if hasEndpoints {
@@ -218,7 +221,8 @@ func (b *builder) addServicePort(p *servicePort) {
 			b.addServiceEntry(b.noEndpoint, &rs.NoEndpoints, p.entry(lb.addr, "load balancer IP", externalVerdict))
 		}
 	}
-	if p.nodePort != 0 && b.claimNodePort(s, npKey{p.proto, p.nodePort}, fmt.Sprintf("spec.ports[%d].nodePort", p.index)) {
+	nodePortPath := func() string { return fmt.Sprintf("spec.ports[%d].nodePort", p.index) }
+	if p.nodePort != 0 && b.claimNodePort(s, npKey{p.proto, p.nodePort}, nodePortPath) {
 		if hasEndpoints {
 			b.addNodePortEntry(b.nodePorts, &rs.NodePorts, ir.NodePortEntry{Protocol: p.proto, Port: p.nodePort, Target: ir.Target{Chain: extChain}, Comment: p.name})
 		}
@@ -227,20 +231,28 @@ func (b *builder) addServicePort(p *servicePort) {
 		}
 	}
 
-	// Chains. Rules are collected per chain in kube-proxy's order.
-	rules := map[string][]ir.Rule{}
+	// Chains. Rules are collected per chain in kube-proxy's order: the
+	// internal chain (the cluster or the local chain) starts with the
+	// masquerade rule of cluster IP traffic.
+	var internalRules []ir.Rule
 	if hasInternal {
 		switch {
 		case cfg.masqueradeAll:
-			rules[internalChain] = append(rules[internalChain], ir.Rule{
-				Match: ir.Match{DstAddr: p.clusterIP}, Action: &ir.MarkMasq{}, Comment: p.name + " cluster IP"})
+			internalRules = []ir.Rule{{
+				Match: ir.Match{DstAddr: p.clusterIP}, Action: &ir.MarkMasq{}, Comment: p.name + " cluster IP"}}
 		case cfg.podCIDR[b.f].IsValid():
-			rules[internalChain] = append(rules[internalChain], ir.Rule{
+			internalRules = []ir.Rule{{
 				Match:   ir.Match{DstAddr: p.clusterIP, SrcNotIn: []netip.Prefix{cfg.podCIDR[b.f]}},
 				Action:  &ir.MarkMasq{},
 				Comment: p.name + " cluster IP",
-			})
+			}}
 		}
+	}
+	rulesOf := func(chain string) []ir.Rule {
+		if chain == internalChain {
+			return internalRules
+		}
+		return nil
 	}
 	if usesExtChain {
 		var r []ir.Rule
@@ -274,39 +286,41 @@ func (b *builder) addServicePort(p *servicePort) {
 	}
 	if p.affinity {
 		for _, e := range cat.reachable {
-			b.addAffinitySet(epSet[e.str], p.timeout, p.name+" -> "+e.str)
+			b.addAffinitySet(e.set, p.timeout, p.name+" -> "+e.str)
 		}
 	}
 	if usesClusterChain {
-		r := append(rules[clusterChain], p.endpointRules(cat.cluster, epChain, epSet)...)
+		r := slices.Concat(rulesOf(clusterChain), p.endpointRules(cat.cluster))
 		b.addChain(p.chain(clusterChain, ir.ServiceChain, p.name+" cluster endpoints", r))
 	}
 	if usesLocalChain {
-		r := append(rules[localChain], p.endpointRules(cat.local, epChain, epSet)...)
+		r := slices.Concat(rulesOf(localChain), p.endpointRules(cat.local))
 		b.addChain(p.chain(localChain, ir.LocalChain, p.name+" node-local endpoints", r))
 	}
-	for _, e := range cat.reachable {
-		r := []ir.Rule{{Match: ir.Match{SrcAddr: e.ap.Addr()}, Action: &ir.MarkMasq{}, Comment: "hairpin"}}
-		if p.affinity {
-			r = append(r, ir.Rule{Action: &ir.AffinityUpdate{Set: epSet[e.str]}})
-		}
-		r = append(r, ir.Rule{Action: &ir.DNAT{Addr: e.ap.Addr(), Port: e.ap.Port(), Protocol: p.proto}})
-		b.addChain(p.chain(epChain[e.str], ir.EndpointChain, p.name+" -> "+e.str, r))
+	b.addEndpointChains(p, cat.reachable)
+}
+
+// addEndpointChains adds the chain of every endpoint of eps (built by
+// builder.materialize).
+func (b *builder) addEndpointChains(p *servicePort, eps []*endpoint) {
+	for _, e := range eps {
+		b.addEndpointChain(p, e)
 	}
 }
 
 // endpointRules is writeServiceToEndpointRules: one affinity rule per
 // endpoint (ClientIP affinity), then a uniform choice among them.
-func (p *servicePort) endpointRules(eps []*endpoint, chain, set map[string]string) []ir.Rule {
+func (p *servicePort) endpointRules(eps []*endpoint) []ir.Rule {
 	var r []ir.Rule
 	if p.affinity {
+		r = make([]ir.Rule, 0, len(eps)+1)
 		for _, e := range eps {
-			r = append(r, ir.Rule{Match: ir.Match{Affinity: set[e.str]}, Action: &ir.Goto{Chain: chain[e.str]}, Comment: p.name + " -> " + e.str})
+			r = append(r, ir.Rule{Match: ir.Match{Affinity: e.set}, Action: &ir.Goto{Chain: e.chain}, Comment: p.name + " -> " + e.str})
 		}
 	}
 	names := make([]string, len(eps))
 	for i, e := range eps {
-		names[i] = chain[e.str]
+		names[i] = e.chain
 	}
 	return append(r, ir.Rule{Action: &ir.Balance{Chains: names}})
 }

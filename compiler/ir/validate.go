@@ -57,11 +57,29 @@ func (p *Program) Validate() error {
 	return errors.Join(errs...)
 }
 
+// validator collects the violations of one Ruleset. Its checks take a fast
+// path that allocates nothing and builds no message; only an entry or rule
+// that fails it is checked again by the code that spells the errors.
 type validator struct {
-	rs     *Ruleset
-	errs   []error
-	chains map[string]*Chain
+	rs   *Ruleset
+	errs []error
+	// chains maps a chain name to its index in rs.Chains (the last of
+	// duplicates).
+	chains map[string]int
 	sets   map[string]bool
+	// edges[start[i]:start[i+1]] are the indexes of the chains that the
+	// Goto and Balance rules of chain i name, in rule order (found by
+	// checkChain for checkLoops).
+	edges []int32
+	start []int32
+	// dupChains: two chains have the same name.
+	dupChains bool
+}
+
+// hasChain reports whether a chain of that name exists.
+func (v *validator) hasChain(name string) bool {
+	_, ok := v.chains[name]
+	return ok
 }
 
 func (v *validator) errorf(format string, args ...any) {
@@ -103,12 +121,14 @@ func (v *validator) check() {
 		}
 		seenHC[p] = true
 	}
-	for _, c := range rs.Chains {
-		if c == nil {
-			continue
+	v.start = make([]int32, len(rs.Chains)+1)
+	for i, c := range rs.Chains {
+		v.start[i] = int32(len(v.edges))
+		if c != nil {
+			v.checkChain(c)
 		}
-		v.checkChain(c)
 	}
+	v.start[len(rs.Chains)] = int32(len(v.edges))
 	v.checkLoops()
 }
 
@@ -129,17 +149,18 @@ func (v *validator) checkNode() {
 }
 
 func (v *validator) checkNames() {
-	v.chains = make(map[string]*Chain, len(v.rs.Chains))
+	v.chains = make(map[string]int, len(v.rs.Chains))
 	for i, c := range v.rs.Chains {
 		if c == nil {
 			v.errorf("chain %d is nil", i)
 			continue
 		}
 		v.name("chain", c.Name)
-		if _, dup := v.chains[c.Name]; dup {
+		n := len(v.chains)
+		if v.chains[c.Name] = i; len(v.chains) == n {
 			v.errorf("duplicate chain %q", c.Name)
+			v.dupChains = true
 		}
-		v.chains[c.Name] = c
 	}
 	v.sets = make(map[string]bool, len(v.rs.AffinitySets))
 	for _, s := range v.rs.AffinitySets {
@@ -158,12 +179,25 @@ func (v *validator) checkNames() {
 }
 
 func (v *validator) name(what, name string) {
+	if name != "" && len(name) <= MaxNameLen {
+		return
+	}
 	switch {
 	case name == "":
 		v.errorf("%s with empty name", what)
 	case len(name) > MaxNameLen:
 		v.errorf("%s %q: name is %d bytes, limit %d", what, name, len(name), MaxNameLen)
 	}
+}
+
+// addrOK is the fast path of addr.
+func (v *validator) addrOK(a netip.Addr) bool {
+	return a.IsValid() && familyOfAddr(a) == v.rs.Family
+}
+
+// prefixOK is the fast path of prefix.
+func (v *validator) prefixOK(p netip.Prefix) bool {
+	return p.IsValid() && familyOfAddr(p.Addr()) == v.rs.Family
 }
 
 func (v *validator) addr(where string, a netip.Addr) {
@@ -197,6 +231,17 @@ func validProtocol(p Protocol) bool {
 	return p == TCP || p == UDP || p == SCTP
 }
 
+// targetOK is the fast path of target.
+func (v *validator) targetOK(t Target, verdictOnly bool) bool {
+	switch {
+	case t.Chain != "":
+		return !t.Drop && !t.Reject && !verdictOnly && v.hasChain(t.Chain)
+	case t.Drop:
+		return !t.Reject
+	}
+	return t.Reject
+}
+
 func (v *validator) target(where string, t Target, verdictOnly bool) {
 	n := 0
 	if t.Chain != "" {
@@ -217,7 +262,7 @@ func (v *validator) target(where string, t Target, verdictOnly bool) {
 			v.errorf("%s: target must be drop or reject, not chain %q", where, t.Chain)
 			return
 		}
-		if _, ok := v.chains[t.Chain]; !ok {
+		if !v.hasChain(t.Chain) {
 			v.errorf("%s: no such chain %q", where, t.Chain)
 		}
 	}
@@ -232,6 +277,11 @@ type entryKey struct {
 func (v *validator) checkServiceEntries(table string, es []ServiceEntry, verdictOnly bool) {
 	seen := make(map[entryKey]bool, len(es))
 	for _, e := range es {
+		k := entryKey{e.Addr, e.Protocol, e.Port}
+		if v.addrOK(e.Addr) && validProtocol(e.Protocol) && e.Port != 0 && !seen[k] && v.targetOK(e.Target, verdictOnly) {
+			seen[k] = true
+			continue
+		}
 		where := fmt.Sprintf("%s %s %s %d", table, e.Addr, e.Protocol, e.Port)
 		v.addr(table, e.Addr)
 		if !validProtocol(e.Protocol) {
@@ -240,7 +290,6 @@ func (v *validator) checkServiceEntries(table string, es []ServiceEntry, verdict
 		if e.Port == 0 {
 			v.errorf("%s: port 0", where)
 		}
-		k := entryKey{e.Addr, e.Protocol, e.Port}
 		if seen[k] {
 			v.errorf("%s: duplicate key", where)
 		}
@@ -252,6 +301,11 @@ func (v *validator) checkServiceEntries(table string, es []ServiceEntry, verdict
 func (v *validator) checkNodePortEntries(table string, es []NodePortEntry, verdictOnly bool) {
 	seen := make(map[entryKey]bool, len(es))
 	for _, e := range es {
+		k := entryKey{proto: e.Protocol, port: e.Port}
+		if validProtocol(e.Protocol) && e.Port != 0 && !seen[k] && v.targetOK(e.Target, verdictOnly) {
+			seen[k] = true
+			continue
+		}
 		where := fmt.Sprintf("%s %s %d", table, e.Protocol, e.Port)
 		if !validProtocol(e.Protocol) {
 			v.errorf("%s: unknown protocol", where)
@@ -259,7 +313,6 @@ func (v *validator) checkNodePortEntries(table string, es []NodePortEntry, verdi
 		if e.Port == 0 {
 			v.errorf("%s: port 0", where)
 		}
-		k := entryKey{proto: e.Protocol, port: e.Port}
 		if seen[k] {
 			v.errorf("%s: duplicate key", where)
 		}
@@ -272,48 +325,112 @@ func (v *validator) checkChain(c *Chain) {
 	if c.Kind < ServiceChain || c.Kind > EndpointChain {
 		v.errorf("chain %q: unknown kind %d", c.Name, c.Kind)
 	}
-	for i, r := range c.Rules {
-		where := fmt.Sprintf("chain %q rule %d", c.Name, i)
-		v.checkMatch(where, &r.Match)
-		switch a := r.Action.(type) {
-		case nil:
-			v.errorf("%s: nil action", where)
-		case *MarkMasq, *Drop, *Reject:
-		case *AffinityUpdate:
-			if a == nil || !v.sets[a.Set] {
-				v.errorf("%s: update of unknown affinity set", where)
-			}
-		case *Goto:
-			if a == nil {
-				v.errorf("%s: nil goto", where)
-			} else if _, ok := v.chains[a.Chain]; !ok {
-				v.errorf("%s: goto: no such chain %q", where, a.Chain)
-			}
-		case *Balance:
-			if a == nil || len(a.Chains) == 0 {
-				v.errorf("%s: empty balance", where)
-				continue
-			}
-			for _, t := range a.Chains {
-				if _, ok := v.chains[t]; !ok {
-					v.errorf("%s: balance: no such chain %q", where, t)
-				}
-			}
-		case *DNAT:
-			if a == nil {
-				v.errorf("%s: nil dnat", where)
-				continue
-			}
-			v.addr(where+": dnat", a.Addr)
-			if a.Port == 0 {
-				v.errorf("%s: dnat to port 0", where)
-			}
-			if !validProtocol(a.Protocol) {
-				v.errorf("%s: dnat: unknown protocol", where)
-			}
-		default:
-			v.errorf("%s: unknown action %T", where, a)
+	for i := range c.Rules {
+		// actionOK first: it records the rule's edges.
+		if r := &c.Rules[i]; !v.actionOK(r.Action) || !v.matchOK(&r.Match) {
+			v.checkRule(c, i)
 		}
+	}
+}
+
+// edge records an edge to the chain called name, if there is one, and
+// reports whether there is.
+func (v *validator) edge(name string) bool {
+	k, ok := v.chains[name]
+	if ok {
+		v.edges = append(v.edges, int32(k))
+	}
+	return ok
+}
+
+// matchOK is the fast path of checkMatch.
+func (v *validator) matchOK(m *Match) bool {
+	if m.DstAddr.IsValid() && !v.addrOK(m.DstAddr) || m.SrcAddr.IsValid() && !v.addrOK(m.SrcAddr) {
+		return false
+	}
+	for _, p := range m.SrcIn {
+		if !v.prefixOK(p) {
+			return false
+		}
+	}
+	for _, p := range m.SrcNotIn {
+		if !v.prefixOK(p) {
+			return false
+		}
+	}
+	return m.Affinity == "" || v.sets[m.Affinity]
+}
+
+// actionOK is the fast path of the action checks of checkRule. It records
+// the edges of a Goto or Balance (see validator.edges).
+func (v *validator) actionOK(a Action) bool {
+	switch a := a.(type) {
+	case *MarkMasq, *Drop, *Reject:
+		return true
+	case *AffinityUpdate:
+		return a != nil && v.sets[a.Set]
+	case *Goto:
+		return a != nil && v.edge(a.Chain)
+	case *Balance:
+		if a == nil || len(a.Chains) == 0 {
+			return false
+		}
+		ok := true
+		for _, t := range a.Chains {
+			if !v.edge(t) {
+				ok = false
+			}
+		}
+		return ok
+	case *DNAT:
+		return a != nil && v.addrOK(a.Addr) && a.Port != 0 && validProtocol(a.Protocol)
+	}
+	return false
+}
+
+// checkRule reports every violation of rule i of c.
+func (v *validator) checkRule(c *Chain, i int) {
+	r := c.Rules[i]
+	where := fmt.Sprintf("chain %q rule %d", c.Name, i)
+	v.checkMatch(where, &r.Match)
+	switch a := r.Action.(type) {
+	case nil:
+		v.errorf("%s: nil action", where)
+	case *MarkMasq, *Drop, *Reject:
+	case *AffinityUpdate:
+		if a == nil || !v.sets[a.Set] {
+			v.errorf("%s: update of unknown affinity set", where)
+		}
+	case *Goto:
+		if a == nil {
+			v.errorf("%s: nil goto", where)
+		} else if !v.hasChain(a.Chain) {
+			v.errorf("%s: goto: no such chain %q", where, a.Chain)
+		}
+	case *Balance:
+		if a == nil || len(a.Chains) == 0 {
+			v.errorf("%s: empty balance", where)
+			return
+		}
+		for _, t := range a.Chains {
+			if !v.hasChain(t) {
+				v.errorf("%s: balance: no such chain %q", where, t)
+			}
+		}
+	case *DNAT:
+		if a == nil {
+			v.errorf("%s: nil dnat", where)
+			return
+		}
+		v.addr(where+": dnat", a.Addr)
+		if a.Port == 0 {
+			v.errorf("%s: dnat to port 0", where)
+		}
+		if !validProtocol(a.Protocol) {
+			v.errorf("%s: dnat: unknown protocol", where)
+		}
+	default:
+		v.errorf("%s: unknown action %T", where, a)
 	}
 }
 
@@ -335,49 +452,46 @@ func (v *validator) checkMatch(where string, m *Match) {
 	}
 }
 
-// checkLoops reports a chain that can reach itself through Goto or Balance.
+// checkLoops reports a chain that can reach itself through Goto or Balance
+// (the first one found, in chain order, depth first).
 func (v *validator) checkLoops() {
 	const (
 		unvisited = iota
 		active
 		done
 	)
-	state := make(map[string]int, len(v.chains))
+	chains := v.rs.Chains
+	state := make([]uint8, len(chains))
 	reported := false
-	var visit func(name string)
-	visit = func(name string) {
-		c, ok := v.chains[name]
-		if !ok || reported {
+	var visit func(i int32)
+	visit = func(i int32) {
+		if reported {
 			return
 		}
-		switch state[name] {
+		switch state[i] {
 		case active:
-			v.errorf("chain %q: goto loop", name)
+			v.errorf("chain %q: goto loop", chains[i].Name)
 			reported = true
 			return
 		case done:
 			return
 		}
-		state[name] = active
-		for _, r := range c.Rules {
-			switch a := r.Action.(type) {
-			case *Goto:
-				if a != nil {
-					visit(a.Chain)
-				}
-			case *Balance:
-				if a != nil {
-					for _, t := range a.Chains {
-						visit(t)
-					}
-				}
-			}
+		state[i] = active
+		for _, k := range v.edges[v.start[i]:v.start[i+1]] {
+			visit(k)
 		}
-		state[name] = done
+		state[i] = done
 	}
-	for _, c := range v.rs.Chains {
-		if c != nil {
-			visit(c.Name)
+	for i, c := range chains {
+		if c == nil {
+			continue
 		}
+		// A name stands for its last chain; without repeated names, that
+		// is the chain itself.
+		k := int32(i)
+		if v.dupChains {
+			k = int32(v.chains[c.Name])
+		}
+		visit(k)
 	}
 }

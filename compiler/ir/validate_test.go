@@ -1,6 +1,7 @@
 package ir
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -46,7 +47,7 @@ func TestValidate(t *testing.T) {
 		{name: "long chain name", mut: func(rs *Ruleset) {
 			long := strings.Repeat("x", MaxNameLen+1)
 			rs.Chains = append(rs.Chains, &Chain{Name: long, Kind: ServiceChain})
-		}, want: "limit 255"},
+		}, want: fmt.Sprintf("limit %d", MaxNameLen)},
 		{name: "IPv6 address in IPv4 ruleset", mut: func(rs *Ruleset) {
 			rs.ClusterIPs = append(rs.ClusterIPs, netip.MustParseAddr("2001:db8::1"))
 		}, want: "is not IPv4"},
@@ -59,6 +60,13 @@ func TestValidate(t *testing.T) {
 		{name: "goto loop", mut: func(rs *Ruleset) {
 			rs.Chains[0].Rules[0].Action = &Goto{Chain: rs.Chains[6].Name}
 			rs.Chains[6].Rules[0].Action = &Goto{Chain: rs.Chains[0].Name}
+		}, want: "goto loop"},
+		{name: "balance loop", mut: func(rs *Ruleset) {
+			rs.Chains[6].Rules[0].Action = &Balance{Chains: []string{rs.Chains[0].Name, rs.Chains[6].Name}}
+		}, want: "goto loop"},
+		{name: "loop behind an invalid match", mut: func(rs *Ruleset) {
+			rs.Chains[6].Rules[0].Action = &Goto{Chain: rs.Chains[6].Name}
+			rs.Chains[6].Rules[0].Match.DstAddr = netip.MustParseAddr("2001:db8::1")
 		}, want: "goto loop"},
 		{name: "localhost nodeports on IPv6", mut: func(rs *Ruleset) {
 			rs.Family = IPv6
