@@ -167,32 +167,56 @@ func (r IPTables) Render(w io.Writer, p *ir.Program) error {
 	if p == nil {
 		return errors.New("iptables: nil program")
 	}
-	if err := p.Validate(); err != nil {
-		return fmt.Errorf("iptables: invalid program: %w", err)
+	// Validation runs alongside the generation, which writes nothing out
+	// before it is done; a validation error wins.
+	invalid := make(chan error, 1)
+	go func() { invalid <- p.Validate() }()
+	g, err := iptGenerate(p, fam)
+	if verr := <-invalid; verr != nil {
+		return fmt.Errorf("iptables: invalid program: %w", verr)
 	}
-	prefix, err := iptPrefixOf(p)
 	if err != nil {
 		return err
 	}
+	// The header, the filter table and the nat table's declarations, then
+	// the nat table's rules as they are (the bulk of a large file).
+	var buf bytes.Buffer
+	buf.Grow(g.filter.rules.Len() + 64*(len(g.filter.chains)+len(g.nat.chains)) + 4096)
+	g.header(&buf, p)
+	g.filter.writeTo(&buf)
+	g.nat.writeHead(&buf)
+	for _, b := range [][]byte{buf.Bytes(), g.nat.rules.Bytes(), []byte("COMMIT\n")} {
+		if _, err := w.Write(b); err != nil {
+			return fmt.Errorf("iptables: writing: %w", err)
+		}
+	}
+	return nil
+}
+
+// iptGenerate generates the tables of family fam of p. A panic (p may not
+// have been validated yet) is returned as an error.
+func iptGenerate(p *ir.Program, fam iptFamily) (g *iptGen, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("iptables: internal error: %v", v)
+		}
+	}()
+	prefix, err := iptPrefixOf(p)
+	if err != nil {
+		return nil, err
+	}
 	var rs *ir.Ruleset
 	for _, s := range p.Rulesets {
-		if s.Family == fam.family {
+		if s != nil && s.Family == fam.family {
 			rs = s
 		}
 	}
-	g := &iptGen{fam: fam, prefix: prefix, rs: rs}
+	g = &iptGen{fam: fam, prefix: prefix, rs: rs}
 	g.filter.name, g.nat.name = "filter", "nat"
 	if err := g.generate(); err != nil {
-		return fmt.Errorf("iptables: %v ruleset: %w", fam.family, err)
+		return nil, fmt.Errorf("iptables: %v ruleset: %w", fam.family, err)
 	}
-	var buf bytes.Buffer
-	g.header(&buf, p)
-	g.filter.writeTo(&buf)
-	g.nat.writeTo(&buf)
-	if _, err := w.Write(buf.Bytes()); err != nil {
-		return fmt.Errorf("iptables: writing: %w", err)
-	}
-	return nil
+	return g, nil
 }
 
 // iptPrefixOf returns the chain prefix: the upper-cased Table of the
@@ -225,8 +249,28 @@ func (t *iptTable) declare(chain string) { t.chains = append(t.chains, chain) }
 
 // add appends "-A chain args…", skipping empty arguments.
 func (t *iptTable) add(chain string, args ...string) {
+	t.begin(chain)
+	t.args(args...)
+	t.end()
+}
+
+// addText is add with the rule comment c (iptComment(c.String()) as the
+// first argument).
+func (t *iptTable) addText(chain string, c iptText, args ...string) {
+	t.begin(chain)
+	t.comment(c)
+	t.args(args...)
+	t.end()
+}
+
+// begin starts a rule: "-A chain".
+func (t *iptTable) begin(chain string) {
 	t.rules.WriteString("-A ")
 	t.rules.WriteString(chain)
+}
+
+// args appends the non-empty arguments, each after a space.
+func (t *iptTable) args(args ...string) {
 	for _, a := range args {
 		if a == "" {
 			continue
@@ -234,16 +278,70 @@ func (t *iptTable) add(chain string, args ...string) {
 		t.rules.WriteByte(' ')
 		t.rules.WriteString(a)
 	}
-	t.rules.WriteByte('\n')
+}
+
+// addrPort appends a space and netip.AddrPortFrom(a, port).String().
+func (t *iptTable) addrPort(a netip.Addr, port uint16) {
+	t.rules.WriteByte(' ')
+	t.rules.Write(netip.AddrPortFrom(a, port).AppendTo(t.rules.AvailableBuffer()))
+}
+
+// comment appends a space and iptComment(c.String()) unless that is empty.
+func (t *iptTable) comment(c iptText) {
+	n := len(c.a) + len(c.b) + len(c.c)
+	if n == 0 {
+		return
+	}
+	if n > iptMaxComment || !iptPlain(c.a) || !iptPlain(c.b) || !iptPlain(c.c) {
+		if s := iptComment(c.String()); s != "" {
+			t.rules.WriteByte(' ')
+			t.rules.WriteString(s)
+		}
+		return
+	}
+	t.rules.WriteString(` -m comment --comment "`)
+	t.rules.WriteString(c.a)
+	t.rules.WriteString(c.b)
+	t.rules.WriteString(c.c)
+	t.rules.WriteByte('"')
+}
+
+// end ends a rule.
+func (t *iptTable) end() { t.rules.WriteByte('\n') }
+
+// iptText is the text of a rule comment: the concatenation of its parts,
+// kept apart so that the common comments are written without building a
+// string.
+type iptText struct{ a, b, c string }
+
+// String returns the text.
+func (x iptText) String() string { return x.a + x.b + x.c }
+
+// iptPlain reports whether s is printable ASCII without a double quote or
+// backslash: text iptSanitize leaves as it is.
+func iptPlain(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' || c >= 0x7f || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 func (t *iptTable) writeTo(buf *bytes.Buffer) {
-	buf.WriteString("*" + t.name + "\n")
-	for _, c := range t.chains {
-		buf.WriteString(":" + c + " - [0:0]\n")
-	}
+	t.writeHead(buf)
 	buf.Write(t.rules.Bytes())
 	buf.WriteString("COMMIT\n")
+}
+
+// writeHead writes the table's name and chain declarations.
+func (t *iptTable) writeHead(buf *bytes.Buffer) {
+	buf.WriteString("*" + t.name + "\n")
+	for _, c := range t.chains {
+		buf.WriteString(":")
+		buf.WriteString(c)
+		buf.WriteString(" - [0:0]\n")
+	}
 }
 
 // iptGen generates the two tables of one family.
@@ -254,11 +352,10 @@ type iptGen struct {
 
 	filter, nat iptTable
 
-	names     map[string]string    // IR chain -> iptables chain
-	chains    map[string]*ir.Chain // IR chain by name
-	endpoint  map[string]string    // endpoint chain -> "ip:port" of its DNAT
-	recent    map[string]string    // affinity set -> recent list name
-	seconds   map[string]string    // affinity set -> timeout in seconds
+	index     map[string]int    // IR chain name -> index in infos
+	infos     []iptChainInfo    // per IR chain, in the Ruleset's order
+	recent    map[string]string // affinity set -> recent list name
+	seconds   map[string]string // affinity set -> timeout in seconds
 	clusterIP map[netip.Addr]bool
 	fwTarget  map[string]string // IR firewall chain -> iptables chain its allowed sources go to
 	fwComment map[string]string // IR firewall chain -> Service comment
@@ -315,8 +412,8 @@ func (g *iptGen) generate() error {
 	for _, p := range g.rs.HealthCheckNodePorts {
 		f.add(g.fixed(iptNodePorts), iptComment("health check node port"), "-m tcp -p tcp --dport", strconv.Itoa(int(p)), "-j ACCEPT")
 	}
-	for _, c := range g.rs.Chains {
-		if err := g.chain(c); err != nil {
+	for i := range g.rs.Chains {
+		if err := g.chain(i); err != nil {
 			return err
 		}
 	}
@@ -364,44 +461,120 @@ func (g *iptGen) fixedRules() {
 	}
 }
 
+// iptChainInfo is an IR chain as the file spells it.
+type iptChainInfo struct {
+	c    *ir.Chain
+	name string // the iptables chain
+	// endpoint is "ip:port" of the first DNAT of an endpoint chain ("" for
+	// other chains), computed by endpointOf.
+	endpoint string
+	epDone   bool
+}
+
+// chainInfo returns the IR chain called name, or nil.
+func (g *iptGen) chainInfo(name string) *iptChainInfo {
+	if i, ok := g.index[name]; ok {
+		return &g.infos[i]
+	}
+	return nil
+}
+
+// nameOf returns the iptables chain of the IR chain called name ("" when
+// there is none).
+func (g *iptGen) nameOf(name string) string {
+	if ci := g.chainInfo(name); ci != nil {
+		return ci.name
+	}
+	return ""
+}
+
+// endpointOf returns "ip:port" of the DNAT of the endpoint chain called
+// name ("" when it is not an endpoint chain or has no DNAT).
+func (g *iptGen) endpointOf(name string) string {
+	ci := g.chainInfo(name)
+	if ci == nil {
+		return ""
+	}
+	if !ci.epDone {
+		ci.epDone = true
+		if ci.c.Kind == ir.EndpointChain {
+			for j := range ci.c.Rules {
+				if d, ok := ci.c.Rules[j].Action.(*ir.DNAT); ok && d != nil {
+					ci.endpoint = netip.AddrPortFrom(d.Addr, d.Port).String()
+					break
+				}
+			}
+		}
+	}
+	return ci.endpoint
+}
+
+// iptHashName appends the first 16 characters of the standard base32
+// encoding of the SHA-256 of name (the encoding of its first 10 bytes) to
+// dst, and returns them with the 10 bytes.
+func iptHashName(dst []byte, name string) ([]byte, [10]byte) {
+	// The name is hashed from the spare room of dst, which is then
+	// overwritten with the encoding.
+	start := len(dst)
+	dst = append(dst, name...)
+	sum := sha256.Sum256(dst[start:])
+	var enc [16]byte
+	base32.StdEncoding.Encode(enc[:], sum[:10])
+	return append(dst[:start], enc[:]...), [10]byte(sum[:10])
+}
+
 // prepare names the IR chains and indexes what rules refer to.
 func (g *iptGen) prepare() error {
 	rs := g.rs
-	g.names = make(map[string]string, len(rs.Chains))
-	g.chains = make(map[string]*ir.Chain, len(rs.Chains))
-	g.endpoint = map[string]string{}
-	owner := make(map[string]string, len(rs.Chains))
+	g.index = make(map[string]int, len(rs.Chains))
+	g.infos = make([]iptChainInfo, len(rs.Chains))
+	// owner finds two IR chains with one iptables name: the name is
+	// determined by the kind and the hashed bytes.
+	type key struct {
+		kind ir.ChainKind
+		hash [10]byte
+	}
+	owner := make(map[key]string, len(rs.Chains))
+	var buf []byte
+	// About 200 bytes per nat rule: one per IR rule, one per chain a
+	// Balance picks from.
+	rules := 0
 	for _, c := range rs.Chains {
+		rules += len(c.Rules)
+		for j := range c.Rules {
+			if b, ok := c.Rules[j].Action.(*ir.Balance); ok && b != nil {
+				rules += len(b.Chains)
+			}
+		}
+	}
+	g.nat.rules.Grow(200 * rules)
+	for i, c := range rs.Chains {
 		kind, ok := iptChainKind[c.Kind]
 		if !ok {
 			return fmt.Errorf("chain %q: unknown kind %d", c.Name, c.Kind)
 		}
-		sum := sha256.Sum256([]byte(c.Name))
-		name := g.prefix + "-" + kind + "-" + base32.StdEncoding.EncodeToString(sum[:])[:16]
-		if prev, dup := owner[name]; dup {
+		buf = append(append(append(buf[:0], g.prefix...), '-'), kind...)
+		buf = append(buf, '-')
+		var hash [10]byte
+		buf, hash = iptHashName(buf, c.Name)
+		name := string(buf)
+		if prev, dup := owner[key{c.Kind, hash}]; dup {
 			return fmt.Errorf("chains %q and %q both map to iptables chain %s", prev, c.Name, name)
 		}
-		owner[name] = c.Name
-		g.names[c.Name] = name
-		g.chains[c.Name] = c
-		if c.Kind != ir.EndpointChain {
-			continue
-		}
-		for _, r := range c.Rules {
-			if d, ok := r.Action.(*ir.DNAT); ok && d != nil {
-				g.endpoint[c.Name] = netip.AddrPortFrom(d.Addr, d.Port).String()
-				break
-			}
-		}
+		owner[key{c.Kind, hash}] = c.Name
+		g.index[c.Name] = i
+		g.infos[i] = iptChainInfo{c: c, name: name}
 	}
 
 	// A recent list is named after the endpoint chain that records its
 	// clients (kube-proxy's scheme), else after the set.
 	updaters := map[string][]string{}
-	for _, c := range rs.Chains {
-		for _, r := range c.Rules {
-			if u, ok := r.Action.(*ir.AffinityUpdate); ok && u != nil && !slices.Contains(updaters[u.Set], c.Name) {
-				updaters[u.Set] = append(updaters[u.Set], c.Name)
+	if len(rs.AffinitySets) > 0 {
+		for _, c := range rs.Chains {
+			for j := range c.Rules {
+				if u, ok := c.Rules[j].Action.(*ir.AffinityUpdate); ok && u != nil && !slices.Contains(updaters[u.Set], c.Name) {
+					updaters[u.Set] = append(updaters[u.Set], c.Name)
+				}
 			}
 		}
 	}
@@ -409,7 +582,7 @@ func (g *iptGen) prepare() error {
 	g.seconds = make(map[string]string, len(rs.AffinitySets))
 	for _, s := range rs.AffinitySets {
 		if u := updaters[s.Name]; len(u) == 1 {
-			g.recent[s.Name] = g.names[u[0]]
+			g.recent[s.Name] = g.nameOf(u[0])
 		} else {
 			sum := sha256.Sum256([]byte(s.Name))
 			g.recent[s.Name] = g.prefix + "-AFF-" + base32.StdEncoding.EncodeToString(sum[:])[:16]
@@ -432,10 +605,11 @@ func (g *iptGen) prepare() error {
 // target returns the iptables chain a dispatch entry, Goto or Balance goes
 // to. Firewall chains only stand in front of load-balancer IPs (Firewall).
 func (g *iptGen) target(chain string) (string, error) {
-	if c := g.chains[chain]; c == nil || c.Kind == ir.FirewallChain {
+	ci := g.chainInfo(chain)
+	if ci == nil || ci.c.Kind == ir.FirewallChain {
 		return "", &UnsupportedError{Backend: "iptables", Feature: fmt.Sprintf("jump to firewall chain %q outside the firewall step", chain)}
 	}
-	return g.names[chain], nil
+	return ci.name, nil
 }
 
 // dst spells an exact destination match.
@@ -496,7 +670,10 @@ func (g *iptGen) dispatch() error {
 	g.fwTarget, g.fwComment = map[string]string{}, map[string]string{}
 	fwDispatch := map[key]string{}
 	for _, e := range rs.Firewall {
-		c := g.chains[e.Target.Chain]
+		var c *ir.Chain
+		if ci := g.chainInfo(e.Target.Chain); ci != nil {
+			c = ci.c
+		}
 		if c == nil || c.Kind != ir.FirewallChain {
 			return &UnsupportedError{Backend: "iptables", Feature: fmt.Sprintf("firewall entry %s %s %d: target %q is not a firewall chain", e.Addr, e.Protocol, e.Port, e.Target.Chain)}
 		}
@@ -519,8 +696,8 @@ func (g *iptGen) dispatch() error {
 			if _, ok := g.fwComment[c.Name]; !ok {
 				g.fwComment[c.Name] = svc
 			}
-			fwDispatch[k] = g.names[c.Name]
-			f.add(g.fixed(iptProxyFirewall), iptComment(svc+" traffic not accepted by "+g.names[c.Name]), g.dst(e.Addr, e.Protocol, e.Port), "-j DROP")
+			fwDispatch[k] = g.nameOf(c.Name)
+			f.add(g.fixed(iptProxyFirewall), iptComment(svc+" traffic not accepted by "+g.nameOf(c.Name)), g.dst(e.Addr, e.Protocol, e.Port), "-j DROP")
 			continue
 		}
 		// Nothing DNATs this destination: let the allowed sources through

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"kpc/compiler/ir"
 )
@@ -27,9 +28,10 @@ func iptFirewallRanges(c *ir.Chain) (allowAll bool, allowed []netip.Prefix, err 
 	return false, m.SrcNotIn, nil
 }
 
-// chain writes one IR chain into the nat table.
-func (g *iptGen) chain(c *ir.Chain) error {
-	name := g.names[c.Name]
+// chain writes IR chain i into the nat table.
+func (g *iptGen) chain(i int) error {
+	ci := &g.infos[i]
+	c, name := ci.c, ci.name
 	if c.Kind == ir.FirewallChain {
 		t, ok := g.fwTarget[c.Name]
 		if !ok {
@@ -39,19 +41,24 @@ func (g *iptGen) chain(c *ir.Chain) error {
 		_, allowed, _ := iptFirewallRanges(c)
 		svc := g.fwComment[c.Name]
 		for _, p := range allowed {
-			g.nat.add(name, iptComment(svc+" load balancer IP"), "-s", p.Masked().String(), "-g", g.names[t])
+			g.nat.add(name, iptComment(svc+" load balancer IP"), "-s", p.Masked().String(), "-g", g.nameOf(t))
 		}
 		g.nat.add(name, iptComment("other traffic to "+svc+" will be dropped by "+g.fixed(iptProxyFirewall)))
 		return nil
 	}
 	g.nat.declare(name)
 	for i := 0; i < len(c.Rules); i++ {
-		r := c.Rules[i]
+		r := &c.Rules[i]
 		// kube-proxy records the affinity on the DNAT rule itself.
 		if u, ok := r.Action.(*ir.AffinityUpdate); ok && u != nil && iptMatchesAll(&r.Match) && i+1 < len(c.Rules) {
-			next := c.Rules[i+1]
+			next := &c.Rules[i+1]
 			if d, ok := next.Action.(*ir.DNAT); ok && d != nil && iptMatchesAll(&next.Match) {
-				g.nat.add(name, iptComment(g.ruleComment(c, next.Comment, "")), "-m recent --name", g.recent[u.Set], "--set", g.dnat(d))
+				t := &g.nat
+				t.begin(name)
+				t.comment(g.ruleComment(c, next.Comment, ""))
+				t.args("-m recent --name", g.recent[u.Set], "--set")
+				g.writeDNAT(d)
+				t.end()
 				i++
 				continue
 			}
@@ -61,7 +68,7 @@ func (g *iptGen) chain(c *ir.Chain) error {
 			return fmt.Errorf("chain %q rule %d: %w", c.Name, i, err)
 		}
 		for _, m := range alts {
-			if err := g.action(c, r, m); err != nil {
+			if err := g.action(c, name, r, m); err != nil {
 				return fmt.Errorf("chain %q rule %d: %w", c.Name, i, err)
 			}
 		}
@@ -69,11 +76,16 @@ func (g *iptGen) chain(c *ir.Chain) error {
 	return nil
 }
 
-// action writes the rules of one IR rule for one match alternative.
-func (g *iptGen) action(c *ir.Chain, r ir.Rule, m string) error {
-	name := g.names[c.Name]
-	add := func(comment string, args ...string) {
-		g.nat.add(name, append([]string{iptComment(comment), m}, args...)...)
+// action writes the rules of one IR rule of c (iptables chain name) for
+// one match alternative.
+func (g *iptGen) action(c *ir.Chain, name string, r *ir.Rule, m string) error {
+	t := &g.nat
+	add := func(comment iptText, args ...string) {
+		t.begin(name)
+		t.comment(comment)
+		t.args(m)
+		t.args(args...)
+		t.end()
 	}
 	switch a := r.Action.(type) {
 	case *ir.MarkMasq:
@@ -87,24 +99,24 @@ func (g *iptGen) action(c *ir.Chain, r ir.Rule, m string) error {
 		if a == nil {
 			return errors.New("nil goto")
 		}
-		t, err := g.target(a.Chain)
+		target, err := g.target(a.Chain)
 		if err != nil {
 			return err
 		}
-		add(g.ruleComment(c, r.Comment, g.endpoint[a.Chain]), "-g", t)
+		add(g.ruleComment(c, r.Comment, g.endpointOf(a.Chain)), "-g", target)
 	case *ir.Balance:
 		if a == nil {
 			return errors.New("nil balance")
 		}
-		for i, t := range a.Chains {
-			name, err := g.target(t)
+		for i, e := range a.Chains {
+			target, err := g.target(e)
 			if err != nil {
 				return err
 			}
 			if left := len(a.Chains) - i; left > 1 {
-				add(g.ruleComment(c, r.Comment, g.endpoint[t]), "-m statistic --mode random --probability", g.probability(left), "-g", name)
+				add(g.ruleComment(c, r.Comment, g.endpointOf(e)), "-m statistic --mode random --probability", g.probability(left), "-g", target)
 			} else {
-				add(g.ruleComment(c, r.Comment, g.endpoint[t]), "-g", name)
+				add(g.ruleComment(c, r.Comment, g.endpointOf(e)), "-g", target)
 			}
 		}
 	case *ir.DNAT:
@@ -113,10 +125,18 @@ func (g *iptGen) action(c *ir.Chain, r ir.Rule, m string) error {
 		}
 		switch {
 		case r.Match.DstPort == 0:
-			add(g.ruleComment(c, r.Comment, ""), g.dnat(a))
+			t.begin(name)
+			t.comment(g.ruleComment(c, r.Comment, ""))
+			t.args(m)
+			g.writeDNAT(a)
+			t.end()
 		case c.Protocol == a.Protocol:
 			// The match already has "-p": a rule takes one.
-			add(g.ruleComment(c, r.Comment, ""), "-j DNAT --to-destination", netip.AddrPortFrom(a.Addr, a.Port).String())
+			t.begin(name)
+			t.comment(g.ruleComment(c, r.Comment, ""))
+			t.args(m, "-j DNAT --to-destination")
+			t.addrPort(a.Addr, a.Port)
+			t.end()
 		}
 		// Otherwise the protocols differ and no packet matches.
 	case *ir.Drop, *ir.Reject:
@@ -125,6 +145,13 @@ func (g *iptGen) action(c *ir.Chain, r ir.Rule, m string) error {
 		return fmt.Errorf("unknown action %T", a)
 	}
 	return nil
+}
+
+// writeDNAT appends g.dnat(d) as arguments of the nat rule being written.
+func (g *iptGen) writeDNAT(d *ir.DNAT) {
+	p := iptProto(d.Protocol)
+	g.nat.args("-m", p, "-p", p, "-j DNAT --to-destination")
+	g.nat.addrPort(d.Addr, d.Port)
 }
 
 // probability returns 1/n with 10 decimals, as kube-proxy prints it.
@@ -145,6 +172,14 @@ func (g *iptGen) dnat(d *ir.DNAT) string {
 // per allowed source prefix), each empty or ending without a space. A
 // match that no packet can satisfy gives no alternative.
 func (g *iptGen) match(c *ir.Chain, m *ir.Match) ([]string, error) {
+	// The common matches: none, and a hairpin source.
+	switch {
+	case iptMatchesAll(m):
+		return iptNoMatch, nil
+	case m.SrcAddr.IsValid() && !m.DstAddr.IsValid() && m.DstPort == 0 && len(m.SrcIn) == 0 && len(m.SrcNotIn) == 0 &&
+		!m.SrcLocal && m.Affinity == "":
+		return []string{"-s " + m.SrcAddr.String() + g.fam.hostBits}, nil
+	}
 	var head, tail []string
 	if m.DstAddr.IsValid() || m.DstPort != 0 {
 		if m.DstPort != 0 {
@@ -203,20 +238,28 @@ func (g *iptGen) match(c *ir.Chain, m *ir.Match) ([]string, error) {
 	return alts, nil
 }
 
+// iptNoMatch is the alternatives of a match without conditions (shared:
+// callers must not modify it).
+var iptNoMatch = []string{""}
+
 // ruleComment returns the comment of a rule of c: the rule's own comment
 // (prefixed with the Service when it does not name it), else the Service,
 // with " -> ENDPOINT" when the rule picks an endpoint.
-func (g *iptGen) ruleComment(c *ir.Chain, own, endpoint string) string {
+func (g *iptGen) ruleComment(c *ir.Chain, own, endpoint string) iptText {
 	svc := c.Service
 	switch {
 	case own != "" && (svc == "" || strings.Contains(own, svc)):
-		return own
+		return iptText{a: own}
 	case own != "":
-		return svc + " " + own
+		return iptText{svc, " ", own}
 	case endpoint != "":
-		return strings.TrimSpace(svc + " -> " + endpoint)
+		// TrimSpace can only cut where svc starts or endpoint ends.
+		if svc != "" && svc[0] > ' ' && svc[0] < utf8.RuneSelf && endpoint[len(endpoint)-1] > ' ' && endpoint[len(endpoint)-1] < utf8.RuneSelf {
+			return iptText{svc, " -> ", endpoint}
+		}
+		return iptText{a: strings.TrimSpace(svc + " -> " + endpoint)}
 	}
-	return svc
+	return iptText{a: svc}
 }
 
 // iptMatchesAll reports whether m has no condition.

@@ -452,6 +452,10 @@ func TestIPTablesRenderErrors(t *testing.T) {
 		{name: "nil program", prog: func() *ir.Program { return nil }, want: "nil program"},
 		{name: "unknown family", family: 5, prog: iptClusterIP, want: "unknown IP family 5"},
 		{name: "invalid", prog: withRuleset(func(rs *ir.Ruleset) { rs.MasqMark = 0 }), want: "masquerade mark is zero"},
+		// Validation runs alongside generation: its error must win over
+		// anything generation trips on.
+		{name: "nil chain", prog: withRuleset(func(rs *ir.Ruleset) { rs.Chains = append(rs.Chains, nil) }), want: "is nil"},
+		{name: "nil action", prog: withRuleset(func(rs *ir.Ruleset) { rs.Chains[0].Rules[0].Action = nil }), want: "nil action"},
 		{name: "long table", prog: withRuleset(func(rs *ir.Ruleset) { rs.Table = "kubeproxy" }), want: "must have 1 to 7 characters"},
 		{name: "bad table", prog: withRuleset(func(rs *ir.Ruleset) { rs.Table = "k.p" }), want: "may only hold"},
 		{name: "drop in chain", unsupported: true, want: "*ir.Drop in a nat chain",
