@@ -8,6 +8,7 @@ import (
 	"net/netip"
 
 	"kpc/compiler/ir"
+	"kpc/render/internal/nftdirect"
 	"kpc/render/internal/nftplan"
 )
 
@@ -21,47 +22,86 @@ import (
 // which removes a stale table of that family; an empty Program defines an
 // empty IPv4 table.
 //
-// The layout is kube-proxy's nftables mode. In each table, in this order:
-// the sets cluster-ips and nodeport-ips (absent when NodePorts are served
-// on every local address, where "fib daddr type local" and a loopback
-// exclusion test the destination instead); the verdict maps service-ips,
+// The layout is kube-proxy's nftables mode, with the Services spelled by
+// data rather than by chains. In each table, in this order: the sets
+// cluster-ips and nodeport-ips (absent when NodePorts are served on every
+// local address, where "fib daddr type local" and a loopback exclusion
+// test the destination instead); the verdict maps service-ips,
 // service-nodeports, firewall-ips, no-endpoint-services and
 // no-endpoint-nodeports, keyed "address . protocol . port" or "protocol .
-// port", their elements commented with the Kubernetes object; the
-// endpoint-choice-K maps; the endpoints-K maps and the hairpin-endpoints set
-// of the lowering (below); the IR's affinity sets. Then the base chains
-// filter-prerouting-pre-dnat and filter-output-pre-dnat (priority -110),
-// nat-prerouting and nat-output (-100), filter-forward, filter-input and
-// filter-output (0) and nat-postrouting (100); the helper chains
-// mark-for-masquerade, masquerading, services, firewall-check,
+// port", their elements commented with the Kubernetes object; the map
+// service-endpoints, the map sticky-clients and the sticky-timeout-T sets
+// of the direct layout (below, with their variants service-endpoints-1 and
+// nodeport-endpoints, -1, ...); the endpoint-choice-K maps; the
+// endpoints-K maps and the hairpin-endpoints set of the lowering (below);
+// the IR's affinity sets that are still used; the set fingerprint. Then
+// the base chains filter-prerouting-pre-dnat and filter-output-pre-dnat
+// (priority -110), nat-prerouting and nat-output (-100), filter-forward,
+// filter-input and filter-output (0) and nat-postrouting (100); the helper
+// chains mark-for-masquerade, masquerading, services, firewall-check,
 // service-endpoints-check, nodeport-endpoints-check, cluster-ips-check
 // (only when the Ruleset rejects or drops by cluster IP or service CIDR)
-// and reject-chain; then the IR's chains under their own names, in the
-// IR's order, each preceded by a "#" line naming its Kubernetes object.
+// and reject-chain; sticky-update and the shared chains of the direct
+// layout, by name; then the IR's chains that are still used,
+// under their own names, in the IR's order, each preceded by a "#" line
+// naming its Kubernetes object.
 //
-// Uniform endpoint choice (ir.Balance) never uses an anonymous map per
-// Service, which makes the kernel's load super-linear: each Balance of N
-// chains gets keys B..B+N-1 in a named verdict map endpoint-choice-K
-// ("typeof numgen random mod 1 : verdict") and is spelled "numgen random
-// mod N offset B vmap @endpoint-choice-K". Keys are given out in the order
-// of the chains and rules; a map holds about the square root of all the
-// Balances' elements (see nftShards).
+// The direct layout (package nftdirect) spells most of the IR's chains as
+// data. Each element of service-ips, service-nodeports and firewall-ips
+// reaches a tree of chains; that tree is specialized to the element's key
+// (a rule that tests another destination address or port is left out, one
+// that tests the element's own loses the test) and each uniform choice in
+// it among plain endpoint chains becomes "dnat ip to ip daddr . meta
+// l4proto . th dport . numgen random mod N map @service-endpoints" (for
+// NodePorts "dnat ip to meta l4proto . th dport . numgen random mod N map
+// @nodeport-endpoints"): the map holds, for the element's key and each
+// bucket 0..N-1, the endpoint's address and port. The specialized chains
+// name nothing of their Service, so every element whose tree comes out the
+// same goes to one set of shared chains: "dnat-N" or "dnat-N-HASH" (marks
+// for masquerade, whose source conditions HASH names, then the choice),
+// "sticky-N-HASH" (with affinity, below) and "shared-KIND-HASH" (an
+// external, local, service or firewall chain of any other shape). A second
+// choice reached from one element (a Local policy's node-local endpoints)
+// uses the maps service-endpoints-1 and nodeport-endpoints-1, and so on. A
+// plain ClusterIP Service thus has no chain at all, only elements. In
+// IPv4 tables, a ClusterIP Service with ClientIP affinity goes to
+// "sticky-N-HASH", which first DNATs to the endpoint that sticky-clients (a
+// dynamic map) holds for the client and the element's key; after DNAT, the
+// filter chains jump to sticky-update on each new connection, which records
+// or refreshes the client's endpoint there, with the timeout of the
+// sticky-timeout-T set that holds the key. A client thus keeps its endpoint
+// until the timeout since its last new connection; kpc apply removes the
+// clients of endpoints that are gone, and a full load starts with none.
+// Chains and affinity sets that only such elements used are left out;
+// anything the specialization cannot express keeps its IR chains.
+//
+// Uniform endpoint choice (ir.Balance) elsewhere never uses an anonymous
+// map per Service, which makes the kernel's load super-linear: each
+// Balance of N chains gets keys B..B+N-1 in a named verdict map
+// endpoint-choice-K ("typeof numgen random mod 1 : verdict") and is spelled
+// "numgen random mod N offset B vmap @endpoint-choice-K". Keys are given
+// out in the order of the chains and rules; a map holds about the square
+// root of all the Balances' elements (see package nftplan).
 //
 // By default, endpoint chains that only mark hairpin traffic and DNAT
 // (those without session affinity) are lowered: a Balance over such chains
 // becomes "meta l4proto P dnat ip to numgen random mod N offset B map
 // @endpoints-K" through a data map ("typeof numgen random mod 1 : ip daddr
 // . th dport"), the hairpin mark moves to the first rule of masquerading,
-// which marks connections that were DNATed and whose "source . destination
-// . protocol . port" is in hairpin-endpoints, and endpoint chains nothing
-// else references are left out. The packet fates are the same (see
-// nft_lower.go for when a Balance qualifies); the table has one chain per
-// Service port instead of one per endpoint, and loads about twice as fast.
-// EndpointChains keeps the IR's chains exactly.
+// which marks connections that were DNATed and whose "source . destination"
+// is in hairpin-endpoints, and endpoint chains nothing else references are
+// left out. The packet fates are the same (see package nftplan for when a
+// Balance qualifies). EndpointChains keeps the IR's chains exactly.
+//
+// The set fingerprint holds one element whose comment is "sha256:" and the
+// SHA-256 of the table's definition in the script without that set; kpc
+// apply compares it with the one it cached to know that the kernel's table
+// is the one it applied last.
 type NFT struct {
-	// EndpointChains disables the lowering of plain endpoint chains: every
-	// IR chain is rendered as a chain, and every Balance as a jump through
-	// an endpoint-choice map.
+	// EndpointChains disables the direct layout and the lowering of plain
+	// endpoint chains: every IR chain is rendered as a chain, and every
+	// Balance as a jump through an endpoint-choice map (the IR spelled one
+	// to one, for review).
 	EndpointChains bool
 }
 
@@ -107,6 +147,15 @@ var nftBaseChains = []nftBaseChain{
 	{"nat-postrouting", "nat", "postrouting", 100},
 }
 
+// nftReservedMaxLen is the length of the longest name in nftReserved.
+var nftReservedMaxLen = func() int {
+	n := 0
+	for name := range nftReserved {
+		n = max(n, len(name))
+	}
+	return n
+}()
+
 // nftReserved holds every fixed object name of a table.
 var nftReserved = func() map[string]bool {
 	m := map[string]bool{}
@@ -146,17 +195,66 @@ const nftDefaultTable = "kpc"
 // p is nil, a Ruleset is invalid, or an intent cannot be spelled in nft
 // (an *UnsupportedError).
 func (r NFT) Render(w io.Writer, p *ir.Program) error {
+	_, err := r.RenderPlans(w, p)
+	return err
+}
+
+// RenderPlans is Render that also returns the layout plan of the IPv4 and
+// of the IPv6 table (nil for a family without a Ruleset), from which the
+// netlink renderer builds the same objects without planning them again.
+func (r NFT) RenderPlans(w io.Writer, p *ir.Program) ([2]*nftplan.Plan, error) {
+	var plans [2]*nftplan.Plan
 	if p == nil {
-		return errors.New("nft: nil program")
+		return plans, errors.New("nft: nil program")
 	}
-	if err := p.Validate(); err != nil {
-		return fmt.Errorf("nft: invalid program: %w", err)
+	// Validation runs alongside the planning, which checks what it relies
+	// on itself; a validation error wins.
+	invalid := make(chan error, 1)
+	go func() { invalid <- p.Validate() }()
+	tables, tableName, err := r.plan(p)
+	if verr := <-invalid; verr != nil {
+		return plans, fmt.Errorf("nft: invalid program: %w", verr)
 	}
+	if err != nil {
+		return plans, err
+	}
+
+	var buf bytes.Buffer
+	buf.Grow(nftSizeHint(tables))
+	nftHeader(&buf, p)
+	for slot, fam := range []nftFamily{nftIPv4, nftIPv6} {
+		t := tables[slot]
+		if t == nil {
+			define := slot == 0 && tables[1] == nil
+			fmt.Fprintf(&buf, "add table %s %s\ndelete table %s %s\n", fam.table, tableName, fam.table, tableName)
+			if define {
+				fmt.Fprintf(&buf, "table %s %s {\n}\n", fam.table, tableName)
+			}
+			continue
+		}
+		t.write(&buf)
+		plans[slot] = t.plan
+	}
+	if _, err := w.Write(buf.Bytes()); err != nil {
+		return plans, fmt.Errorf("nft: writing: %w", err)
+	}
+	return plans, nil
+}
+
+// plan checks p's Rulesets and prepares the table of each family (nil for
+// a family without a Ruleset), and returns the name of the tables of the
+// missing families. A panic (p may not have been validated yet) is
+// returned as an error.
+func (r NFT) plan(p *ir.Program) (tables [2]*nftTable, tableName string, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("nft: internal error: %v", v)
+		}
+	}()
 	var byFamily [2]*ir.Ruleset
-	tableName := ""
 	for i, rs := range p.Rulesets {
 		if rs == nil {
-			return fmt.Errorf("nft: ruleset %d is nil", i)
+			return tables, "", fmt.Errorf("nft: ruleset %d is nil", i)
 		}
 		var slot int
 		switch rs.Family {
@@ -165,10 +263,10 @@ func (r NFT) Render(w io.Writer, p *ir.Program) error {
 		case ir.IPv6:
 			slot = 1
 		default:
-			return fmt.Errorf("nft: ruleset %d: unknown IP family %d", i, rs.Family)
+			return tables, "", fmt.Errorf("nft: ruleset %d: unknown IP family %d", i, rs.Family)
 		}
 		if byFamily[slot] != nil {
-			return fmt.Errorf("nft: two %v rulesets", rs.Family)
+			return tables, "", fmt.Errorf("nft: two %v rulesets", rs.Family)
 		}
 		byFamily[slot] = rs
 		if tableName == "" {
@@ -178,32 +276,58 @@ func (r NFT) Render(w io.Writer, p *ir.Program) error {
 	if tableName == "" {
 		tableName = nftDefaultTable
 	}
-
-	var buf bytes.Buffer
-	nftHeader(&buf, p)
 	for slot, fam := range []nftFamily{nftIPv4, nftIPv6} {
 		rs := byFamily[slot]
 		if rs == nil {
-			define := slot == 0 && byFamily[1] == nil
 			if err := nftCheckName("table", tableName); err != nil {
-				return err
-			}
-			fmt.Fprintf(&buf, "add table %s %s\ndelete table %s %s\n", fam.table, tableName, fam.table, tableName)
-			if define {
-				fmt.Fprintf(&buf, "table %s %s {\n}\n", fam.table, tableName)
+				return tables, "", err
 			}
 			continue
 		}
 		t, err := nftPlan(rs, fam, !r.EndpointChains)
 		if err != nil {
-			return fmt.Errorf("nft: %v ruleset: %w", rs.Family, err)
+			return tables, "", fmt.Errorf("nft: %v ruleset: %w", rs.Family, err)
 		}
-		t.write(&buf)
+		tables[slot] = t
 	}
-	if _, err := w.Write(buf.Bytes()); err != nil {
-		return fmt.Errorf("nft: writing: %w", err)
+	return tables, tableName, nil
+}
+
+// nftSizeHint estimates the size of the script in bytes, to allocate its
+// buffer once.
+func nftSizeHint(tables [2]*nftTable) int {
+	n := 4096
+	for _, t := range tables {
+		if t != nil {
+			n += t.setsSizeHint() + t.chainsSizeHint()
+		}
 	}
-	return nil
+	return n
+}
+
+// setsSizeHint estimates the size of the table's sets and maps.
+func (t *nftTable) setsSizeHint() int {
+	rs := t.rs
+	n := 2048 + 120*(len(t.services)+len(t.firewall)+len(t.noEndpoints)+len(t.nodePorts)+len(t.noEPNodePorts)) +
+		24*len(t.clusterIPs) + 256*len(rs.AffinitySets) + 64*len(t.plan.Hairpin)
+	for _, m := range t.plan.ChoiceMaps {
+		n += 100 * len(m)
+	}
+	for _, m := range t.plan.EndpointMaps {
+		n += 40 * len(m)
+	}
+	return n
+}
+
+// chainsSizeHint estimates the size of the table's chains.
+func (t *nftTable) chainsSizeHint() int {
+	n := 4096
+	for i, c := range t.rs.Chains {
+		if !t.plan.DroppedAt(i) {
+			n += 2*len(c.Name) + len(c.Comment) + 16 + 100*len(c.Rules)
+		}
+	}
+	return n
 }
 
 // nftHeader writes the leading comment lines.
@@ -223,7 +347,7 @@ type nftTable struct {
 	fam  nftFamily
 	name string
 
-	chains map[string]*ir.Chain
+	chains map[string]int // chain name -> index in rs.Chains
 	sets   map[string]bool
 
 	// Deduplicated dispatch entries (the first of equal keys wins, as in
@@ -239,15 +363,30 @@ type nftTable struct {
 	lowering bool
 }
 
-// write writes the table's add/delete commands and definition.
+// write writes the table's add/delete commands and definition. The sets
+// and the chains are written at the same time, the chains to a buffer of
+// their own.
 func (t *nftTable) write(buf *bytes.Buffer) {
+	var chains bytes.Buffer
+	chains.Grow(t.chainsSizeHint())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t.writeFixedChains(&chains)
+		t.writeChains(&chains)
+		chains.WriteString("}\n")
+	}()
 	f := t.fam
 	fmt.Fprintf(buf, "add table %s %s\ndelete table %s %s\n", f.table, t.name, f.table, t.name)
-	fmt.Fprintf(buf, "table %s %s {\n", f.table, t.name)
-	t.writeSets(buf)
-	t.writeFixedChains(buf)
-	t.writeChains(buf)
-	buf.WriteString("}\n")
+	head := fmt.Appendf(nil, "table %s %s {\n", f.table, t.name)
+	var sets bytes.Buffer
+	sets.Grow(buf.Available())
+	t.writeSets(&sets)
+	<-done
+	buf.Write(head)
+	buf.Write(sets.Bytes())
+	writeFingerprint(buf, head, sets.Bytes(), chains.Bytes())
+	buf.Write(chains.Bytes())
 }
 
 // writeSets writes the fixed sets and maps, the lowering's maps, and the
@@ -266,26 +405,31 @@ func (t *nftTable) writeSets(buf *bytes.Buffer) {
 		buf.WriteString("\t}\n")
 	}
 	nftSetHead(buf, "map", nftServiceIPsMap, "type "+svcKey, "service address dispatch")
-	nftServiceElems(buf, t.services)
+	t.writeDispatchElems(buf, nftdirect.ServicesList, t.services)
 	buf.WriteString("\t}\n")
 	nftSetHead(buf, "map", nftServiceNodePortsMap, "type "+npKey, "NodePort dispatch")
-	nftNodePortElems(buf, t.nodePorts)
+	t.writeNodePortElems(buf)
 	buf.WriteString("\t}\n")
 	nftSetHead(buf, "map", nftFirewallIPsMap, "type "+svcKey, "load balancer source ranges")
-	nftServiceElems(buf, t.firewall)
+	t.writeDispatchElems(buf, nftdirect.FirewallList, t.firewall)
 	buf.WriteString("\t}\n")
 	nftSetHead(buf, "map", nftNoEPServicesMap, "type "+svcKey, "service addresses without endpoints")
-	nftServiceElems(buf, t.noEndpoints)
+	nftServiceElems(buf, t.noEndpoints, nil)
 	buf.WriteString("\t}\n")
 	nftSetHead(buf, "map", nftNoEPNodePortsMap, "type "+npKey, "NodePorts without endpoints")
-	nftNodePortElems(buf, t.noEPNodePorts)
+	nftNodePortElems(buf, t.noEPNodePorts, nil)
 	buf.WriteString("\t}\n")
+	t.writeDirectSets(buf)
 	for k, elems := range t.plan.ChoiceMaps {
 		nftSetHead(buf, "map", fmt.Sprintf("%s%d", nftplan.ChoiceMapPrefix, k), "typeof numgen random mod 1 : verdict",
 			"uniform endpoint choice")
 		buf.WriteString("\t\telements = {\n")
 		for _, e := range elems {
-			fmt.Fprintf(buf, "\t\t\t%d : goto %s,\n", e.Key, e.Chain)
+			buf.WriteString("\t\t\t")
+			nftWriteUint(buf, uint64(e.Key))
+			buf.WriteString(" : goto ")
+			buf.WriteString(e.Chain)
+			buf.WriteString(",\n")
 		}
 		buf.WriteString("\t\t}\n\t}\n")
 	}
@@ -295,25 +439,46 @@ func (t *nftTable) writeSets(buf *bytes.Buffer) {
 				"typeof numgen random mod 1 : "+f.l3+" daddr . th dport", "DNAT destinations of endpoint choices without endpoint chains")
 			buf.WriteString("\t\telements = {\n")
 			for _, e := range elems {
-				fmt.Fprintf(buf, "\t\t\t%d : %s . %d,\n", e.Key, e.Addr, e.Port)
+				buf.WriteString("\t\t\t")
+				nftWriteUint(buf, uint64(e.Key))
+				buf.WriteString(" : ")
+				nftWriteAddr(buf, e.Addr)
+				buf.WriteString(" . ")
+				nftWriteUint(buf, uint64(e.Port))
+				buf.WriteString(",\n")
 			}
 			buf.WriteString("\t\t}\n\t}\n")
 		}
-		nftSetHead(buf, "set", nftHairpinSet, "type "+f.addrType+" . "+f.addrType+" . inet_proto . inet_service",
+		nftSetHead(buf, "set", nftHairpinSet, "type "+f.addrType+" . "+f.addrType,
 			"endpoints that reach themselves through a service: masquerade")
 		if len(t.plan.Hairpin) > 0 {
 			buf.WriteString("\t\telements = {\n")
 			for _, e := range t.plan.Hairpin {
-				fmt.Fprintf(buf, "\t\t\t%s . %s . %s . %d,\n", e.Src, e.Dst, nftProto(e.Protocol), e.Port)
+				buf.WriteString("\t\t\t")
+				nftWriteAddr(buf, e.Src)
+				buf.WriteString(" . ")
+				nftWriteAddr(buf, e.Dst)
+				buf.WriteString(",\n")
 			}
 			buf.WriteString("\t\t}\n")
 		}
 		buf.WriteString("\t}\n")
 	}
 	for _, s := range t.rs.AffinitySets {
-		fmt.Fprintf(buf, "\tset %s {\n\t\ttype %s\n\t\tflags dynamic,timeout\n\t\ttimeout %s\n", s.Name, f.addrType, nftDuration(s.Timeout))
+		if t.lowering && t.plan.DroppedSets[s.Name] {
+			continue
+		}
+		buf.WriteString("\tset ")
+		buf.WriteString(s.Name)
+		buf.WriteString(" {\n\t\ttype ")
+		buf.WriteString(f.addrType)
+		buf.WriteString("\n\t\tflags dynamic,timeout\n\t\ttimeout ")
+		buf.WriteString(nftDuration(s.Timeout))
+		buf.WriteString("\n")
 		if s.Comment != "" {
-			fmt.Fprintf(buf, "\t\tcomment %s\n", nftQuote(s.Comment))
+			buf.WriteString("\t\tcomment ")
+			nftWriteQuoted(buf, s.Comment)
+			buf.WriteString("\n")
 		}
 		buf.WriteString("\t}\n")
 	}
@@ -330,31 +495,70 @@ func nftAddrElems(buf *bytes.Buffer, addrs []netip.Addr) {
 	}
 	buf.WriteString("\t\telements = {\n")
 	for _, a := range addrs {
-		fmt.Fprintf(buf, "\t\t\t%s,\n", a)
+		buf.WriteString("\t\t\t")
+		nftWriteAddr(buf, a)
+		buf.WriteString(",\n")
 	}
 	buf.WriteString("\t\t}\n")
 }
 
-func nftServiceElems(buf *bytes.Buffer, es []ir.ServiceEntry) {
+// nftChainFor says which shared chain a dispatch entry goes to instead of
+// its own target ("", false: its own target).
+type nftChainFor func(nftdirect.Key) (string, bool)
+
+// nftServiceElems writes the elements of a map keyed by address, protocol
+// and port; redirect (nil: none) replaces the targets of some of them.
+func nftServiceElems(buf *bytes.Buffer, es []ir.ServiceEntry, redirect nftChainFor) {
 	if len(es) == 0 {
 		return
 	}
 	buf.WriteString("\t\telements = {\n")
 	for _, e := range es {
-		fmt.Fprintf(buf, "\t\t\t%s . %s . %d%s : %s,\n", e.Addr, nftProto(e.Protocol), e.Port, nftElemComment(e.Comment), nftVerdict(e.Target))
+		buf.WriteString("\t\t\t")
+		nftWriteAddr(buf, e.Addr)
+		buf.WriteString(" . ")
+		buf.WriteString(nftProto(e.Protocol))
+		buf.WriteString(" . ")
+		nftWriteUint(buf, uint64(e.Port))
+		nftWriteElemComment(buf, e.Comment)
+		buf.WriteString(" : ")
+		nftWriteTarget(buf, e.Target, redirect, nftdirect.Key{Kind: nftdirect.AddrKey, Addr: e.Addr, Protocol: e.Protocol, Port: e.Port})
+		buf.WriteString(",\n")
 	}
 	buf.WriteString("\t\t}\n")
 }
 
-func nftNodePortElems(buf *bytes.Buffer, es []ir.NodePortEntry) {
+// nftNodePortElems writes the elements of a map keyed by protocol and
+// port; redirect (nil: none) replaces the targets of some of them.
+func nftNodePortElems(buf *bytes.Buffer, es []ir.NodePortEntry, redirect nftChainFor) {
 	if len(es) == 0 {
 		return
 	}
 	buf.WriteString("\t\telements = {\n")
 	for _, e := range es {
-		fmt.Fprintf(buf, "\t\t\t%s . %d%s : %s,\n", nftProto(e.Protocol), e.Port, nftElemComment(e.Comment), nftVerdict(e.Target))
+		buf.WriteString("\t\t\t")
+		buf.WriteString(nftProto(e.Protocol))
+		buf.WriteString(" . ")
+		nftWriteUint(buf, uint64(e.Port))
+		nftWriteElemComment(buf, e.Comment)
+		buf.WriteString(" : ")
+		nftWriteTarget(buf, e.Target, redirect, nftdirect.Key{Kind: nftdirect.PortKey, Protocol: e.Protocol, Port: e.Port})
+		buf.WriteString(",\n")
 	}
 	buf.WriteString("\t\t}\n")
+}
+
+// nftWriteTarget writes "goto CHAIN" when redirect names a chain for k,
+// and v otherwise.
+func nftWriteTarget(buf *bytes.Buffer, v ir.Target, redirect nftChainFor, k nftdirect.Key) {
+	if redirect != nil {
+		if chain, ok := redirect(k); ok {
+			buf.WriteString("goto ")
+			buf.WriteString(chain)
+			return
+		}
+	}
+	nftWriteVerdict(buf, v)
 }
 
 func nftElemComment(c string) string {
@@ -400,6 +604,11 @@ func (t *nftTable) writeFixedChains(buf *bytes.Buffer) {
 			body[c] = append(body[c], "ct state new jump "+nftClusterIPsCheckChain)
 		}
 	}
+	if t.sticky() {
+		for _, c := range []string{"filter-forward", "filter-input", "filter-output"} {
+			body[c] = append(body[c], nftStickyJump)
+		}
+	}
 	for _, b := range nftBaseChains {
 		fmt.Fprintf(buf, "\tchain %s {\n\t\ttype %s hook %s priority %d; policy accept;\n", b.name, b.typ, b.hook, b.priority)
 		for _, r := range body[b.name] {
@@ -412,7 +621,7 @@ func (t *nftTable) writeFixedChains(buf *bytes.Buffer) {
 	fmt.Fprintf(buf, "\tchain %s {\n\t\tmeta mark set meta mark | %s\n\t}\n", nftMarkMasqChain, mark)
 	fmt.Fprintf(buf, "\tchain %s {\n", nftMasqueradingChain)
 	if t.lowering {
-		fmt.Fprintf(buf, "\t\tct status dnat %s saddr . %s daddr . meta l4proto . th dport @%s meta mark set meta mark | %s\n",
+		fmt.Fprintf(buf, "\t\tct status dnat %s saddr . %s daddr @%s meta mark set meta mark | %s\n",
 			f.l3, f.l3, nftHairpinSet, mark)
 	}
 	fmt.Fprintf(buf, "\t\tmeta mark & %s == 0x00000000 return\n", mark)
@@ -440,4 +649,5 @@ func (t *nftTable) writeFixedChains(buf *bytes.Buffer) {
 		buf.WriteString("\t}\n")
 	}
 	fmt.Fprintf(buf, "\tchain %s {\n\t\treject\n\t}\n", nftRejectChain)
+	t.writeDirectChains(buf)
 }

@@ -127,6 +127,41 @@ func affinityProgram() *ir.Program {
 	}}}
 }
 
+// stickyProgram has two ClusterIP Services with session affinity, a TCP
+// one with a 3h timeout and a UDP one with 1.5s, which the direct layout
+// spells through sticky-clients.
+func stickyProgram() *ir.Program {
+	p := affinityProgram()
+	rs := p.Rulesets[0]
+	rs.Services = rs.Services[:1]
+	rs.NodePorts, rs.Firewall = nil, nil
+	rs.AffinitySets[1].Timeout = 10800 * time.Second
+	var kept []*ir.Chain
+	for _, c := range rs.Chains {
+		if c.Kind != ir.ExternalChain && c.Kind != ir.FirewallChain {
+			kept = append(kept, c)
+		}
+	}
+	const (
+		svc = "ns6/dns:53"
+		sc  = "service-DDDDDDDD-ns6/dns/udp/53"
+		ep  = "endpoint-EEEEEEEE-ns6/dns/udp/53__10.180.0.6/53"
+		aff = "affinity-EEEEEEEE-ns6/dns/udp/53__10.180.0.6/53"
+	)
+	vip := addr("172.30.0.46")
+	rs.Services = append(rs.Services, ir.ServiceEntry{Addr: vip, Protocol: ir.UDP, Port: 53, Target: ir.Target{Chain: sc},
+		Comment: svc, Kind: "cluster IP"})
+	rs.ClusterIPs = append(rs.ClusterIPs, vip)
+	rs.Chains = append(kept, endpointChain(ep, svc, ir.UDP, "10.180.0.6", 53, aff),
+		&ir.Chain{Name: sc, Kind: ir.ServiceChain, Service: svc, Protocol: ir.UDP, Comment: svc, Rules: []ir.Rule{
+			{Match: ir.Match{DstAddr: vip, DstPort: 53, SrcNotIn: prefixes("10.0.0.0/8")}, Action: &ir.MarkMasq{}},
+			{Match: ir.Match{Affinity: aff}, Action: &ir.Goto{Chain: ep}},
+			{Action: &ir.Balance{Chains: []string{ep}}},
+		}})
+	rs.AffinitySets = append(rs.AffinitySets, ir.AffinitySet{Name: aff, Timeout: 1500 * time.Millisecond, Comment: svc + " -> 10.180.0.6:53"})
+	return p
+}
+
 // localPolicyProgram has externalTrafficPolicy Local Services (one with a
 // local endpoint, one without), a Service without endpoints, UDP and SCTP
 // ports, and NodePorts on every local address.
@@ -340,6 +375,7 @@ func nftCases() []nftCase {
 		{name: "clusterip", p: clusterIPProgram()},
 		{name: "clusterip-chains", r: render.NFT{EndpointChains: true}, p: clusterIPProgram()},
 		{name: "affinity-firewall", p: affinityProgram()},
+		{name: "sticky", p: stickyProgram()},
 		{name: "local-policy", p: localPolicyProgram()},
 		{name: "local-policy-chains", r: render.NFT{EndpointChains: true}, p: localPolicyProgram()},
 		{name: "ipv6", p: ipv6Program()},

@@ -40,7 +40,7 @@ func nftPlan(rs *ir.Ruleset, fam nftFamily, lower bool) (*nftTable, error) {
 		}
 		t.sets[s.Name] = true
 	}
-	t.chains = make(map[string]*ir.Chain, len(rs.Chains))
+	t.chains = make(map[string]int, len(rs.Chains))
 	for i, c := range rs.Chains {
 		if c == nil {
 			return nil, fmt.Errorf("chain %d is nil", i)
@@ -48,50 +48,85 @@ func nftPlan(rs *ir.Ruleset, fam nftFamily, lower bool) (*nftTable, error) {
 		if err := t.checkObjectName("chain", c.Name); err != nil {
 			return nil, err
 		}
-		if t.chains[c.Name] != nil {
+		n := len(t.chains)
+		if t.chains[c.Name] = i; len(t.chains) == n {
 			return nil, fmt.Errorf("duplicate chain %q", c.Name)
 		}
-		t.chains[c.Name] = c
 	}
+
+	// The layout plan is made while the rest is checked.
+	t.lowering = lower
+	type planned struct {
+		plan *nftplan.Plan
+		err  error
+	}
+	planc := make(chan planned, 1)
+	go func() {
+		defer func() {
+			if v := recover(); v != nil {
+				planc <- planned{err: fmt.Errorf("internal error: %v", v)}
+			}
+		}()
+		planc <- planned{plan: nftplan.New(rs, nftplan.Options{EndpointChains: !lower, Index: t.chains, DroppedAtOnly: true})}
+	}()
+	if err := t.checkRest(); err != nil {
+		<-planc
+		return nil, err
+	}
+	pl := <-planc
+	if pl.err != nil {
+		return nil, pl.err
+	}
+	t.plan = pl.plan
+	return t, nil
+}
+
+// checkRest checks the Ruleset's entries, addresses and rules, and prepares
+// the deduplicated entries.
+func (t *nftTable) checkRest() error {
+	rs := t.rs
 
 	var err error
 	if t.services, err = t.serviceEntries("service", rs.Services); err != nil {
-		return nil, err
+		return err
 	}
 	if t.firewall, err = t.serviceEntries("firewall", rs.Firewall); err != nil {
-		return nil, err
+		return err
 	}
 	if t.noEndpoints, err = t.serviceEntries("no-endpoint", rs.NoEndpoints); err != nil {
-		return nil, err
+		return err
 	}
 	if t.nodePorts, err = t.nodePortEntries("NodePort", rs.NodePorts); err != nil {
-		return nil, err
+		return err
 	}
 	if t.noEPNodePorts, err = t.nodePortEntries("no-endpoint NodePort", rs.NoEndpointNodePorts); err != nil {
-		return nil, err
+		return err
 	}
 	if t.clusterIPs, err = t.addrs("cluster IP", rs.ClusterIPs); err != nil {
-		return nil, err
+		return err
 	}
 	if !rs.Node.NodePortAllLocal {
 		if t.nodePortIPs, err = t.addrs("NodePort address", rs.Node.NodePortAddrs); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if t.serviceCIDRs, err = t.prefixes("service CIDR", rs.ServiceCIDRs); err != nil {
-		return nil, err
+		return err
 	}
 	for _, c := range rs.Chains {
 		for j := range c.Rules {
 			if err := t.checkRule(c, &c.Rules[j]); err != nil {
-				return nil, fmt.Errorf("chain %q rule %d: %w", c.Name, j, err)
+				return fmt.Errorf("chain %q rule %d: %w", c.Name, j, err)
 			}
 		}
 	}
+	return nil
+}
 
-	t.lowering = lower
-	t.plan = nftplan.New(rs, nftplan.Options{EndpointChains: !lower})
-	return t, nil
+// hasChain reports whether the Ruleset has a chain of that name.
+func (t *nftTable) hasChain(name string) bool {
+	_, ok := t.chains[name]
+	return ok
 }
 
 // checkObjectName checks a name that an IR chain or set gives an nft
@@ -100,24 +135,40 @@ func (t *nftTable) checkObjectName(kind, name string) error {
 	if err := nftCheckName(kind, name); err != nil {
 		return err
 	}
-	if nftReserved[name] || strings.HasPrefix(name, nftplan.ChoiceMapPrefix) || strings.HasPrefix(name, nftplan.EndpointsMapPrefix) {
+	if len(name) <= nftReservedMaxLen && nftReserved[name] || nftDirectReserved(name) ||
+		strings.HasPrefix(name, nftplan.ChoiceMapPrefix) || strings.HasPrefix(name, nftplan.EndpointsMapPrefix) {
 		return fmt.Errorf("%s name %q is reserved for kpc's fixed layout", kind, name)
 	}
 	return nil
 }
 
+// Bits of nftNameChars: a character that may start a name, and one that
+// may follow.
+const (
+	nftNameFirst = 1 << iota
+	nftNameNext
+)
+
+// nftNameChars classifies the bytes of names: letters, "_" and "." may
+// start a name, digits, "/" and "-" may follow.
+var nftNameChars = func() (t [256]uint8) {
+	for c := 0; c < 256; c++ {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c == '_', c == '.':
+			t[c] = nftNameFirst | nftNameNext
+		case c >= '0' && c <= '9', c == '/', c == '-':
+			t[c] = nftNameNext
+		}
+	}
+	return t
+}()
+
 // nftCheckName checks that name can be written unquoted in nft 1.0.6 (which
 // rejects quoted chain names in block syntax) and fits the kernel's limit.
 func nftCheckName(kind, name string) error {
-	ok := len(name) >= 1 && len(name) <= 255
-	for i := 0; ok && i < len(name); i++ {
-		c := name[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c == '_', c == '.':
-		case i > 0 && (c >= '0' && c <= '9' || c == '/' || c == '-'):
-		default:
-			ok = false
-		}
+	ok := len(name) >= 1 && len(name) <= 255 && nftNameChars[name[0]]&nftNameFirst != 0
+	for i := 1; ok && i < len(name); i++ {
+		ok = nftNameChars[name[i]] != 0
 	}
 	if !ok {
 		return &UnsupportedError{Backend: "nft", Feature: fmt.Sprintf(
@@ -146,7 +197,7 @@ func (t *nftTable) checkTarget(what string, tg ir.Target) error {
 	n := 0
 	if tg.Chain != "" {
 		n++
-		if t.chains[tg.Chain] == nil {
+		if !t.hasChain(tg.Chain) {
 			return fmt.Errorf("%s: unknown chain %q", what, tg.Chain)
 		}
 	}
@@ -327,17 +378,14 @@ func (t *nftTable) checkRule(c *ir.Chain, r *ir.Rule) error {
 			return fmt.Errorf("affinity update of an unknown set")
 		}
 	case *ir.Goto:
-		if a == nil || t.chains[a.Chain] == nil {
+		// That the target exists is checked by ir.Validate, which Render
+		// runs alongside and whose error wins.
+		if a == nil {
 			return fmt.Errorf("goto an unknown chain")
 		}
 	case *ir.Balance:
 		if a == nil || len(a.Chains) == 0 {
 			return fmt.Errorf("balance over no chains")
-		}
-		for _, e := range a.Chains {
-			if t.chains[e] == nil {
-				return fmt.Errorf("balance over unknown chain %q", e)
-			}
 		}
 	case *ir.DNAT:
 		if a == nil {
@@ -362,9 +410,8 @@ func (t *nftTable) checkRule(c *ir.Chain, r *ir.Rule) error {
 
 // writeChains writes the IR's chains, except those the lowering removed.
 func (t *nftTable) writeChains(buf *bytes.Buffer) {
-	var sb strings.Builder
 	for i, c := range t.rs.Chains {
-		if t.plan.Dropped[c.Name] {
+		if t.plan.DroppedAt(i) {
 			continue
 		}
 		comment := c.Comment
@@ -372,86 +419,131 @@ func (t *nftTable) writeChains(buf *bytes.Buffer) {
 			comment = c.Service
 		}
 		if comment != "" {
-			fmt.Fprintf(buf, "\t# %s\n", nftLineText(comment))
+			buf.WriteString("\t# ")
+			nftWriteLineText(buf, comment)
+			buf.WriteByte('\n')
 		}
-		fmt.Fprintf(buf, "\tchain %s {\n", c.Name)
+		buf.WriteString("\tchain ")
+		buf.WriteString(c.Name)
+		buf.WriteString(" {\n")
 		for j := range c.Rules {
-			sb.Reset()
-			sb.WriteString("\t\t")
-			t.spellRule(&sb, i, j)
-			sb.WriteByte('\n')
-			buf.WriteString(sb.String())
+			buf.WriteString("\t\t")
+			t.spellRule(buf, i, j)
+			buf.WriteByte('\n')
 		}
 		buf.WriteString("\t}\n")
 	}
 }
 
 // spellRule writes rule j of chain i (checked by checkRule).
-func (t *nftTable) spellRule(sb *strings.Builder, i, j int) {
+func (t *nftTable) spellRule(buf *bytes.Buffer, i, j int) {
 	c := t.rs.Chains[i]
 	r := &c.Rules[j]
-	t.spellMatch(sb, c, &r.Match)
+	t.spellMatch(buf, c, &r.Match)
 	f := t.fam
 	switch a := r.Action.(type) {
 	case *ir.MarkMasq:
-		sb.WriteString("jump " + nftMarkMasqChain)
+		buf.WriteString("jump " + nftMarkMasqChain)
 	case *ir.AffinityUpdate:
-		fmt.Fprintf(sb, "update @%s { %s saddr }", a.Set, f.l3)
+		buf.WriteString("update @")
+		buf.WriteString(a.Set)
+		buf.WriteString(" { ")
+		buf.WriteString(f.l3)
+		buf.WriteString(" saddr }")
 	case *ir.Goto:
-		sb.WriteString("goto " + a.Chain)
+		buf.WriteString("goto ")
+		buf.WriteString(a.Chain)
 	case *ir.Balance:
 		b := t.plan.Balances[nftplan.RuleRef{Chain: i, Rule: j}]
 		if b.Lowered {
-			fmt.Fprintf(sb, "meta l4proto %s dnat %s to ", nftProto(b.Protocol), f.l3)
+			buf.WriteString("meta l4proto ")
+			buf.WriteString(nftProto(b.Protocol))
+			buf.WriteString(" dnat ")
+			buf.WriteString(f.l3)
+			buf.WriteString(" to ")
 		}
-		fmt.Fprintf(sb, "numgen random mod %d", len(a.Chains))
+		buf.WriteString("numgen random mod ")
+		nftWriteUint(buf, uint64(len(a.Chains)))
 		if b.Slot.Offset != 0 {
-			fmt.Fprintf(sb, " offset %d", b.Slot.Offset)
+			buf.WriteString(" offset ")
+			nftWriteUint(buf, uint64(b.Slot.Offset))
 		}
 		if b.Lowered {
-			fmt.Fprintf(sb, " map @%s%d", nftplan.EndpointsMapPrefix, b.Slot.Map)
+			buf.WriteString(" map @" + nftplan.EndpointsMapPrefix)
 		} else {
-			fmt.Fprintf(sb, " vmap @%s%d", nftplan.ChoiceMapPrefix, b.Slot.Map)
+			buf.WriteString(" vmap @" + nftplan.ChoiceMapPrefix)
 		}
+		nftWriteUint(buf, uint64(b.Slot.Map))
 	case *ir.DNAT:
-		fmt.Fprintf(sb, "meta l4proto %s dnat to %s", nftProto(a.Protocol), nftAddrPort(a.Addr, a.Port))
+		buf.WriteString("meta l4proto ")
+		buf.WriteString(nftProto(a.Protocol))
+		buf.WriteString(" dnat to ")
+		nftWriteAddrPort(buf, a.Addr, a.Port)
 	case *ir.Drop:
-		sb.WriteString("drop")
+		buf.WriteString("drop")
 	case *ir.Reject:
-		sb.WriteString("reject")
+		buf.WriteString("reject")
 	}
 	if r.Comment != "" {
-		sb.WriteString(" comment ")
-		sb.WriteString(nftQuote(r.Comment))
+		buf.WriteString(" comment ")
+		nftWriteQuoted(buf, r.Comment)
 	}
 }
 
 // spellMatch writes the conditions of m, each followed by a space.
-func (t *nftTable) spellMatch(sb *strings.Builder, c *ir.Chain, m *ir.Match) {
+func (t *nftTable) spellMatch(buf *bytes.Buffer, c *ir.Chain, m *ir.Match) {
 	l3 := t.fam.l3
 	if m.DstAddr.IsValid() {
-		fmt.Fprintf(sb, "%s daddr %s ", l3, m.DstAddr)
+		buf.WriteString(l3)
+		buf.WriteString(" daddr ")
+		nftWriteAddr(buf, m.DstAddr)
+		buf.WriteByte(' ')
 	}
 	if m.DstPort != 0 {
-		fmt.Fprintf(sb, "%s dport %d ", nftProto(c.Protocol), m.DstPort)
+		buf.WriteString(nftProto(c.Protocol))
+		buf.WriteString(" dport ")
+		nftWriteUint(buf, uint64(m.DstPort))
+		buf.WriteByte(' ')
 	}
 	if m.SrcAddr.IsValid() {
-		fmt.Fprintf(sb, "%s saddr %s ", l3, m.SrcAddr)
+		buf.WriteString(l3)
+		buf.WriteString(" saddr ")
+		nftWriteAddr(buf, m.SrcAddr)
+		buf.WriteByte(' ')
 	}
 	if len(m.SrcIn) > 0 {
-		ps, _ := t.prefixes("", m.SrcIn)
-		fmt.Fprintf(sb, "%s saddr %s ", l3, nftPrefixes(ps))
+		buf.WriteString(l3)
+		buf.WriteString(" saddr ")
+		t.writePrefixes(buf, m.SrcIn)
+		buf.WriteByte(' ')
 	}
 	if len(m.SrcNotIn) > 0 {
-		ps, _ := t.prefixes("", m.SrcNotIn)
-		fmt.Fprintf(sb, "%s saddr != %s ", l3, nftPrefixes(ps))
+		buf.WriteString(l3)
+		buf.WriteString(" saddr != ")
+		t.writePrefixes(buf, m.SrcNotIn)
+		buf.WriteByte(' ')
 	}
 	if m.SrcLocal {
-		sb.WriteString("fib saddr type local ")
+		buf.WriteString("fib saddr type local ")
 	}
 	if m.Affinity != "" {
-		fmt.Fprintf(sb, "%s saddr @%s ", l3, m.Affinity)
+		buf.WriteString(l3)
+		buf.WriteString(" saddr @")
+		buf.WriteString(m.Affinity)
+		buf.WriteByte(' ')
 	}
+}
+
+// writePrefixes writes nftPrefixes of the normalized prefixes ps (checked
+// by checkRule).
+func (t *nftTable) writePrefixes(buf *bytes.Buffer, ps []netip.Prefix) {
+	if len(ps) == 1 {
+		// One prefix normalizes to itself, masked.
+		nftWritePrefix(buf, ps[0].Masked())
+		return
+	}
+	norm, _ := t.prefixes("", ps)
+	buf.WriteString(nftPrefixes(norm))
 }
 
 // nftPrefixes spells normalized prefixes (see prefixes) as one value or an
@@ -512,7 +604,17 @@ func nftAddrPort(a netip.Addr, port uint16) string {
 }
 
 // nftProto spells a protocol as nft's inet_proto keyword.
-func nftProto(p ir.Protocol) string { return strings.ToLower(string(p)) }
+func nftProto(p ir.Protocol) string {
+	switch p {
+	case ir.TCP:
+		return "tcp"
+	case ir.UDP:
+		return "udp"
+	case ir.SCTP:
+		return "sctp"
+	}
+	return strings.ToLower(string(p))
+}
 
 // nftCheckDuration spells an affinity timeout in whole seconds or, when
 // that is not exact, whole milliseconds (the kernel's granularity).

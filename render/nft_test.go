@@ -118,16 +118,33 @@ func TestNFTLayout(t *testing.T) {
 		want, not  []string
 		wantChains int
 	}{{
-		name: "lowered ClusterIP has no endpoint chains",
+		name: "a ClusterIP Service has neither a chain nor endpoint chains",
 		p:    clusterIPProgram(),
 		want: []string{
-			"meta l4proto tcp dnat ip to numgen random mod 2 map @endpoints-0",
-			"0 : 10.180.0.1 . 80,", "1 : 10.180.0.2 . 80,",
-			"10.180.0.1 . 10.180.0.1 . tcp . 80,",
-			"ct status dnat ip saddr . ip daddr . meta l4proto . th dport @hairpin-endpoints meta mark set meta mark | 0x00004000",
+			`172.30.0.41 . tcp . 80 comment "ns1/svc1:p80" : goto dnat-2-`,
+			"typeof ip daddr . meta l4proto . th dport . numgen random mod 1 : ip daddr . th dport",
+			"172.30.0.41 . tcp . 80 . 0 : 10.180.0.1 . 80,", "172.30.0.41 . tcp . 80 . 1 : 10.180.0.2 . 80,",
+			"\t\tip saddr != 10.0.0.0/8 jump mark-for-masquerade\n\t\tdnat ip to ip daddr . meta l4proto . th dport . numgen random mod 2 map @service-endpoints\n",
+			"10.180.0.1 . 10.180.0.1,",
+			"ct status dnat ip saddr . ip daddr @hairpin-endpoints meta mark set meta mark | 0x00004000",
+			"set fingerprint {",
 		},
-		not:        []string{"chain endpoint-", "endpoint-choice-"},
+		not:        []string{"chain endpoint-", "chain service-ULMVA6XW", "endpoint-choice-", "endpoints-0", "sticky"},
 		wantChains: 17,
+	}, {
+		name: "ClusterIP Services with affinity record their clients after DNAT",
+		p:    stickyProgram(),
+		want: []string{
+			`172.30.0.45 . tcp . 80 comment "ns5/svc5:p80" : goto sticky-2-`,
+			`172.30.0.46 . udp . 53 comment "ns6/dns:53" : goto sticky-1-`,
+			"map sticky-clients {\n\t\ttype ipv4_addr . ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service\n\t\tsize 1048576\n\t\tflags dynamic,timeout\n",
+			"set sticky-timeout-1500ms {", "set sticky-timeout-10800s {",
+			"dnat ip to ip saddr . ip daddr . meta l4proto . th dport map @sticky-clients\n",
+			"meta l4proto tcp ct original ip daddr . meta l4proto . ct original proto-dst @sticky-timeout-10800s update @sticky-clients { ct original ip saddr . ct original ip daddr . meta l4proto . ct original proto-dst timeout 10800s : ip daddr . ct reply proto-src }",
+			"meta l4proto udp ct original ip daddr . meta l4proto . ct original proto-dst @sticky-timeout-1500ms update",
+			"ct state new ct status dnat jump sticky-update",
+		},
+		not: []string{"chain endpoint-", "chain service-HVFWP5L3", "chain service-DDDDDDDD", "set affinity-"},
 	}, {
 		name: "chains layout keeps the IR's chains",
 		r:    render.NFT{EndpointChains: true},
@@ -204,8 +221,8 @@ func TestNFTLayout(t *testing.T) {
 		want: []string{
 			"meta l4proto tcp dnat ip6 to numgen random mod 2 map @endpoints-0",
 			"typeof numgen random mod 1 : ip6 daddr . th dport",
-			"type ipv6_addr . ipv6_addr . inet_proto . inet_service",
-			"2001:db8:1::10 . 2001:db8:1::10 . tcp . 8080,",
+			"type ipv6_addr . ipv6_addr\n",
+			"2001:db8:1::10 . 2001:db8:1::10,",
 		},
 	}}
 	for _, tt := range tests {
@@ -239,6 +256,10 @@ func TestNFTShards(t *testing.T) {
 	p := clusterIPProgram()
 	rs := p.Rulesets[0]
 	sc := rs.Chains[2]
+	// A NodePort on every local address that reaches the chain keeps it
+	// (its cluster IP mark cannot be decided there).
+	rs.Node.NodePortAllLocal = true
+	rs.NodePorts = append(rs.NodePorts, ir.NodePortEntry{Protocol: ir.TCP, Port: 30500, Target: ir.Target{Chain: sc.Name}})
 	var eps []string
 	for i := 0; i < 100; i++ {
 		ep := addr("10.181.0.0").As4()
@@ -314,6 +335,13 @@ func TestNFTErrors(t *testing.T) {
 			rs.AffinitySets = []ir.AffinitySet{{Name: "affinity-x", Timeout: 1500 * time.Microsecond}}
 		}), unsupported: true, msg: "1.5ms"},
 		{name: "bad table name", p: mutate(func(rs *ir.Ruleset) { rs.Table = "kpc table" }), unsupported: true},
+		// Validation runs alongside planning: its error must win over
+		// anything planning trips on.
+		{name: "nil chain", p: mutate(func(rs *ir.Ruleset) { rs.Chains = append(rs.Chains, nil) }), msg: "is nil"},
+		{name: "nil action", p: mutate(func(rs *ir.Ruleset) { rs.Chains[2].Rules[0].Action = nil }), msg: "nil action"},
+		{name: "nil balance", p: mutate(func(rs *ir.Ruleset) {
+			rs.Chains[2].Rules[0].Action = (*ir.Balance)(nil)
+		}), msg: "empty balance"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

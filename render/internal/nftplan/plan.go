@@ -1,20 +1,35 @@
 // Package nftplan makes the layout decisions of kpc's nftables tables that
-// go beyond spelling the IR one object at a time: where each uniform choice
-// (ir.Balance) puts its elements, which Balances are lowered to a DNAT
-// through a data map, and which endpoint chains are then left out. Both the
-// nft text renderer and the netlink renderer build their tables from one
-// Plan, so they create the same kernel objects.
+// go beyond spelling the IR one object at a time: which Services entries
+// go straight to a shared chain (the direct layout of package nftdirect),
+// where each other uniform choice (ir.Balance) puts its elements, which
+// Balances are lowered to a DNAT through a data map, and which chains and
+// affinity sets are then left out. Both the nft text renderer and the
+// netlink renderer build their tables from one Plan, so they create the
+// same kernel objects.
+//
+// # The direct layout
+//
+// A Service chain that only Services entries reach, and that only marks
+// for masquerade and then chooses among plain endpoint chains (with or
+// without session affinity), has no chain of its own: its entries go to a
+// chain shared by all entries with the same marks and endpoint count,
+// which DNATs through the map service-endpoints keyed by the packet's
+// destination, protocol, port and a random bucket (see package nftdirect).
+// Its chains, and the endpoint chains and affinity sets only it uses, are
+// left out. This is most Services of a cluster; a plain one costs its
+// elements and no chain or rule, and the kernel loads large maps in time
+// linear in their elements.
 //
 // # Numbered maps
 //
-// Each Balance of N chains gets keys B..B+N-1 of one numbered map
+// Each other Balance of N chains gets keys B..B+N-1 of one numbered map
 // (endpoint-choice-K for chains, endpoints-K for lowered DNAT destinations),
 // keyed by "numgen random mod N offset B". A map holds about the square
-// root of all the Balances' elements. The kernel walks a map's elements each
-// time a rule of another chain binds it and walks its bindings each time an
-// element is added, so one map for all Balances makes a load quadratic; it
-// also finds a set by name with a linear search for every rule that names
-// one, so many tiny maps are slow too.
+// root of all these Balances' elements. The kernel walks a map's elements
+// each time a rule of another chain binds it and walks its bindings each
+// time an element is added, so one map for all Balances makes a load
+// quadratic; it also finds a set by name with a linear search for every
+// rule that names one, so many tiny maps are slow too.
 //
 // # Lowering plain endpoint chains
 //
@@ -23,22 +38,23 @@
 // Balance whose chains are all plain, over one protocol X, in a chain that
 // only packets of protocol X can reach (from the dispatch entries, through
 // Goto and Balance), is lowered: it becomes one DNAT to the destination
-// that numgen picks in an endpoints-K map, and the hairpin marks move to
-// postrouting, where a connection that was DNATed and whose (source,
-// destination, protocol, destination port) is in hairpin-endpoints is
-// marked for masquerade. That set holds (S, A, X, P) for every lowered
-// hairpin rule. This keeps every packet's fate only if all the chains of
-// the Ruleset that DNAT to (A, X, P) mark the same sources, so a
-// destination whose chains disagree, or do anything else before their
-// DNAT, blocks the lowering of every Balance that reaches it. Endpoint
-// chains that nothing else references (no dispatch entry, Goto or
-// unlowered Balance) are left out.
+// that numgen picks in an endpoints-K map. The hairpin marks of lowered
+// and direct endpoint chains move to postrouting, where a connection that
+// was DNATed and whose (source, destination) is in hairpin-endpoints is
+// marked for masquerade. That set holds (S, A) for every such hairpin
+// rule. This keeps every packet's fate only if all the chains of the
+// Ruleset that DNAT to address A mark the same source, so an address whose
+// chains disagree, or do anything else before their DNAT, blocks the
+// lowering of every Balance that reaches it. Endpoint chains that nothing
+// else references (no dispatch entry, Goto or unlowered Balance) are left
+// out.
 package nftplan
 
 import (
 	"net/netip"
 
 	"kpc/compiler/ir"
+	"kpc/render/internal/nftdirect"
 )
 
 // Names of the objects a Plan adds to a table. Map K of a kind is the
@@ -57,6 +73,13 @@ type Options struct {
 	// EndpointChains disables the lowering: every Balance goes through an
 	// endpoint-choice map and every chain is kept.
 	EndpointChains bool
+	// Index, when not nil, maps the name of every chain of the Ruleset to
+	// its index (the last one of a repeated name); New then uses it
+	// instead of building its own. New does not modify it.
+	Index map[string]int
+	// DroppedAtOnly leaves Plan.Dropped empty: the caller asks DroppedAt,
+	// and a large Ruleset saves a map of every dropped chain's name.
+	DroppedAtOnly bool
 }
 
 // RuleRef names rule Rule of chain Chain by their indexes in the Ruleset.
@@ -94,27 +117,43 @@ type EndpointElem struct {
 	Port uint16
 }
 
-// HairpinElem is one element of the hairpin-endpoints set.
+// HairpinElem is one element of the hairpin-endpoints set: a connection
+// DNATed to Dst from Src is marked for masquerade.
 type HairpinElem struct {
 	Src, Dst netip.Addr
-	Protocol ir.Protocol
-	Port     uint16
 }
 
 // Plan is the layout of one Ruleset.
 type Plan struct {
 	// Balances holds every Balance rule of every kept chain.
 	Balances map[RuleRef]Balance
-	// Dropped names the chains left out.
+	// Dropped names the chains left out (empty with
+	// Options.DroppedAtOnly; see DroppedAt).
 	Dropped map[string]bool
 	// ChoiceMaps[K] and EndpointMaps[K] are the elements of
 	// endpoint-choice-K and endpoints-K, in key order.
 	ChoiceMaps   [][]ChoiceElem
 	EndpointMaps [][]EndpointElem
-	// Hairpin holds the elements of hairpin-endpoints, without repeats, in
-	// the order of the lowered Balances. It is nil when nothing is lowered;
-	// the set and its postrouting rule exist whenever lowering is enabled.
+	// Hairpin holds the elements of hairpin-endpoints, without repeats:
+	// those of the direct layout, then those of the lowered Balances. It
+	// is nil when nothing is lowered; the set and its postrouting rule
+	// exist whenever lowering is enabled.
 	Hairpin []HairpinElem
+	// Direct is the direct layout of the Services entries (package
+	// nftdirect); nil when lowering is disabled.
+	Direct *nftdirect.Result
+	// DroppedSets names the affinity sets left out (those only the direct
+	// layout's entries used).
+	DroppedSets map[string]bool
+
+	// dropped is Dropped by chain index (nil when nothing is dropped).
+	dropped []bool
+}
+
+// DroppedAt reports whether chain i of the Ruleset is left out: Dropped,
+// by index, without hashing the chain's name.
+func (p *Plan) DroppedAt(i int) bool {
+	return i >= 0 && i < len(p.dropped) && p.dropped[i]
 }
 
 // shards hands out slots in numbered maps of a fixed size. A Balance never
@@ -155,30 +194,33 @@ func New(rs *ir.Ruleset, o Options) *Plan {
 		if c == nil {
 			continue
 		}
-		for _, r := range c.Rules {
-			if b, ok := r.Action.(*ir.Balance); ok && b != nil {
+		for j := range c.Rules {
+			if b, ok := c.Rules[j].Action.(*ir.Balance); ok && b != nil {
 				total += len(b.Chains)
 			}
 		}
 	}
 	if !o.EndpointChains {
-		p.lower(rs, total)
+		p.lower(rs, total, o.Index, !o.DroppedAtOnly)
 	}
 	choice := newShards(total)
 	for i, c := range rs.Chains {
-		if c == nil || p.Dropped[c.Name] {
+		if c == nil || p.DroppedAt(i) {
 			continue
 		}
-		for j, r := range c.Rules {
-			b, ok := r.Action.(*ir.Balance)
+		for j := range c.Rules {
+			b, ok := c.Rules[j].Action.(*ir.Balance)
+			if !ok || b == nil {
+				continue
+			}
 			ref := RuleRef{i, j}
-			if _, lowered := p.Balances[ref]; !ok || b == nil || lowered {
+			if _, lowered := p.Balances[ref]; lowered {
 				continue
 			}
 			slot := choice.add(len(b.Chains))
 			p.Balances[ref] = Balance{Slot: slot, N: len(b.Chains)}
 			if slot.Map == len(p.ChoiceMaps) {
-				p.ChoiceMaps = append(p.ChoiceMaps, nil)
+				p.ChoiceMaps = append(p.ChoiceMaps, make([]ChoiceElem, 0, max(choice.size, len(b.Chains))))
 			}
 			for k, e := range b.Chains {
 				p.ChoiceMaps[slot.Map] = append(p.ChoiceMaps[slot.Map], ChoiceElem{slot.Offset + uint32(k), e})
@@ -201,74 +243,6 @@ func protoBit(p ir.Protocol) uint8 {
 	return 8
 }
 
-// zeroMatch reports whether m matches every packet.
-func zeroMatch(m *ir.Match) bool {
-	return !m.DstAddr.IsValid() && m.DstPort == 0 && !m.SrcAddr.IsValid() && len(m.SrcIn) == 0 &&
-		len(m.SrcNotIn) == 0 && !m.SrcLocal && m.Affinity == ""
-}
-
-// onlySrcAddr reports whether m matches exactly one source address.
-func onlySrcAddr(m *ir.Match) bool {
-	return m.SrcAddr.IsValid() && !m.DstAddr.IsValid() && m.DstPort == 0 && len(m.SrcIn) == 0 &&
-		len(m.SrcNotIn) == 0 && !m.SrcLocal && m.Affinity == ""
-}
-
-// plain describes a plain endpoint chain.
-type plain struct {
-	src  netip.Addr // hairpin source; invalid without a hairpin rule
-	dnat *ir.DNAT
-}
-
-// plainChain reports whether c is a plain endpoint chain.
-func plainChain(c *ir.Chain) (plain, bool) {
-	var p plain
-	if c == nil {
-		return p, false
-	}
-	rules := c.Rules
-	if len(rules) == 2 {
-		if _, ok := rules[0].Action.(*ir.MarkMasq); !ok || !onlySrcAddr(&rules[0].Match) {
-			return p, false
-		}
-		p.src = rules[0].Match.SrcAddr
-		rules = rules[1:]
-	}
-	if len(rules) != 1 || !zeroMatch(&rules[0].Match) {
-		return p, false
-	}
-	d, ok := rules[0].Action.(*ir.DNAT)
-	if !ok || d == nil {
-		return p, false
-	}
-	p.dnat = d
-	return p, true
-}
-
-// dnatKey identifies a DNAT destination.
-type dnatKey struct {
-	addr  netip.Addr
-	proto ir.Protocol
-	port  uint16
-}
-
-// hairpinSig is what the chains DNATing to one destination agree on.
-type hairpinSig struct {
-	src      netip.Addr
-	seen     bool
-	conflict bool
-}
-
-func (s *hairpinSig) add(src netip.Addr, ok bool) {
-	switch {
-	case !ok:
-		s.conflict = true
-	case !s.seen:
-		s.seen, s.src = true, src
-	case s.src != src:
-		s.conflict = true
-	}
-}
-
 // forTargets calls f with the target chain and protocol of every dispatch
 // entry.
 func forTargets(rs *ir.Ruleset, f func(chain string, p ir.Protocol)) {
@@ -288,140 +262,148 @@ func forTargets(rs *ir.Ruleset, f func(chain string, p ir.Protocol)) {
 	}
 }
 
+// graph is the Ruleset's chains as a graph: the targets of every Goto and
+// Balance, resolved once to chain indexes.
+type graph struct {
+	// Graph holds the resolved Goto and Balance edges of every chain.
+	nftdirect.Graph
+	// dispatch are the chain indexes and protocols of the dispatch
+	// entries' chain targets (see forTargets) that resolve.
+	dispatch []dispatchTarget
+}
+
+// dispatchTarget is a dispatch entry's target chain and protocol.
+type dispatchTarget struct {
+	chain int32
+	proto ir.Protocol
+}
+
+// newGraph resolves the targets of rs's rules and dispatch entries.
+func newGraph(rs *ir.Ruleset, index map[string]int) *graph {
+	g := &graph{Graph: *nftdirect.NewGraph(rs, index)}
+	forTargets(rs, func(chain string, p ir.Protocol) {
+		if k, ok := index[chain]; ok {
+			g.dispatch = append(g.dispatch, dispatchTarget{int32(k), p})
+		}
+	})
+	return g
+}
+
 // reachability returns, per chain index, the protocols of the packets that
 // can reach the chain.
-func reachability(rs *ir.Ruleset, index map[string]int) []uint8 {
-	reach := make([]uint8, len(rs.Chains))
-	var work []int
-	add := func(to string, bits uint8) {
-		k, ok := index[to]
-		if ok && reach[k]|bits != reach[k] {
+func (g *graph) reachability(n int) []uint8 {
+	reach := make([]uint8, n)
+	var work []int32
+	add := func(k int32, bits uint8) {
+		if k >= 0 && reach[k]|bits != reach[k] {
 			reach[k] |= bits
 			work = append(work, k)
 		}
 	}
-	forTargets(rs, func(chain string, p ir.Protocol) { add(chain, protoBit(p)) })
+	for _, d := range g.dispatch {
+		add(d.chain, protoBit(d.proto))
+	}
 	for len(work) > 0 {
 		i := work[len(work)-1]
 		work = work[:len(work)-1]
-		for _, r := range rs.Chains[i].Rules {
-			switch a := r.Action.(type) {
-			case *ir.Goto:
-				if a != nil {
-					add(a.Chain, reach[i])
-				}
-			case *ir.Balance:
-				if a != nil {
-					for _, e := range a.Chains {
-						add(e, reach[i])
-					}
-				}
-			}
+		for _, k := range g.Edges[g.Start[i]:g.Start[i+1]] {
+			add(k, reach[i])
 		}
 	}
 	return reach
 }
 
-// signatures returns, per DNAT destination, what the chains that DNAT to
-// it do before the DNAT.
-func signatures(rs *ir.Ruleset) map[dnatKey]*hairpinSig {
-	sigs := map[dnatKey]*hairpinSig{}
-	for _, c := range rs.Chains {
-		if c == nil {
-			continue
-		}
-		var src netip.Addr
-		simple := true
-		for j := range c.Rules {
-			r := &c.Rules[j]
-			switch a := r.Action.(type) {
-			case *ir.DNAT:
-				if a == nil {
-					simple = false
-					continue
-				}
-				k := dnatKey{a.Addr, a.Protocol, a.Port}
-				s := sigs[k]
-				if s == nil {
-					s = &hairpinSig{}
-					sigs[k] = s
-				}
-				s.add(src, simple && zeroMatch(&r.Match))
-				simple = false
-			case *ir.MarkMasq:
-				if !onlySrcAddr(&r.Match) || src.IsValid() && src != r.Match.SrcAddr {
-					simple = false
-				}
-				src = r.Match.SrcAddr
-			case *ir.AffinityUpdate:
-				if !zeroMatch(&r.Match) {
-					simple = false
-				}
-			default:
-				simple = false
-			}
-		}
-	}
-	return sigs
-}
-
 // lower plans the lowered Balances, the endpoints maps, the hairpin set and
 // the dropped chains.
-func (p *Plan) lower(rs *ir.Ruleset, total int) {
-	index := make(map[string]int, len(rs.Chains))
-	for i, c := range rs.Chains {
-		if c != nil {
-			index[c.Name] = i
+func (p *Plan) lower(rs *ir.Ruleset, total int, index map[string]int, byName bool) {
+	if index == nil {
+		index = make(map[string]int, len(rs.Chains))
+		for i, c := range rs.Chains {
+			if c != nil {
+				index[c.Name] = i
+			}
 		}
 	}
-	reach := reachability(rs, index)
-	sigs := signatures(rs)
+	g := newGraph(rs, index)
+	reach := g.reachability(len(rs.Chains))
+
+	// The direct layout goes first: its Service chains (and, with
+	// affinity, their endpoint chains) leave the table, and its endpoint
+	// chains are candidates for leaving it.
+	d := nftdirect.Analyze(rs, index, &g.Graph)
+	p.Direct = d
+	p.DroppedSets = d.DroppedSets
+	absorbed := d.Absorbed
+	candidate := make([]bool, len(rs.Chains))
+	if len(d.Hairpins) > 0 {
+		p.Hairpin = make([]HairpinElem, len(d.Hairpins))
+		for i, h := range d.Hairpins {
+			p.Hairpin[i] = HairpinElem{h.Src, h.Dst}
+		}
+	}
 
 	maps := newShards(total)
-	candidates := map[string]bool{}
-	pairSeen := map[HairpinElem]bool{}
+	var targets []int32 // chain indexes of one Balance
 	for i, c := range rs.Chains {
-		if c == nil {
+		if c == nil || absorbed[i] {
 			continue
 		}
-		for j, r := range c.Rules {
-			b, ok := r.Action.(*ir.Balance)
-			if !ok || b == nil || len(b.Chains) == 0 {
+		edges := g.Edges[g.Start[i]:g.Start[i+1]]
+		for j := range c.Rules {
+			var b *ir.Balance
+			switch a := c.Rules[j].Action.(type) {
+			case *ir.Goto:
+				if a != nil {
+					edges = edges[1:]
+				}
+				continue
+			case *ir.Balance:
+				if a == nil {
+					continue
+				}
+				b = a
+			default:
 				continue
 			}
-			plains := make([]plain, 0, len(b.Chains))
-			for _, e := range b.Chains {
-				k, ok := index[e]
-				if !ok {
-					break
-				}
-				pl, ok := plainChain(rs.Chains[k])
-				if !ok || sigs[dnatKey{pl.dnat.Addr, pl.dnat.Protocol, pl.dnat.Port}].conflict {
-					break
-				}
-				if len(plains) > 0 && pl.dnat.Protocol != plains[0].dnat.Protocol {
-					break
-				}
-				plains = append(plains, pl)
-			}
-			if len(plains) != len(b.Chains) || reach[i]&^protoBit(plains[0].dnat.Protocol) != 0 {
+			ks := edges[:len(b.Chains)]
+			edges = edges[len(b.Chains):]
+			if len(ks) == 0 {
 				continue
 			}
-			slot := maps.add(len(plains))
-			p.Balances[RuleRef{i, j}] = Balance{Slot: slot, N: len(plains), Lowered: true, Protocol: plains[0].dnat.Protocol}
+			targets = targets[:0]
+			var proto ir.Protocol
+			for _, k := range ks {
+				if k < 0 {
+					break
+				}
+				ep, ok := d.EndpointAt(int(k))
+				if !ok || ep.Set != "" || !d.AgreeAt[k] {
+					break
+				}
+				if len(targets) > 0 && ep.DNAT.Protocol != proto {
+					break
+				}
+				proto = ep.DNAT.Protocol
+				targets = append(targets, k)
+			}
+			if len(targets) != len(ks) || reach[i]&^protoBit(proto) != 0 {
+				continue
+			}
+			slot := maps.add(len(targets))
+			p.Balances[RuleRef{i, j}] = Balance{Slot: slot, N: len(targets), Lowered: true, Protocol: proto}
 			if slot.Map == len(p.EndpointMaps) {
-				p.EndpointMaps = append(p.EndpointMaps, nil)
+				p.EndpointMaps = append(p.EndpointMaps, make([]EndpointElem, 0, max(maps.size, len(targets))))
 			}
-			for k, pl := range plains {
+			for n, k := range targets {
+				ep, _ := d.EndpointAt(int(k))
 				p.EndpointMaps[slot.Map] = append(p.EndpointMaps[slot.Map],
-					EndpointElem{slot.Offset + uint32(k), pl.dnat.Addr, pl.dnat.Port})
-				candidates[b.Chains[k]] = true
-				if pl.src.IsValid() {
-					e := HairpinElem{pl.src, pl.dnat.Addr, pl.dnat.Protocol, pl.dnat.Port}
-					if !pairSeen[e] {
-						pairSeen[e] = true
-						p.Hairpin = append(p.Hairpin, e)
-					}
+					EndpointElem{slot.Offset + uint32(n), ep.DNAT.Addr, ep.DNAT.Port})
+				candidate[k] = true
+				// Every chain that DNATs to the address marks the same
+				// source (AgreeAt), so one element serves them all.
+				if grp := d.Group[k]; ep.Hairpin.IsValid() && !d.HairpinDone[grp] {
+					d.HairpinDone[grp] = true
+					p.Hairpin = append(p.Hairpin, HairpinElem{ep.Hairpin, ep.DNAT.Addr})
 				}
 			}
 		}
@@ -429,30 +411,58 @@ func (p *Plan) lower(rs *ir.Ruleset, total int) {
 
 	// Keep every chain that a dispatch entry or an unlowered rule names.
 	// Plain chains name no chain, so leaving them out orphans nothing.
-	refs := map[string]bool{}
-	forTargets(rs, func(chain string, _ ir.Protocol) { refs[chain] = true })
+	ref := make([]bool, len(rs.Chains))
+	mark := func(ks []int32) {
+		for _, k := range ks {
+			if k >= 0 {
+				ref[k] = true
+			}
+		}
+	}
+	for _, d := range g.dispatch {
+		ref[d.chain] = true
+	}
 	for i, c := range rs.Chains {
-		if c == nil {
+		if c == nil || absorbed[i] {
 			continue
 		}
-		for j, r := range c.Rules {
-			switch a := r.Action.(type) {
+		edges := g.Edges[g.Start[i]:g.Start[i+1]]
+		for j := range c.Rules {
+			switch a := c.Rules[j].Action.(type) {
 			case *ir.Goto:
 				if a != nil {
-					refs[a.Chain] = true
+					mark(edges[:1])
+					edges = edges[1:]
 				}
 			case *ir.Balance:
-				if _, lowered := p.Balances[RuleRef{i, j}]; a != nil && !lowered {
-					for _, e := range a.Chains {
-						refs[e] = true
+				if a != nil {
+					if _, lowered := p.Balances[RuleRef{i, j}]; !lowered {
+						mark(edges[:len(a.Chains)])
 					}
+					edges = edges[len(a.Chains):]
 				}
 			}
 		}
 	}
-	for name := range candidates {
-		if !refs[name] {
-			p.Dropped[name] = true
+	n := 0
+	for k := range candidate {
+		if candidate[k] && !ref[k] || absorbed[k] {
+			n++
+		}
+	}
+	if n == 0 {
+		return
+	}
+	p.dropped = make([]bool, len(rs.Chains))
+	if byName {
+		p.Dropped = make(map[string]bool, n)
+	}
+	for k := range candidate {
+		if candidate[k] && !ref[k] || absorbed[k] {
+			p.dropped[k] = true
+			if byName {
+				p.Dropped[rs.Chains[k].Name] = true
+			}
 		}
 	}
 }

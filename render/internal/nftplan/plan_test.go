@@ -5,8 +5,10 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"kpc/compiler/ir"
+	"kpc/render/internal/nftdirect"
 )
 
 func ep(name, addr string, hairpin bool, extra ...ir.Rule) *ir.Chain {
@@ -37,6 +39,7 @@ type summary struct {
 	Hairpin       int
 	Choice        []int // elements per endpoint-choice map
 	Endpoints     []int // elements per endpoints map
+	Direct        int   // Services entries of the direct layout
 }
 
 func summarize(rs *ir.Ruleset, p *Plan) summary {
@@ -65,6 +68,9 @@ func summarize(rs *ir.Ruleset, p *Plan) summary {
 	for _, m := range p.EndpointMaps {
 		s.Endpoints = append(s.Endpoints, len(m))
 	}
+	if p.Direct != nil {
+		s.Direct = len(p.Direct.Entries)
+	}
 	return s
 }
 
@@ -75,12 +81,33 @@ func TestNew(t *testing.T) {
 		o    Options
 		want summary
 	}{{
-		name: "plain endpoints are lowered and left out",
+		name: "a Service chain only Services entries reach goes direct",
 		rs: &ir.Ruleset{
 			Services: []ir.ServiceEntry{entry("172.30.0.1", ir.TCP, "svc")},
 			Chains:   []*ir.Chain{ep("a", "10.0.0.1", true), ep("b", "10.0.0.2", true), svc("svc", balance("a", "b"))},
 		},
-		want: summary{Lowered: []RuleRef{{2, 0}}, Dropped: []string{"a", "b"}, Hairpin: 2, Endpoints: []int{2}},
+		want: summary{Dropped: []string{"a", "b", "svc"}, Hairpin: 2, Direct: 1},
+	}, {
+		name: "a NodePort reaching the chain goes direct too",
+		rs: &ir.Ruleset{
+			Services:  []ir.ServiceEntry{entry("172.30.0.1", ir.TCP, "svc")},
+			NodePorts: []ir.NodePortEntry{{Protocol: ir.TCP, Port: 30000, Target: ir.Target{Chain: "svc"}}},
+			Chains:    []*ir.Chain{ep("a", "10.0.0.1", true), ep("b", "10.0.0.2", true), svc("svc", balance("a", "b"))},
+		},
+		want: summary{Dropped: []string{"a", "b", "svc"}, Hairpin: 2, Direct: 2},
+	}, {
+		name: "plain endpoints of a chain that stays are lowered and left out",
+		rs: &ir.Ruleset{
+			Node:      ir.Node{NodePortAllLocal: true},
+			Services:  []ir.ServiceEntry{entry("172.30.0.1", ir.TCP, "svc")},
+			NodePorts: []ir.NodePortEntry{{Protocol: ir.TCP, Port: 30000, Target: ir.Target{Chain: "ext"}}},
+			Chains: []*ir.Chain{ep("a", "10.0.0.1", true), ep("b", "10.0.0.2", true),
+				{Name: "ext", Rules: []ir.Rule{
+					{Match: ir.Match{DstAddr: netip.MustParseAddr("192.0.2.1")}, Action: &ir.Drop{}},
+					{Action: &ir.Goto{Chain: "svc"}}}},
+				svc("svc", balance("a", "b"))},
+		},
+		want: summary{Lowered: []RuleRef{{3, 0}}, Dropped: []string{"a", "b"}, Hairpin: 2, Endpoints: []int{2}, Direct: 1},
 	}, {
 		name: "EndpointChains keeps everything",
 		rs: &ir.Ruleset{
@@ -95,7 +122,8 @@ func TestNew(t *testing.T) {
 			Services: []ir.ServiceEntry{entry("172.30.0.1", ir.TCP, "svc"), entry("172.30.0.1", ir.UDP, "svc")},
 			Chains:   []*ir.Chain{ep("a", "10.0.0.1", true), svc("svc", balance("a"))},
 		},
-		want: summary{Kept: []RuleRef{{1, 0}}, Choice: []int{1}},
+		// The TCP entry goes direct; the UDP one keeps the chain.
+		want: summary{Kept: []RuleRef{{1, 0}}, Choice: []int{1}, Hairpin: 1, Direct: 1},
 	}, {
 		name: "reachability follows gotos",
 		rs: &ir.Ruleset{
@@ -104,7 +132,7 @@ func TestNew(t *testing.T) {
 			Chains: []*ir.Chain{ep("a", "10.0.0.1", true), {Name: "ext", Rules: []ir.Rule{{Action: &ir.Goto{Chain: "svc"}}}},
 				svc("svc", balance("a"))},
 		},
-		want: summary{Kept: []RuleRef{{2, 0}}, Choice: []int{1}},
+		want: summary{Kept: []RuleRef{{2, 0}}, Choice: []int{1}, Hairpin: 1, Direct: 1},
 	}, {
 		name: "disagreeing hairpin marks for one destination block both",
 		rs: &ir.Ruleset{
@@ -125,8 +153,7 @@ func TestNew(t *testing.T) {
 				svc("s2", balance("b")),
 			},
 		},
-		want: summary{Lowered: []RuleRef{{3, 0}}, Kept: []RuleRef{{2, 1}}, Dropped: []string{"b"}, Hairpin: 1,
-			Choice: []int{1}, Endpoints: []int{1}},
+		want: summary{Kept: []RuleRef{{2, 1}}, Dropped: []string{"b", "s2"}, Hairpin: 1, Choice: []int{1}, Direct: 1},
 	}, {
 		name: "a chain still named elsewhere is kept",
 		rs: &ir.Ruleset{
@@ -150,6 +177,30 @@ func TestNew(t *testing.T) {
 			got := summarize(tt.rs, p)
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("plan (-want +got):\n%s", diff)
+			}
+			// The options that only change how the plan is made or read
+			// give the same plan.
+			index := map[string]int{}
+			for i, c := range tt.rs.Chains {
+				if c != nil {
+					index[c.Name] = i
+				}
+			}
+			o := tt.o
+			o.Index, o.DroppedAtOnly = index, true
+			q := New(tt.rs, o)
+			if len(q.Dropped) != 0 {
+				t.Errorf("DroppedAtOnly: Dropped = %v", q.Dropped)
+			}
+			for i, c := range tt.rs.Chains {
+				if c != nil && (q.DroppedAt(i) != p.Dropped[c.Name] || p.DroppedAt(i) != p.Dropped[c.Name]) {
+					t.Errorf("chain %d: DroppedAt %v/%v, Dropped %v", i, q.DroppedAt(i), p.DroppedAt(i), p.Dropped[c.Name])
+				}
+			}
+			q.Dropped = p.Dropped
+			if diff := cmp.Diff(p, q, cmp.AllowUnexported(Plan{}), cmpopts.EquateComparable(netip.Addr{}),
+				cmpopts.IgnoreUnexported(nftdirect.Result{})); diff != "" {
+				t.Errorf("plan with Index and DroppedAtOnly differs (-default +options):\n%s", diff)
 			}
 		})
 	}

@@ -1,0 +1,651 @@
+// Package nftdirect decides which dispatch entries of a Ruleset kpc's
+// nftables tables spell with data instead of chains of their own.
+//
+// The IR gives every Service port its own chains: a service chain that
+// chooses among endpoint chains, and for NodePorts and load balancers an
+// external chain, a local chain and a firewall chain. A dispatch entry
+// (an element of service-ips, service-nodeports or firewall-ips) reaches a
+// tree of such chains. The direct layout specializes that tree to the
+// entry's key: a rule whose destination condition names another address
+// or port can never match packets of the entry and is left out, one that
+// names the entry's own is kept without it, and each uniform choice among
+// plain endpoint chains (an optional hairpin mark and a DNAT) becomes a
+// DNAT through a map keyed by the packet's destination (address, protocol
+// and port; protocol and port for NodePorts) and a random bucket, the map
+// holding the entry's endpoints. What is left of the tree no longer names
+// anything of the Service, so the specialized chains of all entries with
+// the same structure, marks and endpoint counts are one set of shared
+// chains: a plain ClusterIP Service has no chain at all, only elements.
+// Choices are numbered per entry in the order they are met (variant 0, 1,
+// ...), and each variant has its map (service-endpoints,
+// service-endpoints-1; nodeport-endpoints, ...), since one entry can
+// reach two choices (a Local policy's local and cluster endpoints).
+//
+// A Service port with ClientIP affinity is lowered when only its one
+// Services entry reaches its chain (a ClusterIP Service): its shared chain
+// first DNATs to the endpoint the map sticky-clients holds for the client
+// and the entry's key, and after DNAT (in the filter chains) each new
+// connection records or refreshes the client's endpoint there with the
+// Service's timeout. A client thus keeps its endpoint until the timeout
+// since its last new connection, as with kube-proxy's per-endpoint sets;
+// an endpoint that is removed must also leave sticky-clients (the
+// incremental apply does it; a full load starts empty). nft 1.0.6 cannot
+// encode the IPv6 record (its 60 bytes of key and data overflow its
+// register allocation), so affinity is only lowered in IPv4 tables.
+//
+// Anything an entry's tree does that this cannot express (affinity
+// elsewhere, a chain that is not a plain endpoint chain in a choice, a
+// destination address condition on a NodePort path that only the node's
+// addresses could decide, DNATs to an address whose chains disagree on the
+// hairpin mark) leaves the entry as it is, and its chains stay in the
+// table. The hairpin marks of the lowered endpoint chains move to the
+// postrouting set hairpin-endpoints keyed by source and destination
+// address, which keeps the packets' fates only if every chain that DNATs
+// to an address marks the same source; an address whose chains disagree
+// blocks the lowering of every choice that reaches it.
+package nftdirect
+
+import (
+	"net/netip"
+	"slices"
+	"sort"
+	"strconv"
+	"time"
+
+	"kpc/compiler/ir"
+)
+
+// Names of the objects of the direct layout.
+const (
+	// DNATPrefix starts the names of the shared chains that mark and then
+	// choose ("dnat-N", "dnat-N-HASH", "dnat-nodeport-N-HASH"),
+	// StickyPrefix those that also keep clients on their endpoint
+	// ("sticky-N-HASH"), SharedPrefix the other shared chains
+	// ("shared-external-HASH").
+	DNATPrefix   = "dnat-"
+	StickyPrefix = "sticky-"
+	SharedPrefix = "shared-"
+	// EndpointsMap and NodePortEndpointsMap map an entry's key and a
+	// bucket to an endpoint (variant 0; variant V adds "-V").
+	EndpointsMap         = "service-endpoints"
+	NodePortEndpointsMap = "nodeport-endpoints"
+	// ClientsMap holds, per client and entry key, the client's endpoint.
+	ClientsMap = "sticky-clients"
+	// TimeoutSetPrefix starts the names of the sets of the entry keys of
+	// one affinity timeout ("sticky-timeout-600s").
+	TimeoutSetPrefix = "sticky-timeout-"
+	// UpdateChain records clients in ClientsMap after DNAT.
+	UpdateChain = "sticky-update"
+)
+
+// KeyKind says what a dispatch key holds.
+type KeyKind uint8
+
+// The kinds of keys.
+const (
+	// AddrKey: destination address, protocol and port (service-ips,
+	// firewall-ips).
+	AddrKey KeyKind = iota
+	// PortKey: protocol and port (service-nodeports).
+	PortKey
+)
+
+// Key is the key of a dispatch entry. Addr is invalid for a PortKey.
+type Key struct {
+	Kind     KeyKind
+	Addr     netip.Addr
+	Protocol ir.Protocol
+	Port     uint16
+}
+
+// List names a dispatch list of the Ruleset.
+type List uint8
+
+// The dispatch lists whose entries can go to shared chains.
+const (
+	ServicesList  List = iota // Ruleset.Services
+	NodePortsList             // Ruleset.NodePorts
+	FirewallList              // Ruleset.Firewall
+)
+
+// Endpoint is a DNAT destination.
+type Endpoint struct {
+	Addr netip.Addr
+	Port uint16
+}
+
+// Entry is how one dispatch entry is spelled.
+type Entry struct {
+	List  List
+	Index int // in its list
+	Key   Key
+	// Chain is the shared chain the entry's element goes to.
+	Chain string
+	// Choices are the destinations of buckets 0..N-1 of each variant.
+	Choices [][]Endpoint
+	// Timeout is the affinity timeout (0: no affinity).
+	Timeout time.Duration
+}
+
+// Action is what a rule of a shared chain does.
+type Action uint8
+
+// The actions of the rules of shared chains.
+const (
+	MarkAction   Action = iota // jump mark-for-masquerade
+	DropAction                 // drop
+	RejectAction               // reject
+	GotoAction                 // goto Rule.Goto
+	ChoiceAction               // DNAT through variant Rule.Variant's map, Rule.N buckets
+	StickyAction               // DNAT to the client's endpoint in ClientsMap, if any
+)
+
+// Rule is a rule of a shared chain.
+type Rule struct {
+	// Match has no destination address or port conditions.
+	Match   ir.Match
+	Action  Action
+	Goto    string
+	Kind    KeyKind // of ChoiceAction: which map family
+	Variant int
+	N       int
+}
+
+// Shared is a chain shared by entries.
+type Shared struct {
+	Name string
+	// From is the kind of IR chain it specializes.
+	From  ir.ChainKind
+	Rules []Rule
+	// Entries counts the entries whose tree uses it.
+	Entries int
+}
+
+// MapName is the name of the map of a variant of a key kind.
+func MapName(kind KeyKind, variant int) string {
+	name := EndpointsMap
+	if kind == PortKey {
+		name = NodePortEndpointsMap
+	}
+	if variant > 0 {
+		name += "-" + strconv.Itoa(variant)
+	}
+	return name
+}
+
+// MapUse is one map of endpoints.
+type MapUse struct {
+	Kind    KeyKind
+	Variant int
+}
+
+// Hairpin is an element of hairpin-endpoints: a connection DNATed to Dst
+// from Src is masqueraded.
+type Hairpin struct{ Src, Dst netip.Addr }
+
+// TimeoutKeys are the entry keys with one affinity timeout.
+type TimeoutKeys struct {
+	Timeout time.Duration
+	Keys    []Key
+}
+
+// Result is what Analyze found.
+type Result struct {
+	// Entries are the lowered entries: those of Services, then NodePorts,
+	// then Firewall, each in its list's order.
+	Entries []Entry
+	// Shared are the shared chains, by name.
+	Shared []Shared
+	// Maps are the endpoint maps used, AddrKey first, by variant.
+	Maps []MapUse
+	// Absorbed holds, per chain index, whether the chain is no longer
+	// needed: only lowered entries reach it.
+	Absorbed []bool
+	// DroppedSets are the affinity sets no chain that stays uses.
+	DroppedSets map[string]bool
+	// Hairpins are the hairpin marks of the lowered endpoint chains,
+	// without repeats.
+	Hairpins []Hairpin
+	// Timeouts are the affinity entry keys by timeout, shortest first.
+	Timeouts []TimeoutKeys
+	// AgreeAt holds, per chain index, whether the chain is a plain
+	// endpoint chain and every chain of the Ruleset that DNATs to its
+	// address is one with the same hairpin mark: only then may that mark
+	// move to hairpin-endpoints.
+	AgreeAt []bool
+	// Group is, per chain index, the group of the chains DNATing to the
+	// same address as that plain endpoint chain (-1 for other chains),
+	// and HairpinDone, per group, whether its hairpin element is in
+	// Hairpins: one element serves the whole group.
+	Group       []int32
+	HairpinDone []bool
+
+	byKey     map[listKey]int
+	endpoints []endpointInfo
+}
+
+type listKey struct {
+	list List
+	key  Key
+}
+
+// Lookup returns the plan of the dispatching entry of a list with key k.
+func (r *Result) Lookup(l List, k Key) (Entry, bool) {
+	i, ok := r.byKey[listKey{l, k}]
+	if !ok {
+		return Entry{}, false
+	}
+	return r.Entries[i], true
+}
+
+// Sticky reports whether any entry has affinity.
+func (r *Result) Sticky() bool { return len(r.Timeouts) > 0 }
+
+// Lowered reports whether any entry is lowered.
+func (r *Result) Lowered() bool { return r != nil && len(r.Entries) > 0 }
+
+// EndpointAt returns chain k's parse, and whether it is a plain endpoint
+// chain.
+func (r *Result) EndpointAt(k int) (EndpointChain, bool) {
+	if k < 0 || k >= len(r.endpoints) {
+		return EndpointChain{}, false
+	}
+	return r.endpoints[k].EndpointChain, r.endpoints[k].ok
+}
+
+// EndpointChain describes a plain endpoint chain: an optional hairpin
+// mark of one source, an optional affinity update, a DNAT.
+type EndpointChain struct {
+	Hairpin netip.Addr // invalid without a hairpin mark
+	Set     string     // the affinity set it updates ("" without)
+	DNAT    *ir.DNAT
+}
+
+// parseEndpoint reports whether c is a plain endpoint chain.
+func parseEndpoint(c *ir.Chain) (EndpointChain, bool) {
+	var e EndpointChain
+	if c == nil {
+		return e, false
+	}
+	rules := c.Rules
+	if len(rules) > 0 {
+		if _, ok := rules[0].Action.(*ir.MarkMasq); ok {
+			if !onlySrcAddr(&rules[0].Match) {
+				return e, false
+			}
+			e.Hairpin = rules[0].Match.SrcAddr
+			rules = rules[1:]
+		}
+	}
+	if len(rules) > 0 {
+		if u, ok := rules[0].Action.(*ir.AffinityUpdate); ok {
+			if u == nil || !zeroMatch(&rules[0].Match) {
+				return e, false
+			}
+			e.Set = u.Set
+			rules = rules[1:]
+		}
+	}
+	if len(rules) != 1 || !zeroMatch(&rules[0].Match) {
+		return e, false
+	}
+	d, ok := rules[0].Action.(*ir.DNAT)
+	if !ok || d == nil || !d.Addr.IsValid() {
+		return e, false
+	}
+	e.DNAT = d
+	return e, true
+}
+
+func zeroMatch(m *ir.Match) bool {
+	return !m.DstAddr.IsValid() && m.DstPort == 0 && !m.SrcAddr.IsValid() && len(m.SrcIn) == 0 &&
+		len(m.SrcNotIn) == 0 && !m.SrcLocal && m.Affinity == ""
+}
+
+func onlySrcAddr(m *ir.Match) bool {
+	return m.SrcAddr.IsValid() && !m.DstAddr.IsValid() && m.DstPort == 0 && len(m.SrcIn) == 0 &&
+		len(m.SrcNotIn) == 0 && !m.SrcLocal && m.Affinity == ""
+}
+
+// Graph is the Ruleset's chains resolved to indexes: for chain i, in
+// rule order, the target of every Goto (one) and non-nil Balance (one per
+// chain) is Edges[Start[i]:Start[i+1]], -1 for a name that does not
+// resolve. len(Start) is len(Ruleset.Chains)+1.
+type Graph struct {
+	Edges, Start []int32
+}
+
+// NewGraph resolves rs's Gotos and Balances through index.
+func NewGraph(rs *ir.Ruleset, index map[string]int) *Graph {
+	g := &Graph{Start: make([]int32, len(rs.Chains)+1)}
+	resolve := func(name string) int32 {
+		if k, ok := index[name]; ok {
+			return int32(k)
+		}
+		return -1
+	}
+	for i, c := range rs.Chains {
+		g.Start[i] = int32(len(g.Edges))
+		if c == nil {
+			continue
+		}
+		for j := range c.Rules {
+			switch a := c.Rules[j].Action.(type) {
+			case *ir.Goto:
+				if a != nil {
+					g.Edges = append(g.Edges, resolve(a.Chain))
+				}
+			case *ir.Balance:
+				if a != nil {
+					for _, e := range a.Chains {
+						g.Edges = append(g.Edges, resolve(e))
+					}
+				}
+			}
+		}
+	}
+	g.Start[len(rs.Chains)] = int32(len(g.Edges))
+	return g
+}
+
+// endpointInfo is a parsed endpoint chain.
+type endpointInfo struct {
+	EndpointChain
+	ok bool
+}
+
+// analysis is the state of one Analyze.
+type analysis struct {
+	rs    *ir.Ruleset
+	index map[string]int
+	g     *Graph
+	eps   []endpointInfo
+	// group and groupOK: see Result.Group and Result.AgreeAt.
+	group   []int32
+	groupOK []bool
+	// entryRefs counts the Services entries that dispatch to each chain,
+	// other every other reference to it.
+	entryRefs, other []int32
+	// sets counts the rules that name each affinity set.
+	sets     map[string]int
+	timeouts map[string]time.Duration
+	nodeAddr map[netip.Addr]bool
+
+	shared   map[string]*sharedChain
+	suffixes map[string]string
+	res      *Result
+}
+
+// sharedChain is a shared chain and its canonical content.
+type sharedChain struct {
+	Shared
+	content string
+}
+
+// prepare parses the chains once: endpoint chains, hairpin agreement and
+// references.
+func (a *analysis) prepare() {
+	rs := a.rs
+	n := len(rs.Chains)
+	a.eps = make([]endpointInfo, n)
+	// The DNATs of all chains, sorted by address: the chains of one
+	// address agree when all are plain with the same hairpin source.
+	type dnat struct {
+		addr, src netip.Addr
+		chain     int32
+		plain     bool
+	}
+	dnats := make([]dnat, 0, n)
+	a.entryRefs, a.other = make([]int32, n), make([]int32, n)
+	a.sets = map[string]int{}
+	for i, c := range rs.Chains {
+		if c == nil {
+			continue
+		}
+		if ep, ok := parseEndpoint(c); ok {
+			a.eps[i] = endpointInfo{ep, true}
+			dnats = append(dnats, dnat{ep.DNAT.Addr, ep.Hairpin, int32(i), true})
+		} else {
+			for j := range c.Rules {
+				if d, ok := c.Rules[j].Action.(*ir.DNAT); ok && d != nil {
+					dnats = append(dnats, dnat{d.Addr, netip.Addr{}, int32(i), false})
+				}
+			}
+		}
+		for j := range c.Rules {
+			r := &c.Rules[j]
+			if r.Match.Affinity != "" {
+				a.sets[r.Match.Affinity]++
+			}
+			if u, ok := r.Action.(*ir.AffinityUpdate); ok && u != nil {
+				a.sets[u.Set]++
+			}
+		}
+		for _, k := range a.g.Edges[a.g.Start[i]:a.g.Start[i+1]] {
+			if k >= 0 {
+				a.other[k]++
+			}
+		}
+	}
+	slices.SortFunc(dnats, func(x, y dnat) int { return x.addr.Compare(y.addr) })
+	a.group = make([]int32, n)
+	for i := range a.group {
+		a.group[i] = -1
+	}
+	for i := 0; i < len(dnats); {
+		j, ok := i, true
+		for ; j < len(dnats) && dnats[j].addr == dnats[i].addr; j++ {
+			ok = ok && dnats[j].plain && dnats[j].src == dnats[i].src
+		}
+		g := int32(len(a.groupOK))
+		a.groupOK = append(a.groupOK, ok)
+		for k := i; k < j; k++ {
+			if dnats[k].plain {
+				a.group[dnats[k].chain] = g
+			}
+		}
+		i = j
+	}
+	for _, e := range rs.Services {
+		if k := a.resolve(e.Target.Chain); k >= 0 {
+			a.entryRefs[k]++
+		}
+	}
+	for _, es := range [][]ir.ServiceEntry{rs.Firewall, rs.NoEndpoints} {
+		for _, e := range es {
+			if k := a.resolve(e.Target.Chain); k >= 0 {
+				a.other[k]++
+			}
+		}
+	}
+	for _, es := range [][]ir.NodePortEntry{rs.NodePorts, rs.NoEndpointNodePorts} {
+		for _, e := range es {
+			if k := a.resolve(e.Target.Chain); k >= 0 {
+				a.other[k]++
+			}
+		}
+	}
+	a.timeouts = make(map[string]time.Duration, len(rs.AffinitySets))
+	for _, s := range rs.AffinitySets {
+		a.timeouts[s.Name] = s.Timeout
+	}
+	a.nodeAddr = map[netip.Addr]bool{}
+	for _, x := range rs.Node.NodePortAddrs {
+		a.nodeAddr[x] = true
+	}
+}
+
+// resolve returns the index of the chain of that name, or -1.
+func (a *analysis) resolve(name string) int {
+	if name == "" {
+		return -1
+	}
+	if k, ok := a.index[name]; ok {
+		return k
+	}
+	return -1
+}
+
+// agrees reports whether chain k is a plain endpoint chain whose address's
+// chains agree on the hairpin mark.
+func (a *analysis) agrees(k int32) bool {
+	g := a.group[k]
+	return g >= 0 && a.groupOK[g]
+}
+
+// Analyze finds the dispatch entries of rs that can be spelled through
+// shared chains. rs should be valid (ir.Ruleset.Validate); anything that
+// does not resolve is left alone. index, when not nil, maps every chain's
+// name to its index in rs.Chains (the last of a repeated name), and g,
+// when not nil, is NewGraph(rs, index).
+func Analyze(rs *ir.Ruleset, index map[string]int, g *Graph) *Result {
+	res := &Result{DroppedSets: map[string]bool{}, byKey: map[listKey]int{}}
+	if rs == nil {
+		return res
+	}
+	n := len(rs.Chains)
+	if index == nil {
+		index = make(map[string]int, n)
+		for i, c := range rs.Chains {
+			if c != nil {
+				index[c.Name] = i
+			}
+		}
+	}
+	if g == nil {
+		g = NewGraph(rs, index)
+	}
+	a := &analysis{rs: rs, index: index, g: g, shared: map[string]*sharedChain{}, suffixes: map[string]string{}, res: res}
+	a.prepare()
+	res.Group, res.endpoints = a.group, a.eps
+	res.AgreeAt = make([]bool, n)
+	for k := range a.group {
+		res.AgreeAt[k] = a.agrees(int32(k))
+	}
+	res.HairpinDone = make([]bool, len(a.groupOK))
+
+	// Which entries are lowered; the chains the others reach stay, and so
+	// do the chains no entry reaches.
+	keep := make([]bool, n)
+	var stack []int32
+	stay := func(target string) {
+		if k := a.resolve(target); k >= 0 && !keep[k] {
+			keep[k] = true
+			stack = append(stack, int32(k))
+		}
+	}
+	var lowered []int32
+	byTimeout := map[time.Duration][]Key{}
+	seen := map[listKey]bool{}
+	try := func(l List, i int, k Key, target string) {
+		lk := listKey{l, k}
+		if seen[lk] {
+			return // shadowed by an earlier entry of the key
+		}
+		seen[lk] = true
+		ci := a.resolve(target)
+		if ci < 0 {
+			return
+		}
+		e, ok := a.lowerEntry(l, i, k, ci)
+		if !ok {
+			stay(target)
+			return
+		}
+		res.byKey[lk] = len(res.Entries)
+		res.Entries = append(res.Entries, e)
+		lowered = append(lowered, int32(ci))
+		if e.Timeout > 0 {
+			byTimeout[e.Timeout] = append(byTimeout[e.Timeout], k)
+		}
+	}
+	for i, e := range rs.Services {
+		try(ServicesList, i, Key{AddrKey, e.Addr, e.Protocol, e.Port}, e.Target.Chain)
+	}
+	for i, e := range rs.NodePorts {
+		try(NodePortsList, i, Key{PortKey, netip.Addr{}, e.Protocol, e.Port}, e.Target.Chain)
+	}
+	for i, e := range rs.Firewall {
+		try(FirewallList, i, Key{AddrKey, e.Addr, e.Protocol, e.Port}, e.Target.Chain)
+	}
+	for _, e := range rs.NoEndpoints {
+		stay(e.Target.Chain)
+	}
+	for _, e := range rs.NoEndpointNodePorts {
+		stay(e.Target.Chain)
+	}
+	reach := func(mark []bool) {
+		for len(stack) > 0 {
+			k := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			for _, t := range g.Edges[g.Start[k]:g.Start[k+1]] {
+				if t >= 0 && !mark[t] {
+					mark[t] = true
+					stack = append(stack, t)
+				}
+			}
+		}
+	}
+	reach(keep)
+	byLowered := make([]bool, n)
+	for _, k := range lowered {
+		if !byLowered[k] {
+			byLowered[k] = true
+			stack = append(stack, k)
+		}
+	}
+	reach(byLowered)
+	for k := range keep {
+		keep[k] = keep[k] || !byLowered[k]
+	}
+	res.Absorbed = make([]bool, n)
+	used := map[string]bool{}
+	for i, c := range rs.Chains {
+		if c == nil {
+			continue
+		}
+		res.Absorbed[i] = !keep[i]
+		if !keep[i] {
+			continue
+		}
+		for j := range c.Rules {
+			r := &c.Rules[j]
+			if r.Match.Affinity != "" {
+				used[r.Match.Affinity] = true
+			}
+			if u, ok := r.Action.(*ir.AffinityUpdate); ok && u != nil {
+				used[u.Set] = true
+			}
+		}
+	}
+	for _, s := range rs.AffinitySets {
+		if !used[s.Name] {
+			res.DroppedSets[s.Name] = true
+		}
+	}
+
+	maps := map[MapUse]bool{}
+	for _, s := range a.shared {
+		res.Shared = append(res.Shared, s.Shared)
+		for _, r := range s.Rules {
+			if r.Action == ChoiceAction {
+				maps[MapUse{r.Kind, r.Variant}] = true
+			}
+		}
+	}
+	sort.Slice(res.Shared, func(i, j int) bool { return res.Shared[i].Name < res.Shared[j].Name })
+	for m := range maps {
+		res.Maps = append(res.Maps, m)
+	}
+	sort.Slice(res.Maps, func(i, j int) bool {
+		if res.Maps[i].Kind != res.Maps[j].Kind {
+			return res.Maps[i].Kind < res.Maps[j].Kind
+		}
+		return res.Maps[i].Variant < res.Maps[j].Variant
+	})
+	for t, keys := range byTimeout {
+		res.Timeouts = append(res.Timeouts, TimeoutKeys{t, keys})
+	}
+	sort.Slice(res.Timeouts, func(i, j int) bool { return res.Timeouts[i].Timeout < res.Timeouts[j].Timeout })
+	return res
+}

@@ -1,0 +1,379 @@
+package nftdirect
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"net/netip"
+	"sort"
+	"strconv"
+	"time"
+
+	"kpc/compiler/ir"
+)
+
+// maxDepth bounds the Gotos followed from an entry (the IR has no loops;
+// this only keeps a broken Ruleset from recursing without end).
+const maxDepth = 16
+
+// specState is the specialization of one entry's tree.
+type specState struct {
+	key     Key
+	choices [][]Endpoint
+	eps     []int32 // the endpoint chains chosen among
+	// done holds the shared chain of each chain already specialized: a
+	// chain reached twice (by two Gotos) is one shared chain.
+	done map[int]string
+}
+
+// lowerEntry specializes the tree of the entry of list l and key k whose
+// target is chain ci, and registers its shared chains.
+func (a *analysis) lowerEntry(l List, i int, k Key, ci int) (Entry, bool) {
+	if l == ServicesList {
+		if e, ok := a.lowerSticky(i, k, ci); ok {
+			return e, true
+		}
+	}
+	st := &specState{key: k}
+	pending := map[string]*sharedChain{}
+	name, ok := a.specialize(ci, st, pending, 0)
+	if !ok {
+		return Entry{}, false
+	}
+	for n, s := range pending {
+		if old, exists := a.shared[n]; exists {
+			if old.content != s.content {
+				return Entry{}, false // a hash collision: leave the entry alone
+			}
+			continue
+		}
+	}
+	for n, s := range pending {
+		if old, exists := a.shared[n]; exists {
+			old.Entries++
+		} else {
+			s.Entries = 1
+			a.shared[n] = s
+		}
+	}
+	a.addHairpins(st.eps)
+	return Entry{List: l, Index: i, Key: k, Chain: name, Choices: st.choices}, true
+}
+
+// addHairpins records the hairpin elements of the chosen endpoint chains.
+func (a *analysis) addHairpins(eps []int32) {
+	res := a.res
+	for _, k := range eps {
+		ep := a.eps[k]
+		// Every chain of the group marks the same source.
+		if grp := a.group[k]; ep.Hairpin.IsValid() && !res.HairpinDone[grp] {
+			res.HairpinDone[grp] = true
+			res.Hairpins = append(res.Hairpins, Hairpin{ep.Hairpin, ep.DNAT.Addr})
+		}
+	}
+}
+
+// specialize specializes chain ci to st.key and returns the name of its
+// shared chain, adding it (and those of the chains it goes to) to pending.
+func (a *analysis) specialize(ci int, st *specState, pending map[string]*sharedChain, depth int) (string, bool) {
+	c := a.rs.Chains[ci]
+	if c == nil || depth > maxDepth {
+		return "", false
+	}
+	if name, ok := st.done[ci]; ok {
+		return name, true
+	}
+	k := st.key
+	edges := a.g.Edges[a.g.Start[ci]:a.g.Start[ci+1]]
+	var rules []Rule
+	for j := range c.Rules {
+		r := &c.Rules[j]
+		// The edges of this rule, consumed whether it is kept or not.
+		var targets []int32
+		switch act := r.Action.(type) {
+		case *ir.Goto:
+			if act != nil {
+				targets, edges = edges[:1], edges[1:]
+			}
+		case *ir.Balance:
+			if act != nil {
+				targets, edges = edges[:len(act.Chains)], edges[len(act.Chains):]
+			}
+		}
+		m, holds, ok := a.residualMatch(c, r.Match, k)
+		if !ok {
+			return "", false
+		}
+		if !holds {
+			continue
+		}
+		if m.Affinity != "" {
+			return "", false
+		}
+		out := Rule{Match: m}
+		switch act := r.Action.(type) {
+		case *ir.MarkMasq:
+			out.Action = MarkAction
+		case *ir.Drop:
+			out.Action = DropAction
+		case *ir.Reject:
+			out.Action = RejectAction
+		case *ir.Goto:
+			if act == nil || targets[0] < 0 {
+				return "", false
+			}
+			sub, ok := a.specialize(int(targets[0]), st, pending, depth+1)
+			if !ok {
+				return "", false
+			}
+			out.Action, out.Goto = GotoAction, sub
+		case *ir.Balance:
+			if act == nil || len(targets) == 0 {
+				return "", false
+			}
+			endpoints := make([]Endpoint, len(targets))
+			for n, t := range targets {
+				if t < 0 || !a.eps[t].ok || a.eps[t].Set != "" || !a.agrees(t) || a.eps[t].DNAT.Protocol != k.Protocol {
+					return "", false
+				}
+				endpoints[n] = Endpoint{a.eps[t].DNAT.Addr, a.eps[t].DNAT.Port}
+			}
+			st.eps = append(st.eps, targets...)
+			out.Action, out.Kind, out.Variant, out.N = ChoiceAction, k.Kind, len(st.choices), len(targets)
+			st.choices = append(st.choices, endpoints)
+		default:
+			return "", false
+		}
+		rules = append(rules, out)
+	}
+	content := canonicalRules(c.Kind, rules)
+	name := a.nameFor(c.Kind, rules, content)
+	if old, ok := pending[name]; ok && old.content != content {
+		return "", false // a hash collision
+	}
+	pending[name] = &sharedChain{Shared: Shared{Name: name, From: c.Kind, Rules: rules}, content: content}
+	if st.done == nil {
+		st.done = map[int]string{}
+	}
+	st.done[ci] = name
+	return name, true
+}
+
+// residualMatch returns m for packets of entry k: holds is false when a
+// destination condition can never hold, otherwise m comes back without
+// its destination conditions; ok is false when they cannot be decided.
+func (a *analysis) residualMatch(c *ir.Chain, m ir.Match, k Key) (out ir.Match, holds, ok bool) {
+	if m.DstAddr.IsValid() {
+		switch {
+		case k.Kind == AddrKey && m.DstAddr != k.Addr:
+			return m, false, true
+		case k.Kind == AddrKey:
+		case a.rs.Node.NodePortAllLocal || a.nodeAddr[m.DstAddr]:
+			// A NodePort path: the destination is one of the node's
+			// addresses, which only the packet says.
+			return m, false, false
+		default:
+			return m, false, true
+		}
+		m.DstAddr = netip.Addr{}
+	}
+	if m.DstPort != 0 {
+		if c.Protocol != k.Protocol || m.DstPort != k.Port {
+			return m, false, true
+		}
+		m.DstPort = 0
+	}
+	return m, true, true
+}
+
+// lowerSticky lowers a Services entry whose chain is marks, one affinity
+// test per endpoint and a Balance over plain endpoint chains with their
+// own affinity sets, which nothing else uses.
+func (a *analysis) lowerSticky(i int, k Key, ci int) (Entry, bool) {
+	if a.rs.Family != ir.IPv4 || a.entryRefs[ci] != 1 || a.other[ci] != 0 {
+		return Entry{}, false
+	}
+	c := a.rs.Chains[ci]
+	edges := a.g.Edges[a.g.Start[ci]:a.g.Start[ci+1]]
+	rules := c.Rules
+	var marks []Rule
+	for len(rules) > 0 {
+		if _, ok := rules[0].Action.(*ir.MarkMasq); !ok || rules[0].Match.Affinity != "" {
+			break
+		}
+		m, holds, ok := a.residualMatch(c, rules[0].Match, k)
+		if !ok {
+			return Entry{}, false
+		}
+		if holds {
+			marks = append(marks, Rule{Match: m, Action: MarkAction})
+		}
+		rules = rules[1:]
+	}
+	tests := map[int32]string{} // endpoint chain -> its affinity set
+	for len(rules) > 0 {
+		g, ok := rules[0].Action.(*ir.Goto)
+		m := rules[0].Match
+		if !ok || g == nil || m.Affinity == "" {
+			break
+		}
+		m.Affinity = ""
+		if !zeroMatch(&m) || len(edges) == 0 || edges[0] < 0 {
+			return Entry{}, false
+		}
+		t := edges[0]
+		edges = edges[1:]
+		if _, dup := tests[t]; dup {
+			return Entry{}, false
+		}
+		tests[t] = rules[0].Match.Affinity
+		rules = rules[1:]
+	}
+	if len(tests) == 0 || len(rules) != 1 || !zeroMatch(&rules[0].Match) {
+		return Entry{}, false
+	}
+	b, ok := rules[0].Action.(*ir.Balance)
+	if !ok || b == nil || len(b.Chains) != len(tests) || len(edges) != len(b.Chains) {
+		return Entry{}, false
+	}
+	var timeout time.Duration
+	endpoints := make([]Endpoint, len(edges))
+	used := make(map[int32]bool, len(edges))
+	for n, t := range edges {
+		if t < 0 || !a.eps[t].ok || !a.agrees(t) || used[t] {
+			return Entry{}, false
+		}
+		ep := a.eps[t]
+		set, tested := tests[t]
+		d := a.timeouts[set]
+		switch {
+		case !tested || ep.Set != set || d <= 0 || ep.DNAT.Protocol != k.Protocol:
+			return Entry{}, false
+		case a.sets[set] != 2 || a.other[t] != 2: // its test and update; its Goto and the Balance
+			return Entry{}, false
+		case timeout != 0 && timeout != d:
+			return Entry{}, false
+		}
+		used[t], timeout = true, d
+		endpoints[n] = Endpoint{ep.DNAT.Addr, ep.DNAT.Port}
+	}
+	out := append(marks, Rule{Action: StickyAction},
+		Rule{Action: ChoiceAction, Kind: AddrKey, Variant: 0, N: len(endpoints)})
+	content := canonicalRules(c.Kind, out)
+	name := a.nameFor(c.Kind, out, content)
+	if old, exists := a.shared[name]; exists {
+		if old.content != content {
+			return Entry{}, false
+		}
+		old.Entries++
+	} else {
+		a.shared[name] = &sharedChain{Shared: Shared{Name: name, From: c.Kind, Rules: out, Entries: 1}, content: content}
+	}
+	a.addHairpins(edges)
+	return Entry{List: ServicesList, Index: i, Key: k, Chain: name, Choices: [][]Endpoint{endpoints}, Timeout: timeout}, true
+}
+
+// nameFor names a shared chain: "dnat-N" (or "dnat-nodeport-N") with the
+// hash of its marks for marks followed by a choice of variant 0,
+// "sticky-N" likewise with affinity, else "shared-KIND-HASH" with the hash
+// of its content.
+func (a *analysis) nameFor(from ir.ChainKind, rules []Rule, content string) string {
+	n := len(rules)
+	simple := n > 0 && rules[n-1].Action == ChoiceAction && rules[n-1].Variant == 0
+	sticky := false
+	if simple && n > 1 && rules[n-2].Action == StickyAction {
+		sticky = true
+		n--
+	}
+	for _, r := range rules[:n-1] {
+		simple = simple && r.Action == MarkAction
+	}
+	if !simple {
+		return SharedPrefix + from.String() + "-" + a.suffix(content)
+	}
+	last := rules[len(rules)-1]
+	name := DNATPrefix
+	switch {
+	case sticky:
+		name = StickyPrefix
+	case last.Kind == PortKey:
+		name += "nodeport-"
+	}
+	name += strconv.Itoa(last.N)
+	if marks := rules[:n-1]; len(marks) > 0 {
+		name += "-" + a.suffix(canonicalMarks(marks))
+	}
+	return name
+}
+
+// suffix is the first 8 hex digits of the SHA-256 of s, cached.
+func (a *analysis) suffix(s string) string {
+	if h, ok := a.suffixes[s]; ok {
+		return h
+	}
+	sum := sha256.Sum256([]byte(s))
+	h := hex.EncodeToString(sum[:4])
+	a.suffixes[s] = h
+	return h
+}
+
+// canonicalRules spells a shared chain's rules for comparing and naming.
+func canonicalRules(from ir.ChainKind, rules []Rule) string {
+	b := []byte(from.String())
+	for _, r := range rules {
+		b = append(b, '|')
+		b = appendMatch(b, &r.Match)
+		b = append(b, " a="...)
+		b = strconv.AppendUint(b, uint64(r.Action), 10)
+		b = append(b, " g="...)
+		b = append(b, r.Goto...)
+		b = append(b, " k="...)
+		b = strconv.AppendUint(b, uint64(r.Kind), 10)
+		b = append(b, " v="...)
+		b = strconv.AppendInt(b, int64(r.Variant), 10)
+		b = append(b, " n="...)
+		b = strconv.AppendInt(b, int64(r.N), 10)
+	}
+	return string(b)
+}
+
+// canonicalMarks spells marks for naming their chain.
+func canonicalMarks(marks []Rule) string {
+	var b []byte
+	for _, r := range marks {
+		b = append(b, "mark "...)
+		b = appendMatch(b, &r.Match)
+		b = append(b, ';')
+	}
+	return string(b)
+}
+
+// appendMatch spells the source conditions of a match.
+func appendMatch(b []byte, m *ir.Match) []byte {
+	b = append(b, "src="...)
+	b = m.SrcAddr.AppendTo(b)
+	b = append(b, " in="...)
+	b = appendPrefixes(b, m.SrcIn)
+	b = append(b, " notin="...)
+	b = appendPrefixes(b, m.SrcNotIn)
+	b = append(b, " local="...)
+	return strconv.AppendBool(b, m.SrcLocal)
+}
+
+// appendPrefixes appends the masked prefixes, sorted.
+func appendPrefixes(b []byte, ps []netip.Prefix) []byte {
+	if len(ps) == 1 {
+		return ps[0].Masked().AppendTo(b)
+	}
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.Masked().String()
+	}
+	sort.Strings(s)
+	for i, p := range s {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, p...)
+	}
+	return b
+}
