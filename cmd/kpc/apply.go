@@ -15,6 +15,10 @@ var applyBackends = []string{"netlink", "iptables", "iptables-legacy"}
 // defaultNetnsDir is where `ip netns` keeps named network namespaces.
 const defaultNetnsDir = "/var/run/netns/"
 
+// defaultStateDir is where the netlink backend keeps its cache of the
+// tables it applied last.
+const defaultStateDir = "/run/kpc"
+
 // applyOptions are the parsed flags of kpc apply.
 type applyOptions struct {
 	backend string
@@ -22,6 +26,10 @@ type applyOptions struct {
 	delete  bool
 	// netns is the path of the target network namespace ("" = ours).
 	netns string
+	// full forces a full replace (netlink); stateDir is where the netlink
+	// backend caches what it applied ("" = no cache).
+	full     bool
+	stateDir string
 }
 
 // runApply programs the kernel with the compiled manifests, or removes
@@ -40,6 +48,9 @@ func runApply(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			"iptables-restore --noflush of kpc's chains, then the jumps from the built-in chains")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "print what would be applied (or deleted) and change nothing")
 	fs.BoolVar(&o.delete, "delete", false, "remove kpc's tables (netlink) or kpc's chains and jumps (iptables) instead of applying")
+	fs.BoolVar(&o.full, "full", false, "netlink: replace kpc's tables whole instead of sending only the difference from the last apply")
+	fs.StringVar(&o.stateDir, "state-dir", defaultStateDir,
+		"netlink: where to cache the tables last applied, for incremental applies (\"\" disables the cache: every apply is full)")
 	netns := fs.String("netns", "", "work in this network namespace: a name from \"ip netns\" or a path such as /proc/PID/ns/net")
 	if code, done := parse(fs, args, stdout); done {
 		return code

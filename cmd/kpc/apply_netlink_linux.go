@@ -10,10 +10,17 @@ import (
 	"kpc/render/netlink"
 )
 
-// netlinkApply replaces kpc's nftables tables with prog's in one netlink
-// transaction, or with --dry-run prints the equivalent nft script.
+// netlinkOptions are the netlink options of an apply.
+func netlinkOptions(o applyOptions) netlink.Options {
+	return netlink.Options{NetNS: o.netns, StateDir: o.stateDir, Full: o.full, DryRun: o.dryRun}
+}
+
+// netlinkApply brings kpc's nftables tables to prog in one netlink
+// transaction: only the difference from the last apply when the kernel
+// still holds what it applied (see netlink.Sync), else a full replace. With
+// --dry-run it prints the equivalent nft script and what would be sent.
 func netlinkApply(prog *ir.Program, o applyOptions, stdout io.Writer) error {
-	opts := netlink.Options{NetNS: o.netns}
+	opts := netlinkOptions(o)
 	if o.dryRun {
 		b, err := netlink.Build(prog, opts)
 		if err != nil {
@@ -22,21 +29,40 @@ func netlinkApply(prog *ir.Program, o applyOptions, stdout io.Writer) error {
 		if _, err := stdout.Write(b.Script()); err != nil {
 			return err
 		}
-		_, err = fmt.Fprintf(stdout, "# kpc apply --dry-run: nothing was changed; the netlink batch would create %s in %s\n",
-			b.Stats(), o.where())
+		if _, err := fmt.Fprintf(stdout, "# kpc apply --dry-run: nothing was changed; the netlink batch would create %s in %s\n",
+			b.Stats(), o.where()); err != nil {
+			return err
+		}
+		// What an apply would send depends on the kernel's tables; without
+		// the right to read them, say so rather than fail.
+		rep, err := netlink.Sync(prog, opts)
+		if err != nil {
+			_, err = fmt.Fprintf(stdout, "# kpc apply --dry-run: could not read the kernel's tables to plan the apply: %v\n", err)
+			return err
+		}
+		_, err = fmt.Fprintf(stdout, "# kpc apply --dry-run: the apply would be %s\n", rep)
 		return err
 	}
-	st, err := netlink.Apply(prog, opts)
+	rep, err := netlink.Sync(prog, opts)
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(stdout, "kpc apply: replaced kpc's nftables tables in %s: %s\n", o.where(), st)
+	switch rep.Mode {
+	case netlink.SyncFull:
+		_, err = fmt.Fprintf(stdout, "kpc apply: replaced kpc's nftables tables in %s (%s): %s\n", o.where(), rep.Reason, rep.Sent)
+	case netlink.SyncIncremental:
+		_, err = fmt.Fprintf(stdout, "kpc apply: updated kpc's nftables tables in %s: %s\n", o.where(), rep)
+	default:
+		_, err = fmt.Fprintf(stdout, "kpc apply: kpc's nftables tables in %s already hold these manifests; nothing was sent\n", o.where())
+	}
 	return err
 }
 
-// netlinkDelete removes kpc's nftables tables.
+// netlinkDelete removes kpc's nftables tables (and the cache of them).
 func netlinkDelete(prog *ir.Program, o applyOptions, stdout io.Writer) error {
-	st, err := netlink.Delete(netlink.Options{NetNS: o.netns, DryRun: o.dryRun, Table: tableName(prog)})
+	opts := netlinkOptions(o)
+	opts.Table = tableName(prog)
+	st, err := netlink.Delete(opts)
 	if err != nil {
 		return err
 	}

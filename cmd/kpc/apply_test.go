@@ -66,7 +66,7 @@ func TestApplyUsage(t *testing.T) {
 		stdout []string
 		stderr []string
 	}{
-		{"help", []string{"apply", "--help"}, exitOK, []string{"--backend", "--dry-run", "--netns", "--delete"}, nil},
+		{"help", []string{"apply", "--help"}, exitOK, []string{"--backend", "--dry-run", "--netns", "--delete", "--full", "--state-dir"}, nil},
 		{"no input", []string{"apply"}, exitUsage, nil, []string{"no input"}},
 		{"bad backend", []string{"apply", "--backend", "pf", good}, exitUsage, nil, []string{`--backend "pf"`}},
 		{"missing netns", []string{"apply", "--netns", "kpc-no-such-ns", good}, exitUsage, nil, []string{"no such network namespace"}},
@@ -184,6 +184,10 @@ func TestApplyNetlink(t *testing.T) {
 	foreign := nsExec(t, ns, "", "nft", "list", "table", "ip", "other") + nsExec(t, ns, "", "nft", "list", "table", "inet", "kpc")
 	list := func() string { out, _ := nsTry(ns, "", "nft", "list", "table", "ip", "kpc"); return out }
 
+	state := t.TempDir()
+	// more is seed with one endpoint more, for an incremental apply.
+	more := writeFile(t, dir, "more.yaml", strings.Replace(seed, `["10.4.5.6"]`, `["10.4.5.6"]
+  - addresses: ["10.4.5.7"]`, 1))
 	steps := []struct {
 		name     string
 		args     []string
@@ -193,15 +197,23 @@ func TestApplyNetlink(t *testing.T) {
 		hasNot   []string
 		noChange bool
 	}{
-		{name: "apply", args: []string{"apply", "--netns", ns, good}, stdout: "replaced kpc's nftables tables",
-			has: []string{"10.96.0.100 . tcp . 80", "10.4.5.6 . 9376"}},
-		{name: "dry run", args: []string{"apply", "--netns", ns, "--dry-run", other}, stdout: "table ip kpc {", noChange: true},
-		{name: "replace", args: []string{"apply", "--netns", ns, other}, stdout: "replaced",
+		{name: "apply", args: []string{"apply", "--netns", ns, "--state-dir", state, good},
+			stdout: "replaced kpc's nftables tables", has: []string{"10.96.0.100 . tcp . 80", "10.4.5.6 . 9376"}},
+		{name: "same again", args: []string{"apply", "--netns", ns, "--state-dir", state, good}, stdout: "nothing was sent",
+			noChange: true},
+		{name: "one endpoint more", args: []string{"apply", "--netns", ns, "--state-dir", state, more},
+			stdout: "updated kpc's nftables tables", has: []string{"10.4.5.6 . 9376", "10.4.5.7 . 9376"}},
+		{name: "dry run", args: []string{"apply", "--netns", ns, "--state-dir", state, "--dry-run", other},
+			stdout: "table ip kpc {", noChange: true},
+		{name: "replace", args: []string{"apply", "--netns", ns, "--state-dir", state, other}, stdout: "updated",
 			has: []string{"10.96.0.200 . udp . 53"}, hasNot: []string{"10.96.0.100"}},
-		{name: "again", args: []string{"apply", "--netns", ns, other}, stdout: "replaced", has: []string{"10.96.0.200 . udp . 53"}},
+		{name: "full", args: []string{"apply", "--netns", ns, "--state-dir", state, "--full", other}, stdout: "replaced",
+			has: []string{"10.96.0.200 . udp . 53"}},
+		{name: "no cache", args: []string{"apply", "--netns", ns, "--state-dir", "", good}, stdout: "replaced",
+			has: []string{"10.96.0.100 . tcp . 80"}},
 		{name: "delete dry run", args: []string{"apply", "--netns", ns, "--delete", "--dry-run"}, stdout: "would remove 1", noChange: true},
-		{name: "delete", args: []string{"apply", "--netns", ns, "--delete"}, stdout: "removed 1"},
-		{name: "delete again", args: []string{"apply", "--netns", ns, "--delete"}, stdout: "removed 0"},
+		{name: "delete", args: []string{"apply", "--netns", ns, "--state-dir", state, "--delete"}, stdout: "removed 1"},
+		{name: "delete again", args: []string{"apply", "--netns", ns, "--state-dir", state, "--delete"}, stdout: "removed 0"},
 	}
 	for _, st := range steps {
 		before := list()
@@ -366,13 +378,13 @@ func TestDiffLive(t *testing.T) {
 	}{
 		{name: "nothing applied", args: []string{"diff", "--live", "--netns", ns, "-f", good}, code: exitInvalid,
 			stdout: []string{"--- kernel", "- table ip kpc (not in the kernel)"}},
-		{name: "apply", args: []string{"apply", "--netns", ns, "-f", good}, code: exitOK},
+		{name: "apply", args: []string{"apply", "--netns", ns, "--state-dir", t.TempDir(), "-f", good}, code: exitOK},
 		{name: "no drift", args: []string{"diff", "--live", "--netns", ns, "-f", good}, code: exitOK, empty: true},
 		{name: "no drift json", args: []string{"diff", "--live", "--netns", ns, "-o", "json", good}, code: exitOK,
 			stdout: []string{`"equal": true`}},
 		{name: "other manifests", args: []string{"diff", "--live", "--netns", ns, "-f", other}, code: exitInvalid,
 			stdout: []string{"~ ip kpc set service-ips", "- element 10.96.0.200 . udp . 53", "+ element 10.96.0.100 . tcp . 80",
-				"- ip kpc chain service-"}},
+				"- ip kpc chain dnat-1 (1 rules)", "+ element 10.96.0.100 . tcp . 80 . 1 : 10.4.5.6 . 9376"}},
 		{name: "other manifests json", args: []string{"diff", "--live", "--netns", ns, "-o", "json", "-f", other}, code: exitInvalid,
 			stdout: []string{`"equal": false`, `"lines": [`}},
 		{name: "invalid input", args: []string{"diff", "--live", "--netns", ns, "-f", invalid}, code: exitUsage, empty: true},

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"kpc/compiler/ir"
+	"kpc/render/internal/nftdirect"
 	"kpc/render/internal/nftplan"
 )
 
@@ -36,6 +37,9 @@ type tableSpec struct {
 type setSpec struct {
 	set   *nftables.Set
 	elems []nftables.SetElement
+	// userdata, when set, replaces the userdata google/nftables writes
+	// (see typeof.go).
+	userdata []byte
 }
 
 // ruleSpec is a rule and the anonymous sets it looks up, which are added
@@ -66,9 +70,6 @@ const (
 
 	// defaultTable names the tables of a Program without Rulesets.
 	defaultTable = "kpc"
-	// dynamicSetSize is the size nft gives a dynamic set declared without
-	// one.
-	dynamicSetSize = 65535
 	// commentMax is nft's limit on a comment, in bytes.
 	commentMax = 128
 )
@@ -102,6 +103,9 @@ type builder struct {
 	plan  *nftplan.Plan
 	lower bool
 	ids   *uint32
+	// direct is the direct layout of the Services entries (nil when none
+	// is lowered).
+	direct *nftdirect.Result
 
 	chains map[string]*nftables.Chain
 	sets   map[string]*nftables.Set
@@ -114,20 +118,28 @@ func (b *builder) nextID() uint32 {
 	return *b.ids
 }
 
-// buildTable builds the table of one Ruleset; the Ruleset must have been
-// checked by render.NFT (names, addresses, references).
-func buildTable(rs *ir.Ruleset, fam family, lower bool, ids *uint32) (*tableSpec, error) {
+// buildTable builds the table of one Ruleset from the plan render.NFT made
+// of it; the Ruleset must have been checked by render.NFT (names,
+// addresses, references).
+func buildTable(rs *ir.Ruleset, fam family, plan *nftplan.Plan, lower bool, ids *uint32, fingerprint string) (*tableSpec, error) {
 	t := &nftables.Table{Name: rs.Table, Family: fam.table}
 	b := &builder{
 		rs: rs, fam: fam, table: t, spec: &tableSpec{table: t, define: true}, lower: lower, ids: ids,
-		plan:   nftplan.New(rs, nftplan.Options{EndpointChains: !lower}),
+		plan:   plan,
 		chains: map[string]*nftables.Chain{}, sets: map[string]*nftables.Set{},
+	}
+	if d := b.plan.Direct; lower && d.Lowered() {
+		b.direct = d
 	}
 	b.addChains()
 	if err := b.addSets(); err != nil {
 		return nil, err
 	}
+	if fingerprint != "" {
+		b.addFingerprint(fingerprint)
+	}
 	b.addFixedRules()
+	b.addDirectRules()
 	if err := b.addChainRules(); err != nil {
 		return nil, err
 	}
@@ -158,8 +170,9 @@ func (b *builder) addChains() {
 	for _, n := range names {
 		b.addChain(&nftables.Chain{Name: n, Table: b.table})
 	}
-	for _, c := range b.rs.Chains {
-		if c == nil || b.plan.Dropped[c.Name] {
+	b.addDirectChains()
+	for i, c := range b.rs.Chains {
+		if c == nil || b.plan.DroppedAt(i) {
 			continue
 		}
 		b.addChain(&nftables.Chain{Name: c.Name, Table: b.table})
@@ -172,11 +185,13 @@ func (b *builder) addChain(c *nftables.Chain) {
 }
 
 // addSet creates a named set with the elements given.
-func (b *builder) addSet(s *nftables.Set, elems []nftables.SetElement) {
+func (b *builder) addSet(s *nftables.Set, elems []nftables.SetElement) *setSpec {
 	s.Table = b.table
 	s.ID = b.nextID()
 	b.sets[s.Name] = s
-	b.spec.sets = append(b.spec.sets, &setSpec{set: s, elems: elems})
+	spec := &setSpec{set: s, elems: elems}
+	b.spec.sets = append(b.spec.sets, spec)
+	return spec
 }
 
 // targetVerdict spells a dispatch target as a map verdict.
@@ -209,8 +224,9 @@ func nodePortKeyBytes(p ir.Protocol, port uint16) []byte {
 }
 
 // serviceElems spells exact-match entries, the first of equal keys
-// winning (as in render.NFT).
-func serviceElems(es []ir.ServiceEntry) []nftables.SetElement {
+// winning (as in render.NFT); with d, an entry of the direct layout goes
+// to its shared chain.
+func serviceElems(es []ir.ServiceEntry, d *nftdirect.Result, l nftdirect.List) []nftables.SetElement {
 	type key struct {
 		a netip.Addr
 		p ir.Protocol
@@ -224,14 +240,20 @@ func serviceElems(es []ir.ServiceEntry) []nftables.SetElement {
 			continue
 		}
 		seen[k] = true
+		v := targetVerdict(e.Target)
+		if d != nil {
+			if de, ok := d.Lookup(l, nftdirect.Key{Kind: nftdirect.AddrKey, Addr: e.Addr, Protocol: e.Protocol, Port: e.Port}); ok {
+				v = &expr.Verdict{Kind: expr.VerdictGoto, Chain: de.Chain}
+			}
+		}
 		out = append(out, nftables.SetElement{Key: serviceKeyBytes(e.Addr, e.Protocol, e.Port),
-			VerdictData: targetVerdict(e.Target), Comment: comment(e.Comment)})
+			VerdictData: v, Comment: comment(e.Comment)})
 	}
 	return out
 }
 
 // nodePortElems is serviceElems for NodePort entries.
-func nodePortElems(es []ir.NodePortEntry) []nftables.SetElement {
+func nodePortElems(es []ir.NodePortEntry, d *nftdirect.Result) []nftables.SetElement {
 	type key struct {
 		p ir.Protocol
 		n uint16
@@ -244,8 +266,14 @@ func nodePortElems(es []ir.NodePortEntry) []nftables.SetElement {
 			continue
 		}
 		seen[k] = true
+		v := targetVerdict(e.Target)
+		if d != nil {
+			if de, ok := d.Lookup(nftdirect.NodePortsList, nftdirect.Key{Kind: nftdirect.PortKey, Protocol: e.Protocol, Port: e.Port}); ok {
+				v = &expr.Verdict{Kind: expr.VerdictGoto, Chain: de.Chain}
+			}
+		}
 		out = append(out, nftables.SetElement{Key: nodePortKeyBytes(e.Protocol, e.Port),
-			VerdictData: targetVerdict(e.Target), Comment: comment(e.Comment)})
+			VerdictData: v, Comment: comment(e.Comment)})
 	}
 	return out
 }
@@ -281,11 +309,12 @@ func (b *builder) addSets() error {
 	if !rs.Node.NodePortAllLocal {
 		addrSet(nodePortIPsSet, "addresses that serve NodePorts", addrElems(rs.Node.NodePortAddrs))
 	}
-	vmapSet(serviceIPsMap, "service address dispatch", svcKey, serviceElems(rs.Services))
-	vmapSet(serviceNodePortsMap, "NodePort dispatch", npKey, nodePortElems(rs.NodePorts))
-	vmapSet(firewallIPsMap, "load balancer source ranges", svcKey, serviceElems(rs.Firewall))
-	vmapSet(noEPServicesMap, "service addresses without endpoints", svcKey, serviceElems(rs.NoEndpoints))
-	vmapSet(noEPNodePortsMap, "NodePorts without endpoints", npKey, nodePortElems(rs.NoEndpointNodePorts))
+	vmapSet(serviceIPsMap, "service address dispatch", svcKey, serviceElems(rs.Services, b.direct, nftdirect.ServicesList))
+	vmapSet(serviceNodePortsMap, "NodePort dispatch", npKey, nodePortElems(rs.NodePorts, b.direct))
+	vmapSet(firewallIPsMap, "load balancer source ranges", svcKey, serviceElems(rs.Firewall, b.direct, nftdirect.FirewallList))
+	vmapSet(noEPServicesMap, "service addresses without endpoints", svcKey, serviceElems(rs.NoEndpoints, nil, 0))
+	vmapSet(noEPNodePortsMap, "NodePorts without endpoints", npKey, nodePortElems(rs.NoEndpointNodePorts, nil))
+	b.addDirectSets()
 
 	// The numbered maps are keyed by a host-endian numgen value. nft
 	// declares them "typeof numgen random mod 1", which it records in set
@@ -296,9 +325,10 @@ func (b *builder) addSets() error {
 		for i, e := range elems {
 			es[i] = nftables.SetElement{Key: ne32(e.Key), VerdictData: &expr.Verdict{Kind: expr.VerdictGoto, Chain: e.Chain}}
 		}
-		b.addSet(&nftables.Set{Name: fmt.Sprintf("%s%d", nftplan.ChoiceMapPrefix, k), IsMap: true,
+		spec := b.addSet(&nftables.Set{Name: fmt.Sprintf("%s%d", nftplan.ChoiceMapPrefix, k), IsMap: true,
 			KeyType: nftables.TypeInteger, KeyByteOrder: binaryutil.NativeEndian, DataType: nftables.TypeVerdict,
 			Comment: "uniform endpoint choice"}, es)
+		spec.userdata = typeofUserdata(typeofChoice, spec.set.Comment)
 	}
 	if b.lower {
 		dataType := nftables.MustConcatSetType(f.addrType, nftables.TypeInetService)
@@ -307,24 +337,35 @@ func (b *builder) addSets() error {
 			for i, e := range elems {
 				es[i] = nftables.SetElement{Key: ne32(e.Key), Val: append(e.Addr.AsSlice(), pad4(be16(e.Port))...)}
 			}
-			b.addSet(&nftables.Set{Name: fmt.Sprintf("%s%d", nftplan.EndpointsMapPrefix, k), IsMap: true,
+			spec := b.addSet(&nftables.Set{Name: fmt.Sprintf("%s%d", nftplan.EndpointsMapPrefix, k), IsMap: true,
 				KeyType: nftables.TypeInteger, KeyByteOrder: binaryutil.NativeEndian, DataType: dataType,
 				Comment: "DNAT destinations of endpoint choices without endpoint chains"}, es)
+			spec.userdata = typeofUserdata(typeofEndpoints4, spec.set.Comment)
+			if f.ir == ir.IPv6 {
+				spec.userdata = typeofUserdata(typeofEndpoints6, spec.set.Comment)
+			}
 		}
 		es := make([]nftables.SetElement, len(b.plan.Hairpin))
 		for i, e := range b.plan.Hairpin {
-			es[i] = nftables.SetElement{Key: append(append(e.Src.AsSlice(), e.Dst.AsSlice()...), nodePortKeyBytes(e.Protocol, e.Port)...)}
+			es[i] = nftables.SetElement{Key: append(e.Src.AsSlice(), e.Dst.AsSlice()...)}
 		}
 		b.addSet(&nftables.Set{Name: nftplan.HairpinSet, Concatenation: true,
-			KeyType: nftables.MustConcatSetType(f.addrType, f.addrType, nftables.TypeInetProto, nftables.TypeInetService),
+			KeyType: nftables.MustConcatSetType(f.addrType, f.addrType),
 			Comment: "endpoints that reach themselves through a service: masquerade"}, es)
 	}
 	for _, s := range rs.AffinitySets {
+		if b.lower && b.plan.DroppedSets[s.Name] {
+			continue
+		}
 		if s.Timeout <= 0 || s.Timeout%time.Millisecond != 0 {
 			return fmt.Errorf("affinity set %q: timeout %v is not a positive whole number of milliseconds", s.Name, s.Timeout)
 		}
+		// No size, as nft sends none: the kernel then starts the set's
+		// hash table small (a size of 65535 would make it allocate and
+		// clear a 1 MiB bucket array per set) and gives the set its
+		// default size of 65535 when a rule's update binds it.
 		b.addSet(&nftables.Set{Name: s.Name, KeyType: f.addrType, KeyByteOrder: binaryutil.BigEndian,
-			HasTimeout: true, Dynamic: true, Timeout: s.Timeout, Size: dynamicSetSize, Comment: comment(s.Comment)}, nil)
+			HasTimeout: true, Dynamic: true, Timeout: s.Timeout, Comment: comment(s.Comment)}, nil)
 	}
 	return nil
 }
@@ -376,6 +417,11 @@ func (b *builder) addFixedRules() {
 	if b.checkClusterIPs() {
 		b.rule("filter-output", "", nil, newJump(clusterIPsCheckChain))
 	}
+	if b.direct != nil && b.direct.Sticky() {
+		for _, c := range []string{"filter-forward", "filter-input", "filter-output"} {
+			b.rule(c, "", nil, stickyJump())
+		}
+	}
 	b.rule("nat-postrouting", "", nil, jump(masqueradingChain))
 
 	m := rs.MasqMark
@@ -421,7 +467,7 @@ func anonList(s ...*setSpec) []*setSpec {
 func (b *builder) addChainRules() error {
 	f := b.fam
 	for i, c := range b.rs.Chains {
-		if c == nil || b.plan.Dropped[c.Name] {
+		if c == nil || b.plan.DroppedAt(i) {
 			continue
 		}
 		for j := range c.Rules {

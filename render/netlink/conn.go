@@ -116,12 +116,37 @@ func (c *conn) tableExists(t *nftables.Table) (bool, error) {
 	return false, nil
 }
 
-// queue puts a batch's messages on a connection in order, and counts them.
-// With a nil conn it only counts.
+// queue puts a batch's messages in order into a rawBatch, and counts
+// them. Without a batch it only counts.
 type queue struct {
-	conn     *nftables.Conn
+	b        *rawBatch
+	conn     *nftables.Conn // b's encoder
 	messages int
 	err      error
+}
+
+// send counts one message and, unless the queue only counts, encodes it
+// with f.
+func (q *queue) send(f func(*nftables.Conn)) {
+	q.messages++
+	if q.conn != nil {
+		f(q.conn)
+	}
+}
+
+// newQueue returns a queue that fills a new batch.
+func newQueue() *queue {
+	b := newRawBatch()
+	return &queue{b: b, conn: b.enc}
+}
+
+// finish returns the queued messages.
+func (q *queue) finish() ([]mdnetlink.Message, error) {
+	msgs, err := q.b.finish()
+	if q.err != nil {
+		return nil, fmt.Errorf("netlink: building the batch: %w", q.err)
+	}
+	return msgs, err
 }
 
 // table queues "add table; delete table" and, when the table is defined,
@@ -136,27 +161,32 @@ func (q *queue) table(t *tableSpec) {
 	if !t.define {
 		return
 	}
-	q.messages++
-	if q.conn != nil {
-		q.conn.AddTable(t.table)
-	}
+	q.send(func(nc *nftables.Conn) { nc.AddTable(t.table) })
+	q.objects(t)
+}
+
+// objects queues a defined table's chains, then its sets with their
+// elements, then its rules.
+func (q *queue) objects(t *tableSpec) {
 	for _, c := range t.chains {
-		q.messages++
-		if q.conn != nil {
-			q.conn.AddChain(c)
-		}
+		q.send(func(nc *nftables.Conn) { nc.AddChain(c) })
 	}
 	for _, s := range t.sets {
 		q.set(s)
 	}
 	for _, r := range t.rules {
-		for _, a := range r.anon {
-			q.set(a)
-		}
-		q.messages++
-		if q.conn != nil {
-			q.conn.AddRule(r.rule)
-		}
+		q.rule(r)
+	}
+}
+
+// rule queues a rule, after the anonymous sets it looks up.
+func (q *queue) rule(r *ruleSpec) {
+	for _, a := range r.anon {
+		q.set(a)
+	}
+	q.messages++
+	if q.b != nil {
+		q.b.addRule(r.rule)
 	}
 }
 
@@ -182,6 +212,12 @@ func (q *queue) set(s *setSpec) {
 	q.messages++
 	if q.conn != nil {
 		q.fail(q.conn.AddSet(s.set, nil))
+		if s.userdata != nil {
+			q.b.sync()
+			if n := len(q.b.msgs); n > 0 {
+				q.fail(setUserdata(&q.b.msgs[n-1], s.userdata))
+			}
+		}
 	}
 	for _, c := range chunks {
 		q.messages++

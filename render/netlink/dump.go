@@ -26,6 +26,7 @@ type dumpedSet struct {
 	dataType, dataLen  uint32
 	timeout            time.Duration
 	comment            string
+	userdata           []byte
 	elems              []dumpedElem
 	isMap, isAnonymous bool
 }
@@ -137,7 +138,8 @@ func (d *dumper) sets(family byte, table string) ([]*dumpedSet, error) {
 			case unix.NFTA_SET_TIMEOUT:
 				s.timeout = time.Duration(ad.Uint64()) * time.Millisecond
 			case unix.NFTA_SET_USERDATA:
-				s.comment, _ = userdata.GetString(ad.Bytes(), userdata.NFTNL_UDATA_SET_COMMENT)
+				s.userdata = ad.Bytes()
+				s.comment, _ = userdata.GetString(s.userdata, userdata.NFTNL_UDATA_SET_COMMENT)
 			}
 		}
 		if err := ad.Err(); err != nil {

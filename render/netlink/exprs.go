@@ -199,12 +199,6 @@ func nodePortKey() []expr.Any {
 	return []expr.Any{loadL4proto(1), loadDport(reg(1))}
 }
 
-// hairpinKey loads "<l3> saddr . <l3> daddr . meta l4proto . th dport".
-func (f family) hairpinKey() []expr.Any {
-	w := f.words()
-	return []expr.Any{f.loadAddr(true, 1), f.loadAddr(false, reg(w)), loadL4proto(reg(2 * w)), loadDport(reg(2*w + 1))}
-}
-
 // lookup is "@set" on register 1.
 func lookup(s *nftables.Set, invert bool) *expr.Lookup {
 	return &expr.Lookup{SourceRegister: 1, SetName: s.Name, SetID: s.ID, Invert: invert}

@@ -13,11 +13,13 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
+	mdnetlink "github.com/mdlayher/netlink"
 
 	"kpc/compiler"
 	"kpc/compiler/ir"
 	"kpc/compiler/load"
 	"kpc/render"
+	"kpc/render/internal/nftdirect"
 	"kpc/render/internal/nftperf"
 )
 
@@ -208,7 +210,7 @@ func TestApplyMatchesNFT(t *testing.T) {
 			if normalize(got) != normalize(want) {
 				t.Errorf("netlink listing differs from nft -f listing (-nft +netlink):\n%s", lineDiff(normalize(want), normalize(got)))
 			}
-			checkElementCounts(t, ns, c.p)
+			checkElementCounts(t, ns, c.p, !c.o.EndpointChains)
 			checkNoDrift(t, "applied over netlink", ns, c)
 			checkNoDrift(t, "loaded with nft -f", nftNS, c)
 			if st.Tables != max(1, len(c.p.Rulesets)) {
@@ -218,11 +220,14 @@ func TestApplyMatchesNFT(t *testing.T) {
 	}
 }
 
-// wantElements counts, from the IR alone, the elements kpc's sets and maps
-// must hold: the dispatch maps without repeated keys, the address sets
-// without repeats, and as many numbered-map elements as all Balances have
-// chains. Affinity sets are empty until traffic fills them.
-func wantElements(rs *ir.Ruleset) map[string]int {
+// wantElements counts, from the IR and the direct layout's analysis, the
+// elements kpc's sets and maps must hold: the dispatch maps without
+// repeated keys, the address sets without repeats, as many numbered-map
+// and service-endpoints elements as the Balances of the chains left and
+// the entries of the direct layout choose among, one element per Service
+// with affinity in the sticky-timeout sets, and the fingerprint. Affinity
+// sets and sticky-clients are empty until traffic fills them.
+func wantElements(rs *ir.Ruleset, lower bool) map[string]int {
 	m := map[string]int{}
 	svcKeys := func(es []ir.ServiceEntry) int {
 		seen := map[string]bool{}
@@ -254,22 +259,43 @@ func wantElements(rs *ir.Ruleset) map[string]int {
 	m[firewallIPsMap] = svcKeys(rs.Firewall)
 	m[noEPServicesMap] = svcKeys(rs.NoEndpoints)
 	m[noEPNodePortsMap] = npKeys(rs.NoEndpointNodePorts)
-	for _, c := range rs.Chains {
+	m[fingerprintSet] = 1
+	d := &nftdirect.Result{Absorbed: make([]bool, len(rs.Chains))}
+	if lower {
+		d = nftdirect.Analyze(rs, nil, nil)
+	}
+	for i, c := range rs.Chains {
+		if d.Absorbed[i] {
+			continue
+		}
 		for _, r := range c.Rules {
 			if b, ok := r.Action.(*ir.Balance); ok {
-				m["<numbered maps>"] += len(b.Chains)
+				m["<choices>"] += len(b.Chains)
 			}
 		}
 	}
+	for _, e := range d.Entries {
+		for _, c := range e.Choices {
+			m["<choices>"] += len(c)
+		}
+	}
+	if d.Sticky() {
+		m[nftdirect.ClientsMap] = 0
+		for _, t := range d.Timeouts {
+			m[nftdirect.TimeoutSetPrefix+durationName(t.Timeout)] = len(t.Keys)
+		}
+	}
 	for _, s := range rs.AffinitySets {
-		m[s.Name] = 0
+		if !d.DroppedSets[s.Name] {
+			m[s.Name] = 0
+		}
 	}
 	return m
 }
 
 // checkElementCounts reads every named set of kpc's tables back over
 // netlink and compares its element count with wantElements.
-func checkElementCounts(t *testing.T, ns string, p *ir.Program) {
+func checkElementCounts(t *testing.T, ns string, p *ir.Program, lower bool) {
 	t.Helper()
 	c, err := dial(Options{NetNS: nsPath(ns)})
 	if err != nil {
@@ -296,14 +322,20 @@ func checkElementCounts(t *testing.T, ns string, p *ir.Program) {
 				t.Fatalf("GetSetElements %s: %v", s.Name, err)
 			}
 			name := s.Name
-			if strings.HasPrefix(name, "endpoint-choice-") || strings.HasPrefix(name, "endpoints-") {
-				name = "<numbered maps>"
+			if strings.HasPrefix(name, "endpoint-choice-") || strings.HasPrefix(name, "endpoints-") ||
+				strings.HasPrefix(name, nftdirect.EndpointsMap) || strings.HasPrefix(name, nftdirect.NodePortEndpointsMap) {
+				name = "<choices>"
 			}
-			got[name] += len(elems)
+			// A listing during a hash table resize can repeat an element.
+			keys := map[string]bool{}
+			for _, e := range elems {
+				keys[string(e.Key)] = true
+			}
+			got[name] += len(keys)
 		}
-		want := wantElements(rs)
-		if want["<numbered maps>"] == 0 {
-			delete(want, "<numbered maps>")
+		want := wantElements(rs, lower)
+		if want["<choices>"] == 0 {
+			delete(want, "<choices>")
 		}
 		for name, n := range want {
 			if got[name] != n {
@@ -397,11 +429,17 @@ func TestAtomicFailure(t *testing.T) {
 	replacement := nftperf.Program(300)
 	replacement.Rulesets = append(replacement.Rulesets, edgeProgram(ir.IPv6).Rulesets...)
 	bad := o
-	bad.beforeFlush = func(c *nftables.Conn, tables []*nftables.Table) {
+	bad.beforeFlush = func(tables []*tableSpec) []mdnetlink.Message {
 		// A jump to a chain that does not exist, in the last table.
-		last := tables[len(tables)-1]
-		c.AddRule(&nftables.Rule{Table: last, Chain: &nftables.Chain{Name: rejectChain, Table: last},
+		last := tables[len(tables)-1].table
+		b := newRawBatch()
+		b.addRule(&nftables.Rule{Table: last, Chain: &nftables.Chain{Name: rejectChain, Table: last},
 			Exprs: one(verdict(expr.VerdictJump, "no-such-chain"))})
+		msgs, err := b.finish()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return msgs
 	}
 	_, err := Apply(replacement, bad)
 	if err == nil {

@@ -561,7 +561,11 @@ func liveModel(c *conn, d *dumper, t *nftables.Table) (*model, error) {
 		}
 		return "", false
 	}
-	chains, err := c.nft.ListChainsOfTableFamily(t.Family)
+	rc, err := readConn(d)
+	if err != nil {
+		return nil, err
+	}
+	chains, err := rc.ListChainsOfTableFamily(t.Family)
 	if err != nil {
 		return nil, fmt.Errorf("netlink: listing chains: %w", err)
 	}
@@ -570,7 +574,7 @@ func liveModel(c *conn, d *dumper, t *nftables.Table) (*model, error) {
 			continue
 		}
 		cm := &chainModel{head: chainHead(ch)}
-		rules, err := c.nft.GetRules(t, ch)
+		rules, err := rc.GetRules(t, ch)
 		if err != nil {
 			return nil, fmt.Errorf("netlink: listing rules of %s: %w", ch.Name, err)
 		}

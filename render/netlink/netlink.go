@@ -16,38 +16,32 @@
 // Within the batch, chains are created before any rule or map element
 // names them, sets before the rules that look them up, and set elements
 // are sent in messages of at most ElementChunkBytes (google/nftables
-// v0.3.0 silently truncates an element list above 64 KiB). The socket's
-// buffers are raised so that a batch of any size fits in one sendmsg and
-// its acknowledgements fit in the receive queue.
+// v0.3.0 silently truncates an element list above 64 KiB). The batch is
+// sent on a socket of its own (see batch.go): no message asks for an
+// acknowledgement, the kernel's errors name the message they answer, and
+// the few things google/nftables cannot encode (a conntrack direction,
+// nft's typeof records) are encoded here, so that the kernel holds the
+// same bytes as after "nft -f" and "nft list" shows the same text.
+// Chains and tables carry no comments in either form (the text's "#"
+// lines before chains are script comments).
 //
-// Known differences from the text, none of which changes a packet's fate:
-//
-//   - The endpoint-choice-K and endpoints-K maps are declared in the text
-//     as "typeof numgen random mod 1 : ...". nft records that typeof
-//     expression in set userdata, which google/nftables cannot write; the
-//     maps get the same key type (integer, host byte order) and data type,
-//     so "nft list" shows "type integer : verdict" and "type integer :
-//     ipv4_addr . inet_service" instead of the typeof lines. Their
-//     elements list identically.
-//   - Chains and tables carry no comments in either form (the text's
-//     "#" lines before chains are script comments), so nothing is lost.
-//
-// Compare reads the tables back over netlink and reports any drift from
-// what Apply would create (see Drift).
+// Sync applies incrementally: it keeps a cache of the tables it applied
+// last and sends only the difference when the kernel's tables still hold
+// what it applied (see Sync). Compare reads the tables back over netlink
+// and reports any drift from what Apply would create (see Drift).
 //
 // The package is Linux-only and needs CAP_NET_ADMIN in the target network
-// namespace for Apply, Delete and Compare.
+// namespace for Apply, Sync, Delete and Compare.
 package netlink
 
 import (
 	"bytes"
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/google/nftables"
-	"golang.org/x/sys/unix"
+	mdnetlink "github.com/mdlayher/netlink"
 
 	"kpc/compiler/ir"
 	"kpc/render"
@@ -78,10 +72,17 @@ type Options struct {
 	// Timeout bounds the wait for the kernel's answer; 0 is
 	// DefaultTimeout.
 	Timeout time.Duration
+	// StateDir is where Sync keeps its cache of the tables it applied
+	// last, one file per network namespace and table name; "" disables the
+	// cache, and every Sync replaces the tables.
+	StateDir string
+	// Full makes Sync replace the tables even when an incremental update
+	// is possible.
+	Full bool
 
-	// beforeFlush, when set (by tests), runs after the batch has been
-	// queued and before it is sent.
-	beforeFlush func(c *nftables.Conn, tables []*nftables.Table)
+	// beforeFlush, when set (by tests), returns messages to append to the
+	// batch after everything else.
+	beforeFlush func(tables []*tableSpec) []mdnetlink.Message
 }
 
 // Stats counts the objects and messages of a batch.
@@ -116,7 +117,8 @@ type Batch struct {
 // applies) and builds its batch.
 func Build(p *ir.Program, o Options) (*Batch, error) {
 	var script bytes.Buffer
-	if err := (render.NFT{EndpointChains: o.EndpointChains}).Render(&script, p); err != nil {
+	plans, err := (render.NFT{EndpointChains: o.EndpointChains}).RenderPlans(&script, p)
+	if err != nil {
 		return nil, fmt.Errorf("netlink: %w", err)
 	}
 	var byFamily [2]*ir.Ruleset
@@ -145,7 +147,12 @@ func Build(p *ir.Program, o Options) (*Batch, error) {
 			b.tables = append(b.tables, t)
 			continue
 		}
-		t, err := buildTable(rs, fam, !o.EndpointChains, &ids)
+		// The table holds the fingerprint set when the text does.
+		fp, inText := tableFingerprint(b.script, fam, rs.Table)
+		if !inText {
+			fp = ""
+		}
+		t, err := buildTable(rs, fam, plans[slot], !o.EndpointChains, &ids, fp)
 		if err != nil {
 			return nil, fmt.Errorf("netlink: %v ruleset: %w", rs.Family, err)
 		}
@@ -206,36 +213,20 @@ func Apply(p *ir.Program, o Options) (Stats, error) {
 	return b.stats, nil
 }
 
-// send queues the batch on a connection to the kernel and sends it.
+// send queues the batch and sends it.
 func (b *Batch) send(o Options) error {
-	c, err := dial(o)
+	q := newQueue()
+	for _, t := range b.tables {
+		q.table(t)
+	}
+	msgs, err := q.finish()
 	if err != nil {
 		return err
 	}
-	defer c.close()
-	q := &queue{conn: c.nft}
-	var tables []*nftables.Table
-	for _, t := range b.tables {
-		q.table(t)
-		tables = append(tables, t.table)
-	}
-	if q.err != nil {
-		return fmt.Errorf("netlink: building the batch: %w", q.err)
-	}
 	if o.beforeFlush != nil {
-		o.beforeFlush(c.nft, tables)
+		msgs = append(msgs, o.beforeFlush(b.tables)...)
 	}
-	if err := c.flush(o); err != nil {
-		if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, unix.ENOBUFS) {
-			// The batch went out but its answer did not come back: the
-			// kernel may or may not have committed it.
-			return fmt.Errorf("netlink: no complete answer to the batch of %d messages, so whether it was applied "+
-				"is unknown (compare the kernel's tables with the manifests, e.g. kpc diff --live): %w", q.messages, err)
-		}
-		return fmt.Errorf("netlink: the kernel rejected the batch of %d messages, so nothing was changed "+
-			"(the error does not say which message; \"nft -c -f\" of the equivalent script locates it): %w", q.messages, err)
-	}
-	return nil
+	return sendBatch(o, msgs)
 }
 
 // timeout is Timeout or DefaultTimeout.
@@ -255,8 +246,9 @@ func (o Options) tableName() string {
 }
 
 // Delete removes kpc's IPv4 and IPv6 tables (named Options.Table) in one
-// batch; a missing table is not an error. Stats.Tables counts the tables
-// that existed. With DryRun nothing is removed.
+// batch, and Sync's cache of them; a missing table is not an error.
+// Stats.Tables counts the tables that existed. With DryRun nothing is
+// removed.
 func Delete(o Options) (Stats, error) {
 	name := o.tableName()
 	if err := checkTableName(name); err != nil {
@@ -268,7 +260,7 @@ func Delete(o Options) (Stats, error) {
 	}
 	defer c.close()
 	var s Stats
-	q := &queue{conn: c.nft}
+	q := newQueue()
 	for _, fam := range []family{famIPv4, famIPv6} {
 		t := &nftables.Table{Name: name, Family: fam.table}
 		exists, err := c.tableExists(t)
@@ -284,8 +276,21 @@ func Delete(o Options) (Stats, error) {
 	if o.DryRun {
 		return s, nil
 	}
-	if err := c.flush(o); err != nil {
+	msgs, err := q.finish()
+	if err != nil {
+		return s, err
+	}
+	if err := sendBatch(o, msgs); err != nil {
 		return s, fmt.Errorf("netlink: deleting table %s: %w", name, err)
+	}
+	if o.StateDir != "" {
+		path, err := cachePath(o, name)
+		if err != nil {
+			return s, err
+		}
+		if err := removeCache(path); err != nil {
+			return s, err
+		}
 	}
 	return s, nil
 }

@@ -11,6 +11,15 @@
 // namespace's ruleset.
 //
 //	go run ./render/netlink/internal/nlload -n 10000 -endpoints 5 -runs 3
+//
+// With -sync it measures incremental applies instead (netlink.Sync): for
+// each size, a full Sync into a fresh namespace, then, runs times, a Sync
+// of the same cluster with one endpoint added to one Service and a Sync
+// back, printing the medians of the time each took (building the batch
+// and its state, reading the kernel's fingerprints and the cache and
+// computing the difference, the kernel's transaction, writing the cache)
+// and the number of netlink messages sent. -change says what changes: one
+// endpoint's address (replace, the default) or the endpoint count (add).
 package main
 
 import (
@@ -26,7 +35,10 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"kpc/compiler"
+	"kpc/compiler/api"
 	"kpc/compiler/ir"
 	"kpc/compiler/load"
 	"kpc/internal/synth"
@@ -40,7 +52,13 @@ func main() {
 	runs := flag.Int("runs", 3, "runs per measurement")
 	chains := flag.Bool("chains", false, "keep every endpoint chain (render.NFT EndpointChains)")
 	verify := flag.Bool("verify", true, "after the first netlink load, read the table back (netlink.Compare) and fail on any drift")
+	syncMode := flag.Bool("sync", false, "measure incremental applies of a one-Service change (netlink.Sync)")
+	flag.StringVar(&syncChange, "change", syncChange, "with -sync: replace (one endpoint gets a new address) or add (one endpoint more)")
 	flag.Parse()
+	run := run
+	if *syncMode {
+		run = runSync
+	}
 	if err := run(*sizes, *endpoints, *plain, *runs, *chains, *verify); err != nil {
 		fmt.Fprintln(os.Stderr, "nlload:", err)
 		os.Exit(1)
@@ -49,6 +67,19 @@ func main() {
 
 // program generates and compiles a synthetic cluster of n Services.
 func program(dir string, n, endpoints int, plain bool) (*ir.Program, error) {
+	input, err := loadCluster(dir, n, endpoints, plain)
+	if err != nil {
+		return nil, err
+	}
+	p, diags := compiler.Compile(input, compiler.Options{})
+	if err := diags.Err(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// loadCluster generates and loads a synthetic cluster of n Services.
+func loadCluster(dir string, n, endpoints int, plain bool) (*api.Input, error) {
 	var yaml bytes.Buffer
 	if err := synth.Write(&yaml, synth.Config{Services: n, Endpoints: endpoints, Plain: plain}); err != nil {
 		return nil, err
@@ -61,11 +92,7 @@ func program(dir string, n, endpoints int, plain bool) (*ir.Program, error) {
 	if err := diags.Err(); err != nil {
 		return nil, err
 	}
-	p, diags := compiler.Compile(input, compiler.Options{})
-	if err := diags.Err(); err != nil {
-		return nil, err
-	}
-	return p, nil
+	return input, nil
 }
 
 func run(sizes string, endpoints int, plain bool, runs int, chains, verify bool) error {
@@ -99,7 +126,7 @@ func run(sizes string, endpoints int, plain bool, runs int, chains, verify bool)
 		if err := os.WriteFile(script, b.Script(), 0o600); err != nil {
 			return err
 		}
-		var nl, nft, nlRepl, nftRepl []time.Duration
+		var nl, nft, nlRepl, nftRepl, nlCPU, nftCPU []time.Duration
 		for i := 0; i < runs; i++ {
 			check := func(ns string) error {
 				if i > 0 || !verify {
@@ -119,29 +146,42 @@ func run(sizes string, endpoints int, plain bool, runs int, chains, verify bool)
 					b.Stats().Elements, time.Since(start).Round(time.Millisecond))
 				return nil
 			}
+			var cpu time.Duration
 			d, r, err := inFreshNS(func(ns string) error {
 				o := o
 				o.NetNS = "/var/run/netns/" + ns
+				before := cpuTime(unix.RUSAGE_SELF)
 				_, err := netlink.Apply(p, o)
+				if cpu == 0 {
+					cpu = cpuTime(unix.RUSAGE_SELF) - before
+				}
 				return err
 			}, check)
 			if err != nil {
 				return fmt.Errorf("netlink: %w", err)
 			}
-			nl, nlRepl = append(nl, d), append(nlRepl, r)
+			nl, nlRepl, nlCPU = append(nl, d), append(nlRepl, r), append(nlCPU, cpu)
+			cpu = 0
 			d, r, err = inFreshNS(func(ns string) error {
-				return command("ip", "netns", "exec", ns, "nft", "-f", script)
+				before := cpuTime(unix.RUSAGE_CHILDREN)
+				err := command("ip", "netns", "exec", ns, "nft", "-f", script)
+				if cpu == 0 {
+					cpu = cpuTime(unix.RUSAGE_CHILDREN) - before
+				}
+				return err
 			}, nil)
 			if err != nil {
 				return fmt.Errorf("nft -f: %w", err)
 			}
-			nft, nftRepl = append(nft, d), append(nftRepl, r)
+			nft, nftRepl, nftCPU = append(nft, d), append(nftRepl, r), append(nftCPU, cpu)
 		}
 		st := b.Stats()
 		fmt.Printf("%-8d %-10d %8d %8d %8d %8d %10s %10s %10s %10s %10s\n", n, endpoints, st.Chains, st.Rules, st.Elements,
 			st.Messages, median(builds), median(nl), median(nft), median(nlRepl), median(nftRepl))
 		fmt.Printf("         runs: netlink %v, nft -f %v, netlink replace %v, nft replace %v\n",
 			rounded(nl), rounded(nft), rounded(nlRepl), rounded(nftRepl))
+		fmt.Printf("         CPU time of the first load (median): netlink %s (batch building included), nft -f %s\n",
+			median(nlCPU), median(nftCPU))
 	}
 	return nil
 }
@@ -171,6 +211,16 @@ func inFreshNS(load, check func(ns string) error) (first, again time.Duration, e
 		}
 	}
 	return first, again, nil
+}
+
+// cpuTime is the user and system time used so far by the process (self)
+// or by its waited-for children.
+func cpuTime(who int) time.Duration {
+	var ru unix.Rusage
+	if err := unix.Getrusage(who, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func command(args ...string) error {

@@ -1,0 +1,259 @@
+//go:build linux
+
+package netlink
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
+
+	"kpc/compiler/ir"
+	"kpc/render/internal/nftdirect"
+)
+
+// This file builds the objects of the direct layout (package nftdirect):
+// the maps service-endpoints and sticky-clients, the sticky-timeout sets,
+// the shared chains and sticky-update, in render.NFT's order and spelling.
+
+// stickyClientsSize is the capacity of sticky-clients (render.NFT's).
+const stickyClientsSize = 1 << 20
+
+// entryKeyBytes is an entry key as map keys lay it out.
+func entryKeyBytes(k nftdirect.Key) []byte {
+	if k.Kind == nftdirect.PortKey {
+		return nodePortKeyBytes(k.Protocol, k.Port)
+	}
+	return serviceKeyBytes(k.Addr, k.Protocol, k.Port)
+}
+
+// endpointBytes is an endpoint as map data lays it out.
+func endpointBytes(e nftdirect.Endpoint) []byte {
+	return append(e.Addr.AsSlice(), pad4(be16(e.Port))...)
+}
+
+// durationName spells a timeout as render.NFT names its set.
+func durationName(d time.Duration) string {
+	if d%time.Second == 0 {
+		return fmt.Sprintf("%ds", d/time.Second)
+	}
+	return fmt.Sprintf("%dms", d/time.Millisecond)
+}
+
+// addDirectSets adds the endpoint maps, sticky-clients and the
+// sticky-timeout sets, in that order.
+func (b *builder) addDirectSets() {
+	d := b.direct
+	if d == nil {
+		return
+	}
+	f := b.fam
+	dataType := nftables.MustConcatSetType(f.addrType, nftables.TypeInetService)
+	for _, m := range d.Maps {
+		var elems []nftables.SetElement
+		for i := range d.Entries {
+			e := &d.Entries[i]
+			if e.Key.Kind != m.Kind || m.Variant >= len(e.Choices) {
+				continue
+			}
+			key := entryKeyBytes(e.Key)
+			for n, ep := range e.Choices[m.Variant] {
+				elems = append(elems, nftables.SetElement{Key: append(append([]byte(nil), key...), ne32(uint32(n))...),
+					Val: endpointBytes(ep)})
+			}
+		}
+		keyType := nftables.MustConcatSetType(f.addrType, nftables.TypeInetProto, nftables.TypeInetService, nftables.TypeInteger)
+		record := typeofServiceEndpoints4
+		switch {
+		case m.Kind == nftdirect.PortKey && f.ir == ir.IPv6:
+			record = typeofNodePortEndpoints6
+		case m.Kind == nftdirect.PortKey:
+			record = typeofNodePortEndpoints4
+		case f.ir == ir.IPv6:
+			record = typeofServiceEndpoints6
+		}
+		if m.Kind == nftdirect.PortKey {
+			keyType = nftables.MustConcatSetType(nftables.TypeInetProto, nftables.TypeInetService, nftables.TypeInteger)
+		}
+		spec := b.addSet(&nftables.Set{Name: nftdirect.MapName(m.Kind, m.Variant), IsMap: true, Concatenation: true,
+			KeyType: keyType, DataType: dataType, Comment: mapComment(m)}, elems)
+		spec.userdata = typeofUserdata(record, spec.set.Comment)
+	}
+	if !d.Sticky() {
+		return
+	}
+	// Not flagged as a concatenation (nft does not either): the kernel
+	// then picks a hash, which dynamic updates need.
+	b.addSet(&nftables.Set{Name: nftdirect.ClientsMap, IsMap: true,
+		KeyType:  nftables.MustConcatSetType(f.addrType, f.addrType, nftables.TypeInetProto, nftables.TypeInetService),
+		DataType: dataType, HasTimeout: true, Dynamic: true, Size: stickyClientsSize,
+		Comment: "session affinity: client and service address, protocol and port: endpoint"}, nil)
+	svcKey := nftables.MustConcatSetType(f.addrType, nftables.TypeInetProto, nftables.TypeInetService)
+	for _, t := range d.Timeouts {
+		es := make([]nftables.SetElement, len(t.Keys))
+		for i, k := range t.Keys {
+			es[i] = nftables.SetElement{Key: entryKeyBytes(k)}
+		}
+		b.addSet(&nftables.Set{Name: nftdirect.TimeoutSetPrefix + durationName(t.Timeout), Concatenation: true,
+			KeyType: svcKey, Comment: "services whose clients stick to an endpoint for " + durationName(t.Timeout)}, es)
+	}
+}
+
+// mapComment is render.NFT's comment of an endpoints map.
+func mapComment(m nftdirect.MapUse) string {
+	what := "service address, protocol, port"
+	if m.Kind == nftdirect.PortKey {
+		what = "NodePort protocol, port"
+	}
+	if m.Variant > 0 {
+		return fmt.Sprintf("%s and bucket: endpoint of the choice numbered %d", what, m.Variant)
+	}
+	return what + " and bucket: endpoint"
+}
+
+// addDirectChains creates sticky-update and the shared chains.
+func (b *builder) addDirectChains() {
+	d := b.direct
+	if d == nil {
+		return
+	}
+	if d.Sticky() {
+		b.addChain(&nftables.Chain{Name: nftdirect.UpdateChain, Table: b.table})
+	}
+	for _, s := range d.Shared {
+		b.addChain(&nftables.Chain{Name: s.Name, Table: b.table})
+	}
+}
+
+// stickyJump is "ct state new ct status dnat jump sticky-update".
+func stickyJump() []expr.Any {
+	return append(append(ctStateNewExprs(), ctStatusDNATExprs()...), verdict(expr.VerdictJump, nftdirect.UpdateChain))
+}
+
+// addDirectRules adds the rules of sticky-update and the shared chains.
+func (b *builder) addDirectRules() {
+	d := b.direct
+	if d == nil {
+		return
+	}
+	f := b.fam
+	if d.Sticky() {
+		for _, t := range d.Timeouts {
+			set := b.sets[nftdirect.TimeoutSetPrefix+durationName(t.Timeout)]
+			for _, p := range []ir.Protocol{ir.TCP, ir.UDP, ir.SCTP} {
+				if !hasProtocol(t.Keys, p) {
+					continue
+				}
+				b.rule(nftdirect.UpdateChain, "", nil, protoEq(p), f.ctServiceKey(), one(lookup(set, false)),
+					f.stickyRecord(b.sets[nftdirect.ClientsMap], t.Timeout))
+			}
+		}
+	}
+	for _, s := range d.Shared {
+		c := &ir.Chain{Name: s.Name}
+		for j := range s.Rules {
+			r := &s.Rules[j]
+			m, anon := b.match(c, &r.Match)
+			var act []expr.Any
+			switch r.Action {
+			case nftdirect.MarkAction:
+				act = one(verdict(expr.VerdictJump, markMasqChain))
+			case nftdirect.DropAction:
+				act = one(verdict(expr.VerdictDrop, ""))
+			case nftdirect.RejectAction:
+				act = one(f.reject())
+			case nftdirect.GotoAction:
+				act = one(verdict(expr.VerdictGoto, r.Goto))
+			case nftdirect.StickyAction:
+				act = f.stickyDNAT(b.sets[nftdirect.ClientsMap])
+			case nftdirect.ChoiceAction:
+				act = f.sharedDNAT(r.Kind, r.N, b.sets[nftdirect.MapName(r.Kind, r.Variant)])
+			}
+			b.rule(s.Name, "", anon, m, act)
+		}
+	}
+}
+
+func hasProtocol(keys []nftdirect.Key, p ir.Protocol) bool {
+	for _, k := range keys {
+		if k.Protocol == p {
+			return true
+		}
+	}
+	return false
+}
+
+// sharedDNAT is "dnat <l3> to <l3> daddr . meta l4proto . th dport .
+// numgen random mod n map @m", or for a PortKey "dnat <l3> to meta
+// l4proto . th dport . numgen random mod n map @m".
+func (f family) sharedDNAT(kind nftdirect.KeyKind, n int, m *nftables.Set) []expr.Any {
+	w := f.words()
+	if kind == nftdirect.PortKey {
+		return []expr.Any{
+			loadL4proto(1), loadDport(reg(1)),
+			&expr.Numgen{Register: reg(2), Modulus: uint32(n), Type: unix.NFT_NG_RANDOM},
+			&expr.Lookup{SourceRegister: 1, DestRegister: 1, IsDestRegSet: true, SetName: m.Name, SetID: m.ID},
+			&expr.NAT{Type: expr.NATTypeDestNAT, Family: f.proto, RegAddrMin: 1, RegProtoMin: reg(w), Specified: true},
+		}
+	}
+	return []expr.Any{
+		f.loadAddr(false, 1), loadL4proto(reg(w)), loadDport(reg(w + 1)),
+		&expr.Numgen{Register: reg(w + 2), Modulus: uint32(n), Type: unix.NFT_NG_RANDOM},
+		&expr.Lookup{SourceRegister: 1, DestRegister: 1, IsDestRegSet: true, SetName: m.Name, SetID: m.ID},
+		&expr.NAT{Type: expr.NATTypeDestNAT, Family: f.proto, RegAddrMin: 1, RegProtoMin: reg(w), Specified: true},
+	}
+}
+
+// stickyDNAT is "dnat <l3> to <l3> saddr . <l3> daddr . meta l4proto . th
+// dport map @sticky-clients".
+func (f family) stickyDNAT(m *nftables.Set) []expr.Any {
+	w := f.words()
+	return []expr.Any{
+		f.loadAddr(true, 1), f.loadAddr(false, reg(w)), loadL4proto(reg(2 * w)), loadDport(reg(2*w + 1)),
+		&expr.Lookup{SourceRegister: 1, DestRegister: 1, IsDestRegSet: true, SetName: m.Name, SetID: m.ID},
+		&expr.NAT{Type: expr.NATTypeDestNAT, Family: f.proto, RegAddrMin: 1, RegProtoMin: reg(w), Specified: true},
+	}
+}
+
+// ctAddr loads "ct original <l3> saddr" or "daddr" into r.
+func (f family) ctAddr(src bool, r uint32) *expr.Ct {
+	key := expr.CtKey(ctKeyDstIP)
+	switch {
+	case src && f.ir == ir.IPv6:
+		key = ctKeySrcIP6
+	case src:
+		key = ctKeySrcIP
+	case f.ir == ir.IPv6:
+		key = ctKeyDstIP6
+	}
+	return &expr.Ct{Register: r, Key: key, Direction: 0}
+}
+
+// ctServiceKey loads "ct original <l3> daddr . meta l4proto . ct original
+// proto-dst": the key of the Service a DNATed connection was sent to.
+func (f family) ctServiceKey() []expr.Any {
+	w := f.words()
+	return []expr.Any{f.ctAddr(false, 1), loadL4proto(reg(w)), &expr.Ct{Register: reg(w + 1), Key: expr.CtKeyPROTODST}}
+}
+
+// stickyRecord is "update @sticky-clients { ct original <l3> saddr . ct
+// original <l3> daddr . meta l4proto . ct original proto-dst timeout T :
+// <l3> daddr . ct reply proto-src }": the data is the endpoint, the reply's
+// source.
+func (f family) stickyRecord(m *nftables.Set, timeout time.Duration) []expr.Any {
+	w := f.words()
+	return []expr.Any{
+		f.ctAddr(true, 1), f.ctAddr(false, reg(w)), loadL4proto(reg(2 * w)),
+		&expr.Ct{Register: reg(2*w + 1), Key: expr.CtKeyPROTODST},
+		f.loadAddr(false, 2), &expr.Ct{Register: reg(4 + w), Key: expr.CtKeyPROTOSRC, Direction: 1},
+		&expr.Dynset{SrcRegKey: 1, SrcRegData: 2, SetName: m.Name, SetID: m.ID, Operation: unix.NFT_DYNSET_OP_UPDATE,
+			Timeout: timeout},
+	}
+}
+
+// hairpinKey loads "<l3> saddr . <l3> daddr".
+func (f family) hairpinKey() []expr.Any {
+	return []expr.Any{f.loadAddr(true, 1), f.loadAddr(false, reg(f.words()))}
+}
