@@ -3,7 +3,13 @@
 // LoadBalancers with source ranges, Local traffic policies, session
 // affinity and IPv6, each with an EndpointSlice, plus the Node and
 // KubeProxyConfiguration of the node being compiled for. The same Config
-// always gives the same bytes.
+// always gives the same bytes, and every size gives a valid cluster.
+//
+// NodePorts (and the healthCheckNodePorts of LoadBalancers with
+// externalTrafficPolicy Local) are given out explicitly and in order from
+// the default range 30000-32767, which holds 2,768 ports for the whole
+// cluster: once it is used up (after about 8,500 Services of the mix), the
+// NodePort and LoadBalancer Services of the mix become ClusterIP Services.
 package synth
 
 import (
@@ -30,6 +36,13 @@ const NodeName = "node-0"
 // nodes is how many nodes the endpoints are spread over.
 const nodes = 10
 
+// The NodePort range (kube-apiserver's default), shared by nodePorts and
+// healthCheckNodePorts.
+const (
+	nodePortMin = 30000
+	nodePortMax = 32767
+)
+
 // Write writes the cluster as multi-document YAML.
 func Write(w io.Writer, c Config) error {
 	var b strings.Builder
@@ -52,9 +65,10 @@ clusterCIDR: 10.128.0.0/9
 	if _, err := io.WriteString(w, b.String()); err != nil {
 		return fmt.Errorf("synth: %w", err)
 	}
+	next := nodePortMin // the next free nodePort
 	for i := range c.Services {
 		b.Reset()
-		writeService(&b, c, i)
+		writeService(&b, c, i, &next)
 		if _, err := io.WriteString(w, b.String()); err != nil {
 			return fmt.Errorf("synth: %w", err)
 		}
@@ -117,8 +131,32 @@ func endpointIP(c Config, i, j int, v6 bool) netip.Addr {
 	return netip.AddrFrom4([4]byte{10, 128 | byte(n>>16)&0x7f, byte(n >> 8), byte(n)})
 }
 
-func writeService(b *strings.Builder, c Config, i int) {
+// takePorts returns the first of the n ports (nodePorts, then the
+// healthCheckNodePort) that Service shape s needs from the NodePort range,
+// advancing *next, or 0 when the range has no room left (or s needs none).
+func takePorts(s shape, next *int) int {
+	n := 0
+	if s.typ != "ClusterIP" {
+		n = s.ports
+		if s.typ == "LoadBalancer" && s.local {
+			n++
+		}
+	}
+	if n == 0 || *next+n-1 > nodePortMax {
+		return 0
+	}
+	first := *next
+	*next += n
+	return first
+}
+
+func writeService(b *strings.Builder, c Config, i int, nextNodePort *int) {
 	s := shapeOf(c, i)
+	nodePort := takePorts(s, nextNodePort)
+	if nodePort == 0 && s.typ != "ClusterIP" {
+		// The NodePort range is used up.
+		s.typ, s.local, s.lbRanges = "ClusterIP", false, false
+	}
 	name := fmt.Sprintf("svc-%d", i)
 	ns := fmt.Sprintf("ns-%d", i%50)
 	family := "IPv4"
@@ -129,6 +167,9 @@ func writeService(b *strings.Builder, c Config, i int) {
 		name, ns, s.typ, clusterIP(i, s.ipv6), family, name)
 	if s.local {
 		b.WriteString("  externalTrafficPolicy: Local\n")
+		if s.typ == "LoadBalancer" {
+			fmt.Fprintf(b, "  healthCheckNodePort: %d\n", nodePort+s.ports)
+		}
 	}
 	if s.internalL {
 		b.WriteString("  internalTrafficPolicy: Local\n")
@@ -143,7 +184,7 @@ func writeService(b *strings.Builder, c Config, i int) {
 	for p := range s.ports {
 		fmt.Fprintf(b, "  - name: p%d\n    port: %d\n    targetPort: %d\n", p, 80+p, 8080+p)
 		if s.typ != "ClusterIP" {
-			fmt.Fprintf(b, "    nodePort: %d\n", 30000+(i*3+p)%2768)
+			fmt.Fprintf(b, "    nodePort: %d\n", nodePort+p)
 		}
 	}
 	if s.typ == "LoadBalancer" {

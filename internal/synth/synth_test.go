@@ -40,3 +40,32 @@ func TestClusterIPsDistinct(t *testing.T) {
 		}
 	}
 }
+
+// TestNodePortsUnique checks that nodePorts and healthCheckNodePorts are
+// distinct and inside the default range at every size, so that large
+// clusters stay valid.
+func TestNodePortsUnique(t *testing.T) {
+	for _, n := range []int{100, 10000, 50000} {
+		var b bytes.Buffer
+		if err := Write(&b, Config{Services: n, Endpoints: 1}); err != nil {
+			t.Fatal(err)
+		}
+		seen := map[string]bool{}
+		for line := range strings.Lines(b.String()) {
+			f := strings.Fields(line)
+			if len(f) != 2 || (f[0] != "nodePort:" && f[0] != "healthCheckNodePort:") {
+				continue
+			}
+			if seen[f[1]] {
+				t.Fatalf("%d Services: port %s given twice", n, f[1])
+			}
+			seen[f[1]] = true
+			if f[1] < "30000" || f[1] > "32767" || len(f[1]) != 5 {
+				t.Fatalf("%d Services: port %s outside 30000-32767", n, f[1])
+			}
+		}
+		if n >= 10000 && len(seen) < 2700 {
+			t.Errorf("%d Services: only %d of the range's ports used", n, len(seen))
+		}
+	}
+}
