@@ -105,14 +105,19 @@ func newFlagSet(name, synopsis string, stderr io.Writer) *pflag.FlagSet {
 // parse parses args; done reports that the command must return code now
 // (help was asked for, or the flags were wrong).
 func parse(fs *pflag.FlagSet, args []string, stdout io.Writer) (code int, done bool) {
+	// pflag prints the usage itself on -h before returning ErrHelp: keep
+	// it quiet, and print the usage once, to stdout, as help is asked for.
+	usage := fs.Usage
+	fs.Usage = func() {}
 	err := fs.Parse(args)
+	fs.Usage = usage
 	if errors.Is(err, pflag.ErrHelp) {
 		fs.SetOutput(stdout)
 		fs.Usage()
 		return exitOK, true
 	}
 	if err != nil {
-		fmt.Fprintf(fs.Output(), "kpc %s: %v\n", fs.Name(), err)
+		fmt.Fprintf(fs.Output(), "kpc %s: %v\nSee 'kpc %s --help' for usage.\n", fs.Name(), err, fs.Name())
 		return exitUsage, true
 	}
 	return exitOK, false
