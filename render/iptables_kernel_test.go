@@ -181,13 +181,13 @@ func TestIPTablesKernelLoad(t *testing.T) {
 					"nat":    {":FOREIGN -", "-A PREROUTING -j FOREIGN", "-A FOREIGN -p tcp -m tcp --dport 2222 -j RETURN"},
 					"filter": {":FORWARD DROP", "-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT"},
 				}
-				ns.must(t, nil, cmd, "-w", "5", "-t", "nat", "-N", "FOREIGN")
-				ns.must(t, nil, cmd, "-w", "5", "-t", "nat", "-A", "FOREIGN", "-p", "tcp", "--dport", "2222", "-j", "RETURN")
-				ns.must(t, nil, cmd, "-w", "5", "-t", "nat", "-A", "PREROUTING", "-j", "FOREIGN")
-				ns.must(t, nil, cmd, "-w", "5", "-t", "filter", "-A", "INPUT", "-p", "tcp", "--dport", "22", "-j", "ACCEPT")
-				ns.must(t, nil, cmd, "-w", "5", "-t", "filter", "-P", "FORWARD", "DROP")
+				ns.must(t, nil, cmd, "-w", "60", "-t", "nat", "-N", "FOREIGN")
+				ns.must(t, nil, cmd, "-w", "60", "-t", "nat", "-A", "FOREIGN", "-p", "tcp", "--dport", "2222", "-j", "RETURN")
+				ns.must(t, nil, cmd, "-w", "60", "-t", "nat", "-A", "PREROUTING", "-j", "FOREIGN")
+				ns.must(t, nil, cmd, "-w", "60", "-t", "filter", "-A", "INPUT", "-p", "tcp", "--dport", "22", "-j", "ACCEPT")
+				ns.must(t, nil, cmd, "-w", "60", "-t", "filter", "-P", "FORWARD", "DROP")
 
-				ns.must(t, file.Bytes(), cmd+"-restore", "-w", "5", "--test", "--noflush")
+				ns.must(t, file.Bytes(), cmd+"-restore", "-w", "60", "--test", "--noflush")
 				if got := iptParseSave(ns.must(t, nil, cmd+"-save")).kpc(prefix); got != "" {
 					t.Fatalf("--test changed the kernel's rules:\n%s", got)
 				}
@@ -195,7 +195,7 @@ func TestIPTablesKernelLoad(t *testing.T) {
 				declared := iptDeclared(file.Bytes())
 				prev := ""
 				for load := 1; load <= 3; load++ {
-					ns.must(t, file.Bytes(), cmd+"-restore", "-w", "5", "--noflush")
+					ns.must(t, file.Bytes(), cmd+"-restore", "-w", "60", "--noflush")
 					ns.hook(t, cmd, hooks)
 					saved := iptParseSave(ns.must(t, nil, cmd+"-save"))
 
@@ -268,14 +268,14 @@ func TestIPTablesKernelPrune(t *testing.T) {
 				if err := r.Render(&file, prog); err != nil {
 					t.Fatal(err)
 				}
-				ns.must(t, file.Bytes(), cmd+"-restore", "-w", "5", "--noflush")
+				ns.must(t, file.Bytes(), cmd+"-restore", "-w", "60", "--noflush")
 				ns.hook(t, cmd, hooks)
 				prune, err := r.Prune([]byte(ns.must(t, nil, cmd+"-save")), prog)
 				if err != nil {
 					t.Fatal(err)
 				}
 				if len(prune) > 0 {
-					ns.must(t, prune, cmd+"-restore", "-w", "5", "--noflush")
+					ns.must(t, prune, cmd+"-restore", "-w", "60", "--noflush")
 				}
 				saved := iptParseSave(ns.must(t, nil, cmd+"-save"))
 				declared := iptDeclared(file.Bytes())
@@ -377,7 +377,7 @@ func TestIPTablesKernelDNAT(t *testing.T) {
 				if err := r.Render(&file, tc.prog()); err != nil {
 					t.Fatal(err)
 				}
-				ns.must(t, file.Bytes(), cmd+"-restore", "-w", "5", "--noflush")
+				ns.must(t, file.Bytes(), cmd+"-restore", "-w", "60", "--noflush")
 				ns.hook(t, cmd, hooks)
 				ns.run(nil, "conntrack", "-F")
 				dial := exec.Command("ip", "netns", "exec", ns.name, os.Args[0], "-test.run=^TestIPTablesDialHelper$")

@@ -267,7 +267,7 @@ func TestApplyIPTables(t *testing.T) {
 			other := writeFile(t, dir, "other.yaml", otherSeed)
 			ns := applyNetns(t)
 			ipt := "iptables-" + variant
-			nsExec(t, ns, "", ipt, "-w", "5", "-A", "INPUT", "-s", "192.0.2.99", "-j", "ACCEPT")
+			nsExec(t, ns, "", ipt, "-w", "60", "-A", "INPUT", "-s", "192.0.2.99", "-j", "ACCEPT")
 			// save lists the rules without iptables-save's comment lines,
 			// which hold the time.
 			save := func() string {
