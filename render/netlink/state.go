@@ -272,19 +272,13 @@ func isAnon(r *ruleSpec, id uint32) bool {
 	return false
 }
 
-// chainHeadString is the comparable head of a chain of a batch.
+// chainHeadString is the comparable head of a chain of a batch (live.go's
+// chainHead, with the spelling of regular chains the cache format uses).
 func chainHeadString(c *nftables.Chain) string {
 	if c.Hooknum == nil {
 		return "regular"
 	}
-	s := fmt.Sprintf("type %s hook %d", c.Type, *c.Hooknum)
-	if c.Priority != nil {
-		s += fmt.Sprintf(" priority %d", *c.Priority)
-	}
-	if c.Policy != nil {
-		s += fmt.Sprintf(" policy %d", *c.Policy)
-	}
-	return s
+	return chainHead(c)
 }
 
 // state describes a table of the batch.
