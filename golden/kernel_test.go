@@ -4,13 +4,13 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"kpc/internal/nstest"
 
 	"kpc/compiler/ir"
 	"kpc/internal/netlab"
@@ -22,22 +22,7 @@ import (
 // (not root, or a tool missing), except under CI, where that is a failure.
 func requireKernel(t *testing.T, tools ...string) {
 	t.Helper()
-	var missing []string
-	if os.Geteuid() != 0 {
-		missing = append(missing, "root")
-	}
-	for _, tool := range append([]string{"ip", "nft", "conntrack"}, tools...) {
-		if _, err := exec.LookPath(tool); err != nil {
-			missing = append(missing, tool)
-		}
-	}
-	if len(missing) == 0 {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("kernel test cannot run (missing %s) and CI is set", strings.Join(missing, ", "))
-	}
-	t.Skipf("kernel test needs %s", strings.Join(missing, ", "))
+	nstest.Require(t, append([]string{"nft", "conntrack"}, tools...)...)
 }
 
 // backend loads a case's ruleset into a lab's node namespace.

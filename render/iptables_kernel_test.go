@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -12,42 +11,18 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"kpc/compiler/ir"
+	"kpc/internal/nstest"
 )
 
 // iptBackends are the iptables variants whose restore must accept the
 // output.
 var iptBackends = []string{"nft", "legacy"}
-
-// iptRequire skips the test when it cannot run here (not root, a tool
-// missing), or fails it when the environment variable CI is set.
-func iptRequire(t *testing.T, tools ...string) {
-	t.Helper()
-	why := ""
-	if os.Geteuid() != 0 {
-		why = "needs root"
-	}
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil && why == "" {
-			why = "needs " + tool
-		}
-	}
-	if why == "" {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("%s, and CI is set: this test must run", why)
-	}
-	t.Skip(why)
-}
-
-var iptNetnsSeq atomic.Int32
 
 // iptNetns is a network namespace the test created.
 type iptNetns struct{ name string }
@@ -55,19 +30,7 @@ type iptNetns struct{ name string }
 // iptNewNetns creates a namespace deleted when the test ends.
 func iptNewNetns(t *testing.T) *iptNetns {
 	t.Helper()
-	n := &iptNetns{name: fmt.Sprintf("kpcipt-%d-%d", os.Getpid(), iptNetnsSeq.Add(1))}
-	if out, err := iptRun(nil, "ip", "netns", "add", n.name); err != nil {
-		if os.Getenv("CI") == "" {
-			t.Skipf("cannot create a network namespace: %v: %s", err, out)
-		}
-		t.Fatalf("ip netns add %s: %v: %s", n.name, err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := iptRun(nil, "ip", "netns", "del", n.name); err != nil {
-			t.Errorf("ip netns del %s: %v: %s", n.name, err, out)
-		}
-	})
-	return n
+	return &iptNetns{name: nstest.New(t, "kpcipt")}
 }
 
 // iptRun runs a command with a timeout and returns its combined output.
@@ -164,7 +127,7 @@ func TestIPTablesKernelLoad(t *testing.T) {
 			t.Run(tc.name+"/"+be, func(t *testing.T) {
 				r := IPTables{Family: tc.family}
 				cmd := r.Command() + "-" + be
-				iptRequire(t, "ip", cmd, cmd+"-restore", cmd+"-save")
+				nstest.Require(t, "ip", cmd, cmd+"-restore", cmd+"-save")
 				p := tc.prog()
 				var file bytes.Buffer
 				if err := r.Render(&file, p); err != nil {
@@ -257,7 +220,7 @@ func TestIPTablesKernelPrune(t *testing.T) {
 		t.Run(be, func(t *testing.T) {
 			r := IPTables{}
 			cmd := r.Command() + "-" + be
-			iptRequire(t, "ip", cmd, cmd+"-restore", cmd+"-save")
+			nstest.Require(t, "ip", cmd, cmd+"-restore", cmd+"-save")
 			ns := iptNewNetns(t)
 			hooks, err := r.Hooks(nil)
 			if err != nil {
@@ -354,7 +317,7 @@ func TestIPTablesKernelDNAT(t *testing.T) {
 		t.Run(be, func(t *testing.T) {
 			r := IPTables{}
 			cmd := r.Command() + "-" + be
-			iptRequire(t, "ip", "conntrack", cmd, cmd+"-restore")
+			nstest.Require(t, "ip", "conntrack", cmd, cmd+"-restore")
 			ns := iptNewNetns(t)
 			for _, c := range [][]string{
 				{"ip", "link", "set", "lo", "up"},

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"kpc/internal/nstest"
+
 	"kpc/render/netlink"
 )
 
@@ -38,7 +40,7 @@ func nftNetlinkNormalize(listing string) string {
 		m := nftTypeZero.FindStringSubmatch(s)
 		return m[1] + "<numgen map> : " + s[len(m[1])+len("type 0 : "):]
 	})
-	return nftNormalize(listing)
+	return nstest.SortElements(listing)
 }
 
 // TestNFTNetlinkKernel applies every rendering case through the netlink
@@ -46,24 +48,24 @@ func nftNetlinkNormalize(listing string) string {
 // "nft -f" of the case's text (up to the numbered maps' declaration), and
 // that netlink.Compare finds no drift on either table.
 func TestNFTNetlinkKernel(t *testing.T) {
-	nftRequireKernel(t)
+	nstest.Require(t, "nft")
 	for _, c := range nftCases() {
 		t.Run(c.name, func(t *testing.T) {
 			var script bytes.Buffer
 			if err := c.r.Render(&script, c.p); err != nil {
 				t.Fatal(err)
 			}
-			textNS := nftNetns(t)
-			if _, err := nftExec(textNS, script.String(), "nft", "-f", "-"); err != nil {
+			textNS := nstest.New(t, "kpcnft")
+			if _, err := nstest.Exec(textNS, script.String(), "nft", "-f", "-"); err != nil {
 				t.Fatal(err)
 			}
-			want := nftNetlinkNormalize(nftRun(t, textNS, "nft", "list", "ruleset"))
-			nlNS := nftNetns(t)
+			want := nftNetlinkNormalize(nstest.Run(t, textNS, "", "nft", "list", "ruleset"))
+			nlNS := nstest.New(t, "kpcnft")
 			o := netlink.Options{NetNS: "/var/run/netns/" + nlNS, EndpointChains: c.r.EndpointChains}
 			if _, err := netlink.Apply(c.p, o); err != nil {
 				t.Fatalf("netlink.Apply: %v", err)
 			}
-			if got := nftNetlinkNormalize(nftRun(t, nlNS, "nft", "list", "ruleset")); got != want {
+			if got := nftNetlinkNormalize(nstest.Run(t, nlNS, "", "nft", "list", "ruleset")); got != want {
 				t.Errorf("netlink listing differs from nft -f listing (-nft +netlink):\n%s", nftLineDiff(want, got))
 			}
 			for _, ns := range []string{nlNS, textNS} {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"kpc/internal/nstest"
+
 	"kpc/compiler/ir"
 	"kpc/render"
 )
@@ -52,13 +54,13 @@ func nftTrafficProgram() *ir.Program {
 // 192.0.2.1) - backend namespace (192.0.2.10, 192.0.2.11), which drops the
 // connections so that their conntrack entries stay.
 func TestNFTTraffic(t *testing.T) {
-	nftRequireKernel(t, "conntrack", "bash", "timeout")
+	nstest.Require(t, "nft", "conntrack", "bash", "timeout")
 	for _, layout := range []struct {
 		name string
 		r    render.NFT
 	}{{"lowered", render.NFT{}}, {"chains", render.NFT{EndpointChains: true}}} {
 		t.Run(layout.name, func(t *testing.T) {
-			node, client, backend := nftNetns(t), nftNetns(t), nftNetns(t)
+			node, client, backend := nstest.New(t, "kpcnft"), nstest.New(t, "kpcnft"), nstest.New(t, "kpcnft")
 			for _, cmd := range [][]string{
 				{"ip", "-n", node, "link", "add", "c0", "type", "veth", "peer", "name", "c1", "netns", client},
 				{"ip", "-n", node, "link", "add", "b0", "type", "veth", "peer", "name", "b1", "netns", backend},
@@ -75,10 +77,10 @@ func TestNFTTraffic(t *testing.T) {
 				{"ip", "-n", backend, "route", "add", "default", "via", "192.0.2.1"},
 				{"ip", "netns", "exec", node, "sysctl", "-qw", "net.ipv4.ip_forward=1"},
 			} {
-				nftRun(t, "", cmd...)
+				nstest.Run(t, "", "", cmd...)
 			}
 			drop := "table inet sink {\n\tchain input {\n\t\ttype filter hook input priority 0; policy accept;\n\t\ttcp dport 8080 drop\n\t}\n}\n"
-			if _, err := nftExec(backend, drop, "nft", "-f", "-"); err != nil {
+			if _, err := nstest.Exec(backend, drop, "nft", "-f", "-"); err != nil {
 				t.Fatal(err)
 			}
 			var script strings.Builder
@@ -89,13 +91,13 @@ func TestNFTTraffic(t *testing.T) {
 			if err := os.WriteFile(file, []byte(script.String()), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			nftRun(t, node, "nft", "-f", file)
+			nstest.Run(t, node, "", "nft", "-f", file)
 
 			const n = 40
 			connect := fmt.Sprintf("for i in $(seq %d); do timeout 0.5 bash -c ': > /dev/tcp/203.0.113.10/80' 2>/dev/null & done; wait; true", n)
-			nftRun(t, client, "bash", "-c", connect)
-			nftRun(t, backend, "bash", "-c", connect)
-			ct := nftRun(t, node, "conntrack", "-L", "-p", "tcp", "--orig-dst", "203.0.113.10")
+			nstest.Run(t, client, "", "bash", "-c", connect)
+			nstest.Run(t, backend, "", "bash", "-c", connect)
+			ct := nstest.Run(t, node, "", "conntrack", "-L", "-p", "tcp", "--orig-dst", "203.0.113.10")
 
 			// seen[original source][endpoint] = reply destinations.
 			seen := map[string]map[string]map[string]bool{}

@@ -4,16 +4,12 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"fmt"
-	"os"
-	"os/exec"
 	"regexp"
 	"sort"
 	"strings"
-	"sync/atomic"
 	"testing"
-	"time"
+
+	"kpc/internal/nstest"
 )
 
 // nodePortSeed is seed as a NodePort Service: served on localhost in
@@ -94,72 +90,6 @@ func TestApplyUsage(t *testing.T) {
 	}
 }
 
-// requireKernel skips t without root and the tools, except under CI,
-// where that is a failure.
-func requireKernel(t *testing.T, tools ...string) {
-	t.Helper()
-	missing := ""
-	if os.Geteuid() != 0 {
-		missing = "root"
-	}
-	for _, tool := range append([]string{"ip", "nft", "nsenter"}, tools...) {
-		if _, err := exec.LookPath(tool); err != nil && missing == "" {
-			missing = tool
-		}
-	}
-	if missing == "" {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("CI is set but %s is not available", missing)
-	}
-	t.Skipf("needs %s", missing)
-}
-
-var applyNSCount atomic.Int32
-
-// applyNetns creates a network namespace deleted when t ends.
-func applyNetns(t *testing.T) string {
-	t.Helper()
-	name := fmt.Sprintf("kpcapply-%d-%d", os.Getpid(), applyNSCount.Add(1))
-	nsExec(t, "", "", "ip", "netns", "add", name)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if out, err := exec.CommandContext(ctx, "ip", "netns", "delete", name).CombinedOutput(); err != nil {
-			t.Errorf("ip netns delete %s: %v: %s", name, err, out)
-		}
-	})
-	return name
-}
-
-// nsExec runs a command in namespace ns ("" = here) and fails t on error.
-func nsExec(t *testing.T, ns, stdin string, args ...string) string {
-	t.Helper()
-	out, err := nsTry(ns, stdin, args...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-// nsTry runs a command in namespace ns and returns its output.
-func nsTry(ns, stdin string, args ...string) (string, error) {
-	if ns != "" {
-		args = append([]string{"ip", "netns", "exec", ns}, args...)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
-	cmd.Stdin = strings.NewReader(stdin)
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	if err := cmd.Run(); err != nil {
-		return out.String(), fmt.Errorf("%s: %v: %s", strings.Join(args, " "), err, errOut.String())
-	}
-	return out.String(), nil
-}
-
 const foreignNFT = `table ip other {
 	chain input {
 		type filter hook input priority 10; policy accept;
@@ -175,14 +105,14 @@ table inet kpc {
 // TestApplyNetlink applies, re-applies, dry-runs and deletes through the
 // netlink backend in a namespace holding foreign tables.
 func TestApplyNetlink(t *testing.T) {
-	requireKernel(t)
+	nstest.Require(t, "nft", "nsenter")
 	dir := t.TempDir()
 	good := writeFile(t, dir, "seed.yaml", seed)
 	other := writeFile(t, dir, "other.yaml", otherSeed)
-	ns := applyNetns(t)
-	nsExec(t, ns, foreignNFT, "nft", "-f", "-")
-	foreign := nsExec(t, ns, "", "nft", "list", "table", "ip", "other") + nsExec(t, ns, "", "nft", "list", "table", "inet", "kpc")
-	list := func() string { out, _ := nsTry(ns, "", "nft", "list", "table", "ip", "kpc"); return out }
+	ns := nstest.New(t, "kpcapply")
+	nstest.Run(t, ns, foreignNFT, "nft", "-f", "-")
+	foreign := nstest.Run(t, ns, "", "nft", "list", "table", "ip", "other") + nstest.Run(t, ns, "", "nft", "list", "table", "inet", "kpc")
+	list := func() string { out, _ := nstest.Exec(ns, "", "nft", "list", "table", "ip", "kpc"); return out }
 
 	state := t.TempDir()
 	// more is seed with one endpoint more, for an incremental apply.
@@ -238,7 +168,7 @@ func TestApplyNetlink(t *testing.T) {
 				t.Errorf("%s: table still has %q", st.name, s)
 			}
 		}
-		if got := nsExec(t, ns, "", "nft", "list", "table", "ip", "other") + nsExec(t, ns, "", "nft", "list", "table", "inet", "kpc"); got != foreign {
+		if got := nstest.Run(t, ns, "", "nft", "list", "table", "ip", "other") + nstest.Run(t, ns, "", "nft", "list", "table", "inet", "kpc"); got != foreign {
 			t.Errorf("%s changed the foreign tables:\n%s", st.name, got)
 		}
 	}
@@ -256,7 +186,7 @@ var hookLine = regexp.MustCompile(`(?m)^-A (INPUT|FORWARD|OUTPUT|PREROUTING|POST
 func TestApplyIPTables(t *testing.T) {
 	for _, variant := range []string{"nft", "legacy"} {
 		t.Run(variant, func(t *testing.T) {
-			requireKernel(t, "iptables-"+variant, "iptables-"+variant+"-restore", "iptables-"+variant+"-save",
+			nstest.Require(t, "nft", "nsenter", "iptables-"+variant, "iptables-"+variant+"-restore", "iptables-"+variant+"-save",
 				"ip6tables-"+variant)
 			backend := "iptables"
 			if variant == "legacy" {
@@ -265,14 +195,14 @@ func TestApplyIPTables(t *testing.T) {
 			dir := t.TempDir()
 			good := writeFile(t, dir, "seed.yaml", nodePortSeed)
 			other := writeFile(t, dir, "other.yaml", otherSeed)
-			ns := applyNetns(t)
+			ns := nstest.New(t, "kpcapply")
 			ipt := "iptables-" + variant
-			nsExec(t, ns, "", ipt, "-w", "60", "-A", "INPUT", "-s", "192.0.2.99", "-j", "ACCEPT")
+			nstest.Run(t, ns, "", ipt, "-w", "60", "-A", "INPUT", "-s", "192.0.2.99", "-j", "ACCEPT")
 			// save lists the rules without iptables-save's comment lines,
 			// which hold the time.
 			save := func() string {
 				var b strings.Builder
-				for _, l := range strings.Split(nsExec(t, ns, "", ipt+"-save"), "\n") {
+				for _, l := range strings.Split(nstest.Run(t, ns, "", ipt+"-save"), "\n") {
 					if !strings.HasPrefix(l, "#") {
 						b.WriteString(l + "\n")
 					}
@@ -302,7 +232,7 @@ func TestApplyIPTables(t *testing.T) {
 			if !strings.Contains(first, "10.96.0.100/32") {
 				t.Errorf("after apply: no rule for the cluster IP:\n%s", first)
 			}
-			if v := strings.TrimSpace(nsExec(t, ns, "", "cat", "/proc/sys/net/ipv4/conf/all/route_localnet")); v != "1" {
+			if v := strings.TrimSpace(nstest.Run(t, ns, "", "cat", "/proc/sys/net/ipv4/conf/all/route_localnet")); v != "1" {
 				t.Errorf("route_localnet = %s, want 1 (NodePorts on localhost)", v)
 			}
 			checkForeign("apply")
@@ -363,12 +293,12 @@ func kpcChains(text string) string {
 // TestDiffLive compares the kernel's tables with manifests after applies
 // of the same and of other manifests.
 func TestDiffLive(t *testing.T) {
-	requireKernel(t)
+	nstest.Require(t, "nft", "nsenter")
 	dir := t.TempDir()
 	good := writeFile(t, dir, "seed.yaml", seed)
 	other := writeFile(t, dir, "other.yaml", otherSeed)
 	invalid := writeFile(t, dir, "bad.yaml", bad)
-	ns := applyNetns(t)
+	ns := nstest.New(t, "kpcapply")
 	steps := []struct {
 		name   string
 		args   []string

@@ -10,28 +10,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"kpc/internal/nstest"
 )
 
 // requireLab skips the test when it cannot build namespaces (not root, a tool
 // missing), except under CI, where that is a failure.
 func requireLab(t *testing.T) {
 	t.Helper()
-	var missing []string
-	if os.Geteuid() != 0 {
-		missing = append(missing, "root")
-	}
-	for _, tool := range []string{"ip", "nft", "conntrack"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			missing = append(missing, tool)
-		}
-	}
-	if len(missing) == 0 {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("lab test cannot run (missing %s) and CI is set", strings.Join(missing, ", "))
-	}
-	t.Skipf("lab test needs %s", strings.Join(missing, ", "))
+	nstest.Require(t, "nft", "conntrack")
 }
 
 // TestMain fails the run if any test leaves a namespace of this process

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"kpc/internal/nstest"
+
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
 	mdnetlink "github.com/mdlayher/netlink"
@@ -170,16 +172,16 @@ func applyNFT(t *testing.T, c programCase) (string, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ns := netns(t)
-	run(t, ns, string(b.Script()), "nft", "-f", "-")
-	return ns, run(t, ns, "", "nft", "list", "ruleset")
+	ns := nstest.New(t, "kpcnl")
+	nstest.Run(t, ns, string(b.Script()), "nft", "-f", "-")
+	return ns, nstest.Run(t, ns, "", "nft", "list", "ruleset")
 }
 
 // checkNoDrift fails t when Compare finds a difference in namespace ns.
 func checkNoDrift(t *testing.T, what, ns string, c programCase) {
 	t.Helper()
 	o := c.o
-	o.NetNS = nsPath(ns)
+	o.NetNS = nstest.Path(ns)
 	d, err := Compare(c.p, o)
 	if err != nil {
 		t.Fatalf("Compare (%s): %v", what, err)
@@ -194,19 +196,19 @@ func checkNoDrift(t *testing.T, what, ns string, c programCase) {
 // Program's text loaded with nft -f, after normalize, and the number of
 // elements of every set and map with the Program's.
 func TestApplyMatchesNFT(t *testing.T) {
-	requireKernel(t)
+	nstest.Require(t, "nft")
 	cases := append(goldenPrograms(t), extraPrograms()...)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			nftNS, want := applyNFT(t, c)
-			ns := netns(t)
+			ns := nstest.New(t, "kpcnl")
 			o := c.o
-			o.NetNS = nsPath(ns)
+			o.NetNS = nstest.Path(ns)
 			st, err := Apply(c.p, o)
 			if err != nil {
 				t.Fatalf("Apply: %v", err)
 			}
-			got := run(t, ns, "", "nft", "list", "ruleset")
+			got := nstest.Run(t, ns, "", "nft", "list", "ruleset")
 			if normalize(got) != normalize(want) {
 				t.Errorf("netlink listing differs from nft -f listing (-nft +netlink):\n%s", lineDiff(normalize(want), normalize(got)))
 			}
@@ -297,7 +299,7 @@ func wantElements(rs *ir.Ruleset, lower bool) map[string]int {
 // netlink and compares its element count with wantElements.
 func checkElementCounts(t *testing.T, ns string, p *ir.Program, lower bool) {
 	t.Helper()
-	c, err := dial(Options{NetNS: nsPath(ns)})
+	c, err := dial(Options{NetNS: nstest.Path(ns)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -354,11 +356,11 @@ func checkElementCounts(t *testing.T, ns string, p *ir.Program, lower bool) {
 // a namespace holding other tables (one of them named kpc in the inet
 // family) and checks that those never change.
 func TestForeignTablesSurvive(t *testing.T) {
-	requireKernel(t)
-	ns := netns(t)
-	run(t, ns, foreign, "nft", "-f", "-")
+	nstest.Require(t, "nft")
+	ns := nstest.New(t, "kpcnl")
+	nstest.Run(t, ns, foreign, "nft", "-f", "-")
 	before := foreignTables(t, ns)
-	o := Options{NetNS: nsPath(ns)}
+	o := Options{NetNS: nstest.Path(ns)}
 	p := edgeProgram(ir.IPv4)
 	for i := 0; i < 2; i++ {
 		if _, err := Apply(p, o); err != nil {
@@ -368,7 +370,7 @@ func TestForeignTablesSurvive(t *testing.T) {
 			t.Fatalf("apply %d changed the foreign tables:\n%s", i+1, lineDiff(before, got))
 		}
 	}
-	first := run(t, ns, "", "nft", "list", "table", "ip", "kpc")
+	first := nstest.Run(t, ns, "", "nft", "list", "table", "ip", "kpc")
 	// A dual-stack apply over it, then the IPv4-only one again: the IPv6
 	// table is removed by the second.
 	dual := edgeProgram(ir.IPv4)
@@ -376,24 +378,24 @@ func TestForeignTablesSurvive(t *testing.T) {
 	if _, err := Apply(dual, o); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := execIn(ns, "", "nft", "list", "table", "ip6", "kpc"); err != nil {
+	if _, err := nstest.Exec(ns, "", "nft", "list", "table", "ip6", "kpc"); err != nil {
 		t.Fatalf("no ip6 kpc table after a dual-stack apply: %v", err)
 	}
 	if _, err := Apply(p, o); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := execIn(ns, "", "nft", "list", "table", "ip6", "kpc"); err == nil {
+	if _, err := nstest.Exec(ns, "", "nft", "list", "table", "ip6", "kpc"); err == nil {
 		t.Error("ip6 kpc table survived an IPv4-only apply")
 	}
-	if got := run(t, ns, "", "nft", "list", "table", "ip", "kpc"); normalize(got) != normalize(first) {
+	if got := nstest.Run(t, ns, "", "nft", "list", "table", "ip", "kpc"); normalize(got) != normalize(first) {
 		t.Errorf("re-apply gave a different table:\n%s", lineDiff(normalize(first), normalize(got)))
 	}
 
-	st, err := Delete(Options{NetNS: nsPath(ns), DryRun: true})
+	st, err := Delete(Options{NetNS: nstest.Path(ns), DryRun: true})
 	if err != nil || st.Tables != 1 {
 		t.Fatalf("Delete dry run = %+v, %v; want 1 table", st, err)
 	}
-	if _, err := execIn(ns, "", "nft", "list", "table", "ip", "kpc"); err != nil {
+	if _, err := nstest.Exec(ns, "", "nft", "list", "table", "ip", "kpc"); err != nil {
 		t.Fatalf("a dry-run Delete removed the table: %v", err)
 	}
 	for i, want := range []int{1, 0} {
@@ -405,7 +407,7 @@ func TestForeignTablesSurvive(t *testing.T) {
 			t.Errorf("delete %d: Stats.Tables = %d, want %d", i+1, st.Tables, want)
 		}
 	}
-	if _, err := execIn(ns, "", "nft", "list", "table", "ip", "kpc"); err == nil {
+	if _, err := nstest.Exec(ns, "", "nft", "list", "table", "ip", "kpc"); err == nil {
 		t.Error("ip kpc table survived Delete")
 	}
 	if got := foreignTables(t, ns); got != before {
@@ -417,14 +419,14 @@ func TestForeignTablesSurvive(t *testing.T) {
 // added through the test hook after every object of a valid replacement)
 // and checks that the previous ruleset is byte-for-byte unchanged.
 func TestAtomicFailure(t *testing.T) {
-	requireKernel(t)
-	ns := netns(t)
-	run(t, ns, foreign, "nft", "-f", "-")
-	o := Options{NetNS: nsPath(ns)}
+	nstest.Require(t, "nft")
+	ns := nstest.New(t, "kpcnl")
+	nstest.Run(t, ns, foreign, "nft", "-f", "-")
+	o := Options{NetNS: nstest.Path(ns)}
 	if _, err := Apply(edgeProgram(ir.IPv4), o); err != nil {
 		t.Fatal(err)
 	}
-	before := run(t, ns, "", "nft", "list", "ruleset")
+	before := nstest.Run(t, ns, "", "nft", "list", "ruleset")
 
 	replacement := nftperf.Program(300)
 	replacement.Rulesets = append(replacement.Rulesets, edgeProgram(ir.IPv6).Rulesets...)
@@ -449,7 +451,7 @@ func TestAtomicFailure(t *testing.T) {
 	if !strings.Contains(err.Error(), "nothing was changed") {
 		t.Errorf("error does not say that nothing changed: %v", err)
 	}
-	if after := run(t, ns, "", "nft", "list", "ruleset"); after != before {
+	if after := nstest.Run(t, ns, "", "nft", "list", "ruleset"); after != before {
 		t.Errorf("ruleset changed after a failed batch:\n%s", lineDiff(before, after))
 	}
 	// The same replacement without the invalid rule goes through.
@@ -461,18 +463,18 @@ func TestAtomicFailure(t *testing.T) {
 // TestDryRun checks that a dry run reports the batch and leaves the kernel
 // alone, and that Build's script is render.NFT's text.
 func TestDryRun(t *testing.T) {
-	requireKernel(t)
-	ns := netns(t)
-	before := run(t, ns, "", "nft", "list", "ruleset")
+	nstest.Require(t, "nft")
+	ns := nstest.New(t, "kpcnl")
+	before := nstest.Run(t, ns, "", "nft", "list", "ruleset")
 	p := edgeProgram(ir.IPv4)
-	st, err := Apply(p, Options{NetNS: nsPath(ns), DryRun: true})
+	st, err := Apply(p, Options{NetNS: nstest.Path(ns), DryRun: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if st.Chains == 0 || st.Rules == 0 || st.Messages == 0 {
 		t.Errorf("dry run stats %+v: want chains, rules and messages", st)
 	}
-	if after := run(t, ns, "", "nft", "list", "ruleset"); after != before {
+	if after := nstest.Run(t, ns, "", "nft", "list", "ruleset"); after != before {
 		t.Errorf("dry run changed the ruleset:\n%s", lineDiff(before, after))
 	}
 	var text strings.Builder
@@ -491,9 +493,9 @@ func TestDryRun(t *testing.T) {
 // TestCompareDrift changes an applied table behind kpc's back and checks
 // that Compare reports each change, and nothing else.
 func TestCompareDrift(t *testing.T) {
-	requireKernel(t)
-	ns := netns(t)
-	o := Options{NetNS: nsPath(ns)}
+	nstest.Require(t, "nft")
+	ns := nstest.New(t, "kpcnl")
+	o := Options{NetNS: nstest.Path(ns)}
 	p := edgeProgram(ir.IPv4)
 	if d, err := Compare(p, o); err != nil || d.Equal() || !strings.Contains(d.String(), "- table ip kpc (not in the kernel)") {
 		t.Fatalf("Compare before any apply = %v, %v; want the table reported missing", d, err)
@@ -501,7 +503,7 @@ func TestCompareDrift(t *testing.T) {
 	if _, err := Apply(p, o); err != nil {
 		t.Fatal(err)
 	}
-	run(t, ns, `delete element ip kpc service-ips { 172.30.0.10 . udp . 53 }
+	nstest.Run(t, ns, `delete element ip kpc service-ips { 172.30.0.10 . udp . 53 }
 add element ip kpc cluster-ips { 172.30.9.9 }
 add chain ip kpc extra
 add rule ip kpc services counter

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"kpc/internal/nstest"
+
 	"kpc/compiler/ir"
 	"kpc/render/internal/nftdirect"
 	"kpc/render/internal/nftperf"
@@ -56,13 +58,13 @@ func sortBlocks(listing string) string {
 // listing is the normalized listing of a namespace's ruleset.
 func listing(t *testing.T, ns string) string {
 	t.Helper()
-	return normalize(sortBlocks(run(t, ns, "", "nft", "list", "ruleset")))
+	return normalize(sortBlocks(nstest.Run(t, ns, "", "nft", "list", "ruleset")))
 }
 
 // syncIn runs Sync into namespace ns with the state kept in dir.
 func syncIn(t *testing.T, p *ir.Program, ns, dir string, full bool) *SyncReport {
 	t.Helper()
-	rep, err := Sync(p, Options{NetNS: nsPath(ns), StateDir: dir, Full: full})
+	rep, err := Sync(p, Options{NetNS: nstest.Path(ns), StateDir: dir, Full: full})
 	if err != nil {
 		t.Fatalf("Sync: %v", err)
 	}
@@ -75,7 +77,7 @@ func syncIn(t *testing.T, p *ir.Program, ns, dir string, full bool) *SyncReport 
 // another namespace, and that every Sync after the first was incremental
 // (or found nothing to do).
 func TestSyncRandomSequences(t *testing.T) {
-	requireKernel(t)
+	nstest.Require(t, "nft")
 	steps := 30
 	if testing.Short() {
 		steps = 8
@@ -84,7 +86,7 @@ func TestSyncRandomSequences(t *testing.T) {
 		t.Run("seed"+string(rune('0'+seed)), func(t *testing.T) {
 			r := rand.New(rand.NewPCG(seed, 99))
 			dir := t.TempDir()
-			ns, fresh := netns(t), netns(t)
+			ns, fresh := nstest.New(t, "kpcnl"), nstest.New(t, "kpcnl")
 			c := &cluster{}
 			for i := 0; i < 6; i++ {
 				c.mutate(r)
@@ -107,7 +109,7 @@ func TestSyncRandomSequences(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				run(t, fresh, string(b.Script()), "nft", "-f", "-")
+				nstest.Run(t, fresh, string(b.Script()), "nft", "-f", "-")
 				got, want := listing(t, ns), listing(t, fresh)
 				if got != want {
 					t.Fatalf("step %d (%s, %s): the kernel differs from a fresh load (-fresh +synced):\n%s",
@@ -122,9 +124,9 @@ func TestSyncRandomSequences(t *testing.T) {
 
 // TestSyncModes walks Sync through its modes and reasons.
 func TestSyncModes(t *testing.T) {
-	requireKernel(t)
+	nstest.Require(t, "nft")
 	dir := t.TempDir()
-	ns := netns(t)
+	ns := nstest.New(t, "kpcnl")
 	r := rand.New(rand.NewPCG(7, 7))
 	c := &cluster{}
 	for i := 0; i < 8; i++ {
@@ -151,7 +153,7 @@ func TestSyncModes(t *testing.T) {
 		t.Errorf("Full: %s, want a requested full replace", rep)
 	}
 	// A table changed behind kpc's back (its fingerprint too) is replaced.
-	run(t, ns, "", "nft", "delete", "element", "ip", "kpc", "fingerprint", "{ 1 }")
+	nstest.Run(t, ns, "", "nft", "delete", "element", "ip", "kpc", "fingerprint", "{ 1 }")
 	if rep := syncIn(t, p, ns, dir, false); rep.Mode != SyncFull || !strings.Contains(rep.Reason, "fingerprint") {
 		t.Errorf("after the fingerprint changed: %s, want a full replace because of it", rep)
 	}
@@ -190,12 +192,12 @@ func TestSyncModes(t *testing.T) {
 		t.Errorf("with a corrupt cache: %s, want a full replace because of it", rep)
 	}
 	// A dry run sends nothing.
-	before := run(t, ns, "", "nft", "list", "ruleset")
-	rep, err := Sync(p, Options{NetNS: nsPath(ns), StateDir: dir, DryRun: true})
+	before := nstest.Run(t, ns, "", "nft", "list", "ruleset")
+	rep, err := Sync(p, Options{NetNS: nstest.Path(ns), StateDir: dir, DryRun: true})
 	if err != nil || rep.Mode != SyncIncremental {
 		t.Errorf("dry run: %v, %v; want an incremental plan", rep, err)
 	}
-	if after := run(t, ns, "", "nft", "list", "ruleset"); after != before {
+	if after := nstest.Run(t, ns, "", "nft", "list", "ruleset"); after != before {
 		t.Errorf("a dry run changed the ruleset:\n%s", lineDiff(before, after))
 	}
 }
@@ -205,9 +207,9 @@ func TestSyncModes(t *testing.T) {
 // Service or whose Service no longer has affinity; and that the clients of
 // an IPv6 Service's affinity sets survive too.
 func TestSyncKeepsAffinity(t *testing.T) {
-	requireKernel(t)
+	nstest.Require(t, "nft")
 	dir := t.TempDir()
-	ns := netns(t)
+	ns := nstest.New(t, "kpcnl")
 	c := &cluster{next: 4, services: []*clusterService{
 		{id: 1, typ: "ClusterIP", ports: []clusterPort{{80, 8080, "TCP"}}, eps: []int{1, 2}, affinity: 600, notReady: map[int]bool{}},
 		{id: 2, typ: "ClusterIP", ports: []clusterPort{{80, 8080, "TCP"}}, eps: []int{1}, notReady: map[int]bool{}},
@@ -216,8 +218,8 @@ func TestSyncKeepsAffinity(t *testing.T) {
 		{id: 4, typ: "ClusterIP", ports: []clusterPort{{80, 8080, "UDP"}}, eps: []int{1}, affinity: 60, notReady: map[int]bool{}},
 	}}
 	syncIn(t, c.compile(t), ns, dir, false)
-	clients := func() string { return run(t, ns, "", "nft", "list", "map", "ip", "kpc", nftdirect.ClientsMap) }
-	run(t, ns, "", "nft", "add", "element", "ip", "kpc", nftdirect.ClientsMap,
+	clients := func() string { return nstest.Run(t, ns, "", "nft", "list", "map", "ip", "kpc", nftdirect.ClientsMap) }
+	nstest.Run(t, ns, "", "nft", "add", "element", "ip", "kpc", nftdirect.ClientsMap,
 		"{ 192.0.2.77 . 10.96.0.1 . tcp . 80 timeout 1h : 10.244.1.2 . 8080, 192.0.2.78 . 10.96.0.1 . tcp . 80 timeout 1h : 10.244.1.3 . 8080 }")
 	v6set := ""
 	for _, rs := range c.compile(t).Rulesets {
@@ -230,7 +232,7 @@ func TestSyncKeepsAffinity(t *testing.T) {
 	if v6set == "" {
 		t.Fatal("the IPv6 Service has no affinity set")
 	}
-	run(t, ns, "", "nft", "add", "element", "ip6", "kpc", v6set, "{ 2001:db8::77 }")
+	nstest.Run(t, ns, "", "nft", "add", "element", "ip6", "kpc", v6set, "{ 2001:db8::77 }")
 
 	steps := []struct {
 		what     string
@@ -256,7 +258,7 @@ func TestSyncKeepsAffinity(t *testing.T) {
 			t.Errorf("%s: %d stale clients removed, want %d", st.what, rep.StaleClients, st.stale)
 		}
 		got := ""
-		if _, err := execIn(ns, "", "nft", "list", "map", "ip", "kpc", nftdirect.ClientsMap); err == nil {
+		if _, err := nstest.Exec(ns, "", "nft", "list", "map", "ip", "kpc", nftdirect.ClientsMap); err == nil {
 			got = clients()
 		}
 		for _, k := range st.keep {
@@ -269,7 +271,7 @@ func TestSyncKeepsAffinity(t *testing.T) {
 				t.Errorf("%s: client %s survived:\n%s", st.what, k, got)
 			}
 		}
-		if v6 := run(t, ns, "", "nft", "list", "set", "ip6", "kpc", v6set); !strings.Contains(v6, "2001:db8::77") {
+		if v6 := nstest.Run(t, ns, "", "nft", "list", "set", "ip6", "kpc", v6set); !strings.Contains(v6, "2001:db8::77") {
 			t.Errorf("%s: the IPv6 affinity client was lost:\n%s", st.what, v6)
 		}
 	}
@@ -337,9 +339,9 @@ func TestStateCache(t *testing.T) {
 // (its endpoints and hairpin elements) and the fingerprint, in a handful
 // of messages, and leaves the table equal to a fresh load.
 func TestSyncTouchesOneService(t *testing.T) {
-	requireKernel(t)
+	nstest.Require(t, "nft")
 	dir := t.TempDir()
-	ns, fresh := netns(t), netns(t)
+	ns, fresh := nstest.New(t, "kpcnl"), nstest.New(t, "kpcnl")
 	p := nftperf.Generate(300, nftperf.Options{})
 	if rep := syncIn(t, p, ns, dir, false); rep.Mode != SyncFull {
 		t.Fatalf("first Sync: %s", rep)
@@ -375,11 +377,11 @@ func TestSyncTouchesOneService(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	path, err := cachePath(Options{NetNS: nsPath(ns), StateDir: dir}, "kpc")
+	path, err := cachePath(Options{NetNS: nstest.Path(ns), StateDir: dir}, "kpc")
 	if err != nil {
 		t.Fatal(err)
 	}
-	diffs, reason, err := b.plan(want, path, Options{NetNS: nsPath(ns)})
+	diffs, reason, err := b.plan(want, path, Options{NetNS: nstest.Path(ns)})
 	if err != nil || diffs == nil {
 		t.Fatalf("plan: %v, %q", err, reason)
 	}
@@ -412,7 +414,7 @@ func TestSyncTouchesOneService(t *testing.T) {
 		t.Errorf("Sync: %s, want an update of at most 8 messages", rep)
 	}
 	t.Logf("one endpoint of one Service among 300: %s", rep)
-	run(t, fresh, string(b.Script()), "nft", "-f", "-")
+	nstest.Run(t, fresh, string(b.Script()), "nft", "-f", "-")
 	if got, want := listing(t, ns), listing(t, fresh); got != want {
 		t.Errorf("the kernel differs from a fresh load (-fresh +synced):\n%s", lineDiff(want, got))
 	}
