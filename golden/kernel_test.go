@@ -256,7 +256,7 @@ func TestKernel(t *testing.T) {
 						}
 						want := f.For(b.mode)
 						n := probeCount(want)
-						out, err := lab.Send(netlab.Probe{Src: pkt.Src, Dst: pkt.Dst, Port: pkt.Port, Protocol: string(pkt.Protocol), Count: n, Timeout: probeTimeout(want)})
+						out, err := lab.Send(netlab.Probe{Src: pkt.Src, Dst: pkt.Dst, Port: pkt.Port, Protocol: string(pkt.Protocol), Count: n, Timeout: probeTimeout(want), FirstAlone: want.Affinity})
 						if err != nil {
 							t.Fatalf("flow %q: %v", f.Name, err)
 						}

@@ -41,6 +41,12 @@ type Probe struct {
 	// for max(Timeout, ReplyTimeout) more: a loaded machine does not turn
 	// answered connections into timeouts.
 	Timeout time.Duration
+	// FirstAlone runs the first connection on its own before the others
+	// start, like a client that opens one connection and then many: what
+	// the first one leaves in the kernel (a ClientIP affinity record) is in
+	// place for the rest. Connections that start together race for it, in
+	// kube-proxy's rulesets as in kpc's.
+	FirstAlone bool
 }
 
 // Outcome counts what happened to the connections of a Probe. When Send
@@ -170,7 +176,7 @@ func (l *Lab) SendContext(ctx context.Context, p Probe) (Outcome, error) {
 		wg   sync.WaitGroup
 		sem  = make(chan struct{}, min(p.Count, maxParallel))
 	)
-	for range p.Count {
+	for i := range p.Count {
 		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
@@ -185,6 +191,9 @@ func (l *Lab) SendContext(ctx context.Context, p Probe) (Outcome, error) {
 			}
 			out.add(res)
 		}()
+		if i == 0 && p.FirstAlone {
+			wg.Wait()
+		}
 	}
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
