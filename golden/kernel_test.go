@@ -10,10 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"kpc/internal/nstest"
-
 	"kpc/compiler/ir"
 	"kpc/internal/netlab"
+	"kpc/internal/nstest"
 	"kpc/render"
 	"kpc/render/netlink"
 )

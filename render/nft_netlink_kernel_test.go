@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"kpc/internal/nstest"
-
 	"kpc/render/netlink"
 )
 

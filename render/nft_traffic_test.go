@@ -8,9 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"kpc/internal/nstest"
-
 	"kpc/compiler/ir"
+	"kpc/internal/nstest"
 	"kpc/render"
 )
 

@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"kpc/internal/nstest"
-
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
 	mdnetlink "github.com/mdlayher/netlink"
@@ -20,6 +18,7 @@ import (
 	"kpc/compiler"
 	"kpc/compiler/ir"
 	"kpc/compiler/load"
+	"kpc/internal/nstest"
 	"kpc/render"
 	"kpc/render/internal/nftdirect"
 	"kpc/render/internal/nftperf"

@@ -12,9 +12,8 @@ import (
 	"strings"
 	"testing"
 
-	"kpc/internal/nstest"
-
 	"kpc/compiler/ir"
+	"kpc/internal/nstest"
 	"kpc/render/internal/nftdirect"
 	"kpc/render/internal/nftperf"
 	"kpc/render/internal/nftplan"
