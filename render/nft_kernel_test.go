@@ -4,8 +4,9 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 
 	"kpc/internal/nstest"
 )
@@ -13,30 +14,6 @@ import (
 // These tests load rendered scripts into network namespaces they create
 // and delete. They need root and nft; without them they skip, except when
 // CI is set, where they fail.
-
-// nftForeign is a ruleset that does not belong to kpc; loading kpc's
-// script must leave it alone, including a table named kpc in another
-// family.
-const nftForeign = `table ip other {
-	set s {
-		type ipv4_addr
-		elements = { 192.0.2.99 }
-	}
-	chain input {
-		type filter hook input priority 10; policy accept;
-		ip saddr @s counter packets 0 bytes 0
-	}
-}
-table ip6 other {
-	chain output {
-		type filter hook output priority 0; policy accept;
-	}
-}
-table inet kpc {
-	chain c {
-	}
-}
-`
 
 // TestNFTKernel loads every golden case with nft -c -f and nft -f into a
 // fresh namespace holding foreign tables, and checks that: loading the
@@ -48,7 +25,7 @@ func TestNFTKernel(t *testing.T) {
 	nstest.Require(t, "nft")
 	dir := t.TempDir()
 	seq := nstest.New(t, "kpcnft")
-	if _, err := nstest.Exec(seq, nftForeign, "nft", "-f", "-"); err != nil {
+	if _, err := nstest.Exec(seq, nstest.Foreign, "nft", "-f", "-"); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range nftCases() {
@@ -63,20 +40,20 @@ func TestNFTKernel(t *testing.T) {
 		var want string
 		t.Run(c.name, func(t *testing.T) {
 			ns := nstest.New(t, "kpcnft")
-			if _, err := nstest.Exec(ns, nftForeign, "nft", "-f", "-"); err != nil {
+			if _, err := nstest.Exec(ns, nstest.Foreign, "nft", "-f", "-"); err != nil {
 				t.Fatal(err)
 			}
-			foreign := nftForeignTables(t, ns)
+			foreign := nstest.ListTables(t, ns, nstest.ForeignTables...)
 			nstest.Run(t, ns, "", "nft", "-c", "-f", file)
 			nstest.Run(t, ns, "", "nft", "-f", file)
 			first := nstest.Run(t, ns, "", "nft", "list", "ruleset")
 			want = nstest.SortElements(first)
 			nstest.Run(t, ns, "", "nft", "-f", file)
 			if got := nstest.SortElements(nstest.Run(t, ns, "", "nft", "list", "ruleset")); got != want {
-				t.Errorf("ruleset changed when the file was loaded again:\n%s", nftLineDiff(want, got))
+				t.Errorf("ruleset changed when the file was loaded again:\n%s", cmp.Diff(want, got))
 			}
-			if got := nftForeignTables(t, ns); got != foreign {
-				t.Errorf("foreign tables changed:\n%s", nftLineDiff(foreign, got))
+			if got := nstest.ListTables(t, ns, nstest.ForeignTables...); got != foreign {
+				t.Errorf("foreign tables changed:\n%s", cmp.Diff(foreign, got))
 			}
 			// The listing loads back to the same ruleset.
 			back := nstest.New(t, "kpcnft")
@@ -84,7 +61,7 @@ func TestNFTKernel(t *testing.T) {
 				t.Fatalf("loading the listing back: %v", err)
 			}
 			if got := nstest.SortElements(nstest.Run(t, back, "", "nft", "list", "ruleset")); got != want {
-				t.Errorf("listing does not round-trip:\n%s", nftLineDiff(want, got))
+				t.Errorf("listing does not round-trip:\n%s", cmp.Diff(want, got))
 			}
 		})
 		if want == "" {
@@ -95,40 +72,7 @@ func TestNFTKernel(t *testing.T) {
 			continue
 		}
 		if got := nstest.SortElements(nstest.Run(t, seq, "", "nft", "list", "ruleset")); got != want {
-			t.Errorf("%s: loaded after the previous case, ruleset differs:\n%s", c.name, nftLineDiff(want, got))
+			t.Errorf("%s: loaded after the previous case, ruleset differs:\n%s", c.name, cmp.Diff(want, got))
 		}
 	}
-}
-
-// nftForeignTables lists the tables of nftForeign.
-func nftForeignTables(t *testing.T, ns string) string {
-	t.Helper()
-	var b strings.Builder
-	for _, tbl := range [][]string{{"ip", "other"}, {"ip6", "other"}, {"inet", "kpc"}} {
-		b.WriteString(nstest.Run(t, ns, "", "nft", "list", "table", tbl[0], tbl[1]))
-	}
-	return b.String()
-}
-
-// nftLineDiff shows the lines only in want (-) and only in got (+).
-func nftLineDiff(want, got string) string {
-	count := map[string]int{}
-	for _, l := range strings.Split(want, "\n") {
-		count[l]++
-	}
-	for _, l := range strings.Split(got, "\n") {
-		count[l]--
-	}
-	var b strings.Builder
-	for _, l := range strings.Split(want, "\n") {
-		if count[l] > 0 {
-			b.WriteString("-" + l + "\n")
-		}
-	}
-	for _, l := range strings.Split(got, "\n") {
-		if count[l] < 0 {
-			b.WriteString("+" + l + "\n")
-		}
-	}
-	return b.String()
 }

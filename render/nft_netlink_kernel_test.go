@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
 	"kpc/internal/nstest"
 	"kpc/render/netlink"
 )
@@ -65,7 +67,7 @@ func TestNFTNetlinkKernel(t *testing.T) {
 				t.Fatalf("netlink.Apply: %v", err)
 			}
 			if got := nftNetlinkNormalize(nstest.Run(t, nlNS, "", "nft", "list", "ruleset")); got != want {
-				t.Errorf("netlink listing differs from nft -f listing (-nft +netlink):\n%s", nftLineDiff(want, got))
+				t.Errorf("netlink listing differs from nft -f listing (-nft +netlink):\n%s", cmp.Diff(want, got))
 			}
 			for _, ns := range []string{nlNS, textNS} {
 				o.NetNS = "/var/run/netns/" + ns

@@ -97,6 +97,46 @@ func Run(t testing.TB, ns, stdin string, args ...string) string {
 	return out
 }
 
+// Foreign is a ruleset that does not belong to kpc, for tests that check
+// that loading, applying and deleting kpc's tables leave everything else
+// alone: a set and a base chain in "ip other", a base chain in "ip6
+// other", and a table named kpc in another family ("inet kpc").
+const Foreign = `table ip other {
+	set s {
+		type ipv4_addr
+		elements = { 192.0.2.99 }
+	}
+	chain input {
+		type filter hook input priority 10; policy accept;
+		ip saddr @s counter packets 0 bytes 0
+	}
+}
+table ip6 other {
+	chain output {
+		type filter hook output priority 0; policy accept;
+	}
+}
+table inet kpc {
+	chain c {
+	}
+}
+`
+
+// ForeignTables are the tables of Foreign, for ListTables.
+var ForeignTables = []string{"ip other", "ip6 other", "inet kpc"}
+
+// ListTables lists the nftables tables of namespace ns, each given as
+// "FAMILY NAME" ("ip other"), one after the other; it fails t when one is
+// missing.
+func ListTables(t testing.TB, ns string, tables ...string) string {
+	t.Helper()
+	var b strings.Builder
+	for _, tbl := range tables {
+		b.WriteString(Run(t, ns, "", append([]string{"nft", "list", "table"}, strings.Fields(tbl)...)...))
+	}
+	return b.String()
+}
+
 // SortElements makes nft listings comparable: every "elements = { ... }"
 // block is put on one line with its elements sorted and without repeats.
 // The kernel lists hash set elements in an order that changes from load

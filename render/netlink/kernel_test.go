@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
 	mdnetlink "github.com/mdlayher/netlink"
@@ -207,9 +209,12 @@ func TestApplyMatchesNFT(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Apply: %v", err)
 			}
-			got := nstest.Run(t, ns, "", "nft", "list", "ruleset")
-			if normalize(got) != normalize(want) {
-				t.Errorf("netlink listing differs from nft -f listing (-nft +netlink):\n%s", lineDiff(normalize(want), normalize(got)))
+			// Only element order is normalized: the typeof declarations,
+			// in particular, list the same from netlink as from the text
+			// (see typeof.go).
+			got := nstest.SortElements(nstest.Run(t, ns, "", "nft", "list", "ruleset"))
+			if want := nstest.SortElements(want); got != want {
+				t.Errorf("netlink listing differs from nft -f listing (-nft +netlink):\n%s", cmp.Diff(want, got))
 			}
 			checkElementCounts(t, ns, c.p, !c.o.EndpointChains)
 			checkNoDrift(t, "applied over netlink", ns, c)
@@ -357,16 +362,16 @@ func checkElementCounts(t *testing.T, ns string, p *ir.Program, lower bool) {
 func TestForeignTablesSurvive(t *testing.T) {
 	nstest.Require(t, "nft")
 	ns := nstest.New(t, "kpcnl")
-	nstest.Run(t, ns, foreign, "nft", "-f", "-")
-	before := foreignTables(t, ns)
+	nstest.Run(t, ns, nstest.Foreign, "nft", "-f", "-")
+	before := nstest.ListTables(t, ns, nstest.ForeignTables...)
 	o := Options{NetNS: nstest.Path(ns)}
 	p := edgeProgram(ir.IPv4)
 	for i := 0; i < 2; i++ {
 		if _, err := Apply(p, o); err != nil {
 			t.Fatalf("apply %d: %v", i+1, err)
 		}
-		if got := foreignTables(t, ns); got != before {
-			t.Fatalf("apply %d changed the foreign tables:\n%s", i+1, lineDiff(before, got))
+		if got := nstest.ListTables(t, ns, nstest.ForeignTables...); got != before {
+			t.Fatalf("apply %d changed the foreign tables:\n%s", i+1, cmp.Diff(before, got))
 		}
 	}
 	first := nstest.Run(t, ns, "", "nft", "list", "table", "ip", "kpc")
@@ -386,8 +391,8 @@ func TestForeignTablesSurvive(t *testing.T) {
 	if _, err := nstest.Exec(ns, "", "nft", "list", "table", "ip6", "kpc"); err == nil {
 		t.Error("ip6 kpc table survived an IPv4-only apply")
 	}
-	if got := nstest.Run(t, ns, "", "nft", "list", "table", "ip", "kpc"); normalize(got) != normalize(first) {
-		t.Errorf("re-apply gave a different table:\n%s", lineDiff(normalize(first), normalize(got)))
+	if got := nstest.Run(t, ns, "", "nft", "list", "table", "ip", "kpc"); nstest.SortElements(got) != nstest.SortElements(first) {
+		t.Errorf("re-apply gave a different table:\n%s", cmp.Diff(nstest.SortElements(first), nstest.SortElements(got)))
 	}
 
 	st, err := Delete(Options{NetNS: nstest.Path(ns), DryRun: true})
@@ -409,8 +414,8 @@ func TestForeignTablesSurvive(t *testing.T) {
 	if _, err := nstest.Exec(ns, "", "nft", "list", "table", "ip", "kpc"); err == nil {
 		t.Error("ip kpc table survived Delete")
 	}
-	if got := foreignTables(t, ns); got != before {
-		t.Errorf("delete changed the foreign tables:\n%s", lineDiff(before, got))
+	if got := nstest.ListTables(t, ns, nstest.ForeignTables...); got != before {
+		t.Errorf("delete changed the foreign tables:\n%s", cmp.Diff(before, got))
 	}
 }
 
@@ -420,7 +425,7 @@ func TestForeignTablesSurvive(t *testing.T) {
 func TestAtomicFailure(t *testing.T) {
 	nstest.Require(t, "nft")
 	ns := nstest.New(t, "kpcnl")
-	nstest.Run(t, ns, foreign, "nft", "-f", "-")
+	nstest.Run(t, ns, nstest.Foreign, "nft", "-f", "-")
 	o := Options{NetNS: nstest.Path(ns)}
 	if _, err := Apply(edgeProgram(ir.IPv4), o); err != nil {
 		t.Fatal(err)
@@ -451,7 +456,7 @@ func TestAtomicFailure(t *testing.T) {
 		t.Errorf("error does not say that nothing changed: %v", err)
 	}
 	if after := nstest.Run(t, ns, "", "nft", "list", "ruleset"); after != before {
-		t.Errorf("ruleset changed after a failed batch:\n%s", lineDiff(before, after))
+		t.Errorf("ruleset changed after a failed batch:\n%s", cmp.Diff(before, after))
 	}
 	// The same replacement without the invalid rule goes through.
 	if _, err := Apply(replacement, o); err != nil {
@@ -474,7 +479,7 @@ func TestDryRun(t *testing.T) {
 		t.Errorf("dry run stats %+v: want chains, rules and messages", st)
 	}
 	if after := nstest.Run(t, ns, "", "nft", "list", "ruleset"); after != before {
-		t.Errorf("dry run changed the ruleset:\n%s", lineDiff(before, after))
+		t.Errorf("dry run changed the ruleset:\n%s", cmp.Diff(before, after))
 	}
 	var text strings.Builder
 	if err := (render.NFT{}).Render(&text, p); err != nil {

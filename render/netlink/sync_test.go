@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
 	"kpc/compiler/ir"
 	"kpc/internal/nstest"
 	"kpc/render/internal/nftdirect"
@@ -57,7 +59,7 @@ func sortBlocks(listing string) string {
 // listing is the normalized listing of a namespace's ruleset.
 func listing(t *testing.T, ns string) string {
 	t.Helper()
-	return normalize(sortBlocks(nstest.Run(t, ns, "", "nft", "list", "ruleset")))
+	return nstest.SortElements(sortBlocks(nstest.Run(t, ns, "", "nft", "list", "ruleset")))
 }
 
 // syncIn runs Sync into namespace ns with the state kept in dir.
@@ -112,7 +114,7 @@ func TestSyncRandomSequences(t *testing.T) {
 				got, want := listing(t, ns), listing(t, fresh)
 				if got != want {
 					t.Fatalf("step %d (%s, %s): the kernel differs from a fresh load (-fresh +synced):\n%s",
-						step, what, rep, lineDiff(want, got))
+						step, what, rep, cmp.Diff(want, got))
 				}
 				checkNoDrift(t, "after "+what, ns, programCase{p: p})
 			}
@@ -197,7 +199,7 @@ func TestSyncModes(t *testing.T) {
 		t.Errorf("dry run: %v, %v; want an incremental plan", rep, err)
 	}
 	if after := nstest.Run(t, ns, "", "nft", "list", "ruleset"); after != before {
-		t.Errorf("a dry run changed the ruleset:\n%s", lineDiff(before, after))
+		t.Errorf("a dry run changed the ruleset:\n%s", cmp.Diff(before, after))
 	}
 }
 
@@ -415,6 +417,6 @@ func TestSyncTouchesOneService(t *testing.T) {
 	t.Logf("one endpoint of one Service among 300: %s", rep)
 	nstest.Run(t, fresh, string(b.Script()), "nft", "-f", "-")
 	if got, want := listing(t, ns), listing(t, fresh); got != want {
-		t.Errorf("the kernel differs from a fresh load (-fresh +synced):\n%s", lineDiff(want, got))
+		t.Errorf("the kernel differs from a fresh load (-fresh +synced):\n%s", cmp.Diff(want, got))
 	}
 }
