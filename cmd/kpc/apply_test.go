@@ -55,38 +55,17 @@ func TestApplyUsage(t *testing.T) {
 	dir := t.TempDir()
 	good := writeFile(t, dir, "seed.yaml", seed)
 	invalid := writeFile(t, dir, "bad.yaml", bad)
-	tests := []struct {
-		name   string
-		args   []string
-		code   int
-		stdout []string
-		stderr []string
-	}{
-		{"help", []string{"apply", "--help"}, exitOK, []string{"--backend", "--dry-run", "--netns", "--delete", "--full", "--state-dir"}, nil},
-		{"no input", []string{"apply"}, exitUsage, nil, []string{"no input"}},
-		{"bad backend", []string{"apply", "--backend", "pf", good}, exitUsage, nil, []string{`--backend "pf"`}},
-		{"missing netns", []string{"apply", "--netns", "kpc-no-such-ns", good}, exitUsage, nil, []string{"no such network namespace"}},
-		{"invalid input", []string{"apply", "--dry-run", invalid}, exitInvalid, nil, []string{"spec.ports[0].port"}},
-		{"dry run netlink", []string{"apply", "--dry-run", good}, exitOK,
-			[]string{"table ip kpc {", "10.96.0.100 . tcp . 80", "nothing was changed", "netlink messages"}, nil},
+	tests := []cliCase{
+		{name: "help", args: []string{"apply", "--help"}, code: exitOK, stdout: []string{"--backend", "--dry-run", "--netns", "--delete", "--full", "--state-dir"}},
+		{name: "no input", args: []string{"apply"}, code: exitUsage, stderr: []string{"no input"}},
+		{name: "bad backend", args: []string{"apply", "--backend", "pf", good}, code: exitUsage, stderr: []string{`--backend "pf"`}},
+		{name: "missing netns", args: []string{"apply", "--netns", "kpc-no-such-ns", good}, code: exitUsage, stderr: []string{"no such network namespace"}},
+		{name: "invalid input", args: []string{"apply", "--dry-run", invalid}, code: exitInvalid, stderr: []string{"spec.ports[0].port"}},
+		{name: "dry run netlink", args: []string{"apply", "--dry-run", good}, code: exitOK,
+			stdout: []string{"table ip kpc {", "10.96.0.100 . tcp . 80", "nothing was changed", "netlink messages"}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			code, stdout, stderr := kpcRun(tt.args...)
-			if code != tt.code {
-				t.Errorf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tt.code, stdout, stderr)
-			}
-			for _, s := range tt.stdout {
-				if !strings.Contains(stdout, s) {
-					t.Errorf("stdout lacks %q:\n%s", s, stdout)
-				}
-			}
-			for _, s := range tt.stderr {
-				if !strings.Contains(stderr, s) {
-					t.Errorf("stderr lacks %q:\n%s", s, stderr)
-				}
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { tt.check(t) })
 	}
 }
 

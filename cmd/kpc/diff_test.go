@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -15,16 +14,8 @@ func TestReviewCommands(t *testing.T) {
 	same := writeFile(t, dir, "same.yaml", seed)
 	fewer := writeFile(t, dir, "fewer.yaml", strings.Replace(seed, "  - addresses: [\"10.1.2.3\"]\n", "", 1))
 	invalid := writeFile(t, dir, "bad.yaml", bad)
-	tests := []struct {
-		name   string
-		args   []string
-		stdin  string
-		code   int
-		stdout []string
-		stderr []string
-		empty  bool // stdout must be empty
-	}{
-		{name: "diff equal", args: []string{"diff", good, same}, code: exitOK, empty: true},
+	tests := []cliCase{
+		{name: "diff equal", args: []string{"diff", good, same}, code: exitOK, emptyStdout: true},
 		{name: "diff different", args: []string{"diff", good, fewer}, code: exitInvalid,
 			stdout: []string{"--- " + good, "~ default/my-service", "- endpoint 10.1.2.3",
 				"10.96.0.100:80/tcp (default/my-service:http): endpoints {10.1.2.3:9376, 10.4.5.6:9376} -> {10.4.5.6:9376}",
@@ -34,7 +25,7 @@ func TestReviewCommands(t *testing.T) {
 		{name: "diff stdin old side", args: []string{"diff", "-", fewer}, stdin: seed, code: exitInvalid, stdout: []string{"--- -"}},
 		{name: "diff json", args: []string{"diff", "-o", "json", good, fewer}, code: exitInvalid, stdout: []string{`"schemaVersion": 1`, `"equal": false`}},
 		{name: "diff json equal", args: []string{"diff", "-o", "json", good, same}, code: exitOK, stdout: []string{`"equal": true`}},
-		{name: "diff invalid side", args: []string{"diff", good, invalid}, code: exitUsage, stderr: []string{"the new side", "70000"}, empty: true},
+		{name: "diff invalid side", args: []string{"diff", good, invalid}, code: exitUsage, stderr: []string{"the new side", "70000"}, emptyStdout: true},
 		{name: "diff one arg", args: []string{"diff", good}, code: exitUsage, stderr: []string{"want two inputs"}},
 		{name: "diff both stdin", args: []string{"diff", "-", "-"}, code: exitUsage, stderr: []string{"only one side"}},
 		{name: "diff bad format", args: []string{"diff", "--format", "pf", good, same}, code: exitUsage, stderr: []string{"--format"}},
@@ -45,7 +36,7 @@ func TestReviewCommands(t *testing.T) {
 		{name: "env", args: []string{"env", "-f", good}, code: exitOK, stdout: []string{
 			"export MY_SERVICE_SERVICE_HOST='10.96.0.100'\n", "export MY_SERVICE_PORT='tcp://10.96.0.100:80'\n",
 			"export MY_SERVICE_SERVICE_PORT_HTTP='80'\n"}},
-		{name: "env other namespace", args: []string{"env", "-n", "other", good}, code: exitOK, empty: true},
+		{name: "env other namespace", args: []string{"env", "-n", "other", good}, code: exitOK, emptyStdout: true},
 		{name: "env empty namespace", args: []string{"env", "-n", "", good}, code: exitUsage},
 		{name: "env invalid", args: []string{"env", invalid}, code: exitInvalid},
 		{name: "compile dns", args: []string{"compile", "--format", "dns", "--cluster-domain", "k8s.example.org", good}, code: exitOK,
@@ -55,26 +46,9 @@ func TestReviewCommands(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var stdout, stderr bytes.Buffer
-			code := run(tt.args, strings.NewReader(tt.stdin), &stdout, &stderr)
-			if code != tt.code {
-				t.Errorf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tt.code, stdout.String(), stderr.String())
-			}
-			for _, s := range tt.stdout {
-				if !strings.Contains(stdout.String(), s) {
-					t.Errorf("stdout lacks %q:\n%s", s, stdout.String())
-				}
-			}
-			for _, s := range tt.stderr {
-				if !strings.Contains(stderr.String(), s) {
-					t.Errorf("stderr lacks %q:\n%s", s, stderr.String())
-				}
-			}
-			if tt.empty && stdout.Len() > 0 {
-				t.Errorf("stdout not empty:\n%s", stdout.String())
-			}
-			if strings.Contains(strings.Join(tt.args, " "), "-o json") && code != exitUsage && !json.Valid(stdout.Bytes()) {
-				t.Errorf("invalid JSON:\n%s", stdout.String())
+			stdout := tt.check(t)
+			if strings.Contains(strings.Join(tt.args, " "), "-o json") && tt.code != exitUsage && !json.Valid([]byte(stdout)) {
+				t.Errorf("invalid JSON:\n%s", stdout)
 			}
 		})
 	}

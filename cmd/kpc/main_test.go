@@ -54,19 +54,46 @@ func writeFile(t *testing.T, dir, name, data string) string {
 	return p
 }
 
+// cliCase is one run of the CLI and what it must give.
+type cliCase struct {
+	name        string
+	args        []string
+	stdin       string
+	code        int
+	stdout      []string // substrings
+	stderr      []string
+	emptyStdout bool
+}
+
+// check runs c and reports every difference; it returns stdout.
+func (c cliCase) check(t *testing.T) string {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := run(c.args, strings.NewReader(c.stdin), &stdout, &stderr)
+	if code != c.code {
+		t.Errorf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, c.code, stdout.String(), stderr.String())
+	}
+	for _, s := range c.stdout {
+		if !strings.Contains(stdout.String(), s) {
+			t.Errorf("stdout lacks %q:\n%s", s, stdout.String())
+		}
+	}
+	for _, s := range c.stderr {
+		if !strings.Contains(stderr.String(), s) {
+			t.Errorf("stderr lacks %q:\n%s", s, stderr.String())
+		}
+	}
+	if c.emptyStdout && stdout.Len() > 0 {
+		t.Errorf("stdout not empty:\n%s", stdout.String())
+	}
+	return stdout.String()
+}
+
 func TestRun(t *testing.T) {
 	dir := t.TempDir()
 	good := writeFile(t, dir, "seed.yaml", seed)
 	invalid := writeFile(t, dir, "bad.yaml", bad)
-	tests := []struct {
-		name        string
-		args        []string
-		stdin       string
-		code        int
-		stdout      []string // substrings
-		stderr      []string
-		emptyStdout bool
-	}{
+	tests := []cliCase{
 		{name: "no args", args: nil, code: exitUsage, stderr: []string{"Usage: kpc COMMAND"}},
 		{name: "help", args: []string{"help"}, code: exitOK, stdout: []string{"compile", "validate", "trace"}},
 		{name: "unknown command", args: []string{"frobnicate"}, code: exitUsage, stderr: []string{`unknown command "frobnicate"`}},
@@ -98,26 +125,7 @@ func TestRun(t *testing.T) {
 		{name: "version", args: []string{"version"}, code: exitOK, stdout: []string{"kpc "}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var stdout, stderr bytes.Buffer
-			code := run(tt.args, strings.NewReader(tt.stdin), &stdout, &stderr)
-			if code != tt.code {
-				t.Errorf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tt.code, stdout.String(), stderr.String())
-			}
-			for _, s := range tt.stdout {
-				if !strings.Contains(stdout.String(), s) {
-					t.Errorf("stdout lacks %q:\n%s", s, stdout.String())
-				}
-			}
-			for _, s := range tt.stderr {
-				if !strings.Contains(stderr.String(), s) {
-					t.Errorf("stderr lacks %q:\n%s", s, stderr.String())
-				}
-			}
-			if tt.emptyStdout && stdout.Len() > 0 {
-				t.Errorf("stdout not empty:\n%s", stdout.String())
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { tt.check(t) })
 	}
 }
 
