@@ -254,15 +254,6 @@ func (t *iptTable) add(chain string, args ...string) {
 	t.end()
 }
 
-// addText is add with the rule comment c (iptComment(c.String()) as the
-// first argument).
-func (t *iptTable) addText(chain string, c iptText, args ...string) {
-	t.begin(chain)
-	t.comment(c)
-	t.args(args...)
-	t.end()
-}
-
 // begin starts a rule: "-A chain".
 func (t *iptTable) begin(chain string) {
 	t.rules.WriteString("-A ")

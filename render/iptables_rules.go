@@ -162,12 +162,6 @@ func (g *iptGen) probability(n int) string {
 	return g.probs[n]
 }
 
-// dnat spells a DNAT action (it matches only the Service's protocol).
-func (g *iptGen) dnat(d *ir.DNAT) string {
-	p := iptProto(d.Protocol)
-	return "-m " + p + " -p " + p + " -j DNAT --to-destination " + netip.AddrPortFrom(d.Addr, d.Port).String()
-}
-
 // match spells a Match as one or more alternative iptables matches (one
 // per allowed source prefix), each empty or ending without a space. A
 // match that no packet can satisfy gives no alternative.

@@ -561,25 +561,6 @@ func nftWriteTarget(buf *bytes.Buffer, v ir.Target, redirect nftChainFor, k nftd
 	nftWriteVerdict(buf, v)
 }
 
-func nftElemComment(c string) string {
-	if c == "" {
-		return ""
-	}
-	return " comment " + nftQuote(c)
-}
-
-// nftVerdict spells a dispatch Target as a map verdict. Reject cannot be a
-// map verdict, so it goes to reject-chain.
-func nftVerdict(t ir.Target) string {
-	switch {
-	case t.Drop:
-		return "drop"
-	case t.Reject:
-		return "goto " + nftRejectChain
-	}
-	return "goto " + t.Chain
-}
-
 // writeFixedChains writes the base chains and helper chains.
 func (t *nftTable) writeFixedChains(buf *bytes.Buffer) {
 	f := t.fam

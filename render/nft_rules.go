@@ -595,14 +595,6 @@ func nftLastAddr(p netip.Prefix) netip.Addr {
 	return a
 }
 
-// nftAddrPort spells a DNAT destination; IPv6 addresses are bracketed.
-func nftAddrPort(a netip.Addr, port uint16) string {
-	if a.Is6() {
-		return fmt.Sprintf("[%s]:%d", a, port)
-	}
-	return fmt.Sprintf("%s:%d", a, port)
-}
-
 // nftProto spells a protocol as nft's inet_proto keyword.
 func nftProto(p ir.Protocol) string {
 	switch p {

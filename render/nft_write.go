@@ -58,7 +58,8 @@ func nftWriteLineText(buf *bytes.Buffer, s string) {
 	buf.WriteString(s)
 }
 
-// nftWriteVerdict writes nftVerdict(t).
+// nftWriteVerdict writes a dispatch Target as a map verdict. Reject cannot
+// be a map verdict, so it goes to reject-chain.
 func nftWriteVerdict(buf *bytes.Buffer, t ir.Target) {
 	switch {
 	case t.Drop:
@@ -71,7 +72,7 @@ func nftWriteVerdict(buf *bytes.Buffer, t ir.Target) {
 	}
 }
 
-// nftWriteElemComment writes nftElemComment(c).
+// nftWriteElemComment writes " comment \"c\"" (nothing for an empty c).
 func nftWriteElemComment(buf *bytes.Buffer, c string) {
 	if c == "" {
 		return
@@ -80,7 +81,8 @@ func nftWriteElemComment(buf *bytes.Buffer, c string) {
 	nftWriteQuoted(buf, c)
 }
 
-// nftWriteAddrPort writes nftAddrPort(a, port).
+// nftWriteAddrPort writes a DNAT destination, an IPv6 address bracketed
+// ("[2001:db8::1]:80").
 func nftWriteAddrPort(buf *bytes.Buffer, a netip.Addr, port uint16) {
 	if a.Is6() {
 		buf.WriteByte('[')

@@ -3,7 +3,6 @@
 package netlink
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -88,18 +87,6 @@ func (c *conn) close() {
 	if c.nsFD != nil {
 		c.nsFD.Close()
 	}
-}
-
-// flush sends the queued messages as one batch and waits for every
-// acknowledgement.
-func (c *conn) flush(o Options) error {
-	if err := c.nft.Flush(); err != nil {
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			return fmt.Errorf("no answer from the kernel within %v: %w", o.timeout(), err)
-		}
-		return err
-	}
-	return nil
 }
 
 // tableExists reports whether table t exists.

@@ -70,16 +70,14 @@ func runSync(sizes string, endpoints int, plain bool, runs int, chains, verify b
 		if err == nil && rep.Mode != netlink.SyncFull {
 			err = fmt.Errorf("first Sync was %s", rep)
 		}
-		var builds, diffs, kernels, caches, totals []time.Duration
+		var builds, diffs, kernels, caches []time.Duration
 		var last *netlink.SyncReport
 		for i := 0; i < runs && err == nil; i++ {
 			for _, p := range []*ir.Program{changed, base} {
-				start := time.Now()
 				rep, err = netlink.Sync(p, o)
 				if err != nil {
 					break
 				}
-				totals = append(totals, time.Since(start))
 				if rep.Mode != netlink.SyncIncremental {
 					err = fmt.Errorf("Sync was %s, want incremental", rep)
 					break
