@@ -284,17 +284,23 @@ func (v *validator) checkServiceEntries(table string, es []ServiceEntry, verdict
 		}
 		where := fmt.Sprintf("%s %s %s %d", table, e.Addr, e.Protocol, e.Port)
 		v.addr(table, e.Addr)
-		if !validProtocol(e.Protocol) {
-			v.errorf("%s: unknown protocol", where)
-		}
-		if e.Port == 0 {
-			v.errorf("%s: port 0", where)
-		}
-		if seen[k] {
-			v.errorf("%s: duplicate key", where)
-		}
+		v.keyProblems(where, e.Protocol, e.Port, seen[k])
 		seen[k] = true
 		v.target(where, e.Target, verdictOnly)
+	}
+}
+
+// keyProblems reports what is wrong with a dispatch key's protocol and
+// port, and a key seen before.
+func (v *validator) keyProblems(where string, p Protocol, port uint16, dup bool) {
+	if !validProtocol(p) {
+		v.errorf("%s: unknown protocol", where)
+	}
+	if port == 0 {
+		v.errorf("%s: port 0", where)
+	}
+	if dup {
+		v.errorf("%s: duplicate key", where)
 	}
 }
 
@@ -307,15 +313,7 @@ func (v *validator) checkNodePortEntries(table string, es []NodePortEntry, verdi
 			continue
 		}
 		where := fmt.Sprintf("%s %s %d", table, e.Protocol, e.Port)
-		if !validProtocol(e.Protocol) {
-			v.errorf("%s: unknown protocol", where)
-		}
-		if e.Port == 0 {
-			v.errorf("%s: port 0", where)
-		}
-		if seen[k] {
-			v.errorf("%s: duplicate key", where)
-		}
+		v.keyProblems(where, e.Protocol, e.Port, seen[k])
 		seen[k] = true
 		v.target(where, e.Target, verdictOnly)
 	}
