@@ -68,7 +68,9 @@ func Compile(in *api.Input, opts Options) (*ir.Program, diag.List) {
 	// The catalog only reads what the steps above resolved: it is built
 	// while the rulesets are.
 	var wg sync.WaitGroup
-	wg.Go(func() { prog.Services = c.catalog() })
+	if !opts.SkipServices {
+		wg.Go(func() { prog.Services = c.catalog() })
+	}
 	for _, f := range families {
 		if rs := c.buildRuleset(f); rs != nil {
 			if err := rs.Validate(); err != nil {

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"kpc/compiler/api"
 	"kpc/compiler/diag"
@@ -89,5 +91,25 @@ func TestDeterministic(t *testing.T) {
 		if diff := cmp.Diff(want, dumpString(t, p, d)); diff != "" {
 			t.Fatalf("shuffle %d changed the output (-want +got):\n%s", i, diff)
 		}
+	}
+}
+
+// TestSkipServices checks that Options.SkipServices drops the catalog and
+// nothing else.
+func TestSkipServices(t *testing.T) {
+	full, fullDiags := Compile(richInput(), Options{})
+	skip, skipDiags := Compile(richInput(), Options{SkipServices: true})
+	if len(full.Services) == 0 {
+		t.Fatal("the full compile has no Service catalog")
+	}
+	if skip.Services != nil {
+		t.Errorf("SkipServices: Program.Services has %d entries, want none", len(skip.Services))
+	}
+	full.Services = nil
+	if d := cmp.Diff(full, skip, cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{})); d != "" {
+		t.Errorf("SkipServices changed more than the catalog (-full +skip):\n%s", d)
+	}
+	if d := cmp.Diff(fullDiags.Error(), skipDiags.Error()); d != "" {
+		t.Errorf("SkipServices changed the diagnostics (-full +skip):\n%s", d)
 	}
 }

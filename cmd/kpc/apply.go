@@ -73,7 +73,7 @@ func runApply(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var prog *ir.Program
 	if !o.delete || len(in.paths(fs)) > 0 {
 		var code int
-		if prog, code = build(fs, &in, &nf, stdin, stderr); prog == nil {
+		if prog, code = build(fs, &in, &nf, false, stdin, stderr); prog == nil {
 			return code
 		}
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -23,28 +24,40 @@ func runCompile(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if code, done := parse(fs, args, stdout); done {
 		return code
 	}
-	prog, code := build(fs, &in, &nf, stdin, stderr)
+	prog, code := build(fs, &in, &nf, strings.EqualFold(*format, "dns"), stdin, stderr)
 	if prog == nil {
 		return code
 	}
 	if strings.EqualFold(*format, "iptables") && *family == "" && *out != "" && *out != "-" && len(prog.Rulesets) > 1 {
 		return writeFamilyFiles(prog, *out, stderr)
 	}
-	data, err := renderProgram(prog, *format, *family, *domain)
+	render, err := renderer(prog, *format, *family, *domain)
 	if err != nil {
 		fmt.Fprintf(stderr, "kpc compile: %v\n", err)
 		return exitUsage
 	}
-	if err := writeOutput(*out, data, stdout); err != nil {
+	if err := writeOutput(*out, stdout, render); err != nil {
 		fmt.Fprintf(stderr, "kpc compile: %v\n", err)
+		var rerr renderError
+		if errors.As(err, &rerr) {
+			return exitUsage
+		}
 		return exitInvalid
 	}
 	return exitOK
 }
 
-// renderProgram renders prog in the named format; domain is the cluster
-// domain of the dns format.
-func renderProgram(prog *ir.Program, format, family, domain string) ([]byte, error) {
+// renderError is an error of a renderer (not of writing its output).
+type renderError struct{ error }
+
+func (e renderError) Unwrap() error { return e.error }
+
+// renderer returns the function that renders prog in the named format to
+// a writer; domain is the cluster domain of the dns format. Every
+// renderer builds its whole output before writing any of it, so an
+// invalid Program leaves the destination untouched. The function's
+// rendering errors are renderErrors.
+func renderer(prog *ir.Program, format, family, domain string) (func(io.Writer) error, error) {
 	var r render.Renderer
 	switch strings.ToLower(format) {
 	case "nft":
@@ -58,19 +71,42 @@ func renderProgram(prog *ir.Program, format, family, domain string) ([]byte, err
 	case "dns":
 		r = render.DNS{Domain: domain}
 	case "ir":
-		var b bytes.Buffer
-		if err := ir.Dump(&b, prog); err != nil {
-			return nil, err
-		}
-		return b.Bytes(), nil
+		return func(w io.Writer) error {
+			var b bytes.Buffer
+			if err := ir.Dump(&b, prog); err != nil {
+				return renderError{err}
+			}
+			_, err := w.Write(b.Bytes())
+			return err
+		}, nil
 	default:
 		return nil, fmt.Errorf("--format %q: want nft, iptables, ir or dns", format)
 	}
-	var b bytes.Buffer
-	if err := r.Render(&b, prog); err != nil {
-		return nil, fmt.Errorf("rendering %s: %w", format, err)
+	return func(w io.Writer) error {
+		// A renderer's write error wraps the writer's; other errors are its
+		// own.
+		ew := &errWriter{w: w}
+		if err := r.Render(ew, prog); err != nil && ew.err == nil {
+			return renderError{fmt.Errorf("rendering %s: %w", format, err)}
+		} else if err != nil {
+			return ew.err
+		}
+		return nil
+	}, nil
+}
+
+// errWriter remembers the first error of its writer.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	n, err := e.w.Write(p)
+	if err != nil && e.err == nil {
+		e.err = err
 	}
-	return b.Bytes(), nil
+	return n, err
 }
 
 // pickFamily chooses the family of an iptables file: the named one, else
@@ -100,15 +136,19 @@ func pickFamily(prog *ir.Program, name string) (ir.Family, error) {
 func writeFamilyFiles(prog *ir.Program, path string, stderr io.Writer) int {
 	files := map[string][]byte{}
 	for _, fam := range []string{"ipv4", "ipv6"} {
-		data, err := renderProgram(prog, "iptables", fam, "")
+		render, err := renderer(prog, "iptables", fam, "")
+		var b bytes.Buffer
+		if err == nil {
+			err = render(&b)
+		}
 		if err != nil {
 			fmt.Fprintf(stderr, "kpc compile: %v\n", err)
 			return exitUsage
 		}
-		files[path+"."+fam] = data
+		files[path+"."+fam] = b.Bytes()
 	}
 	for _, name := range []string{path + ".ipv4", path + ".ipv6"} {
-		if err := writeOutput(name, files[name], nil); err != nil {
+		if err := writeOutput(name, nil, writeBytes(files[name])); err != nil {
 			fmt.Fprintf(stderr, "kpc compile: %v\n", err)
 			return exitInvalid
 		}

@@ -25,7 +25,7 @@ func runEnv(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "kpc env: --namespace must not be empty")
 		return exitUsage
 	}
-	prog, code := build(fs, &in, &nf, stdin, stderr)
+	prog, code := build(fs, &in, &nf, true, stdin, stderr)
 	if prog == nil {
 		return code
 	}
@@ -38,7 +38,7 @@ func runEnv(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "kpc env: %v\n", err)
 		return exitInvalid
 	}
-	if err := writeOutput(*out, b.Bytes(), stdout); err != nil {
+	if err := writeOutput(*out, stdout, writeBytes(b.Bytes())); err != nil {
 		fmt.Fprintf(stderr, "kpc env: %v\n", err)
 		return exitInvalid
 	}

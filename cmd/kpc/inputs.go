@@ -152,9 +152,10 @@ func printDiags(w io.Writer, diags diag.List) {
 	}
 }
 
-// build loads, validates and compiles. On failure it has printed the
-// reason to stderr and returns the exit status to use.
-func build(fs *pflag.FlagSet, in *inputFlags, nf *nodeFlags, stdin io.Reader, stderr io.Writer) (*ir.Program, int) {
+// build loads, validates and compiles; the Program has the Service catalog
+// (Program.Services) only when services is true. On failure it has printed
+// the reason to stderr and returns the exit status to use.
+func build(fs *pflag.FlagSet, in *inputFlags, nf *nodeFlags, services bool, stdin io.Reader, stderr io.Writer) (*ir.Program, int) {
 	paths := in.paths(fs)
 	if len(paths) == 0 {
 		fmt.Fprintf(stderr, "kpc %s: no input: give -f FILE|DIR|- or a path\n", fs.Name())
@@ -173,6 +174,7 @@ func build(fs *pflag.FlagSet, in *inputFlags, nf *nodeFlags, stdin io.Reader, st
 		}
 		opts.NodePortRange = r
 	}
+	opts.SkipServices = !services
 	input, diags, ok := loadInputs(paths, in, opts.ServiceCIDRs, stdin, stderr)
 	if !ok {
 		printDiags(stderr, diags)

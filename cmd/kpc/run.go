@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -123,12 +124,12 @@ func parse(fs *pflag.FlagSet, args []string, stdout io.Writer) (code int, done b
 	return exitOK, false
 }
 
-// writeOutput writes data to path atomically (a temporary file in the same
-// directory renamed over path), or to stdout when path is "" or "-".
-func writeOutput(path string, data []byte, stdout io.Writer) error {
+// writeOutput runs write on path's new contents, written atomically (a
+// temporary file in the same directory renamed over path), or on stdout
+// when path is "" or "-". An error of write is returned as it is.
+func writeOutput(path string, stdout io.Writer, write func(io.Writer) error) error {
 	if path == "" || path == "-" {
-		_, err := stdout.Write(data)
-		return err
+		return write(stdout)
 	}
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
@@ -136,7 +137,16 @@ func writeOutput(path string, data []byte, stdout io.Writer) error {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	defer os.Remove(tmp.Name()) // no-op after a successful rename
-	if _, err := tmp.Write(data); err != nil {
+	bw := bufio.NewWriterSize(tmp, 1<<20)
+	if err := write(bw); err != nil {
+		tmp.Close()
+		var rerr renderError
+		if errors.As(err, &rerr) {
+			return err
+		}
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := bw.Flush(); err != nil {
 		tmp.Close()
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
@@ -155,6 +165,14 @@ func writeOutput(path string, data []byte, stdout io.Writer) error {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	return nil
+}
+
+// writeBytes returns a writeOutput function that writes data.
+func writeBytes(data []byte) func(io.Writer) error {
+	return func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	}
 }
 
 // splitList splits comma-separated flag values and drops blanks.
