@@ -308,13 +308,20 @@ func nftSizeHint(tables [2]*nftTable) int {
 // setsSizeHint estimates the size of the table's sets and maps.
 func (t *nftTable) setsSizeHint() int {
 	rs := t.rs
-	n := 2048 + 120*(len(t.services)+len(t.firewall)+len(t.noEndpoints)+len(t.nodePorts)+len(t.noEPNodePorts)) +
-		24*len(t.clusterIPs) + 256*len(rs.AffinitySets) + 64*len(t.plan.Hairpin)
+	n := 2048 + 88*(len(t.services)+len(t.firewall)+len(t.noEndpoints)+len(t.nodePorts)+len(t.noEPNodePorts)) +
+		24*len(t.clusterIPs) + 256*len(rs.AffinitySets) + 40*len(t.plan.Hairpin)
 	for _, m := range t.plan.ChoiceMaps {
 		n += 100 * len(m)
 	}
 	for _, m := range t.plan.EndpointMaps {
 		n += 40 * len(m)
+	}
+	if d := t.direct(); d != nil {
+		for i := range d.Entries {
+			for _, c := range d.Entries[i].Choices {
+				n += 56 * len(c)
+			}
+		}
 	}
 	return n
 }

@@ -523,6 +523,7 @@ func Analyze(rs *ir.Ruleset, index map[string]int, g *Graph) *Result {
 		res.AgreeAt[k] = a.agrees(int32(k))
 	}
 	res.HairpinDone = make([]bool, len(a.groupOK))
+	res.Hairpins = make([]Hairpin, 0, len(a.groupOK)) // at most one per group
 
 	// Which entries are lowered; the chains the others reach stay, and so
 	// do the chains no entry reaches.
