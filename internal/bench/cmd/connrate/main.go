@@ -8,10 +8,10 @@
 // The target is the last Service of the dispatch order (Ruleset.Services),
 // which is where iptables' linear KPC-SERVICES chain is longest; nftables
 // dispatches through a verdict map. Each ruleset is loaded into a fresh
-// lab (nft -f, or iptables-legacy-restore --noflush and the hook jumps),
-// checked with a few connections, warmed up, then timed over -rounds
-// rounds of -conns connections (netlab sends 16 at a time); the median
-// rate is reported. The client's address is in the cluster's pod range, so
+// lab (nft -f; netlink, as "kpc apply" does; or iptables-legacy-restore
+// --noflush and the hook jumps), checked with a few connections, warmed
+// up, then timed over -rounds rounds of -conns connections (netlab sends
+// 16 at a time); the median rate is reported. The client's address is in the cluster's pod range, so
 // the flows are not masqueraded.
 //
 // It needs root, iproute2, nft and iptables-legacy; it creates and deletes
@@ -39,6 +39,7 @@ import (
 	"kpc/internal/bench"
 	"kpc/internal/netlab"
 	"kpc/render"
+	"kpc/render/netlink"
 )
 
 // client is the source of the connections: a pod address (the synthetic
@@ -58,7 +59,7 @@ type config struct {
 func main() {
 	var c config
 	sizes := flag.String("services", "1,10000", "comma-separated numbers of Services in the ruleset")
-	backends := flag.String("backends", "nft,iptables-legacy", "comma-separated rulesets: nft, iptables-legacy")
+	backends := flag.String("backends", "nft,netlink,iptables-legacy", "comma-separated rulesets: nft, netlink, iptables-legacy")
 	flag.IntVar(&c.endpoints, "endpoints", 10, "endpoints per Service")
 	flag.IntVar(&c.conns, "conns", 2000, "connections per timed round")
 	flag.IntVar(&c.rounds, "rounds", 5, "timed rounds (the median rate is reported)")
@@ -74,8 +75,8 @@ func main() {
 		c.sizes = append(c.sizes, n)
 	}
 	for _, b := range strings.Split(*backends, ",") {
-		if b = strings.TrimSpace(b); b != "nft" && b != "iptables-legacy" {
-			err = fmt.Errorf("-backends: %q: want nft or iptables-legacy", b)
+		if b = strings.TrimSpace(b); b != "nft" && b != "netlink" && b != "iptables-legacy" {
+			err = fmt.Errorf("-backends: %q: want nft, netlink or iptables-legacy", b)
 		}
 		c.backends = append(c.backends, b)
 	}
@@ -222,6 +223,9 @@ func load(ctx context.Context, lab *netlab.Lab, prog *ir.Program, backend string
 			return err
 		}
 		_, err := lab.ExecInput(ctx, b.Bytes(), "nft", "-f", "-")
+		return err
+	case "netlink":
+		_, err := netlink.Apply(prog, netlink.Options{NetNS: lab.NodeNSPath()})
 		return err
 	case "iptables-legacy":
 		r := render.IPTables{Family: ir.IPv4}
