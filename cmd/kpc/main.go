@@ -8,18 +8,27 @@ import (
 	"runtime/debug"
 )
 
-// defaultMemoryLimit is the soft limit kpc sets on the Go runtime's memory
-// when GOMEMLIMIT is not set: below it the garbage collector runs as usual
-// (GOGC); near it, it collects more often. It keeps a compile of 50,000
-// Services x 10 endpoints under 1 GiB of resident memory for about 5 %
-// more time (without it the heap grows to about 1.5 GiB); smaller inputs
-// never reach it. Larger inputs still compile, with the collector using
-// up to half the CPU. GOMEMLIMIT=off removes the limit.
-const defaultMemoryLimit = 900 << 20
+// kpc is a batch job whose heap grows with its input and is dropped at
+// exit, so it trades memory for time up to a bound: unless GOGC and
+// GOMEMLIMIT say otherwise, the garbage collector lets the heap grow to
+// five times the live data (gcPercent), but no further than a soft limit
+// of memoryLimit bytes, near which it collects more often. At 10,000
+// Services x 10 endpoints this makes "kpc compile" about 20 % faster for
+// about 120 MB more; at 50,000 the limit keeps the resident memory under
+// 1 GiB (about 1.5 GiB with Go's defaults) for about the same time.
+// Larger inputs still compile, the collector then using up to half the
+// CPU; GOMEMLIMIT=off removes the limit.
+const (
+	gcPercent   = 400
+	memoryLimit = 900 << 20
+)
 
 func main() {
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(gcPercent)
+	}
 	if _, set := os.LookupEnv("GOMEMLIMIT"); !set {
-		debug.SetMemoryLimit(defaultMemoryLimit)
+		debug.SetMemoryLimit(memoryLimit)
 	}
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
