@@ -103,7 +103,7 @@ func (w *shapeWalker) walk(e ast.Expr, label string, forced, indexed bool) ast.E
 				w.ok = false
 				return e
 			}
-			name, _, err := ast.LabelName(f.Label)
+			name, _, err := labelName(f.Label)
 			if err != nil || f.Constraint != token.ILLEGAL {
 				w.ok = false
 				return e

@@ -211,7 +211,7 @@ func structFields(s *ast.StructLit) []mapField {
 		if !ok {
 			continue
 		}
-		name, _, err := ast.LabelName(f.Label)
+		name, _, err := labelName(f.Label)
 		if err != nil {
 			// A quoted label the CUE helper cannot name; unquote it.
 			if b, ok := f.Label.(*ast.BasicLit); ok {

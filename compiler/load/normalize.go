@@ -91,7 +91,7 @@ func normalize(s *ast.StructLit, strict bool, object string, path fpath, at diag
 			keep = append(keep, el)
 			continue
 		}
-		name, _, err := ast.LabelName(f.Label)
+		name, _, err := labelName(f.Label)
 		if err == nil {
 			if i, dup := lookup(name); dup {
 				if strict {
@@ -209,7 +209,7 @@ func dropZero(s *ast.StructLit, specs ...string) {
 	out := s.Elts[:0]
 	for _, el := range s.Elts {
 		if f, ok := el.(*ast.Field); ok {
-			if name, _, err := ast.LabelName(f.Label); err == nil {
+			if name, _, err := labelName(f.Label); err == nil {
 				if k, ok := kinds[name]; ok && isZero(f.Value, k) {
 					continue
 				}
@@ -251,11 +251,40 @@ func field(s *ast.StructLit, name string) *ast.Field {
 		if !ok {
 			continue
 		}
-		if n, _, err := ast.LabelName(f.Label); err == nil && n == name {
+		if n, _, err := labelName(f.Label); err == nil && n == name {
 			return f
 		}
 	}
 	return nil
+}
+
+// labelName is ast.LabelName, without its checks for an identifier made of
+// ASCII letters, digits, "_" and "$" that starts with a letter (the keys
+// of Kubernetes objects): the loader asks for the names of the same labels
+// many times.
+func labelName(l ast.Label) (name string, isIdent bool, err error) {
+	if id, ok := l.(*ast.Ident); ok && plainIdent(id.Name) {
+		return id.Name, true, nil
+	}
+	return ast.LabelName(l)
+}
+
+// plainIdent reports whether s is an ASCII letter followed by ASCII
+// letters, digits, "_" and "$" (a subset of ast.IsValidIdent).
+func plainIdent(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z':
+		case i > 0 && ('0' <= c && c <= '9' || c == '_' || c == '$'):
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // structAt returns the value of s's field name if it is a mapping.

@@ -99,7 +99,7 @@ func analyzeSchema(files []*ast.File) *schemaDeps {
 		// Top-level definitions, for resolving #X in constraints.
 		for _, d := range f.Decls {
 			if fl, ok := d.(*ast.Field); ok {
-				if name, _, err := ast.LabelName(fl.Label); err == nil && strings.HasPrefix(name, "#") {
+				if name, _, err := labelName(fl.Label); err == nil && strings.HasPrefix(name, "#") {
 					a.defs[name] = append(a.defs[name], fl.Value)
 				}
 			}
@@ -170,7 +170,7 @@ func (a *analyzer) decl(d ast.Decl, inComp bool) {
 func (a *analyzer) field(f *ast.Field, inComp bool) {
 	switch l := f.Label.(type) {
 	case *ast.Ident, *ast.BasicLit:
-		name, _, err := ast.LabelName(l)
+		name, _, err := labelName(l)
 		if err != nil {
 			a.deps.ok = false
 			break
@@ -208,7 +208,7 @@ func (a *analyzer) markComp(n ast.Node, seen map[string]bool) {
 	ast.Walk(n, func(n ast.Node) bool {
 		switch x := n.(type) {
 		case *ast.Field:
-			if name, _, err := ast.LabelName(x.Label); err == nil {
+			if name, _, err := labelName(x.Label); err == nil {
 				a.inComp[name] = true
 			}
 		case *ast.Ident:
@@ -237,7 +237,7 @@ func (a *analyzer) expr(e ast.Expr, inComp bool) {
 			return
 		}
 		a.expr(x.X, inComp)
-		if name, _, err := ast.LabelName(x.Sel); err == nil {
+		if name, _, err := labelName(x.Sel); err == nil {
 			a.ref(name, false, "")
 		} else {
 			a.deps.ok = false
