@@ -73,6 +73,10 @@ func Compile(in *api.Input, opts Options) (*ir.Program, diag.List) {
 	}
 	for _, f := range families {
 		if rs := c.buildRuleset(f); rs != nil {
+			if opts.SkipSelfCheck {
+				prog.Rulesets = append(prog.Rulesets, rs)
+				continue
+			}
 			if err := rs.Validate(); err != nil {
 				c.diags.Add(diag.Pos{}, "", "", fmt.Sprintf("internal error: invalid IR: %v", err))
 			}

@@ -54,6 +54,12 @@ type Options struct {
 	// caller that renders rulesets alone saves its time and memory (about
 	// 90 MB at 50,000 Services x 10 endpoints).
 	SkipServices bool
+	// SkipSelfCheck leaves out Compile's check of its own output
+	// (ir.Ruleset.Validate, whose failures are "internal error"
+	// diagnostics): for callers that hand the Program to a renderer, which
+	// validates it before writing anything (render.NFT, render.IPTables,
+	// render.DNS, and the netlink renderer through render.NFT).
+	SkipSelfCheck bool
 }
 
 // Defaults used when neither flags nor documents say otherwise.

@@ -94,22 +94,37 @@ func TestDeterministic(t *testing.T) {
 	}
 }
 
-// TestSkipServices checks that Options.SkipServices drops the catalog and
-// nothing else.
-func TestSkipServices(t *testing.T) {
+// TestSkipOptions checks that Options.SkipServices drops the catalog and
+// nothing else, and that Options.SkipSelfCheck changes nothing on valid
+// output.
+func TestSkipOptions(t *testing.T) {
 	full, fullDiags := Compile(richInput(), Options{})
-	skip, skipDiags := Compile(richInput(), Options{SkipServices: true})
 	if len(full.Services) == 0 {
 		t.Fatal("the full compile has no Service catalog")
 	}
-	if skip.Services != nil {
-		t.Errorf("SkipServices: Program.Services has %d entries, want none", len(skip.Services))
-	}
-	full.Services = nil
-	if d := cmp.Diff(full, skip, cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{})); d != "" {
-		t.Errorf("SkipServices changed more than the catalog (-full +skip):\n%s", d)
-	}
-	if d := cmp.Diff(fullDiags.Error(), skipDiags.Error()); d != "" {
-		t.Errorf("SkipServices changed the diagnostics (-full +skip):\n%s", d)
+	for _, tt := range []struct {
+		name string
+		opts Options
+	}{
+		{"SkipServices", Options{SkipServices: true}},
+		{"SkipSelfCheck", Options{SkipSelfCheck: true}},
+		{"both", Options{SkipServices: true, SkipSelfCheck: true}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, diags := Compile(richInput(), tt.opts)
+			want := *full
+			if tt.opts.SkipServices {
+				if got.Services != nil {
+					t.Errorf("Program.Services has %d entries, want none", len(got.Services))
+				}
+				want.Services = nil
+			}
+			if d := cmp.Diff(&want, got, cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{})); d != "" {
+				t.Errorf("the Program differs (-full +got):\n%s", d)
+			}
+			if d := cmp.Diff(fullDiags.Error(), diags.Error()); d != "" {
+				t.Errorf("the diagnostics differ (-full +got):\n%s", d)
+			}
+		})
 	}
 }

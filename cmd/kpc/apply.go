@@ -73,7 +73,10 @@ func runApply(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var prog *ir.Program
 	if !o.delete || len(in.paths(fs)) > 0 {
 		var code int
-		if prog, code = build(fs, &in, &nf, false, stdin, stderr); prog == nil {
+		// The netlink backend renders both families before it sends
+		// anything; the iptables backends restore one family after the
+		// other, so the compiler checks both first.
+		if prog, code = build(fs, &in, &nf, uses{rendered: o.backend == "netlink"}, stdin, stderr); prog == nil {
 			return code
 		}
 	}

@@ -24,7 +24,7 @@ func runCompile(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if code, done := parse(fs, args, stdout); done {
 		return code
 	}
-	prog, code := build(fs, &in, &nf, strings.EqualFold(*format, "dns"), stdin, stderr)
+	prog, code := build(fs, &in, &nf, uses{services: strings.EqualFold(*format, "dns"), rendered: !strings.EqualFold(*format, "ir")}, stdin, stderr)
 	if prog == nil {
 		return code
 	}

@@ -152,10 +152,20 @@ func printDiags(w io.Writer, diags diag.List) {
 	}
 }
 
-// build loads, validates and compiles; the Program has the Service catalog
-// (Program.Services) only when services is true. On failure it has printed
-// the reason to stderr and returns the exit status to use.
-func build(fs *pflag.FlagSet, in *inputFlags, nf *nodeFlags, services bool, stdin io.Reader, stderr io.Writer) (*ir.Program, int) {
+// uses says what a command does with the Program, so that build leaves
+// out of the compile what the command does not need.
+type uses struct {
+	// services: the command reads the Service catalog (Program.Services).
+	services bool
+	// rendered: the command only hands the Program to renderers, which
+	// validate it themselves (compiler.Options.SkipSelfCheck).
+	rendered bool
+}
+
+// build loads, validates and compiles for a command that uses the Program
+// as u says. On failure it has printed the reason to stderr and returns
+// the exit status to use.
+func build(fs *pflag.FlagSet, in *inputFlags, nf *nodeFlags, u uses, stdin io.Reader, stderr io.Writer) (*ir.Program, int) {
 	paths := in.paths(fs)
 	if len(paths) == 0 {
 		fmt.Fprintf(stderr, "kpc %s: no input: give -f FILE|DIR|- or a path\n", fs.Name())
@@ -174,7 +184,8 @@ func build(fs *pflag.FlagSet, in *inputFlags, nf *nodeFlags, services bool, stdi
 		}
 		opts.NodePortRange = r
 	}
-	opts.SkipServices = !services
+	opts.SkipServices = !u.services
+	opts.SkipSelfCheck = u.rendered
 	input, diags, ok := loadInputs(paths, in, opts.ServiceCIDRs, stdin, stderr)
 	if !ok {
 		printDiags(stderr, diags)
