@@ -403,33 +403,33 @@ func (t *nftTable) writeSets(buf *bytes.Buffer) {
 	svcKey := f.addrType + " . inet_proto . inet_service : verdict"
 	npKey := "inet_proto . inet_service : verdict"
 
-	nftSetHead(buf, "set", nftClusterIPsSet, "type "+f.addrType, "live cluster IPs")
+	nftSetHead(buf, "set", nftClusterIPsSet, "type "+f.addrType, "live cluster IPs", len(t.clusterIPs))
 	nftAddrElems(buf, t.clusterIPs)
 	buf.WriteString("\t}\n")
 	if !t.rs.Node.NodePortAllLocal {
-		nftSetHead(buf, "set", nftNodePortIPsSet, "type "+f.addrType, "addresses that serve NodePorts")
+		nftSetHead(buf, "set", nftNodePortIPsSet, "type "+f.addrType, "addresses that serve NodePorts", len(t.nodePortIPs))
 		nftAddrElems(buf, t.nodePortIPs)
 		buf.WriteString("\t}\n")
 	}
-	nftSetHead(buf, "map", nftServiceIPsMap, "type "+svcKey, "service address dispatch")
+	nftSetHead(buf, "map", nftServiceIPsMap, "type "+svcKey, "service address dispatch", len(t.services))
 	t.writeDispatchElems(buf, nftdirect.ServicesList, t.services)
 	buf.WriteString("\t}\n")
-	nftSetHead(buf, "map", nftServiceNodePortsMap, "type "+npKey, "NodePort dispatch")
+	nftSetHead(buf, "map", nftServiceNodePortsMap, "type "+npKey, "NodePort dispatch", len(t.nodePorts))
 	t.writeNodePortElems(buf)
 	buf.WriteString("\t}\n")
-	nftSetHead(buf, "map", nftFirewallIPsMap, "type "+svcKey, "load balancer source ranges")
+	nftSetHead(buf, "map", nftFirewallIPsMap, "type "+svcKey, "load balancer source ranges", len(t.firewall))
 	t.writeDispatchElems(buf, nftdirect.FirewallList, t.firewall)
 	buf.WriteString("\t}\n")
-	nftSetHead(buf, "map", nftNoEPServicesMap, "type "+svcKey, "service addresses without endpoints")
+	nftSetHead(buf, "map", nftNoEPServicesMap, "type "+svcKey, "service addresses without endpoints", len(t.noEndpoints))
 	nftServiceElems(buf, t.noEndpoints, nil)
 	buf.WriteString("\t}\n")
-	nftSetHead(buf, "map", nftNoEPNodePortsMap, "type "+npKey, "NodePorts without endpoints")
+	nftSetHead(buf, "map", nftNoEPNodePortsMap, "type "+npKey, "NodePorts without endpoints", len(t.noEPNodePorts))
 	nftNodePortElems(buf, t.noEPNodePorts, nil)
 	buf.WriteString("\t}\n")
 	t.writeDirectSets(buf)
 	for k, elems := range t.plan.ChoiceMaps {
 		nftSetHead(buf, "map", fmt.Sprintf("%s%d", nftplan.ChoiceMapPrefix, k), "typeof numgen random mod 1 : verdict",
-			"uniform endpoint choice")
+			"uniform endpoint choice", len(elems))
 		buf.WriteString("\t\telements = {\n")
 		for _, e := range elems {
 			buf.WriteString("\t\t\t")
@@ -443,7 +443,7 @@ func (t *nftTable) writeSets(buf *bytes.Buffer) {
 	if t.lowering {
 		for k, elems := range t.plan.EndpointMaps {
 			nftSetHead(buf, "map", fmt.Sprintf("%s%d", nftplan.EndpointsMapPrefix, k),
-				"typeof numgen random mod 1 : "+f.l3+" daddr . th dport", "DNAT destinations of endpoint choices without endpoint chains")
+				"typeof numgen random mod 1 : "+f.l3+" daddr . th dport", "DNAT destinations of endpoint choices without endpoint chains", len(elems))
 			buf.WriteString("\t\telements = {\n")
 			for _, e := range elems {
 				buf.WriteString("\t\t\t")
@@ -457,7 +457,7 @@ func (t *nftTable) writeSets(buf *bytes.Buffer) {
 			buf.WriteString("\t\t}\n\t}\n")
 		}
 		nftSetHead(buf, "set", nftHairpinSet, "type "+f.addrType+" . "+f.addrType,
-			"endpoints that reach themselves through a service: masquerade")
+			"endpoints that reach themselves through a service: masquerade", len(t.plan.Hairpin))
 		if len(t.plan.Hairpin) > 0 {
 			buf.WriteString("\t\telements = {\n")
 			for _, e := range t.plan.Hairpin {
@@ -491,9 +491,14 @@ func (t *nftTable) writeSets(buf *bytes.Buffer) {
 	}
 }
 
-// nftSetHead opens a set or map definition.
-func nftSetHead(buf *bytes.Buffer, kind, name, typ, comment string) {
-	fmt.Fprintf(buf, "\t%s %s {\n\t\t%s\n\t\tcomment %s\n", kind, name, typ, nftQuote(comment))
+// nftSetHead opens the definition of a set or map of n elements (sized as
+// nftplan.SetSize says).
+func nftSetHead(buf *bytes.Buffer, kind, name, typ, comment string, n int) {
+	fmt.Fprintf(buf, "\t%s %s {\n\t\t%s\n", kind, name, typ)
+	if size := nftplan.SetSize(n); size > 0 {
+		fmt.Fprintf(buf, "\t\tsize %d\n", size)
+	}
+	fmt.Fprintf(buf, "\t\tcomment %s\n", nftQuote(comment))
 }
 
 func nftAddrElems(buf *bytes.Buffer, addrs []netip.Addr) {

@@ -109,7 +109,7 @@ func (t *nftTable) writeDirectSets(buf *bytes.Buffer) {
 	}
 	f := t.fam
 	for _, m := range d.Maps {
-		nftSetHead(buf, "map", nftdirect.MapName(m.Kind, m.Variant), f.mapTypeof(m.Kind), nftMapComment(m))
+		nftSetHead(buf, "map", nftdirect.MapName(m.Kind, m.Variant), f.mapTypeof(m.Kind), nftMapComment(m), d.MapLen(m))
 		buf.WriteString("\t\telements = {\n")
 		for i := range d.Entries {
 			e := &d.Entries[i]
@@ -146,7 +146,7 @@ func (t *nftTable) writeDirectSets(buf *bytes.Buffer) {
 	for _, tk := range d.Timeouts {
 		dur := nftDuration(tk.Timeout)
 		nftSetHead(buf, "set", nftdirect.TimeoutSetPrefix+dur, "type "+a+" . inet_proto . inet_service",
-			"services whose clients stick to an endpoint for "+dur)
+			"services whose clients stick to an endpoint for "+dur, len(tk.Keys))
 		buf.WriteString("\t\telements = {\n")
 		for _, k := range tk.Keys {
 			buf.WriteString("\t\t\t")

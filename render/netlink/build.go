@@ -187,11 +187,21 @@ func (b *builder) addChain(c *nftables.Chain) {
 // addSet creates a named set with the elements given.
 func (b *builder) addSet(s *nftables.Set, elems []nftables.SetElement) *setSpec {
 	s.Table = b.table
+	if sizedSet(s) {
+		s.Size = nftplan.SetSize(len(elems))
+	}
 	s.ID = b.nextID()
 	b.sets[s.Name] = s
 	spec := &setSpec{set: s, elems: elems}
 	b.spec.sets = append(b.spec.sets, spec)
 	return spec
+}
+
+// sizedSet reports whether s is a set kpc fills and sizes for its elements
+// (nftplan.SetSize), as render.NFT writes them: not anonymous, not
+// an interval set and not one the kernel fills.
+func sizedSet(s *nftables.Set) bool {
+	return !s.Anonymous && !s.Interval && !s.Dynamic && !s.HasTimeout
 }
 
 // targetVerdict spells a dispatch target as a map verdict.

@@ -25,6 +25,7 @@ type dumpedSet struct {
 	keyType, keyLen    uint32
 	dataType, dataLen  uint32
 	timeout            time.Duration
+	size               uint32 // NFTA_SET_DESC_SIZE, 0 when absent
 	comment            string
 	userdata           []byte
 	elems              []dumpedElem
@@ -137,6 +138,16 @@ func (d *dumper) sets(family byte, table string) ([]*dumpedSet, error) {
 				s.dataLen = ad.Uint32()
 			case unix.NFTA_SET_TIMEOUT:
 				s.timeout = time.Duration(ad.Uint64()) * time.Millisecond
+			case unix.NFTA_SET_DESC:
+				ad.Nested(func(nd *mdnetlink.AttributeDecoder) error {
+					nd.ByteOrder = binary.BigEndian
+					for nd.Next() {
+						if nd.Type() == unix.NFTA_SET_DESC_SIZE {
+							s.size = nd.Uint32()
+						}
+					}
+					return nil
+				})
 			case unix.NFTA_SET_USERDATA:
 				s.userdata = ad.Bytes()
 				s.comment, _ = userdata.GetString(s.userdata, userdata.NFTNL_UDATA_SET_COMMENT)

@@ -226,7 +226,7 @@ const comparedSetFlags = unix.NFT_SET_MAP | unix.NFT_SET_INTERVAL | unix.NFT_SET
 // verdictDataType is the data type the kernel reports for a verdict map.
 const verdictDataType = 0xffffff00
 
-func setHead(flags, keyType, keyLen, dataType, dataLen uint32, timeout string, comment string) string {
+func setHead(flags, keyType, keyLen, dataType, dataLen uint32, timeout string, size uint32, comment string) string {
 	flags &= comparedSetFlags
 	var fs []string
 	for _, f := range []struct {
@@ -252,6 +252,11 @@ func setHead(flags, keyType, keyLen, dataType, dataLen uint32, timeout string, c
 	}
 	if timeout != "" {
 		s += " timeout " + timeout
+	}
+	// The size of a set the kernel fills is its own: it gives one with
+	// none the default of 65535 when a rule binds it.
+	if size != 0 && flags&unix.NFT_SET_EVAL == 0 {
+		s += fmt.Sprintf(" size %d", size)
 	}
 	if comment != "" {
 		s += fmt.Sprintf(" comment %q", comment)
@@ -407,7 +412,7 @@ func specModel(s *setSpec) *setModel {
 	flags := specFlags(set)
 	m := &setModel{
 		head: setHead(flags, magic(set.KeyType), set.KeyType.Bytes, dataType, set.DataType.Bytes,
-			timeoutString(flags, set.Timeout.Milliseconds()), set.Comment),
+			timeoutString(flags, set.Timeout.Milliseconds()), set.Size, set.Comment),
 		dynamic: set.Dynamic,
 	}
 	for _, e := range s.elems {
@@ -428,7 +433,7 @@ func specModel(s *setSpec) *setModel {
 // dumpedModel is the comparable form of a set read from the kernel.
 func dumpedModel(s *dumpedSet) *setModel {
 	m := &setModel{
-		head:    setHead(s.flags, s.keyType, s.keyLen, s.dataType, s.dataLen, timeoutString(s.flags, s.timeout.Milliseconds()), s.comment),
+		head:    setHead(s.flags, s.keyType, s.keyLen, s.dataType, s.dataLen, timeoutString(s.flags, s.timeout.Milliseconds()), s.size, s.comment),
 		dynamic: s.flags&unix.NFT_SET_EVAL != 0,
 	}
 	for _, e := range s.elems {

@@ -4,6 +4,7 @@ package netlink
 
 import (
 	"bytes"
+	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -418,5 +419,32 @@ func TestSyncTouchesOneService(t *testing.T) {
 	nstest.Run(t, fresh, string(b.Script()), "nft", "-f", "-")
 	if got, want := listing(t, ns), listing(t, fresh); got != want {
 		t.Errorf("the kernel differs from a fresh load (-fresh +synced):\n%s", cmp.Diff(want, got))
+	}
+}
+
+// TestSyncResizesSets grows and shrinks a cluster across the sizes of its
+// sets (nftplan.SetSize): an update that needs another size remakes the
+// set, and the kernel then still lists as a fresh load, with no drift.
+func TestSyncResizesSets(t *testing.T) {
+	nstest.Require(t, "nft")
+	dir := t.TempDir()
+	ns := nstest.New(t, "kpcnl")
+	for i, n := range []int{1000, 1100, 1100, 600, 2100, 1000} {
+		p := nftperf.Generate(n, nftperf.Options{})
+		rep := syncIn(t, p, ns, dir, false)
+		if i > 0 && rep.Mode == SyncFull {
+			t.Errorf("%d Services: full replace: %s", n, rep)
+		}
+		b, err := Build(p, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fresh := nstest.New(t, "kpcnl")
+		nstest.Run(t, fresh, string(b.Script()), "nft", "-f", "-")
+		if got, want := listing(t, ns), listing(t, fresh); got != want {
+			t.Fatalf("%d Services (%s): the kernel differs from a fresh load (-fresh +synced):\n%s", n, rep, cmp.Diff(want, got))
+		}
+		checkNoDrift(t, fmt.Sprintf("after the update to %d Services", n), ns, programCase{p: p})
+		t.Logf("%d Services: %s", n, rep)
 	}
 }

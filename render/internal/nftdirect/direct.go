@@ -238,6 +238,18 @@ func (r *Result) Lookup(l List, k Key) (Entry, bool) {
 	return r.Entries[i], true
 }
 
+// MapLen returns the number of elements of endpoint map m: one per choice
+// of variant m.Variant of every entry of m's key kind.
+func (r *Result) MapLen(m MapUse) int {
+	n := 0
+	for i := range r.Entries {
+		if e := &r.Entries[i]; e.Key.Kind == m.Kind && m.Variant < len(e.Choices) {
+			n += len(e.Choices[m.Variant])
+		}
+	}
+	return n
+}
+
 // Sticky reports whether any entry has affinity.
 func (r *Result) Sticky() bool { return len(r.Timeouts) > 0 }
 

@@ -238,3 +238,22 @@ func TestShards(t *testing.T) {
 		}
 	}
 }
+
+func TestSetSize(t *testing.T) {
+	for _, tt := range []struct {
+		n    int
+		want uint32
+	}{
+		{0, 0}, {1, 0}, {SizedSetMin - 1, 0},
+		{SizedSetMin, 2048}, {1025, 4096}, {2048, 4096}, {2049, 8192},
+		{50000, 131072}, {250000, 524288}, {1 << 30, 1 << 30},
+	} {
+		got := SetSize(tt.n)
+		if got != tt.want {
+			t.Errorf("SetSize(%d) = %d, want %d", tt.n, got, tt.want)
+		}
+		if got != 0 && int64(got) < int64(tt.n) {
+			t.Errorf("SetSize(%d) = %d holds fewer elements", tt.n, got)
+		}
+	}
+}
