@@ -15,6 +15,7 @@ import (
 
 	"kpc/compiler/ir"
 	"kpc/render"
+	"kpc/render/internal/nftperf"
 )
 
 // The golden files are rewritten with "go test ./render -update". Other
@@ -376,5 +377,35 @@ func TestNFTWriteError(t *testing.T) {
 	err := render.NFT{}.Render(errWriter{}, clusterIPProgram())
 	if err == nil || !strings.Contains(err.Error(), "disk full") {
 		t.Fatalf("Render = %v, want the writer's error", err)
+	}
+}
+
+// TestNFTSetSizes checks which sets declare a size: those of 1,024
+// elements or more, for twice their elements rounded up to a power of two.
+func TestNFTSetSizes(t *testing.T) {
+	var b bytes.Buffer
+	if err := (render.NFT{}).Render(&b, nftperf.Program(2000)); err != nil {
+		t.Fatal(err)
+	}
+	sizes := map[string]string{}
+	var set string
+	for _, l := range strings.Split(b.String(), "\n") {
+		if f := strings.Fields(l); len(f) == 3 && (f[0] == "set" || f[0] == "map") && f[2] == "{" {
+			set = f[1]
+		}
+		if v, ok := strings.CutPrefix(l, "\t\tsize "); ok {
+			sizes[set] = v
+		}
+	}
+	want := map[string]string{
+		"cluster-ips":        "4096", // 2,000 addresses
+		"service-ips":        "8192",
+		"service-endpoints":  "32768",
+		"nodeport-endpoints": "4096",
+		"hairpin-endpoints":  "32768",
+		"sticky-clients":     "1048576", // its own size, not the rule's
+	}
+	if d := cmp.Diff(want, sizes); d != "" {
+		t.Errorf("sizes (-want +got):\n%s", d)
 	}
 }
