@@ -5,8 +5,10 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"kpc/compiler/ir"
@@ -40,10 +42,6 @@ type builder struct {
 	// comments holds the comments of the endpoint chains, which become
 	// substrings of one string.
 	comments []byte
-
-	// names and scratch are reused buffers for building chain names.
-	names   nameBuf
-	scratch []byte
 }
 
 type svcKey struct {
@@ -93,16 +91,43 @@ func (c *compiler) buildRuleset(f ir.Family) *ir.Ruleset {
 	b.chains = make([]chainEntry, 0, n)
 	b.endpoints = make([]pendingEndpoint, 0, n)
 	b.comments = make([]byte, 0, 40*n)
+	var svcs []*svc
 	for _, s := range c.svcs {
 		if _, ok := s.ips[f]; ok {
-			b.addService(s)
+			svcs = append(svcs, s)
 		}
+	}
+	ports := c.prepareServices(svcs, f)
+	for i, s := range svcs {
+		b.addService(s, ports[i])
 	}
 	if len(b.rs.ClusterIPs) == 0 {
 		return nil
 	}
 	b.sort()
 	return b.rs
+}
+
+// prepareServices returns the prepared ports of each of svcs in family f
+// (compiler.servicePorts): the endpoint work, which reads no builder state,
+// spread over the CPUs in contiguous runs of Services.
+func (c *compiler) prepareServices(svcs []*svc, f ir.Family) [][]*servicePort {
+	out := make([][]*servicePort, len(svcs))
+	prepare := func(lo, hi int) {
+		var names nameBuf
+		var scratch []byte
+		for i := lo; i < hi; i++ {
+			out[i] = c.servicePorts(svcs[i], f, &names, &scratch)
+		}
+	}
+	workers := min(runtime.GOMAXPROCS(0), 8, 1+len(svcs)/256)
+	var wg sync.WaitGroup
+	for w := 1; w < workers; w++ {
+		wg.Go(func() { prepare(w*len(svcs)/workers, (w+1)*len(svcs)/workers) })
+	}
+	prepare(0, len(svcs)/workers)
+	wg.Wait()
+	return out
 }
 
 // claim reports whether Service s may use dispatch key k; the first

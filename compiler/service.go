@@ -30,6 +30,10 @@ type servicePort struct {
 
 	affinity bool
 	timeout  time.Duration
+
+	// cat are the endpoints, their chain and set names filled in (see
+	// prepare).
+	cat categorized
 }
 
 // addrAt is an address with the spec/status path it came from.
@@ -42,10 +46,12 @@ func (p *servicePort) externallyAccessible() bool {
 	return p.nodePort != 0 || len(p.lbIPs) > 0 || len(p.externalIPs) > 0
 }
 
-// addService adds every port of s to the ruleset (syncProxyRules' loop
-// body for each of the Service's ports).
-func (b *builder) addService(s *svc) {
-	f := b.f
+// servicePorts returns the ports of s that the Ruleset of family f
+// programs (syncProxyRules' loop over the Service's ports), each with its
+// endpoints (see servicePort.prepare). It reads no builder state, so
+// Services are prepared in parallel; names and scratch are the caller's
+// buffers for chain names.
+func (c *compiler) servicePorts(s *svc, f ir.Family, names *nameBuf, scratch *[]byte) []*servicePort {
 	sp := s.spec()
 	cip := s.ips[f]
 
@@ -75,8 +81,8 @@ func (b *builder) addService(s *svc) {
 		timeout = time.Duration(*c.ClientIP.TimeoutSeconds) * time.Second
 	}
 
+	var out []*servicePort
 	seen := map[string]bool{}
-	added := false
 	for i := range sp.Ports {
 		port := &sp.Ports[i]
 		proto := ir.Protocol(port.Protocol)
@@ -114,10 +120,44 @@ func (b *builder) addService(s *svc) {
 		if s.hasNodePorts() && s.nodePorts[i] >= 1 && s.nodePorts[i] <= 65535 {
 			p.nodePort = uint16(s.nodePorts[i])
 		}
-		b.addServicePort(p)
-		added = true
+		p.prepare(c, f, names, scratch)
+		out = append(out, p)
 	}
-	if added && s.needsHealthCheck() && s.hcnp >= 1 && s.hcnp <= 65535 && !b.hcPorts[uint16(s.hcnp)] {
+	return out
+}
+
+// policies returns which of p's chains kube-proxy uses: the cluster chain
+// (usesCluster) and the local one (usesLocal).
+func (p *servicePort) policies() (iTPLocal, eTPLocal, usesCluster, usesLocal bool) {
+	iTPLocal = p.s.spec().InternalTrafficPolicy == "Local"
+	eTPLocal = p.s.externalPolicyLocal()
+	extAccessible := p.externallyAccessible()
+	return iTPLocal, eTPLocal, !iTPLocal || extAccessible, iTPLocal || (eTPLocal && extAccessible)
+}
+
+// prepare finds p's endpoints in family f, categorizes them and names
+// their chains and affinity sets (which share their base).
+func (p *servicePort) prepare(c *compiler, f ir.Family, names *nameBuf, scratch *[]byte) {
+	_, _, usesCluster, usesLocal := p.policies()
+	eps := c.endpointsFor(p.s, p.sp, p.proto, f)
+	p.cat = categorize(eps, usesCluster, usesLocal, c.cfg.nodeName, c.cfg.zone)
+	ns, name := p.s.api.Metadata.Namespace, p.s.api.Metadata.Name
+	for _, e := range p.cat.reachable {
+		buf := names.endpointChain(append((*scratch)[:0], prefixEndpoint...), ns, name, p.proto, p.sp.Name, e.ap)
+		e.chain = string(buf)
+		if p.affinity {
+			e.set = prefixAffinity + e.chain[len(prefixEndpoint):]
+		}
+		*scratch = buf
+	}
+}
+
+// addService adds the ports of s (from servicePorts) to the ruleset.
+func (b *builder) addService(s *svc, ports []*servicePort) {
+	for _, p := range ports {
+		b.addServicePort(p)
+	}
+	if len(ports) > 0 && s.needsHealthCheck() && s.hcnp >= 1 && s.hcnp <= 65535 && !b.hcPorts[uint16(s.hcnp)] {
 		b.hcPorts[uint16(s.hcnp)] = true
 		b.rs.HealthCheckNodePorts = append(b.rs.HealthCheckNodePorts, uint16(s.hcnp))
 	}
@@ -125,35 +165,19 @@ func (b *builder) addService(s *svc) {
 
 // addServicePort is kube-proxy's per-service-port body of syncProxyRules
 // (nftables mode) followed by writeServiceToEndpointRules and the endpoint
-// chains.
+// chains, for a prepared port.
 func (b *builder) addServicePort(p *servicePort) {
 	s, cfg, rs := p.s, b.c.cfg, b.rs
-	ns, name := s.api.Metadata.Namespace, s.api.Metadata.Name
 
-	iTPLocal := s.spec().InternalTrafficPolicy == "Local"
-	eTPLocal := s.externalPolicyLocal()
+	iTPLocal, eTPLocal, usesCluster, usesLocal := p.policies()
 	extAccessible := p.externallyAccessible()
-	usesCluster := !iTPLocal || extAccessible
-	usesLocal := iTPLocal || (eTPLocal && extAccessible)
-
-	eps := b.c.endpointsFor(s, p.sp, p.proto, b.f)
-	cat := categorize(eps, usesCluster, usesLocal, cfg.nodeName, cfg.zone)
+	cat := &p.cat
 	hasEndpoints := cat.hasAny
 
 	clusterChain := prefixService + p.base
 	localChain := prefixLocal + p.base
 	extChain := prefixExternal + p.base
 	fwChain := prefixFirewall + p.base
-
-	// Endpoint chain and affinity set names share their base.
-	for _, e := range cat.reachable {
-		buf := b.names.endpointChain(append(b.scratch[:0], prefixEndpoint...), ns, name, p.proto, p.sp.Name, e.ap)
-		e.chain = string(buf)
-		if p.affinity {
-			e.set = prefixAffinity + e.chain[len(prefixEndpoint):]
-		}
-		b.scratch = buf
-	}
 
 	usesClusterChain := len(cat.cluster) > 0 && usesCluster
 	usesLocalChain := len(cat.local) > 0 && usesLocal
