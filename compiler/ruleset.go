@@ -289,68 +289,88 @@ func (b *builder) sortChains() {
 // structs, rules and DNAT actions are allocated in three arrays in that
 // order, built chains being copied: every later pass over a large Ruleset
 // (validation, rendering) then reads memory in order instead of chasing
-// pointers to where each Service's chains were built.
+// pointers to where each Service's chains were built. The arrays are
+// filled on all CPUs, each worker a contiguous run of entries.
 func (b *builder) materialize(entries []chainEntry) []*ir.Chain {
-	nRules, nDNAT, nUpdate := 0, 0, 0
-	for _, ce := range entries {
+	// at[i] is where entry i's rules, DNATs and affinity updates start.
+	type offsets struct{ rule, dnat, update int32 }
+	at := make([]offsets, len(entries)+1)
+	var o offsets
+	for i, ce := range entries {
+		at[i] = o
 		if ce.c == nil {
-			nRules += 2
-			nDNAT++
+			o.rule += 2
+			o.dnat++
 			if b.endpoints[ce.ep].p.affinity {
-				nRules++
-				nUpdate++
+				o.rule++
+				o.update++
 			}
 			continue
 		}
-		nRules += len(ce.c.Rules)
+		o.rule += int32(len(ce.c.Rules))
 		for j := range ce.c.Rules {
 			if _, ok := ce.c.Rules[j].Action.(*ir.DNAT); ok {
-				nDNAT++
+				o.dnat++
 			}
 		}
 	}
+	at[len(entries)] = o
 	comments := string(b.comments)
 	out := make([]*ir.Chain, len(entries))
 	cs := make([]ir.Chain, len(entries))
-	rules := make([]ir.Rule, 0, nRules)
-	dnats := make([]ir.DNAT, 0, nDNAT)
-	updates := make([]ir.AffinityUpdate, 0, nUpdate)
-	for i, ce := range entries {
-		start := len(rules)
-		if ce.c != nil {
-			cs[i] = *ce.c
-			for _, r := range ce.c.Rules {
-				if d, ok := r.Action.(*ir.DNAT); ok && d != nil {
-					dnats = append(dnats, *d)
-					r.Action = &dnats[len(dnats)-1]
+	rules := make([]ir.Rule, o.rule)
+	dnats := make([]ir.DNAT, o.dnat)
+	updates := make([]ir.AffinityUpdate, o.update)
+	fill := func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			ce := entries[i]
+			r, d, u := at[i].rule, at[i].dnat, at[i].update
+			if ce.c != nil {
+				cs[i] = *ce.c
+				for _, rule := range ce.c.Rules {
+					if x, ok := rule.Action.(*ir.DNAT); ok {
+						if x != nil {
+							dnats[d] = *x
+							rule.Action = &dnats[d]
+						}
+						d++
+					}
+					rules[r] = rule
+					r++
 				}
-				rules = append(rules, r)
+			} else {
+				// The endpoint chain: the hairpin mark, the affinity
+				// update (ClientIP affinity), the DNAT. The arrays are
+				// zeroed: the rules are filled in place.
+				pe := b.endpoints[ce.ep]
+				p, e := pe.p, pe.e
+				hairpin := &rules[r]
+				hairpin.Match.SrcAddr = e.ap.Addr()
+				hairpin.Action = &ir.MarkMasq{}
+				hairpin.Comment = "hairpin"
+				r++
+				if p.affinity {
+					updates[u] = ir.AffinityUpdate{Set: e.set}
+					rules[r].Action = &updates[u]
+					r++
+				}
+				dnats[d] = ir.DNAT{Addr: e.ap.Addr(), Port: e.ap.Port(), Protocol: p.proto}
+				rules[r].Action = &dnats[d]
+				r++
+				cs[i] = ir.Chain{Name: e.chain, Kind: ir.EndpointChain, Service: p.name, Protocol: p.proto,
+					Comment: strings.TrimSpace(comments[pe.comment[0]:pe.comment[1]])}
 			}
-		} else {
-			// The endpoint chain: the hairpin mark, the affinity update
-			// (ClientIP affinity), the DNAT.
-			// The arrays are zeroed and have room: the rules are filled
-			// in place.
-			pe := b.endpoints[ce.ep]
-			p, e := pe.p, pe.e
-			rules = rules[:start+1]
-			hairpin := &rules[start]
-			hairpin.Match.SrcAddr = e.ap.Addr()
-			hairpin.Action = &ir.MarkMasq{}
-			hairpin.Comment = "hairpin"
-			if p.affinity {
-				updates = append(updates, ir.AffinityUpdate{Set: e.set})
-				rules = rules[:len(rules)+1]
-				rules[len(rules)-1].Action = &updates[len(updates)-1]
-			}
-			dnats = append(dnats, ir.DNAT{Addr: e.ap.Addr(), Port: e.ap.Port(), Protocol: p.proto})
-			rules = rules[:len(rules)+1]
-			rules[len(rules)-1].Action = &dnats[len(dnats)-1]
-			cs[i] = ir.Chain{Name: e.chain, Kind: ir.EndpointChain, Service: p.name, Protocol: p.proto,
-				Comment: strings.TrimSpace(comments[pe.comment[0]:pe.comment[1]])}
+			start, end := at[i].rule, at[i+1].rule
+			cs[i].Rules = rules[start:end:end]
+			out[i] = &cs[i]
 		}
-		cs[i].Rules = rules[start:len(rules):len(rules)]
-		out[i] = &cs[i]
 	}
+	workers := min(runtime.GOMAXPROCS(0), 8, 1+len(entries)/4096)
+	var wg sync.WaitGroup
+	for w := 1; w < workers; w++ {
+		wg.Go(func() { fill(w*len(entries)/workers, (w+1)*len(entries)/workers) })
+	}
+	fill(0, len(entries)/workers)
+	wg.Wait()
 	return out
 }
