@@ -212,6 +212,15 @@ func iptGenerate(p *ir.Program, fam iptFamily) (g *iptGen, err error) {
 		}
 	}
 	g = &iptGen{fam: fam, prefix: prefix, rs: rs}
+	if rs != nil {
+		n := 0
+		for _, c := range rs.Chains {
+			if c != nil && c.Kind == ir.EndpointChain {
+				n++
+			}
+		}
+		g.large = n > iptLargeClusterEndpoints
+	}
 	g.filter.name, g.nat.name = "filter", "nat"
 	if err := g.generate(); err != nil {
 		return nil, fmt.Errorf("iptables: %v ruleset: %w", fam.family, err)
@@ -352,7 +361,18 @@ type iptGen struct {
 	fwComment map[string]string // IR firewall chain -> Service comment
 	probs     []string          // probs[n] is 1/n, spelled
 	npDsts    []string          // destination matches of NodePort addresses
+	// large is kube-proxy's large cluster mode (more than
+	// iptLargeClusterEndpoints endpoints): the rules of the endpoint
+	// chains and the endpoint choices of the Service chains carry no
+	// comment, which makes the file and the kernel's table about a third
+	// smaller.
+	large bool
 }
+
+// iptLargeClusterEndpoints is kube-proxy's largeClusterEndpointsThreshold:
+// with more endpoints than this (endpoint chains here), the per-endpoint
+// rules go without comments.
+const iptLargeClusterEndpoints = 1000
 
 // fixed returns the name of a fixed chain.
 func (g *iptGen) fixed(suffix string) string { return g.prefix + "-" + suffix }

@@ -18,6 +18,7 @@ import (
 
 	"kpc/compiler/ir"
 	"kpc/internal/nstest"
+	"kpc/render/internal/nftperf"
 )
 
 // iptBackends are the iptables variants whose restore must accept the
@@ -373,6 +374,31 @@ func TestIPTablesKernelDNAT(t *testing.T) {
 				if !slices.Contains(strings.Split(tc.reply, "|"), got) {
 					t.Errorf("%s -> %s: kernel says %s, want %s\n%s", tc.src, tc.dst, got, tc.reply, out)
 				}
+			}
+		})
+	}
+}
+
+// TestIPTablesKernelLargeCluster loads a ruleset in kube-proxy's large
+// cluster mode (no comments on the per-endpoint rules) with both
+// backends: the kernel holds every rule of the file.
+func TestIPTablesKernelLargeCluster(t *testing.T) {
+	p := nftperf.Program(1000)
+	r := IPTables{Family: ir.IPv4}
+	var file bytes.Buffer
+	if err := r.Render(&file, p); err != nil {
+		t.Fatal(err)
+	}
+	want := strings.Count(file.String(), "\n-A KPC-SEP-")
+	for _, be := range iptBackends {
+		t.Run(be, func(t *testing.T) {
+			cmd := r.Command() + "-" + be
+			nstest.Require(t, "ip", cmd+"-restore", cmd+"-save")
+			ns := iptNewNetns(t)
+			ns.must(t, file.Bytes(), cmd+"-restore", "-w", "60", "--noflush")
+			saved := ns.must(t, nil, cmd+"-save", "-t", "nat")
+			if got := strings.Count(saved, "\n-A KPC-SEP-"); got != want {
+				t.Errorf("the kernel holds %d endpoint chain rules, the file %d", got, want)
 			}
 		})
 	}

@@ -55,7 +55,9 @@ func (g *iptGen) chain(i int) error {
 			if d, ok := next.Action.(*ir.DNAT); ok && d != nil && iptMatchesAll(&next.Match) {
 				t := &g.nat
 				t.begin(name)
-				t.comment(g.ruleComment(c, next.Comment, ""))
+				if !g.large {
+					t.comment(g.ruleComment(c, next.Comment, ""))
+				}
 				t.args("-m recent --name", g.recent[u.Set], "--set")
 				g.writeDNAT(d)
 				t.end()
@@ -80,9 +82,18 @@ func (g *iptGen) chain(i int) error {
 // one match alternative.
 func (g *iptGen) action(c *ir.Chain, name string, r *ir.Rule, m string) error {
 	t := &g.nat
-	add := func(comment iptText, args ...string) {
+	// In large cluster mode the rules of endpoint chains and the endpoint
+	// choices (affinity checks and random jumps) go without comments, as
+	// kube-proxy's appendServiceCommentLocked leaves them.
+	bare := g.large && (c.Kind == ir.EndpointChain || r.Match.Affinity != "" || isBalance(r.Action))
+	comment := func(ct iptText) {
+		if !bare {
+			t.comment(ct)
+		}
+	}
+	add := func(ct iptText, args ...string) {
 		t.begin(name)
-		t.comment(comment)
+		comment(ct)
 		t.args(m)
 		t.args(args...)
 		t.end()
@@ -126,14 +137,14 @@ func (g *iptGen) action(c *ir.Chain, name string, r *ir.Rule, m string) error {
 		switch {
 		case r.Match.DstPort == 0:
 			t.begin(name)
-			t.comment(g.ruleComment(c, r.Comment, ""))
+			comment(g.ruleComment(c, r.Comment, ""))
 			t.args(m)
 			g.writeDNAT(a)
 			t.end()
 		case c.Protocol == a.Protocol:
 			// The match already has "-p": a rule takes one.
 			t.begin(name)
-			t.comment(g.ruleComment(c, r.Comment, ""))
+			comment(g.ruleComment(c, r.Comment, ""))
 			t.args(m, "-j DNAT --to-destination")
 			t.addrPort(a.Addr, a.Port)
 			t.end()
@@ -145,6 +156,12 @@ func (g *iptGen) action(c *ir.Chain, name string, r *ir.Rule, m string) error {
 		return fmt.Errorf("unknown action %T", a)
 	}
 	return nil
+}
+
+// isBalance reports whether a is a uniform choice among chains.
+func isBalance(a ir.Action) bool {
+	_, ok := a.(*ir.Balance)
+	return ok
 }
 
 // writeDNAT appends g.dnat(d) as arguments of the nat rule being written.

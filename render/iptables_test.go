@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"kpc/compiler/ir"
+	"kpc/render/internal/nftperf"
 )
 
 // The golden files are rewritten with "go test ./render -update". The flag
@@ -671,6 +672,70 @@ func BenchmarkIPTablesRender(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(buf.Len()), "bytes/op-output")
+		})
+	}
+}
+
+// TestIPTablesLargeCluster checks kube-proxy's large cluster mode: with
+// more than 1,000 endpoint chains, the rules of the endpoint chains and
+// the endpoint choices of the Service chains carry no comment; the
+// dispatch rules keep theirs. Below the threshold every rule has one.
+func TestIPTablesLargeCluster(t *testing.T) {
+	for _, tt := range []struct {
+		services int
+		large    bool
+	}{{150, false}, {1000, true}} {
+		t.Run(strconv.Itoa(tt.services), func(t *testing.T) {
+			p := nftperf.Program(tt.services)
+			endpoints := 0
+			for _, c := range p.Rulesets[0].Chains {
+				if c.Kind == ir.EndpointChain {
+					endpoints++
+				}
+			}
+			if large := endpoints > iptLargeClusterEndpoints; large != tt.large {
+				t.Fatalf("%d endpoint chains: large is %v, the test wants %v", endpoints, large, tt.large)
+			}
+			var b bytes.Buffer
+			if err := (IPTables{Family: ir.IPv4}).Render(&b, p); err != nil {
+				t.Fatal(err)
+			}
+			counts := map[string][2]int{} // kind of rule -> rules, rules with a comment
+			for _, l := range strings.Split(b.String(), "\n") {
+				var kind string
+				switch {
+				case strings.HasPrefix(l, "-A KPC-SEP-"):
+					kind = "endpoint chain"
+				case strings.HasPrefix(l, "-A KPC-SVC-") && strings.Contains(l, "-m statistic"):
+					kind = "random choice"
+				case strings.HasPrefix(l, "-A KPC-SVC-") && strings.Contains(l, "--rcheck"):
+					kind = "affinity check"
+				case strings.HasPrefix(l, "-A KPC-SERVICES "):
+					kind = "dispatch"
+				default:
+					continue
+				}
+				c := counts[kind]
+				c[0]++
+				if strings.Contains(l, "--comment") {
+					c[1]++
+				}
+				counts[kind] = c
+			}
+			for _, kind := range []string{"endpoint chain", "random choice", "affinity check", "dispatch"} {
+				c := counts[kind]
+				if c[0] == 0 {
+					t.Errorf("no %s rules", kind)
+					continue
+				}
+				want := c[0]
+				if tt.large && kind != "dispatch" {
+					want = 0
+				}
+				if c[1] != want {
+					t.Errorf("%d of %d %s rules have a comment, want %d", c[1], c[0], kind, want)
+				}
+			}
 		})
 	}
 }

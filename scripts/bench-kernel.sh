@@ -10,7 +10,8 @@
 # kpc has it) and nft -f of kube-proxy's layout (up to 1,000 Services unless
 # --kube-proxy-10k: it takes minutes at 10,000). Medians of 3 runs, printed
 # as a Markdown table. Optionally (--connrate) it then measures new TCP
-# connections per second through a node holding 1 and 10,000 Services.
+# connections per second through a node holding 1 and 10,000 Services,
+# loaded with nft -f, with netlink and with iptables-legacy-restore.
 #
 # Needs root, nft, iptables-legacy-restore, iptables-nft-restore and
 # iproute2; creates and deletes its own network namespaces (kpcb-*,
