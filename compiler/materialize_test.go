@@ -1,10 +1,13 @@
 package compiler
 
 import (
+	"bytes"
+	"fmt"
 	"net/netip"
 	"slices"
 	"testing"
 
+	"kpc/compiler/api"
 	"kpc/compiler/ir"
 )
 
@@ -49,5 +52,56 @@ func TestSortChains(t *testing.T) {
 	}
 	if cap(epc.Rules) != len(epc.Rules) {
 		t.Errorf("endpoint rules share spare capacity: len %d cap %d", len(epc.Rules), cap(epc.Rules))
+	}
+}
+
+// TestInParallel checks that inParallel covers every index once.
+func TestInParallel(t *testing.T) {
+	for _, n := range []int{0, 1, 255, 256, 511, 512, 1000, 4097, 100000} {
+		seen := make([]int32, n)
+		inParallel(n, 256, func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				seen[i]++
+			}
+		})
+		for i, c := range seen {
+			if c != 1 {
+				t.Fatalf("n=%d: index %d covered %d times", n, i, c)
+			}
+		}
+	}
+}
+
+// TestCompileManyServices compiles enough Services and endpoints for the
+// parallel steps to run on several CPUs, in two orders: the Programs are
+// equal (run with -race to check the steps share nothing).
+func TestCompileManyServices(t *testing.T) {
+	in := &api.Input{}
+	for i := range 2100 {
+		ns, name := fmt.Sprintf("ns%d", i%7), fmt.Sprintf("svc%d", i)
+		in.Services = append(in.Services, mkSvc(ns, name, withClusterIP(fmt.Sprintf("10.96.%d.%d", i/250, 1+i%250))))
+		in.EndpointSlices = append(in.EndpointSlices, mkSlice(ns, name, name+"-x", "IPv4", 8080,
+			mkEp(fmt.Sprintf("10.128.%d.%d", i/250, 1+i%250)), mkEp(fmt.Sprintf("10.129.%d.%d", i/250, 1+i%250)),
+			mkEp(fmt.Sprintf("10.130.%d.%d", i/250, 1+i%250), onNode("node-a"))))
+	}
+	want, diags := Compile(in, Options{})
+	if err := diags.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(want.Rulesets[0].Chains); n < 2*4096 {
+		t.Fatalf("%d chains: too few for materialize to run in parallel", n)
+	}
+	slices.Reverse(in.Services)
+	slices.Reverse(in.EndpointSlices)
+	got, _ := Compile(in, Options{})
+	var a, b bytes.Buffer
+	if err := ir.Dump(&a, want); err != nil {
+		t.Fatal(err)
+	}
+	if err := ir.Dump(&b, got); err != nil {
+		t.Fatal(err)
+	}
+	if a.String() != b.String() {
+		t.Error("the Program depends on the order of the input")
 	}
 }

@@ -120,14 +120,21 @@ func (c *compiler) prepareServices(svcs []*svc, f ir.Family) [][]*servicePort {
 			out[i] = c.servicePorts(svcs[i], f, &names, &scratch)
 		}
 	}
-	workers := min(runtime.GOMAXPROCS(0), 8, 1+len(svcs)/256)
+	inParallel(len(svcs), 256, prepare)
+	return out
+}
+
+// inParallel calls fn on contiguous runs [lo, hi) that together cover
+// [0, n), one run per CPU (up to 8) but with at least minRun items in
+// each, and returns when all calls have.
+func inParallel(n, minRun int, fn func(lo, hi int)) {
+	workers := max(1, min(runtime.GOMAXPROCS(0), 8, n/minRun))
 	var wg sync.WaitGroup
 	for w := 1; w < workers; w++ {
-		wg.Go(func() { prepare(w*len(svcs)/workers, (w+1)*len(svcs)/workers) })
+		wg.Go(func() { fn(w*n/workers, (w+1)*n/workers) })
 	}
-	prepare(0, len(svcs)/workers)
+	fn(0, n/workers)
 	wg.Wait()
-	return out
 }
 
 // claim reports whether Service s may use dispatch key k; the first
@@ -365,12 +372,6 @@ func (b *builder) materialize(entries []chainEntry) []*ir.Chain {
 			out[i] = &cs[i]
 		}
 	}
-	workers := min(runtime.GOMAXPROCS(0), 8, 1+len(entries)/4096)
-	var wg sync.WaitGroup
-	for w := 1; w < workers; w++ {
-		wg.Go(func() { fill(w*len(entries)/workers, (w+1)*len(entries)/workers) })
-	}
-	fill(0, len(entries)/workers)
-	wg.Wait()
+	inParallel(len(entries), 4096, fill)
 	return out
 }

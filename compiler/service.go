@@ -77,8 +77,8 @@ func (c *compiler) servicePorts(s *svc, f ir.Family, names *nameBuf, scratch *[]
 	}
 	affinity := sp.SessionAffinity == "ClientIP"
 	timeout := time.Duration(defaultAffinitySecond) * time.Second
-	if c := sp.SessionAffinityConfig; c != nil && c.ClientIP != nil && c.ClientIP.TimeoutSeconds != nil && *c.ClientIP.TimeoutSeconds > 0 {
-		timeout = time.Duration(*c.ClientIP.TimeoutSeconds) * time.Second
+	if ac := sp.SessionAffinityConfig; ac != nil && ac.ClientIP != nil && ac.ClientIP.TimeoutSeconds != nil && *ac.ClientIP.TimeoutSeconds > 0 {
+		timeout = time.Duration(*ac.ClientIP.TimeoutSeconds) * time.Second
 	}
 
 	var out []*servicePort
@@ -126,8 +126,9 @@ func (c *compiler) servicePorts(s *svc, f ir.Family, names *nameBuf, scratch *[]
 	return out
 }
 
-// policies returns which of p's chains kube-proxy uses: the cluster chain
-// (usesCluster) and the local one (usesLocal).
+// policies returns whether the internal and the external traffic policy
+// of p's Service are Local, and which of p's chains kube-proxy uses: the
+// cluster chain (usesCluster) and the local one (usesLocal).
 func (p *servicePort) policies() (iTPLocal, eTPLocal, usesCluster, usesLocal bool) {
 	iTPLocal = p.s.spec().InternalTrafficPolicy == "Local"
 	eTPLocal = p.s.externalPolicyLocal()
