@@ -363,7 +363,6 @@ func (b *builder) materialize(entries []chainEntry) []*ir.Chain {
 				}
 				dnats[d] = ir.DNAT{Addr: e.ap.Addr(), Port: e.ap.Port(), Protocol: p.proto}
 				rules[r].Action = &dnats[d]
-				r++
 				cs[i] = ir.Chain{Name: e.chain, Kind: ir.EndpointChain, Service: p.name, Protocol: p.proto,
 					Comment: strings.TrimSpace(comments[pe.comment[0]:pe.comment[1]])}
 			}
