@@ -85,34 +85,24 @@ type hasher uint64
 
 func newHasher() hasher { return fnvOffset }
 
-func (h *hasher) bytes(b []byte) {
-	x := uint64(*h)
+func (h *hasher) bytes(b []byte) { *h = hashField(*h, b) }
+
+func (h *hasher) str(s string) { *h = hashField(*h, s) }
+
+// hashField adds a field to h: its length, then its bytes.
+func hashField[T string | []byte](h hasher, b T) hasher {
+	x := uint64(h)
 	n := uint64(len(b))
 	for i := 0; i < 8; i++ {
 		x ^= n & 0xff
 		x *= fnvPrime
 		n >>= 8
 	}
-	for _, c := range b {
-		x ^= uint64(c)
+	for i := 0; i < len(b); i++ {
+		x ^= uint64(b[i])
 		x *= fnvPrime
 	}
-	*h = hasher(x)
-}
-
-func (h *hasher) str(s string) {
-	x := uint64(*h)
-	n := uint64(len(s))
-	for i := 0; i < 8; i++ {
-		x ^= n & 0xff
-		x *= fnvPrime
-		n >>= 8
-	}
-	for i := 0; i < len(s); i++ {
-		x ^= uint64(s[i])
-		x *= fnvPrime
-	}
-	*h = hasher(x)
+	return hasher(x)
 }
 
 func (h *hasher) u64(v uint64) {
