@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 
@@ -118,19 +119,15 @@ func (t *nftTable) writeDirectSets(buf *bytes.Buffer) {
 			}
 			for n, ep := range e.Choices[m.Variant] {
 				buf.WriteString("\t\t\t")
-				if e.Key.Kind == nftdirect.AddrKey {
-					nftWriteAddr(buf, e.Key.Addr)
-					buf.WriteString(" . ")
+				addr := e.Key.Addr
+				if e.Key.Kind != nftdirect.AddrKey {
+					addr = netip.Addr{}
 				}
-				buf.WriteString(nftProto(e.Key.Protocol))
-				buf.WriteString(" . ")
-				nftWriteUint(buf, uint64(e.Key.Port))
+				nftWriteKey(buf, addr, e.Key.Protocol, e.Key.Port)
 				buf.WriteString(" . ")
 				nftWriteUint(buf, uint64(n))
 				buf.WriteString(" : ")
-				nftWriteAddr(buf, ep.Addr)
-				buf.WriteString(" . ")
-				nftWriteUint(buf, uint64(ep.Port))
+				nftWriteDest(buf, ep.Addr, ep.Port)
 				buf.WriteString(",\n")
 			}
 		}
@@ -150,11 +147,7 @@ func (t *nftTable) writeDirectSets(buf *bytes.Buffer) {
 		buf.WriteString("\t\telements = {\n")
 		for _, k := range tk.Keys {
 			buf.WriteString("\t\t\t")
-			nftWriteAddr(buf, k.Addr)
-			buf.WriteString(" . ")
-			buf.WriteString(nftProto(k.Protocol))
-			buf.WriteString(" . ")
-			nftWriteUint(buf, uint64(k.Port))
+			nftWriteKey(buf, k.Addr, k.Protocol, k.Port)
 			buf.WriteString(",\n")
 		}
 		buf.WriteString("\t\t}\n\t}\n")

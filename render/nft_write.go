@@ -22,6 +22,25 @@ func nftWriteUint(buf *bytes.Buffer, v uint64) {
 	buf.Write(strconv.AppendUint(buf.AvailableBuffer(), v, 10))
 }
 
+// nftWriteKey writes a dispatch key "ADDR . PROTO . PORT", or
+// "PROTO . PORT" when addr is invalid (a NodePort key).
+func nftWriteKey(buf *bytes.Buffer, addr netip.Addr, proto ir.Protocol, port uint16) {
+	if addr.IsValid() {
+		nftWriteAddr(buf, addr)
+		buf.WriteString(" . ")
+	}
+	buf.WriteString(nftProto(proto))
+	buf.WriteString(" . ")
+	nftWriteUint(buf, uint64(port))
+}
+
+// nftWriteDest writes a DNAT destination "ADDR . PORT".
+func nftWriteDest(buf *bytes.Buffer, addr netip.Addr, port uint16) {
+	nftWriteAddr(buf, addr)
+	buf.WriteString(" . ")
+	nftWriteUint(buf, uint64(port))
+}
+
 // nftWritePrefix writes p.String().
 func nftWritePrefix(buf *bytes.Buffer, p netip.Prefix) {
 	buf.Write(p.AppendTo(buf.AvailableBuffer()))
