@@ -83,15 +83,17 @@ func renderer(prog *ir.Program, format, family, domain string) (func(io.Writer) 
 		return nil, fmt.Errorf("--format %q: want nft, iptables, ir or dns", format)
 	}
 	return func(w io.Writer) error {
-		// A renderer's write error wraps the writer's; other errors are its
-		// own.
+		// An error of the writer is returned as it is; any other is the
+		// renderer's own.
 		ew := &errWriter{w: w}
-		if err := r.Render(ew, prog); err != nil && ew.err == nil {
-			return renderError{fmt.Errorf("rendering %s: %w", format, err)}
-		} else if err != nil {
+		err := r.Render(ew, prog)
+		switch {
+		case err == nil:
+			return nil
+		case ew.err != nil:
 			return ew.err
 		}
-		return nil
+		return renderError{fmt.Errorf("rendering %s: %w", format, err)}
 	}, nil
 }
 
