@@ -1,6 +1,7 @@
 package load
 
 import (
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -293,7 +294,10 @@ type template struct {
 	// any[i] reports that constraint i admits every value of the
 	// parameter's type (CUE finds that the type is an instance of it).
 	any []bool
-	// seen[i] caches the outcome of checking values of parameter i.
+	// fast[i] checks values of parameter i in Go (nil: by CUE, see
+	// fastcheck.go).
+	fast []paramCheck
+	// seen[i] caches the outcome of checking values of parameter i by CUE.
 	seen []map[param]bool
 	// tree is the defaulted object of the first document, with the
 	// parameters marked.
@@ -335,6 +339,12 @@ func (e *evaluator) accept(t *template, ps []param) bool {
 		if t.any[i] {
 			continue
 		}
+		if f := t.fast[i]; f != nil {
+			if !f(p) {
+				return false
+			}
+			continue
+		}
 		seen := t.seen[i]
 		ok, known := seen[p]
 		if !known {
@@ -365,6 +375,15 @@ func (e *evaluator) checkParam(c cue.Value, p param) bool {
 	}
 	e.checks++
 	return c.Unify(x).Validate(cue.Concrete(true)) == nil
+}
+
+// regexps returns the evaluator's compiled regular expressions, by
+// pattern.
+func (e *evaluator) regexps() map[string]*regexp.Regexp {
+	if e.res == nil {
+		e.res = map[string]*regexp.Regexp{}
+	}
+	return e.res
 }
 
 // kindType is the CUE type of a parameter kind.
@@ -427,6 +446,7 @@ func (e *evaluator) learn(m *memo, key string, d *document, def, v cue.Value) {
 	}
 	t.cons = cons
 	t.any = make([]bool, len(cons))
+	t.fast = make([]paramCheck, len(cons))
 	t.seen = make([]map[param]bool, len(cons))
 	for i, c := range cons {
 		if !c.Exists() {
@@ -434,16 +454,23 @@ func (e *evaluator) learn(m *memo, key string, d *document, def, v cue.Value) {
 		}
 		t.seen[i] = map[param]bool{}
 		t.any[i] = c.Subsume(e.kindType(w.params[i].kind)) == nil
+		if !t.any[i] {
+			t.fast[i] = fastCheck(c, e.regexps())
+		}
 	}
 	tree, ok := buildTree(v, d.info.kind, w.paths)
 	if !ok {
 		return
 	}
 	t.tree = tree
-	// The document itself must pass its own parameters' checks.
+	// The document itself must pass its own parameters' checks, and a
+	// fast check that disagrees with CUE on them is not used.
 	for i, p := range w.params {
 		if !e.checkParam(cons[i], p) {
 			return
+		}
+		if f := t.fast[i]; f != nil && !f(p) {
+			t.fast[i] = nil
 		}
 	}
 	t.usable = true

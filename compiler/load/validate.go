@@ -3,6 +3,7 @@ package load
 import (
 	"fmt"
 	"reflect"
+	"regexp"
 	"runtime"
 	"sync"
 
@@ -38,7 +39,8 @@ type evaluator struct {
 	// checked: both grow the context.
 	docs   int
 	checks int
-	types  map[byte]cue.Value // parameter types, for memo
+	types  map[byte]cue.Value        // parameter types, for memo
+	res    map[string]*regexp.Regexp // compiled patterns, for fastCheck
 }
 
 // evaluators keeps idle evaluators for reuse by later Load calls, so that
