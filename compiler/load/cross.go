@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 
 	"kpc/compiler/api"
@@ -191,31 +192,47 @@ type dupSeen struct {
 }
 
 // endpointState is what kube-proxy reads of an endpoint besides its
-// address, as "name=value" pairs in a fixed order: the conditions (nil
-// ready and serving mean true, nil terminating false) and the node.
-type endpointState [4]string
+// address: the conditions (nil ready and serving mean true, nil
+// terminating false) and the node ("" for none).
+type endpointState struct {
+	ready, serving, terminating bool
+	node                        *string
+}
 
 func stateOf(ep *api.Endpoint) endpointState {
-	b := func(name string, p *bool, def bool) string {
+	b := func(p *bool, def bool) bool {
 		if p != nil {
-			def = *p
+			return *p
 		}
-		return fmt.Sprintf("%s=%t", name, def)
+		return def
 	}
+	return endpointState{b(ep.Conditions.Ready, true), b(ep.Conditions.Serving, true),
+		b(ep.Conditions.Terminating, false), ep.NodeName}
+}
+
+// pairs returns the state as "name=value" pairs in a fixed order.
+func (s endpointState) pairs() [4]string {
 	node := "nodeName=<none>"
-	if ep.NodeName != nil {
-		node = "nodeName=" + *ep.NodeName
+	if s.node != nil {
+		node = "nodeName=" + *s.node
 	}
-	return endpointState{b("ready", ep.Conditions.Ready, true), b("serving", ep.Conditions.Serving, true),
-		b("terminating", ep.Conditions.Terminating, false), node}
+	return [4]string{"ready=" + strconv.FormatBool(s.ready), "serving=" + strconv.FormatBool(s.serving),
+		"terminating=" + strconv.FormatBool(s.terminating), node}
+}
+
+// same reports whether two states are equal.
+func (s endpointState) same(o endpointState) bool {
+	return s.ready == o.ready && s.serving == o.serving && s.terminating == o.terminating &&
+		(s.node == nil) == (o.node == nil) && (s.node == nil || *s.node == *o.node)
 }
 
 // diff returns the pairs of s and o that differ.
 func (s endpointState) diff(o endpointState) (here, there string) {
 	var a, b []string
-	for i := range s {
-		if s[i] != o[i] {
-			a, b = append(a, s[i]), append(b, o[i])
+	sp, op := s.pairs(), o.pairs()
+	for i := range sp {
+		if sp[i] != op[i] {
+			a, b = append(a, sp[i]), append(b, op[i])
 		}
 	}
 	return strings.Join(a, " "), strings.Join(b, " ")
@@ -243,7 +260,7 @@ func checkDuplicates(es *api.EndpointSlice, seen map[dupKey]dupSeen, warn func(p
 				seen[k] = dupSeen{es, i, state}
 				continue
 			}
-			if warned || first.state == state {
+			if warned || first.state.same(state) {
 				continue
 			}
 			warned = true
