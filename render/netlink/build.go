@@ -224,6 +224,16 @@ func pad4(b []byte) []byte {
 	return b
 }
 
+// appendAddr appends an address as AsSlice spells it.
+func appendAddr(b []byte, a netip.Addr) []byte {
+	if a.Is4() {
+		a4 := a.As4()
+		return append(b, a4[:]...)
+	}
+	a16 := a.As16()
+	return append(b, a16[:]...)
+}
+
 func serviceKeyBytes(a netip.Addr, p ir.Protocol, port uint16) []byte {
 	k := append(a.AsSlice(), pad4([]byte{protoNum(p)})...)
 	return append(k, pad4(be16(port))...)
@@ -242,8 +252,8 @@ func serviceElems(es []ir.ServiceEntry, d *nftdirect.Result, l nftdirect.List) [
 		p ir.Protocol
 		n uint16
 	}
-	seen := map[key]bool{}
-	var out []nftables.SetElement
+	seen := make(map[key]bool, len(es))
+	out := make([]nftables.SetElement, 0, len(es))
 	for _, e := range es {
 		k := key{e.Addr, e.Protocol, e.Port}
 		if seen[k] {
@@ -268,8 +278,8 @@ func nodePortElems(es []ir.NodePortEntry, d *nftdirect.Result) []nftables.SetEle
 		p ir.Protocol
 		n uint16
 	}
-	seen := map[key]bool{}
-	var out []nftables.SetElement
+	seen := make(map[key]bool, len(es))
+	out := make([]nftables.SetElement, 0, len(es))
 	for _, e := range es {
 		k := key{e.Protocol, e.Port}
 		if seen[k] {
@@ -290,8 +300,8 @@ func nodePortElems(es []ir.NodePortEntry, d *nftdirect.Result) []nftables.SetEle
 
 // addrElems spells addresses without repeats.
 func addrElems(as []netip.Addr) []nftables.SetElement {
-	seen := map[netip.Addr]bool{}
-	var out []nftables.SetElement
+	seen := make(map[netip.Addr]bool, len(as))
+	out := make([]nftables.SetElement, 0, len(as))
 	for _, a := range as {
 		if !seen[a] {
 			seen[a] = true
@@ -356,8 +366,11 @@ func (b *builder) addSets() error {
 			}
 		}
 		es := make([]nftables.SetElement, len(b.plan.Hairpin))
+		keys := make([]byte, 0, 2*int(f.addrLen)*len(es))
 		for i, e := range b.plan.Hairpin {
-			es[i] = nftables.SetElement{Key: append(e.Src.AsSlice(), e.Dst.AsSlice()...)}
+			k := len(keys)
+			keys = appendAddr(appendAddr(keys, e.Src), e.Dst)
+			es[i] = nftables.SetElement{Key: keys[k:len(keys):len(keys)]}
 		}
 		b.addSet(&nftables.Set{Name: nftplan.HairpinSet, Concatenation: true,
 			KeyType: nftables.MustConcatSetType(f.addrType, f.addrType),

@@ -3,6 +3,7 @@
 package netlink
 
 import (
+	"encoding/binary"
 	"fmt"
 	"time"
 
@@ -29,11 +30,6 @@ func entryKeyBytes(k nftdirect.Key) []byte {
 	return serviceKeyBytes(k.Addr, k.Protocol, k.Port)
 }
 
-// endpointBytes is an endpoint as map data lays it out.
-func endpointBytes(e nftdirect.Endpoint) []byte {
-	return append(e.Addr.AsSlice(), pad4(be16(e.Port))...)
-}
-
 // durationName spells a timeout as render.NFT names its set.
 func durationName(d time.Duration) string {
 	if d%time.Second == 0 {
@@ -52,18 +48,7 @@ func (b *builder) addDirectSets() {
 	f := b.fam
 	dataType := nftables.MustConcatSetType(f.addrType, nftables.TypeInetService)
 	for _, m := range d.Maps {
-		var elems []nftables.SetElement
-		for i := range d.Entries {
-			e := &d.Entries[i]
-			if e.Key.Kind != m.Kind || m.Variant >= len(e.Choices) {
-				continue
-			}
-			key := entryKeyBytes(e.Key)
-			for n, ep := range e.Choices[m.Variant] {
-				elems = append(elems, nftables.SetElement{Key: append(append([]byte(nil), key...), ne32(uint32(n))...),
-					Val: endpointBytes(ep)})
-			}
-		}
+		elems := b.endpointElems(m)
 		keyType := nftables.MustConcatSetType(f.addrType, nftables.TypeInetProto, nftables.TypeInetService, nftables.TypeInteger)
 		record := typeofServiceEndpoints4
 		switch {
@@ -99,6 +84,42 @@ func (b *builder) addDirectSets() {
 		b.addSet(&nftables.Set{Name: nftdirect.TimeoutSetPrefix + durationName(t.Timeout), Concatenation: true,
 			KeyType: svcKey, Comment: "services whose clients stick to an endpoint for " + durationName(t.Timeout)}, es)
 	}
+}
+
+// endpointElems spells the elements of endpoints map m: entry key and
+// bucket to endpoint address and port (padded to 4 bytes). The keys and
+// data of all elements share two arrays.
+func (b *builder) endpointElems(m nftdirect.MapUse) []nftables.SetElement {
+	d := b.direct
+	n, keyLen := 0, 0
+	for i := range d.Entries {
+		e := &d.Entries[i]
+		if e.Key.Kind == m.Kind && m.Variant < len(e.Choices) {
+			n += len(e.Choices[m.Variant])
+			keyLen = len(entryKeyBytes(e.Key)) + 4
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	valLen := int(b.fam.addrLen) + 4
+	elems := make([]nftables.SetElement, 0, n)
+	keys, vals := make([]byte, 0, n*keyLen), make([]byte, 0, n*valLen)
+	for i := range d.Entries {
+		e := &d.Entries[i]
+		if e.Key.Kind != m.Kind || m.Variant >= len(e.Choices) {
+			continue
+		}
+		key := entryKeyBytes(e.Key)
+		for j, ep := range e.Choices[m.Variant] {
+			k, v := len(keys), len(vals)
+			keys = binary.NativeEndian.AppendUint32(append(keys, key...), uint32(j))
+			vals = appendAddr(vals, ep.Addr)
+			vals = append(vals, byte(ep.Port>>8), byte(ep.Port), 0, 0)
+			elems = append(elems, nftables.SetElement{Key: keys[k:len(keys):len(keys)], Val: vals[v:len(vals):len(vals)]})
+		}
+	}
+	return elems
 }
 
 // mapComment is render.NFT's comment of an endpoints map.
