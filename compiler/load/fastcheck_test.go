@@ -3,6 +3,8 @@ package load
 import (
 	"bytes"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -43,37 +45,50 @@ func fastCheckValues() []param {
 	return append(ps, param{kind: 'b', n: 1}, param{kind: 'b'})
 }
 
+// translated is one translated constraint of a learnt template.
+type translated struct {
+	c cue.Value
+	f paramCheck
+	e *evaluator // whose context c belongs to
+}
+
+// learntChecks loads a mixed cluster and returns the translated
+// constraints of the templates learnt, by their CUE spelling.
+func learntChecks(tb testing.TB, strict bool) map[string]translated {
+	tb.Helper()
+	var in bytes.Buffer
+	if err := synth.Write(&in, synth.Config{Services: 200, Endpoints: 3}); err != nil {
+		tb.Fatal(err)
+	}
+	out := map[string]translated{}
+	for _, e := range loadEvaluators(tb, in.Bytes(), Options{Strict: strict}) {
+		for _, m := range e.memos {
+			if m == nil {
+				continue
+			}
+			for _, tpl := range m.templates {
+				for i, f := range tpl.fast {
+					if f != nil {
+						out[fmt.Sprint(tpl.cons[i])] = translated{tpl.cons[i], f, e}
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
 // TestFastCheckMatchesCUE checks each translated constraint of the
 // templates learnt from a mixed cluster against CUE's own check of the
 // same values.
 func TestFastCheckMatchesCUE(t *testing.T) {
-	var in bytes.Buffer
-	if err := synth.Write(&in, synth.Config{Services: 200, Endpoints: 3}); err != nil {
-		t.Fatal(err)
-	}
 	for _, strict := range []bool{false, true} {
-		used := loadEvaluators(t, in.Bytes(), Options{Strict: strict})
+		checks := learntChecks(t, strict)
 		values := fastCheckValues()
-		translated, checked := map[string]bool{}, 0
-		for _, e := range used {
-			for _, m := range e.memos {
-				if m == nil {
-					continue
-				}
-				for _, tpl := range m.templates {
-					for i, f := range tpl.fast {
-						c := tpl.cons[i]
-						if f == nil {
-							continue
-						}
-						translated[fmt.Sprint(c)] = true
-						for _, p := range values {
-							checked++
-							if got, want := f(p), e.checkParam(c, p); got != want {
-								t.Errorf("strict=%v: %v with %c %q %d: fast check %v, CUE %v", strict, c, p.kind, p.s, p.n, got, want)
-							}
-						}
-					}
+		for name, tc := range checks {
+			for _, p := range values {
+				if got, want := tc.f(p), tc.e.checkParam(tc.c, p); got != want {
+					t.Errorf("strict=%v: %s with %c %q %d: fast check %v, CUE %v", strict, name, p.kind, p.s, p.n, got, want)
 				}
 			}
 		}
@@ -85,14 +100,37 @@ func TestFastCheckMatchesCUE(t *testing.T) {
 			`*80 | uint & >=1 & <=65535`,
 			`int32`,
 		} {
-			if !translated[want] {
-				t.Errorf("strict=%v: constraint %s is not translated; translated: %q", strict, want, keys(translated))
+			if _, ok := checks[want]; !ok {
+				t.Errorf("strict=%v: constraint %s is not translated; translated: %q", strict, want, slices.Sorted(maps.Keys(checks)))
 			}
 		}
-		if checked == 0 {
-			t.Fatalf("strict=%v: no translated constraint was learnt", strict)
-		}
 	}
+}
+
+// FuzzFastCheck compares the translated constraints of a mixed cluster's
+// templates with CUE on arbitrary strings, integers and booleans.
+func FuzzFastCheck(f *testing.F) {
+	for _, p := range fastCheckValues() {
+		f.Add(p.kind, p.s, p.n)
+	}
+	var checks map[string]translated
+	f.Fuzz(func(t *testing.T, kind byte, s string, n int64) {
+		if checks == nil {
+			checks = learntChecks(t, false)
+		}
+		p := param{kind: 's', s: s}
+		switch kind % 3 {
+		case 1:
+			p = param{kind: 'i', n: n}
+		case 2:
+			p = param{kind: 'b', n: n & 1}
+		}
+		for name, tc := range checks {
+			if got, want := tc.f(p), tc.e.checkParam(tc.c, p); got != want {
+				t.Errorf("%s with %c %q %d: fast check %v, CUE %v", name, p.kind, p.s, p.n, got, want)
+			}
+		}
+	})
 }
 
 // TestFastCheckForms checks the translation of each form on constraints
@@ -152,7 +190,7 @@ func TestFastCheckForms(t *testing.T) {
 
 // loadEvaluators loads data with shape memoisation on and returns the
 // evaluators that did it.
-func loadEvaluators(t *testing.T, data []byte, opts Options) []*evaluator {
+func loadEvaluators(t testing.TB, data []byte, opts Options) []*evaluator {
 	t.Helper()
 	evaluators.Lock()
 	saved := evaluators.free
@@ -172,12 +210,4 @@ func loadEvaluators(t *testing.T, data []byte, opts Options) []*evaluator {
 		t.Fatal("Load kept no evaluator")
 	}
 	return evaluators.free
-}
-
-func keys(m map[string]bool) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
 }
