@@ -193,7 +193,7 @@ type dupSeen struct {
 
 // endpointState is what kube-proxy reads of an endpoint besides its
 // address: the conditions (nil ready and serving mean true, nil
-// terminating false) and the node ("" for none).
+// terminating false) and the node (nil for none).
 type endpointState struct {
 	ready, serving, terminating bool
 	node                        *string
