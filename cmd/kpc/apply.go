@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"kpc/compiler/ir"
 )
@@ -30,6 +31,42 @@ type applyOptions struct {
 	// backend caches what it applied ("" = no cache).
 	full     bool
 	stateDir string
+	// timings, when set, receives how long each step took (--timings).
+	timings io.Writer
+}
+
+// steps is how long the steps of one apply took, in order.
+type steps []step
+
+// step is one step of an apply and how long it took.
+type step struct {
+	what string
+	took time.Duration
+}
+
+// report writes the steps to o.timings, if set, on one line.
+func (o applyOptions) report(s steps) {
+	if o.timings == nil {
+		return
+	}
+	parts := make([]string, len(s))
+	for i, st := range s {
+		parts[i] = fmt.Sprintf("%s %s", formatDuration(st.took), st.what)
+	}
+	fmt.Fprintf(o.timings, "kpc apply: took %s\n", strings.Join(parts, ", "))
+}
+
+// formatDuration spells a duration in seconds with two decimals from one
+// second up, in whole milliseconds below.
+func formatDuration(d time.Duration) string {
+	switch ms := d.Round(time.Millisecond).Milliseconds(); {
+	case d >= time.Second:
+		return fmt.Sprintf("%.2f s", d.Seconds())
+	case ms == 0 && d > 0:
+		return "under 1 ms"
+	default:
+		return fmt.Sprintf("%d ms", ms)
+	}
 }
 
 // runApply programs the kernel with the compiled manifests, or removes
@@ -52,6 +89,7 @@ func runApply(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.stateDir, "state-dir", defaultStateDir,
 		"netlink: where to cache the tables last applied, for incremental applies (\"\" disables the cache: every apply is full)")
 	netns := fs.String("netns", "", "work in this network namespace: a name from \"ip netns\" or a path such as /proc/PID/ns/net")
+	timings := fs.Bool("timings", false, "print to stderr how long each step took (load and compile, build, diff, kernel, cache)")
 	if code, done := parse(fs, args, stdout); done {
 		return code
 	}
@@ -70,7 +108,11 @@ func runApply(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 	}
 
+	if *timings {
+		o.timings = stderr
+	}
 	var prog *ir.Program
+	start := time.Now()
 	if !o.delete || len(in.paths(fs)) > 0 {
 		var code int
 		// The netlink backend renders both families before it sends
@@ -80,16 +122,32 @@ func runApply(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return code
 		}
 	}
+	loaded := step{"to load and compile", time.Since(start)}
+	start = time.Now()
 	var err error
+	var done steps
 	switch {
 	case o.backend == "netlink" && o.delete:
 		err = netlinkDelete(prog, o, stdout)
 	case o.backend == "netlink":
-		err = netlinkApply(prog, o, stdout)
+		done, err = netlinkApply(prog, o, stdout)
 	case o.delete:
 		err = iptablesDelete(prog, o, stdout)
 	default:
 		err = iptablesApply(prog, o, stdout)
+	}
+	if done == nil {
+		what := "to apply"
+		if o.delete {
+			what = "to delete"
+		}
+		done = steps{{what, time.Since(start)}}
+	}
+	if err == nil {
+		if prog != nil {
+			done = append(steps{loaded}, done...)
+		}
+		o.report(done)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "kpc apply: %v\n", err)

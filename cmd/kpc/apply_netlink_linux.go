@@ -18,34 +18,35 @@ func netlinkOptions(o applyOptions) netlink.Options {
 // netlinkApply brings kpc's nftables tables to prog in one netlink
 // transaction: only the difference from the last apply when the kernel
 // still holds what it applied (see netlink.Sync), else a full replace. With
-// --dry-run it prints the equivalent nft script and what would be sent.
-func netlinkApply(prog *ir.Program, o applyOptions, stdout io.Writer) error {
+// --dry-run it prints the equivalent nft script and what would be sent. It
+// returns how long Sync's steps took.
+func netlinkApply(prog *ir.Program, o applyOptions, stdout io.Writer) (steps, error) {
 	opts := netlinkOptions(o)
 	if o.dryRun {
 		b, err := netlink.Build(prog, opts)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if _, err := stdout.Write(b.Script()); err != nil {
-			return err
+			return nil, err
 		}
 		if _, err := fmt.Fprintf(stdout, "# kpc apply --dry-run: nothing was changed; the netlink batch would create %s in %s\n",
 			b.Stats(), o.where()); err != nil {
-			return err
+			return nil, err
 		}
 		// What an apply would send depends on the kernel's tables; without
 		// the right to read them, say so rather than fail.
 		rep, err := netlink.Sync(prog, opts)
 		if err != nil {
 			_, err = fmt.Fprintf(stdout, "# kpc apply --dry-run: could not read the kernel's tables to plan the apply: %v\n", err)
-			return err
+			return nil, err
 		}
 		_, err = fmt.Fprintf(stdout, "# kpc apply --dry-run: the apply would be %s\n", rep)
-		return err
+		return syncSteps(rep), err
 	}
 	rep, err := netlink.Sync(prog, opts)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	switch rep.Mode {
 	case netlink.SyncFull:
@@ -55,7 +56,17 @@ func netlinkApply(prog *ir.Program, o applyOptions, stdout io.Writer) error {
 	default:
 		_, err = fmt.Fprintf(stdout, "kpc apply: kpc's nftables tables in %s already hold these manifests; nothing was sent\n", o.where())
 	}
-	return err
+	return syncSteps(rep), err
+}
+
+// syncSteps are the steps of a Sync, as its report times them.
+func syncSteps(rep *netlink.SyncReport) steps {
+	return steps{
+		{"to build the tables", rep.Build},
+		{"to read the kernel's tables and compute the difference", rep.Diff},
+		{"in the kernel", rep.Kernel},
+		{"to write the cache", rep.Cache},
+	}
 }
 
 // netlinkDelete removes kpc's nftables tables (and the cache of them).

@@ -11,8 +11,8 @@ import (
 
 var errNoNetlink = errors.New("the netlink backend needs Linux")
 
-func netlinkApply(*ir.Program, applyOptions, io.Writer) error  { return errNoNetlink }
-func netlinkDelete(*ir.Program, applyOptions, io.Writer) error { return errNoNetlink }
+func netlinkApply(*ir.Program, applyOptions, io.Writer) (steps, error) { return nil, errNoNetlink }
+func netlinkDelete(*ir.Program, applyOptions, io.Writer) error         { return errNoNetlink }
 
 func liveDrift(*ir.Program, string) ([]string, error) { return nil, errNoNetlink }
 

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"kpc/internal/nstest"
 )
@@ -56,7 +57,7 @@ func TestApplyUsage(t *testing.T) {
 	good := writeFile(t, dir, "seed.yaml", seed)
 	invalid := writeFile(t, dir, "bad.yaml", bad)
 	tests := []cliCase{
-		{name: "help", args: []string{"apply", "--help"}, code: exitOK, stdout: []string{"--backend", "--dry-run", "--netns", "--delete", "--full", "--state-dir"}},
+		{name: "help", args: []string{"apply", "--help"}, code: exitOK, stdout: []string{"--backend", "--dry-run", "--netns", "--delete", "--full", "--state-dir", "--timings"}},
 		{name: "no input", args: []string{"apply"}, code: exitUsage, stderr: []string{"no input"}},
 		{name: "bad backend", args: []string{"apply", "--backend", "pf", good}, code: exitUsage, stderr: []string{`--backend "pf"`}},
 		{name: "missing netns", args: []string{"apply", "--netns", "kpc-no-such-ns", good}, code: exitUsage, stderr: []string{"no such network namespace"}},
@@ -102,6 +103,7 @@ func TestApplyNetlink(t *testing.T) {
 		args     []string
 		code     int
 		stdout   string
+		timed    bool     // --timings: stderr holds the timings line
 		has      []string // in the kpc table afterwards
 		hasNot   []string
 		noChange bool
@@ -112,6 +114,9 @@ func TestApplyNetlink(t *testing.T) {
 			noChange: true},
 		{name: "one endpoint more", args: []string{"apply", "--netns", ns, "--state-dir", state, more},
 			stdout: "updated kpc's nftables tables", has: []string{"10.4.5.6 . 9376", "10.4.5.7 . 9376"}},
+		{name: "back, timed", args: []string{"apply", "--netns", ns, "--state-dir", state, "--timings", good},
+			stdout: "updated kpc's nftables tables", has: []string{"10.4.5.6 . 9376"}, hasNot: []string{"10.4.5.7"},
+			timed: true},
 		{name: "dry run", args: []string{"apply", "--netns", ns, "--state-dir", state, "--dry-run", other},
 			stdout: "table ip kpc {", noChange: true},
 		{name: "replace", args: []string{"apply", "--netns", ns, "--state-dir", state, other}, stdout: "updated",
@@ -132,6 +137,12 @@ func TestApplyNetlink(t *testing.T) {
 		}
 		if !strings.Contains(stdout, st.stdout) {
 			t.Errorf("%s: stdout lacks %q:\n%s", st.name, st.stdout, stdout)
+		}
+		if st.timed && !timingsLine.MatchString(stderr) {
+			t.Errorf("%s: stderr lacks the timings:\n%q", st.name, stderr)
+		}
+		if !st.timed && strings.Contains(stderr, "kpc apply: took") {
+			t.Errorf("%s: timings without --timings:\n%s", st.name, stderr)
 		}
 		after := list()
 		if st.noChange && after != before {
@@ -155,6 +166,34 @@ func TestApplyNetlink(t *testing.T) {
 		t.Error("kpc's table survived --delete")
 	}
 }
+
+// TestFormatDuration checks the spelling of --timings.
+func TestFormatDuration(t *testing.T) {
+	tests := []struct {
+		d    time.Duration
+		want string
+	}{
+		{0, "0 ms"},
+		{300 * time.Microsecond, "under 1 ms"},
+		{700 * time.Microsecond, "1 ms"},
+		{25 * time.Millisecond, "25 ms"},
+		{999 * time.Millisecond, "999 ms"},
+		{time.Second, "1.00 s"},
+		{2437 * time.Millisecond, "2.44 s"},
+	}
+	for _, tc := range tests {
+		if got := formatDuration(tc.d); got != tc.want {
+			t.Errorf("formatDuration(%v) = %q, want %q", tc.d, got, tc.want)
+		}
+	}
+}
+
+// timingsLine matches the line of --timings for a netlink apply.
+var timingsLine = func() *regexp.Regexp {
+	d := `([0-9]+ ms|[0-9]+\.[0-9]{2} s|under 1 ms)`
+	return regexp.MustCompile(`(?m)^kpc apply: took ` + d + ` to load and compile, ` + d + ` to build the tables, ` + d +
+		` to read the kernel's tables and compute the difference, ` + d + ` in the kernel, ` + d + ` to write the cache$`)
+}()
 
 // hookLine matches a jump from a built-in chain into kpc's hook chains in
 // iptables-save output.
