@@ -54,7 +54,7 @@ func TestFiles(t *testing.T) {
 				}
 			}
 			// An unknown field of a Service's spec is accepted only when open.
-			doc := root.Context().CompileString(`{apiVersion: "v1", kind: "Service", metadata: name: "s", spec: {ports: [{port: 80}], unknown: 1}}`)
+			doc := cuecontext.New().CompileString(`{apiVersion: "v1", kind: "Service", metadata: name: "s", spec: {ports: [{port: 80}], unknown: 1}}`)
 			err := doc.Unify(root.LookupPath(cue.ParsePath(Service))).Validate(cue.Concrete(true))
 			if got := err == nil; got != tc.open {
 				t.Errorf("unknown field accepted: %v, want %v (%v)", got, tc.open, err)

@@ -155,11 +155,11 @@ func (w *stickyWork) stale(d *dumper) ([]nftables.SetElement, error) {
 		if len(e.key) != addrLen+w.keyLen {
 			continue
 		}
-		k := string(e.key[addrLen:])
-		if w.keys != nil && !w.keys[k] {
+		k := e.key[addrLen:]
+		if w.keys != nil && !w.keys[string(k)] {
 			continue
 		}
-		if w.live[k][string(e.data)] {
+		if w.live[string(k)][string(e.data)] {
 			continue
 		}
 		out = append(out, nftables.SetElement{Key: bytes.Clone(e.key)})

@@ -79,7 +79,7 @@ func runSync(sizes string, endpoints int, plain bool, runs int, chains, verify b
 					break
 				}
 				if rep.Mode != netlink.SyncIncremental {
-					err = fmt.Errorf("Sync was %s, want incremental", rep)
+					err = fmt.Errorf("the Sync was %s, want incremental", rep)
 					break
 				}
 				builds, diffs = append(builds, rep.Build), append(diffs, rep.Diff)
