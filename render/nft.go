@@ -195,17 +195,23 @@ const nftDefaultTable = "kpc"
 // p is nil, a Ruleset is invalid, or an intent cannot be spelled in nft
 // (an *UnsupportedError).
 func (r NFT) Render(w io.Writer, p *ir.Program) error {
-	_, err := r.RenderPlans(w, p)
-	return err
+	script, _, err := r.Script(p)
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(script); err != nil {
+		return fmt.Errorf("nft: writing: %w", err)
+	}
+	return nil
 }
 
-// RenderPlans is Render that also returns the layout plan of the IPv4 and
+// Script returns what Render writes, and the layout plan of the IPv4 and
 // of the IPv6 table (nil for a family without a Ruleset), from which the
 // netlink renderer builds the same objects without planning them again.
-func (r NFT) RenderPlans(w io.Writer, p *ir.Program) ([2]*nftplan.Plan, error) {
+func (r NFT) Script(p *ir.Program) ([]byte, [2]*nftplan.Plan, error) {
 	var plans [2]*nftplan.Plan
 	if p == nil {
-		return plans, errors.New("nft: nil program")
+		return nil, plans, errors.New("nft: nil program")
 	}
 	// Validation runs alongside the planning, which checks what it relies
 	// on itself; a validation error wins.
@@ -213,10 +219,10 @@ func (r NFT) RenderPlans(w io.Writer, p *ir.Program) ([2]*nftplan.Plan, error) {
 	go func() { invalid <- p.Validate() }()
 	tables, tableName, err := r.plan(p)
 	if verr := <-invalid; verr != nil {
-		return plans, fmt.Errorf("nft: invalid program: %w", verr)
+		return nil, plans, fmt.Errorf("nft: invalid program: %w", verr)
 	}
 	if err != nil {
-		return plans, err
+		return nil, plans, err
 	}
 
 	var buf bytes.Buffer
@@ -235,10 +241,7 @@ func (r NFT) RenderPlans(w io.Writer, p *ir.Program) ([2]*nftplan.Plan, error) {
 		t.write(&buf)
 		plans[slot] = t.plan
 	}
-	if _, err := w.Write(buf.Bytes()); err != nil {
-		return plans, fmt.Errorf("nft: writing: %w", err)
-	}
-	return plans, nil
+	return buf.Bytes(), plans, nil
 }
 
 // plan checks p's Rulesets and prepares the table of each family (nil for

@@ -116,8 +116,7 @@ type Batch struct {
 // Build checks p with render.NFT (every check of the text renderer
 // applies) and builds its batch.
 func Build(p *ir.Program, o Options) (*Batch, error) {
-	var script bytes.Buffer
-	plans, err := (render.NFT{EndpointChains: o.EndpointChains}).RenderPlans(&script, p)
+	script, plans, err := (render.NFT{EndpointChains: o.EndpointChains}).Script(p)
 	if err != nil {
 		return nil, fmt.Errorf("netlink: %w", err)
 	}
@@ -136,7 +135,7 @@ func Build(p *ir.Program, o Options) (*Batch, error) {
 	if name == "" {
 		name = defaultTable
 	}
-	b := &Batch{script: script.Bytes()}
+	b := &Batch{script: script}
 	var ids uint32
 	for slot, fam := range []family{famIPv4, famIPv6} {
 		rs := byFamily[slot]
