@@ -504,45 +504,50 @@ func checkEndpointSlice(doc *ast.StructLit) []fieldError {
 		if ep == nil {
 			continue
 		}
-		epP := fpath{"endpoints", i}
+		// The paths are spelled only for an error: a large slice has
+		// thousands of endpoints.
+		addrsP := func() fpath { return fpath{"endpoints", i, "addresses"} }
 		// E3. The schema requires addresses too, but CUE reports a missing
 		// field only when the document has no other error.
 		if get(ep, "addresses") == nil {
-			add(epP.key("addresses"), "required value")
+			add(addrsP(), "required value")
 		}
-		tooMany(&errs, epP.key("addresses"), len(elems(get(ep, "addresses"))), 100)
+		addrs := elems(get(ep, "addresses"))
+		if len(addrs) > 100 {
+			tooMany(&errs, addrsP(), len(addrs), 100)
+		}
 		// E4, E5: families on the list path, the rest per address.
 		// E6: an empty FQDN is missing; the schema checks the form, here the
 		// length once a trailing dot is trimmed.
-		for j, ael := range elems(get(ep, "addresses")) {
+		for j, ael := range addrs {
 			s, ok := stringLit(ael)
 			if !ok {
 				continue
 			}
-			ap := epP.key("addresses").index(j)
+			ap := func() fpath { return addrsP().index(j) }
 			switch addrType {
 			case "IPv4", "IPv6":
 				a, msg := parseIP(s)
 				if msg != "" {
-					add(ap, fmt.Sprintf("invalid value %q: %s", s, msg))
+					add(ap(), fmt.Sprintf("invalid value %q: %s", s, msg))
 					continue
 				}
 				if family(a) != addrType {
-					errs = append(errs, fieldError{path: epP.key("addresses"), at: ap,
+					errs = append(errs, fieldError{path: addrsP(), at: ap(),
 						msg: fmt.Sprintf("invalid value %q: must be an %s address", s, addrType)})
 				}
 				switch {
 				case specialIP(a) != "":
-					add(ap, fmt.Sprintf("invalid value %q: %s", s, specialIP(a)))
+					add(ap(), fmt.Sprintf("invalid value %q: %s", s, specialIP(a)))
 				case addrType == "IPv6" && a.Is6() && a.String() != s:
-					add(ap, fmt.Sprintf("invalid value %q: must be in canonical form (%q)", s, a.String()))
+					add(ap(), fmt.Sprintf("invalid value %q: must be in canonical form (%q)", s, a.String()))
 				}
 			case "FQDN":
 				switch name := strings.TrimSuffix(s, "."); {
 				case s == "":
-					add(ap, "required value")
+					add(ap(), "required value")
 				case len(name) > 253:
-					add(ap, fmt.Sprintf("invalid value %q: %s", s, msgDNSSub))
+					add(ap(), fmt.Sprintf("invalid value %q: %s", s, msgDNSSub))
 				}
 			}
 		}
@@ -550,7 +555,11 @@ func checkEndpointSlice(doc *ast.StructLit) []fieldError {
 		hints := asStruct(get(ep, "hints"))
 		for _, h := range []string{"forZones", "forNodes"} {
 			hl := elems(get(hints, h))
-			if tooMany(&errs, epP.key("hints").key(h), len(hl), 8) {
+			if len(hl) == 0 {
+				continue
+			}
+			hintsP := fpath{"endpoints", i, "hints", h}
+			if tooMany(&errs, hintsP, len(hl), 8) {
 				continue
 			}
 			seen := map[string]bool{}
@@ -560,7 +569,7 @@ func checkEndpointSlice(doc *ast.StructLit) []fieldError {
 					continue
 				}
 				if seen[name] {
-					add(epP.key("hints").key(h).index(k).key("name"), fmt.Sprintf("duplicate value %q", name))
+					add(hintsP.index(k).key("name"), fmt.Sprintf("duplicate value %q", name))
 				}
 				seen[name] = true
 			}
