@@ -23,7 +23,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -37,11 +36,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"kpc/compiler"
 	"kpc/compiler/api"
-	"kpc/compiler/ir"
-	"kpc/compiler/load"
-	"kpc/internal/synth"
+	"kpc/internal/bench"
 	"kpc/render/netlink"
 )
 
@@ -65,34 +61,13 @@ func main() {
 	}
 }
 
-// program generates and compiles a synthetic cluster of n Services.
-func program(dir string, n, endpoints int, plain bool) (*ir.Program, error) {
-	input, err := loadCluster(dir, n, endpoints, plain)
+// loadCluster generates and loads a synthetic cluster of n Services.
+func loadCluster(dir string, n, endpoints int, plain bool) (*api.Input, error) {
+	path, err := bench.WriteYAML(dir, bench.Shape{Services: n, Endpoints: endpoints, Plain: plain})
 	if err != nil {
 		return nil, err
 	}
-	p, diags := compiler.Compile(input, compiler.Options{})
-	if err := diags.Err(); err != nil {
-		return nil, err
-	}
-	return p, nil
-}
-
-// loadCluster generates and loads a synthetic cluster of n Services.
-func loadCluster(dir string, n, endpoints int, plain bool) (*api.Input, error) {
-	var yaml bytes.Buffer
-	if err := synth.Write(&yaml, synth.Config{Services: n, Endpoints: endpoints, Plain: plain}); err != nil {
-		return nil, err
-	}
-	file := filepath.Join(dir, fmt.Sprintf("cluster-%d.yaml", n))
-	if err := os.WriteFile(file, yaml.Bytes(), 0o600); err != nil {
-		return nil, err
-	}
-	input, diags := load.Load([]string{file}, nil, load.Options{})
-	if err := diags.Err(); err != nil {
-		return nil, err
-	}
-	return input, nil
+	return bench.Load(path)
 }
 
 func run(sizes string, endpoints int, plain bool, runs int, chains, verify bool) error {
@@ -108,7 +83,7 @@ func run(sizes string, endpoints int, plain bool, runs int, chains, verify bool)
 		if err != nil {
 			return fmt.Errorf("size %q: %w", s, err)
 		}
-		p, err := program(dir, n, endpoints, plain)
+		p, err := bench.Program(dir, bench.Shape{Services: n, Endpoints: endpoints, Plain: plain})
 		if err != nil {
 			return err
 		}

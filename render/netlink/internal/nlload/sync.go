@@ -9,9 +9,9 @@ import (
 	"strings"
 	"time"
 
-	"kpc/compiler"
 	"kpc/compiler/api"
 	"kpc/compiler/ir"
+	"kpc/internal/bench"
 	"kpc/render/netlink"
 )
 
@@ -38,7 +38,7 @@ func runSync(sizes string, endpoints int, plain bool, runs int, chains, verify b
 		if err != nil {
 			return err
 		}
-		base, err := compile(input)
+		base, err := bench.Compile(input)
 		if err != nil {
 			return err
 		}
@@ -55,7 +55,7 @@ func runSync(sizes string, endpoints int, plain bool, runs int, chains, verify b
 		} else {
 			slice.Endpoints = append([]api.Endpoint{ep}, slice.Endpoints[1:]...)
 		}
-		changed, err := compile(input)
+		changed, err := bench.Compile(input)
 		if err != nil {
 			return err
 		}
@@ -108,12 +108,4 @@ func runSync(sizes string, endpoints int, plain bool, runs int, chains, verify b
 		fmt.Printf("         one Sync back to the original: %s\n", last)
 	}
 	return nil
-}
-
-func compile(input *api.Input) (*ir.Program, error) {
-	p, diags := compiler.Compile(input, compiler.Options{})
-	if err := diags.Err(); err != nil {
-		return nil, err
-	}
-	return p, nil
 }
