@@ -91,18 +91,21 @@ func (b *builder) addDirectSets() {
 // data of all elements share two arrays.
 func (b *builder) endpointElems(m nftdirect.MapUse) []nftables.SetElement {
 	d := b.direct
-	n, keyLen := 0, 0
+	n := 0
 	for i := range d.Entries {
-		e := &d.Entries[i]
-		if e.Key.Kind == m.Kind && m.Variant < len(e.Choices) {
+		if e := &d.Entries[i]; e.Key.Kind == m.Kind && m.Variant < len(e.Choices) {
 			n += len(e.Choices[m.Variant])
-			keyLen = len(entryKeyBytes(e.Key)) + 4
 		}
 	}
 	if n == 0 {
 		return nil
 	}
-	valLen := int(b.fam.addrLen) + 4
+	// Protocol and port (4 bytes each) and the bucket, after the address
+	// of an address key; the address and port of an endpoint.
+	keyLen, valLen := 12, int(b.fam.addrLen)+4
+	if m.Kind != nftdirect.PortKey {
+		keyLen += int(b.fam.addrLen)
+	}
 	elems := make([]nftables.SetElement, 0, n)
 	keys, vals := make([]byte, 0, n*keyLen), make([]byte, 0, n*valLen)
 	for i := range d.Entries {
