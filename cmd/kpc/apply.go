@@ -35,37 +35,10 @@ type applyOptions struct {
 	timings io.Writer
 }
 
-// steps is how long the steps of one apply took, in order.
-type steps []step
-
-// step is one step of an apply and how long it took.
-type step struct {
-	what string
-	took time.Duration
-}
-
 // report writes the steps to o.timings, if set, on one line.
 func (o applyOptions) report(s steps) {
-	if o.timings == nil {
-		return
-	}
-	parts := make([]string, len(s))
-	for i, st := range s {
-		parts[i] = fmt.Sprintf("%s %s", formatDuration(st.took), st.what)
-	}
-	fmt.Fprintf(o.timings, "kpc apply: took %s\n", strings.Join(parts, ", "))
-}
-
-// formatDuration spells a duration in seconds with two decimals from one
-// second up, in whole milliseconds below.
-func formatDuration(d time.Duration) string {
-	switch ms := d.Round(time.Millisecond).Milliseconds(); {
-	case d >= time.Second:
-		return fmt.Sprintf("%.2f s", d.Seconds())
-	case ms == 0 && d > 0:
-		return "under 1 ms"
-	default:
-		return fmt.Sprintf("%d ms", ms)
+	if o.timings != nil {
+		s.report(o.timings, "apply")
 	}
 }
 
@@ -112,18 +85,17 @@ func runApply(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		o.timings = stderr
 	}
 	var prog *ir.Program
-	start := time.Now()
+	var loaded steps
 	if !o.delete || len(in.paths(fs)) > 0 {
 		var code int
 		// The netlink backend renders both families before it sends
 		// anything; the iptables backends restore one family after the
 		// other, so the compiler checks both first.
-		if prog, code = build(fs, &in, &nf, uses{rendered: o.backend == "netlink"}, stdin, stderr); prog == nil {
+		if prog, code = build(fs, &in, &nf, uses{rendered: o.backend == "netlink"}, &loaded, stdin, stderr); prog == nil {
 			return code
 		}
 	}
-	loaded := step{"to load and compile", time.Since(start)}
-	start = time.Now()
+	start := time.Now()
 	var err error
 	var done steps
 	switch {
@@ -144,10 +116,7 @@ func runApply(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		done = steps{{what, time.Since(start)}}
 	}
 	if err == nil {
-		if prog != nil {
-			done = append(steps{loaded}, done...)
-		}
-		o.report(done)
+		o.report(append(loaded, done...))
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "kpc apply: %v\n", err)

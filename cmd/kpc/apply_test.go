@@ -191,7 +191,7 @@ func TestFormatDuration(t *testing.T) {
 // timingsLine matches the line of --timings for a netlink apply.
 var timingsLine = func() *regexp.Regexp {
 	d := `([0-9]+ ms|[0-9]+\.[0-9]{2} s|under 1 ms)`
-	return regexp.MustCompile(`(?m)^kpc apply: took ` + d + ` to load and compile, ` + d + ` to build the tables, ` + d +
+	return regexp.MustCompile(`(?m)^kpc apply: took ` + d + ` to load, ` + d + ` to compile, ` + d + ` to build the tables, ` + d +
 		` to read the kernel's tables and compute the difference, ` + d + ` in the kernel, ` + d + ` to write the cache$`)
 }()
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"kpc/compiler/ir"
 	"kpc/render"
@@ -21,15 +22,25 @@ func runCompile(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	family := fs.String("family", "", "iptables: the family to write (ipv4 or ipv6); default ipv4, or the only family present")
 	domain := fs.String("cluster-domain", "cluster.local", "dns: the cluster domain (the zone's origin)")
 	out := fs.StringP("output", "o", "", "write to this file atomically instead of stdout")
+	timings := fs.Bool("timings", false, "print to stderr how long each step took (load, compile, render and write)")
 	if code, done := parse(fs, args, stdout); done {
 		return code
 	}
-	prog, code := build(fs, &in, &nf, uses{services: strings.EqualFold(*format, "dns"), rendered: !strings.EqualFold(*format, "ir")}, stdin, stderr)
+	var timed steps
+	prog, code := build(fs, &in, &nf, uses{services: strings.EqualFold(*format, "dns"), rendered: !strings.EqualFold(*format, "ir")}, &timed, stdin, stderr)
 	if prog == nil {
 		return code
 	}
+	start := time.Now()
+	report := func(code int) int {
+		if *timings && code == exitOK {
+			timed.add("to render and write", start)
+			timed.report(stderr, "compile")
+		}
+		return code
+	}
 	if strings.EqualFold(*format, "iptables") && *family == "" && *out != "" && *out != "-" && len(prog.Rulesets) > 1 {
-		return writeFamilyFiles(prog, *out, stderr)
+		return report(writeFamilyFiles(prog, *out, stderr))
 	}
 	render, err := renderer(prog, *format, *family, *domain)
 	if err != nil {
@@ -44,7 +55,7 @@ func runCompile(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		return exitInvalid
 	}
-	return exitOK
+	return report(exitOK)
 }
 
 // renderError is an error of a renderer (not of writing its output).

@@ -44,7 +44,7 @@ func runDiffLive(fs *pflag.FlagSet, in *inputFlags, nf *nodeFlags, netns, output
 			return exitUsage
 		}
 	}
-	prog, code := build(fs, in, nf, uses{}, stdin, stderr)
+	prog, code := build(fs, in, nf, uses{}, nil, stdin, stderr)
 	if prog == nil {
 		if code == exitInvalid {
 			code = exitUsage

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -163,9 +164,10 @@ type uses struct {
 }
 
 // build loads, validates and compiles for a command that uses the Program
-// as u says. On failure it has printed the reason to stderr and returns
-// the exit status to use.
-func build(fs *pflag.FlagSet, in *inputFlags, nf *nodeFlags, u uses, stdin io.Reader, stderr io.Writer) (*ir.Program, int) {
+// as u says, and appends to timed, when not nil, how long loading and
+// compiling took. On failure it has printed the reason to stderr and
+// returns the exit status to use.
+func build(fs *pflag.FlagSet, in *inputFlags, nf *nodeFlags, u uses, timed *steps, stdin io.Reader, stderr io.Writer) (*ir.Program, int) {
 	paths := in.paths(fs)
 	if len(paths) == 0 {
 		fmt.Fprintf(stderr, "kpc %s: no input: give -f FILE|DIR|- or a path\n", fs.Name())
@@ -186,12 +188,16 @@ func build(fs *pflag.FlagSet, in *inputFlags, nf *nodeFlags, u uses, stdin io.Re
 	}
 	opts.SkipServices = !u.services
 	opts.SkipSelfCheck = u.rendered
+	start := time.Now()
 	input, diags, ok := loadInputs(paths, in, opts.ServiceCIDRs, stdin, stderr)
+	timed.add("to load", start)
 	if !ok {
 		printDiags(stderr, diags)
 		return nil, exitInvalid
 	}
+	start = time.Now()
 	prog, cdiags := compiler.Compile(input, opts)
+	timed.add("to compile", start)
 	diags = append(diags, cdiags...)
 	diags.Sort()
 	if in.strict {

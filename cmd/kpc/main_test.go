@@ -6,6 +6,7 @@ import (
 	"encoding/xml"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -153,6 +154,38 @@ func TestCompileOutputAtomic(t *testing.T) {
 	entries, _ := os.ReadDir(dir)
 	if len(entries) != 3 {
 		t.Errorf("temporary files left behind: %v", entries)
+	}
+}
+
+// TestCompileTimings checks the line of --timings on stderr,
+// for one file and for the two files of both iptables families, and that
+// there is none without the flag.
+func TestCompileTimings(t *testing.T) {
+	dir := t.TempDir()
+	good := writeFile(t, dir, "seed.yaml", seed)
+	dual := filepath.Join("..", "..", "golden", "testdata", "dual-stack", "input.yaml")
+	d := `([0-9]+ ms|[0-9]+\.[0-9]{2} s|under 1 ms)`
+	line := regexp.MustCompile(`(?m)^kpc compile: took ` + d + ` to load, ` + d + ` to compile, ` + d + ` to render and write$`)
+	tests := []struct {
+		name  string
+		args  []string
+		timed bool
+	}{
+		{"nft", []string{"compile", "--timings", "-f", good, "-o", filepath.Join(dir, "out.nft")}, true},
+		{"iptables, both families", []string{"compile", "--timings", "--format", "iptables", "-f", dual, "-o", filepath.Join(dir, "out.rules")}, true},
+		{"untimed", []string{"compile", "-f", good, "-o", filepath.Join(dir, "out.nft")}, false},
+	}
+	for _, tc := range tests {
+		var stdout, stderr bytes.Buffer
+		if code := run(tc.args, nil, &stdout, &stderr); code != exitOK {
+			t.Fatalf("%s: exit %d: %s", tc.name, code, stderr.String())
+		}
+		if tc.timed != line.MatchString(stderr.String()) {
+			t.Errorf("%s: stderr %q, want the timings line: %v", tc.name, stderr.String(), tc.timed)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "out.rules.ipv6")); err != nil {
+		t.Errorf("both families: %v", err)
 	}
 }
 

@@ -39,7 +39,7 @@ func runTrace(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "kpc trace: --mode %q: want nft or iptables\n", *mode)
 		return exitUsage
 	}
-	prog, code := build(fs, &in, &nf, uses{}, stdin, stderr)
+	prog, code := build(fs, &in, &nf, uses{}, nil, stdin, stderr)
 	if prog == nil {
 		return code
 	}
