@@ -9,6 +9,7 @@ import (
 
 	"kpc/compiler/api"
 	"kpc/compiler/ir"
+	"kpc/internal/par"
 )
 
 // TestSortChains checks that the builder's chains come out sorted by name,
@@ -55,29 +56,13 @@ func TestSortChains(t *testing.T) {
 	}
 }
 
-// TestInParallel checks that inParallel covers every index once.
-func TestInParallel(t *testing.T) {
-	for _, n := range []int{0, 1, 255, 256, 511, 512, 1000, 4097, 100000} {
-		seen := make([]int32, n)
-		inParallel(n, 256, func(lo, hi int) {
-			for i := lo; i < hi; i++ {
-				seen[i]++
-			}
-		})
-		for i, c := range seen {
-			if c != 1 {
-				t.Fatalf("n=%d: index %d covered %d times", n, i, c)
-			}
-		}
-	}
-}
-
 // TestCompileManyServices compiles enough Services and endpoints for the
-// parallel steps to run on several CPUs, in two orders: the Programs are
-// equal (run with -race to check the steps share nothing).
+// parallel steps (the endpoint work, the sort of the chains and their
+// layout) to run on several CPUs, in two orders: the Programs are equal
+// (run with -race to check the steps share nothing).
 func TestCompileManyServices(t *testing.T) {
 	in := &api.Input{}
-	for i := range 2100 {
+	for i := range 8400 {
 		ns, name := fmt.Sprintf("ns%d", i%7), fmt.Sprintf("svc%d", i)
 		in.Services = append(in.Services, mkSvc(ns, name, withClusterIP(fmt.Sprintf("10.96.%d.%d", i/250, 1+i%250))))
 		in.EndpointSlices = append(in.EndpointSlices, mkSlice(ns, name, name+"-x", "IPv4", 8080,
@@ -88,8 +73,8 @@ func TestCompileManyServices(t *testing.T) {
 	if err := diags.Err(); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(want.Rulesets[0].Chains); n < 2*4096 {
-		t.Fatalf("%d chains: too few for materialize to run in parallel", n)
+	if n := len(want.Rulesets[0].Chains); n < 2*par.MinSortRun {
+		t.Fatalf("%d chains: too few for their sort to run in parallel", n)
 	}
 	slices.Reverse(in.Services)
 	slices.Reverse(in.EndpointSlices)

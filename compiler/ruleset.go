@@ -5,13 +5,12 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
-	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"kpc/compiler/ir"
+	"kpc/internal/par"
 )
 
 // builder accumulates one family's Ruleset. Dispatch keys are owned by the
@@ -120,21 +119,8 @@ func (c *compiler) prepareServices(svcs []*svc, f ir.Family) [][]*servicePort {
 			out[i] = c.servicePorts(svcs[i], f, &names, &scratch)
 		}
 	}
-	inParallel(len(svcs), 256, prepare)
+	par.Runs(len(svcs), 256, prepare)
 	return out
-}
-
-// inParallel calls fn on contiguous runs [lo, hi) that together cover
-// [0, n), one run per CPU (up to 8) but with at least minRun items in
-// each, and returns when all calls have.
-func inParallel(n, minRun int, fn func(lo, hi int)) {
-	workers := max(1, min(runtime.GOMAXPROCS(0), 8, n/minRun))
-	var wg sync.WaitGroup
-	for w := 1; w < workers; w++ {
-		wg.Go(func() { fn(w*n/workers, (w+1)*n/workers) })
-	}
-	fn(0, n/workers)
-	wg.Wait()
 }
 
 // claim reports whether Service s may use dispatch key k; the first
@@ -275,7 +261,7 @@ func (b *builder) sortChains() {
 		chains[i].seq = int32(i)
 		chains[i].key = nameKey(chains[i].name)
 	}
-	slices.SortFunc(chains, func(x, y chainEntry) int {
+	par.SortFunc(chains, func(x, y chainEntry) int {
 		if c := cmp.Or(cmp.Compare(x.key[0], y.key[0]), cmp.Compare(x.key[1], y.key[1])); c != 0 {
 			return c
 		}
@@ -371,6 +357,6 @@ func (b *builder) materialize(entries []chainEntry) []*ir.Chain {
 			out[i] = &cs[i]
 		}
 	}
-	inParallel(len(entries), 4096, fill)
+	par.Runs(len(entries), 4096, fill)
 	return out
 }

@@ -47,12 +47,12 @@ package nftdirect
 
 import (
 	"net/netip"
-	"slices"
 	"sort"
 	"strconv"
 	"time"
 
 	"kpc/compiler/ir"
+	"kpc/internal/par"
 )
 
 // Names of the objects of the direct layout.
@@ -439,7 +439,7 @@ func (a *analysis) prepare() {
 			}
 		}
 	}
-	slices.SortFunc(dnats, func(x, y dnat) int { return x.addr.Compare(y.addr) })
+	par.SortFunc(dnats, func(x, y dnat) int { return x.addr.Compare(y.addr) })
 	a.group = make([]int32, n)
 	for i := range a.group {
 		a.group[i] = -1

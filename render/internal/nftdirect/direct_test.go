@@ -3,6 +3,7 @@ package nftdirect
 import (
 	"fmt"
 	"net/netip"
+	"runtime"
 	"sort"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"kpc/compiler/ir"
+	"kpc/render/internal/nftperf"
 )
 
 var (
@@ -234,5 +236,25 @@ func TestAnalyzeDetails(t *testing.T) {
 	}
 	if e, ok := r.Lookup(ServicesList, Key{AddrKey, vip2, ir.TCP, 80}); !ok || e.Index != 1 {
 		t.Errorf("Lookup = %+v, %v", e, ok)
+	}
+}
+
+// TestAnalyzeOnAllCPUs checks that Analyze of a Ruleset large enough for
+// its sort to run on several CPUs finds what it finds on one.
+func TestAnalyzeOnAllCPUs(t *testing.T) {
+	rs := nftperf.Generate(8000, nftperf.Mixed).Rulesets[0]
+	analyze := func(procs int) *Result {
+		old := runtime.GOMAXPROCS(procs)
+		defer runtime.GOMAXPROCS(old)
+		return Analyze(rs, nil, nil)
+	}
+	one := analyze(1)
+	if n := len(one.Hairpins); n < 32768 {
+		t.Fatalf("%d endpoint addresses: too few for the sort to run on two CPUs", n)
+	}
+	all := analyze(max(2, runtime.NumCPU()))
+	opts := []cmp.Option{cmp.AllowUnexported(Result{}, listKey{}, endpointInfo{}), cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{})}
+	if diff := cmp.Diff(one, all, opts...); diff != "" {
+		t.Errorf("Analyze on all CPUs differs from on one (-one +all):\n%s", diff)
 	}
 }
