@@ -383,9 +383,8 @@ type analysis struct {
 	timeouts map[string]time.Duration
 	nodeAddr map[netip.Addr]bool
 
-	shared   map[string]*sharedChain
-	suffixes map[string]string
-	res      *Result
+	shared map[string]*sharedChain
+	res    *Result
 }
 
 // sharedChain is a shared chain and its canonical content.
@@ -527,7 +526,7 @@ func Analyze(rs *ir.Ruleset, index map[string]int, g *Graph) *Result {
 	if g == nil {
 		g = NewGraph(rs, index)
 	}
-	a := &analysis{rs: rs, index: index, g: g, shared: map[string]*sharedChain{}, suffixes: map[string]string{}, res: res}
+	a := &analysis{rs: rs, index: index, g: g, shared: map[string]*sharedChain{}, res: res}
 	a.prepare()
 	res.Group, res.endpoints = a.group, a.eps
 	res.AgreeAt = make([]bool, n)
@@ -547,39 +546,68 @@ func Analyze(rs *ir.Ruleset, index map[string]int, g *Graph) *Result {
 			stack = append(stack, int32(k))
 		}
 	}
+	// The entries, in the lists' order, are lowered on all CPUs, then
+	// committed in that order.
+	type job struct {
+		l      List
+		i      int
+		k      Key
+		target string
+	}
+	jobs := make([]job, 0, len(rs.Services)+len(rs.NodePorts)+len(rs.Firewall))
+	for i, e := range rs.Services {
+		jobs = append(jobs, job{ServicesList, i, Key{AddrKey, e.Addr, e.Protocol, e.Port}, e.Target.Chain})
+	}
+	for i, e := range rs.NodePorts {
+		jobs = append(jobs, job{NodePortsList, i, Key{PortKey, netip.Addr{}, e.Protocol, e.Port}, e.Target.Chain})
+	}
+	for i, e := range rs.Firewall {
+		jobs = append(jobs, job{FirewallList, i, Key{AddrKey, e.Addr, e.Protocol, e.Port}, e.Target.Chain})
+	}
+	lowerings := make([]lowering, len(jobs))
+	par.Runs(len(jobs), 512, func(lo, hi int) {
+		sfx := map[string]string{}
+		for j := lo; j < hi; j++ {
+			// An entry shadowed by an earlier one of its key is lowered
+			// too, and left out below.
+			if ci := a.resolve(jobs[j].target); ci >= 0 {
+				lowerings[j] = a.lowerEntry(jobs[j].l, jobs[j].i, jobs[j].k, ci, sfx)
+			}
+		}
+	})
 	var lowered []int32
 	byTimeout := map[time.Duration][]Key{}
 	seen := map[listKey]bool{}
-	try := func(l List, i int, k Key, target string) {
-		lk := listKey{l, k}
+	sfx := map[string]string{}
+	for j, jb := range jobs {
+		lk := listKey{jb.l, jb.k}
 		if seen[lk] {
-			return // shadowed by an earlier entry of the key
+			continue // shadowed by an earlier entry of the key
 		}
 		seen[lk] = true
-		ci := a.resolve(target)
+		ci := a.resolve(jb.target)
 		if ci < 0 {
-			return
+			continue
 		}
-		e, ok := a.lowerEntry(l, i, k, ci)
+		lw := lowerings[j]
+		lowerings[j] = lowering{}
+		ok := lw.ok && a.commit(lw)
+		if !ok && lw.sticky {
+			// Its shared chain's name was taken: the general way.
+			lw = a.lowerGeneral(jb.l, jb.i, jb.k, ci, sfx)
+			ok = lw.ok && a.commit(lw)
+		}
 		if !ok {
-			stay(target)
-			return
+			stay(jb.target)
+			continue
 		}
+		e := lw.entry
 		res.byKey[lk] = len(res.Entries)
 		res.Entries = append(res.Entries, e)
 		lowered = append(lowered, int32(ci))
 		if e.Timeout > 0 {
-			byTimeout[e.Timeout] = append(byTimeout[e.Timeout], k)
+			byTimeout[e.Timeout] = append(byTimeout[e.Timeout], jb.k)
 		}
-	}
-	for i, e := range rs.Services {
-		try(ServicesList, i, Key{AddrKey, e.Addr, e.Protocol, e.Port}, e.Target.Chain)
-	}
-	for i, e := range rs.NodePorts {
-		try(NodePortsList, i, Key{PortKey, netip.Addr{}, e.Protocol, e.Port}, e.Target.Chain)
-	}
-	for i, e := range rs.Firewall {
-		try(FirewallList, i, Key{AddrKey, e.Addr, e.Protocol, e.Port}, e.Target.Chain)
 	}
 	for _, e := range rs.NoEndpoints {
 		stay(e.Target.Chain)

@@ -258,3 +258,31 @@ func TestAnalyzeOnAllCPUs(t *testing.T) {
 		t.Errorf("Analyze on all CPUs differs from on one (-one +all):\n%s", diff)
 	}
 }
+
+// TestCommit checks that a lowered entry whose shared chain's name is
+// taken by other content (a hash collision) registers nothing, and that
+// one with the same content counts as one more entry of the chain.
+func TestCommit(t *testing.T) {
+	chain := func(content string) map[string]*sharedChain {
+		return map[string]*sharedChain{"dnat-2": {Shared: Shared{Name: "dnat-2"}, content: content}}
+	}
+	tests := []struct {
+		name    string
+		content string
+		want    bool
+		entries int
+	}{
+		{"same content", "a", true, 2},
+		{"collision", "b", false, 1},
+	}
+	for _, tt := range tests {
+		a := &analysis{shared: chain("a"), res: &Result{}}
+		a.shared["dnat-2"].Entries = 1
+		if got := a.commit(lowering{shared: chain(tt.content), ok: true}); got != tt.want {
+			t.Errorf("%s: commit = %v, want %v", tt.name, got, tt.want)
+		}
+		if got := a.shared["dnat-2"]; got.Entries != tt.entries || got.content != "a" {
+			t.Errorf("%s: shared chain %+v, want content a and %d entries", tt.name, got, tt.entries)
+		}
+	}
+}

@@ -25,29 +25,56 @@ type specState struct {
 	done map[int]string
 }
 
+// lowering is an entry lowered without the analysis's shared state, so
+// that entries can be lowered on all CPUs: its shared chains are
+// registered, and the hairpins of its endpoints recorded, by commit, one
+// entry after the other in the lists' order.
+type lowering struct {
+	entry Entry
+	// shared are the entry's shared chains, by name.
+	shared map[string]*sharedChain
+	// eps are the endpoint chains chosen among.
+	eps []int32
+	// sticky: lowered by lowerSticky; when its shared chain's name turns
+	// out to be taken, the entry is lowered again the general way.
+	sticky bool
+	ok     bool
+}
+
 // lowerEntry specializes the tree of the entry of list l and key k whose
-// target is chain ci, and registers its shared chains.
-func (a *analysis) lowerEntry(l List, i int, k Key, ci int) (Entry, bool) {
+// target is chain ci. It only reads the analysis; sfx is the caller's
+// cache of name suffixes.
+func (a *analysis) lowerEntry(l List, i int, k Key, ci int, sfx map[string]string) lowering {
 	if l == ServicesList {
-		if e, ok := a.lowerSticky(i, k, ci); ok {
-			return e, true
+		if lw := a.lowerSticky(i, k, ci, sfx); lw.ok {
+			return lw
 		}
 	}
+	return a.lowerGeneral(l, i, k, ci, sfx)
+}
+
+// lowerGeneral specializes the entry's tree chain by chain (see
+// lowerEntry).
+func (a *analysis) lowerGeneral(l List, i int, k Key, ci int, sfx map[string]string) lowering {
 	st := &specState{key: k}
 	pending := map[string]*sharedChain{}
-	name, ok := a.specialize(ci, st, pending, 0)
+	name, ok := a.specialize(ci, st, pending, 0, sfx)
 	if !ok {
-		return Entry{}, false
+		return lowering{}
 	}
-	for n, s := range pending {
-		if old, exists := a.shared[n]; exists {
-			if old.content != s.content {
-				return Entry{}, false // a hash collision: leave the entry alone
-			}
-			continue
+	return lowering{entry: Entry{List: l, Index: i, Key: k, Chain: name, Choices: st.choices}, shared: pending, eps: st.eps, ok: true}
+}
+
+// commit registers a lowered entry's shared chains and hairpins, unless a
+// shared chain of the same name but other content exists (a hash
+// collision): then it registers nothing and returns false.
+func (a *analysis) commit(lw lowering) bool {
+	for n, s := range lw.shared {
+		if old, exists := a.shared[n]; exists && old.content != s.content {
+			return false
 		}
 	}
-	for n, s := range pending {
+	for n, s := range lw.shared {
 		if old, exists := a.shared[n]; exists {
 			old.Entries++
 		} else {
@@ -55,8 +82,8 @@ func (a *analysis) lowerEntry(l List, i int, k Key, ci int) (Entry, bool) {
 			a.shared[n] = s
 		}
 	}
-	a.addHairpins(st.eps)
-	return Entry{List: l, Index: i, Key: k, Chain: name, Choices: st.choices}, true
+	a.addHairpins(lw.eps)
+	return true
 }
 
 // addHairpins records the hairpin elements of the chosen endpoint chains.
@@ -74,7 +101,7 @@ func (a *analysis) addHairpins(eps []int32) {
 
 // specialize specializes chain ci to st.key and returns the name of its
 // shared chain, adding it (and those of the chains it goes to) to pending.
-func (a *analysis) specialize(ci int, st *specState, pending map[string]*sharedChain, depth int) (string, bool) {
+func (a *analysis) specialize(ci int, st *specState, pending map[string]*sharedChain, depth int, sfx map[string]string) (string, bool) {
 	c := a.rs.Chains[ci]
 	if c == nil || depth > maxDepth {
 		return "", false
@@ -121,7 +148,7 @@ func (a *analysis) specialize(ci int, st *specState, pending map[string]*sharedC
 			if act == nil || targets[0] < 0 {
 				return "", false
 			}
-			sub, ok := a.specialize(int(targets[0]), st, pending, depth+1)
+			sub, ok := a.specialize(int(targets[0]), st, pending, depth+1, sfx)
 			if !ok {
 				return "", false
 			}
@@ -146,7 +173,7 @@ func (a *analysis) specialize(ci int, st *specState, pending map[string]*sharedC
 		rules = append(rules, out)
 	}
 	content := canonicalRules(c.Kind, rules)
-	name := a.nameFor(c.Kind, rules, content)
+	name := nameFor(c.Kind, rules, content, sfx)
 	if old, ok := pending[name]; ok && old.content != content {
 		return "", false // a hash collision
 	}
@@ -187,10 +214,10 @@ func (a *analysis) residualMatch(c *ir.Chain, m ir.Match, k Key) (out ir.Match, 
 
 // lowerSticky lowers a Services entry whose chain is marks, one affinity
 // test per endpoint and a Balance over plain endpoint chains with their
-// own affinity sets, which nothing else uses.
-func (a *analysis) lowerSticky(i int, k Key, ci int) (Entry, bool) {
+// own affinity sets, which nothing else uses (see lowerEntry).
+func (a *analysis) lowerSticky(i int, k Key, ci int, sfx map[string]string) lowering {
 	if a.rs.Family != ir.IPv4 || a.entryRefs[ci] != 1 || a.other[ci] != 0 {
-		return Entry{}, false
+		return lowering{}
 	}
 	c := a.rs.Chains[ci]
 	edges := a.g.Edges[a.g.Start[ci]:a.g.Start[ci+1]]
@@ -202,7 +229,7 @@ func (a *analysis) lowerSticky(i int, k Key, ci int) (Entry, bool) {
 		}
 		m, holds, ok := a.residualMatch(c, rules[0].Match, k)
 		if !ok {
-			return Entry{}, false
+			return lowering{}
 		}
 		if holds {
 			marks = append(marks, Rule{Match: m, Action: MarkAction})
@@ -218,40 +245,40 @@ func (a *analysis) lowerSticky(i int, k Key, ci int) (Entry, bool) {
 		}
 		m.Affinity = ""
 		if !zeroMatch(&m) || len(edges) == 0 || edges[0] < 0 {
-			return Entry{}, false
+			return lowering{}
 		}
 		t := edges[0]
 		edges = edges[1:]
 		if _, dup := tests[t]; dup {
-			return Entry{}, false
+			return lowering{}
 		}
 		tests[t] = rules[0].Match.Affinity
 		rules = rules[1:]
 	}
 	if len(tests) == 0 || len(rules) != 1 || !zeroMatch(&rules[0].Match) {
-		return Entry{}, false
+		return lowering{}
 	}
 	b, ok := rules[0].Action.(*ir.Balance)
 	if !ok || b == nil || len(b.Chains) != len(tests) || len(edges) != len(b.Chains) {
-		return Entry{}, false
+		return lowering{}
 	}
 	var timeout time.Duration
 	endpoints := make([]Endpoint, len(edges))
 	used := make(map[int32]bool, len(edges))
 	for n, t := range edges {
 		if t < 0 || !a.eps[t].ok || !a.agrees(t) || used[t] {
-			return Entry{}, false
+			return lowering{}
 		}
 		ep := a.eps[t]
 		set, tested := tests[t]
 		d := a.timeouts[set]
 		switch {
 		case !tested || ep.Set != set || d <= 0 || ep.DNAT.Protocol != k.Protocol:
-			return Entry{}, false
+			return lowering{}
 		case a.sets[set] != 2 || a.other[t] != 2: // its test and update; its Goto and the Balance
-			return Entry{}, false
+			return lowering{}
 		case timeout != 0 && timeout != d:
-			return Entry{}, false
+			return lowering{}
 		}
 		used[t], timeout = true, d
 		endpoints[n] = Endpoint{ep.DNAT.Addr, ep.DNAT.Port}
@@ -259,24 +286,19 @@ func (a *analysis) lowerSticky(i int, k Key, ci int) (Entry, bool) {
 	out := append(marks, Rule{Action: StickyAction},
 		Rule{Action: ChoiceAction, Kind: AddrKey, Variant: 0, N: len(endpoints)})
 	content := canonicalRules(c.Kind, out)
-	name := a.nameFor(c.Kind, out, content)
-	if old, exists := a.shared[name]; exists {
-		if old.content != content {
-			return Entry{}, false
-		}
-		old.Entries++
-	} else {
-		a.shared[name] = &sharedChain{Shared: Shared{Name: name, From: c.Kind, Rules: out, Entries: 1}, content: content}
+	name := nameFor(c.Kind, out, content, sfx)
+	return lowering{
+		entry:  Entry{List: ServicesList, Index: i, Key: k, Chain: name, Choices: [][]Endpoint{endpoints}, Timeout: timeout},
+		shared: map[string]*sharedChain{name: {Shared: Shared{Name: name, From: c.Kind, Rules: out}, content: content}},
+		eps:    edges, sticky: true, ok: true,
 	}
-	a.addHairpins(edges)
-	return Entry{List: ServicesList, Index: i, Key: k, Chain: name, Choices: [][]Endpoint{endpoints}, Timeout: timeout}, true
 }
 
 // nameFor names a shared chain: "dnat-N" (or "dnat-nodeport-N") with the
 // hash of its marks for marks followed by a choice of variant 0,
 // "sticky-N" likewise with affinity, else "shared-KIND-HASH" with the hash
-// of its content.
-func (a *analysis) nameFor(from ir.ChainKind, rules []Rule, content string) string {
+// of its content. sfx caches the hashes.
+func nameFor(from ir.ChainKind, rules []Rule, content string, sfx map[string]string) string {
 	n := len(rules)
 	simple := n > 0 && rules[n-1].Action == ChoiceAction && rules[n-1].Variant == 0
 	sticky := false
@@ -288,7 +310,7 @@ func (a *analysis) nameFor(from ir.ChainKind, rules []Rule, content string) stri
 		simple = simple && r.Action == MarkAction
 	}
 	if !simple {
-		return SharedPrefix + from.String() + "-" + a.suffix(content)
+		return SharedPrefix + from.String() + "-" + suffix(content, sfx)
 	}
 	last := rules[len(rules)-1]
 	name := DNATPrefix
@@ -300,19 +322,19 @@ func (a *analysis) nameFor(from ir.ChainKind, rules []Rule, content string) stri
 	}
 	name += strconv.Itoa(last.N)
 	if marks := rules[:n-1]; len(marks) > 0 {
-		name += "-" + a.suffix(canonicalMarks(marks))
+		name += "-" + suffix(canonicalMarks(marks), sfx)
 	}
 	return name
 }
 
-// suffix is the first 8 hex digits of the SHA-256 of s, cached.
-func (a *analysis) suffix(s string) string {
-	if h, ok := a.suffixes[s]; ok {
+// suffix is the first 8 hex digits of the SHA-256 of s, cached in sfx.
+func suffix(s string, sfx map[string]string) string {
+	if h, ok := sfx[s]; ok {
 		return h
 	}
 	sum := sha256.Sum256([]byte(s))
 	h := hex.EncodeToString(sum[:4])
-	a.suffixes[s] = h
+	sfx[s] = h
 	return h
 }
 
