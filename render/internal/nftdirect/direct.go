@@ -46,6 +46,8 @@
 package nftdirect
 
 import (
+	"cmp"
+	"encoding/binary"
 	"net/netip"
 	"sort"
 	"strconv"
@@ -401,11 +403,6 @@ func (a *analysis) prepare() {
 	a.eps = make([]endpointInfo, n)
 	// The DNATs of all chains, sorted by address: the chains of one
 	// address agree when all are plain with the same hairpin source.
-	type dnat struct {
-		addr, src netip.Addr
-		chain     int32
-		plain     bool
-	}
 	dnats := make([]dnat, 0, n)
 	a.entryRefs, a.other = make([]int32, n), make([]int32, n)
 	a.sets = map[string]int{}
@@ -438,7 +435,7 @@ func (a *analysis) prepare() {
 			}
 		}
 	}
-	par.SortFunc(dnats, func(x, y dnat) int { return x.addr.Compare(y.addr) })
+	sortByAddr(dnats)
 	a.group = make([]int32, n)
 	for i := range a.group {
 		a.group[i] = -1
@@ -484,6 +481,35 @@ func (a *analysis) prepare() {
 	for _, x := range rs.Node.NodePortAddrs {
 		a.nodeAddr[x] = true
 	}
+}
+
+// dnat is a DNAT of chain: to addr, from a plain endpoint chain whose
+// hairpin mark is for src.
+type dnat struct {
+	addr, src netip.Addr
+	chain     int32
+	plain     bool
+}
+
+// sortByAddr sorts ds by address. When every address is IPv4 (as in an
+// IPv4 Ruleset) it sorts integers packing the address and the position,
+// several times faster than comparing netip.Addrs.
+func sortByAddr(ds []dnat) {
+	keys := make([]uint64, len(ds))
+	for i, d := range ds {
+		if !d.addr.Is4() {
+			par.SortFunc(ds, func(x, y dnat) int { return x.addr.Compare(y.addr) })
+			return
+		}
+		b := d.addr.As4()
+		keys[i] = uint64(binary.BigEndian.Uint32(b[:]))<<32 | uint64(i)
+	}
+	par.SortFunc(keys, cmp.Compare[uint64])
+	sorted := make([]dnat, len(ds))
+	for i, k := range keys {
+		sorted[i] = ds[uint32(k)]
+	}
+	copy(ds, sorted)
 }
 
 // resolve returns the index of the chain of that name, or -1.

@@ -286,3 +286,36 @@ func TestCommit(t *testing.T) {
 		}
 	}
 }
+
+// TestSortByAddr checks both ways of sorting DNATs by address: packed
+// integers for IPv4 only, netip.Addr.Compare otherwise (an IPv6 address,
+// or an IPv4-mapped one, which must not meet its IPv4 twin).
+func TestSortByAddr(t *testing.T) {
+	tests := []struct {
+		name  string
+		addrs []string
+	}{
+		{"IPv4", []string{"10.0.0.3", "10.0.0.1", "192.0.2.1", "10.0.0.3", "1.2.3.4", "10.0.0.1"}},
+		{"IPv6", []string{"2001:db8::2", "2001:db8::1", "2001:db8::2", "::1"}},
+		{"IPv4 and mapped", []string{"10.0.0.1", "::ffff:10.0.0.1", "10.0.0.1", "9.9.9.9"}},
+	}
+	for _, tt := range tests {
+		var ds []dnat
+		for i, a := range tt.addrs {
+			ds = append(ds, dnat{addr: netip.MustParseAddr(a), chain: int32(i)})
+		}
+		sortByAddr(ds)
+		var got []string
+		seen := map[int32]bool{}
+		for i, d := range ds {
+			if i > 0 && ds[i-1].addr.Compare(d.addr) > 0 {
+				t.Errorf("%s: %v before %v", tt.name, ds[i-1].addr, d.addr)
+			}
+			seen[d.chain] = true
+			got = append(got, d.addr.String())
+		}
+		if len(seen) != len(tt.addrs) {
+			t.Errorf("%s: sorted %v: elements lost or repeated", tt.name, got)
+		}
+	}
+}
