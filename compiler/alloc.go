@@ -133,7 +133,7 @@ func (c *compiler) resolveFamilies(s *svc) {
 	requested := map[ir.Family]int{} // family -> index in spec.ipFamilies
 	if len(fams) == 0 {
 		for i, name := range sp.IPFamilies {
-			f, ok := map[string]ir.Family{"IPv4": ir.IPv4, "IPv6": ir.IPv6}[name]
+			f, ok := familyNamed(name)
 			if !ok || slices.Contains(fams, f) {
 				continue
 			}
@@ -171,6 +171,17 @@ func (c *compiler) resolveFamilies(s *svc) {
 		}
 		s.want = append(s.want, f)
 	}
+}
+
+// familyNamed returns the family spelt as in spec.ipFamilies.
+func familyNamed(name string) (ir.Family, bool) {
+	switch name {
+	case "IPv4":
+		return ir.IPv4, true
+	case "IPv6":
+		return ir.IPv6, true
+	}
+	return 0, false
 }
 
 // ipPool allocates addresses of one CIDR by hashed offset with linear

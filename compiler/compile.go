@@ -190,7 +190,10 @@ func (s *svc) allocatesNodePorts() bool {
 func (c *compiler) collectServices() {
 	all := sortedByPos(c.in.Services, func(s *api.Service) diag.Pos { return s.Pos })
 	slices.SortStableFunc(all, func(a, b *api.Service) int {
-		return cmp.Or(a.Pos.Compare(b.Pos), strings.Compare(a.ID(), b.ID()))
+		if c := a.Pos.Compare(b.Pos); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID(), b.ID()) // spelt only for a tie
 	})
 	seen := map[string]*api.Service{}
 	for _, s := range all {
@@ -225,11 +228,12 @@ func (c *compiler) indexSlices() {
 	c.slices = map[string][]*api.EndpointSlice{}
 	seen := map[string]*api.EndpointSlice{}
 	for _, es := range sortedByPos(c.in.EndpointSlices, func(e *api.EndpointSlice) diag.Pos { return e.Pos }) {
-		if first, dup := seen[es.ID()]; dup && es.Metadata.Name != "" {
-			c.diags.Add(es.Pos, "EndpointSlice "+es.ID(), "metadata.name", fmt.Sprintf("duplicate EndpointSlice (first defined at %s)", first.Pos))
+		id := es.ID()
+		if first, dup := seen[id]; dup && es.Metadata.Name != "" {
+			c.diags.Add(es.Pos, "EndpointSlice "+id, "metadata.name", fmt.Sprintf("duplicate EndpointSlice (first defined at %s)", first.Pos))
 			continue
 		}
-		seen[es.ID()] = es
+		seen[id] = es
 		name := es.Metadata.Labels[api.ServiceNameLabel]
 		if name == "" {
 			continue
