@@ -40,13 +40,11 @@ func nftPlan(rs *ir.Ruleset, fam nftFamily, lower bool) (*nftTable, error) {
 		}
 		t.sets[s.Name] = true
 	}
+	// The chains' names are checked with the rest (see checkRest).
 	t.chains = make(map[string]int, len(rs.Chains))
 	for i, c := range rs.Chains {
 		if c == nil {
 			return nil, fmt.Errorf("chain %d is nil", i)
-		}
-		if err := t.checkObjectName("chain", c.Name); err != nil {
-			return nil, err
 		}
 		n := len(t.chains)
 		if t.chains[c.Name] = i; len(t.chains) == n {
@@ -81,8 +79,8 @@ func nftPlan(rs *ir.Ruleset, fam nftFamily, lower bool) (*nftTable, error) {
 	return t, nil
 }
 
-// checkRest checks the Ruleset's entries, addresses and rules, and prepares
-// the deduplicated entries.
+// checkRest checks the Ruleset's entries, addresses, chain names and
+// rules, and prepares the deduplicated entries.
 func (t *nftTable) checkRest() error {
 	rs := t.rs
 
@@ -114,6 +112,9 @@ func (t *nftTable) checkRest() error {
 		return err
 	}
 	for _, c := range rs.Chains {
+		if err := t.checkObjectName("chain", c.Name); err != nil {
+			return err
+		}
 		for j := range c.Rules {
 			if err := t.checkRule(c, &c.Rules[j]); err != nil {
 				return fmt.Errorf("chain %q rule %d: %w", c.Name, j, err)
