@@ -6,6 +6,10 @@
 //	go test ./internal/bench -run '^$' -bench . -benchmem
 //	go test ./internal/bench -run '^$' -bench 'Compile|Render' -short   # without 50k
 //
+// The benchmarks run under the kpc command's garbage-collector policy
+// (package gcpolicy: GOGC=400 under a soft memory limit), so that they
+// time what the command does; set GOGC=100 for Go's default.
+//
 // KubeProxyNFT writes the reference that kpc's nft output is compared
 // with: kube-proxy's own nftables layout for the same compiled Program.
 // The kernel measurements live in the commands kernelbench (load times in

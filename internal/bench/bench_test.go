@@ -12,6 +12,7 @@ import (
 	"kpc/compiler/api"
 	"kpc/compiler/ir"
 	"kpc/compiler/load"
+	"kpc/internal/gcpolicy"
 	"kpc/render"
 )
 
@@ -39,8 +40,10 @@ var fixtures struct {
 	progs  map[Shape]*ir.Program
 }
 
-// TestMain removes the fixture directory.
+// TestMain applies the kpc command's garbage-collector policy and removes
+// the fixture directory.
 func TestMain(m *testing.M) {
+	gcpolicy.Apply()
 	code := m.Run()
 	if fixtures.dir != "" {
 		os.RemoveAll(fixtures.dir)
