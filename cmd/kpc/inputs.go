@@ -139,6 +139,7 @@ func loadInputs(paths []string, in *inputFlags, serviceCIDRs []netip.Prefix, std
 		opts.NodePortRange = load.PortRange{Min: r[0], Max: r[1]}
 	}
 	input, diags := load.Load(paths, stdin, opts)
+	load.DropCaches() // a command loads once
 	if diags.Err() == nil {
 		diags = append(diags, load.CrossCheck(input)...)
 	}

@@ -347,3 +347,32 @@ func TestStrictAcceptsKubectlOutput(t *testing.T) {
 		}
 	}
 }
+
+// TestDropCaches checks that DropCaches empties the pool of evaluators that
+// a Load leaves behind, and that a Load after it works as before.
+func TestDropCaches(t *testing.T) {
+	load := func() int {
+		in, diags := Load([]string{"testdata/seed.yaml"}, nil, Options{})
+		if err := diags.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return len(in.Services)
+	}
+	want := load()
+	evaluators.Lock()
+	kept := len(evaluators.free)
+	evaluators.Unlock()
+	if kept == 0 {
+		t.Fatal("a Load kept no evaluator: nothing to drop")
+	}
+	DropCaches()
+	evaluators.Lock()
+	kept = len(evaluators.free)
+	evaluators.Unlock()
+	if kept != 0 {
+		t.Errorf("%d evaluators kept after DropCaches", kept)
+	}
+	if got := load(); got != want {
+		t.Errorf("after DropCaches: %d Services, want %d", got, want)
+	}
+}

@@ -72,6 +72,18 @@ func putEvaluator(e *evaluator) {
 	}
 }
 
+// DropCaches drops the evaluators kept for later Load calls, and with them
+// what they remember of the documents they validated (the shapes' CUE
+// values, which hold on to the documents' source positions). A process
+// that loads once calls it when the Load is done, to free that memory;
+// the next Load compiles the schema again.
+func DropCaches() {
+	evaluators.Lock()
+	defer evaluators.Unlock()
+	clear(evaluators.free)
+	evaluators.free = nil
+}
+
 // schema returns the definitions compiled in e's context.
 func (e *evaluator) schema(strict bool) (map[string]cue.Value, error) {
 	i := 0
