@@ -118,5 +118,6 @@ func Load(paths []string, stdin io.Reader, opts Options) (*api.Input, diag.List)
 		}
 	}
 	diags.Sort()
+	compactInput(in)
 	return in, diags
 }
