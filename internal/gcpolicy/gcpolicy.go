@@ -8,14 +8,15 @@
 // MemoryLimit bytes, near which it collects more often. An input whose
 // live data outgrows the limit would make the collector run almost
 // without pause; the limit then follows the live data (LimitPerLive times
-// it: a heap that grows by half of its live data between collections).
+// it: a heap that grows by 40 % of its live data between collections).
 //
 // Measured on the 2-core reference machine: 10,000 Services x 10
 // endpoints compile about 20 % faster than with Go's defaults for about
-// 120 MB more; 50,000 plain Services (725 MB of live data at the peak) in
-// 8 s and 1.1 GB instead of 8.5-10 s and 1.5-1.7 GB; the mixed cluster of
-// 50,000 (1.2 GB live) in 16-18 s and 1.8 GB instead of 15 s and 2.7 GB
-// (a fixed 900 MiB limit took 22 s). GOMEMLIMIT=off removes the limit.
+// 120 MB more. With the limit at 1.5 times the live data, kpc compile of
+// 50,000 mixed Services x 5 endpoints took 8.2 s and 1,084 MiB, plain x 10
+// 8.8 s and 1,073 MiB, mixed x 10 14.5 s and 1,739 MiB; at 1.4 times, 8.3 s
+// and 987 MiB, 7.8 s and 1,011 MiB, 14.0 s and 1,621 MiB; at 1.3 times the
+// first took 9.2 s. GOMEMLIMIT=off removes the limit.
 package gcpolicy
 
 import (
@@ -29,7 +30,7 @@ import (
 const (
 	Percent      = 400
 	MemoryLimit  = 900 << 20
-	LimitPerLive = 1.5
+	LimitPerLive = 1.4
 )
 
 // Apply sets the policy for the rest of the process, except what GOGC and
