@@ -4,7 +4,9 @@ import (
 	"crypto/sha256"
 	"encoding/base32"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -86,6 +88,43 @@ func TestNameKeyOrder(t *testing.T) {
 			less := ka[0] < kb[0] || ka[0] == kb[0] && ka[1] < kb[1]
 			if less && a >= b {
 				t.Errorf("nameKey(%q) < nameKey(%q) but the names are not in that order", a, b)
+			}
+		}
+	}
+}
+
+// TestSortedChains checks sortedChains against a stable sort by name, for
+// names as the compiler makes them (with repeats, and hashes that share
+// their start) and with a name that is not (which takes the other way).
+func TestSortedChains(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	var made []string
+	for i := range 3000 {
+		prefix := chainPrefixes[rng.IntN(len(chainPrefixes))]
+		made = append(made, prefix+hashAndTruncate(fmt.Sprintf("ns/svc-%d/tcp/p%d", i%700, rng.IntN(3))))
+	}
+	// Hashes that differ in their last character only, or only after it.
+	made = append(made, "service-AAAAAAA2-x", "service-AAAAAAAZ-x", "service-AAAAAAA7-y", "service-AAAAAAA7-x", "local-ZZZZZZZZ-a")
+	tests := []struct {
+		name  string
+		names []string
+	}{
+		{"compiler's names", made},
+		{"another name", append(slices.Clone(made), "custom-chain")},
+		{"short name", append(slices.Clone(made), "service-AB")},
+	}
+	for _, tt := range tests {
+		var chains []chainEntry
+		for i, n := range tt.names {
+			chains = append(chains, chainEntry{name: n, ep: int32(i)})
+		}
+		want := slices.Clone(chains)
+		slices.SortStableFunc(want, func(x, y chainEntry) int { return strings.Compare(x.name, y.name) })
+		got := sortedChains(slices.Clone(chains))
+		for i := range want {
+			if got[i].name != want[i].name || got[i].ep != want[i].ep {
+				t.Errorf("%s: position %d: %q (added %d), want %q (added %d)", tt.name, i, got[i].name, got[i].ep, want[i].name, want[i].ep)
+				break
 			}
 		}
 	}

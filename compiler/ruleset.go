@@ -256,7 +256,93 @@ func (b *builder) sort() {
 // sortChains sorts the chains by name, keeps the first added of equal
 // names, and builds rs.Chains (see materialize).
 func (b *builder) sortChains() {
-	chains := b.chains
+	chains := sortedChains(b.chains)
+	kept := chains[:0]
+	for i, c := range chains {
+		if i > 0 && c.name == chains[i-1].name {
+			continue
+		}
+		kept = append(kept, c)
+	}
+	b.rs.Chains = b.materialize(kept)
+	b.chains, b.endpoints, b.comments = nil, nil, nil
+}
+
+// sortedChains returns chains sorted by name, chains of the same name in
+// the order they were added. It may sort chains in place.
+//
+// The compiler's chain names are a prefix, then eight characters of a
+// hash (hashAndTruncate): the order of the prefix and the hash packs in 43
+// bits, beside the chain's position, into one integer, and sorting
+// integers is several times faster than sorting the entries by name. Only
+// chains whose prefix and hash are the same are then compared by name.
+func sortedChains(chains []chainEntry) []chainEntry {
+	const posBits = 21
+	keys := make([]uint64, len(chains))
+	for i, c := range chains {
+		k, ok := hashKey(c.name)
+		if !ok || len(chains) >= 1<<posBits {
+			sortChainsByName(chains)
+			return chains
+		}
+		keys[i] = k<<posBits | uint64(i)
+	}
+	slices.Sort(keys)
+	pos := func(k uint64) int { return int(k & (1<<posBits - 1)) }
+	for i := 0; i < len(keys); {
+		j := i + 1
+		for j < len(keys) && keys[j]>>posBits == keys[i]>>posBits {
+			j++
+		}
+		if j-i > 1 { // the same prefix and hash: by name, then position
+			slices.SortFunc(keys[i:j], func(x, y uint64) int {
+				return cmp.Or(strings.Compare(chains[pos(x)].name, chains[pos(y)].name), cmp.Compare(x, y))
+			})
+		}
+		i = j
+	}
+	out := make([]chainEntry, len(chains))
+	for i, k := range keys {
+		out[i] = chains[pos(k)]
+	}
+	return out
+}
+
+// chainPrefixes are the prefixes of the compiler's chain names, in byte
+// order; none is a prefix of another.
+var chainPrefixes = []string{prefixEndpoint, prefixExternal, prefixFirewall, prefixLocal, prefixService}
+
+// hashKey returns the rank of name's prefix among chainPrefixes and the
+// ranks of the eight base32 characters after it, 3 + 40 bits whose order
+// is the order of the names' first len(prefix)+8 bytes; false when name
+// is not so made.
+func hashKey(name string) (uint64, bool) {
+	for p, prefix := range chainPrefixes {
+		if !strings.HasPrefix(name, prefix) || len(name) < len(prefix)+8 {
+			continue
+		}
+		k := uint64(p)
+		for _, c := range []byte(name[len(prefix) : len(prefix)+8]) {
+			var r byte
+			switch {
+			case '2' <= c && c <= '7': // before the letters in byte order
+				r = c - '2'
+			case 'A' <= c && c <= 'Z':
+				r = c - 'A' + 6
+			default:
+				return 0, false
+			}
+			k = k<<5 | uint64(r)
+		}
+		return k, true
+	}
+	return 0, false
+}
+
+// sortChainsByName sorts chains by name, then by the order they were added
+// (their position in chains), comparing the names' first 16 bytes as
+// numbers first.
+func sortChainsByName(chains []chainEntry) {
 	for i := range chains {
 		chains[i].seq = int32(i)
 		chains[i].key = nameKey(chains[i].name)
@@ -267,15 +353,6 @@ func (b *builder) sortChains() {
 		}
 		return cmp.Or(strings.Compare(x.name, y.name), cmp.Compare(x.seq, y.seq))
 	})
-	kept := chains[:0]
-	for i, c := range chains {
-		if i > 0 && c.name == chains[i-1].name {
-			continue
-		}
-		kept = append(kept, c)
-	}
-	b.rs.Chains = b.materialize(kept)
-	b.chains, b.endpoints, b.comments = nil, nil, nil
 }
 
 // materialize returns the chains of entries, in order. Their chain
