@@ -396,8 +396,8 @@ type sharedChain struct {
 }
 
 // prepare parses the chains once: endpoint chains, hairpin agreement and
-// references.
-func (a *analysis) prepare() {
+// references (those of the dispatch entries being jobs).
+func (a *analysis) prepare(jobs []entryJob) {
 	rs := a.rs
 	n := len(rs.Chains)
 	a.eps = make([]endpointInfo, n)
@@ -454,23 +454,23 @@ func (a *analysis) prepare() {
 		}
 		i = j
 	}
-	for _, e := range rs.Services {
+	for _, jb := range jobs {
+		switch {
+		case jb.ci < 0:
+		case jb.l == ServicesList:
+			a.entryRefs[jb.ci]++
+		default:
+			a.other[jb.ci]++
+		}
+	}
+	for _, e := range rs.NoEndpoints {
 		if k := a.resolve(e.Target.Chain); k >= 0 {
-			a.entryRefs[k]++
+			a.other[k]++
 		}
 	}
-	for _, es := range [][]ir.ServiceEntry{rs.Firewall, rs.NoEndpoints} {
-		for _, e := range es {
-			if k := a.resolve(e.Target.Chain); k >= 0 {
-				a.other[k]++
-			}
-		}
-	}
-	for _, es := range [][]ir.NodePortEntry{rs.NodePorts, rs.NoEndpointNodePorts} {
-		for _, e := range es {
-			if k := a.resolve(e.Target.Chain); k >= 0 {
-				a.other[k]++
-			}
+	for _, e := range rs.NoEndpointNodePorts {
+		if k := a.resolve(e.Target.Chain); k >= 0 {
+			a.other[k]++
 		}
 	}
 	a.timeouts = make(map[string]time.Duration, len(rs.AffinitySets))
@@ -510,6 +510,46 @@ func sortByAddr(ds []dnat) {
 		sorted[i] = ds[uint32(k)]
 	}
 	copy(ds, sorted)
+}
+
+// entryJob is a dispatch entry to lower: entry i of list l, with key k,
+// whose target is chain ci (-1 when its name does not resolve).
+type entryJob struct {
+	l  List
+	i  int
+	k  Key
+	ci int
+}
+
+// entryJobs returns the entries of Services, NodePorts and Firewall, in
+// that order, their targets resolved on all CPUs.
+func (a *analysis) entryJobs() []entryJob {
+	rs := a.rs
+	jobs := make([]entryJob, 0, len(rs.Services)+len(rs.NodePorts)+len(rs.Firewall))
+	for i, e := range rs.Services {
+		jobs = append(jobs, entryJob{ServicesList, i, Key{AddrKey, e.Addr, e.Protocol, e.Port}, -1})
+	}
+	for i, e := range rs.NodePorts {
+		jobs = append(jobs, entryJob{NodePortsList, i, Key{PortKey, netip.Addr{}, e.Protocol, e.Port}, -1})
+	}
+	for i, e := range rs.Firewall {
+		jobs = append(jobs, entryJob{FirewallList, i, Key{AddrKey, e.Addr, e.Protocol, e.Port}, -1})
+	}
+	par.Runs(len(jobs), 4096, func(lo, hi int) {
+		for j := lo; j < hi; j++ {
+			var target string
+			switch jb := &jobs[j]; jb.l {
+			case ServicesList:
+				target = rs.Services[jb.i].Target.Chain
+			case NodePortsList:
+				target = rs.NodePorts[jb.i].Target.Chain
+			default:
+				target = rs.Firewall[jb.i].Target.Chain
+			}
+			jobs[j].ci = a.resolve(target)
+		}
+	})
+	return jobs
 }
 
 // resolve returns the index of the chain of that name, or -1.
@@ -553,7 +593,8 @@ func Analyze(rs *ir.Ruleset, index map[string]int, g *Graph) *Result {
 		g = NewGraph(rs, index)
 	}
 	a := &analysis{rs: rs, index: index, g: g, shared: map[string]*sharedChain{}, res: res}
-	a.prepare()
+	jobs := a.entryJobs()
+	a.prepare(jobs)
 	res.Group, res.endpoints = a.group, a.eps
 	res.AgreeAt = make([]bool, n)
 	for k := range a.group {
@@ -566,38 +607,22 @@ func Analyze(rs *ir.Ruleset, index map[string]int, g *Graph) *Result {
 	// do the chains no entry reaches.
 	keep := make([]bool, n)
 	var stack []int32
-	stay := func(target string) {
-		if k := a.resolve(target); k >= 0 && !keep[k] {
+	stay := func(k int) {
+		if k >= 0 && !keep[k] {
 			keep[k] = true
 			stack = append(stack, int32(k))
 		}
 	}
 	// The entries, in the lists' order, are lowered on all CPUs, then
 	// committed in that order.
-	type job struct {
-		l      List
-		i      int
-		k      Key
-		target string
-	}
-	jobs := make([]job, 0, len(rs.Services)+len(rs.NodePorts)+len(rs.Firewall))
-	for i, e := range rs.Services {
-		jobs = append(jobs, job{ServicesList, i, Key{AddrKey, e.Addr, e.Protocol, e.Port}, e.Target.Chain})
-	}
-	for i, e := range rs.NodePorts {
-		jobs = append(jobs, job{NodePortsList, i, Key{PortKey, netip.Addr{}, e.Protocol, e.Port}, e.Target.Chain})
-	}
-	for i, e := range rs.Firewall {
-		jobs = append(jobs, job{FirewallList, i, Key{AddrKey, e.Addr, e.Protocol, e.Port}, e.Target.Chain})
-	}
 	lowerings := make([]lowering, len(jobs))
 	par.Runs(len(jobs), 512, func(lo, hi int) {
 		sfx := map[string]string{}
 		for j := lo; j < hi; j++ {
 			// An entry shadowed by an earlier one of its key is lowered
 			// too, and left out below.
-			if ci := a.resolve(jobs[j].target); ci >= 0 {
-				lowerings[j] = a.lowerEntry(jobs[j].l, jobs[j].i, jobs[j].k, ci, sfx)
+			if jb := jobs[j]; jb.ci >= 0 {
+				lowerings[j] = a.lowerEntry(jb.l, jb.i, jb.k, jb.ci, sfx)
 			}
 		}
 	})
@@ -611,7 +636,7 @@ func Analyze(rs *ir.Ruleset, index map[string]int, g *Graph) *Result {
 			continue // shadowed by an earlier entry of the key
 		}
 		seen[lk] = true
-		ci := a.resolve(jb.target)
+		ci := jb.ci
 		if ci < 0 {
 			continue
 		}
@@ -624,7 +649,7 @@ func Analyze(rs *ir.Ruleset, index map[string]int, g *Graph) *Result {
 			ok = lw.ok && a.commit(lw)
 		}
 		if !ok {
-			stay(jb.target)
+			stay(ci)
 			continue
 		}
 		e := lw.entry
@@ -636,10 +661,10 @@ func Analyze(rs *ir.Ruleset, index map[string]int, g *Graph) *Result {
 		}
 	}
 	for _, e := range rs.NoEndpoints {
-		stay(e.Target.Chain)
+		stay(a.resolve(e.Target.Chain))
 	}
 	for _, e := range rs.NoEndpointNodePorts {
-		stay(e.Target.Chain)
+		stay(a.resolve(e.Target.Chain))
 	}
 	reach := func(mark []bool) {
 		for len(stack) > 0 {
