@@ -257,6 +257,7 @@ func (b *builder) sort() {
 // names, and builds rs.Chains (see materialize).
 func (b *builder) sortChains() {
 	chains := sortedChains(b.chains)
+	b.chains = nil // when sorted into a copy, the original is garbage
 	kept := chains[:0]
 	for i, c := range chains {
 		if i > 0 && c.name == chains[i-1].name {
@@ -265,7 +266,7 @@ func (b *builder) sortChains() {
 		kept = append(kept, c)
 	}
 	b.rs.Chains = b.materialize(kept)
-	b.chains, b.endpoints, b.comments = nil, nil, nil
+	b.endpoints, b.comments = nil, nil
 }
 
 // sortedChains returns chains sorted by name, chains of the same name in
