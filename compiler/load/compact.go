@@ -56,16 +56,16 @@ func compactAll[T any](objs []*T) {
 				continue
 			}
 			cp := new(T)
-			c.copy(reflect.ValueOf(cp).Elem(), reflect.ValueOf(objs[i]).Elem())
+			c.clone(reflect.ValueOf(cp).Elem(), reflect.ValueOf(objs[i]).Elem())
 			objs[i] = cp
 		}
 	})
 }
 
-// copy sets dst, a settable zero value, to a deep copy of src.
+// clone sets dst, a settable zero value, to a deep copy of src.
 // Booleans, numbers, strings, pointers, structs, slices and maps are
 // copied; the api types hold nothing else.
-func (c *compactor) copy(dst, src reflect.Value) {
+func (c *compactor) clone(dst, src reflect.Value) {
 	switch src.Kind() {
 	case reflect.String:
 		dst.SetString(c.string(src.String()))
@@ -74,11 +74,11 @@ func (c *compactor) copy(dst, src reflect.Value) {
 			return
 		}
 		p := c.alloc(src.Type().Elem())
-		c.copy(p.Elem(), src.Elem())
+		c.clone(p.Elem(), src.Elem())
 		dst.Set(p)
 	case reflect.Struct:
 		for i := range src.NumField() {
-			c.copy(dst.Field(i), src.Field(i))
+			c.clone(dst.Field(i), src.Field(i))
 		}
 	case reflect.Slice:
 		if src.IsNil() {
@@ -88,7 +88,7 @@ func (c *compactor) copy(dst, src reflect.Value) {
 		dst.Grow(n) // the only allocation
 		dst.SetLen(n)
 		for i := range n {
-			c.copy(dst.Index(i), src.Index(i))
+			c.clone(dst.Index(i), src.Index(i))
 		}
 	case reflect.Map:
 		if src.IsNil() {
@@ -106,8 +106,8 @@ func (c *compactor) copy(dst, src reflect.Value) {
 		kt, vt := src.Type().Key(), src.Type().Elem()
 		for it := src.MapRange(); it.Next(); {
 			k, v := reflect.New(kt).Elem(), reflect.New(vt).Elem()
-			c.copy(k, it.Key())
-			c.copy(v, it.Value())
+			c.clone(k, it.Key())
+			c.clone(v, it.Value())
 			m.SetMapIndex(k, v)
 		}
 		dst.Set(m)

@@ -15,7 +15,7 @@ import (
 )
 
 // TestCompactTypes checks that every type an api.Input holds is one that
-// compactor.copy copies: booleans, numbers, strings, pointers, structs,
+// compactor.clone copies: booleans, numbers, strings, pointers, structs,
 // slices and maps, with exported fields only.
 func TestCompactTypes(t *testing.T) {
 	seen := map[reflect.Type]bool{}
