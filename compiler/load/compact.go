@@ -13,9 +13,9 @@ import (
 // returned objects are left scattered over memory that the garbage
 // collector can only reuse for objects of the same sizes: for 50,000
 // Services, 270 MB of it beside 160 MB of objects, kept until the input
-// is dropped. compact copies the objects into fresh memory, next to each
-// other and their strings packed in large blocks, so that the memory of
-// the originals is freed whole.
+// is dropped. compactInput copies the objects into fresh memory, next to
+// each other and their strings packed in large blocks, so that the memory
+// of the originals is freed whole.
 
 // compactor copies values deeply. It is not safe for concurrent use.
 type compactor struct {
