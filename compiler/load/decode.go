@@ -413,7 +413,7 @@ func (d *decoder) object(s *ast.StructLit, from *listKind) {
 		d.diags.Add(at, object, "apiVersion", fmt.Sprintf("unsupported value %q: %s must be %q", apiVersion, info.kind, info.apiVersion))
 		return
 	}
-	normalize(s, d.opts.Strict && info.strict, object, nil, pos, d.diags)
+	normalize(s, d.opts.Strict && info.strict, object, nil, token.NoPos, pos, d.diags)
 	normalizeKind(info.kind, s)
 	d.emit(&document{pos: pos, expr: s, info: info, object: object})
 }

@@ -58,9 +58,10 @@ func checkSize(s *ast.StructLit) *sizeError {
 // normalize applies Go JSON decoding semantics to a document, in place:
 // fields whose value is null or an empty list are removed (unset), and of
 // duplicate keys in a mapping only the last is kept. In strict mode each
-// duplicate key is an error of object, reported at the key, or at at (the
-// nearest enclosing node with a position) when the key has none.
-func normalize(s *ast.StructLit, strict bool, object string, path fpath, at diag.Pos, diags *diag.List) {
+// duplicate key is an error of object, reported at the key or else at the
+// nearest enclosing node with a position (near), or else at base. The
+// positions are converted only for an error.
+func normalize(s *ast.StructLit, strict bool, object string, path fpath, near token.Pos, base diag.Pos, diags *diag.List) {
 	// Field names seen, with their index in keep: a map only for large
 	// mappings.
 	var seen map[string]int
@@ -95,7 +96,8 @@ func normalize(s *ast.StructLit, strict bool, object string, path fpath, at diag
 		if err == nil {
 			if i, dup := lookup(name); dup {
 				if strict {
-					diags.Add(toPosOr(f.Label.Pos(), toPosOr(f.Value.Pos(), at)), object, path.key(name).String(), fmt.Sprintf("duplicate field %q", name))
+					at := toPosOr(f.Label.Pos(), toPosOr(f.Value.Pos(), toPosOr(near, base)))
+					diags.Add(at, object, path.key(name).String(), fmt.Sprintf("duplicate field %q", name))
 				}
 				keep[i] = nil // the later one wins
 			}
@@ -110,9 +112,9 @@ func normalize(s *ast.StructLit, strict bool, object string, path fpath, at diag
 		}
 		switch v := f.Value.(type) {
 		case *ast.StructLit:
-			normalize(v, strict, object, sub, toPosOr(v.Pos(), at), diags)
+			normalize(v, strict, object, sub, posOr(v.Pos(), near), base, diags)
 		case *ast.ListLit:
-			normalizeList(v, strict, object, sub, toPosOr(v.Pos(), at), diags)
+			normalizeList(v, strict, object, sub, posOr(v.Pos(), near), base, diags)
 		}
 		if err == nil {
 			if seen != nil {
@@ -142,7 +144,7 @@ func normalize(s *ast.StructLit, strict bool, object string, path fpath, at diag
 	s.Elts = out
 }
 
-func normalizeList(l *ast.ListLit, strict bool, object string, path fpath, at diag.Pos, diags *diag.List) {
+func normalizeList(l *ast.ListLit, strict bool, object string, path fpath, near token.Pos, base diag.Pos, diags *diag.List) {
 	for i, el := range l.Elts {
 		var sub fpath
 		if strict {
@@ -150,11 +152,19 @@ func normalizeList(l *ast.ListLit, strict bool, object string, path fpath, at di
 		}
 		switch v := el.(type) {
 		case *ast.StructLit:
-			normalize(v, strict, object, sub, toPosOr(v.Pos(), at), diags)
+			normalize(v, strict, object, sub, posOr(v.Pos(), near), base, diags)
 		case *ast.ListLit:
-			normalizeList(v, strict, object, sub, toPosOr(v.Pos(), at), diags)
+			normalizeList(v, strict, object, sub, posOr(v.Pos(), near), base, diags)
 		}
 	}
+}
+
+// posOr returns p when it is a position in a file (see toPos), else near.
+func posOr(p, near token.Pos) token.Pos {
+	if p.IsValid() && p.Filename() != "" {
+		return p
+	}
+	return near
 }
 
 func isNull(e ast.Expr) bool {
