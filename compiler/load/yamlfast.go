@@ -341,9 +341,25 @@ func (p *yparser) key(b []byte, col, off int) (ast.Label, int, bool) {
 	if isIdent {
 		label = &ast.Ident{NamePos: p.pos(off + col), Name: value}
 	} else {
-		label = &ast.BasicLit{ValuePos: p.pos(off + col), Kind: token.STRING, Value: literal.String.Quote(value)}
+		label = &ast.BasicLit{ValuePos: p.pos(off + col), Kind: token.STRING, Value: quote(literal.String, value)}
 	}
 	return label, end + 1, true
+}
+
+// valueForm is how string values are quoted (keys: literal.String).
+var valueForm = literal.String.WithOptionalTabIndent(1)
+
+// quote returns s as a CUE string literal, as f.Quote does, but without
+// its rune-by-rune escaping when s is printable ASCII without a quote or a
+// backslash, as most keys and values are: such a string is only enclosed
+// in quotes, whatever f.
+func quote(f literal.Form, s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return f.Quote(s)
+		}
+	}
+	return `"` + s + `"`
 }
 
 // keyChar reports whether c may appear in a plain key.
@@ -479,7 +495,7 @@ func (p *yparser) quoted(b []byte, i, off int) (ast.Expr, int) {
 	return &ast.BasicLit{
 		ValuePos: p.pos(off + i),
 		Kind:     token.STRING,
-		Value:    literal.String.WithOptionalTabIndent(1).Quote(string(b[i+1 : j])),
+		Value:    quote(valueForm, string(b[i+1 : j])),
 	}, j + 1
 }
 
@@ -616,7 +632,7 @@ func (p *yparser) scalar(text string, off int) ast.Expr {
 	pos := p.pos(off)
 	switch kind {
 	case token.STRING:
-		return &ast.BasicLit{ValuePos: pos, Kind: token.STRING, Value: literal.String.WithOptionalTabIndent(1).Quote(v)}
+		return &ast.BasicLit{ValuePos: pos, Kind: token.STRING, Value: quote(valueForm, v)}
 	case token.TRUE, token.FALSE:
 		lit := ast.NewBool(kind == token.TRUE)
 		lit.ValuePos = pos

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"cuelang.org/go/cue/ast"
+	"cuelang.org/go/cue/literal"
 	"cuelang.org/go/encoding/yaml"
 	"github.com/google/go-cmp/cmp"
 
@@ -333,4 +334,21 @@ func FuzzFastYAML(f *testing.F) {
 		}
 		checkFastYAML(t, "f.yaml", data)
 	})
+}
+
+// TestQuote checks quote against CUE's own quoting, in both forms, on
+// strings with and without characters that need escaping.
+func TestQuote(t *testing.T) {
+	inputs := []string{"", "a", "svc-1", "10.96.0.1", "a b", "~!@#$%^&*()_+{}|:<>?`-=[];',./", "say \"hi\"", `back\slash`,
+		"tab\there", "line\nbreak", "two\nlines\n", "é", "日本", "\x00", "\x7f", "\\(x)", `"`, "\r"}
+	for b := 0x20; b < 0x7f; b++ {
+		inputs = append(inputs, "x"+string(rune(b))+"y")
+	}
+	for _, f := range []literal.Form{literal.String, valueForm} {
+		for _, s := range inputs {
+			if got, want := quote(f, s), f.Quote(s); got != want {
+				t.Errorf("quote(%q) = %s, want %s", s, got, want)
+			}
+		}
+	}
 }
