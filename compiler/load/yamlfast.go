@@ -275,6 +275,10 @@ func (p *yparser) entry(l, col, ind int) *ast.Field {
 	return f
 }
 
+// maxSimpleKey is the longest key, in bytes, the fast parser reads; YAML
+// allows 1,024 characters, which are at least as many bytes.
+const maxSimpleKey = 1000
+
 // key parses a mapping key at column col of line b (starting at offset
 // off) and returns the label and the column after the ':'.
 func (p *yparser) key(b []byte, col, off int) (ast.Label, int, bool) {
@@ -325,6 +329,11 @@ func (p *yparser) key(b []byte, col, off int) (ast.Label, int, bool) {
 	}
 	// ':' must be followed by a space or the end of the line.
 	if end+1 < len(b) && b[end+1] != ' ' {
+		return nil, 0, false
+	}
+	// YAML refuses a simple key of more than 1,024 characters: a long key
+	// is left to the general decoder.
+	if end-col > maxSimpleKey {
 		return nil, 0, false
 	}
 	var label ast.Label
@@ -495,7 +504,7 @@ func (p *yparser) quoted(b []byte, i, off int) (ast.Expr, int) {
 	return &ast.BasicLit{
 		ValuePos: p.pos(off + i),
 		Kind:     token.STRING,
-		Value:    quote(valueForm, string(b[i+1 : j])),
+		Value:    quote(valueForm, string(b[i+1:j])),
 	}, j + 1
 }
 
@@ -605,8 +614,10 @@ func (p *yparser) flowValue(b []byte, j, off int) (ast.Expr, int) {
 		p.ok = false
 		return nil, 0
 	}
+	// In a flow collection '?' ends a plain scalar too (YAML's parser
+	// then expects a ',' or the collection's end): left to it.
 	k := j
-	for k < len(b) && strings.IndexByte(",]}:#[{\"'", b[k]) < 0 {
+	for k < len(b) && strings.IndexByte(",]}:#[{\"'?", b[k]) < 0 {
 		k++
 	}
 	if k < len(b) && strings.IndexByte(",]}", b[k]) < 0 {

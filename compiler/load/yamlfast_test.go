@@ -208,6 +208,7 @@ func TestFastYAMLCases(t *testing.T) {
 		"a: -0\n",
 		"-1: x\n",
 		"a: <<\n<<: x\n",
+		"a: {b: 0?}\nc: [d?]\ne: {f: g?h}\n",
 	}
 	for i, c := range cases {
 		checkFastYAML(t, fmt.Sprintf("case%d.yaml", i), []byte(c))
