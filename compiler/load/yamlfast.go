@@ -659,11 +659,25 @@ func (p *yparser) scalar(text string, off int) ast.Expr {
 	return nil
 }
 
-var (
-	plainInt   = regexp.MustCompile(`^-?(0|[1-9][0-9]{0,17})$`)
-	yamlFloat  = regexp.MustCompile(`^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$`)
-	boolValues = map[string]bool{"true": true, "True": true, "TRUE": true, "false": false, "False": false, "FALSE": false}
-)
+// yamlFloat is the YAML resolver's float syntax.
+var yamlFloat = regexp.MustCompile(`^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$`)
+
+// isPlainInt reports whether s is a decimal integer of at most 18 digits
+// without leading zeros or a plus sign (^-?(0|[1-9][0-9]{0,17})$).
+func isPlainInt(s string) bool {
+	if s != "" && s[0] == '-' {
+		s = s[1:]
+	}
+	if s == "" || len(s) > 18 || s[0] == '0' && len(s) > 1 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
 
 // resolvePlain resolves a plain scalar as go.yaml.in/yaml/v3 does, within
 // the subset: it returns the value (for numbers the literal text) and its
@@ -677,10 +691,10 @@ func resolvePlain(s string) (string, token.Token, bool) {
 	case "~", "null", "Null", "NULL":
 		return "null", token.NULL, true
 	}
-	if b, ok := boolValues[s]; ok {
-		if b {
-			return "true", token.TRUE, true
-		}
+	switch s {
+	case "true", "True", "TRUE":
+		return "true", token.TRUE, true
+	case "false", "False", "FALSE":
 		return "false", token.FALSE, true
 	}
 	switch c := s[0]; {
@@ -689,7 +703,7 @@ func resolvePlain(s string) (string, token.Token, bool) {
 			return "", 0, false
 		}
 	case c == '+' || c == '-' || c >= '0' && c <= '9':
-		if plainInt.MatchString(s) {
+		if isPlainInt(s) {
 			if _, err := strconv.ParseInt(s, 10, 64); err == nil {
 				return s, token.INT, true
 			}
@@ -703,6 +717,10 @@ func resolvePlain(s string) (string, token.Token, bool) {
 		}
 		if i == 4 && i < len(s) && s[i] == '-' {
 			return "", 0, false
+		}
+		if strings.Count(s, ".") > 1 {
+			// Not a number, whatever its base (an IPv4 address, say).
+			return s, token.STRING, true
 		}
 		plain := strings.ReplaceAll(s, "_", "")
 		if _, err := strconv.ParseInt(plain, 0, 64); err == nil {

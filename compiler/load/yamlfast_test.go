@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -208,6 +209,7 @@ func TestFastYAMLCases(t *testing.T) {
 		"a: -0\n",
 		"-1: x\n",
 		"a: <<\n<<: x\n",
+		"a: 1_0.2.3\nb: 0x1.2.3\nc: +1.2.3\nd: -1.2.3\ne: 1.2e3.4\nf: .1.2\ng: 1..2\nh: 2001.12.14\ni: 0.0.0.0\n",
 		"a: {b: 0?}\nc: [d?]\ne: {f: g?h}\n",
 	}
 	for i, c := range cases {
@@ -350,6 +352,19 @@ func TestQuote(t *testing.T) {
 			if got, want := quote(f, s), f.Quote(s); got != want {
 				t.Errorf("quote(%q) = %s, want %s", s, got, want)
 			}
+		}
+	}
+}
+
+// TestIsPlainInt checks isPlainInt against the regular expression it
+// stands for.
+func TestIsPlainInt(t *testing.T) {
+	re := regexp.MustCompile(`^-?(0|[1-9][0-9]{0,17})$`)
+	inputs := []string{"", "-", "0", "-0", "00", "01", "1", "-1", "+1", "10", "8080", "123456789012345678", "1234567890123456789",
+		"-123456789012345678", "1a", "a1", "1.0", "1_000", " 1", "1 ", "0x1", "१"}
+	for _, s := range inputs {
+		if got, want := isPlainInt(s), re.MatchString(s); got != want {
+			t.Errorf("isPlainInt(%q) = %v, want %v", s, got, want)
 		}
 	}
 }
