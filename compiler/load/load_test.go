@@ -3,6 +3,7 @@ package load
 import (
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -374,5 +375,27 @@ func TestDropCaches(t *testing.T) {
 	}
 	if got := load(); got != want {
 		t.Errorf("after DropCaches: %d Services, want %d", got, want)
+	}
+}
+
+// TestTextOK checks that textOK, checkText's quick answer, agrees with
+// its rune-by-rune scan on texts with and without each kind of fault, and
+// on random bytes.
+func TestTextOK(t *testing.T) {
+	inputs := []string{"", "a: 1\n", "a:\tb\r\n", "é: 日本\n", "a\x00", "a\x01b", "\x1f", "a\x7f", "\x80", "\xc3", "\xc3\x28",
+		"\xe2\x82", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\u0085", "\ufeffa: 1", "a\u2028b"}
+	rng := rand.New(rand.NewPCG(5, 6))
+	for range 2000 {
+		b := make([]byte, rng.IntN(12))
+		for i := range b {
+			b[i] = byte(rng.IntN(256))
+		}
+		inputs = append(inputs, string(b))
+	}
+	for _, in := range inputs {
+		_, _, want := scanText("x", []byte(in))
+		if got := textOK([]byte(in)); got != want {
+			t.Errorf("textOK(%q) = %v, the scan says %v", in, got, want)
+		}
 	}
 }

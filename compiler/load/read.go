@@ -137,6 +137,14 @@ func isJSON(name string, data []byte) bool {
 // cannot appear in a YAML or JSON text file (invalid UTF-8, or a control
 // character other than tab, newline and carriage return), or ok.
 func checkText(name string, data []byte) (diag.Pos, string, bool) {
+	if textOK(data) {
+		return diag.Pos{}, "", true
+	}
+	return scanText(name, data)
+}
+
+// scanText is checkText rune by rune, counting lines and columns.
+func scanText(name string, data []byte) (diag.Pos, string, bool) {
 	line, col := 1, 1
 	for i := 0; i < len(data); {
 		r, size := utf8.DecodeRune(data[i:])
@@ -154,4 +162,16 @@ func checkText(name string, data []byte) (diag.Pos, string, bool) {
 		col++
 	}
 	return diag.Pos{}, "", true
+}
+
+// textOK reports quickly whether checkText accepts data: valid UTF-8
+// without control characters other than tab, line feed and carriage
+// return (in valid UTF-8 those are bytes of their own).
+func textOK(data []byte) bool {
+	for _, c := range data {
+		if c < 0x20 && c != '\t' && c != '\n' && c != '\r' || c == 0x7f {
+			return false
+		}
+	}
+	return utf8.Valid(data)
 }
