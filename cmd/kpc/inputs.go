@@ -139,7 +139,6 @@ func loadInputs(paths []string, in *inputFlags, serviceCIDRs []netip.Prefix, std
 		opts.NodePortRange = load.PortRange{Min: r[0], Max: r[1]}
 	}
 	input, diags := load.Load(paths, stdin, opts)
-	load.DropCaches() // a command loads once
 	if diags.Err() == nil {
 		diags = append(diags, load.CrossCheck(input)...)
 	}
@@ -191,6 +190,7 @@ func build(fs *pflag.FlagSet, in *inputFlags, nf *nodeFlags, u uses, timed *step
 	opts.SkipSelfCheck = u.rendered
 	start := time.Now()
 	input, diags, ok := loadInputs(paths, in, opts.ServiceCIDRs, stdin, stderr)
+	load.DropCaches() // the commands that build load once
 	timed.add("to load", start)
 	if !ok {
 		printDiags(stderr, diags)
