@@ -193,10 +193,10 @@ type dupSeen struct {
 
 // endpointState is what kube-proxy reads of an endpoint besides its
 // address: the conditions (nil ready and serving mean true, nil
-// terminating false) and the node (nil for none).
+// terminating false) and the node (hasNode false for none).
 type endpointState struct {
-	ready, serving, terminating bool
-	node                        *string
+	ready, serving, terminating, hasNode bool
+	node                                 string
 }
 
 func stateOf(ep *api.Endpoint) endpointState {
@@ -206,24 +206,22 @@ func stateOf(ep *api.Endpoint) endpointState {
 		}
 		return def
 	}
-	return endpointState{b(ep.Conditions.Ready, true), b(ep.Conditions.Serving, true),
-		b(ep.Conditions.Terminating, false), ep.NodeName}
+	s := endpointState{ready: b(ep.Conditions.Ready, true), serving: b(ep.Conditions.Serving, true),
+		terminating: b(ep.Conditions.Terminating, false)}
+	if ep.NodeName != nil {
+		s.hasNode, s.node = true, *ep.NodeName
+	}
+	return s
 }
 
 // pairs returns the state as "name=value" pairs in a fixed order.
 func (s endpointState) pairs() [4]string {
 	node := "nodeName=<none>"
-	if s.node != nil {
-		node = "nodeName=" + *s.node
+	if s.hasNode {
+		node = "nodeName=" + s.node
 	}
 	return [4]string{"ready=" + strconv.FormatBool(s.ready), "serving=" + strconv.FormatBool(s.serving),
 		"terminating=" + strconv.FormatBool(s.terminating), node}
-}
-
-// same reports whether two states are equal.
-func (s endpointState) same(o endpointState) bool {
-	return s.ready == o.ready && s.serving == o.serving && s.terminating == o.terminating &&
-		(s.node == nil) == (o.node == nil) && (s.node == nil || *s.node == *o.node)
 }
 
 // diff returns the pairs of s and o that differ.
@@ -260,7 +258,7 @@ func checkDuplicates(es *api.EndpointSlice, seen map[dupKey]dupSeen, warn func(p
 				seen[k] = dupSeen{es, i, state}
 				continue
 			}
-			if warned || first.state.same(state) {
+			if warned || first.state == state {
 				continue
 			}
 			warned = true

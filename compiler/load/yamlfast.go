@@ -690,8 +690,6 @@ func resolvePlain(s string) (string, token.Token, bool) {
 	switch s {
 	case "~", "null", "Null", "NULL":
 		return "null", token.NULL, true
-	}
-	switch s {
 	case "true", "True", "TRUE":
 		return "true", token.TRUE, true
 	case "false", "False", "FALSE":
@@ -703,11 +701,8 @@ func resolvePlain(s string) (string, token.Token, bool) {
 			return "", 0, false
 		}
 	case c == '+' || c == '-' || c >= '0' && c <= '9':
-		if isPlainInt(s) {
-			if _, err := strconv.ParseInt(s, 10, 64); err == nil {
-				return s, token.INT, true
-			}
-			return "", 0, false
+		if isPlainInt(s) { // at most 18 digits: an int64
+			return s, token.INT, true
 		}
 		// Anything the YAML resolver might read as a number or a
 		// timestamp is left to the general decoder.
