@@ -317,21 +317,27 @@ func (r NFT) plan(p *ir.Program) (tables [2]*nftTable, tableName string, err err
 	return tables, tableName, nil
 }
 
-// setsSizeHint estimates the size of the table's sets and maps.
+// setsSizeHint estimates the size of the table's sets and maps. An IPv6
+// address is spelt in up to 24 more bytes than an IPv4 one; a dozen more is
+// typical.
 func (t *nftTable) setsSizeHint() int {
 	rs := t.rs
-	n := 2048 + 88*(len(t.services)+len(t.firewall)+len(t.noEndpoints)+len(t.nodePorts)+len(t.noEPNodePorts)) +
-		24*len(t.clusterIPs) + 256*len(rs.AffinitySets) + 40*len(t.plan.Hairpin)
+	a := 0 // extra bytes per address
+	if t.fam.family == ir.IPv6 {
+		a = 12
+	}
+	n := 2048 + (88+a)*(len(t.services)+len(t.firewall)+len(t.noEndpoints)) + 88*(len(t.nodePorts)+len(t.noEPNodePorts)) +
+		(24+a)*len(t.clusterIPs) + 256*len(rs.AffinitySets) + (40+2*a)*len(t.plan.Hairpin)
 	for _, m := range t.plan.ChoiceMaps {
 		n += 100 * len(m)
 	}
 	for _, m := range t.plan.EndpointMaps {
-		n += 40 * len(m)
+		n += (40 + a) * len(m)
 	}
 	if d := t.direct(); d != nil {
 		for i := range d.Entries {
 			for _, c := range d.Entries[i].Choices {
-				n += 56 * len(c)
+				n += (56 + a) * len(c)
 			}
 		}
 	}
