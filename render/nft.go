@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"sync"
 
 	"kpc/compiler/ir"
 	"kpc/render/internal/nftdirect"
@@ -235,10 +236,12 @@ func (r NFT) parts(p *ir.Program) ([][]byte, [2]*nftplan.Plan, error) {
 		return nil, plans, errors.New("nft: nil program")
 	}
 	// Validation runs alongside the planning, which checks what it relies
-	// on itself; a validation error wins.
+	// on itself; a validation error wins. Both use the same index of each
+	// Ruleset's chains.
+	chains := nftChainIndexes(p)
 	invalid := make(chan error, 1)
-	go func() { invalid <- p.Validate() }()
-	tables, tableName, err := r.plan(p)
+	go func() { invalid <- p.ValidateWith(chains) }()
+	tables, tableName, err := r.plan(p, chains)
 	if verr := <-invalid; verr != nil {
 		return nil, plans, fmt.Errorf("nft: invalid program: %w", verr)
 	}
@@ -265,17 +268,34 @@ func (r NFT) parts(p *ir.Program) ([][]byte, [2]*nftplan.Plan, error) {
 	return parts, plans, nil
 }
 
+// nftChainIndexes returns the chain index of each of p's Rulesets (see
+// nftChainIndex), made at the same time; an index is nil for a nil Ruleset
+// and one with a nil chain or a name used twice, which Validate and the
+// planning then report.
+func nftChainIndexes(p *ir.Program) []map[string]int {
+	chains := make([]map[string]int, len(p.Rulesets))
+	var wg sync.WaitGroup
+	for i, rs := range p.Rulesets {
+		if rs != nil {
+			wg.Go(func() { chains[i], _ = nftChainIndex(rs) })
+		}
+	}
+	wg.Wait()
+	return chains
+}
+
 // plan checks p's Rulesets and prepares the table of each family (nil for
 // a family without a Ruleset), and returns the name of the tables of the
 // missing families. A panic (p may not have been validated yet) is
 // returned as an error.
-func (r NFT) plan(p *ir.Program) (tables [2]*nftTable, tableName string, err error) {
+func (r NFT) plan(p *ir.Program, chains []map[string]int) (tables [2]*nftTable, tableName string, err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			err = fmt.Errorf("nft: internal error: %v", v)
 		}
 	}()
 	var byFamily [2]*ir.Ruleset
+	var index [2]map[string]int
 	for i, rs := range p.Rulesets {
 		if rs == nil {
 			return tables, "", fmt.Errorf("nft: ruleset %d is nil", i)
@@ -293,6 +313,9 @@ func (r NFT) plan(p *ir.Program) (tables [2]*nftTable, tableName string, err err
 			return tables, "", fmt.Errorf("nft: two %v rulesets", rs.Family)
 		}
 		byFamily[slot] = rs
+		if i < len(chains) {
+			index[slot] = chains[i]
+		}
 		if tableName == "" {
 			tableName = rs.Table
 		}
@@ -308,7 +331,7 @@ func (r NFT) plan(p *ir.Program) (tables [2]*nftTable, tableName string, err err
 			}
 			continue
 		}
-		t, err := nftPlan(rs, fam, !r.EndpointChains)
+		t, err := nftPlan(rs, fam, !r.EndpointChains, index[slot])
 		if err != nil {
 			return tables, "", fmt.Errorf("nft: %v ruleset: %w", rs.Family, err)
 		}

@@ -18,11 +18,15 @@ const MaxNameLen = 255
 // are unique and have a valid protocol and a non-zero port; NoEndpoints
 // targets only drop or reject. It returns nil or an error listing every
 // violation.
-func (rs *Ruleset) Validate() error {
+func (rs *Ruleset) Validate() error { return rs.validate(nil) }
+
+// validate is Validate with the chain index given (see
+// Program.ValidateWith), or built when chains is nil.
+func (rs *Ruleset) validate(chains map[string]int) error {
 	if rs == nil {
 		return errors.New("nil ruleset")
 	}
-	v := &validator{rs: rs}
+	v := &validator{rs: rs, chains: chains}
 	v.check()
 	if len(v.errs) == 0 {
 		return nil
@@ -32,7 +36,15 @@ func (rs *Ruleset) Validate() error {
 
 // Validate checks every Ruleset (see Ruleset.Validate) and that the
 // Rulesets have distinct families, IPv4 first.
-func (p *Program) Validate() error {
+func (p *Program) Validate() error { return p.ValidateWith(nil) }
+
+// ValidateWith is Validate for a caller that has indexed the chains
+// already, as a renderer does: chains[i], when not nil, maps the name of
+// every chain of p.Rulesets[i] to its position in Chains, and that Ruleset
+// has no nil chain and no two chains of one name. ValidateWith trusts such
+// an index instead of building its own; a nil index, or a missing one, is
+// built.
+func (p *Program) ValidateWith(chains []map[string]int) error {
 	if p == nil {
 		return errors.New("nil program")
 	}
@@ -50,7 +62,11 @@ func (p *Program) Validate() error {
 		if i > 0 && p.Rulesets[i-1] != nil && p.Rulesets[i-1].Family > rs.Family {
 			errs = append(errs, fmt.Errorf("ruleset %d: %s after %s", i, rs.Family, p.Rulesets[i-1].Family))
 		}
-		if err := rs.Validate(); err != nil {
+		var index map[string]int
+		if i < len(chains) {
+			index = chains[i]
+		}
+		if err := rs.validate(index); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -64,7 +80,8 @@ type validator struct {
 	rs   *Ruleset
 	errs []error
 	// chains maps a chain name to its index in rs.Chains (the last of
-	// duplicates).
+	// duplicates). When the caller gives it, it is trusted (see
+	// Program.ValidateWith).
 	chains map[string]int
 	sets   map[string]bool
 	// edges[start[i]:start[i+1]] are the indexes of the chains that the
@@ -149,17 +166,24 @@ func (v *validator) checkNode() {
 }
 
 func (v *validator) checkNames() {
-	v.chains = make(map[string]int, len(v.rs.Chains))
-	for i, c := range v.rs.Chains {
-		if c == nil {
-			v.errorf("chain %d is nil", i)
-			continue
+	if v.chains != nil {
+		// An index from the caller: no nil chain and no duplicate.
+		for _, c := range v.rs.Chains {
+			v.name("chain", c.Name)
 		}
-		v.name("chain", c.Name)
-		n := len(v.chains)
-		if v.chains[c.Name] = i; len(v.chains) == n {
-			v.errorf("duplicate chain %q", c.Name)
-			v.dupChains = true
+	} else {
+		v.chains = make(map[string]int, len(v.rs.Chains))
+		for i, c := range v.rs.Chains {
+			if c == nil {
+				v.errorf("chain %d is nil", i)
+				continue
+			}
+			v.name("chain", c.Name)
+			n := len(v.chains)
+			if v.chains[c.Name] = i; len(v.chains) == n {
+				v.errorf("duplicate chain %q", c.Name)
+				v.dupChains = true
+			}
 		}
 	}
 	v.sets = make(map[string]bool, len(v.rs.AffinitySets))

@@ -77,6 +77,13 @@ func TestValidate(t *testing.T) {
 			p := fixture()
 			tt.mut(p.Rulesets[0])
 			err := p.Rulesets[0].Validate()
+			// A caller's chain index gives the same verdict.
+			if index := chainIndex(p.Rulesets[0]); index != nil {
+				werr := p.ValidateWith([]map[string]int{index})
+				if fmt.Sprint(werr) != fmt.Sprint(p.Validate()) {
+					t.Errorf("ValidateWith() = %v, Validate() = %v", werr, p.Validate())
+				}
+			}
 			switch {
 			case tt.want == "" && err != nil:
 				t.Fatalf("Validate() = %v, want nil", err)
@@ -87,6 +94,22 @@ func TestValidate(t *testing.T) {
 			}
 		})
 	}
+}
+
+// chainIndex is the index Program.ValidateWith trusts, or nil for a
+// Ruleset with a nil chain or a name used twice.
+func chainIndex(rs *Ruleset) map[string]int {
+	index := map[string]int{}
+	for i, c := range rs.Chains {
+		if c == nil {
+			return nil
+		}
+		if _, dup := index[c.Name]; dup {
+			return nil
+		}
+		index[c.Name] = i
+	}
+	return index
 }
 
 func TestProgramValidate(t *testing.T) {
@@ -106,6 +129,18 @@ func TestProgramValidate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			err := tt.p.Validate()
+			if tt.p != nil {
+				// Indexes for some Rulesets or none give the same verdict.
+				index := make([]map[string]int, len(tt.p.Rulesets))
+				for i, rs := range tt.p.Rulesets {
+					if rs != nil && i%2 == 0 {
+						index[i] = chainIndex(rs)
+					}
+				}
+				if werr := tt.p.ValidateWith(index); fmt.Sprint(werr) != fmt.Sprint(err) {
+					t.Errorf("ValidateWith() = %v, Validate() = %v", werr, err)
+				}
+			}
 			if tt.want == "" {
 				if err != nil {
 					t.Fatalf("Validate() = %v", err)
