@@ -80,16 +80,6 @@ func (c *compiler) buildRuleset(f ir.Family) *ir.Ruleset {
 		sets:       map[string]bool{},
 	}
 	b.rs.DropServiceCIDRs = len(b.rs.ServiceCIDRs) > 0
-	// About one chain per endpoint, and a few per Service.
-	n := 4 * len(c.svcs)
-	for _, es := range c.in.EndpointSlices {
-		if es != nil {
-			n += len(es.Endpoints)
-		}
-	}
-	b.chains = make([]chainEntry, 0, n)
-	b.endpoints = make([]pendingEndpoint, 0, n)
-	b.comments = make([]byte, 0, 40*n)
 	var svcs []*svc
 	for _, s := range c.svcs {
 		if _, ok := s.ips[f]; ok {
@@ -97,6 +87,18 @@ func (c *compiler) buildRuleset(f ir.Family) *ir.Ruleset {
 		}
 	}
 	ports := c.prepareServices(svcs, f)
+	// A chain per reachable endpoint of each port, and up to four more
+	// (service, local, external, firewall).
+	endpoints, others := 0, 0
+	for _, ps := range ports {
+		for _, p := range ps {
+			endpoints += len(p.cat.reachable)
+			others += 4
+		}
+	}
+	b.chains = make([]chainEntry, 0, endpoints+others)
+	b.endpoints = make([]pendingEndpoint, 0, endpoints)
+	b.comments = make([]byte, 0, 48*endpoints)
 	for i, s := range svcs {
 		b.addService(s, ports[i])
 	}
