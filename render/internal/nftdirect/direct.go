@@ -628,8 +628,11 @@ func Analyze(rs *ir.Ruleset, index map[string]int, g *Graph) *Result {
 	})
 	var lowered []int32
 	byTimeout := map[time.Duration][]Key{}
-	seen := map[listKey]bool{}
+	seen := make(map[listKey]bool, len(jobs))
 	sfx := map[string]string{}
+	// At most an entry per job.
+	res.Entries = make([]Entry, 0, len(jobs))
+	res.byKey = make(map[listKey]int, len(jobs))
 	for j, jb := range jobs {
 		lk := listKey{jb.l, jb.k}
 		if seen[lk] {
