@@ -111,7 +111,7 @@ func (a *analysis) specialize(ci int, st *specState, pending map[string]*sharedC
 	}
 	k := st.key
 	edges := a.g.Edges[a.g.Start[ci]:a.g.Start[ci+1]]
-	var rules []Rule
+	rules := make([]Rule, 0, len(c.Rules))
 	for j := range c.Rules {
 		r := &c.Rules[j]
 		// The edges of this rule, consumed whether it is kept or not.
