@@ -32,7 +32,7 @@ func readAll(paths []string, stdin io.Reader, opts Options, diags *diag.List, ou
 				diags.Add(diag.Pos{File: stdinName}, "", "", "no standard input available")
 				continue
 			}
-			data, err := readLimited(stdin)
+			data, err := readLimited(stdin, 0)
 			if err != nil {
 				diags.Add(diag.Pos{File: stdinName}, "", "", fmt.Sprintf("reading standard input: %v", err))
 				continue
@@ -92,23 +92,32 @@ func readFile(name string) ([]byte, error) {
 		return nil, fmt.Errorf("cannot read input: %w", err)
 	}
 	defer f.Close()
-	data, err := readLimited(f)
+	// A regular file is read into a buffer of its size, not grown to it.
+	size := 0
+	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() && st.Size() <= MaxFileSize {
+		size = int(st.Size())
+	}
+	data, err := readLimited(f, size)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read input: %w", err)
 	}
 	return data, nil
 }
 
-// readLimited reads r to the end, failing beyond MaxFileSize bytes.
-func readLimited(r io.Reader) ([]byte, error) {
-	data, err := io.ReadAll(io.LimitReader(r, MaxFileSize+1))
-	if err != nil {
+// readLimited reads r to the end, failing beyond MaxFileSize bytes. size
+// is how many bytes r is expected to hold (0 if unknown).
+func readLimited(r io.Reader, size int) ([]byte, error) {
+	var buf bytes.Buffer
+	if size > 0 {
+		buf.Grow(size + bytes.MinRead) // ReadFrom grows below MinRead bytes of room
+	}
+	if _, err := buf.ReadFrom(io.LimitReader(r, MaxFileSize+1)); err != nil {
 		return nil, err
 	}
-	if len(data) > MaxFileSize {
+	if buf.Len() > MaxFileSize {
 		return nil, fmt.Errorf("larger than %d MiB", MaxFileSize>>20)
 	}
-	return data, nil
+	return buf.Bytes(), nil
 }
 
 // isJSON reports whether a file is read as JSON: by its name, or for stdin

@@ -1,0 +1,57 @@
+package load
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestReadFile(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, size int64, data []byte) string {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if size > 0 {
+			// Sparse: the size without writing it.
+			if err := os.Truncate(p, size); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return p
+	}
+	text := bytes.Repeat([]byte("kind: Service\n"), 100_000) // 1.4 MB: several reads
+	tests := []struct {
+		name    string
+		path    string
+		want    []byte
+		wantErr string
+	}{
+		{name: "empty", path: write("empty.yaml", 0, nil), want: []byte{}},
+		{name: "small", path: write("small.yaml", 0, []byte("a: 1\n")), want: []byte("a: 1\n")},
+		{name: "larger than a read", path: write("text.yaml", 0, text), want: text},
+		{name: "one byte over the limit", path: write("big.yaml", MaxFileSize+1, nil), wantErr: "larger than 64 MiB"},
+		{name: "missing", path: filepath.Join(dir, "missing.yaml"), wantErr: "no such file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := readFile(tt.path)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("readFile() error = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("readFile() error = %v", err)
+			}
+			if !bytes.Equal(got, tt.want) {
+				t.Fatalf("readFile() = %d bytes, want %d", len(got), len(tt.want))
+			}
+		})
+	}
+}
