@@ -2,6 +2,7 @@ package load
 
 import (
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -132,6 +133,29 @@ type yparser struct {
 	// idents caches whether keys are identifiers (labels are ast.Ident)
 	// or not (quoted ast.BasicLit), as ast.NewStringLabel decides.
 	idents map[string]bool
+	// decls and exprs are stacks of the fields and the items of the
+	// collections being parsed: a collection pushes its elements as it
+	// parses them (a nested one pushes above them and pops its own when
+	// it ends), then copies them out once, into a slice of their number.
+	decls []ast.Decl
+	exprs []ast.Expr
+}
+
+// popDecls returns the fields pushed above base in a slice of their own,
+// and pops them.
+func (p *yparser) popDecls(base int) []ast.Decl {
+	elts := slices.Clone(p.decls[base:])
+	clear(p.decls[base:])
+	p.decls = p.decls[:base]
+	return elts
+}
+
+// popExprs is popDecls for the items of lists.
+func (p *yparser) popExprs(base int) []ast.Expr {
+	elts := slices.Clone(p.exprs[base:])
+	clear(p.exprs[base:])
+	p.exprs = p.exprs[:base]
+	return elts
 }
 
 // raw is line l without its newline, as bytes of the input.
@@ -201,6 +225,7 @@ func isSeqEntry(b []byte) bool {
 func (p *yparser) mapping(l, col int) ast.Expr {
 	s := &ast.StructLit{Lbrace: p.pos(p.starts[l] + col)}
 	s.Rbrace = s.Lbrace
+	base := len(p.decls)
 	first := true
 	for {
 		if !first {
@@ -210,11 +235,13 @@ func (p *yparser) mapping(l, col int) ast.Expr {
 				if l >= 0 {
 					p.line = l
 				}
+				s.Elts = p.popDecls(base)
 				return s
 			}
 			ind := p.indent(l)
 			if ind < col {
 				p.line = l
+				s.Elts = p.popDecls(base)
 				return s
 			}
 			if ind > col || isSeqEntry(p.raw(l)) {
@@ -226,7 +253,7 @@ func (p *yparser) mapping(l, col int) ast.Expr {
 		if !p.ok {
 			return p.fail()
 		}
-		s.Elts = append(s.Elts, f)
+		p.decls = append(p.decls, f)
 	}
 }
 
@@ -381,6 +408,7 @@ func keyChar(c byte) bool {
 func (p *yparser) sequence(l, ind int) ast.Expr {
 	list := &ast.ListLit{Lbrack: p.pos(p.starts[l] + ind)}
 	list.Rbrack = list.Lbrack
+	base := len(p.exprs)
 	for {
 		b := p.raw(l)
 		i := ind + 1
@@ -393,9 +421,9 @@ func (p *yparser) sequence(l, ind int) ast.Expr {
 		if p.isKey(b, i) {
 			// A mapping starting on the dash line.
 			p.line = l
-			list.Elts = append(list.Elts, p.mapping(l, i))
+			p.exprs = append(p.exprs, p.mapping(l, i))
 		} else {
-			list.Elts = append(list.Elts, p.inline(l, i, ind))
+			p.exprs = append(p.exprs, p.inline(l, i, ind))
 		}
 		if !p.ok {
 			return p.fail()
@@ -406,11 +434,13 @@ func (p *yparser) sequence(l, ind int) ast.Expr {
 			if next >= 0 {
 				p.line = next
 			}
+			list.Elts = p.popExprs(base)
 			return list
 		}
 		nind := p.indent(next)
 		if nind < ind || nind == ind && !isSeqEntry(p.raw(next)) {
 			p.line = next
+			list.Elts = p.popExprs(base)
 			return list
 		}
 		if nind > ind {
@@ -524,12 +554,13 @@ func (p *yparser) flow(b []byte, i, off int) (ast.Expr, int) {
 			list.Rbrack = p.pos(off + j)
 			return list, j + 1
 		}
+		base := len(p.exprs)
 		for {
 			e, k := p.flowValue(b, j, off)
 			if !p.ok {
 				return nil, 0
 			}
-			list.Elts = append(list.Elts, e)
+			p.exprs = append(p.exprs, e)
 			k = skip(k)
 			if k >= len(b) {
 				p.ok = false
@@ -544,6 +575,7 @@ func (p *yparser) flow(b []byte, i, off int) (ast.Expr, int) {
 				}
 			case ']':
 				list.Rbrack = p.pos(off + k)
+				list.Elts = p.popExprs(base)
 				return list, k + 1
 			default:
 				p.ok = false
@@ -557,6 +589,7 @@ func (p *yparser) flow(b []byte, i, off int) (ast.Expr, int) {
 			s.Rbrace = p.pos(off + j)
 			return s, j + 1
 		}
+		base := len(p.decls)
 		for {
 			label, k, ok := p.key(b, j, off)
 			if !ok {
@@ -572,7 +605,7 @@ func (p *yparser) flow(b []byte, i, off int) (ast.Expr, int) {
 			if !p.ok {
 				return nil, 0
 			}
-			s.Elts = append(s.Elts, &ast.Field{Label: label, Value: e})
+			p.decls = append(p.decls, &ast.Field{Label: label, Value: e})
 			k = skip(k)
 			if k >= len(b) {
 				p.ok = false
@@ -587,6 +620,7 @@ func (p *yparser) flow(b []byte, i, off int) (ast.Expr, int) {
 				}
 			case '}':
 				s.Rbrace = p.pos(off + k)
+				s.Elts = p.popDecls(base)
 				return s, k + 1
 			default:
 				p.ok = false
