@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"kpc/internal/synth"
+
+	"cuelang.org/go/cue/ast"
 )
 
 // genServices writes n Services with two ports each and one
@@ -107,6 +109,24 @@ func BenchmarkLoadSynth10k(b *testing.B) {
 		}
 		if len(in.Services) != 10000 || len(in.EndpointSlices) != 10000 {
 			b.Fatalf("got %d services, %d slices", len(in.Services), len(in.EndpointSlices))
+		}
+	}
+}
+
+// BenchmarkFastYAML parses the cluster of BenchmarkLoadSynth10k with the
+// fast YAML parser alone, on one CPU: the parser's share of a load.
+func BenchmarkFastYAML(b *testing.B) {
+	var buf bytes.Buffer
+	if err := synth.Write(&buf, synth.Config{Services: 10000, Endpoints: 10}); err != nil {
+		b.Fatal(err)
+	}
+	data := buf.Bytes()
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		docs := 0
+		if _, ok := fastYAML("bench.yaml", data, func(ast.Expr) { docs++ }); !ok || docs < 20000 {
+			b.Fatalf("parsed %d documents (ok %v), want at least 20000", docs, ok)
 		}
 	}
 }

@@ -133,6 +133,8 @@ type yparser struct {
 	// idents caches whether keys are identifiers (labels are ast.Ident)
 	// or not (quoted ast.BasicLit), as ast.NewStringLabel decides.
 	idents map[string]bool
+	// plainKeys holds the plain (unquoted) keys seen, by their text.
+	plainKeys map[string]*plainKey
 	// decls and exprs are stacks of the fields and the items of the
 	// collections being parsed: a collection pushes its elements as it
 	// parses them (a nested one pushes above them and pops its own when
@@ -302,6 +304,17 @@ func (p *yparser) entry(l, col, ind int) *ast.Field {
 	return f
 }
 
+// plainKey is what a plain key's text resolves to: its value, whether it
+// labels by an identifier, and else its quoted form.
+type plainKey struct {
+	value  string
+	ident  bool
+	quoted string
+}
+
+// maxKnownKeys bounds the plain keys a parser remembers.
+const maxKnownKeys = 1024
+
 // maxSimpleKey is the longest key, in bytes, the fast parser reads; YAML
 // allows 1,024 characters, which are at least as many bytes.
 const maxSimpleKey = 1000
@@ -313,6 +326,7 @@ func (p *yparser) key(b []byte, col, off int) (ast.Label, int, bool) {
 		return nil, 0, false
 	}
 	var value string
+	var known *plainKey // a plain key seen before
 	end := 0
 	switch b[col] {
 	case '"', '\'':
@@ -337,6 +351,12 @@ func (p *yparser) key(b []byte, col, off int) (ast.Label, int, bool) {
 		if j == col || j >= len(b) || b[j] != ':' || b[col] == '-' && j == col+1 {
 			return nil, 0, false
 		}
+		end = j
+		if k, ok := p.plainKeys[string(b[col:j])]; ok {
+			known = k
+			value = k.value
+			break
+		}
 		v, kind, ok := resolvePlain(string(b[col:j]))
 		if !ok {
 			return nil, 0, false
@@ -352,7 +372,16 @@ func (p *yparser) key(b []byte, col, off int) (ast.Label, int, bool) {
 		if value == "<<" || kind == token.INT && strings.HasPrefix(value, "-") {
 			return nil, 0, false
 		}
-		end = j
+		if len(p.plainKeys) < maxKnownKeys {
+			if p.plainKeys == nil {
+				p.plainKeys = map[string]*plainKey{}
+			}
+			known = &plainKey{value: value, ident: !ast.StringLabelNeedsQuoting(value)}
+			if !known.ident {
+				known.quoted = quote(literal.String, value)
+			}
+			p.plainKeys[string(b[col:j])] = known
+		}
 	}
 	// ':' must be followed by a space or the end of the line.
 	if end+1 < len(b) && b[end+1] != ' ' {
@@ -363,9 +392,15 @@ func (p *yparser) key(b []byte, col, off int) (ast.Label, int, bool) {
 	if end-col > maxSimpleKey {
 		return nil, 0, false
 	}
+	if known != nil {
+		if known.ident {
+			return &ast.Ident{NamePos: p.pos(off + col), Name: known.value}, end + 1, true
+		}
+		return &ast.BasicLit{ValuePos: p.pos(off + col), Kind: token.STRING, Value: known.quoted}, end + 1, true
+	}
 	var label ast.Label
-	isIdent, known := p.idents[value]
-	if !known {
+	isIdent, seen := p.idents[value]
+	if !seen {
 		isIdent = !ast.StringLabelNeedsQuoting(value)
 		if p.idents == nil {
 			p.idents = map[string]bool{}
