@@ -26,6 +26,9 @@ func (rs *Ruleset) validate(chains map[string]int) error {
 	if rs == nil {
 		return errors.New("nil ruleset")
 	}
+	if len(chains) != len(rs.Chains) {
+		chains = nil // not an entry per chain: made here
+	}
 	v := &validator{rs: rs, chains: chains}
 	v.check()
 	if len(v.errs) == 0 {
@@ -42,8 +45,8 @@ func (p *Program) Validate() error { return p.ValidateWith(nil) }
 // already, as a renderer does: chains[i], when not nil, maps the name of
 // every chain of p.Rulesets[i] to its position in Chains, and that Ruleset
 // has no nil chain and no two chains of one name. ValidateWith trusts such
-// an index instead of building its own; a nil index, or a missing one, is
-// built.
+// an index instead of building its own; it builds a nil or missing index,
+// and one without an entry per chain.
 func (p *Program) ValidateWith(chains []map[string]int) error {
 	if p == nil {
 		return errors.New("nil program")
@@ -167,8 +170,12 @@ func (v *validator) checkNode() {
 
 func (v *validator) checkNames() {
 	if v.chains != nil {
-		// An index from the caller: no nil chain and no duplicate.
-		for _, c := range v.rs.Chains {
+		// An index from the caller: no duplicate.
+		for i, c := range v.rs.Chains {
+			if c == nil {
+				v.errorf("chain %d is nil", i)
+				continue
+			}
 			v.name("chain", c.Name)
 		}
 	} else {

@@ -153,3 +153,39 @@ func TestProgramValidate(t *testing.T) {
 		})
 	}
 }
+
+// TestValidateWithOddIndexes: an index without an entry per chain is not
+// used, and a nil chain is reported even with an index.
+func TestValidateWithOddIndexes(t *testing.T) {
+	tests := []struct {
+		name  string
+		mut   func(rs *Ruleset)
+		index func(rs *Ruleset) map[string]int
+		want  string // "" means valid
+	}{
+		{name: "empty index", mut: func(*Ruleset) {}, index: func(*Ruleset) map[string]int { return map[string]int{} }},
+		{name: "index short of a repeated name", mut: func(rs *Ruleset) { rs.Chains = append(rs.Chains, rs.Chains[0]) },
+			index: func(rs *Ruleset) map[string]int { return chainIndex(&Ruleset{Chains: rs.Chains[:len(rs.Chains)-1]}) },
+			want:  "duplicate chain"},
+		{name: "nil chain with an entry per chain", mut: func(rs *Ruleset) { rs.Chains = append(rs.Chains, nil) },
+			index: func(rs *Ruleset) map[string]int {
+				m := chainIndex(&Ruleset{Chains: rs.Chains[:len(rs.Chains)-1]})
+				m["other"] = len(rs.Chains) - 1
+				return m
+			},
+			want: "is nil"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := fixture()
+			tt.mut(p.Rulesets[0])
+			err := p.ValidateWith([]map[string]int{tt.index(p.Rulesets[0])})
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("ValidateWith() = %v, want nil", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Fatalf("ValidateWith() = %v, want an error containing %q", err, tt.want)
+			}
+		})
+	}
+}
