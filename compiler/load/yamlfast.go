@@ -326,7 +326,7 @@ func (p *yparser) key(b []byte, col, off int) (ast.Label, int, bool) {
 		return nil, 0, false
 	}
 	var value string
-	var known *plainKey // a plain key seen before
+	var known *plainKey // what a plain key resolves to, when remembered
 	end := 0
 	switch b[col] {
 	case '"', '\'':
