@@ -133,8 +133,10 @@ type yparser struct {
 	// idents caches whether keys are identifiers (labels are ast.Ident)
 	// or not (quoted ast.BasicLit), as ast.NewStringLabel decides.
 	idents map[string]bool
-	// plainKeys holds the plain (unquoted) keys seen, by their text.
+	// plainKeys holds the plain (unquoted) keys seen, by their text, and
+	// scalars the plain scalars (see maxKnownScalars).
 	plainKeys map[string]*plainKey
+	scalars   map[string]resolved
 	// decls and exprs are stacks of the fields and the items of the
 	// collections being parsed: a collection pushes its elements as it
 	// parses them (a nested one pushes above them and pops its own when
@@ -533,8 +535,7 @@ func (p *yparser) inline(l, i, ind int) ast.Expr {
 			}
 			j++
 		}
-		text := strings.TrimRight(string(b[i:j]), " ")
-		e = p.scalar(text, off+i)
+		e = p.scalar(trimSpaces(b[i:j]), off+i)
 		end = j
 	}
 	if !p.ok || e == nil {
@@ -693,8 +694,7 @@ func (p *yparser) flowValue(b []byte, j, off int) (ast.Expr, int) {
 		p.ok = false
 		return nil, 0
 	}
-	text := strings.TrimRight(string(b[j:k]), " ")
-	e := p.scalar(text, off+j)
+	e := p.scalar(trimSpaces(b[j:k]), off+j)
 	if e == nil {
 		p.ok = false
 		return nil, 0
@@ -704,28 +704,64 @@ func (p *yparser) flowValue(b []byte, j, off int) (ast.Expr, int) {
 
 // scalar makes the literal of a plain scalar, or nil if it is outside the
 // subset.
-func (p *yparser) scalar(text string, off int) ast.Expr {
-	v, kind, ok := resolvePlain(text)
+func (p *yparser) scalar(text []byte, off int) ast.Expr {
+	r, ok := p.scalars[string(text)]
 	if !ok {
-		return nil
+		v, kind, ok := resolvePlain(string(text))
+		if !ok {
+			return nil
+		}
+		r = resolved{kind, v}
+		if kind == token.STRING {
+			r.value = quote(valueForm, v)
+		}
+		if len(text) <= maxKnownScalar && len(p.scalars) < maxKnownScalars {
+			if p.scalars == nil {
+				p.scalars = map[string]resolved{}
+			}
+			p.scalars[string(text)] = r
+		}
 	}
 	pos := p.pos(off)
-	switch kind {
+	switch r.kind {
 	case token.STRING:
-		return &ast.BasicLit{ValuePos: pos, Kind: token.STRING, Value: quote(valueForm, v)}
+		return &ast.BasicLit{ValuePos: pos, Kind: token.STRING, Value: r.value}
 	case token.TRUE, token.FALSE:
-		lit := ast.NewBool(kind == token.TRUE)
+		lit := ast.NewBool(r.kind == token.TRUE)
 		lit.ValuePos = pos
 		return lit
 	case token.NULL:
 		return &ast.BasicLit{ValuePos: pos.WithRel(token.Blank), Kind: token.NULL, Value: "null"}
 	case token.INT:
-		if neg, ok := strings.CutPrefix(v, "-"); ok {
+		if neg, ok := strings.CutPrefix(r.value, "-"); ok {
 			return &ast.UnaryExpr{OpPos: pos, Op: token.SUB, X: &ast.BasicLit{ValuePos: pos, Kind: token.INT, Value: neg}}
 		}
-		return &ast.BasicLit{ValuePos: pos, Kind: token.INT, Value: v}
+		return &ast.BasicLit{ValuePos: pos, Kind: token.INT, Value: r.value}
 	}
 	return nil
+}
+
+// resolved is what a plain scalar's text resolves to: its kind and its
+// literal's text (quoted for a string).
+type resolved struct {
+	kind  token.Token
+	value string
+}
+
+// A parser remembers what the plain scalars of at most maxKnownScalar
+// bytes resolve to, up to maxKnownScalars of them: protocols, kinds, ports
+// and the like repeat from document to document.
+const (
+	maxKnownScalar  = 64
+	maxKnownScalars = 4096
+)
+
+// trimSpaces returns b without its trailing spaces.
+func trimSpaces(b []byte) []byte {
+	for len(b) > 0 && b[len(b)-1] == ' ' {
+		b = b[:len(b)-1]
+	}
+	return b
 }
 
 // yamlFloat is the YAML resolver's float syntax.
