@@ -266,12 +266,11 @@ func (p *yparser) mapping(l, col int) ast.Expr {
 func (p *yparser) entry(l, col, ind int) *ast.Field {
 	b := p.raw(l)
 	off := p.starts[l]
-	label, after, ok := p.key(b, col, off)
+	f, after, ok := p.key(b, col, off)
 	if !ok {
 		p.ok = false
 		return nil
 	}
-	f := &ast.Field{Label: label}
 	i := after
 	for i < len(b) && b[i] == ' ' {
 		i++
@@ -322,8 +321,8 @@ const maxKnownKeys = 1024
 const maxSimpleKey = 1000
 
 // key parses a mapping key at column col of line b (starting at offset
-// off) and returns the label and the column after the ':'.
-func (p *yparser) key(b []byte, col, off int) (ast.Label, int, bool) {
+// off) and returns a field with its label, and the column after the ':'.
+func (p *yparser) key(b []byte, col, off int) (*ast.Field, int, bool) {
 	if col >= len(b) {
 		return nil, 0, false
 	}
@@ -396,11 +395,10 @@ func (p *yparser) key(b []byte, col, off int) (ast.Label, int, bool) {
 	}
 	if known != nil {
 		if known.ident {
-			return &ast.Ident{NamePos: p.pos(off + col), Name: known.value}, end + 1, true
+			return identField(p.pos(off+col), known.value), end + 1, true
 		}
-		return &ast.BasicLit{ValuePos: p.pos(off + col), Kind: token.STRING, Value: known.quoted}, end + 1, true
+		return litField(p.pos(off+col), known.quoted), end + 1, true
 	}
-	var label ast.Label
 	isIdent, seen := p.idents[value]
 	if !seen {
 		isIdent = !ast.StringLabelNeedsQuoting(value)
@@ -412,11 +410,31 @@ func (p *yparser) key(b []byte, col, off int) (ast.Label, int, bool) {
 		}
 	}
 	if isIdent {
-		label = &ast.Ident{NamePos: p.pos(off + col), Name: value}
-	} else {
-		label = &ast.BasicLit{ValuePos: p.pos(off + col), Kind: token.STRING, Value: quote(literal.String, value)}
+		return identField(p.pos(off+col), value), end + 1, true
 	}
-	return label, end + 1, true
+	return litField(p.pos(off+col), quote(literal.String, value)), end + 1, true
+}
+
+// identField returns a field labelled by the identifier name, allocated
+// with its label.
+func identField(pos token.Pos, name string) *ast.Field {
+	x := &struct {
+		f  ast.Field
+		id ast.Ident
+	}{id: ast.Ident{NamePos: pos, Name: name}}
+	x.f.Label = &x.id
+	return &x.f
+}
+
+// litField returns a field labelled by the quoted string, allocated with
+// its label.
+func litField(pos token.Pos, quoted string) *ast.Field {
+	x := &struct {
+		f   ast.Field
+		lit ast.BasicLit
+	}{lit: ast.BasicLit{ValuePos: pos, Kind: token.STRING, Value: quoted}}
+	x.f.Label = &x.lit
+	return &x.f
 }
 
 // valueForm is how string values are quoted (keys: literal.String).
@@ -627,7 +645,7 @@ func (p *yparser) flow(b []byte, i, off int) (ast.Expr, int) {
 		}
 		base := len(p.decls)
 		for {
-			label, k, ok := p.key(b, j, off)
+			f, k, ok := p.key(b, j, off)
 			if !ok {
 				p.ok = false
 				return nil, 0
@@ -641,7 +659,8 @@ func (p *yparser) flow(b []byte, i, off int) (ast.Expr, int) {
 			if !p.ok {
 				return nil, 0
 			}
-			p.decls = append(p.decls, &ast.Field{Label: label, Value: e})
+			f.Value = e
+			p.decls = append(p.decls, f)
 			k = skip(k)
 			if k >= len(b) {
 				p.ok = false
