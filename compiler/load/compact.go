@@ -21,7 +21,8 @@ import (
 type compactor struct {
 	block []byte // the strings' current block
 	// slabs holds, per type, a slice whose elements are handed out, in
-	// order, as the targets of copied pointers.
+	// order, as the targets of copied pointers and as the elements of
+	// short copied slices.
 	slabs map[reflect.Type]*slab
 }
 
@@ -85,8 +86,12 @@ func (c *compactor) clone(dst, src reflect.Value) {
 			return
 		}
 		n := src.Len()
-		dst.Grow(n) // the only allocation
-		dst.SetLen(n)
+		if n > 0 && n <= maxSlabSlice {
+			c.allocSlice(dst, n)
+		} else {
+			dst.Grow(n) // the only allocation
+			dst.SetLen(n)
+		}
 		for i := range n {
 			c.clone(dst.Index(i), src.Index(i))
 		}
@@ -129,6 +134,34 @@ func (c *compactor) alloc(t reflect.Type) reflect.Value {
 	}
 	sl.used++
 	return sl.elems.Index(sl.used - 1).Addr()
+}
+
+// maxSlabSlice is the longest slice allocSlice takes from a slab.
+const maxSlabSlice = slabLen / 8
+
+// allocSlice sets dst, a settable nil slice, to n zero elements (at most
+// maxSlabSlice) taken from the slab of its element type. The slice header
+// is written in place: reflect would allocate one to hand it over.
+func (c *compactor) allocSlice(dst reflect.Value, n int) {
+	if c.slabs == nil {
+		c.slabs = map[reflect.Type]*slab{}
+	}
+	e := dst.Type().Elem()
+	sl := c.slabs[e]
+	if sl == nil || sl.used+n > slabLen {
+		sl = &slab{elems: reflect.MakeSlice(reflect.SliceOf(e), slabLen, slabLen)}
+		c.slabs[e] = sl
+	}
+	h := (*sliceHeader)(dst.Addr().UnsafePointer())
+	h.data = unsafe.Add(sl.elems.UnsafePointer(), uintptr(sl.used)*e.Size())
+	h.len, h.cap = n, n
+	sl.used += n
+}
+
+// sliceHeader is the layout of a slice.
+type sliceHeader struct {
+	data     unsafe.Pointer
+	len, cap int
 }
 
 // string returns a copy of s in the current block.

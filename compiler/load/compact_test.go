@@ -2,6 +2,7 @@ package load
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -75,6 +76,11 @@ func TestCompact(t *testing.T) {
 			t.Errorf("%s: the copy differs (-loaded +copy):\n%s", p, d)
 			continue
 		}
+		// Short slices share slabs: none may have room to grow into the
+		// next one's elements.
+		if s := roomySlice(reflect.ValueOf(cp).Elem(), "input"); s != "" {
+			t.Errorf("%s: the copied slice %s has a capacity beyond its length", p, s)
+		}
 		orig := memoryOf(reflect.ValueOf(in).Elem(), map[uintptr]bool{})
 		for addr := range memoryOf(reflect.ValueOf(cp).Elem(), map[uintptr]bool{}) {
 			if orig[addr] {
@@ -83,6 +89,34 @@ func TestCompact(t *testing.T) {
 			}
 		}
 	}
+}
+
+// roomySlice returns the path of a slice below v whose capacity exceeds
+// its length, below the top-level slices of an api.Input, or "".
+func roomySlice(v reflect.Value, path string) string {
+	switch v.Kind() {
+	case reflect.Pointer:
+		if !v.IsNil() {
+			return roomySlice(v.Elem(), path)
+		}
+	case reflect.Struct:
+		for i := range v.NumField() {
+			if s := roomySlice(v.Field(i), path+"."+v.Type().Field(i).Name); s != "" {
+				return s
+			}
+		}
+	case reflect.Slice:
+		if v.Cap() > v.Len() && path != "input.Services" && path != "input.EndpointSlices" &&
+			path != "input.Nodes" && path != "input.ProxyConfigs" {
+			return path
+		}
+		for i := range v.Len() {
+			if s := roomySlice(v.Index(i), fmt.Sprintf("%s[%d]", path, i)); s != "" {
+				return s
+			}
+		}
+	}
+	return ""
 }
 
 // memoryOf adds to seen the addresses of the memory v refers to, below the
