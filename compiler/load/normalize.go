@@ -261,6 +261,9 @@ func field(s *ast.StructLit, name string) *ast.Field {
 		if !ok {
 			continue
 		}
+		if id, ok := f.Label.(*ast.Ident); ok && id.Name != name {
+			continue // an identifier's label name, if it has one, is its name
+		}
 		if n, _, err := labelName(f.Label); err == nil && n == name {
 			return f
 		}
