@@ -68,6 +68,10 @@ func fastCheck(c cue.Value, res map[string]*regexp.Regexp) paramCheck {
 		if !ok {
 			return nil
 		}
+		want := op == cue.RegexMatchOp
+		if m := patternMatchers[pat]; m != nil {
+			return func(p param) bool { return p.kind == 's' && m(p.s) == want }
+		}
 		re := res[pat]
 		if re == nil {
 			var err error
@@ -76,7 +80,6 @@ func fastCheck(c cue.Value, res map[string]*regexp.Regexp) paramCheck {
 			}
 			res[pat] = re
 		}
-		want := op == cue.RegexMatchOp
 		return func(p param) bool { return p.kind == 's' && re.MatchString(p.s) == want }
 	case cue.GreaterThanOp, cue.GreaterThanEqualOp, cue.LessThanOp, cue.LessThanEqualOp:
 		if len(args) != 1 {

@@ -2,7 +2,6 @@ package load
 
 import (
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -26,19 +25,13 @@ const (
 // and values (TotalAnnotationSizeLimitB).
 const maxAnnotationBytes = 256 << 10
 
-var (
-	dnsLabelRE  = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
-	dnsSubRE    = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
-	qualNameRE  = regexp.MustCompile(`^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$`)
-	labelValRE  = regexp.MustCompile(`^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$`)
-	standardFin = map[string]bool{"kubernetes": true, "orphan": true, "foregroundDeletion": true}
-)
+var standardFin = map[string]bool{"kubernetes": true, "orphan": true, "foregroundDeletion": true}
 
 // isDNSLabel reports whether s is an RFC 1123 label.
-func isDNSLabel(s string) bool { return len(s) <= 63 && dnsLabelRE.MatchString(s) }
+func isDNSLabel(s string) bool { return len(s) <= 63 && rfc1123Part(s) }
 
 // isDNSSubdomain reports whether s is an RFC 1123 subdomain.
-func isDNSSubdomain(s string) bool { return len(s) <= 253 && dnsSubRE.MatchString(s) }
+func isDNSSubdomain(s string) bool { return len(s) <= 253 && rfc1123Subdomain(s) }
 
 // isQualifiedName reports whether s is a qualified name (IsQualifiedName):
 // an optional DNS-subdomain prefix and '/', then a name of at most 63
@@ -50,11 +43,11 @@ func isQualifiedName(s string) bool {
 	} else if prefix == "" || !isDNSSubdomain(prefix) || strings.Contains(name, "/") {
 		return false
 	}
-	return len(name) <= 63 && qualNameRE.MatchString(name)
+	return len(name) <= 63 && nameBody(name)
 }
 
 // isLabelValue reports whether s is a valid label value.
-func isLabelValue(s string) bool { return len(s) <= 63 && labelValRE.MatchString(s) }
+func isLabelValue(s string) bool { return s == "" || len(s) <= 63 && nameBody(s) }
 
 // checkMeta runs the Go rules of metadata. dnsLabel selects the name rule of
 // generateName: an RFC 1123 label (Service) or subdomain (EndpointSlice).
