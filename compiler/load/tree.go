@@ -14,13 +14,23 @@ import (
 // documents of one shape decode without CUE: the template's values, with
 // the parameters marked for replacement by each document's own.
 type tnode struct {
-	null   bool
-	fields map[string]*tnode // struct fields present, or map entries
-	elems  []*tnode
-	kind   byte // scalar: 's', 'i', 'b'
-	s      string
-	n      int64
-	param  int // index of the parameter replacing the value, or -1
+	null    bool
+	fields  map[string]*tnode // map entries
+	members []member          // struct fields present, in the type's order
+	typ     reflect.Type      // the struct type of members
+	elems   []*tnode
+	kind    byte // scalar: 's', 'i', 'b'
+	s       string
+	n       int64
+	param   int // index of the parameter replacing the value, or -1
+}
+
+// member is a struct field present in a tree: its index in the struct
+// type, its JSON name and its node.
+type member struct {
+	index int
+	name  string
+	node  *tnode
 }
 
 // kindTypes are the api types of the kinds.
@@ -70,7 +80,7 @@ func (b *treeBuilder) node(v cue.Value, t reflect.Type) (*tnode, error) {
 			}
 			return b.scalar(v, reflect.Int64)
 		}
-		n.fields = map[string]*tnode{}
+		n.typ = t
 		for _, f := range structPlan(t) {
 			sub := v.LookupPath(f.path)
 			if !sub.Exists() {
@@ -80,7 +90,7 @@ func (b *treeBuilder) node(v cue.Value, t reflect.Type) (*tnode, error) {
 			if err != nil {
 				return nil, err
 			}
-			n.fields[f.name] = c
+			n.members = append(n.members, member{f.index, f.name, c})
 		}
 		return n, nil
 	case reflect.String, reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
@@ -194,13 +204,12 @@ func decodeTree(n *tnode, ps []param, rv reflect.Value) error {
 			}
 			return fmt.Errorf("cannot decode into %s", rv.Type())
 		}
-		for _, f := range structPlan(rv.Type()) {
-			c, ok := n.fields[f.name]
-			if !ok {
-				continue
-			}
-			if err := decodeTree(c, ps, rv.Field(f.index)); err != nil {
-				return fmt.Errorf("%s: %w", f.name, err)
+		if n.typ != rv.Type() {
+			return fmt.Errorf("a tree of %v decoded into %v", n.typ, rv.Type())
+		}
+		for _, m := range n.members {
+			if err := decodeTree(m.node, ps, rv.Field(m.index)); err != nil {
+				return fmt.Errorf("%s: %w", m.name, err)
 			}
 		}
 		return nil
