@@ -37,19 +37,30 @@ func fastYAML(name string, data []byte, emit func(ast.Expr)) (int, bool) {
 // newYParser prepares a parser of data, or reports false if data has
 // bytes outside the subset (tabs, carriage returns, non-ASCII text).
 func newYParser(name string, data []byte) (*yparser, bool) {
-	for _, c := range data {
-		if c >= 0x80 || c == '\t' || c == '\r' {
-			return nil, false
-		}
-	}
 	p := &yparser{data: data, ok: true}
 	p.file = token.NewFile(name, 0, len(data)+1)
-	p.file.SetLinesForContent(data)
+	// The file's line table (for positions) is made on another CPU while
+	// the input is checked and its lines found here.
+	lines := make(chan struct{})
+	go func() {
+		p.file.SetLinesForContent(data)
+		close(lines)
+	}()
 	p.starts = make([]int, 1, len(data)/16+1)
+	ok := true
+scan:
 	for i, c := range data {
-		if c == '\n' {
+		switch {
+		case c == '\n':
 			p.starts = append(p.starts, i+1)
+		case c >= 0x80 || c == '\t' || c == '\r':
+			ok = false
+			break scan
 		}
+	}
+	<-lines
+	if !ok {
+		return nil, false
 	}
 	p.end = len(p.starts)
 	return p, true
