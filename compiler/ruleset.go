@@ -67,17 +67,13 @@ func (c *compiler) buildRuleset(f ir.Family) *ir.Ruleset {
 			RejectClusterIPs: true,
 			ServiceCIDRs:     slices.Clone(c.cfg.serviceCIDRs[f]),
 		},
-		keyOwner:   map[svcKey]string{},
 		npOwner:    map[npKey]string{},
 		reported:   map[string]bool{},
-		services:   map[svcKey]bool{},
 		firewall:   map[svcKey]bool{},
 		noEndpoint: map[svcKey]bool{},
 		nodePorts:  map[npKey]bool{},
 		noEndpNP:   map[npKey]bool{},
-		clusterIPs: map[netip.Addr]bool{},
 		hcPorts:    map[uint16]bool{},
-		sets:       map[string]bool{},
 	}
 	b.rs.DropServiceCIDRs = len(b.rs.ServiceCIDRs) > 0
 	var svcs []*svc
@@ -88,17 +84,29 @@ func (c *compiler) buildRuleset(f ir.Family) *ir.Ruleset {
 	}
 	ports := c.prepareServices(svcs, f)
 	// A chain per reachable endpoint of each port, and up to four more
-	// (service, local, external, firewall).
-	endpoints, others := 0, 0
+	// (service, local, external, firewall); a dispatch key per address of
+	// each port; an affinity set per endpoint of a port with affinity.
+	endpoints, others, keys, sets := 0, 0, 0, 0
 	for _, ps := range ports {
 		for _, p := range ps {
 			endpoints += len(p.cat.reachable)
 			others += 4
+			keys += 1 + len(p.externalIPs) + len(p.lbIPs)
+			if p.affinity {
+				sets += len(p.cat.reachable)
+			}
 		}
 	}
 	b.chains = make([]chainEntry, 0, endpoints+others)
 	b.endpoints = make([]pendingEndpoint, 0, endpoints)
 	b.comments = make([]byte, 0, 48*endpoints)
+	b.keyOwner = make(map[svcKey]string, keys)
+	b.services = make(map[svcKey]bool, keys)
+	b.clusterIPs = make(map[netip.Addr]bool, len(svcs))
+	b.sets = make(map[string]bool, sets)
+	b.rs.Services = make([]ir.ServiceEntry, 0, keys)
+	b.rs.ClusterIPs = make([]netip.Addr, 0, len(svcs))
+	b.rs.AffinitySets = make([]ir.AffinitySet, 0, sets)
 	for i, s := range svcs {
 		b.addService(s, ports[i])
 	}
