@@ -195,7 +195,9 @@ func (c *compiler) collectServices() {
 		}
 		return strings.Compare(a.ID(), b.ID()) // spelt only for a tie
 	})
-	seen := map[string]*api.Service{}
+	seen := make(map[string]*api.Service, len(all))
+	c.svcs = make([]*svc, 0, len(all))
+	svcs := make([]svc, 0, len(all)) // never grown: c.svcs points into it
 	for _, s := range all {
 		id := s.ID()
 		if first, dup := seen[id]; dup {
@@ -209,7 +211,7 @@ func (c *compiler) collectServices() {
 		if s.Spec.ClusterIP == "None" || (len(s.Spec.ClusterIPs) > 0 && s.Spec.ClusterIPs[0] == "None") {
 			continue
 		}
-		c.svcs = append(c.svcs, &svc{
+		svcs = append(svcs, svc{
 			api:        s,
 			id:         id,
 			obj:        "Service " + id,
@@ -219,14 +221,15 @@ func (c *compiler) collectServices() {
 			nodePorts:  make([]int, len(s.Spec.Ports)),
 			npConflict: make([]bool, len(s.Spec.Ports)),
 		})
+		c.svcs = append(c.svcs, &svcs[len(svcs)-1])
 	}
 }
 
 // indexSlices groups EndpointSlices by the Service they name (label
 // kubernetes.io/service-name, same namespace), each group sorted by name.
 func (c *compiler) indexSlices() {
-	c.slices = map[string][]*api.EndpointSlice{}
-	seen := map[string]*api.EndpointSlice{}
+	c.slices = make(map[string][]*api.EndpointSlice, len(c.in.EndpointSlices))
+	seen := make(map[string]*api.EndpointSlice, len(c.in.EndpointSlices))
 	for _, es := range sortedByPos(c.in.EndpointSlices, func(e *api.EndpointSlice) diag.Pos { return e.Pos }) {
 		id := es.ID()
 		if first, dup := seen[id]; dup && es.Metadata.Name != "" {
