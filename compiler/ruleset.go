@@ -267,7 +267,7 @@ func (b *builder) sort() {
 // names, and builds rs.Chains (see materialize).
 func (b *builder) sortChains() {
 	chains := sortedChains(b.chains)
-	b.chains = nil // when sorted into a copy, the original is garbage
+	b.chains = nil
 	kept := chains[:0]
 	for i, c := range chains {
 		if i > 0 && c.name == chains[i-1].name {
@@ -312,11 +312,27 @@ func sortedChains(chains []chainEntry) []chainEntry {
 		}
 		i = j
 	}
-	out := make([]chainEntry, len(chains))
-	for i, k := range keys {
-		out[i] = chains[pos(k)]
+	// Each entry moves to its place along the cycles of the permutation,
+	// in place: at 50,000 Services a sorted copy would be 50 MB more.
+	placed := make([]bool, len(chains))
+	for i := range keys {
+		if placed[i] {
+			continue
+		}
+		held := chains[i]
+		j := i
+		for {
+			placed[j] = true
+			k := pos(keys[j]) // the entry that belongs at j
+			if k == i {
+				chains[j] = held
+				break
+			}
+			chains[j] = chains[k]
+			j = k
+		}
 	}
-	return out
+	return chains
 }
 
 // chainPrefixes are the prefixes of the compiler's chain names, in byte
