@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/binary"
 	"fmt"
+	"kpc/internal/permute"
 	"net/netip"
 	"slices"
 	"strings"
@@ -312,26 +313,8 @@ func sortedChains(chains []chainEntry) []chainEntry {
 		}
 		i = j
 	}
-	// Each entry moves to its place along the cycles of the permutation,
-	// in place: at 50,000 Services a sorted copy would be 50 MB more.
-	placed := make([]bool, len(chains))
-	for i := range keys {
-		if placed[i] {
-			continue
-		}
-		held := chains[i]
-		j := i
-		for {
-			placed[j] = true
-			k := pos(keys[j]) // the entry that belongs at j
-			if k == i {
-				chains[j] = held
-				break
-			}
-			chains[j] = chains[k]
-			j = k
-		}
-	}
+	// In place: at 50,000 Services a sorted copy would be 50 MB more.
+	permute.InPlace(chains, func(i int) int { return pos(keys[i]) })
 	return chains
 }
 

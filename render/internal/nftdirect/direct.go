@@ -48,6 +48,7 @@ package nftdirect
 import (
 	"cmp"
 	"encoding/binary"
+	"kpc/internal/permute"
 	"net/netip"
 	"sort"
 	"strconv"
@@ -505,11 +506,7 @@ func sortByAddr(ds []dnat) {
 		keys[i] = uint64(binary.BigEndian.Uint32(b[:]))<<32 | uint64(i)
 	}
 	par.SortFunc(keys, cmp.Compare[uint64])
-	sorted := make([]dnat, len(ds))
-	for i, k := range keys {
-		sorted[i] = ds[uint32(k)]
-	}
-	copy(ds, sorted)
+	permute.InPlace(ds, func(i int) int { return int(uint32(keys[i])) })
 }
 
 // entryJob is a dispatch entry to lower: entry i of list l, with key k,
