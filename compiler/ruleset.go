@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"encoding/binary"
 	"fmt"
-	"kpc/internal/permute"
 	"net/netip"
 	"slices"
 	"strings"
@@ -268,7 +267,7 @@ func (b *builder) sort() {
 // names, and builds rs.Chains (see materialize).
 func (b *builder) sortChains() {
 	chains := sortedChains(b.chains)
-	b.chains = nil
+	b.chains = nil // when sorted into a copy, the original is garbage
 	kept := chains[:0]
 	for i, c := range chains {
 		if i > 0 && c.name == chains[i-1].name {
@@ -313,9 +312,11 @@ func sortedChains(chains []chainEntry) []chainEntry {
 		}
 		i = j
 	}
-	// In place: at 50,000 Services a sorted copy would be 50 MB more.
-	permute.InPlace(chains, func(i int) int { return pos(keys[i]) })
-	return chains
+	out := make([]chainEntry, len(chains))
+	for i, k := range keys {
+		out[i] = chains[pos(k)]
+	}
+	return out
 }
 
 // chainPrefixes are the prefixes of the compiler's chain names, in byte
