@@ -168,10 +168,12 @@ func (r IPTables) Render(w io.Writer, p *ir.Program) error {
 		return errors.New("iptables: nil program")
 	}
 	// Validation runs alongside the generation, which writes nothing out
-	// before it is done; a validation error wins.
+	// before it is done; a validation error wins. Both use the same index
+	// of each Ruleset's chains.
+	chains := chainIndexes(p)
 	invalid := make(chan error, 1)
-	go func() { invalid <- p.Validate() }()
-	g, err := iptGenerate(p, fam)
+	go func() { invalid <- p.ValidateWith(chains) }()
+	g, err := iptGenerate(p, fam, chains)
 	if verr := <-invalid; verr != nil {
 		return fmt.Errorf("iptables: invalid program: %w", verr)
 	}
@@ -195,7 +197,7 @@ func (r IPTables) Render(w io.Writer, p *ir.Program) error {
 
 // iptGenerate generates the tables of family fam of p. A panic (p may not
 // have been validated yet) is returned as an error.
-func iptGenerate(p *ir.Program, fam iptFamily) (g *iptGen, err error) {
+func iptGenerate(p *ir.Program, fam iptFamily, chains []map[string]int) (g *iptGen, err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			err = fmt.Errorf("iptables: internal error: %v", v)
@@ -206,12 +208,16 @@ func iptGenerate(p *ir.Program, fam iptFamily) (g *iptGen, err error) {
 		return nil, err
 	}
 	var rs *ir.Ruleset
-	for _, s := range p.Rulesets {
+	var index map[string]int
+	for i, s := range p.Rulesets {
 		if s != nil && s.Family == fam.family {
-			rs = s
+			rs, index = s, nil
+			if i < len(chains) {
+				index = chains[i]
+			}
 		}
 	}
-	g = &iptGen{fam: fam, prefix: prefix, rs: rs}
+	g = &iptGen{fam: fam, prefix: prefix, rs: rs, index: index}
 	if rs != nil {
 		n := 0
 		for _, c := range rs.Chains {
@@ -537,7 +543,11 @@ func iptHashName(dst []byte, name string) ([]byte, [10]byte) {
 // prepare names the IR chains and indexes what rules refer to.
 func (g *iptGen) prepare() error {
 	rs := g.rs
-	g.index = make(map[string]int, len(rs.Chains))
+	// The index, when chainIndexes could make it, is made already.
+	indexed := g.index != nil
+	if !indexed {
+		g.index = make(map[string]int, len(rs.Chains))
+	}
 	g.infos = make([]iptChainInfo, len(rs.Chains))
 	// owner finds two IR chains with one iptables name: the name is
 	// determined by the kind and the hashed bytes.
@@ -573,7 +583,9 @@ func (g *iptGen) prepare() error {
 			return fmt.Errorf("chains %q and %q both map to iptables chain %s", prev, c.Name, name)
 		}
 		owner[key{c.Kind, hash}] = c.Name
-		g.index[c.Name] = i
+		if !indexed {
+			g.index[c.Name] = i
+		}
 		g.infos[i] = iptChainInfo{c: c, name: name}
 	}
 

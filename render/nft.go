@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"sync"
 
 	"kpc/compiler/ir"
 	"kpc/render/internal/nftdirect"
@@ -238,7 +237,7 @@ func (r NFT) parts(p *ir.Program) ([][]byte, [2]*nftplan.Plan, error) {
 	// Validation runs alongside the planning, which checks what it relies
 	// on itself; a validation error wins. Both use the same index of each
 	// Ruleset's chains.
-	chains := nftChainIndexes(p)
+	chains := chainIndexes(p)
 	invalid := make(chan error, 1)
 	go func() { invalid <- p.ValidateWith(chains) }()
 	tables, tableName, err := r.plan(p, chains)
@@ -266,22 +265,6 @@ func (r NFT) parts(p *ir.Program) ([][]byte, [2]*nftplan.Plan, error) {
 		plans[slot] = t.plan
 	}
 	return parts, plans, nil
-}
-
-// nftChainIndexes returns the chain index of each of p's Rulesets (see
-// nftChainIndex), made at the same time; an index is nil for a nil Ruleset
-// and one with a nil chain or a name used twice, which Validate and the
-// planning then report.
-func nftChainIndexes(p *ir.Program) []map[string]int {
-	chains := make([]map[string]int, len(p.Rulesets))
-	var wg sync.WaitGroup
-	for i, rs := range p.Rulesets {
-		if rs != nil {
-			wg.Go(func() { chains[i], _ = nftChainIndex(rs) })
-		}
-	}
-	wg.Wait()
-	return chains
 }
 
 // plan checks p's Rulesets and prepares the table of each family (nil for

@@ -18,7 +18,7 @@ import (
 // prepares what is derived from it: map elements without repeated keys and
 // the layout plan (numbered maps, lowering; see package nftplan). lower
 // enables the lowering of plain endpoint chains. chains is rs's chain
-// index (see nftChainIndex), or nil to make it here.
+// index (see chainIndex), or nil to make it here.
 func nftPlan(rs *ir.Ruleset, fam nftFamily, lower bool, chains map[string]int) (*nftTable, error) {
 	t := &nftTable{rs: rs, fam: fam, name: rs.Table}
 	if err := nftCheckName("table", t.name); err != nil {
@@ -44,7 +44,7 @@ func nftPlan(rs *ir.Ruleset, fam nftFamily, lower bool, chains map[string]int) (
 	// The chains' names are checked with the rest (see checkRest).
 	if t.chains = chains; t.chains == nil {
 		var err error
-		if t.chains, err = nftChainIndex(rs); err != nil {
+		if t.chains, err = chainIndex(rs); err != nil {
 			return nil, err
 		}
 	}
@@ -74,22 +74,6 @@ func nftPlan(rs *ir.Ruleset, fam nftFamily, lower bool, chains map[string]int) (
 	}
 	t.plan = pl.plan
 	return t, nil
-}
-
-// nftChainIndex maps the name of each of rs's chains to its position, or
-// fails on a nil chain or a name used twice.
-func nftChainIndex(rs *ir.Ruleset) (map[string]int, error) {
-	chains := make(map[string]int, len(rs.Chains))
-	for i, c := range rs.Chains {
-		if c == nil {
-			return nil, fmt.Errorf("chain %d is nil", i)
-		}
-		n := len(chains)
-		if chains[c.Name] = i; len(chains) == n {
-			return nil, fmt.Errorf("duplicate chain %q", c.Name)
-		}
-	}
-	return chains, nil
 }
 
 // checkRest checks the Ruleset's entries, addresses, chain names and
