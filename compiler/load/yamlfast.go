@@ -1,6 +1,7 @@
 package load
 
 import (
+	"bytes"
 	"regexp"
 	"slices"
 	"strconv"
@@ -141,12 +142,10 @@ type yparser struct {
 	line   int   // the next line to read
 	end    int   // the line where parsing stops
 	ok     bool
-	// idents caches whether keys are identifiers (labels are ast.Ident)
-	// or not (quoted ast.BasicLit), as ast.NewStringLabel decides.
-	idents map[string]bool
-	// plainKeys holds the plain (unquoted) keys seen, by their text, and
-	// scalars the plain scalars (see maxKnownScalars).
-	plainKeys map[string]*plainKey
+	// plainKeys holds the labels of the plain (unquoted) keys seen, by
+	// their text (at most maxKnownKeys), and scalars the plain scalars
+	// (see maxKnownScalars).
+	plainKeys map[string]keyLabel
 	scalars   map[string]resolved
 	// decls and exprs are stacks of the fields and the items of the
 	// collections being parsed: a collection pushes its elements as it
@@ -156,20 +155,12 @@ type yparser struct {
 	exprs []ast.Expr
 }
 
-// popDecls returns the fields pushed above base in a slice of their own,
-// and pops them.
-func (p *yparser) popDecls(base int) []ast.Decl {
-	elts := slices.Clone(p.decls[base:])
-	clear(p.decls[base:])
-	p.decls = p.decls[:base]
-	return elts
-}
-
-// popExprs is popDecls for the items of lists.
-func (p *yparser) popExprs(base int) []ast.Expr {
-	elts := slices.Clone(p.exprs[base:])
-	clear(p.exprs[base:])
-	p.exprs = p.exprs[:base]
+// pop returns the elements pushed on stack above base in a slice of
+// their own, and pops them.
+func pop[T any](stack *[]T, base int) []T {
+	elts := slices.Clone((*stack)[base:])
+	clear((*stack)[base:])
+	*stack = (*stack)[:base]
 	return elts
 }
 
@@ -250,13 +241,13 @@ func (p *yparser) mapping(l, col int) ast.Expr {
 				if l >= 0 {
 					p.line = l
 				}
-				s.Elts = p.popDecls(base)
+				s.Elts = pop(&p.decls, base)
 				return s
 			}
 			ind := p.indent(l)
 			if ind < col {
 				p.line = l
-				s.Elts = p.popDecls(base)
+				s.Elts = pop(&p.decls, base)
 				return s
 			}
 			if ind > col || isSeqEntry(p.raw(l)) {
@@ -316,12 +307,20 @@ func (p *yparser) entry(l, col, ind int) *ast.Field {
 	return f
 }
 
-// plainKey is what a plain key's text resolves to: its value, whether it
-// labels by an identifier, and else its quoted form.
-type plainKey struct {
-	value  string
-	ident  bool
-	quoted string
+// keyLabel is how a key labels its field: by an identifier (text is its
+// name) or by a string (text is the quoted string), as
+// ast.NewStringLabel decides.
+type keyLabel struct {
+	ident bool
+	text  string
+}
+
+// labelOf returns the label of the key whose value is value.
+func labelOf(value string) keyLabel {
+	if !ast.StringLabelNeedsQuoting(value) {
+		return keyLabel{true, value}
+	}
+	return keyLabel{false, quote(literal.String, value)}
 }
 
 // maxKnownKeys bounds the plain keys a parser remembers.
@@ -337,8 +336,7 @@ func (p *yparser) key(b []byte, col, off int) (*ast.Field, int, bool) {
 	if col >= len(b) {
 		return nil, 0, false
 	}
-	var value string
-	var known *plainKey // what a plain key resolves to, when remembered
+	var k keyLabel
 	end := 0
 	switch b[col] {
 	case '"', '\'':
@@ -350,11 +348,11 @@ func (p *yparser) key(b []byte, col, off int) (*ast.Field, int, bool) {
 		if j >= len(b) || b[j] != q {
 			return nil, 0, false
 		}
-		value = string(b[col+1 : j])
 		end = j + 1
 		if end >= len(b) || b[end] != ':' {
 			return nil, 0, false
 		}
+		k = labelOf(string(b[col+1 : j]))
 	default:
 		j := col
 		for j < len(b) && keyChar(b[j]) {
@@ -364,9 +362,8 @@ func (p *yparser) key(b []byte, col, off int) (*ast.Field, int, bool) {
 			return nil, 0, false
 		}
 		end = j
-		if k, ok := p.plainKeys[string(b[col:j])]; ok {
-			known = k
-			value = k.value
+		var known bool
+		if k, known = p.plainKeys[string(b[col:j])]; known {
 			break
 		}
 		v, kind, ok := resolvePlain(string(b[col:j]))
@@ -374,25 +371,20 @@ func (p *yparser) key(b []byte, col, off int) (*ast.Field, int, bool) {
 			return nil, 0, false
 		}
 		switch kind {
-		case token.STRING:
-			value = v
-		case token.INT, token.TRUE, token.FALSE, token.NULL:
-			value = v // the literal text, as CUE's decoder labels it
+		case token.STRING, token.INT, token.TRUE, token.FALSE, token.NULL:
+			// A string, or the literal text, as CUE's decoder labels it.
 		default:
 			return nil, 0, false
 		}
-		if value == "<<" || kind == token.INT && strings.HasPrefix(value, "-") {
+		if v == "<<" || kind == token.INT && strings.HasPrefix(v, "-") {
 			return nil, 0, false
 		}
+		k = labelOf(v)
 		if len(p.plainKeys) < maxKnownKeys {
 			if p.plainKeys == nil {
-				p.plainKeys = map[string]*plainKey{}
+				p.plainKeys = map[string]keyLabel{}
 			}
-			known = &plainKey{value: value, ident: !ast.StringLabelNeedsQuoting(value)}
-			if !known.ident {
-				known.quoted = quote(literal.String, value)
-			}
-			p.plainKeys[string(b[col:j])] = known
+			p.plainKeys[string(b[col:j])] = k
 		}
 	}
 	// ':' must be followed by a space or the end of the line.
@@ -404,26 +396,10 @@ func (p *yparser) key(b []byte, col, off int) (*ast.Field, int, bool) {
 	if end-col > maxSimpleKey {
 		return nil, 0, false
 	}
-	if known != nil {
-		if known.ident {
-			return identField(p.pos(off+col), known.value), end + 1, true
-		}
-		return litField(p.pos(off+col), known.quoted), end + 1, true
+	if k.ident {
+		return identField(p.pos(off+col), k.text), end + 1, true
 	}
-	isIdent, seen := p.idents[value]
-	if !seen {
-		isIdent = !ast.StringLabelNeedsQuoting(value)
-		if p.idents == nil {
-			p.idents = map[string]bool{}
-		}
-		if len(p.idents) < 1024 {
-			p.idents[value] = isIdent
-		}
-	}
-	if isIdent {
-		return identField(p.pos(off+col), value), end + 1, true
-	}
-	return litField(p.pos(off+col), quote(literal.String, value)), end + 1, true
+	return litField(p.pos(off+col), k.text), end + 1, true
 }
 
 // identField returns a field labelled by the identifier name, allocated
@@ -500,13 +476,13 @@ func (p *yparser) sequence(l, ind int) ast.Expr {
 			if next >= 0 {
 				p.line = next
 			}
-			list.Elts = p.popExprs(base)
+			list.Elts = pop(&p.exprs, base)
 			return list
 		}
 		nind := p.indent(next)
 		if nind < ind || nind == ind && !isSeqEntry(p.raw(next)) {
 			p.line = next
-			list.Elts = p.popExprs(base)
+			list.Elts = pop(&p.exprs, base)
 			return list
 		}
 		if nind > ind {
@@ -564,7 +540,7 @@ func (p *yparser) inline(l, i, ind int) ast.Expr {
 			}
 			j++
 		}
-		e = p.scalar(trimSpaces(b[i:j]), off+i)
+		e = p.scalar(bytes.TrimRight(b[i:j], " "), off+i)
 		end = j
 	}
 	if !p.ok || e == nil {
@@ -640,7 +616,7 @@ func (p *yparser) flow(b []byte, i, off int) (ast.Expr, int) {
 				}
 			case ']':
 				list.Rbrack = p.pos(off + k)
-				list.Elts = p.popExprs(base)
+				list.Elts = pop(&p.exprs, base)
 				return list, k + 1
 			default:
 				p.ok = false
@@ -686,7 +662,7 @@ func (p *yparser) flow(b []byte, i, off int) (ast.Expr, int) {
 				}
 			case '}':
 				s.Rbrace = p.pos(off + k)
-				s.Elts = p.popDecls(base)
+				s.Elts = pop(&p.decls, base)
 				return s, k + 1
 			default:
 				p.ok = false
@@ -724,7 +700,7 @@ func (p *yparser) flowValue(b []byte, j, off int) (ast.Expr, int) {
 		p.ok = false
 		return nil, 0
 	}
-	e := p.scalar(trimSpaces(b[j:k]), off+j)
+	e := p.scalar(bytes.TrimRight(b[j:k], " "), off+j)
 	if e == nil {
 		p.ok = false
 		return nil, 0
@@ -785,14 +761,6 @@ const (
 	maxKnownScalar  = 64
 	maxKnownScalars = 4096
 )
-
-// trimSpaces returns b without its trailing spaces.
-func trimSpaces(b []byte) []byte {
-	for len(b) > 0 && b[len(b)-1] == ' ' {
-		b = b[:len(b)-1]
-	}
-	return b
-}
 
 // yamlFloat is the YAML resolver's float syntax.
 var yamlFloat = regexp.MustCompile(`^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$`)
