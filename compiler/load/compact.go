@@ -121,19 +121,27 @@ func (c *compactor) clone(dst, src reflect.Value) {
 	}
 }
 
-// alloc returns a pointer to a new zero value of type t, taken from the
-// type's slab.
-func (c *compactor) alloc(t reflect.Type) reflect.Value {
+// take returns the slab of type t from which n more elements are handed
+// out, starting at the returned index: the type's current slab, or a new
+// one when the current has not n left.
+func (c *compactor) take(t reflect.Type, n int) (*slab, int) {
 	if c.slabs == nil {
 		c.slabs = map[reflect.Type]*slab{}
 	}
 	sl := c.slabs[t]
-	if sl == nil || sl.used == slabLen {
+	if sl == nil || sl.used+n > slabLen {
 		sl = &slab{elems: reflect.MakeSlice(reflect.SliceOf(t), slabLen, slabLen)}
 		c.slabs[t] = sl
 	}
-	sl.used++
-	return sl.elems.Index(sl.used - 1).Addr()
+	sl.used += n
+	return sl, sl.used - n
+}
+
+// alloc returns a pointer to a new zero value of type t, taken from the
+// type's slab.
+func (c *compactor) alloc(t reflect.Type) reflect.Value {
+	sl, i := c.take(t, 1)
+	return sl.elems.Index(i).Addr()
 }
 
 // maxSlabSlice is the longest slice allocSlice takes from a slab.
@@ -143,19 +151,11 @@ const maxSlabSlice = slabLen / 8
 // maxSlabSlice) taken from the slab of its element type. The slice header
 // is written in place: reflect would allocate one to hand it over.
 func (c *compactor) allocSlice(dst reflect.Value, n int) {
-	if c.slabs == nil {
-		c.slabs = map[reflect.Type]*slab{}
-	}
 	e := dst.Type().Elem()
-	sl := c.slabs[e]
-	if sl == nil || sl.used+n > slabLen {
-		sl = &slab{elems: reflect.MakeSlice(reflect.SliceOf(e), slabLen, slabLen)}
-		c.slabs[e] = sl
-	}
+	sl, i := c.take(e, n)
 	h := (*sliceHeader)(dst.Addr().UnsafePointer())
-	h.data = unsafe.Add(sl.elems.UnsafePointer(), uintptr(sl.used)*e.Size())
+	h.data = unsafe.Add(sl.elems.UnsafePointer(), uintptr(i)*e.Size())
 	h.len, h.cap = n, n
-	sl.used += n
 }
 
 // sliceHeader is the layout of a slice.
