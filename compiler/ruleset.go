@@ -39,8 +39,8 @@ type builder struct {
 	chains    []chainEntry
 	endpoints []pendingEndpoint
 	// comments holds the comments of the endpoint chains, which become
-	// substrings of one string.
-	comments []byte
+	// substrings of its string (which String returns without a copy).
+	comments strings.Builder
 }
 
 type svcKey struct {
@@ -99,7 +99,7 @@ func (c *compiler) buildRuleset(f ir.Family) *ir.Ruleset {
 	}
 	b.chains = make([]chainEntry, 0, endpoints+others)
 	b.endpoints = make([]pendingEndpoint, 0, endpoints)
-	b.comments = make([]byte, 0, 48*endpoints)
+	b.comments.Grow(48 * endpoints)
 	b.keyOwner = make(map[svcKey]string, keys)
 	b.services = make(map[svcKey]bool, keys)
 	b.clusterIPs = make(map[netip.Addr]bool, len(svcs))
@@ -226,11 +226,11 @@ func (b *builder) addChain(ch *ir.Chain) {
 // addEndpointChain adds the chain of endpoint e of p (see materialize).
 func (b *builder) addEndpointChain(p *servicePort, e *endpoint) {
 	b.chains = append(b.chains, chainEntry{name: e.chain, ep: int32(len(b.endpoints))})
-	start := len(b.comments)
-	b.comments = append(b.comments, p.name...)
-	b.comments = append(b.comments, " -> "...)
-	b.comments = append(b.comments, e.str...)
-	b.endpoints = append(b.endpoints, pendingEndpoint{p, e, [2]int{start, len(b.comments)}})
+	start := b.comments.Len()
+	b.comments.WriteString(p.name)
+	b.comments.WriteString(" -> ")
+	b.comments.WriteString(e.str)
+	b.endpoints = append(b.endpoints, pendingEndpoint{p, e, [2]int{start, b.comments.Len()}})
 }
 
 func (b *builder) addAffinitySet(name string, timeout time.Duration, comment string) {
@@ -276,7 +276,8 @@ func (b *builder) sortChains() {
 		kept = append(kept, c)
 	}
 	b.rs.Chains = b.materialize(kept)
-	b.endpoints, b.comments = nil, nil
+	b.endpoints = nil
+	b.comments = strings.Builder{}
 }
 
 // sortedChains returns chains sorted by name, chains of the same name in
@@ -396,7 +397,7 @@ func (b *builder) materialize(entries []chainEntry) []*ir.Chain {
 		}
 	}
 	at[len(entries)] = o
-	comments := string(b.comments)
+	comments := b.comments.String()
 	out := make([]*ir.Chain, len(entries))
 	cs := make([]ir.Chain, len(entries))
 	rules := make([]ir.Rule, o.rule)
