@@ -240,23 +240,27 @@ type Rule struct {
 }
 
 // Match is a conjunction of conditions; unset fields do not constrain.
+//
+// The small fields come last, where they share one word: a large Ruleset
+// holds millions of rules.
 type Match struct {
 	// DstAddr, when valid, requires this destination address (before
-	// DNAT). DstPort, when non-zero, requires this destination port.
+	// DNAT).
 	DstAddr netip.Addr
-	DstPort uint16
 	// SrcAddr, when valid, requires this source address (hairpin).
 	SrcAddr netip.Addr
 	// SrcIn requires the source to lie in one of these prefixes.
 	SrcIn []netip.Prefix
 	// SrcNotIn requires the source to lie outside all of these prefixes.
 	SrcNotIn []netip.Prefix
-	// SrcLocal requires the source to be a local address of the node
-	// (nft "fib saddr type local"; iptables "-m addrtype --src-type LOCAL").
-	SrcLocal bool
 	// Affinity, when non-empty, requires the source address to be in this
 	// AffinitySet (a recent client of the endpoint, within the timeout).
 	Affinity string
+	// DstPort, when non-zero, requires this destination port.
+	DstPort uint16
+	// SrcLocal requires the source to be a local address of the node
+	// (nft "fib saddr type local"; iptables "-m addrtype --src-type LOCAL").
+	SrcLocal bool
 }
 
 // Action is what a rule does. It is a closed set; the members are
