@@ -71,8 +71,28 @@ func Compile(in *api.Input, opts Options) (*ir.Program, diag.List) {
 	if !opts.SkipServices {
 		wg.Go(func() { prog.Services = c.catalog() })
 	}
+	// The endpoint work of every family is done first: then, when the
+	// catalog is not wanted, nothing reads the EndpointSlices any more,
+	// and they are garbage before the Rulesets' arrays are made (at
+	// 50,000 Services x 10 endpoints, about 100 MB less at the compile's
+	// peak).
+	type familyWork struct {
+		f     ir.Family
+		svcs  []*svc
+		ports [][]*servicePort
+	}
+	work := make([]familyWork, 0, len(families))
 	for _, f := range families {
-		if rs := c.buildRuleset(f); rs != nil {
+		svcs := c.proxiedIn(f)
+		work = append(work, familyWork{f, svcs, c.prepareServices(svcs, f)})
+	}
+	if opts.SkipServices {
+		c.in, c.slices = nil, nil
+	}
+	for i := range work {
+		w := work[i]
+		work[i] = familyWork{} // a family's prepared ports are garbage once built
+		if rs := c.buildRuleset(w.f, w.svcs, w.ports); rs != nil {
 			if opts.SkipSelfCheck {
 				prog.Rulesets = append(prog.Rulesets, rs)
 				continue
@@ -183,6 +203,17 @@ func (s *svc) allocatesNodePorts() bool {
 		return sp.AllocateLoadBalancerNodePorts == nil || *sp.AllocateLoadBalancerNodePorts
 	}
 	return false
+}
+
+// proxiedIn returns the Services proxied in family f, in processing order.
+func (c *compiler) proxiedIn(f ir.Family) []*svc {
+	var out []*svc
+	for _, s := range c.svcs {
+		if _, ok := s.ips[f]; ok {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // collectServices keeps the Services kube-proxy proxies (not ExternalName,

@@ -54,9 +54,10 @@ type npKey struct {
 	port  uint16
 }
 
-// buildRuleset compiles every Service proxied in family f; it returns nil
-// when there is none.
-func (c *compiler) buildRuleset(f ir.Family) *ir.Ruleset {
+// buildRuleset compiles svcs, the Services proxied in family f, whose
+// prepared ports are ports (see prepareServices); it returns nil when there
+// is none.
+func (c *compiler) buildRuleset(f ir.Family, svcs []*svc, ports [][]*servicePort) *ir.Ruleset {
 	b := &builder{
 		c: c, f: f,
 		rs: &ir.Ruleset{
@@ -76,13 +77,6 @@ func (c *compiler) buildRuleset(f ir.Family) *ir.Ruleset {
 		hcPorts:    map[uint16]bool{},
 	}
 	b.rs.DropServiceCIDRs = len(b.rs.ServiceCIDRs) > 0
-	var svcs []*svc
-	for _, s := range c.svcs {
-		if _, ok := s.ips[f]; ok {
-			svcs = append(svcs, s)
-		}
-	}
-	ports := c.prepareServices(svcs, f)
 	// A chain per reachable endpoint of each port, and up to four more
 	// (service, local, external, firewall); a dispatch key per address of
 	// each port; an affinity set per endpoint of a port with affinity.
