@@ -378,7 +378,7 @@ type nftTable struct {
 	fam  nftFamily
 	name string
 
-	chains map[string]int // chain name -> index in rs.Chains
+	chains map[string]int // chain name -> index in rs.Chains, while checking
 	sets   map[string]bool
 
 	// Deduplicated dispatch entries (the first of equal keys wins, as in
