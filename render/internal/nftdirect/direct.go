@@ -268,6 +268,15 @@ func (r *Result) EndpointAt(k int) (EndpointChain, bool) {
 	return r.endpoints[k].EndpointChain, r.endpoints[k].ok
 }
 
+// ReleaseChainFacts drops what only the placing of the Ruleset's other
+// Balances reads (EndpointAt, AgreeAt, Group and HairpinDone): a Result
+// kept for writing then holds no record per chain of the Ruleset (about
+// 65 MB at 50,000 Services x 10 endpoints). After it, EndpointAt reports
+// no endpoint chain and the three slices are nil.
+func (r *Result) ReleaseChainFacts() {
+	r.endpoints, r.AgreeAt, r.Group, r.HairpinDone = nil, nil, nil, nil
+}
+
 // EndpointChain describes a plain endpoint chain: an optional hairpin
 // mark of one source, an optional affinity update, a DNAT.
 type EndpointChain struct {

@@ -319,3 +319,26 @@ func TestSortByAddr(t *testing.T) {
 		}
 	}
 }
+
+func TestReleaseChainFacts(t *testing.T) {
+	rs := plainRuleset()
+	r := Analyze(rs, nil, nil)
+	for k := range 2 { // ep1 and ep2
+		if _, ok := r.EndpointAt(k); !ok || !r.AgreeAt[k] {
+			t.Fatalf("before: chain %d is not a plain endpoint chain that agrees", k)
+		}
+	}
+	entries := len(r.Entries)
+	r.ReleaseChainFacts()
+	for k := range rs.Chains {
+		if _, ok := r.EndpointAt(k); ok {
+			t.Errorf("after: EndpointAt(%d) still reports an endpoint chain", k)
+		}
+	}
+	if r.AgreeAt != nil || r.Group != nil || r.HairpinDone != nil {
+		t.Errorf("after: AgreeAt, Group and HairpinDone are %v, %v, %v; want nil", r.AgreeAt, r.Group, r.HairpinDone)
+	}
+	if len(r.Entries) != entries || entries == 0 {
+		t.Errorf("after: %d entries, want the %d lowered before", len(r.Entries), entries)
+	}
+}

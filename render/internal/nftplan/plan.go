@@ -432,6 +432,8 @@ func (p *Plan) lower(rs *ir.Ruleset, total int, index map[string]int, byName boo
 		}
 	}
 
+	d.ReleaseChainFacts()
+
 	// Keep every chain that a dispatch entry or an unlowered rule names.
 	// Plain chains name no chain, so leaving them out orphans nothing.
 	ref := make([]bool, len(rs.Chains))
