@@ -9,6 +9,11 @@
 // live data outgrows the limit would make the collector run almost
 // without pause; the limit then follows the live data (LimitPerLive times
 // it: a heap that grows by 40 % of its live data between collections).
+// The limit only rises: at 50,000 mixed Services x 10 endpoints, the
+// compile's last step holds 984 MB and the rendering after it 800-1,000
+// MB; a limit that came down with the live data took the peak from 1,426
+// to 1,343 MiB (medians of 3), but the rendering took 0.2-0.75 s longer
+// in three interleaved series.
 //
 // Measured on the 2-core reference machine: 10,000 Services x 10
 // endpoints compile about 20 % faster than with Go's defaults for about
@@ -44,10 +49,11 @@ func Apply() {
 	}
 }
 
-// followLiveHeap sets the soft memory limit to limit and raises it to
-// LimitPerLive times the live heap whenever that is more. It looks every
-// few milliseconds (the live heap changes at each collection).
-func followLiveHeap(limit int64) {
+// followLiveHeap sets the soft memory limit to floor and raises it to
+// limitFor the live heap whenever that is more. It looks every few
+// milliseconds (the live heap changes at each collection).
+func followLiveHeap(floor int64) {
+	limit := floor
 	debug.SetMemoryLimit(limit)
 	live := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
 	for range time.Tick(10 * time.Millisecond) {
@@ -55,9 +61,15 @@ func followLiveHeap(limit int64) {
 		if live[0].Value.Kind() != metrics.KindUint64 {
 			return
 		}
-		if want := int64(float64(live[0].Value.Uint64()) * LimitPerLive); want > limit {
+		if want := limitFor(live[0].Value.Uint64(), floor); want > limit {
 			limit = want
 			debug.SetMemoryLimit(limit)
 		}
 	}
+}
+
+// limitFor returns the soft memory limit for a live heap of live bytes:
+// LimitPerLive times it, but not less than floor.
+func limitFor(live uint64, floor int64) int64 {
+	return max(floor, int64(float64(live)*LimitPerLive))
 }

@@ -31,3 +31,26 @@ func TestApply(t *testing.T) {
 		}
 	}
 }
+
+// TestLimitFor checks the soft limit for a live heap: the floor until the
+// live heap outgrows it, then LimitPerLive times the live heap.
+func TestLimitFor(t *testing.T) {
+	const mib = 1 << 20
+	tests := []struct {
+		live uint64
+		want int64
+	}{
+		{0, MemoryLimit},
+		{500 * mib, MemoryLimit},
+		{MemoryLimit * 10 / 14, MemoryLimit},
+		{1000 * mib, 1400 * mib},
+		{700 * mib, 980 * mib},
+		{2000 * mib, 2800 * mib},
+	}
+	for _, tt := range tests {
+		// LimitPerLive is not exact in binary: a byte off is right.
+		if got := limitFor(tt.live, MemoryLimit); got < tt.want-1 || got > tt.want+1 {
+			t.Errorf("limitFor(%d MiB) = %d MiB, want %d MiB", tt.live/mib, got/mib, tt.want/mib)
+		}
+	}
+}
