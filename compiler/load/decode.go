@@ -318,6 +318,23 @@ func (d *decoder) pos(n ast.Node) diag.Pos {
 	return diag.Pos{File: d.file}
 }
 
+// listItems returns the items field of s when s is a List (its own kind
+// ends in "List") whose items are a list, else nil.
+func listItems(s *ast.StructLit) *ast.Field {
+	kind, ok := stringField(s, "kind")
+	if !ok || !strings.HasSuffix(kind, "List") {
+		return nil
+	}
+	items := field(s, "items")
+	if items == nil {
+		return nil
+	}
+	if _, ok := items.Value.(*ast.ListLit); !ok {
+		return nil
+	}
+	return items
+}
+
 // listKind is the typed list a List item comes from.
 type listKind struct {
 	kind       string // item kind, "" for a plain List
@@ -327,7 +344,7 @@ type listKind struct {
 // object handles one object: a top-level document or a List item.
 func (d *decoder) object(s *ast.StructLit, from *listKind) {
 	pos := d.pos(s)
-	if err := checkSize(s); err != nil {
+	if err := checkSize(s, listItems(s)); err != nil {
 		d.diags.Add(toPosOr(err.pos, pos), "", "", err.msg)
 		return
 	}

@@ -167,3 +167,46 @@ func TestDecodeMatchesCUE(t *testing.T) {
 		}
 	}
 }
+
+// TestListItemsBoundedEach checks that MaxNodes bounds each item of a List
+// rather than the List: kubectl's dump of a large cluster is one List with
+// more values than any one object may have.
+func TestListItemsBoundedEach(t *testing.T) {
+	// list returns a List of n Services, each with an unknown field holding
+	// a list of per values.
+	list := func(n, per int) string {
+		values := strings.TrimSuffix(strings.Repeat("0,", per), ",")
+		var b strings.Builder
+		b.WriteString("apiVersion: v1\nitems:\n")
+		for i := range n {
+			fmt.Fprintf(&b, "- apiVersion: v1\n  kind: Service\n  metadata: {name: s%d}\n  spec:\n    ports: [{port: 80}]\n    x: [%s]\n", i, values)
+		}
+		b.WriteString("kind: List\nmetadata: {resourceVersion: \"\"}\n")
+		return b.String()
+	}
+	t.Run("many items", func(t *testing.T) {
+		// 101 items of 10,000 values: more than MaxNodes in all.
+		in, diags := Load([]string{"-"}, strings.NewReader(list(101, 10_000)), Options{})
+		if len(diags) != 0 {
+			t.Fatalf("diagnostics:\n%v", diagStrings(diags))
+		}
+		if len(in.Services) != 101 {
+			t.Errorf("got %d Services, want 101", len(in.Services))
+		}
+	})
+	t.Run("one large item", func(t *testing.T) {
+		in, diags := Load([]string{"-"}, strings.NewReader(list(2, MaxNodes)), Options{})
+		// Each item is rejected at the value that goes over: its 999,991st
+		// zero (after 10 other values), in column 9 + 2 x 999,990.
+		want := []string{
+			"-:8:1999989: document has more than 1000000 values",
+			"-:14:1999989: document has more than 1000000 values",
+		}
+		if diff := cmp.Diff(want, diagStrings(diags)); diff != "" {
+			t.Errorf("diagnostics (-want +got):\n%s", diff)
+		}
+		if len(in.Services) != 0 {
+			t.Errorf("got %d Services, want none", len(in.Services))
+		}
+	})
+}

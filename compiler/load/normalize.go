@@ -19,8 +19,11 @@ type sizeError struct {
 }
 
 // checkSize rejects documents nested deeper than MaxDepth or with more than
-// MaxNodes values.
-func checkSize(s *ast.StructLit) *sizeError {
+// MaxNodes values. The elements of items, a field of s when not nil, are
+// left out: they are the items of a List, each a document of its own that
+// is checked when it is decoded (a List of 50,000 Services holds more than
+// MaxNodes values).
+func checkSize(s *ast.StructLit, items *ast.Field) *sizeError {
 	nodes := 0
 	var walk func(e ast.Expr, depth int) *sizeError
 	walk = func(e ast.Expr, depth int) *sizeError {
@@ -35,6 +38,10 @@ func checkSize(s *ast.StructLit) *sizeError {
 			}
 			for _, el := range x.Elts {
 				if f, ok := el.(*ast.Field); ok {
+					if f == items {
+						nodes++ // the list itself
+						continue
+					}
 					if err := walk(f.Value, depth+1); err != nil {
 						return err
 					}
