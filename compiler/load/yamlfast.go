@@ -782,6 +782,24 @@ func isPlainInt(s string) bool {
 	return true
 }
 
+// radixInt reports whether go.yaml.in/yaml/v3 resolves plain (a plain
+// scalar without its underscores) as an integer written with prefix
+// ("0b", "0o") in base, or with "-" and the prefix.
+func radixInt(plain, prefix string, base int) bool {
+	if rest, ok := strings.CutPrefix(plain, prefix); ok {
+		if _, err := strconv.ParseInt(rest, base, 64); err == nil {
+			return true
+		}
+		_, err := strconv.ParseUint(rest, base, 64)
+		return err == nil
+	}
+	if rest, ok := strings.CutPrefix(plain, "-"+prefix); ok {
+		_, err := strconv.ParseInt("-"+rest, base, 64)
+		return err == nil
+	}
+	return false
+}
+
 // resolvePlain resolves a plain scalar as go.yaml.in/yaml/v3 does, within
 // the subset: it returns the value (for numbers the literal text) and its
 // kind, or false for floats, timestamps, non-decimal integers and the
@@ -830,7 +848,13 @@ func resolvePlain(s string) (string, token.Token, bool) {
 		if yamlFloat.MatchString(plain) {
 			return "", 0, false
 		}
-		for _, pre := range []string{"0b", "-0b", "0o", "-0o", "+.", "-."} {
+		// Binary and octal integers, which the resolver tries last: a
+		// Kubernetes uid may start with "0b" ("0bb65f58-6fb4-...") and is a
+		// string.
+		if radixInt(plain, "0b", 2) || radixInt(plain, "0o", 8) {
+			return "", 0, false
+		}
+		for _, pre := range []string{"+.", "-."} {
 			if strings.HasPrefix(plain, pre) {
 				return "", 0, false
 			}

@@ -211,12 +211,18 @@ func TestFastYAMLCases(t *testing.T) {
 		"a: <<\n<<: x\n",
 		"a: 1_0.2.3\nb: 0x1.2.3\nc: +1.2.3\nd: -1.2.3\ne: 1.2e3.4\nf: .1.2\ng: 1..2\nh: 2001.12.14\ni: 0.0.0.0\n",
 		"a: {b: 0?}\nc: [d?]\ne: {f: g?h}\n",
+		"a: 0b101\nb: -0b11\nc: 0o17\nd: -0o7\ne: 0b_1\n",
+		// Integers only to the resolver's own binary and octal syntax.
+		"a: 0b+1\n", "a: 0o+7\n", "a: 0b-1\n",
+		// Strings that start like binary or octal integers, as uids do.
+		"uid: 0bb65f58-6fb4-586f-362f-5091dbc081bc\nb: 0oa\nc: -0bx\nd: 0b2\ne: 0b\nf: 0o8\n" +
+			"g: 0b11111111111111111111111111111111111111111111111111111111111111111\n",
 	}
 	for i, c := range cases {
 		checkFastYAML(t, fmt.Sprintf("case%d.yaml", i), []byte(c))
 	}
 	// Spot checks that the fast parser takes the plain cases.
-	for _, c := range []string{cases[0], cases[5], cases[6], cases[7], cases[8], cases[9]} {
+	for _, c := range []string{cases[0], cases[5], cases[6], cases[7], cases[8], cases[9], cases[len(cases)-1]} {
 		if _, ok := fastYAMLAll("x.yaml", []byte(c)); !ok {
 			t.Errorf("fast parser refused %q", c)
 		}
