@@ -177,6 +177,9 @@ func fastDecode(name string, data []byte, opts Options, d *decoder, out *sink) (
 		}()
 		return n, ok
 	}
+	if l, ok := p.listLayout(); ok {
+		return fastDecodeList(p, l, name, opts, out)
+	}
 	ranges := p.chunks(chunkBytes)
 	cs := make([]*chunk, len(ranges))
 	var wg sync.WaitGroup
@@ -200,12 +203,42 @@ func fastDecode(name string, data []byte, opts Options, d *decoder, out *sink) (
 	return n, true
 }
 
+// fastDecodeList decodes a file that is one large List in kubectl's
+// layout (see listLayout): its items are parsed and validated in parts by
+// the validation workers, as the documents of a large file are. If any
+// part is outside the fast parser's subset, every part is discarded and
+// the general decoder decodes the whole file (it returns false and no
+// documents).
+func fastDecodeList(p *yparser, l listLayout, name string, opts Options, out *sink) (int, bool) {
+	ranges := p.itemChunks(l.items, chunkBytes)
+	cs := make([]*chunk, len(ranges))
+	var wg sync.WaitGroup
+	for i, r := range ranges {
+		cs[i] = &chunk{p: p.at(r[0], r[1]), file: name, opts: opts, wg: &wg, list: l.kind}
+		wg.Add(1)
+		out.chunk(cs[i])
+	}
+	wg.Wait()
+	for _, c := range cs {
+		if !c.ok {
+			for _, c := range cs {
+				c.discard = true
+			}
+			return 0, false
+		}
+	}
+	return 1, true
+}
+
 // chunk is a part of a large file, parsed and validated by a worker.
 type chunk struct {
 	p    *yparser
 	file string
 	opts Options
 	wg   *sync.WaitGroup
+	// list, when not nil, says that the part holds items of a List of
+	// that kind (see fastDecodeList) rather than documents.
+	list *listKind
 
 	// Results.
 	docs    []*document
@@ -228,10 +261,34 @@ func (c *chunk) run(check func(*document)) {
 		c.docs = append(c.docs, doc)
 		check(doc)
 	}}
+	if c.list != nil {
+		c.ok = c.runItems(d)
+		return
+	}
 	c.n, c.ok = c.p.documents(c.p.line, c.p.end, func(e ast.Expr) {
 		c.n++ // if d.document panics, its document is not decoded again
 		d.document(e)
 	})
+}
+
+// runItems parses the chunk's List items and decodes each as the decoder
+// decodes the items of a List document. It reports whether the fast
+// parser took them all.
+func (c *chunk) runItems(d *decoder) bool {
+	p := c.p
+	list, ok := p.sequence(p.line, 0).(*ast.ListLit)
+	if !ok || !p.ok || p.nextContent(p.line) >= 0 {
+		return false
+	}
+	for _, it := range list.Elts {
+		is, ok := it.(*ast.StructLit)
+		if !ok {
+			d.diags.Add(d.pos(it), c.list.list, "items", "invalid value: every item must be an object")
+			continue
+		}
+		d.object(is, c.list)
+	}
+	return true
 }
 
 // emptyDocument reports whether a decoded document is empty (null, or
@@ -339,6 +396,16 @@ func listItems(s *ast.StructLit) *ast.Field {
 type listKind struct {
 	kind       string // item kind, "" for a plain List
 	apiVersion string
+	list       string // the List's own kind
+}
+
+// newListKind returns the listKind of the items of a List of kind kind.
+func newListKind(kind, apiVersion string) *listKind {
+	lk := &listKind{apiVersion: apiVersion, list: kind}
+	if kind != "List" {
+		lk.kind = strings.TrimSuffix(kind, "List")
+	}
+	return lk
 }
 
 // object handles one object: a top-level document or a List item.
@@ -378,10 +445,7 @@ func (d *decoder) object(s *ast.StructLit, from *listKind) {
 	// kubectl's List, and typed lists (ServiceList...) whose items may
 	// omit kind and apiVersion.
 	if items := field(s, "items"); items != nil && strings.HasSuffix(kind, "List") {
-		lk := &listKind{apiVersion: apiVersion}
-		if kind != "List" {
-			lk.kind = strings.TrimSuffix(kind, "List")
-		}
+		lk := newListKind(kind, apiVersion)
 		list, ok := items.Value.(*ast.ListLit)
 		if !ok {
 			d.diags.Add(d.pos(items.Value), kind, "items", "invalid value: must be a list")

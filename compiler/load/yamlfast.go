@@ -128,6 +128,112 @@ func (p *yparser) chunks(size int) [][2]int {
 	return append(out, [2]int{from, len(p.starts)})
 }
 
+// listLayout is the layout of an input that is one List as kubectl
+// prints it: top-level keys, one of them "items:" followed by the items,
+// a block sequence at column 0.
+type listLayout struct {
+	items [2]int // the lines of the items
+	kind  *listKind
+}
+
+// listLayout reports whether p's input is one List in kubectl's layout
+// whose other keys (apiVersion, kind ending in "List", metadata) the fast
+// parser takes; its items are then parsed in parts (itemChunks). Anything
+// else, or a List whose keys the decoder would report on, is left to the
+// usual parsing of the whole input.
+func (p *yparser) listLayout() (listLayout, bool) {
+	var l listLayout
+	// The "items:" line comes after top-level "key: value" lines (and
+	// blank lines, comments and a first document marker).
+	at := -1
+	for i := p.line; i < p.end && at < 0; i++ {
+		b := p.raw(i)
+		switch {
+		case string(b) == "items:":
+			at = i
+		case len(b) == 0 || b[0] == '#' || isMarker(b) && i == p.nextContent(p.line):
+		case b[0] == ' ' || b[0] == '-' || b[0] == '.' || b[0] == '%' || !p.isKey(b, 0):
+			return l, false
+		}
+	}
+	if at < 0 {
+		return l, false
+	}
+	// The items: every line up to the next content at column 0 that is
+	// not a sequence entry, the first being one.
+	first := p.nextContent(at + 1)
+	if first < 0 || !isSeqEntry(p.raw(first)) || p.indent(first) != 0 {
+		return l, false
+	}
+	end := p.end
+	for i := first + 1; i < p.end; i++ {
+		b := p.raw(i)
+		if len(b) == 0 || b[0] == ' ' || b[0] == '#' || isSeqEntry(b) {
+			continue
+		}
+		end = i
+		break
+	}
+	// One document: no marker after the items.
+	for i := end; i < p.end; i++ {
+		if b := p.raw(i); isMarker(b) || len(b) >= 3 && string(b[:3]) == "..." {
+			return l, false
+		}
+	}
+	// The List's other keys, before and after the items.
+	wrapper := &ast.StructLit{}
+	for _, r := range [][2]int{{p.line, at}, {end, p.end}} {
+		q := p.at(r[0], r[1])
+		docs := 0
+		_, ok := q.documents(r[0], r[1], func(e ast.Expr) {
+			docs++
+			if s, ok := e.(*ast.StructLit); ok {
+				wrapper.Elts = append(wrapper.Elts, s.Elts...)
+			}
+		})
+		if !ok || docs > 1 {
+			return l, false
+		}
+	}
+	seen := map[string]bool{}
+	for _, e := range wrapper.Elts {
+		f, ok := e.(*ast.Field)
+		if !ok {
+			return l, false
+		}
+		name, _, err := labelName(f.Label)
+		if err != nil || seen[name] || name != "apiVersion" && name != "kind" && name != "metadata" {
+			return l, false
+		}
+		seen[name] = true
+	}
+	kind, kindOK := stringField(wrapper, "kind")
+	apiVersion, avOK := stringField(wrapper, "apiVersion")
+	if !kindOK || !avOK || !strings.HasSuffix(kind, "List") || checkSize(wrapper, nil) != nil {
+		return l, false
+	}
+	l.items = [2]int{first, end}
+	l.kind = newListKind(kind, apiVersion)
+	return l, true
+}
+
+// itemChunks splits the lines of a List's items into ranges of about size
+// bytes that start at items.
+func (p *yparser) itemChunks(items [2]int, size int) [][2]int {
+	var out [][2]int
+	from := items[0]
+	for l := from + 1; l < items[1]; l++ {
+		if p.starts[l]-p.starts[from] < size {
+			continue
+		}
+		if b := p.raw(l); len(b) > 0 && b[0] == '-' {
+			out = append(out, [2]int{from, l})
+			from = l
+		}
+	}
+	return append(out, [2]int{from, items[1]})
+}
+
 // fastYAMLAll parses a whole input with fastYAML, or reports false.
 func fastYAMLAll(name string, data []byte) ([]ast.Expr, bool) {
 	var docs []ast.Expr

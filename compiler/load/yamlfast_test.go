@@ -301,6 +301,86 @@ func TestChunkedMatchesSequential(t *testing.T) {
 	}
 }
 
+// kubectlList returns the documents of a multi-document YAML text as one
+// List in kubectl's layout, with head before the items and tail after.
+func kubectlList(docs, head, tail string) string {
+	var b strings.Builder
+	b.WriteString(head + "items:\n")
+	for _, d := range strings.Split(docs, "\n---\n") {
+		first := true
+		for _, l := range strings.Split(strings.TrimPrefix(d, "---\n"), "\n") {
+			switch {
+			case l == "":
+			case first:
+				b.WriteString("- " + l + "\n")
+				first = false
+			default:
+				b.WriteString("  " + l + "\n")
+			}
+		}
+	}
+	b.WriteString(tail)
+	return b.String()
+}
+
+// TestChunkedListMatchesSequential checks the parallel decoding of a large
+// List in kubectl's layout against the general decoder, and which inputs
+// take that path.
+func TestChunkedListMatchesSequential(t *testing.T) {
+	var b bytes.Buffer
+	if err := synth.Write(&b, synth.Config{Services: 1500, Endpoints: 4}); err != nil {
+		t.Fatal(err)
+	}
+	docs := b.String()
+	head, tail := "apiVersion: v1\n", "kind: List\nmetadata:\n  resourceVersion: \"\"\n"
+	valid := kubectlList(docs, head, tail)
+	if len(valid) < 3*chunkBytes {
+		t.Fatalf("input of %d bytes is too small to be chunked", len(valid))
+	}
+	mid := strings.Index(valid[len(valid)/2:], "\n- ") + len(valid)/2 + 1
+	item := "- apiVersion: v1\n  kind: ConfigMap\n  metadata:\n    name: x\n"
+	cases := []struct {
+		name   string
+		in     string
+		layout bool // taken in parts
+	}{
+		{"valid", valid, true},
+		{"keys first", kubectlList(docs, "kind: List\napiVersion: v1\n", "metadata: {}\n"), true},
+		{"typed list", kubectlList(strings.ReplaceAll(docs, "apiVersion: v1\nkind: Service\n", ""), head, "kind: ServiceList\n"), true},
+		{"invalid", strings.ReplaceAll(valid, "targetPort: 8082", "targetPort: 70000"), true},
+		{"not an object", valid[:mid] + "- a\n" + valid[mid:], true},
+		{"block scalar", valid[:mid] + item + "  data:\n    a: |\n      text\n" + valid[mid:], true},
+		{"syntax error", valid[:mid] + item + "  data: [\n" + valid[mid:], true},
+		{"two documents", kubectlList(docs, head, "---\n"+tail), false},
+		{"other key", kubectlList(docs, head, tail+"extra: 1\n"), false},
+		{"not a List", kubectlList(docs, head, "kind: Service\n"), false},
+		{"items twice", kubectlList(docs, head, tail+"items: []\n"), false},
+		{"indented items", strings.Replace(valid, "items:\n- ", "items:\n  - ", 1), false},
+	}
+	for _, tc := range cases {
+		p, ok := newYParser("-", []byte(tc.in))
+		if !ok {
+			t.Fatalf("%s: not taken by the fast parser at all", tc.name)
+		}
+		if _, got := p.listLayout(); got != tc.layout {
+			t.Errorf("%s: listLayout %v, want %v", tc.name, got, tc.layout)
+		}
+		fastYAMLEnabled = false
+		want, wantDiags := Load([]string{"-"}, strings.NewReader(tc.in), Options{})
+		fastYAMLEnabled = true
+		got, gotDiags := Load([]string{"-"}, strings.NewReader(tc.in), Options{})
+		if d := cmp.Diff(wantDiags.Error(), gotDiags.Error()); d != "" {
+			t.Errorf("%s: diagnostics differ (-sequential +chunked):\n%s", tc.name, d)
+		}
+		if d := cmp.Diff(want, got); d != "" {
+			t.Errorf("%s: objects differ (-sequential +chunked):\n%s", tc.name, d)
+		}
+		if tc.name == "valid" && (len(wantDiags) != 0 || len(want.Services) != 1500) {
+			t.Errorf("%s: %d Services, diagnostics %v", tc.name, len(want.Services), wantDiags)
+		}
+	}
+}
+
 // TestBareCarriageReturn checks that YAML with a CR that does not end a
 // CRLF line is rejected with a position (the YAML parser and CUE's
 // positions disagree on such lines).
