@@ -54,8 +54,6 @@ func TestHostileInput(t *testing.T) {
 			[]string{"-:2:7: invalid UTF-8 byte 0xff: not a YAML or JSON text file"}},
 		{"NUL byte", []byte("apiVersion: v1\n\x00"),
 			[]string{"-:2:1: control character 0x00: not a YAML or JSON text file"}},
-		{"too large", bytes.Repeat([]byte("# padding\n"), MaxFileSize/10+1),
-			[]string{"-: reading standard input: larger than 64 MiB"}},
 		{"unterminated flow mapping", []byte("apiVersion: v1\nkind: Service\nmetadata: {name: s\n"),
 			[]string{"-:3: YAML syntax error: did not find expected ',' or '}'"}},
 		{"tab indentation", []byte("apiVersion: v1\nkind: Service\nmetadata:\n\tname: s\n"),

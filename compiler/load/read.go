@@ -32,7 +32,7 @@ func readAll(paths []string, stdin io.Reader, opts Options, diags *diag.List, ou
 				diags.Add(diag.Pos{File: stdinName}, "", "", "no standard input available")
 				continue
 			}
-			data, err := readLimited(stdin, 0)
+			data, err := readLimited(stdin, 0, MaxFileSize)
 			if err != nil {
 				diags.Add(diag.Pos{File: stdinName}, "", "", fmt.Sprintf("reading standard input: %v", err))
 				continue
@@ -92,32 +92,41 @@ func readFile(name string) ([]byte, error) {
 		return nil, fmt.Errorf("cannot read input: %w", err)
 	}
 	defer f.Close()
-	// A regular file is read into a buffer of its size, not grown to it.
+	// A regular file is read into a buffer of its size, not grown to it;
+	// one too large is not read at all.
 	size := 0
-	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() && st.Size() <= MaxFileSize {
+	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+		if st.Size() > MaxFileSize {
+			return nil, fmt.Errorf("cannot read input: %w", tooLarge(MaxFileSize))
+		}
 		size = int(st.Size())
 	}
-	data, err := readLimited(f, size)
+	data, err := readLimited(f, size, MaxFileSize)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read input: %w", err)
 	}
 	return data, nil
 }
 
-// readLimited reads r to the end, failing beyond MaxFileSize bytes. size
-// is how many bytes r is expected to hold (0 if unknown).
-func readLimited(r io.Reader, size int) ([]byte, error) {
+// readLimited reads r to the end, failing beyond limit bytes. size is how
+// many bytes r is expected to hold (0 if unknown).
+func readLimited(r io.Reader, size int, limit int64) ([]byte, error) {
 	var buf bytes.Buffer
 	if size > 0 {
 		buf.Grow(size + bytes.MinRead) // ReadFrom grows below MinRead bytes of room
 	}
-	if _, err := buf.ReadFrom(io.LimitReader(r, MaxFileSize+1)); err != nil {
+	if _, err := buf.ReadFrom(io.LimitReader(r, limit+1)); err != nil {
 		return nil, err
 	}
-	if buf.Len() > MaxFileSize {
-		return nil, fmt.Errorf("larger than %d MiB", MaxFileSize>>20)
+	if int64(buf.Len()) > limit {
+		return nil, tooLarge(limit)
 	}
 	return buf.Bytes(), nil
+}
+
+// tooLarge is the error of an input over limit bytes.
+func tooLarge(limit int64) error {
+	return fmt.Errorf("larger than %d MiB: split the input into several files", limit>>20)
 }
 
 // isJSON reports whether a file is read as JSON: by its name, or for stdin

@@ -34,7 +34,7 @@ func TestReadFile(t *testing.T) {
 		{name: "empty", path: write("empty.yaml", 0, nil), want: []byte{}},
 		{name: "small", path: write("small.yaml", 0, []byte("a: 1\n")), want: []byte("a: 1\n")},
 		{name: "larger than a read", path: write("text.yaml", 0, text), want: text},
-		{name: "one byte over the limit", path: write("big.yaml", MaxFileSize+1, nil), wantErr: "larger than 64 MiB"},
+		{name: "one byte over the limit", path: write("big.yaml", MaxFileSize+1, nil), wantErr: "larger than 512 MiB: split the input into several files"},
 		{name: "missing", path: filepath.Join(dir, "missing.yaml"), wantErr: "no such file"},
 	}
 	for _, tt := range tests {
@@ -51,6 +51,42 @@ func TestReadFile(t *testing.T) {
 			}
 			if !bytes.Equal(got, tt.want) {
 				t.Fatalf("readFile() = %d bytes, want %d", len(got), len(tt.want))
+			}
+		})
+	}
+}
+
+// TestReadLimited checks the limit on a stream (standard input), at a
+// small limit: up to it is read, one byte more is refused.
+func TestReadLimited(t *testing.T) {
+	const limit = 1 << 20
+	tests := []struct {
+		name    string
+		n       int // bytes in the stream
+		size    int // the size hint
+		wantErr string
+	}{
+		{name: "empty", n: 0},
+		{name: "at the limit", n: limit},
+		{name: "at the limit, with its size", n: limit, size: limit},
+		{name: "one byte over", n: limit + 1, wantErr: "larger than 1 MiB: split the input into several files"},
+		{name: "far over", n: 3 * limit, size: limit, wantErr: "larger than 1 MiB"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := bytes.Repeat([]byte("#\n"), tt.n/2+1)[:tt.n]
+			got, err := readLimited(bytes.NewReader(in), tt.size, limit)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("readLimited() error = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("readLimited() error = %v", err)
+			}
+			if !bytes.Equal(got, in) {
+				t.Fatalf("readLimited() = %d bytes, want %d", len(got), len(in))
 			}
 		})
 	}
