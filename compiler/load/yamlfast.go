@@ -409,8 +409,72 @@ func (p *yparser) entry(l, col, ind int) *ast.Field {
 		}
 		return f
 	}
+	if b[i] == '|' {
+		f.Value = p.literal(l, i, ind)
+		return f
+	}
 	f.Value = p.inline(l, i, ind)
 	return f
+}
+
+// literal parses a literal block scalar whose indicator ("|" or "|-",
+// ending the line) is at column i of line l, the value of a key in a
+// mapping indented by ind: kubectl prints multi-line annotations so, such
+// as kubectl.kubernetes.io/last-applied-configuration. Its lines are the
+// following ones indented like the first, which must be more indented
+// than the mapping; empty lines among them are kept, trailing ones
+// dropped, and "|" ends the value with a newline. Anything else (folded
+// scalars, "|+", indentation indicators, a comment after the indicator,
+// lines of spaces, a first line that is empty or less indented) is left
+// to the general decoder.
+func (p *yparser) literal(l, i, ind int) ast.Expr {
+	b := p.raw(l)
+	var clip bool
+	switch string(b[i:]) {
+	case "|":
+		clip = true
+	case "|-":
+	default:
+		return p.fail()
+	}
+	first := l + 1
+	if first >= p.end {
+		return p.fail()
+	}
+	n := p.indent(first)
+	if n <= ind || n == len(p.raw(first)) {
+		return p.fail()
+	}
+	var lines []string
+	j := first
+	for ; j < p.end; j++ {
+		lb := p.raw(j)
+		if len(lb) == 0 {
+			lines = append(lines, "")
+			continue
+		}
+		k := p.indent(j)
+		if k == len(lb) {
+			return p.fail() // a line of spaces
+		}
+		if k < n {
+			break
+		}
+		lines = append(lines, string(lb[n:]))
+	}
+	last := len(lines)
+	for lines[last-1] == "" {
+		last--
+	}
+	if clip && first+last == len(p.starts) && !bytes.HasSuffix(p.data, []byte{'\n'}) {
+		return p.fail() // the last line of an input without a final newline
+	}
+	v := strings.Join(lines[:last], "\n")
+	if clip {
+		v += "\n"
+	}
+	p.line = j
+	return &ast.BasicLit{ValuePos: p.pos(p.starts[l] + i), Kind: token.STRING, Value: quote(valueForm, v)}
 }
 
 // keyLabel is how a key labels its field: by an identifier (text is its

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -181,6 +182,18 @@ func TestFastYAMLCases(t *testing.T) {
 		"# c\n\na: 1 # c\n\n# c\nb:   x   \n",
 		"a: x\n  y\n",
 		"a: |\n  x\n",
+		// Literal block scalars: taken in kubectl's forms.
+		"a: |\n  x\nb: 1\n",
+		"a: |-\n  x\n   y\n\n  z\n\n\nb: 1\n",
+		"a:\n  b: |\n    {\"k\": \"v\", \"l\": [1, 2]} # not a comment\n  c: 2\n",
+		"items:\n- a: |\n    x\n  b: 1\n- metadata:\n    annotations:\n      k: |\n        {\"a\":\"b\"}\n    name: c\n",
+		"a: |\n  x\n---\nb: |-\n  y\n",
+		"a: |\n  x\n  # c\n\n",
+		"a: |\n  x",
+		"a: |\n  x\n",
+		// and left to CUE otherwise.
+		"a: |+\n  x\n\n", "a: |2\n   x\n", "a: | # c\n  x\n", "a: |\n\n  x\n", "a: |\n  x\n   \nb: 1\n",
+		"a: |\n    x\n  y\n", "a: >\n  x\n", "a: |\nb: 1\n", "- |\n  x\n", "a: |\n",
 		"a: &x 1\nb: *x\n",
 		"a: !!str 1\n",
 		"a:\n",
@@ -222,7 +235,9 @@ func TestFastYAMLCases(t *testing.T) {
 		checkFastYAML(t, fmt.Sprintf("case%d.yaml", i), []byte(c))
 	}
 	// Spot checks that the fast parser takes the plain cases.
-	for _, c := range []string{cases[0], cases[5], cases[6], cases[7], cases[8], cases[9], cases[len(cases)-1]} {
+	literals := slices.Index(cases, "a: |\n  x\nb: 1\n")
+	for _, c := range append([]string{cases[0], cases[5], cases[6], cases[7], cases[8], cases[9], cases[len(cases)-1]},
+		cases[literals:literals+6]...) {
 		if _, ok := fastYAMLAll("x.yaml", []byte(c)); !ok {
 			t.Errorf("fast parser refused %q", c)
 		}
