@@ -425,6 +425,7 @@ func FuzzFastYAML(f *testing.F) {
 	f.Add([]byte("a: 1\nb:\n- c: [x, \"y\"]\n  d: {e: true}\n---\nf: -2\n"))
 	f.Add([]byte("apiVersion: v1\nkind: Service\nmetadata:\n  name: a # c\nspec:\n  ports:\n  - port: 80\n"))
 	f.Add([]byte("a:\n  b: 'c'\n  d:\n  - 1\n  - 2\n"))
+	f.Add([]byte("a:\n- b: |\n    {\"c\":[1]}\n\n    d\n  e: |-\n    f\n  g: 0bb65f58-6fb4\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) > 16<<10 {
 			return
