@@ -40,18 +40,7 @@ func TestReadFile(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := readFile(tt.path)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("readFile() error = %v, want %q", err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("readFile() error = %v", err)
-			}
-			if !bytes.Equal(got, tt.want) {
-				t.Fatalf("readFile() = %d bytes, want %d", len(got), len(tt.want))
-			}
+			checkRead(t, "readFile", got, err, tt.want, tt.wantErr)
 		})
 	}
 }
@@ -76,18 +65,25 @@ func TestReadLimited(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			in := bytes.Repeat([]byte("#\n"), tt.n/2+1)[:tt.n]
 			got, err := readLimited(bytes.NewReader(in), tt.size, limit)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("readLimited() error = %v, want %q", err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("readLimited() error = %v", err)
-			}
-			if !bytes.Equal(got, in) {
-				t.Fatalf("readLimited() = %d bytes, want %d", len(got), len(in))
-			}
+			checkRead(t, "readLimited", got, err, in, tt.wantErr)
 		})
+	}
+}
+
+// checkRead checks what a read function returned: an error containing
+// wantErr when that is set, else want.
+func checkRead(t *testing.T, fn string, got []byte, err error, want []byte, wantErr string) {
+	t.Helper()
+	if wantErr != "" {
+		if err == nil || !strings.Contains(err.Error(), wantErr) {
+			t.Fatalf("%s() error = %v, want %q", fn, err, wantErr)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatalf("%s() error = %v", fn, err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("%s() = %d bytes, want %d", fn, len(got), len(want))
 	}
 }
