@@ -710,6 +710,12 @@ func (p *yparser) inline(l, i, ind int) ast.Expr {
 			}
 			j++
 		}
+		if j == len(b) {
+			// A plain scalar may go on, more indented, on the next lines.
+			if next := p.nextContent(l + 1); !p.endOfBlock(next) && p.indent(next) > ind {
+				return p.folded(l, i, ind)
+			}
+		}
 		e = p.scalar(bytes.TrimRight(b[i:j], " "), off+i)
 		end = j
 	}
@@ -732,6 +738,42 @@ func (p *yparser) inline(l, i, ind int) ast.Expr {
 }
 
 // quoted parses a single-line quoted scalar without escapes.
+// folded parses a plain scalar that starts at column i of line l, in a
+// block indented by ind, and goes on over the following lines indented
+// more than ind: kubectl folds long values with spaces so. The lines are
+// joined by spaces. A blank line, a comment, or a line that could start or
+// hold anything but scalar text (an indicator first, ": " or " #") leaves
+// the scalar to the general decoder, as does a value that is not a string.
+func (p *yparser) folded(l, i, ind int) ast.Expr {
+	v := slices.Clip(bytes.TrimRight(p.raw(l)[i:], " ")) // appended to below, not in place
+	k := l + 1
+	for ; k < p.end; k++ {
+		b := p.raw(k)
+		n := p.indent(k)
+		if n == len(b) {
+			if next := p.nextContent(k); !p.endOfBlock(next) && p.indent(next) > ind {
+				return p.fail() // a blank line in the value: a newline
+			}
+			break
+		}
+		if n <= ind {
+			break
+		}
+		t := bytes.TrimRight(b[n:], " ")
+		if strings.IndexByte("#-?:,[]{}&*!|>'\"%@`", t[0]) >= 0 || bytes.Contains(t, []byte(": ")) ||
+			t[len(t)-1] == ':' || bytes.Contains(t, []byte(" #")) {
+			return p.fail()
+		}
+		v = append(append(v, ' '), t...)
+	}
+	s, kind, ok := resolvePlain(string(v))
+	if !ok || kind != token.STRING {
+		return p.fail()
+	}
+	p.line = k
+	return &ast.BasicLit{ValuePos: p.pos(p.starts[l] + i), Kind: token.STRING, Value: quote(valueForm, s)}
+}
+
 func (p *yparser) quoted(b []byte, i, off int) (ast.Expr, int) {
 	q := b[i]
 	j := i + 1

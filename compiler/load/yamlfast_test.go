@@ -191,7 +191,14 @@ func TestFastYAMLCases(t *testing.T) {
 		"a: |\n  x\n  # c\n\n",
 		"a: |\n  x",
 		"a: |\n  x\n",
-		// and left to CUE otherwise.
+		// Plain scalars folded over several lines, as kubectl prints long values.
+		"metadata:\n  annotations:\n    long: a long annotation value with spaces that goes well beyond eighty\n      characters in width for sure\n  name: a\n",
+		"a: this is a long\n  value   with spaces  \n     and more\nb: 1\n",
+		"a:\n- one\n  two\n- three\n",
+		"a: 1\n  2\nb: true\n  false\nc: null\n  x\n",
+		"a: x\n\n  y\n", "a: x # c\n  y\n", "a: x\n  - y\n", "a: x\n  y: z\n", "a: x\n  y #c\n", "a: x\n  'y'\n",
+		"a: x\n  # c\n  y\n", "a: x\n  y:\n", "a: [x]\n  y\n", "a: 'x'\n  y\n",
+		// Literal block scalars left to CUE:
 		"a: |+\n  x\n\n", "a: |2\n   x\n", "a: | # c\n  x\n", "a: |\n\n  x\n", "a: |\n  x\n   \nb: 1\n",
 		"a: |\n    x\n  y\n", "a: >\n  x\n", "a: |\nb: 1\n", "- |\n  x\n", "a: |\n",
 		"a: &x 1\nb: *x\n",
@@ -236,8 +243,9 @@ func TestFastYAMLCases(t *testing.T) {
 	}
 	// Spot checks that the fast parser takes the plain cases.
 	literals := slices.Index(cases, "a: |\n  x\nb: 1\n")
-	for _, c := range append([]string{cases[0], cases[5], cases[6], cases[7], cases[8], cases[9], cases[len(cases)-1]},
-		cases[literals:literals+6]...) {
+	folded := slices.IndexFunc(cases, func(c string) bool { return strings.HasPrefix(c, "metadata:\n  annotations:\n    long:") })
+	for _, c := range append(append([]string{cases[0], cases[5], cases[6], cases[7], cases[8], cases[9], cases[len(cases)-1]},
+		cases[literals:literals+6]...), cases[folded:folded+4]...) {
 		if _, ok := fastYAMLAll("x.yaml", []byte(c)); !ok {
 			t.Errorf("fast parser refused %q", c)
 		}
@@ -426,6 +434,7 @@ func FuzzFastYAML(f *testing.F) {
 	f.Add([]byte("apiVersion: v1\nkind: Service\nmetadata:\n  name: a # c\nspec:\n  ports:\n  - port: 80\n"))
 	f.Add([]byte("a:\n  b: 'c'\n  d:\n  - 1\n  - 2\n"))
 	f.Add([]byte("a:\n- b: |\n    {\"c\":[1]}\n\n    d\n  e: |-\n    f\n  g: 0bb65f58-6fb4\n"))
+	f.Add([]byte("a:\n  b: one two\n    three\n  c:\n  - four\n    five\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) > 16<<10 {
 			return
