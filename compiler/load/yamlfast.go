@@ -374,7 +374,7 @@ func (p *yparser) mapping(l, col int) ast.Expr {
 func (p *yparser) entry(l, col, ind int) *ast.Field {
 	b := p.raw(l)
 	off := p.starts[l]
-	f, after, ok := p.key(b, col, off)
+	f, after, ok := p.key(b, col, off, false)
 	if !ok {
 		p.ok = false
 		return nil
@@ -502,7 +502,8 @@ const maxSimpleKey = 1000
 
 // key parses a mapping key at column col of line b (starting at offset
 // off) and returns a field with its label, and the column after the ':'.
-func (p *yparser) key(b []byte, col, off int) (*ast.Field, int, bool) {
+// In a flow mapping (flow), a plain key is of keyChar characters only.
+func (p *yparser) key(b []byte, col, off int, flow bool) (*ast.Field, int, bool) {
 	if col >= len(b) {
 		return nil, 0, false
 	}
@@ -524,11 +525,21 @@ func (p *yparser) key(b []byte, col, off int) (*ast.Field, int, bool) {
 		}
 		k = labelOf(string(b[col+1 : j]))
 	default:
-		j := col
+		if !keyChar(b[col]) {
+			return nil, 0, false
+		}
+		// After its first character, a plain key of a block mapping may
+		// hold any printable character but a space, and ':' not followed by
+		// a space, as the keys of managedFields do ("f:metadata",
+		// `k:{"port":80}`).
+		j := col + 1
 		for j < len(b) && keyChar(b[j]) {
 			j++
 		}
-		if j == col || j >= len(b) || b[j] != ':' || b[col] == '-' && j == col+1 {
+		for !flow && j < len(b) && b[j] > ' ' && b[j] < 0x7f && (b[j] != ':' || j+1 < len(b) && b[j+1] != ' ') {
+			j++
+		}
+		if j >= len(b) || b[j] != ':' || b[col] == '-' && j == col+1 {
 			return nil, 0, false
 		}
 		end = j
@@ -844,7 +855,7 @@ func (p *yparser) flow(b []byte, i, off int) (ast.Expr, int) {
 		}
 		base := len(p.decls)
 		for {
-			f, k, ok := p.key(b, j, off)
+			f, k, ok := p.key(b, j, off, true)
 			if !ok {
 				p.ok = false
 				return nil, 0
@@ -1027,6 +1038,8 @@ func resolvePlain(s string) (string, token.Token, bool) {
 		return "true", token.TRUE, true
 	case "false", "False", "FALSE":
 		return "false", token.FALSE, true
+	case "<<":
+		return "", 0, false // a merge key, which CUE refuses as a value
 	}
 	switch c := s[0]; {
 	case c == '.':

@@ -159,7 +159,7 @@ func TestFastYAMLMatchesCUE(t *testing.T) {
 		}
 	}
 	t.Logf("fast parser took %d of %d inputs", accepted, len(inputs))
-	for _, must := range []string{"synth.yaml", "gen.yaml"} {
+	for _, must := range []string{"synth.yaml", "gen.yaml", "testdata/kubectl-list.yaml"} {
 		if _, ok := fastYAMLAll(must, inputs[must]); !ok {
 			t.Errorf("%s: not taken by the fast parser", must)
 		}
@@ -191,6 +191,10 @@ func TestFastYAMLCases(t *testing.T) {
 		"a: |\n  x\n  # c\n\n",
 		"a: |\n  x",
 		"a: |\n  x\n",
+		// Keys as in managedFields, and other printable characters in keys.
+		"f:metadata:\n  f:labels:\n    .: {}\n    f:app: {}\n  k:{\"port\":80,\"protocol\":\"TCP\"}:\n    .: {}\n",
+		"a:b: 1\na,b: 2\na{b}[c]: 3\na#b: 4\na\"b: 5\na'b: 6\na:b:c: 7\na\\b: 8\n_.-/~!$%&*()+=<>?@^`|: 9\n",
+		"1:2: x\n", "a:: 1\n", "a:b:\n  c: 1\n", "a b:c: 1\n",
 		// Plain scalars folded over several lines, as kubectl prints long values.
 		"metadata:\n  annotations:\n    long: a long annotation value with spaces that goes well beyond eighty\n      characters in width for sure\n  name: a\n",
 		"a: this is a long\n  value   with spaces  \n     and more\nb: 1\n",
@@ -435,6 +439,7 @@ func FuzzFastYAML(f *testing.F) {
 	f.Add([]byte("a:\n  b: 'c'\n  d:\n  - 1\n  - 2\n"))
 	f.Add([]byte("a:\n- b: |\n    {\"c\":[1]}\n\n    d\n  e: |-\n    f\n  g: 0bb65f58-6fb4\n"))
 	f.Add([]byte("a:\n  b: one two\n    three\n  c:\n  - four\n    five\n"))
+	f.Add([]byte("managedFields:\n- fieldsV1:\n    f:spec:\n      .: {}\n      k:{\"port\":80}:\n        f:name: {}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) > 16<<10 {
 			return
