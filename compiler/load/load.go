@@ -13,8 +13,10 @@
 //     nesting is limited to MaxDepth levels. The plain YAML that
 //     Kubernetes tools write is parsed by a fast parser (yamlfast.go) that
 //     builds the same syntax tree as CUE's YAML decoder, which takes over
-//     for anything else; a large file is split at document markers and its
-//     parts are parsed by the validation workers;
+//     for anything else; a large file is split at document markers (a
+//     large List in kubectl's layout, between its items) and its parts
+//     are parsed by the validation workers; MaxNodes also bounds each
+//     document, and each item of a List;
 //  3. normalise, as Go's JSON decoding of the Kubernetes types would: null
 //     fields, empty lists, and the zero values ("", 0, false) of non-pointer
 //     fields are unset; duplicate keys keep the last value (an error in

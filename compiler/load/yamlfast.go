@@ -12,16 +12,17 @@ import (
 	"cuelang.org/go/cue/token"
 )
 
-// fastYAML parses the common subset of YAML that Kubernetes manifests use
-// (block mappings and sequences, single-line plain and quoted scalars,
-// single-line flow collections, comments, "---" separators) into the
-// syntax tree CUE's YAML decoder produces for it: the same nodes, literal
-// texts and line:column positions. It is several times faster than the
-// general decoder. On anything outside the subset (anchors, tags, block
-// scalars, multi-line scalars, escapes, tabs, non-ASCII text, numbers
-// other than plain decimal integers, syntax errors) it reports false and
-// the caller decodes the file with the general decoder, which also
-// produces the syntax errors.
+// fastYAML parses the common subset of YAML that Kubernetes manifests and
+// kubectl's output use (block mappings and sequences, single-line quoted
+// scalars, plain scalars on one line or folded over several, literal block
+// scalars with "|" or "|-", single-line flow collections, comments, "---"
+// separators) into the syntax tree CUE's YAML decoder produces for it:
+// the same nodes, literal texts and line:column positions. It is several
+// times faster than the general decoder. On anything outside the subset
+// (anchors, tags, folded block scalars, multi-line quoted scalars,
+// escapes, tabs, non-ASCII text, numbers other than plain decimal
+// integers, syntax errors) it reports false and the caller decodes the
+// file with the general decoder, which also produces the syntax errors.
 //
 // Documents are passed to emit as they are parsed. fastYAML returns how
 // many it passed and whether it parsed the whole input; when it did not,
