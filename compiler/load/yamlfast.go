@@ -749,7 +749,6 @@ func (p *yparser) inline(l, i, ind int) ast.Expr {
 	return e
 }
 
-// quoted parses a single-line quoted scalar without escapes.
 // folded parses a plain scalar that starts at column i of line l, in a
 // block indented by ind, and goes on over the following lines indented
 // more than ind: kubectl folds long values with spaces so. The lines are
@@ -786,6 +785,7 @@ func (p *yparser) folded(l, i, ind int) ast.Expr {
 	return &ast.BasicLit{ValuePos: p.pos(p.starts[l] + i), Kind: token.STRING, Value: quote(valueForm, s)}
 }
 
+// quoted parses a single-line quoted scalar without escapes.
 func (p *yparser) quoted(b []byte, i, off int) (ast.Expr, int) {
 	q := b[i]
 	j := i + 1
