@@ -180,15 +180,7 @@ func fastDecode(name string, data []byte, opts Options, d *decoder, out *sink) (
 	if l, ok := p.listLayout(); ok {
 		return fastDecodeList(p, l, name, opts, out)
 	}
-	ranges := p.chunks(chunkBytes)
-	cs := make([]*chunk, len(ranges))
-	var wg sync.WaitGroup
-	for i, r := range ranges {
-		cs[i] = &chunk{p: p.at(r[0], r[1]), file: name, opts: opts, wg: &wg}
-		wg.Add(1)
-		out.chunk(cs[i])
-	}
-	wg.Wait()
+	cs := runChunks(p, p.chunks(chunkBytes), name, opts, out, nil)
 	n := 0
 	for i, c := range cs {
 		n += c.n
@@ -210,15 +202,7 @@ func fastDecode(name string, data []byte, opts Options, d *decoder, out *sink) (
 // the general decoder decodes the whole file (it returns false and no
 // documents).
 func fastDecodeList(p *yparser, l listLayout, name string, opts Options, out *sink) (int, bool) {
-	ranges := p.itemChunks(l.items, chunkBytes)
-	cs := make([]*chunk, len(ranges))
-	var wg sync.WaitGroup
-	for i, r := range ranges {
-		cs[i] = &chunk{p: p.at(r[0], r[1]), file: name, opts: opts, wg: &wg, list: l.kind}
-		wg.Add(1)
-		out.chunk(cs[i])
-	}
-	wg.Wait()
+	cs := runChunks(p, p.itemChunks(l.items, chunkBytes), name, opts, out, l.kind)
 	for _, c := range cs {
 		if !c.ok {
 			for _, c := range cs {
@@ -228,6 +212,21 @@ func fastDecodeList(p *yparser, l listLayout, name string, opts Options, out *si
 		}
 	}
 	return 1, true
+}
+
+// runChunks queues the parts of p's input in the lines of ranges for the
+// validation workers, as chunks of List items of kind list when list is
+// not nil, and waits for them.
+func runChunks(p *yparser, ranges [][2]int, name string, opts Options, out *sink, list *listKind) []*chunk {
+	cs := make([]*chunk, len(ranges))
+	var wg sync.WaitGroup
+	for i, r := range ranges {
+		cs[i] = &chunk{p: p.at(r[0], r[1]), file: name, opts: opts, wg: &wg, list: list}
+		wg.Add(1)
+		out.chunk(cs[i])
+	}
+	wg.Wait()
+	return cs
 }
 
 // chunk is a part of a large file, parsed and validated by a worker.
@@ -375,11 +374,10 @@ func (d *decoder) pos(n ast.Node) diag.Pos {
 	return diag.Pos{File: d.file}
 }
 
-// listItems returns the items field of s when s is a List (its own kind
-// ends in "List") whose items are a list, else nil.
-func listItems(s *ast.StructLit) *ast.Field {
-	kind, ok := stringField(s, "kind")
-	if !ok || !strings.HasSuffix(kind, "List") {
+// listItems returns the items field of s when s is a List (kind, its own
+// kind, ends in "List") whose items are a list, else nil.
+func listItems(s *ast.StructLit, kind string) *ast.Field {
+	if !strings.HasSuffix(kind, "List") {
 		return nil
 	}
 	items := field(s, "items")
@@ -411,11 +409,11 @@ func newListKind(kind, apiVersion string) *listKind {
 // object handles one object: a top-level document or a List item.
 func (d *decoder) object(s *ast.StructLit, from *listKind) {
 	pos := d.pos(s)
-	if err := checkSize(s, listItems(s)); err != nil {
+	kind, kindOK := stringField(s, "kind")
+	if err := checkSize(s, listItems(s, kind)); err != nil {
 		d.diags.Add(toPosOr(err.pos, pos), "", "", err.msg)
 		return
 	}
-	kind, kindOK := stringField(s, "kind")
 	apiVersion, avOK := stringField(s, "apiVersion")
 	if from != nil && from.kind != "" {
 		if field(s, "kind") == nil {

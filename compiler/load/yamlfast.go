@@ -558,7 +558,7 @@ func (p *yparser) key(b []byte, col, off int, flow bool) (*ast.Field, int, bool)
 		default:
 			return nil, 0, false
 		}
-		if v == "<<" || kind == token.INT && strings.HasPrefix(v, "-") {
+		if kind == token.INT && strings.HasPrefix(v, "-") { // resolvePlain refuses "<<"
 			return nil, 0, false
 		}
 		k = labelOf(v)
