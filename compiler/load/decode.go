@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"cuelang.org/go/cue/ast"
 	cueerrors "cuelang.org/go/cue/errors"
@@ -88,6 +89,7 @@ func decodeFileTo(name string, data []byte, asJSON bool, opts Options, diags *di
 		if ok {
 			return
 		}
+		wholeFallbacks.Add(1)
 		// The general decoder takes over where the fast one stopped.
 		skip = n
 	}
@@ -146,6 +148,11 @@ func bareCR(name string, data []byte) (diag.Pos, bool) {
 // fastYAMLEnabled enables fastYAML; tests compare with it off.
 var fastYAMLEnabled = true
 
+// wholeFallbacks counts the files that the fast parser gave back to the
+// general decoder from a point on, rather than a document at a time; tests
+// read it.
+var wholeFallbacks atomic.Int64
+
 // chunkBytes is the size of the parts of a large file that are parsed
 // and validated in parallel.
 const chunkBytes = 256 << 10
@@ -155,10 +162,7 @@ const chunkBytes = 256 << 10
 // returns how many documents were passed on and whether that was all of
 // them (see fastYAML).
 func fastDecode(name string, data []byte, opts Options, d *decoder, out *sink) (int, bool) {
-	p, ok := newYParser(name, data)
-	if !ok {
-		return 0, false
-	}
+	p := newYParser(name, data)
 	if len(data) < 2*chunkBytes || out.v == nil {
 		n := 0
 		ok := func() (ok bool) {
@@ -271,15 +275,57 @@ func (c *chunk) run(check func(*document)) {
 }
 
 // runItems parses the chunk's List items and decodes each as the decoder
-// decodes the items of a List document. It reports whether the fast
-// parser took them all.
+// decodes the items of a List document. An item outside the fast
+// parser's subset is decoded by the general decoder, alone (see
+// yparser.general). It reports whether all the items were taken: false
+// when the general decoder reported an error.
 func (c *chunk) runItems(d *decoder) bool {
 	p := c.p
-	list, ok := p.sequence(p.line, 0).(*ast.ListLit)
-	if !ok || !p.ok || p.nextContent(p.line) >= 0 {
-		return false
+	from, to := p.line, p.end
+	if !p.oddBetween(from, to) {
+		list, ok := p.sequence(from, 0).(*ast.ListLit)
+		if ok && p.ok && p.nextContent(p.line) < 0 {
+			c.items(d, list.Elts)
+			return true
+		}
 	}
-	for _, it := range list.Elts {
+	// Item by item: each starts with a "-" at column 0.
+	for a := from; a < to; {
+		b := a + 1
+		for b < to && !isItemLine(p.raw(b)) {
+			b++
+		}
+		p.line, p.end, p.ok = a, b, true
+		var elts []ast.Expr
+		if !p.oddBetween(a, b) {
+			if list, ok := p.sequence(a, 0).(*ast.ListLit); ok && p.ok && p.nextContent(p.line) < 0 {
+				elts = list.Elts
+			}
+		}
+		if elts == nil {
+			docs, ok := p.general(a)
+			if !ok || len(docs) != 1 {
+				return false
+			}
+			list, ok := docs[0].(*ast.ListLit)
+			if !ok {
+				return false
+			}
+			elts = list.Elts
+		}
+		c.items(d, elts)
+		a = b
+	}
+	return true
+}
+
+// isItemLine reports whether a line of a List's items starts an item.
+func isItemLine(b []byte) bool { return len(b) > 0 && b[0] == '-' }
+
+// items decodes List items as the decoder decodes the items of a List
+// document.
+func (c *chunk) items(d *decoder, elts []ast.Expr) {
+	for _, it := range elts {
 		is, ok := it.(*ast.StructLit)
 		if !ok {
 			d.diags.Add(d.pos(it), c.list.list, "items", "invalid value: every item must be an object")
@@ -287,7 +333,6 @@ func (c *chunk) runItems(d *decoder) bool {
 		}
 		d.object(is, c.list)
 	}
-	return true
 }
 
 // emptyDocument reports whether a decoded document is empty (null, or

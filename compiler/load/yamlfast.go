@@ -2,6 +2,7 @@ package load
 
 import (
 	"bytes"
+	"io"
 	"regexp"
 	"slices"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 	"cuelang.org/go/cue/ast"
 	"cuelang.org/go/cue/literal"
 	"cuelang.org/go/cue/token"
+	"cuelang.org/go/encoding/yaml"
 )
 
 // fastYAML parses the common subset of YAML that Kubernetes manifests and
@@ -18,27 +20,28 @@ import (
 // scalars with "|" or "|-", single-line flow collections, comments, "---"
 // separators) into the syntax tree CUE's YAML decoder produces for it:
 // the same nodes, literal texts and line:column positions. It is several
-// times faster than the general decoder. On anything outside the subset
+// times faster than the general decoder. A document outside the subset
 // (anchors, tags, folded block scalars, multi-line quoted scalars,
-// escapes, tabs, non-ASCII text, numbers other than plain decimal
-// integers, syntax errors) it reports false and the caller decodes the
-// file with the general decoder, which also produces the syntax errors.
+// escapes, tabs, non-ASCII text, carriage returns, numbers other than plain
+// decimal integers) is decoded alone by the general decoder, from its line
+// to the next document marker, and its positions are moved to the file's
+// (see general). Where the general decoder reports an error, fastYAML
+// stops and reports false; the caller then decodes the input again, which
+// also produces the syntax error.
 //
 // Documents are passed to emit as they are parsed. fastYAML returns how
 // many it passed and whether it parsed the whole input; when it did not,
 // the caller decodes the input again and skips that many non-empty
 // documents.
 func fastYAML(name string, data []byte, emit func(ast.Expr)) (int, bool) {
-	p, ok := newYParser(name, data)
-	if !ok {
-		return 0, false
-	}
+	p := newYParser(name, data)
 	return p.documents(0, len(p.starts), emit)
 }
 
-// newYParser prepares a parser of data, or reports false if data has
-// bytes outside the subset (tabs, carriage returns, non-ASCII text).
-func newYParser(name string, data []byte) (*yparser, bool) {
+// newYParser prepares a parser of data: it finds the lines, and the lines
+// with bytes outside the subset (tabs, carriage returns, non-ASCII text),
+// whose documents go to the general decoder.
+func newYParser(name string, data []byte) *yparser {
 	p := &yparser{data: data, ok: true}
 	p.file = token.NewFile(name, 0, len(data)+1)
 	// The file's line table (for positions) is made on another CPU while
@@ -49,37 +52,38 @@ func newYParser(name string, data []byte) (*yparser, bool) {
 		close(lines)
 	}()
 	p.starts = make([]int, 1, len(data)/16+1)
-	ok := true
-scan:
 	for i, c := range data {
 		switch {
 		case c == '\n':
 			p.starts = append(p.starts, i+1)
 		case c >= 0x80 || c == '\t' || c == '\r':
-			ok = false
-			break scan
+			if l := len(p.starts) - 1; len(p.odd) == 0 || p.odd[len(p.odd)-1] != l {
+				p.odd = append(p.odd, l)
+			}
 		}
 	}
 	<-lines
-	if !ok {
-		return nil, false
-	}
 	p.end = len(p.starts)
-	return p, true
+	return p
 }
 
 // at returns a parser of the same input for the lines [from, to), which
 // must start at a document boundary; it shares p's tables and may run
 // concurrently with p.
 func (p *yparser) at(from, to int) *yparser {
-	return &yparser{data: p.data, file: p.file, starts: p.starts, line: from, end: to, ok: true}
+	return &yparser{data: p.data, file: p.file, starts: p.starts, odd: p.odd, line: from, end: to, ok: true}
 }
 
 // documents parses the documents of lines [from, to), passing each to
-// emit; it returns how many it passed and whether it parsed them all.
+// emit, those outside the subset through general; it returns how many it
+// passed and whether it parsed them all.
 func (p *yparser) documents(from, to int, emit func(ast.Expr)) (int, bool) {
 	p.line, p.end, p.ok = from, to, true
 	n := 0
+	// A document end marker ("...") may follow a document or a start
+	// marker, and is followed by another end marker or a start marker (or
+	// a directive, which is left to the general decoder).
+	started, ended := from > 0, false
 	for p.line < p.end {
 		// Document markers and empty documents.
 		l := p.nextContent(p.line)
@@ -87,29 +91,155 @@ func (p *yparser) documents(from, to int, emit func(ast.Expr)) (int, bool) {
 			break
 		}
 		b := p.raw(l)
-		if isMarker(b) {
-			if r := strings.TrimLeft(string(b[3:]), " "); r != "" && r[0] != '#' {
-				return n, false // content on the marker line
-			}
-			p.line = l + 1
+		if isEndMarker(b) && started {
+			p.line, ended = l+1, true
 			continue
 		}
-		if len(b) > 0 && (b[0] == '-' || b[0] == '.' || b[0] == '%' || b[0] == ' ') {
-			return n, false // a top-level list, "...", a directive, a stray indentation
-		}
-		doc := p.mapping(l, 0)
-		if !p.ok {
+		if ended && !isMarker(b) {
 			return n, false
 		}
-		emit(doc)
-		n++
+		started, ended = true, false
+		if isMarker(b) {
+			if r := strings.TrimLeft(string(b[3:]), " "); r == "" || r[0] == '#' {
+				p.line = l + 1
+				continue
+			}
+			// Content on the marker line: the general decoder's.
+		} else if len(b) > 0 && b[0] != '-' && b[0] != '.' && b[0] != '%' && b[0] != ' ' && !p.oddIn(l, p.end) {
+			// Not a top-level list, "...", a directive or a stray
+			// indentation, and no odd byte before the document's end.
+			doc := p.mapping(l, 0)
+			if p.ok {
+				emit(doc)
+				n++
+				continue
+			}
+		}
+		docs, ok := p.general(l)
+		if !ok {
+			return n, false
+		}
+		for _, d := range docs {
+			emit(d)
+		}
+		n += len(docs)
 	}
 	return n, true
+}
+
+// oddIn reports whether the document that starts at line l, which ends
+// at the next document marker or at line end, has a line with a byte
+// outside the subset.
+func (p *yparser) oddIn(l, end int) bool {
+	return p.oddBetween(l, end) && p.oddBetween(l, p.nextMarker(l+1))
+}
+
+// oddBetween reports whether a line in [from, to) has a byte outside the
+// subset.
+func (p *yparser) oddBetween(from, to int) bool {
+	i, _ := slices.BinarySearch(p.odd, from)
+	return i < len(p.odd) && p.odd[i] < to
+}
+
+// nextMarker returns the first line from l that is a document marker for
+// the general decoder, or p.end.
+func (p *yparser) nextMarker(l int) int {
+	for ; l < p.end; l++ {
+		if isMarkerLine(p.raw(l)) {
+			return l
+		}
+	}
+	return p.end
+}
+
+// general decodes the lines from l to the next document marker with the
+// general decoder, for a document outside the fast parser's subset. The
+// decoder's positions are offsets in that text: moved by the text's
+// offset, they are those of the whole file, as the line and column of a
+// position are (a column is the decoder's, counted in characters from
+// the line's start). It returns the non-empty documents, and false if
+// the decoder reported an error; p continues at the marker.
+func (p *yparser) general(l int) ([]ast.Expr, bool) {
+	end := p.nextMarker(l + 1)
+	from, to := p.starts[l], len(p.data)
+	if end < len(p.starts) {
+		to = p.starts[end]
+	}
+	clear(p.decls)
+	clear(p.exprs)
+	p.decls, p.exprs = p.decls[:0], p.exprs[:0]
+	p.line, p.ok = end, true
+	next := yaml.NewDecoder(p.file.Name(), bytes.NewReader(p.data[from:to])).Extract
+	var docs []ast.Expr
+	for {
+		e, err := extract(next)
+		if err == io.EOF {
+			return docs, true
+		}
+		if err != nil {
+			return nil, false
+		}
+		if !emptyDocument(e) {
+			movePositions(e, p.file, from)
+			docs = append(docs, e)
+		}
+	}
+}
+
+// movePositions moves the positions of a syntax tree that CUE's YAML
+// decoder made from a part of a file starting at offset base to file f,
+// the whole file's.
+func movePositions(n ast.Node, f *token.File, base int) {
+	move := func(p *token.Pos) {
+		if p.HasAbsPos() {
+			*p = f.Pos(base+p.Offset(), p.RelPos())
+		}
+	}
+	ast.Walk(n, func(n ast.Node) bool {
+		switch x := n.(type) {
+		case *ast.StructLit:
+			move(&x.Lbrace)
+			move(&x.Rbrace)
+		case *ast.ListLit:
+			move(&x.Lbrack)
+			move(&x.Rbrack)
+		case *ast.Field:
+			move(&x.TokenPos)
+		case *ast.BasicLit:
+			move(&x.ValuePos)
+		case *ast.Ident:
+			move(&x.NamePos)
+		case *ast.UnaryExpr:
+			move(&x.OpPos)
+		case *ast.BinaryExpr:
+			move(&x.OpPos)
+		case *ast.Comment:
+			move(&x.Slash)
+		}
+		return true
+	}, nil)
 }
 
 // isMarker reports whether a line is a document start marker.
 func isMarker(b []byte) bool {
 	return len(b) >= 3 && b[0] == '-' && b[1] == '-' && b[2] == '-' && (len(b) == 3 || b[3] == ' ')
+}
+
+// isEndMarker reports whether a line is a document end marker, alone or
+// before a comment.
+func isEndMarker(b []byte) bool {
+	if len(b) < 3 || b[0] != '.' || b[1] != '.' || b[2] != '.' {
+		return false
+	}
+	r := bytes.TrimLeft(b[3:], " ")
+	return len(r) == 0 || len(r) < len(b)-3 && r[0] == '#'
+}
+
+// isMarkerLine reports whether the general decoder reads a line as a
+// document start marker: isMarker, or "---" before a tab or a carriage
+// return.
+func isMarkerLine(b []byte) bool {
+	return isMarker(b) || len(b) > 3 && b[0] == '-' && b[1] == '-' && b[2] == '-' && (b[3] == '\t' || b[3] == '\r')
 }
 
 // chunks splits the lines of p into ranges of about size bytes that start
@@ -121,7 +251,7 @@ func (p *yparser) chunks(size int) [][2]int {
 		if p.starts[l]-p.starts[from] < size {
 			continue
 		}
-		if isMarker(p.raw(l)) {
+		if isMarkerLine(p.raw(l)) {
 			out = append(out, [2]int{from, l})
 			from = l
 		}
@@ -181,7 +311,10 @@ func (p *yparser) listLayout() (listLayout, bool) {
 			return l, false
 		}
 	}
-	// The List's other keys, before and after the items.
+	// The List's other keys, before and after the items, in the subset.
+	if p.oddBetween(p.line, first) || p.oddBetween(end, p.end) {
+		return l, false
+	}
 	wrapper := &ast.StructLit{}
 	for _, r := range [][2]int{{p.line, at}, {end, p.end}} {
 		q := p.at(r[0], r[1])
@@ -246,6 +379,7 @@ type yparser struct {
 	data   []byte
 	file   *token.File
 	starts []int // line start offsets
+	odd    []int // the lines with bytes outside the subset, in order
 	line   int   // the next line to read
 	end    int   // the line where parsing stops
 	ok     bool

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"cuelang.org/go/cue/ast"
 	"cuelang.org/go/cue/literal"
+	"cuelang.org/go/cue/token"
 	"cuelang.org/go/encoding/yaml"
 	"github.com/google/go-cmp/cmp"
 
@@ -202,7 +204,7 @@ func TestFastYAMLCases(t *testing.T) {
 		"a: 1\n  2\nb: true\n  false\nc: null\n  x\n",
 		"a: x\n\n  y\n", "a: x # c\n  y\n", "a: x\n  - y\n", "a: x\n  y: z\n", "a: x\n  y #c\n", "a: x\n  'y'\n",
 		"a: x\n  # c\n  y\n", "a: x\n  y:\n", "a: [x]\n  y\n", "a: 'x'\n  y\n",
-		// Literal block scalars left to CUE:
+		// Literal block scalars decoded by the general decoder:
 		"a: |+\n  x\n\n", "a: |2\n   x\n", "a: | # c\n  x\n", "a: |\n\n  x\n", "a: |\n  x\n   \nb: 1\n",
 		"a: |\n    x\n  y\n", "a: >\n  x\n", "a: |\nb: 1\n", "- |\n  x\n", "a: |\n",
 		"a: &x 1\nb: *x\n",
@@ -225,6 +227,10 @@ func TestFastYAMLCases(t *testing.T) {
 		"--- # c\na: 1\n",
 		"--- a\n",
 		"a: 1\n...\n",
+		// Document end markers: after a document or a start marker only,
+		// and followed by a marker.
+		"...\n", "# c\n...\n", "a: 1\n...\n...\n", "---\n...\n...\n", "a: 1\n... # c\n---\nb: 2\n",
+		"a: 1\n...\nb: 2\n", "a: 1\n...x\n", "a: 1\n....\n",
 		"a: b:c\n",
 		"a: 'x' y\n",
 		"a: [x] y\n",
@@ -243,7 +249,13 @@ func TestFastYAMLCases(t *testing.T) {
 			"g: 0b11111111111111111111111111111111111111111111111111111111111111111\n",
 	}
 	for i, c := range cases {
-		checkFastYAML(t, fmt.Sprintf("case%d.yaml", i), []byte(c))
+		name := fmt.Sprintf("case%d.yaml", i)
+		// What CUE decodes is taken: by the fast parser, or a document
+		// at a time by the general decoder.
+		_, err := cueYAML(name, []byte(c))
+		if taken := checkFastYAML(t, name, []byte(c)); taken != (err == nil) {
+			t.Errorf("%q: taken %v, CUE's error %v", c, taken, err)
+		}
 	}
 	// Spot checks that the fast parser takes the plain cases.
 	literals := slices.Index(cases, "a: |\n  x\nb: 1\n")
@@ -255,6 +267,70 @@ func TestFastYAMLCases(t *testing.T) {
 		}
 	}
 	_ = strings.TrimSpace
+}
+
+// TestGeneralDocuments checks the documents that the general decoder
+// decodes alone, between documents of the fast parser's: every position
+// in their trees is one of the whole file's, and the trees are CUE's for
+// the whole file (checkFastYAML).
+func TestGeneralDocuments(t *testing.T) {
+	svc := "apiVersion: v1\nkind: Service\nmetadata:\n  name: s\nspec:\n  ports:\n  - port: 80\n"
+	odd := []string{
+		"metadata:\n  name: caf\u00e9\n  annotations: {a: \"\u65e5\u672c\", b: x}\nspec: {}\n",
+		"metadata:\n  name:\tt\n",
+		"a: &x [1, {b: 2}]\nc: *x\n",
+		"a: >\n  folded\n  text\nb: |+\n  kept\n\n",
+		"a: \"tab\\there\"\nb: \"multi\n  line\"\n",
+		"a: !!str 1\nb: 0x1F\n# \u00e9 in a comment\n",
+		"--- {a: 1}\n",
+		"- a\n- b\n",
+		"'x': y\n...\n# c\n... # c\n",
+		"a: 1\r\nb: [x,\r\n  y]\r\n",
+	}
+	var b strings.Builder
+	for i, o := range odd {
+		b.WriteString(svc + "---\n# before\n" + o)
+		if i%2 == 0 {
+			b.WriteString("---\n")
+		}
+		if !strings.HasPrefix(o, "---") {
+			b.WriteString("---\n")
+		}
+	}
+	b.WriteString(svc)
+	data := []byte(b.String())
+	docs, ok := fastYAMLAll("odd.yaml", data)
+	if !ok {
+		t.Fatal("not taken")
+	}
+	if !checkFastYAML(t, "odd.yaml", data) {
+		t.Fatal("not taken")
+	}
+	file := docs[0].Pos().File()
+	for i, d := range docs {
+		ast.Walk(d, func(n ast.Node) bool {
+			v := reflect.ValueOf(n).Elem()
+			for j := range v.NumField() {
+				if !v.Type().Field(j).IsExported() {
+					continue
+				}
+				if p, ok := v.Field(j).Interface().(token.Pos); ok && p.HasAbsPos() && p.File() != file {
+					t.Errorf("doc %d: %T.%s at %v is not in the file's positions", i, n, v.Type().Field(j).Name, p)
+				}
+			}
+			return true
+		}, nil)
+	}
+	// The general decoder's errors stop the fast parser.
+	for _, bad := range []string{"a: [\n", "a: \"x\n", "%YAML 1.2\n", "a: 1\n...\nb: 2\n", "a: &x\n  b: *x\n"} {
+		in := []byte(svc + "---\n" + bad + "---\n" + svc)
+		if _, ok := fastYAML("bad.yaml", in, func(ast.Expr) {}); ok {
+			t.Errorf("%q: taken", bad)
+		}
+		if _, err := cueYAML("bad.yaml", in); err == nil {
+			t.Errorf("%q: CUE takes it", bad)
+		}
+	}
 }
 
 // TestFastYAMLFallback checks inputs where the fast parser stops part way
@@ -304,26 +380,49 @@ func TestChunkedMatchesSequential(t *testing.T) {
 		t.Fatalf("input of %d bytes is too small to be chunked", len(valid))
 	}
 	mid := strings.Index(valid[len(valid)/2:], "\n---\n") + len(valid)/2 + 1
-	cases := map[string]string{
-		"valid":        valid,
-		"block scalar": valid[:mid] + "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  a: |\n    text\n" + valid[mid:],
-		"syntax error": valid[:mid] + "---\nkind: [\n" + valid[mid:],
-		"invalid":      strings.ReplaceAll(valid, "targetPort: 8082", "targetPort: 70000"),
-		"list":         valid[:mid] + "---\n- a\n" + valid[mid:],
+	cm := "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n"
+	// Documents outside the fast parser's subset: in the middle, and in
+	// every part (a Service's port name, on every tenth Service).
+	every := regexp.MustCompile(`(?m)^  name: (svc-\d*1)$`).ReplaceAllString(valid, "  name: $1\n  annotations: {note: \"caf\u00e9\"}")
+	if strings.Count(every, "caf") != 150 {
+		t.Fatalf("%d odd Services, want 150", strings.Count(every, "caf"))
 	}
-	for name, c := range cases {
+	cases := map[string]struct {
+		in    string
+		whole bool // given back to the general decoder from a point on
+	}{
+		"valid":                   {valid, false},
+		"block scalar":            {valid[:mid] + cm + "  a: >\n    text\n" + valid[mid:], false},
+		"non-ASCII":               {valid[:mid] + cm + "  a: \u65e5\u672c\n" + valid[mid:], false},
+		"every part":              {every, false},
+		"tab":                     {valid[:mid] + cm + "  a:\tb\n" + valid[mid:], false},
+		"anchor":                  {valid[:mid] + cm + "  a: &x b\n  c: *x\n" + valid[mid:], false},
+		"escape":                  {strings.Replace(valid, "name: svc-2\n", "name: \"svc\\x2d2\"\n", 1), false},
+		"CRLF":                    {strings.ReplaceAll(valid, "\n", "\r\n"), false},
+		"invalid in odd":          {strings.Replace(every, "targetPort: 8082", "targetPort: 70000", 3), false},
+		"invalid after non-ASCII": {valid[:mid] + "---\napiVersion: v1\nkind: Service\nmetadata: {name: \"\u00e9\", namespace: x}\nspec:\n  ports: [{name: \"\u00e9\", port: 0}]\n" + valid[mid:], false},
+		"syntax error":            {valid[:mid] + "---\nkind: [\n" + valid[mid:], true},
+		"invalid":                 {strings.ReplaceAll(valid, "targetPort: 8082", "targetPort: 70000"), false},
+		"list":                    {valid[:mid] + "---\n- a\n" + valid[mid:], false},
+	}
+	for name, tc := range cases {
+		c := tc.in
 		fastYAMLEnabled = false
 		want, wantDiags := Load([]string{"-"}, strings.NewReader(c), Options{})
 		fastYAMLEnabled = true
+		before := wholeFallbacks.Load()
 		got, gotDiags := Load([]string{"-"}, strings.NewReader(c), Options{})
+		if whole := wholeFallbacks.Load() > before; whole != tc.whole {
+			t.Errorf("%s: given back whole %v, want %v", name, whole, tc.whole)
+		}
 		if d := cmp.Diff(wantDiags.Error(), gotDiags.Error()); d != "" {
 			t.Errorf("%s: diagnostics differ (-sequential +chunked):\n%s", name, d)
 		}
 		if d := cmp.Diff(want, got); d != "" {
 			t.Errorf("%s: objects differ (-sequential +chunked):\n%s", name, d)
 		}
-		if name != "valid" && len(wantDiags) == 0 {
-			t.Errorf("%s: no diagnostics", name)
+		if invalid := strings.Contains(name, "invalid") || name == "syntax error" || name == "list"; invalid != (len(wantDiags.Errors()) > 0) {
+			t.Errorf("%s: diagnostics %v", name, wantDiags)
 		}
 	}
 }
@@ -377,6 +476,13 @@ func TestChunkedListMatchesSequential(t *testing.T) {
 		{"invalid", strings.ReplaceAll(valid, "targetPort: 8082", "targetPort: 70000"), true},
 		{"not an object", valid[:mid] + "- a\n" + valid[mid:], true},
 		{"block scalar", valid[:mid] + item + "  data:\n    a: |\n      text\n" + valid[mid:], true},
+		{"folded", valid[:mid] + item + "  data:\n    a: >\n      text\n" + valid[mid:], true},
+		{"non-ASCII", valid[:mid] + item + "  data:\n    a: caf\u00e9\n" + valid[mid:], true},
+		{"every part", regexp.MustCompile(`(?m)^    name: (svc-\d*1)$`).ReplaceAllString(valid, "    name: $1\n    annotations: {note: \"caf\u00e9\"}"), true},
+		{"anchor", valid[:mid] + item + "  data: &x\n    a: b\n  other: *x\n" + valid[mid:], true},
+		{"invalid in odd", valid[:mid] + item + "  data: \"\u00e9\"\n" + valid[mid:], true},
+		{"invalid after non-ASCII", valid[:mid] + "- apiVersion: v1\n  kind: Service\n  metadata: {name: \"\u00e9\", namespace: x}\n  spec:\n    ports: [{name: \"\u00e9\", port: 0}]\n" + valid[mid:], true},
+		{"odd in the wrapper", kubectlList(docs, "apiVersion: v1 # \u00e9\n", tail), false},
 		{"syntax error", valid[:mid] + item + "  data: [\n" + valid[mid:], true},
 		{"two documents", kubectlList(docs, head, "---\n"+tail), false},
 		{"other key", kubectlList(docs, head, tail+"extra: 1\n"), false},
@@ -385,17 +491,20 @@ func TestChunkedListMatchesSequential(t *testing.T) {
 		{"indented items", strings.Replace(valid, "items:\n- ", "items:\n  - ", 1), false},
 	}
 	for _, tc := range cases {
-		p, ok := newYParser("-", []byte(tc.in))
-		if !ok {
-			t.Fatalf("%s: not taken by the fast parser at all", tc.name)
-		}
+		p := newYParser("-", []byte(tc.in))
 		if _, got := p.listLayout(); got != tc.layout {
 			t.Errorf("%s: listLayout %v, want %v", tc.name, got, tc.layout)
 		}
 		fastYAMLEnabled = false
 		want, wantDiags := Load([]string{"-"}, strings.NewReader(tc.in), Options{})
 		fastYAMLEnabled = true
+		before := wholeFallbacks.Load()
 		got, gotDiags := Load([]string{"-"}, strings.NewReader(tc.in), Options{})
+		// Only a syntax error gives the input back to the general decoder
+		// from a point on (the first item alone indented is one).
+		if whole := wholeFallbacks.Load() > before; whole != (tc.name == "syntax error" || tc.name == "indented items") {
+			t.Errorf("%s: given back whole %v", tc.name, whole)
+		}
 		if d := cmp.Diff(wantDiags.Error(), gotDiags.Error()); d != "" {
 			t.Errorf("%s: diagnostics differ (-sequential +chunked):\n%s", tc.name, d)
 		}
@@ -440,12 +549,18 @@ func FuzzFastYAML(f *testing.F) {
 	f.Add([]byte("a:\n- b: |\n    {\"c\":[1]}\n\n    d\n  e: |-\n    f\n  g: 0bb65f58-6fb4\n"))
 	f.Add([]byte("a:\n  b: one two\n    three\n  c:\n  - four\n    five\n"))
 	f.Add([]byte("managedFields:\n- fieldsV1:\n    f:spec:\n      .: {}\n      k:{\"port\":80}:\n        f:name: {}\n"))
+	// Documents for the general decoder among the fast parser's.
+	f.Add([]byte("a: caf\u00e9\n---\nb: 1\n...\n---\nc: &x [1]\nd: *x\n---\ne: >\n  f\n"))
+	f.Add([]byte("a: 1\r\n---\r\nb:\t2\r\n--- {c: 3}\n- d\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) > 16<<10 {
 			return
 		}
 		// Load rejects such inputs before parsing.
 		if _, _, ok := checkText("f.yaml", data); !ok {
+			return
+		}
+		if _, _, ok := checkAliases("f.yaml", data); !ok {
 			return
 		}
 		if _, ok := bareCR("f.yaml", data); !ok {
