@@ -83,6 +83,12 @@ func decodeFileTo(name string, data []byte, asJSON bool, opts Options, diags *di
 		return
 	}
 	d := &decoder{file: name, opts: opts, diags: diags, emit: out.doc}
+	if asJSON && fastYAMLEnabled && len(data) >= 2*chunkBytes && out.v != nil {
+		if fastDecodeJSONList(name, data, opts, out) {
+			return
+		}
+		wholeFallbacks.Add(1)
+	}
 	skip := 0
 	if !asJSON && fastYAMLEnabled {
 		n, ok := fastDecode(name, data, opts, d, out)
@@ -184,7 +190,7 @@ func fastDecode(name string, data []byte, opts Options, d *decoder, out *sink) (
 	if l, ok := p.listLayout(); ok {
 		return fastDecodeList(p, l, name, opts, out)
 	}
-	cs := runChunks(p, p.chunks(chunkBytes), name, opts, out, nil)
+	cs := runChunks(p, p.chunks(chunkBytes), name, opts, out, nil, false)
 	n := 0
 	for i, c := range cs {
 		n += c.n
@@ -206,7 +212,7 @@ func fastDecode(name string, data []byte, opts Options, d *decoder, out *sink) (
 // the general decoder decodes the whole file (it returns false and no
 // documents).
 func fastDecodeList(p *yparser, l listLayout, name string, opts Options, out *sink) (int, bool) {
-	cs := runChunks(p, p.itemChunks(l.items, chunkBytes), name, opts, out, l.kind)
+	cs := runChunks(p, p.itemChunks(l.items, chunkBytes, isItemLine), name, opts, out, l.kind, false)
 	for _, c := range cs {
 		if !c.ok {
 			for _, c := range cs {
@@ -220,12 +226,12 @@ func fastDecodeList(p *yparser, l listLayout, name string, opts Options, out *si
 
 // runChunks queues the parts of p's input in the lines of ranges for the
 // validation workers, as chunks of List items of kind list when list is
-// not nil, and waits for them.
-func runChunks(p *yparser, ranges [][2]int, name string, opts Options, out *sink, list *listKind) []*chunk {
+// not nil (in JSON with asJSON), and waits for them.
+func runChunks(p *yparser, ranges [][2]int, name string, opts Options, out *sink, list *listKind, asJSON bool) []*chunk {
 	cs := make([]*chunk, len(ranges))
 	var wg sync.WaitGroup
 	for i, r := range ranges {
-		cs[i] = &chunk{p: p.at(r[0], r[1]), file: name, opts: opts, wg: &wg, list: list}
+		cs[i] = &chunk{p: p.at(r[0], r[1]), file: name, opts: opts, wg: &wg, list: list, json: asJSON}
 		wg.Add(1)
 		out.chunk(cs[i])
 	}
@@ -240,8 +246,10 @@ type chunk struct {
 	opts Options
 	wg   *sync.WaitGroup
 	// list, when not nil, says that the part holds items of a List of
-	// that kind (see fastDecodeList) rather than documents.
+	// that kind (see fastDecodeList) rather than documents; json, that
+	// they are in JSON (see jsonListLayout).
 	list *listKind
+	json bool
 
 	// Results.
 	docs    []*document
@@ -264,6 +272,10 @@ func (c *chunk) run(check func(*document)) {
 		c.docs = append(c.docs, doc)
 		check(doc)
 	}}
+	if c.json {
+		c.ok = c.runJSONItems(d)
+		return
+	}
 	if c.list != nil {
 		c.ok = c.runItems(d)
 		return

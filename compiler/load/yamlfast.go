@@ -329,38 +329,60 @@ func (p *yparser) listLayout() (listLayout, bool) {
 			return l, false
 		}
 	}
+	kind, ok := listWrapper(wrapper, false)
+	if !ok {
+		return l, false
+	}
+	l.items = [2]int{first, end}
+	l.kind = kind
+	return l, true
+}
+
+// listWrapper returns the kind of the items of a List whose keys other
+// than its items are those of wrapper, if the decoder would take them
+// without a report: apiVersion and kind strings, the kind ending in
+// "List", metadata, and no other key, none twice. With items, wrapper
+// also has the key "items", an empty list (where the items were).
+func listWrapper(wrapper *ast.StructLit, items bool) (*listKind, bool) {
 	seen := map[string]bool{}
 	for _, e := range wrapper.Elts {
 		f, ok := e.(*ast.Field)
 		if !ok {
-			return l, false
+			return nil, false
 		}
 		name, _, err := labelName(f.Label)
-		if err != nil || seen[name] || name != "apiVersion" && name != "kind" && name != "metadata" {
-			return l, false
+		if err != nil || seen[name] {
+			return nil, false
 		}
 		seen[name] = true
+		switch name {
+		case "apiVersion", "kind", "metadata":
+		case "items":
+			if l, ok := f.Value.(*ast.ListLit); !items || !ok || len(l.Elts) != 0 {
+				return nil, false
+			}
+		default:
+			return nil, false
+		}
 	}
 	kind, kindOK := stringField(wrapper, "kind")
 	apiVersion, avOK := stringField(wrapper, "apiVersion")
-	if !kindOK || !avOK || !strings.HasSuffix(kind, "List") || checkSize(wrapper, nil) != nil {
-		return l, false
+	if !kindOK || !avOK || !strings.HasSuffix(kind, "List") || items != seen["items"] || checkSize(wrapper, nil) != nil {
+		return nil, false
 	}
-	l.items = [2]int{first, end}
-	l.kind = newListKind(kind, apiVersion)
-	return l, true
+	return newListKind(kind, apiVersion), true
 }
 
 // itemChunks splits the lines of a List's items into ranges of about size
-// bytes that start at items.
-func (p *yparser) itemChunks(items [2]int, size int) [][2]int {
+// bytes that start at items (lines for which start is true).
+func (p *yparser) itemChunks(items [2]int, size int, start func([]byte) bool) [][2]int {
 	var out [][2]int
 	from := items[0]
 	for l := from + 1; l < items[1]; l++ {
 		if p.starts[l]-p.starts[from] < size {
 			continue
 		}
-		if b := p.raw(l); len(b) > 0 && b[0] == '-' {
+		if start(p.raw(l)) {
 			out = append(out, [2]int{from, l})
 			from = l
 		}

@@ -1,0 +1,153 @@
+package load
+
+import (
+	"bytes"
+	"io"
+
+	"cuelang.org/go/cue/ast"
+	"cuelang.org/go/encoding/json"
+)
+
+// kubectl prints a List in JSON (kubectl get -o json) with four spaces of
+// indentation: the items are objects whose braces are on lines of their
+// own, eight spaces in.
+const (
+	jsonItemsLine = `    "items": [`
+	jsonItemOpen  = `        {`
+	jsonItemClose = `        }`
+)
+
+// jsonListLayout reports whether p's input, JSON, is one List as kubectl
+// prints it, and returns the lines of its items and their kind. The text
+// without the items must be an object that listWrapper takes, with an
+// empty "items" list, and every item runs from an opening brace line to
+// the next closing brace line, followed by a comma before the next item.
+// An item that is not what its lines say fails to decode alone, and the
+// caller then decodes the whole input.
+func (p *yparser) jsonListLayout() (listLayout, bool) {
+	var l listLayout
+	if p.line != 0 || p.end < 2 || string(p.raw(0)) != "{" {
+		return l, false // the List starts the file, as the decoder's positions assume
+	}
+	at := -1
+	for i := p.line; i < p.end; i++ {
+		if string(p.raw(i)) == jsonItemsLine {
+			at = i
+			break
+		}
+	}
+	if at < 0 || at+1 >= p.end || string(p.raw(at+1)) != jsonItemOpen {
+		return l, false
+	}
+	// The items: each closing line ends with a comma but the last's.
+	first, end := at+1, -1
+	for i := first + 1; i < p.end && end < 0; i++ {
+		b := p.raw(i)
+		if !bytes.HasPrefix(b, []byte(jsonItemClose)) {
+			continue
+		}
+		switch string(b[len(jsonItemClose):]) {
+		case ",":
+			if i+1 >= p.end || string(p.raw(i+1)) != jsonItemOpen {
+				return l, false
+			}
+			i++
+		case "":
+			end = i + 1
+		default:
+			return l, false
+		}
+	}
+	if end < 0 {
+		return l, false
+	}
+	// The List without its items.
+	var wrapper bytes.Buffer
+	wrapper.Write(p.data[:p.starts[first]])
+	wrapper.Write(p.data[p.lineEnd(end-1):])
+	dec := json.NewDecoder(nil, p.file.Name(), &wrapper)
+	e, err := dec.Extract()
+	s, ok := e.(*ast.StructLit)
+	if err != nil || !ok {
+		return l, false
+	}
+	if _, err := dec.Extract(); err != io.EOF {
+		return l, false // a second value
+	}
+	kind, ok := listWrapper(s, true)
+	if !ok {
+		return l, false
+	}
+	l.items = [2]int{first, end}
+	l.kind = kind
+	return l, true
+}
+
+// lineEnd is the offset of the newline that ends line l, or the input's
+// length.
+func (p *yparser) lineEnd(l int) int {
+	if l+1 < len(p.starts) {
+		return p.starts[l+1] - 1
+	}
+	return len(p.data)
+}
+
+// isJSONItemLine reports whether a line of a JSON List's items starts an
+// item.
+func isJSONItemLine(b []byte) bool { return string(b) == jsonItemOpen }
+
+// fastDecodeJSONList decodes a file that is one large List in kubectl's
+// JSON layout (see jsonListLayout): its items are decoded alone, in parts,
+// by the validation workers. If any item fails to decode, every part is
+// discarded and it returns false: the general decoder then decodes the
+// whole file.
+func fastDecodeJSONList(name string, data []byte, opts Options, out *sink) bool {
+	p := newYParser(name, data)
+	l, ok := p.jsonListLayout()
+	if !ok {
+		return false
+	}
+	cs := runChunks(p, p.itemChunks(l.items, chunkBytes, isJSONItemLine), name, opts, out, l.kind, true)
+	for _, c := range cs {
+		if !c.ok {
+			for _, c := range cs {
+				c.discard = true
+			}
+			return false
+		}
+	}
+	return true
+}
+
+// runJSONItems decodes the chunk's JSON List items, each alone with CUE's
+// JSON decoder, and passes them on as the decoder passes the items of a
+// List document. An item's text starts at its opening brace, so that the
+// decoder's positions are offsets from it; they are moved to the file's
+// (the decoder of the whole file makes positions from the start of the
+// List, the file's first byte). It reports whether every item decoded.
+func (c *chunk) runJSONItems(d *decoder) bool {
+	p := c.p
+	for a := p.line; a < p.end; {
+		b := a + 1
+		for b < p.end && !isJSONItemLine(p.raw(b)) {
+			b++
+		}
+		from := p.starts[a] + len(jsonItemOpen) - 1
+		to := p.lineEnd(b - 1)
+		if data := p.data[to-1 : to]; string(data) == "," {
+			to--
+		}
+		dec := json.NewDecoder(nil, p.file.Name(), bytes.NewReader(p.data[from:to]))
+		e, err := dec.Extract()
+		if err != nil {
+			return false
+		}
+		if _, err := dec.Extract(); err != io.EOF {
+			return false
+		}
+		movePositions(e, p.file, from)
+		c.items(d, []ast.Expr{e})
+		a = b
+	}
+	return true
+}

@@ -1,0 +1,112 @@
+package load
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"go.yaml.in/yaml/v3"
+
+	"kpc/internal/synth"
+)
+
+// kubectlJSON returns the documents of a multi-document YAML text as one
+// List in kubectl's JSON layout (four spaces of indentation, keys
+// sorted), with the List's own keys.
+func kubectlJSON(t *testing.T, docs string, list map[string]any) string {
+	t.Helper()
+	var items []any
+	dec := yaml.NewDecoder(strings.NewReader(docs))
+	for {
+		var v map[string]any
+		if err := dec.Decode(&v); err != nil {
+			break
+		}
+		items = append(items, v)
+	}
+	list["items"] = items
+	out, err := json.MarshalIndent(list, "", "    ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out) + "\n"
+}
+
+// TestChunkedJSONListMatchesSequential checks the parallel decoding of a
+// large List in kubectl's JSON layout against the general decoder, and
+// which inputs take that path.
+func TestChunkedJSONListMatchesSequential(t *testing.T) {
+	var b bytes.Buffer
+	if err := synth.Write(&b, synth.Config{Services: 1500, Endpoints: 4}); err != nil {
+		t.Fatal(err)
+	}
+	docs := b.String()
+	list := func() map[string]any {
+		return map[string]any{"apiVersion": "v1", "kind": "List", "metadata": map[string]any{"resourceVersion": ""}}
+	}
+	valid := kubectlJSON(t, docs, list())
+	if len(valid) < 3*chunkBytes {
+		t.Fatalf("input of %d bytes is too small to be chunked", len(valid))
+	}
+	mid := strings.Index(valid[len(valid)/2:], "\n        {\n") + len(valid)/2 + 1
+	item := "        {\n            \"apiVersion\": \"v1\",\n            \"kind\": \"Service\",\n            \"metadata\": {\"name\": \"\u00e9\", \"namespace\": \"x\"},\n            \"spec\": {\"ports\": [{\"name\": \"\u00e9\", \"port\": 0}]}\n        },\n"
+	typed := list()
+	typed["kind"] = "ServiceList"
+	other := list()
+	other["extra"] = 1
+	notList := list()
+	notList["kind"] = "Service"
+	cases := []struct {
+		name   string
+		in     string
+		layout bool // taken in parts
+		whole  bool // given back to the general decoder
+	}{
+		{"valid", valid, true, false},
+		{"typed list", kubectlJSON(t, strings.ReplaceAll(docs, "apiVersion: v1\nkind: Service\n", ""), typed), true, false},
+		{"invalid", strings.ReplaceAll(valid, `"targetPort": 8082`, `"targetPort": 70000`), true, false},
+		{"invalid after non-ASCII", valid[:mid] + item + valid[mid:], true, false},
+		{"not an object", valid[:mid] + "        {\n        \"a\"\n        },\n" + valid[mid:], true, true},
+		{"syntax error", valid[:mid] + "        {\n            \"a\": [\n        },\n" + valid[mid:], true, true},
+		{"missing comma", strings.Replace(valid, "\n        },\n", "\n        }\n", 1), false, true},
+		{"other key", kubectlJSON(t, docs, other), false, true},
+		{"not a List", kubectlJSON(t, docs, notList), false, true},
+		{"second value", valid + "{}\n", false, true},
+		{"leading space", " " + valid, false, true},
+		{"two spaces", strings.ReplaceAll(valid, "    ", "  "), false, true},
+	}
+	file := filepath.Join(t.TempDir(), "list.json")
+	for _, tc := range cases {
+		if err := os.WriteFile(file, []byte(tc.in), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		p := newYParser(file, []byte(tc.in))
+		if _, got := p.jsonListLayout(); got != tc.layout {
+			t.Errorf("%s: jsonListLayout %v, want %v", tc.name, got, tc.layout)
+		}
+		fastYAMLEnabled = false
+		want, wantDiags := Load([]string{file}, nil, Options{})
+		fastYAMLEnabled = true
+		before := wholeFallbacks.Load()
+		got, gotDiags := Load([]string{file}, nil, Options{})
+		if whole := wholeFallbacks.Load() > before; whole != tc.whole {
+			t.Errorf("%s: given back whole %v, want %v", tc.name, whole, tc.whole)
+		}
+		if d := cmp.Diff(wantDiags.Error(), gotDiags.Error()); d != "" {
+			t.Errorf("%s: diagnostics differ (-sequential +chunked):\n%s", tc.name, d)
+		}
+		if d := cmp.Diff(want, got); d != "" {
+			t.Errorf("%s: objects differ (-sequential +chunked):\n%s", tc.name, d)
+		}
+		if tc.name == "valid" && (len(wantDiags) != 0 || len(want.Services) != 1500) {
+			t.Errorf("%s: %d Services, diagnostics %v", tc.name, len(want.Services), wantDiags)
+		}
+		if invalid := strings.Contains(tc.name, "invalid"); invalid && len(gotDiags.Errors()) == 0 {
+			t.Errorf("%s: no errors", tc.name)
+		}
+	}
+}
