@@ -119,9 +119,9 @@ func fastDecodeJSONList(name string, data []byte, opts Options, out *sink) bool 
 	return true
 }
 
-// runJSONItems decodes the chunk's JSON List items, each alone with CUE's
-// JSON decoder, and passes them on as the decoder passes the items of a
-// List document. An item's text starts at its opening brace, so that the
+// runJSONItems decodes the chunk's JSON List items, each alone with
+// fastJSON or else CUE's JSON decoder, and passes them on as the decoder
+// passes the items of a List document. An item's text starts at its opening brace, so that the
 // decoder's positions are offsets from it; they are moved to the file's
 // (the decoder of the whole file makes positions from the start of the
 // List, the file's first byte). It reports whether every item decoded.
@@ -137,17 +137,29 @@ func (c *chunk) runJSONItems(d *decoder) bool {
 		if data := p.data[to-1 : to]; string(data) == "," {
 			to--
 		}
-		dec := json.NewDecoder(nil, p.file.Name(), bytes.NewReader(p.data[from:to]))
-		e, err := dec.Extract()
-		if err != nil {
-			return false
+		e, ok := fastJSON(p.file, p.data, from, to)
+		if !ok {
+			if e, ok = cueJSON(p, from, to); !ok {
+				return false
+			}
 		}
-		if _, err := dec.Extract(); err != io.EOF {
-			return false
-		}
-		movePositions(e, p.file, from)
 		c.items(d, []ast.Expr{e})
 		a = b
 	}
 	return true
+}
+
+// cueJSON decodes the JSON value in p's input at [from, to) with CUE's
+// decoder, and moves its positions to the file's.
+func cueJSON(p *yparser, from, to int) (ast.Expr, bool) {
+	dec := json.NewDecoder(nil, p.file.Name(), bytes.NewReader(p.data[from:to]))
+	e, err := dec.Extract()
+	if err != nil {
+		return nil, false
+	}
+	if _, err := dec.Extract(); err != io.EOF {
+		return nil, false
+	}
+	movePositions(e, p.file, from)
+	return e, true
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -70,6 +71,8 @@ func TestChunkedJSONListMatchesSequential(t *testing.T) {
 		{"typed list", kubectlJSON(t, strings.ReplaceAll(docs, "apiVersion: v1\nkind: Service\n", ""), typed), true, false},
 		{"invalid", strings.ReplaceAll(valid, `"targetPort": 8082`, `"targetPort": 70000`), true, false},
 		{"invalid after non-ASCII", valid[:mid] + item + valid[mid:], true, false},
+		{"multi-line strings", kubectlJSON(t, regexp.MustCompile(`(?m)^  name: (svc-\d*1)$`).ReplaceAllString(docs,
+			"  name: $1\n  annotations: {last-applied: \"{\\\"a\\\": 1}\\n\", b: \"x\\ny\\tz \\u00e9\"}"), list()), true, false},
 		{"not an object", valid[:mid] + "        {\n        \"a\"\n        },\n" + valid[mid:], true, true},
 		{"syntax error", valid[:mid] + "        {\n            \"a\": [\n        },\n" + valid[mid:], true, true},
 		{"missing comma", strings.Replace(valid, "\n        },\n", "\n        }\n", 1), false, true},
@@ -101,6 +104,9 @@ func TestChunkedJSONListMatchesSequential(t *testing.T) {
 		}
 		if d := cmp.Diff(want, got); d != "" {
 			t.Errorf("%s: objects differ (-sequential +chunked):\n%s", tc.name, d)
+		}
+		if tc.name == "multi-line strings" && !strings.Contains(tc.in, `"last-applied": "{\"a\": 1}\n"`) {
+			t.Errorf("%s: no multi-line strings", tc.name)
 		}
 		if tc.name == "valid" && (len(wantDiags) != 0 || len(want.Services) != 1500) {
 			t.Errorf("%s: %d Services, diagnostics %v", tc.name, len(want.Services), wantDiags)

@@ -1,0 +1,309 @@
+package load
+
+import (
+	"cuelang.org/go/cue/ast"
+	"cuelang.org/go/cue/literal"
+	"cuelang.org/go/cue/token"
+)
+
+// fastJSON parses the JSON value in data[from:to] of a file into the
+// syntax tree CUE's JSON decoder produces when it decodes that text alone,
+// the value at its start: the same nodes, literal texts and positions
+// (those of file, which holds data). Keys that are identifiers become identifiers placed after the
+// opening quote, negative numbers unary expressions, and strings of more
+// than ten bytes of text are quoted again the way CUE prints them, as the
+// decoder does. It reports false on anything it is not sure of (invalid
+// JSON among it), which the caller leaves to CUE's decoder.
+func fastJSON(file *token.File, data []byte, from, to int) (ast.Expr, bool) {
+	p := &jparser{data: data[:to], file: file, i: from, ok: true}
+	p.space()
+	e := p.value(1)
+	p.space()
+	if !p.ok || p.i != to {
+		return nil, false
+	}
+	return e, true
+}
+
+// jparser is fastJSON's parser.
+type jparser struct {
+	data []byte
+	file *token.File
+	i    int
+	ok   bool
+}
+
+func (p *jparser) pos(off int) token.Pos { return p.file.Pos(off, token.NoRelPos) }
+
+func (p *jparser) fail() ast.Expr {
+	p.ok = false
+	return nil
+}
+
+// space skips JSON whitespace.
+func (p *jparser) space() {
+	for p.i < len(p.data) {
+		switch p.data[p.i] {
+		case ' ', '\n', '\t', '\r':
+			p.i++
+		default:
+			return
+		}
+	}
+}
+
+// value parses a value at p.i; depth is the number of collections it is
+// in, plus one (the stack of the decoder's reformatting, whose length sets
+// the indentation of a multi-line string).
+func (p *jparser) value(depth int) ast.Expr {
+	if p.i >= len(p.data) {
+		return p.fail()
+	}
+	switch c := p.data[p.i]; {
+	case c == '{':
+		return p.object(depth + 1)
+	case c == '[':
+		return p.array(depth + 1)
+	case c == '"':
+		off := p.i
+		raw, s, ok := p.str()
+		if !ok {
+			return p.fail()
+		}
+		return &ast.BasicLit{ValuePos: p.pos(off), Kind: token.STRING, Value: requote(raw, s, depth)}
+	case c == '-' || c >= '0' && c <= '9':
+		return p.number()
+	default:
+		for _, w := range [...]struct {
+			text string
+			kind token.Token
+		}{{"true", token.TRUE}, {"false", token.FALSE}, {"null", token.NULL}} {
+			if p.word(w.text) {
+				return &ast.BasicLit{ValuePos: p.pos(p.i - len(w.text)), Kind: w.kind, Value: w.text}
+			}
+		}
+		return p.fail()
+	}
+}
+
+// word consumes w if it is next and not followed by a letter or digit.
+func (p *jparser) word(w string) bool {
+	end := p.i + len(w)
+	if end > len(p.data) || string(p.data[p.i:end]) != w {
+		return false
+	}
+	if end < len(p.data) {
+		if c := p.data[end]; c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' {
+			return false
+		}
+	}
+	p.i = end
+	return true
+}
+
+// object parses an object at p.i, whose members are at depth.
+func (p *jparser) object(depth int) ast.Expr {
+	s := &ast.StructLit{Lbrace: p.pos(p.i)}
+	p.i++
+	p.space()
+	if p.i < len(p.data) && p.data[p.i] == '}' {
+		s.Rbrace = p.pos(p.i)
+		p.i++
+		return s
+	}
+	for {
+		if p.i >= len(p.data) || p.data[p.i] != '"' {
+			return p.fail()
+		}
+		off := p.i
+		raw, key, ok := p.str()
+		if !ok {
+			return p.fail()
+		}
+		var label ast.Label
+		if ast.StringLabelNeedsQuoting(key) {
+			label = &ast.BasicLit{ValuePos: p.pos(off), Kind: token.STRING, Value: requote(raw, key, depth)}
+		} else {
+			label = &ast.Ident{NamePos: p.pos(off + 1), Name: key}
+		}
+		p.space()
+		if p.i >= len(p.data) || p.data[p.i] != ':' {
+			return p.fail()
+		}
+		f := &ast.Field{Label: label, TokenPos: p.pos(p.i)}
+		p.i++
+		p.space()
+		f.Value = p.value(depth)
+		if !p.ok {
+			return nil
+		}
+		s.Elts = append(s.Elts, f)
+		p.space()
+		if p.i >= len(p.data) {
+			return p.fail()
+		}
+		switch p.data[p.i] {
+		case ',':
+			p.i++
+			p.space()
+		case '}':
+			s.Rbrace = p.pos(p.i)
+			p.i++
+			return s
+		default:
+			return p.fail()
+		}
+	}
+}
+
+// array parses an array at p.i, whose elements are at depth.
+func (p *jparser) array(depth int) ast.Expr {
+	l := &ast.ListLit{Lbrack: p.pos(p.i)}
+	p.i++
+	p.space()
+	if p.i < len(p.data) && p.data[p.i] == ']' {
+		l.Rbrack = p.pos(p.i)
+		p.i++
+		return l
+	}
+	for {
+		e := p.value(depth)
+		if !p.ok {
+			return nil
+		}
+		l.Elts = append(l.Elts, e)
+		p.space()
+		if p.i >= len(p.data) {
+			return p.fail()
+		}
+		switch p.data[p.i] {
+		case ',':
+			p.i++
+			p.space()
+		case ']':
+			l.Rbrack = p.pos(p.i)
+			p.i++
+			return l
+		default:
+			return p.fail()
+		}
+	}
+}
+
+// str parses a string at p.i: it returns its text, quotes included, and
+// its value. It takes the escapes of JSON but those of surrogate halves,
+// and no control characters (the file is valid UTF-8, see checkText).
+func (p *jparser) str() (raw, s string, ok bool) {
+	start := p.i
+	escaped := false
+	for i := start + 1; i < len(p.data); i++ {
+		switch c := p.data[i]; {
+		case c == '"':
+			p.i = i + 1
+			raw = string(p.data[start:p.i])
+			if !escaped {
+				return raw, raw[1 : len(raw)-1], true
+			}
+			s, err := literal.Unquote(raw)
+			return raw, s, err == nil
+		case c < 0x20:
+			return "", "", false
+		case c == '\\':
+			escaped = true
+			if i+1 >= len(p.data) {
+				return "", "", false
+			}
+			i++
+			switch p.data[i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if i+4 >= len(p.data) || !isHex4(p.data[i+1:i+5]) || surrogate(p.data[i+1:i+5]) {
+					return "", "", false
+				}
+				i += 4
+			default:
+				return "", "", false
+			}
+		}
+	}
+	return "", "", false
+}
+
+// isHex4 reports whether b is four hexadecimal digits.
+func isHex4(b []byte) bool {
+	for _, c := range b {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+// surrogate reports whether the four hexadecimal digits b are a UTF-16
+// surrogate half (D800-DFFF).
+func surrogate(b []byte) bool {
+	return (b[0] == 'd' || b[0] == 'D') && (b[1] >= '8' && b[1] <= '9' || b[1] >= 'a' && b[1] <= 'f' || b[1] >= 'A' && b[1] <= 'F')
+}
+
+// requote is the literal text of a string as the decoder leaves it: the
+// JSON text up to ten bytes, and longer ones quoted again with the
+// indentation of depth.
+func requote(raw, s string, depth int) string {
+	if len(raw) <= 10 {
+		return raw
+	}
+	return quote(literal.String.WithOptionalTabIndent(depth), s)
+}
+
+// number parses a number at p.i: an integer or a float literal, negative
+// ones as unary minus.
+func (p *jparser) number() ast.Expr {
+	start := p.i
+	i := p.i
+	if p.data[i] == '-' {
+		i++
+	}
+	digits := i
+	switch {
+	case i < len(p.data) && p.data[i] == '0':
+		i++
+	case i < len(p.data) && p.data[i] >= '1' && p.data[i] <= '9':
+		for i < len(p.data) && p.data[i] >= '0' && p.data[i] <= '9' {
+			i++
+		}
+	default:
+		return p.fail()
+	}
+	kind := token.INT
+	if i < len(p.data) && p.data[i] == '.' {
+		kind = token.FLOAT
+		i++
+		n := i
+		for i < len(p.data) && p.data[i] >= '0' && p.data[i] <= '9' {
+			i++
+		}
+		if i == n {
+			return p.fail()
+		}
+	}
+	if i < len(p.data) && (p.data[i] == 'e' || p.data[i] == 'E') {
+		kind = token.FLOAT
+		i++
+		if i < len(p.data) && (p.data[i] == '+' || p.data[i] == '-') {
+			i++
+		}
+		n := i
+		for i < len(p.data) && p.data[i] >= '0' && p.data[i] <= '9' {
+			i++
+		}
+		if i == n {
+			return p.fail()
+		}
+	}
+	p.i = i
+	lit := &ast.BasicLit{ValuePos: p.pos(digits), Kind: kind, Value: string(p.data[digits:i])}
+	if digits > start {
+		return &ast.UnaryExpr{OpPos: p.pos(start), Op: token.SUB, X: lit}
+	}
+	return lit
+}

@@ -1,0 +1,168 @@
+package load
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"reflect"
+	"testing"
+
+	"cuelang.org/go/cue/ast"
+	"cuelang.org/go/cue/token"
+	"cuelang.org/go/encoding/json"
+	"github.com/google/go-cmp/cmp"
+
+	"kpc/internal/synth"
+)
+
+// checkFastJSON compares fastJSON with CUE's JSON decoder on data, a file
+// with one JSON value; it returns whether fastJSON took it.
+func checkFastJSON(t *testing.T, name string, data []byte) bool {
+	t.Helper()
+	file := token.NewFile(name, 0, len(data)+1)
+	file.SetLinesForContent(data)
+	got, ok := fastJSON(file, data, 0, len(data))
+	dec := json.NewDecoder(nil, name, bytes.NewReader(data))
+	want, err := dec.Extract()
+	if err == nil {
+		if _, err2 := dec.Extract(); err2 != io.EOF {
+			err = fmt.Errorf("a second value: %v", err2)
+		}
+	}
+	if !ok {
+		return false
+	}
+	if err != nil {
+		t.Errorf("%s: fastJSON took what CUE rejects: %v", name, err)
+		return true
+	}
+	if d := sameAST(got, want, "value"); d != "" {
+		t.Errorf("%s: %s", name, d)
+	}
+	if d := cmp.Diff(positions(want), positions(got)); d != "" {
+		t.Errorf("%s: positions differ (-CUE +fastJSON):\n%s", name, d)
+	}
+	return true
+}
+
+// positions lists every position of a syntax tree's nodes, by node type
+// and field, as line:column.
+func positions(n ast.Node) []string {
+	var out []string
+	ast.Walk(n, func(n ast.Node) bool {
+		v := reflect.ValueOf(n).Elem()
+		for i := range v.NumField() {
+			if !v.Type().Field(i).IsExported() {
+				continue
+			}
+			if p, ok := v.Field(i).Interface().(token.Pos); ok {
+				out = append(out, fmt.Sprintf("%T.%s %d:%d", n, v.Type().Field(i).Name, p.Line(), p.Column()))
+			}
+		}
+		return true
+	}, nil)
+	return out
+}
+
+func TestFastJSON(t *testing.T) {
+	cases := []struct {
+		in    string
+		taken bool
+	}{
+		{`{}`, true},
+		{`[]`, true},
+		// (A value starts the text, as in runJSONItems: CUE's decoder
+		// leaves the positions of closing brackets and colons relative to
+		// the value's start.)
+		{`{ "a" : 1 , "b":[ 1, -2, 3.5, -0.25, 1e3, 1E-3, -0, 0, 12345678901234567890 ] } `, true},
+		{`{"a": true, "b": false, "c": null, "d": "x", "e": ""}`, true},
+		{"{\n    \"metadata\": {\n        \"name\": \"svc-0\",\n        \"labels\": {\"kubernetes.io/service-name\": \"svc-0\"}\n    }\n}", true},
+		{`{"a": "a string of more than ten bytes", "_b": 1, "#c": 2, "d-e": 3, "1": 4, "": 5, "f g": 6, "true": 7}`, true},
+		{`{"a": "multi\nline string\n", "b": {"c": ["another\nmulti-line one"]}}`, true},
+		{`{"a": "esc\"aped \\ \/ \b\f\n\r\t \u00e9\u4e2d", "b": "\u00e9", "c\"d": "e", "long key with \"quotes\"": 1}`, true},
+		{`{"last-applied": "{\"apiVersion\":\"v1\",\"kind\":\"Service\",\"metadata\":{\"annotations\":{},\"name\":\"a\"}}\n"}`, true},
+		{"{\"a\": \"caf\u00e9 \u65e5\u672c\", \"\u00e9\": 1}", true},
+		{"{\"a\":\t1,\r\n\"b\": 2}", true},
+		{`[[[[{"a": [{"b": "deep\nstring"}]}]]]]`, true},
+		{`"just a string"`, true},
+		{`-12`, true},
+		// Left to CUE's decoder: surrogate halves.
+		{`{"a": "\ud83d\ude00"}`, false},
+		// Invalid JSON.
+		{`{"a": 01}`, false}, {`{"a": 1.}`, false}, {`{"a": .5}`, false}, {`{"a": +1}`, false},
+		{`{"a": 1e}`, false}, {`{"a": -}`, false}, {`{"a": 1,}`, false}, {`[1,]`, false},
+		{`{"a" 1}`, false}, {`{a: 1}`, false}, {`{"a": tru}`, false}, {`{"a": truex}`, false},
+		{`{"a": nul}`, false}, {`{"a": "x}`, false}, {"{\"a\": \"x\ny\"}", false}, {`{"a": "\x"}`, false},
+		{`{"a": "\u00g0"}`, false}, {`{"a": "\u00e"}`, false}, {`{"a": 1} {}`, false}, {`{"a": 1}}`, false},
+		{`{"a": [1 2]}`, false}, {`{"a": 'x'}`, false}, {`{"a": NaN}`, false}, {``, false}, {`{`, false},
+		{`{"a": 1 "b": 2}`, false}, {`{"a": "\`, false}, {`{"a": "\u12`, false}, {`{"a": -`, false}, {`{"a": 1e+`, false}, {`{"a": t`, false}, {`{,}`, false}, {`[,]`, false}, {`{"a": // c
+1}`, false},
+	}
+	for i, c := range cases {
+		if got := checkFastJSON(t, fmt.Sprintf("case%d.json", i), []byte(c.in)); got != c.taken {
+			t.Errorf("%q: taken %v, want %v", c.in, got, c.taken)
+		}
+	}
+}
+
+// TestFastJSONSynth compares fastJSON with CUE's decoder on a cluster in
+// kubectl's JSON layout, item by item as runJSONItems takes them.
+func TestFastJSONSynth(t *testing.T) {
+	var b bytes.Buffer
+	if err := synth.Write(&b, synth.Config{Services: 200, Endpoints: 3}); err != nil {
+		t.Fatal(err)
+	}
+	data := []byte(kubectlJSON(t, b.String(), map[string]any{"apiVersion": "v1", "kind": "List"}))
+	p := newYParser("list.json", data)
+	l, ok := p.jsonListLayout()
+	if !ok {
+		t.Fatal("not in kubectl's layout")
+	}
+	items := 0
+	for a := l.items[0]; a < l.items[1]; a++ {
+		if !isJSONItemLine(p.raw(a)) {
+			continue
+		}
+		b := a + 1
+		for b < l.items[1] && !isJSONItemLine(p.raw(b)) {
+			b++
+		}
+		from, to := p.starts[a]+len(jsonItemOpen)-1, p.lineEnd(b-1)
+		if data[to-1] == ',' {
+			to--
+		}
+		got, ok := fastJSON(p.file, data, from, to)
+		want, ok2 := cueJSON(p, from, to)
+		if !ok || !ok2 {
+			t.Fatalf("item at line %d: taken %v, CUE %v", a+1, ok, ok2)
+		}
+		if d := sameAST(got, want, fmt.Sprintf("item%d", items)); d != "" {
+			t.Fatal(d)
+		}
+		if d := cmp.Diff(positions(want), positions(got)); d != "" {
+			t.Fatalf("item%d: positions differ (-CUE +fastJSON):\n%s", items, d)
+		}
+		items++
+	}
+	if items != 2+200*2 {
+		t.Errorf("%d items", items)
+	}
+}
+
+func FuzzFastJSON(f *testing.F) {
+	f.Add([]byte(`{"a": [1, -2.5e3, true, null, "x"], "b c": {"d": "multi\nline \u00e9 string"}}`))
+	f.Add([]byte("{\n    \"metadata\": {\"name\": \"a\", \"labels\": {\"k/x\": \"v\"}},\n    \"spec\": {\"ports\": [{\"port\": 80}]}\n}"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) > 16<<10 {
+			return
+		}
+		if _, _, ok := checkText("f.json", data); !ok {
+			return
+		}
+		// A value starts the text, as in runJSONItems.
+		if len(data) > 0 && (data[0] == ' ' || data[0] == '\t' || data[0] == '\n' || data[0] == '\r') {
+			return
+		}
+		checkFastJSON(t, "f.json", data)
+	})
+}
