@@ -2,6 +2,7 @@ package load
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"kpc/compiler/diag"
@@ -37,6 +39,11 @@ func readAll(paths []string, stdin io.Reader, opts Options, diags *diag.List, ou
 				diags.Add(diag.Pos{File: stdinName}, "", "", fmt.Sprintf("reading standard input: %v", err))
 				continue
 			}
+			data, pos, msg, ok := fromUTF16(stdinName, data)
+			if !ok {
+				diags.Add(pos, "", "", msg)
+				continue
+			}
 			decodeFileTo(stdinName, data, isJSON(stdinName, data), opts, diags, out)
 			continue
 		}
@@ -48,6 +55,11 @@ func readAll(paths []string, stdin io.Reader, opts Options, diags *diag.List, ou
 			data, err := readFile(f)
 			if err != nil {
 				diags.Add(diag.Pos{File: f}, "", "", err.Error())
+				continue
+			}
+			data, pos, msg, ok := fromUTF16(f, data)
+			if !ok {
+				diags.Add(pos, "", "", msg)
 				continue
 			}
 			decodeFileTo(f, data, isJSON(f, data), opts, diags, out)
@@ -149,6 +161,48 @@ func isJSON(name string, data []byte) bool {
 			return false
 		}
 	}
+}
+
+// fromUTF16 returns data as UTF-8 if it is UTF-16 text that starts with a
+// byte order mark, as Windows PowerShell writes what it redirects to a
+// file (kubectl reads such files too), without the mark; other data is
+// returned as is. Lines and characters stay where they were, so positions
+// are those an editor shows of the file. It fails, with a position and a
+// message, on an odd number of bytes or a surrogate half without its pair.
+func fromUTF16(name string, data []byte) ([]byte, diag.Pos, string, bool) {
+	var order binary.ByteOrder
+	switch {
+	case len(data) >= 2 && data[0] == 0xff && data[1] == 0xfe:
+		order = binary.LittleEndian
+	case len(data) >= 2 && data[0] == 0xfe && data[1] == 0xff:
+		order = binary.BigEndian
+	default:
+		return data, diag.Pos{}, "", true
+	}
+	out := make([]byte, 0, len(data)/2+len(data)/8)
+	line, col := 1, 1
+	for i := 2; i < len(data); i += 2 {
+		if i+1 == len(data) {
+			return nil, diag.Pos{File: name, Line: line, Col: col}, "UTF-16 text (it starts with a byte order mark) of an odd number of bytes", false
+		}
+		r := rune(order.Uint16(data[i:]))
+		if utf16.IsSurrogate(r) {
+			var r2 rune = utf8.RuneError
+			if i+3 < len(data) {
+				r2 = utf16.DecodeRune(r, rune(order.Uint16(data[i+2:])))
+			}
+			if r2 == utf8.RuneError {
+				return nil, diag.Pos{File: name, Line: line, Col: col}, fmt.Sprintf("invalid UTF-16 text: surrogate half 0x%04x without its pair", r), false
+			}
+			r = r2
+			i += 2
+		}
+		out = utf8.AppendRune(out, r)
+		if col++; r == '\n' {
+			line, col = line+1, 1
+		}
+	}
+	return out, diag.Pos{}, "", true
 }
 
 // checkText returns the position and a description of the first byte that

@@ -2,10 +2,12 @@ package load
 
 import (
 	"bytes"
+	"encoding/binary"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode/utf16"
 )
 
 func TestReadFile(t *testing.T) {
@@ -85,5 +87,73 @@ func checkRead(t *testing.T, fn string, got []byte, err error, want []byte, want
 	}
 	if !bytes.Equal(got, want) {
 		t.Fatalf("%s() = %d bytes, want %d", fn, len(got), len(want))
+	}
+}
+
+// utf16Text encodes s as UTF-16 with a byte order mark.
+func utf16Text(s string, big bool) []byte {
+	var order binary.AppendByteOrder = binary.LittleEndian
+	out := []byte{0xff, 0xfe}
+	if big {
+		order, out = binary.BigEndian, []byte{0xfe, 0xff}
+	}
+	for _, u := range utf16.Encode([]rune(s)) {
+		out = order.AppendUint16(out, u)
+	}
+	return out
+}
+
+func TestFromUTF16(t *testing.T) {
+	text := "a: caf\u00e9\nb: \U0001F600 x\n"
+	tests := []struct {
+		name string
+		in   []byte
+		want string
+		err  string
+	}{
+		{"UTF-8", []byte(text), text, ""},
+		{"UTF-8 with a mark", append([]byte("\ufeff"), text...), "\ufeff" + text, ""},
+		{"little-endian", utf16Text(text, false), text, ""},
+		{"big-endian", utf16Text(text, true), text, ""},
+		{"mark only", []byte{0xff, 0xfe}, "", ""},
+		{"odd length", append(utf16Text("a: 1\nb", false), 'x'), "", "f.yaml:2:2: UTF-16 text (it starts with a byte order mark) of an odd number of bytes"},
+		{"surrogate half", append(utf16Text("a: 1\nbc", true), 0xd8, 0x3d, 0, 'x'), "", "f.yaml:2:3: invalid UTF-16 text: surrogate half 0xd83d without its pair"},
+		{"surrogate half at the end", append(utf16Text("a", false), 0x3d, 0xd8), "", "f.yaml:1:2: invalid UTF-16 text: surrogate half 0xd83d without its pair"},
+	}
+	for _, tt := range tests {
+		got, pos, msg, ok := fromUTF16("f.yaml", tt.in)
+		if tt.err != "" {
+			if ok || pos.String()+": "+msg != tt.err {
+				t.Errorf("%s: %v %s: %s, want %s", tt.name, ok, pos, msg, tt.err)
+			}
+			continue
+		}
+		if !ok || string(got) != tt.want {
+			t.Errorf("%s: %q (%v %s), want %q", tt.name, got, ok, msg, tt.want)
+		}
+	}
+}
+
+// TestLoadUTF16 checks that a manifest saved as UTF-16 loads as the same
+// manifest in UTF-8 does, positions included.
+func TestLoadUTF16(t *testing.T) {
+	text := "# caf\u00e9 \U0001F600\napiVersion: v1\nkind: Service\nmetadata:\n  name: a\n  annotations: {note: \"\u00e9\u00e9\", x: 1}\nspec:\n  clusterIP: 10.96.0.10\n  ports: [{name: \"\u00e9\", port: 0}]\n"
+	dir := t.TempDir()
+	for _, big := range []bool{false, true} {
+		utf8Path, utf16Path := filepath.Join(dir, "a.yaml"), filepath.Join(dir, "b.yaml")
+		if err := os.WriteFile(utf8Path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(utf16Path, utf16Text(text, big), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, want := Load([]string{utf8Path}, nil, Options{})
+		_, got := Load([]string{utf16Path}, nil, Options{})
+		if len(want.Errors()) == 0 {
+			t.Fatal("no errors")
+		}
+		if w, g := strings.ReplaceAll(want.Error(), utf8Path, "F"), strings.ReplaceAll(got.Error(), utf16Path, "F"); w != g {
+			t.Errorf("big-endian %v:\n%s\nwant\n%s", big, g, w)
+		}
 	}
 }
