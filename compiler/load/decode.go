@@ -83,11 +83,8 @@ func decodeFileTo(name string, data []byte, asJSON bool, opts Options, diags *di
 		return
 	}
 	d := &decoder{file: name, opts: opts, diags: diags, emit: out.doc}
-	if asJSON && fastYAMLEnabled && len(data) >= 2*chunkBytes && out.v != nil {
-		if fastDecodeJSONList(name, data, opts, out) {
-			return
-		}
-		wholeFallbacks.Add(1)
+	if asJSON && decodeJSONList(name, data, opts, out) {
+		return
 	}
 	skip := 0
 	if !asJSON && fastYAMLEnabled {

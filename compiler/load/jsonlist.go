@@ -96,6 +96,20 @@ func (p *yparser) lineEnd(l int) int {
 // item.
 func isJSONItemLine(b []byte) bool { return string(b) == jsonItemOpen }
 
+// decodeJSONList decodes a large JSON file, valid text (see checkText),
+// with fastDecodeJSONList, and reports whether it did: if not, nothing was
+// passed on.
+func decodeJSONList(name string, data []byte, opts Options, out *sink) bool {
+	if !fastYAMLEnabled || len(data) < 2*chunkBytes || out.v == nil {
+		return false
+	}
+	if fastDecodeJSONList(name, data, opts, out) {
+		return true
+	}
+	wholeFallbacks.Add(1)
+	return false
+}
+
 // fastDecodeJSONList decodes a file that is one large List in kubectl's
 // JSON layout (see jsonListLayout): its items are decoded alone, in parts,
 // by the validation workers. If any item fails to decode, every part is

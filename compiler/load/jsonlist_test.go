@@ -73,6 +73,7 @@ func TestChunkedJSONListMatchesSequential(t *testing.T) {
 		{"invalid after non-ASCII", valid[:mid] + item + valid[mid:], true, false},
 		{"multi-line strings", kubectlJSON(t, regexp.MustCompile(`(?m)^  name: (svc-\d*1)$`).ReplaceAllString(docs,
 			"  name: $1\n  annotations: {last-applied: \"{\\\"a\\\": 1}\\n\", b: \"x\\ny\\tz \\u00e9\"}"), list()), true, false},
+		{"invalid UTF-8", strings.Replace(valid, `"name": "svc-3"`, "\"name\": \"svc-3\xff\"", 1), true, false},
 		{"not an object", valid[:mid] + "        {\n        \"a\"\n        },\n" + valid[mid:], true, true},
 		{"syntax error", valid[:mid] + "        {\n            \"a\": [\n        },\n" + valid[mid:], true, true},
 		{"missing comma", strings.Replace(valid, "\n        },\n", "\n        }\n", 1), false, true},
@@ -105,13 +106,24 @@ func TestChunkedJSONListMatchesSequential(t *testing.T) {
 		if d := cmp.Diff(want, got); d != "" {
 			t.Errorf("%s: objects differ (-sequential +chunked):\n%s", tc.name, d)
 		}
+		// Standard input, JSON when it is valid JSON.
+		fastYAMLEnabled = false
+		wantIn, wantInDiags := Load([]string{"-"}, strings.NewReader(tc.in), Options{})
+		fastYAMLEnabled = true
+		gotIn, gotInDiags := Load([]string{"-"}, strings.NewReader(tc.in), Options{})
+		if d := cmp.Diff(wantInDiags.Error(), gotInDiags.Error()); d != "" {
+			t.Errorf("%s: stdin: diagnostics differ (-sequential +chunked):\n%s", tc.name, d)
+		}
+		if d := cmp.Diff(wantIn, gotIn); d != "" {
+			t.Errorf("%s: stdin: objects differ (-sequential +chunked):\n%s", tc.name, d)
+		}
 		if tc.name == "multi-line strings" && !strings.Contains(tc.in, `"last-applied": "{\"a\": 1}\n"`) {
 			t.Errorf("%s: no multi-line strings", tc.name)
 		}
 		if tc.name == "valid" && (len(wantDiags) != 0 || len(want.Services) != 1500) {
 			t.Errorf("%s: %d Services, diagnostics %v", tc.name, len(want.Services), wantDiags)
 		}
-		if invalid := strings.Contains(tc.name, "invalid"); invalid && len(gotDiags.Errors()) == 0 {
+		if invalid := strings.Contains(tc.name, "invalid"); invalid && (len(gotDiags.Errors()) == 0 || len(gotInDiags.Errors()) == 0) {
 			t.Errorf("%s: no errors", tc.name)
 		}
 	}

@@ -44,6 +44,11 @@ func readAll(paths []string, stdin io.Reader, opts Options, diags *diag.List, ou
 				diags.Add(pos, "", "", msg)
 				continue
 			}
+			// A large List in kubectl's JSON layout is decoded as JSON
+			// without the scan of isJSON: decoding it proves it JSON.
+			if _, _, ok := checkText(stdinName, data); ok && decodeJSONList(stdinName, data, opts, out) {
+				continue
+			}
 			decodeFileTo(stdinName, data, isJSON(stdinName, data), opts, diags, out)
 			continue
 		}
