@@ -103,23 +103,26 @@ func decodeJSONList(name string, data []byte, opts Options, out *sink) bool {
 	if !fastYAMLEnabled || len(data) < 2*chunkBytes || out.v == nil {
 		return false
 	}
-	if fastDecodeJSONList(name, data, opts, out) {
-		return true
+	if len(data) == 0 || data[0] != '{' {
+		return false
 	}
-	wholeFallbacks.Add(1)
-	return false
+	layout, ok := fastDecodeJSONList(name, data, opts, out)
+	if layout && !ok {
+		wholeFallbacks.Add(1)
+	}
+	return ok
 }
 
 // fastDecodeJSONList decodes a file that is one large List in kubectl's
 // JSON layout (see jsonListLayout): its items are decoded alone, in parts,
-// by the validation workers. If any item fails to decode, every part is
-// discarded and it returns false: the general decoder then decodes the
-// whole file.
-func fastDecodeJSONList(name string, data []byte, opts Options, out *sink) bool {
+// by the validation workers. It reports whether the file is in that
+// layout, and whether it decoded it: if any item fails to decode, every
+// part is discarded, and the general decoder then decodes the whole file.
+func fastDecodeJSONList(name string, data []byte, opts Options, out *sink) (layout, ok bool) {
 	p := newYParser(name, data)
 	l, ok := p.jsonListLayout()
 	if !ok {
-		return false
+		return false, false
 	}
 	cs := runChunks(p, p.itemChunks(l.items, chunkBytes, isJSONItemLine), name, opts, out, l.kind, true)
 	for _, c := range cs {
@@ -127,10 +130,10 @@ func fastDecodeJSONList(name string, data []byte, opts Options, out *sink) bool 
 			for _, c := range cs {
 				c.discard = true
 			}
-			return false
+			return true, false
 		}
 	}
-	return true
+	return true, true
 }
 
 // runJSONItems decodes the chunk's JSON List items, each alone with
