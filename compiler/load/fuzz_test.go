@@ -20,6 +20,8 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte(`{"apiVersion": "v1", "kind": "List", "items": [{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "a"}, "spec": {"ports": [{"port": 80}]}}]}`))
 	f.Add([]byte("a: &a {k: 1}\nb: {<<: [*a, *a]}\n"))
 	f.Add([]byte("---\n---\n- 1\n---\nfoo\n"))
+	f.Add([]byte(svc("ports: [{name: h\u00e9, port: 80}]\n") + "---\n" + svc("ports:\r\n- port: 0\r\n") + "...\n---\na: >\n  b\n"))
+	f.Add(utf16Text(svc("ports: [{port: 80}]\n"), false))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) > 64<<10 {
 			return
