@@ -73,6 +73,7 @@ func TestChunkedJSONListMatchesSequential(t *testing.T) {
 		{"invalid after non-ASCII", valid[:mid] + item + valid[mid:], true, false},
 		{"multi-line strings", kubectlJSON(t, regexp.MustCompile(`(?m)^  name: (svc-\d*1)$`).ReplaceAllString(docs,
 			"  name: $1\n  annotations: {last-applied: \"{\\\"a\\\": 1}\\n\", b: \"x\\ny\\tz \\u00e9\"}"), list()), true, false},
+		{"CRLF", strings.ReplaceAll(strings.ReplaceAll(valid, `"targetPort": 8082`, `"targetPort": 70000`), "\n", "\r\n"), true, false},
 		{"invalid UTF-8", strings.Replace(valid, `"name": "svc-3"`, "\"name\": \"svc-3\xff\"", 1), true, false},
 		{"not an object", valid[:mid] + "        {\n        \"a\"\n        },\n" + valid[mid:], true, true},
 		{"syntax error", valid[:mid] + "        {\n            \"a\": [\n        },\n" + valid[mid:], true, true},
@@ -88,7 +89,7 @@ func TestChunkedJSONListMatchesSequential(t *testing.T) {
 		if err := os.WriteFile(file, []byte(tc.in), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		p := newYParser(file, []byte(tc.in))
+		p := newYParser(file, crlfToLF([]byte(tc.in))) // as Load reads it
 		if _, got := p.jsonListLayout(); got != tc.layout {
 			t.Errorf("%s: jsonListLayout %v, want %v", tc.name, got, tc.layout)
 		}

@@ -157,3 +157,22 @@ func TestLoadUTF16(t *testing.T) {
 		}
 	}
 }
+
+func TestCRLFToLF(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"", ""},
+		{"a: 1\n", "a: 1\n"},
+		{"a: 1\r\nb: 2\r\n", "a: 1\nb: 2\n"},
+		{"\r\n\r\n", "\n\n"},
+		{"a: |\r\n  x\r\n  y\nb: 1", "a: |\n  x\n  y\nb: 1"},
+		{"a: 1\r\nb: 2", "a: 1\nb: 2"},
+		// A carriage return of its own: left for the decoders to report.
+		{"a: 1\r\nb: 2\rc: 3\r\n", "a: 1\r\nb: 2\rc: 3\r\n"},
+		{"a: 1\r", "a: 1\r"},
+	}
+	for _, tt := range tests {
+		if got := string(crlfToLF([]byte(tt.in))); got != tt.want {
+			t.Errorf("%q: %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}

@@ -346,6 +346,7 @@ func TestFastYAMLFallback(t *testing.T) {
 		"empty docs":     "---\n---\n" + svc("a") + "---\n# only a comment\n---\n" + svc("b") + "---\na: &x 1\n---\n" + svc("c"),
 		"top-level list": svc("a") + "---\n- a\n- b\n---\n" + svc("b"),
 		"bad value":      svc("a") + "---\n" + svc("b") + "---\n" + strings.Replace(svc("c"), "port: 80", "port: 0x50", 1),
+		"CRLF":           strings.ReplaceAll(svc("a")+"---\n"+strings.Replace(svc("b"), "port: 80", "port: 0", 1)+"  x: |\n    a\n    b\n  y: \"c\n    d\"\n", "\n", "\r\n"),
 	}
 	for name, c := range cases {
 		fastYAMLEnabled = false
@@ -483,6 +484,7 @@ func TestChunkedListMatchesSequential(t *testing.T) {
 		{"invalid in odd", valid[:mid] + item + "  data: \"\u00e9\"\n" + valid[mid:], true},
 		{"invalid after non-ASCII", valid[:mid] + "- apiVersion: v1\n  kind: Service\n  metadata: {name: \"\u00e9\", namespace: x}\n  spec:\n    ports: [{name: \"\u00e9\", port: 0}]\n" + valid[mid:], true},
 		{"odd in the wrapper", kubectlList(docs, "apiVersion: v1 # \u00e9\n", tail), false},
+		{"CRLF", strings.ReplaceAll(strings.ReplaceAll(valid, "targetPort: 8082", "targetPort: 70000"), "\n", "\r\n"), true},
 		{"syntax error", valid[:mid] + item + "  data: [\n" + valid[mid:], true},
 		{"two documents", kubectlList(docs, head, "---\n"+tail), false},
 		{"other key", kubectlList(docs, head, tail+"extra: 1\n"), false},
@@ -491,7 +493,7 @@ func TestChunkedListMatchesSequential(t *testing.T) {
 		{"indented items", strings.Replace(valid, "items:\n- ", "items:\n  - ", 1), false},
 	}
 	for _, tc := range cases {
-		p := newYParser("-", []byte(tc.in))
+		p := newYParser("-", crlfToLF([]byte(tc.in))) // as Load reads it
 		if _, got := p.listLayout(); got != tc.layout {
 			t.Errorf("%s: listLayout %v, want %v", tc.name, got, tc.layout)
 		}
