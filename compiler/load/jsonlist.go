@@ -100,10 +100,7 @@ func isJSONItemLine(b []byte) bool { return string(b) == jsonItemOpen }
 // with fastDecodeJSONList, and reports whether it did: if not, nothing was
 // passed on.
 func decodeJSONList(name string, data []byte, opts Options, out *sink) bool {
-	if !fastYAMLEnabled || len(data) < 2*chunkBytes || out.v == nil {
-		return false
-	}
-	if len(data) == 0 || data[0] != '{' {
+	if !fastYAMLEnabled || len(data) < 2*chunkBytes || out.v == nil || data[0] != '{' {
 		return false
 	}
 	layout, ok := fastDecodeJSONList(name, data, opts, out)
@@ -138,10 +135,11 @@ func fastDecodeJSONList(name string, data []byte, opts Options, out *sink) (layo
 
 // runJSONItems decodes the chunk's JSON List items, each alone with
 // fastJSON or else CUE's JSON decoder, and passes them on as the decoder
-// passes the items of a List document. An item's text starts at its opening brace, so that the
-// decoder's positions are offsets from it; they are moved to the file's
-// (the decoder of the whole file makes positions from the start of the
-// List, the file's first byte). It reports whether every item decoded.
+// passes the items of a List document. An item's text starts at its
+// opening brace, so that the decoder's positions are offsets from it;
+// they are moved to the file's (the decoder of the whole file makes
+// positions from the start of the List, the file's first byte). It
+// reports whether every item decoded.
 func (c *chunk) runJSONItems(d *decoder) bool {
 	p := c.p
 	for a := p.line; a < p.end; {
