@@ -14,8 +14,12 @@ import (
 // than ten bytes of text are quoted again the way CUE prints them, as the
 // decoder does. It reports false on anything it is not sure of (invalid
 // JSON among it), which the caller leaves to CUE's decoder.
-func fastJSON(file *token.File, data []byte, from, to int) (ast.Expr, bool) {
-	p := &jparser{data: data[:to], file: file, i: from, ok: true}
+//
+// known, if not nil, holds the texts of short strings seen before, which
+// the parser shares instead of allocating them again (keys, kinds,
+// protocols and the like repeat from item to item).
+func fastJSON(file *token.File, data []byte, from, to int, known map[string]string) (ast.Expr, bool) {
+	p := &jparser{data: data[:to], file: file, i: from, ok: true, known: known}
 	p.space()
 	e := p.value(1)
 	p.space()
@@ -27,11 +31,19 @@ func fastJSON(file *token.File, data []byte, from, to int) (ast.Expr, bool) {
 
 // jparser is fastJSON's parser.
 type jparser struct {
-	data []byte
-	file *token.File
-	i    int
-	ok   bool
+	data  []byte
+	file  *token.File
+	i     int
+	ok    bool
+	known map[string]string
 }
+
+// At most maxKnownStrings strings of at most maxKnownString bytes are
+// shared (see fastJSON).
+const (
+	maxKnownString  = 64
+	maxKnownStrings = 4096
+)
 
 func (p *jparser) pos(off int) token.Pos { return p.file.Pos(off, token.NoRelPos) }
 
@@ -200,7 +212,15 @@ func (p *jparser) str() (raw, s string, ok bool) {
 		switch c := p.data[i]; {
 		case c == '"':
 			p.i = i + 1
-			raw = string(p.data[start:p.i])
+			text := p.data[start:p.i]
+			if r, ok := p.known[string(text)]; ok {
+				raw = r
+			} else {
+				raw = string(text)
+				if p.known != nil && len(raw) <= maxKnownString && len(p.known) < maxKnownStrings {
+					p.known[raw] = raw
+				}
+			}
 			if !escaped {
 				return raw, raw[1 : len(raw)-1], true
 			}
@@ -247,12 +267,24 @@ func surrogate(b []byte) bool {
 
 // requote is the literal text of a string as the decoder leaves it: the
 // JSON text up to ten bytes, and longer ones quoted again with the
-// indentation of depth.
+// indentation of depth (which gives the JSON text back for printable ASCII
+// without escapes).
 func requote(raw, s string, depth int) string {
-	if len(raw) <= 10 {
+	if len(raw) <= 10 || len(s) == len(raw)-2 && simpleString(s) {
 		return raw
 	}
 	return quote(literal.String.WithOptionalTabIndent(depth), s)
+}
+
+// simpleString reports whether quote encloses s in quotes as it is:
+// printable ASCII without a quote or a backslash.
+func simpleString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 // number parses a number at p.i: an integer or a float literal, negative

@@ -17,11 +17,11 @@ import (
 
 // checkFastJSON compares fastJSON with CUE's JSON decoder on data, a file
 // with one JSON value; it returns whether fastJSON took it.
-func checkFastJSON(t *testing.T, name string, data []byte) bool {
+func checkFastJSON(t *testing.T, name string, data []byte, known map[string]string) bool {
 	t.Helper()
 	file := token.NewFile(name, 0, len(data)+1)
 	file.SetLinesForContent(data)
-	got, ok := fastJSON(file, data, 0, len(data))
+	got, ok := fastJSON(file, data, 0, len(data), known)
 	dec := json.NewDecoder(nil, name, bytes.NewReader(data))
 	want, err := dec.Extract()
 	if err == nil {
@@ -65,6 +65,7 @@ func positions(n ast.Node) []string {
 }
 
 func TestFastJSON(t *testing.T) {
+	known := map[string]string{} // shared by the cases, as by a chunk's items
 	cases := []struct {
 		in    string
 		taken bool
@@ -99,7 +100,7 @@ func TestFastJSON(t *testing.T) {
 1}`, false},
 	}
 	for i, c := range cases {
-		if got := checkFastJSON(t, fmt.Sprintf("case%d.json", i), []byte(c.in)); got != c.taken {
+		if got := checkFastJSON(t, fmt.Sprintf("case%d.json", i), []byte(c.in), known); got != c.taken {
 			t.Errorf("%q: taken %v, want %v", c.in, got, c.taken)
 		}
 	}
@@ -131,7 +132,7 @@ func TestFastJSONSynth(t *testing.T) {
 		if data[to-1] == ',' {
 			to--
 		}
-		got, ok := fastJSON(p.file, data, from, to)
+		got, ok := fastJSON(p.file, data, from, to, nil)
 		want, ok2 := cueJSON(p, from, to)
 		if !ok || !ok2 {
 			t.Fatalf("item at line %d: taken %v, CUE %v", a+1, ok, ok2)
@@ -163,6 +164,6 @@ func FuzzFastJSON(f *testing.F) {
 		if len(data) > 0 && (data[0] == ' ' || data[0] == '\t' || data[0] == '\n' || data[0] == '\r') {
 			return
 		}
-		checkFastJSON(t, "f.json", data)
+		checkFastJSON(t, "f.json", data, map[string]string{})
 	})
 }

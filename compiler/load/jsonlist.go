@@ -142,6 +142,7 @@ func fastDecodeJSONList(name string, data []byte, opts Options, out *sink) (layo
 // reports whether every item decoded.
 func (c *chunk) runJSONItems(d *decoder) bool {
 	p := c.p
+	known := map[string]string{}
 	for a := p.line; a < p.end; {
 		b := a + 1
 		for b < p.end && !isJSONItemLine(p.raw(b)) {
@@ -152,7 +153,7 @@ func (c *chunk) runJSONItems(d *decoder) bool {
 		if data := p.data[to-1 : to]; string(data) == "," {
 			to--
 		}
-		e, ok := fastJSON(p.file, p.data, from, to)
+		e, ok := fastJSON(p.file, p.data, from, to, known)
 		if !ok {
 			if e, ok = cueJSON(p, from, to); !ok {
 				return false
