@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"encoding/json"
 	"encoding/xml"
 	"os"
@@ -123,6 +124,9 @@ func TestRun(t *testing.T) {
 		{name: "trace bad to", args: []string{"trace", "-f", good, "--from", "203.0.113.7", "--to", "10.96.0.100"}, code: exitUsage},
 		{name: "trace mixed families", args: []string{"trace", "-f", good, "--from", "2001:db8::1", "--to", "10.96.0.100:80"}, code: exitUsage},
 		{name: "gen", args: []string{"gen", "--services", "3", "--endpoints", "2"}, code: exitOK, stdout: []string{"kind: EndpointSlice"}},
+		{name: "gen kubectl yaml", args: []string{"gen", "--services", "3", "--format", "kubectl-yaml"}, code: exitOK, stdout: []string{"kind: List", "uid: "}},
+		{name: "gen kubectl json", args: []string{"gen", "--services", "3", "--format", "kubectl-json"}, code: exitOK, stdout: []string{`    "kind": "List"`}},
+		{name: "gen bad format", args: []string{"gen", "--format", "xml"}, code: exitUsage, stderr: []string{`not "xml"`}},
 		{name: "version", args: []string{"version"}, code: exitOK, stdout: []string{"kpc "}},
 	}
 	for _, tt := range tests {
@@ -259,5 +263,43 @@ func TestCompileIPTablesBothFamilies(t *testing.T) {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("%s file lacks %s", fam, want)
 		}
+	}
+}
+
+// TestGenKubectlDumps checks that kpc gen's kubectl dumps, large enough
+// to be parsed in parts, compile without a report to the same ruleset in
+// YAML and in JSON, from files and from standard input.
+func TestGenKubectlDumps(t *testing.T) {
+	dir := t.TempDir()
+	var rulesets []string
+	for _, format := range []string{"kubectl-yaml", "kubectl-json"} {
+		var dump, stderr bytes.Buffer
+		if code := run([]string{"gen", "--services", "400", "--endpoints", "6", "--format", format}, nil, &dump, &stderr); code != exitOK {
+			t.Fatalf("gen %s: exit %d: %s", format, code, stderr.String())
+		}
+		if dump.Len() < 1<<20 {
+			t.Fatalf("%s: %d bytes, too few to be parsed in parts", format, dump.Len())
+		}
+		ext := map[string]string{"kubectl-yaml": "yaml", "kubectl-json": "json"}[format]
+		file := writeFile(t, dir, "dump."+ext, dump.String())
+		for _, in := range []struct {
+			args  []string
+			stdin io.Reader
+		}{{[]string{"compile", file}, nil}, {[]string{"compile", "-f", "-"}, bytes.NewReader(dump.Bytes())}} {
+			var out bytes.Buffer
+			stderr.Reset()
+			if code := run(in.args, in.stdin, &out, &stderr); code != exitOK || stderr.Len() != 0 {
+				t.Fatalf("%s %v: exit %d: %s", format, in.args, code, stderr.String())
+			}
+			rulesets = append(rulesets, out.String())
+		}
+	}
+	for i, r := range rulesets[1:] {
+		if r != rulesets[0] {
+			t.Errorf("ruleset %d differs from the first", i+1)
+		}
+	}
+	if !strings.Contains(rulesets[0], "10.96.1.145") { // Service 399
+		t.Error("the last Service is missing")
 	}
 }

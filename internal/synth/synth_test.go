@@ -69,3 +69,45 @@ func TestNodePortsUnique(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteKubectl checks the kubectl dumps of a cluster: the same bytes
+// each time, kubectl's layout (which the loader parses in parts), what
+// the API server adds, and every Service and EndpointSlice, also with no
+// endpoints.
+func TestWriteKubectl(t *testing.T) {
+	for _, c := range []Config{{Services: 30, Endpoints: 3}, {Services: 5, Endpoints: 0}, {Services: 4, Endpoints: 2, Plain: true}} {
+		for _, asJSON := range []bool{false, true} {
+			var a, b bytes.Buffer
+			if err := WriteKubectl(&a, c, asJSON); err != nil {
+				t.Fatal(err)
+			}
+			if err := WriteKubectl(&b, c, asJSON); err != nil {
+				t.Fatal(err)
+			}
+			if a.String() != b.String() {
+				t.Fatalf("%+v json %v: two writes differ", c, asJSON)
+			}
+			out := a.String()
+			head, service, slice := "apiVersion: v1\nitems:\n- apiVersion: v1\n  kind: Service\n", "\n  kind: Service\n", "\n  kind: EndpointSlice\n"
+			want := []string{"uid: ", "creationTimestamp: \"2026-11-20T10:00:00Z\"", "protocol: TCP", "ownerReferences:", "kind: List"}
+			if asJSON {
+				head, service, slice = "{\n    \"apiVersion\": \"v1\",\n    \"items\": [\n        {\n", "\n            \"kind\": \"Service\",", "\n            \"kind\": \"EndpointSlice\","
+				want = []string{`"uid": "`, `"creationTimestamp": "2026-11-20T10:00:00Z"`, `"protocol": "TCP"`, `"ownerReferences": [`, `    "kind": "List",`}
+			}
+			if !strings.HasPrefix(out, head) {
+				t.Errorf("%+v json %v: starts %q", c, asJSON, out[:min(len(out), 80)])
+			}
+			for _, w := range want {
+				if !strings.Contains(out, w) {
+					t.Errorf("%+v json %v: no %q", c, asJSON, w)
+				}
+			}
+			if n, m := strings.Count(out, service), strings.Count(out, slice); n != c.Services || m != c.Services {
+				t.Errorf("%+v json %v: %d Services and %d EndpointSlices", c, asJSON, n, m)
+			}
+			if strings.Contains(out, "kind: Node") || strings.Contains(out, `"Node"`) {
+				t.Errorf("%+v json %v: a Node in a dump of Services", c, asJSON)
+			}
+		}
+	}
+}
