@@ -2,9 +2,9 @@ package main
 
 import (
 	"bytes"
-	"io"
 	"encoding/json"
 	"encoding/xml"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
