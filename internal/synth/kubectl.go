@@ -27,9 +27,12 @@ func WriteKubectl(w io.Writer, c Config, asJSON bool) error {
 	if err := Write(&src, c); err != nil {
 		return err
 	}
+	// The items are written one at a time, as they are decoded: a List
+	// of 50,000 Services encoded whole takes gigabytes.
+	l := &listWriter{w: w, asJSON: asJSON}
+	l.head()
 	dec := yaml.NewDecoder(&src)
-	items := []any{}
-	for i := 0; ; i++ {
+	for i := 0; l.err == nil; i++ {
 		var obj map[string]any
 		if err := dec.Decode(&obj); err == io.EOF {
 			break
@@ -46,32 +49,86 @@ func WriteKubectl(w io.Writer, c Config, asJSON bool) error {
 		default:
 			continue
 		}
-		items = append(items, obj)
+		l.item(obj)
 	}
-	list := map[string]any{"apiVersion": "v1", "items": items, "kind": "List", "metadata": map[string]any{"resourceVersion": ""}}
-	if asJSON {
-		// kubectl's JSON printer: four spaces, keys sorted.
-		out, err := json.MarshalIndent(list, "", "    ")
-		if err != nil {
-			return fmt.Errorf("synth: %w", err)
-		}
-		if _, err := w.Write(append(out, '\n')); err != nil {
-			return fmt.Errorf("synth: %w", err)
-		}
-		return nil
-	}
-	// kubectl's YAML printer: two spaces, sequences not indented under
-	// their key, keys sorted.
-	enc := yaml.NewEncoder(w)
-	enc.SetIndent(2)
-	enc.CompactSeqIndent()
-	if err := enc.Encode(list); err != nil {
-		return fmt.Errorf("synth: %w", err)
-	}
-	if err := enc.Close(); err != nil {
-		return fmt.Errorf("synth: %w", err)
+	l.tail()
+	if l.err != nil {
+		return fmt.Errorf("synth: %w", l.err)
 	}
 	return nil
+}
+
+// listWriter writes a List as kubectl prints it, an item at a time: in
+// YAML with two spaces and sequences not indented under their key, in
+// JSON with four spaces; keys sorted. The List's keys are apiVersion,
+// items, kind and metadata, in that order.
+type listWriter struct {
+	w      io.Writer
+	asJSON bool
+	items  int
+	err    error
+}
+
+func (l *listWriter) write(s string) {
+	if l.err == nil {
+		_, l.err = io.WriteString(l.w, s)
+	}
+}
+
+func (l *listWriter) head() {
+	if l.asJSON {
+		l.write("{\n    \"apiVersion\": \"v1\",\n    \"items\": [")
+		return
+	}
+	l.write("apiVersion: v1\nitems:")
+}
+
+func (l *listWriter) item(obj map[string]any) {
+	if l.err != nil {
+		return
+	}
+	if l.asJSON {
+		out, err := json.MarshalIndent(obj, "        ", "    ")
+		if err != nil {
+			l.err = err
+			return
+		}
+		if l.items > 0 {
+			l.write(",")
+		}
+		l.write("\n        " + string(out))
+	} else {
+		if l.items == 0 {
+			l.write("\n")
+		}
+		var b bytes.Buffer
+		enc := yaml.NewEncoder(&b)
+		enc.SetIndent(2)
+		enc.CompactSeqIndent()
+		if err := enc.Encode([]any{obj}); err != nil {
+			l.err = err
+			return
+		}
+		if err := enc.Close(); err != nil {
+			l.err = err
+			return
+		}
+		l.write(b.String())
+	}
+	l.items++
+}
+
+func (l *listWriter) tail() {
+	switch {
+	case l.asJSON && l.items == 0:
+		l.write("],\n    \"kind\": \"List\",\n    \"metadata\": {\n        \"resourceVersion\": \"\"\n    }\n}\n")
+	case l.asJSON:
+		l.write("\n    ],\n    \"kind\": \"List\",\n    \"metadata\": {\n        \"resourceVersion\": \"\"\n    }\n}\n")
+	case l.items == 0:
+		l.write(" []\nkind: List\nmetadata:\n  resourceVersion: \"\"\n")
+	default:
+		l.write("kind: List\nmetadata:\n  resourceVersion: \"\"\n")
+	}
 }
 
 // uid is a deterministic uid for the object named s.

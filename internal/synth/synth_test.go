@@ -2,8 +2,12 @@ package synth
 
 import (
 	"bytes"
+	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"go.yaml.in/yaml/v3"
 )
 
 func TestWriteDeterministic(t *testing.T) {
@@ -107,6 +111,46 @@ func TestWriteKubectl(t *testing.T) {
 			}
 			if strings.Contains(out, "kind: Node") || strings.Contains(out, `"Node"`) {
 				t.Errorf("%+v json %v: a Node in a dump of Services", c, asJSON)
+			}
+		}
+	}
+}
+
+// TestWriteKubectlWhole checks that the List written an item at a time is
+// what encoding it whole gives.
+func TestWriteKubectlWhole(t *testing.T) {
+	for _, c := range []Config{{Services: 12, Endpoints: 2}, {Services: 0}} {
+		for _, asJSON := range []bool{false, true} {
+			var streamed bytes.Buffer
+			if err := WriteKubectl(&streamed, c, asJSON); err != nil {
+				t.Fatal(err)
+			}
+			var v any
+			var whole []byte
+			if asJSON {
+				if err := json.Unmarshal(streamed.Bytes(), &v); err != nil {
+					t.Fatal(err)
+				}
+				out, err := json.MarshalIndent(v, "", "    ")
+				if err != nil {
+					t.Fatal(err)
+				}
+				whole = append(out, '\n')
+			} else {
+				if err := yaml.Unmarshal(streamed.Bytes(), &v); err != nil {
+					t.Fatal(err)
+				}
+				var b bytes.Buffer
+				enc := yaml.NewEncoder(&b)
+				enc.SetIndent(2)
+				enc.CompactSeqIndent()
+				if err := enc.Encode(v); err != nil {
+					t.Fatal(err)
+				}
+				whole = b.Bytes()
+			}
+			if d := cmp.Diff(string(whole), streamed.String()); d != "" {
+				t.Errorf("%+v json %v: differs from the whole List (-whole +streamed):\n%s", c, asJSON, d)
 			}
 		}
 	}
