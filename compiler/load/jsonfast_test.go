@@ -153,6 +153,7 @@ func TestFastJSONSynth(t *testing.T) {
 func FuzzFastJSON(f *testing.F) {
 	f.Add([]byte(`{"a": [1, -2.5e3, true, null, "x"], "b c": {"d": "multi\nline \u00e9 string"}}`))
 	f.Add([]byte("{\n    \"metadata\": {\"name\": \"a\", \"labels\": {\"k/x\": \"v\"}},\n    \"spec\": {\"ports\": [{\"port\": 80}]}\n}"))
+	f.Add([]byte("{\n    \"apiVersion\": \"v1\",\n    \"items\": [\n        {\n            \"kind\": \"Service\"\n        },\n        {\n        }\n    ],\n    \"kind\": \"List\"\n}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) > 16<<10 {
 			return
@@ -160,6 +161,7 @@ func FuzzFastJSON(f *testing.F) {
 		if _, _, ok := checkText("f.json", data); !ok {
 			return
 		}
+		newYParser("f.json", data).jsonListLayout() // must not panic
 		// A value starts the text, as in runJSONItems.
 		if len(data) > 0 && (data[0] == ' ' || data[0] == '\t' || data[0] == '\n' || data[0] == '\r') {
 			return
