@@ -204,9 +204,10 @@ func fastDecode(name string, data []byte, opts Options, d *decoder, out *sink) (
 
 // fastDecodeList decodes a file that is one large List in kubectl's
 // layout (see listLayout): its items are parsed and validated in parts by
-// the validation workers, as the documents of a large file are. If any
-// part is outside the fast parser's subset, every part is discarded and
-// the general decoder decodes the whole file (it returns false and no
+// the validation workers, as the documents of a large file are (an item
+// outside the fast parser's subset by the general decoder, alone). If the
+// general decoder reports an error in any part, every part is discarded
+// and it decodes the whole file (fastDecodeList returns false and no
 // documents).
 func fastDecodeList(p *yparser, l listLayout, name string, opts Options, out *sink) (int, bool) {
 	cs := runChunks(p, p.itemChunks(l.items, chunkBytes, isItemLine), name, opts, out, l.kind, false)
