@@ -116,14 +116,7 @@ func (p *jparser) word(w string) bool {
 // object parses an object at p.i, whose members are at depth.
 func (p *jparser) object(depth int) ast.Expr {
 	s := &ast.StructLit{Lbrace: p.pos(p.i)}
-	p.i++
-	p.space()
-	if p.i < len(p.data) && p.data[p.i] == '}' {
-		s.Rbrace = p.pos(p.i)
-		p.i++
-		return s
-	}
-	for {
+	for closed := p.open('}'); !closed; closed = p.next('}') {
 		if p.i >= len(p.data) || p.data[p.i] != '"' {
 			return p.fail()
 		}
@@ -145,61 +138,67 @@ func (p *jparser) object(depth int) ast.Expr {
 		f := &ast.Field{Label: label, TokenPos: p.pos(p.i)}
 		p.i++
 		p.space()
-		f.Value = p.value(depth)
-		if !p.ok {
+		if f.Value = p.value(depth); !p.ok {
 			return nil
 		}
 		s.Elts = append(s.Elts, f)
-		p.space()
-		if p.i >= len(p.data) {
-			return p.fail()
-		}
-		switch p.data[p.i] {
-		case ',':
-			p.i++
-			p.space()
-		case '}':
-			s.Rbrace = p.pos(p.i)
-			p.i++
-			return s
-		default:
-			return p.fail()
-		}
 	}
+	if !p.ok {
+		return nil
+	}
+	s.Rbrace = p.pos(p.i - 1)
+	return s
 }
 
 // array parses an array at p.i, whose elements are at depth.
 func (p *jparser) array(depth int) ast.Expr {
 	l := &ast.ListLit{Lbrack: p.pos(p.i)}
-	p.i++
-	p.space()
-	if p.i < len(p.data) && p.data[p.i] == ']' {
-		l.Rbrack = p.pos(p.i)
-		p.i++
-		return l
-	}
-	for {
+	for closed := p.open(']'); !closed; closed = p.next(']') {
 		e := p.value(depth)
 		if !p.ok {
 			return nil
 		}
 		l.Elts = append(l.Elts, e)
-		p.space()
-		if p.i >= len(p.data) {
-			return p.fail()
-		}
+	}
+	if !p.ok {
+		return nil
+	}
+	l.Rbrack = p.pos(p.i - 1)
+	return l
+}
+
+// open consumes the opening bracket of a collection at p.i, and the
+// closing one, close, if the collection is empty; it reports whether it
+// was.
+func (p *jparser) open(close byte) bool {
+	p.i++
+	p.space()
+	if p.i < len(p.data) && p.data[p.i] == close {
+		p.i++
+		return true
+	}
+	return false
+}
+
+// next consumes what follows an element of a collection, a comma before
+// another element or the closing bracket close, and reports whether it
+// was the bracket. On anything else it fails and reports the collection
+// closed.
+func (p *jparser) next(close byte) bool {
+	p.space()
+	if p.i < len(p.data) {
 		switch p.data[p.i] {
 		case ',':
 			p.i++
 			p.space()
-		case ']':
-			l.Rbrack = p.pos(p.i)
+			return false
+		case close:
 			p.i++
-			return l
-		default:
-			return p.fail()
+			return true
 		}
 	}
+	p.fail()
+	return true
 }
 
 // str parses a string at p.i: it returns its text, quotes included, and

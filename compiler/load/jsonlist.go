@@ -83,15 +83,6 @@ func (p *yparser) jsonListLayout() (listLayout, bool) {
 	return l, true
 }
 
-// lineEnd is the offset of the newline that ends line l, or the input's
-// length.
-func (p *yparser) lineEnd(l int) int {
-	if l+1 < len(p.starts) {
-		return p.starts[l+1] - 1
-	}
-	return len(p.data)
-}
-
 // isJSONItemLine reports whether a line of a JSON List's items starts an
 // item.
 func isJSONItemLine(b []byte) bool { return string(b) == jsonItemOpen }

@@ -429,11 +429,16 @@ func pop[T any](stack *[]T, base int) []T {
 
 // raw is line l without its newline, as bytes of the input.
 func (p *yparser) raw(l int) []byte {
-	end := len(p.data)
+	return p.data[p.starts[l]:p.lineEnd(l)]
+}
+
+// lineEnd is the offset of the newline that ends line l, or the input's
+// length.
+func (p *yparser) lineEnd(l int) int {
 	if l+1 < len(p.starts) {
-		end = p.starts[l+1] - 1
+		return p.starts[l+1] - 1
 	}
-	return p.data[p.starts[l]:end]
+	return len(p.data)
 }
 
 func (p *yparser) indent(l int) int {
