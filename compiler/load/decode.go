@@ -86,6 +86,15 @@ func decodeFileTo(name string, data []byte, asJSON bool, opts Options, diags *di
 	if asJSON && decodeJSONList(name, data, opts, out) {
 		return
 	}
+	if asJSON && fastYAMLEnabled {
+		// Other JSON: parsed here, validated by the workers.
+		if values, ok := fastJSONValues(name, data); ok {
+			for _, e := range values {
+				d.document(e)
+			}
+			return
+		}
+	}
 	skip := 0
 	if !asJSON && fastYAMLEnabled {
 		n, ok := fastDecode(name, data, opts, d, out)

@@ -29,6 +29,26 @@ func fastJSON(file *token.File, data []byte, from, to int, known map[string]stri
 	return e, true
 }
 
+// fastJSONValues parses a file of JSON values with fastJSON, as CUE's
+// decoder reads them one after the other, or reports false. The first
+// value's tree is the decoder's; the positions of later values' closing
+// brackets and colons are the file's where the decoder's are relative to
+// the value's start (the loader reports at the other positions only).
+func fastJSONValues(name string, data []byte) ([]ast.Expr, bool) {
+	file := token.NewFile(name, 0, len(data)+1)
+	file.SetLinesForContent(data)
+	p := &jparser{data: data, file: file, ok: true, known: map[string]string{}}
+	var values []ast.Expr
+	for p.space(); p.i < len(data); p.space() {
+		e := p.value(1)
+		if !p.ok {
+			return nil, false
+		}
+		values = append(values, e)
+	}
+	return values, true
+}
+
 // jparser is fastJSON's parser.
 type jparser struct {
 	data  []byte

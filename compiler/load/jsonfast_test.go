@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"reflect"
 	"testing"
 
@@ -43,6 +45,38 @@ func checkFastJSON(t *testing.T, name string, data []byte, known map[string]stri
 		t.Errorf("%s: positions differ (-CUE +fastJSON):\n%s", name, d)
 	}
 	return true
+}
+
+// checkFastJSONValues compares fastJSONValues with CUE's JSON decoder on
+// a stream of values: the same trees, at the same positions of their
+// nodes and labels (see sameAST).
+func checkFastJSONValues(t *testing.T, name string, data []byte) {
+	t.Helper()
+	got, ok := fastJSONValues(name, data)
+	if !ok {
+		return
+	}
+	dec := json.NewDecoder(nil, name, bytes.NewReader(data))
+	for i := 0; ; i++ {
+		want, err := dec.Extract()
+		if err == io.EOF {
+			if i != len(got) {
+				t.Errorf("%s: %d values, CUE %d", name, len(got), i)
+			}
+			return
+		}
+		if err != nil {
+			t.Errorf("%s: fastJSONValues took what CUE rejects: %v", name, err)
+			return
+		}
+		if i >= len(got) {
+			t.Errorf("%s: %d values, CUE more", name, len(got))
+			return
+		}
+		if d := sameAST(got[i], want, fmt.Sprintf("value%d", i)); d != "" {
+			t.Errorf("%s: %s", name, d)
+		}
+	}
 }
 
 // positions lists every position of a syntax tree's nodes, by node type
@@ -152,6 +186,7 @@ func TestFastJSONSynth(t *testing.T) {
 
 func FuzzFastJSON(f *testing.F) {
 	f.Add([]byte(`{"a": [1, -2.5e3, true, null, "x"], "b c": {"d": "multi\nline \u00e9 string"}}`))
+	f.Add([]byte("{\"a\": 1}\n  [2, {\"b\": \"c\"}]\n\"d\" 3 null"))
 	f.Add([]byte("{\n    \"metadata\": {\"name\": \"a\", \"labels\": {\"k/x\": \"v\"}},\n    \"spec\": {\"ports\": [{\"port\": 80}]}\n}"))
 	f.Add([]byte("{\n    \"apiVersion\": \"v1\",\n    \"items\": [\n        {\n            \"kind\": \"Service\"\n        },\n        {\n        }\n    ],\n    \"kind\": \"List\"\n}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -162,10 +197,55 @@ func FuzzFastJSON(f *testing.F) {
 			return
 		}
 		newYParser("f.json", data).jsonListLayout() // must not panic
+		checkFastJSONValues(t, "f.json", data)
 		// A value starts the text, as in runJSONItems.
 		if len(data) > 0 && (data[0] == ' ' || data[0] == '\t' || data[0] == '\n' || data[0] == '\r') {
 			return
 		}
 		checkFastJSON(t, "f.json", data, map[string]string{})
 	})
+}
+
+// TestFastJSONValuesLoad checks JSON files outside kubectl's List layout,
+// which fastJSONValues parses whole: Load gives what it gives with CUE's
+// decoder, reports and positions included.
+func TestFastJSONValuesLoad(t *testing.T) {
+	svc := func(name, port string) string {
+		return `{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "` + name + `"}, "spec": {"ports": [{"port": ` + port + `}]}}`
+	}
+	cases := map[string]string{
+		"one":             svc("a", "80"),
+		"indented":        "{\n  \"apiVersion\": \"v1\",\n  \"kind\": \"List\",\n  \"items\": [\n    " + svc("a", "80") + ",\n    " + svc("b", "0") + "\n  ]\n}\n",
+		"stream":          svc("a", "80") + "\n" + svc("b", "70000") + "\n\n  " + svc("c", "81") + " " + svc("d", "-1"),
+		"leading space":   "\n\t " + svc("a", "0"),
+		"not an object":   `[1, 2]` + "\n" + `"x"` + "\n" + svc("a", "0"),
+		"syntax error":    svc("a", "80") + "\n" + `{"kind": }`,
+		"trailing bytes":  svc("a", "0") + " x",
+		"empty":           "",
+		"white space":     " \n",
+		"escapes":         `{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "a\u00e9", "annotations": {"x": "line\nbreak"}}, "spec": {"ports": [{"port": 0}]}}`,
+		"surrogate pairs": `{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "\ud83d\ude00"}, "spec": {"ports": [{"port": 80}]}}`,
+	}
+	dir := t.TempDir()
+	for name, in := range cases {
+		file := filepath.Join(dir, "in.json")
+		if err := os.WriteFile(file, []byte(in), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		// Taken unless invalid or with surrogate pairs.
+		_, taken := fastJSONValues(file, []byte(in))
+		if want := name != "syntax error" && name != "trailing bytes" && name != "surrogate pairs"; taken != want {
+			t.Errorf("%s: taken %v, want %v", name, taken, want)
+		}
+		fastYAMLEnabled = false
+		want, wantDiags := Load([]string{file}, nil, Options{})
+		fastYAMLEnabled = true
+		got, gotDiags := Load([]string{file}, nil, Options{})
+		if d := cmp.Diff(wantDiags.Error(), gotDiags.Error()); d != "" {
+			t.Errorf("%s: diagnostics differ (-CUE +fast):\n%s", name, d)
+		}
+		if d := cmp.Diff(want, got); d != "" {
+			t.Errorf("%s: objects differ (-CUE +fast):\n%s", name, d)
+		}
+	}
 }
