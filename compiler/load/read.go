@@ -170,13 +170,18 @@ func isJSON(name string, data []byte) bool {
 	}
 }
 
-// fromUTF16 returns data as UTF-8 if it is UTF-16 text that starts with a
-// byte order mark, as Windows PowerShell writes what it redirects to a
-// file (kubectl reads such files too), without the mark; other data is
-// returned as is. Lines and characters stay where they were, so positions
-// are those an editor shows of the file. It fails, with a position and a
-// message, on an odd number of bytes or a surrogate half without its pair.
+// fromUTF16 returns data as UTF-8 without a byte order mark, as kubectl
+// reads files: UTF-16 text that starts with a mark (Windows PowerShell
+// writes what it redirects to a file so) is transcoded, and the mark of
+// UTF-8 text (which Windows PowerShell's Out-File writes) dropped; other
+// data is returned as is. Lines and characters stay where they were, so
+// positions are those an editor shows of the file. It fails, with a
+// position and a message, on an odd number of bytes or a surrogate half
+// without its pair.
 func fromUTF16(name string, data []byte) ([]byte, diag.Pos, string, bool) {
+	if bytes.HasPrefix(data, []byte("\ufeff")) {
+		return data[3:], diag.Pos{}, "", true
+	}
 	var order binary.ByteOrder
 	switch {
 	case len(data) >= 2 && data[0] == 0xff && data[1] == 0xfe:

@@ -112,7 +112,8 @@ func TestFromUTF16(t *testing.T) {
 		err  string
 	}{
 		{"UTF-8", []byte(text), text, ""},
-		{"UTF-8 with a mark", append([]byte("\ufeff"), text...), "\ufeff" + text, ""},
+		{"UTF-8 with a mark", append([]byte("\ufeff"), text...), text, ""},
+		{"UTF-8 mark only", []byte("\ufeff"), "", ""},
 		{"little-endian", utf16Text(text, false), text, ""},
 		{"big-endian", utf16Text(text, true), text, ""},
 		{"mark only", []byte{0xff, 0xfe}, "", ""},
@@ -173,6 +174,38 @@ func TestCRLFToLF(t *testing.T) {
 	for _, tt := range tests {
 		if got := string(crlfToLF([]byte(tt.in))); got != tt.want {
 			t.Errorf("%q: %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+// TestLoadByteOrderMark checks that YAML and JSON files that start with
+// UTF-8's byte order mark load as they do without it, positions on the
+// first line included.
+func TestLoadByteOrderMark(t *testing.T) {
+	dir := t.TempDir()
+	for name, text := range map[string]string{
+		"a.yaml": "{apiVersion: v1, kind: Service, metadata: {name: a}, spec: {ports: [{port: 0}]}}\n",
+		"a.json": `{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "a"}, "spec": {"ports": [{"port": 0}]}}` + "\n",
+	} {
+		plain, marked := filepath.Join(dir, "plain-"+name), filepath.Join(dir, "marked-"+name)
+		if err := os.WriteFile(plain, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(marked, []byte("\ufeff"+text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, want := Load([]string{plain}, nil, Options{})
+		_, got := Load([]string{marked}, nil, Options{})
+		if len(want.Errors()) == 0 {
+			t.Fatalf("%s: no errors", name)
+		}
+		if w, g := strings.ReplaceAll(want.Error(), plain, "F"), strings.ReplaceAll(got.Error(), marked, "F"); w != g {
+			t.Errorf("%s:\n%s\nwant\n%s", name, g, w)
+		}
+		// Standard input too.
+		_, got = Load([]string{"-"}, strings.NewReader("\ufeff"+text), Options{})
+		if w, g := strings.ReplaceAll(want.Error(), plain, "F"), strings.ReplaceAll(got.Error(), "-:", "F:"); w != g {
+			t.Errorf("%s on stdin:\n%s\nwant\n%s", name, g, w)
 		}
 	}
 }
