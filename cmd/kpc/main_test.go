@@ -9,7 +9,9 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 const seed = `apiVersion: v1
@@ -301,5 +303,52 @@ func TestGenKubectlDumps(t *testing.T) {
 	}
 	if !strings.Contains(rulesets[0], "10.96.1.145") { // Service 399
 		t.Error("the last Service is missing")
+	}
+}
+
+// TestCompileOutputNotRegular checks -o to what is not a regular file: a
+// FIFO (as /dev/null is a device) is written in place and stays what it
+// is, and a symbolic link is followed, its target replaced.
+func TestCompileOutputNotRegular(t *testing.T) {
+	dir := t.TempDir()
+	good := writeFile(t, dir, "seed.yaml", seed)
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan []byte, 1)
+	go func() {
+		b, _ := os.ReadFile(fifo) // opens once the writer does
+		got <- b
+	}()
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"compile", "-f", good, "-o", fifo}, nil, &stdout, &stderr); code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	select {
+	case b := <-got:
+		if !strings.Contains(string(b), "table ip kpc") {
+			t.Errorf("FIFO read %q", b)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("nothing written to the FIFO")
+	}
+	if st, err := os.Lstat(fifo); err != nil || st.Mode()&os.ModeNamedPipe == 0 {
+		t.Errorf("the FIFO was replaced: %v %v", st.Mode(), err)
+	}
+
+	target := writeFile(t, dir, "target.nft", "previous\n")
+	link := filepath.Join(dir, "link.nft")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	if code := run([]string{"compile", "-f", good, "-o", link}, nil, &stdout, &stderr); code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	if st, err := os.Lstat(link); err != nil || st.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("the link was replaced: %v %v", st.Mode(), err)
+	}
+	if b, _ := os.ReadFile(target); !strings.Contains(string(b), "table ip kpc") {
+		t.Errorf("the link's target holds %q", b)
 	}
 }

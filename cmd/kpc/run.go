@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -126,10 +127,19 @@ func parse(fs *pflag.FlagSet, args []string, stdout io.Writer) (code int, done b
 
 // writeOutput runs write on path's new contents, written atomically (a
 // temporary file in the same directory renamed over path), or on stdout
-// when path is "" or "-". An error of write is returned as it is.
+// when path is "" or "-". A symbolic link is followed, and a path that is
+// not a regular file (a device such as /dev/null, a FIFO) is written in
+// place once write has succeeded: renaming over it would replace it. An
+// error of write is returned as it is.
 func writeOutput(path string, stdout io.Writer, write func(io.Writer) error) error {
 	if path == "" || path == "-" {
 		return write(stdout)
+	}
+	if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() {
+		return writeInPlace(path, write)
+	}
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		path = real
 	}
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
@@ -162,6 +172,31 @@ func writeOutput(path string, stdout io.Writer, write func(io.Writer) error) err
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}
+
+// writeInPlace writes what write produces to path, an existing file that
+// is not a regular one, after write has produced all of it.
+func writeInPlace(path string, write func(io.Writer) error) error {
+	var b bytes.Buffer
+	if err := write(&b); err != nil {
+		var rerr renderError
+		if errors.As(err, &rerr) {
+			return err
+		}
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if _, err := f.Write(b.Bytes()); err != nil {
+		f.Close()
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	return nil
