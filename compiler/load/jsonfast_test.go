@@ -184,6 +184,9 @@ func TestFastJSONSynth(t *testing.T) {
 	}
 }
 
+// FuzzFastJSON checks that whatever fastJSON and fastJSONValues accept,
+// they parse as CUE's JSON decoder does, and that the List layout check
+// takes any input.
 func FuzzFastJSON(f *testing.F) {
 	f.Add([]byte(`{"a": [1, -2.5e3, true, null, "x"], "b c": {"d": "multi\nline \u00e9 string"}}`))
 	f.Add([]byte("{\"a\": 1}\n  [2, {\"b\": \"c\"}]\n\"d\" 3 null"))
