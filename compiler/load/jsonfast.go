@@ -31,9 +31,11 @@ func fastJSON(file *token.File, data []byte, from, to int, known map[string]stri
 
 // fastJSONValues parses a file of JSON values with fastJSON, as CUE's
 // decoder reads them one after the other, or reports false. The first
-// value's tree is the decoder's; the positions of later values' closing
-// brackets and colons are the file's where the decoder's are relative to
-// the value's start (the loader reports at the other positions only).
+// value's tree is the decoder's when it starts the file. Otherwise the
+// decoder leaves the positions of closing brackets and colons relative to
+// the value's start, and moves those of labels that need quoting by twice
+// the value's offset; fastJSONValues places them all where they are in
+// the file (the loader reports at labels and values).
 func fastJSONValues(name string, data []byte) ([]ast.Expr, bool) {
 	file := token.NewFile(name, 0, len(data)+1)
 	file.SetLinesForContent(data)

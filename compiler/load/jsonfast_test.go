@@ -73,7 +73,13 @@ func checkFastJSONValues(t *testing.T, name string, data []byte) {
 			t.Errorf("%s: %d values, CUE more", name, len(got))
 			return
 		}
-		if d := sameAST(got[i], want, fmt.Sprintf("value%d", i)); d != "" {
+		// CUE's decoder moves the positions of a value that does not
+		// start the text by the value's offset, and those of its labels
+		// that need quoting twice (up to the end of the text), where
+		// fastJSONValues places them where they are: those are not
+		// compared.
+		start := got[i].Pos().Offset()
+		if d := sameASTLabels(got[i], want, fmt.Sprintf("value%d", i), start == 0); d != "" {
 			t.Errorf("%s: %s", name, d)
 		}
 	}

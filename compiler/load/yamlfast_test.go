@@ -41,6 +41,13 @@ func cueYAML(name string, data []byte) ([]ast.Expr, error) {
 // the loader reads: node types, labels, literal texts and line:column
 // positions.
 func sameAST(a, b ast.Node, path string) string {
+	return sameASTLabels(a, b, path, true)
+}
+
+// sameASTLabels is sameAST, comparing the positions of labels that are
+// strings only if quotedPos.
+func sameASTLabels(a, b ast.Node, path string, quotedPos bool) string {
+	sameAST := func(a, b ast.Node, path string) string { return sameASTLabels(a, b, path, quotedPos) }
 	lc := func(n ast.Node) string { return fmt.Sprintf("%d:%d", n.Pos().Line(), n.Pos().Column()) }
 	if fmt.Sprintf("%T", a) != fmt.Sprintf("%T", b) {
 		return fmt.Sprintf("%s: %T vs %T", path, a, b)
@@ -65,7 +72,7 @@ func sameAST(a, b ast.Node, path string) string {
 			if nx != ny || fmt.Sprintf("%T", fx.Label) != fmt.Sprintf("%T", fy.Label) {
 				return fmt.Sprintf("%s: label %q (%T) vs %q (%T)", path, nx, fx.Label, ny, fy.Label)
 			}
-			if lc(fx.Label) != lc(fy.Label) {
+			if _, quoted := fx.Label.(*ast.BasicLit); (quotedPos || !quoted) && lc(fx.Label) != lc(fy.Label) {
 				return fmt.Sprintf("%s.%s: label position %s vs %s", path, nx, fx.Label.Pos(), fy.Label.Pos())
 			}
 			if d := sameAST(fx.Value, fy.Value, path+"."+nx); d != "" {
