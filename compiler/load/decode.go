@@ -70,6 +70,26 @@ func decodeFileTo(name string, data []byte, asJSON bool, opts Options, diags *di
 		diags.Add(pos, "", "", msg)
 		return
 	}
+	decodeText(name, data, asJSON, opts, diags, out)
+}
+
+// decodeStdin decodes standard input, read as JSON or YAML by its content
+// (see isJSON), and passes its documents to out. A large List in
+// kubectl's JSON layout is decoded as JSON without isJSON's scan of the
+// whole input: decoding it proves it JSON.
+func decodeStdin(data []byte, opts Options, diags *diag.List, out *sink) {
+	if pos, msg, ok := checkText(stdinName, data); !ok {
+		diags.Add(pos, "", "", msg)
+		return
+	}
+	if decodeJSONList(stdinName, data, opts, out) {
+		return
+	}
+	decodeText(stdinName, data, isJSON(stdinName, data), opts, diags, out)
+}
+
+// decodeText is decodeFileTo for data that checkText takes.
+func decodeText(name string, data []byte, asJSON bool, opts Options, diags *diag.List, out *sink) {
 	if !asJSON {
 		if pos, msg, ok := checkAliases(name, data); !ok {
 			diags.Add(pos, "", "", msg)

@@ -44,13 +44,7 @@ func readAll(paths []string, stdin io.Reader, opts Options, diags *diag.List, ou
 				diags.Add(pos, "", "", msg)
 				continue
 			}
-			data = crlfToLF(data)
-			// A large List in kubectl's JSON layout is decoded as JSON
-			// without the scan of isJSON: decoding it proves it JSON.
-			if _, _, ok := checkText(stdinName, data); ok && decodeJSONList(stdinName, data, opts, out) {
-				continue
-			}
-			decodeFileTo(stdinName, data, isJSON(stdinName, data), opts, diags, out)
+			decodeStdin(crlfToLF(data), opts, diags, out)
 			continue
 		}
 		files, err := expand(p)
