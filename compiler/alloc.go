@@ -91,6 +91,55 @@ func (c *compiler) allocateClusterIPs() {
 	}
 }
 
+// checkDefaultServiceCIDRs tests kubeadm's default Service ranges, used
+// when no --service-cidr is given, against the input's explicit cluster
+// IPs. A cluster IP outside the default range of its family shows that the
+// cluster (k3s, EKS, GKE, ...) uses another range, which the manifests do
+// not say: that family's Ruleset then has no ServiceCIDRs, so nothing is
+// dropped as unallocated, as kube-proxy drops nothing when it knows no
+// Service range; dropping the guessed range could drop traffic to real
+// addresses of the cluster. A note names the first such Service. Missing
+// cluster IPs are still allocated from the default range.
+func (c *compiler) checkDefaultServiceCIDRs() {
+	if !c.cfg.defaultCIDRs {
+		return
+	}
+	for _, f := range families {
+		var first *svc
+		n := 0
+		for _, s := range c.svcs {
+			ip, ok := s.ips[f]
+			if !ok || !s.explicit[f] || slices.ContainsFunc(c.cfg.serviceCIDRs[f], func(p netip.Prefix) bool { return p.Contains(ip) }) {
+				continue
+			}
+			if first == nil {
+				first = s
+			}
+			n++
+		}
+		if first == nil {
+			continue
+		}
+		c.cfg.unknownCIDRs[f] = true
+		more := ""
+		if n > 1 {
+			more = fmt.Sprintf(", as are those of %d more Services", n-1)
+		}
+		c.addNote("", fmt.Sprintf("cluster IP %s of %s is outside the default %s service CIDR %s%s: the cluster's range is not known, so no %s address is dropped as unallocated; give --service-cidr with the cluster's ranges",
+			first.ips[f], first.id, f, c.cfg.serviceCIDRs[f][0], more, f))
+	}
+}
+
+// knownServiceCIDRs returns the Service ranges of family f for its
+// Ruleset: none when the input contradicts the default range (see
+// checkDefaultServiceCIDRs).
+func (c *config) knownServiceCIDRs(f ir.Family) []netip.Prefix {
+	if c.unknownCIDRs[f] {
+		return nil
+	}
+	return slices.Clone(c.serviceCIDRs[f])
+}
+
 func clusterIPPath(s *svc, f ir.Family) string {
 	sp := s.spec()
 	for i, str := range sp.ClusterIPs {

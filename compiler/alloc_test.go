@@ -285,3 +285,63 @@ func TestNodePortRangeOption(t *testing.T) {
 		t.Errorf("errors = %v", errs)
 	}
 }
+
+func TestDefaultServiceCIDRs(t *testing.T) {
+	v6 := func(ip string) func(*api.Service) {
+		return func(s *api.Service) { s.Spec.ClusterIP, s.Spec.IPFamilies = ip, []string{"IPv6"} }
+	}
+	v4Default, v6Default := prefixes("10.96.0.0/12"), prefixes("fd00:10:96::/108")
+	tests := []struct {
+		name     string
+		svcs     []*api.Service
+		cidrs    []netip.Prefix // --service-cidr
+		want     map[ir.Family][]netip.Prefix
+		wantNote string
+	}{{
+		name: "inside the defaults",
+		svcs: []*api.Service{mkSvc("ns", "a", withClusterIP("10.96.0.10")), mkSvc("ns", "b", v6("fd00:10:96::10")), mkSvc("ns", "c")},
+		want: map[ir.Family][]netip.Prefix{ir.IPv4: v4Default, ir.IPv6: v6Default},
+	}, {
+		name: "an IPv4 cluster IP outside: IPv4 has no range, IPv6 keeps its",
+		svcs: []*api.Service{mkSvc("ns", "a", withClusterIP("10.43.0.10")), mkSvc("ns", "b", withClusterIP("10.43.0.11")),
+			mkSvc("ns", "c", withClusterIP("10.96.0.10")), mkSvc("ns", "d", v6("fd00:10:96::10"))},
+		want: map[ir.Family][]netip.Prefix{ir.IPv4: nil, ir.IPv6: v6Default},
+		wantNote: "cluster IP 10.43.0.10 of ns/a is outside the default IPv4 service CIDR 10.96.0.0/12, as are those of 1 more Services: " +
+			"the cluster's range is not known, so no IPv4 address is dropped as unallocated; give --service-cidr with the cluster's ranges",
+	}, {
+		name:     "an IPv6 cluster IP outside",
+		svcs:     []*api.Service{mkSvc("ns", "a", withClusterIP("10.96.0.10")), mkSvc("ns", "b", v6("fd00:43::10"))},
+		want:     map[ir.Family][]netip.Prefix{ir.IPv4: v4Default, ir.IPv6: nil},
+		wantNote: "cluster IP fd00:43::10 of ns/b is outside the default IPv6 service CIDR fd00:10:96::/108: the cluster's range is not known, so no IPv6 address is dropped as unallocated; give --service-cidr with the cluster's ranges",
+	}, {
+		name:  "given ranges are kept as given",
+		svcs:  []*api.Service{mkSvc("ns", "a", withClusterIP("10.43.0.10")), mkSvc("ns", "b", withClusterIP("10.96.0.10"))},
+		cidrs: prefixes("10.43.0.0/16"),
+		want:  map[ir.Family][]netip.Prefix{ir.IPv4: prefixes("10.43.0.0/16")},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := mustCompile(t, &api.Input{Services: tt.svcs}, Options{ServiceCIDRs: tt.cidrs})
+			got := map[ir.Family][]netip.Prefix{}
+			for _, rs := range p.Rulesets {
+				got[rs.Family] = rs.ServiceCIDRs
+			}
+			if diff := cmp.Diff(tt.want, got, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {
+				t.Errorf("service CIDRs (-want +got):\n%s", diff)
+			}
+			var notes []string
+			for _, n := range p.Notes {
+				if !strings.HasPrefix(n, "allocated ") {
+					notes = append(notes, n)
+				}
+			}
+			var want []string
+			if tt.wantNote != "" {
+				want = []string{tt.wantNote}
+			}
+			if diff := cmp.Diff(want, notes); diff != "" {
+				t.Errorf("notes (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

@@ -61,6 +61,7 @@ func Compile(in *api.Input, opts Options) (*ir.Program, diag.List) {
 	c.resolveConfig()
 	c.collectServices()
 	c.allocateClusterIPs()
+	c.checkDefaultServiceCIDRs()
 	c.allocateNodePorts()
 	c.indexSlices()
 

@@ -91,7 +91,14 @@ type config struct {
 	// when none).
 	podCIDR map[ir.Family]netip.Prefix
 	// serviceCIDRs per family, in the order given.
-	serviceCIDRs  map[ir.Family][]netip.Prefix
+	serviceCIDRs map[ir.Family][]netip.Prefix
+	// defaultCIDRs: no --service-cidr was given, serviceCIDRs are kubeadm's
+	// defaults.
+	defaultCIDRs bool
+	// unknownCIDRs marks the families whose default range the input's
+	// cluster IPs contradict: the cluster's range is unknown, and nothing
+	// is dropped as unallocated (see checkDefaultServiceCIDRs).
+	unknownCIDRs  map[ir.Family]bool
 	primaryFamily ir.Family
 	nodePortAll   map[ir.Family]bool
 	nodePortAddrs map[ir.Family][]netip.Addr
@@ -149,6 +156,7 @@ func (c *compiler) resolveConfig() {
 		primary:       map[ir.Family]netip.Addr{},
 		podCIDR:       map[ir.Family]netip.Prefix{},
 		serviceCIDRs:  map[ir.Family][]netip.Prefix{},
+		unknownCIDRs:  map[ir.Family]bool{},
 		nodePortAll:   map[ir.Family]bool{},
 		nodePortAddrs: map[ir.Family][]netip.Addr{},
 		localhostNP:   map[ir.Family]bool{},
@@ -345,6 +353,7 @@ func (c *compiler) resolveServiceCIDRs() {
 	if len(given) > 0 {
 		cidrs = given
 	}
+	c.cfg.defaultCIDRs = len(given) == 0
 	c.cfg.primaryFamily = familyOf(cidrs[0].Addr())
 	for _, p := range cidrs {
 		f := familyOf(p.Addr())

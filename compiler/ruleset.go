@@ -66,7 +66,7 @@ func (c *compiler) buildRuleset(f ir.Family, svcs []*svc, ports [][]*servicePort
 			MasqMark:         c.cfg.masqMark,
 			Node:             c.cfg.irNode(f),
 			RejectClusterIPs: true,
-			ServiceCIDRs:     slices.Clone(c.cfg.serviceCIDRs[f]),
+			ServiceCIDRs:     c.cfg.knownServiceCIDRs(f),
 		},
 		npOwner:    map[npKey]string{},
 		reported:   map[string]bool{},
