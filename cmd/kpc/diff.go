@@ -5,7 +5,6 @@ import (
 	"io"
 
 	"kpc/compiler"
-	"kpc/compiler/diag"
 	"kpc/compiler/ir"
 	"kpc/internal/irdiff"
 )
@@ -112,9 +111,7 @@ func compileSide(path string, in *inputFlags, opts compiler.Options, stdin io.Re
 	diags = append(diags, cdiags...)
 	diags.Sort()
 	if in.strict {
-		for _, d := range diags {
-			d.Severity = diag.SevError
-		}
+		diags.Strict()
 	}
 	printDiags(stderr, diags)
 	if diags.Err() != nil {

@@ -202,9 +202,7 @@ func build(fs *pflag.FlagSet, in *inputFlags, nf *nodeFlags, u uses, timed *step
 	diags = append(diags, cdiags...)
 	diags.Sort()
 	if in.strict {
-		for _, d := range diags {
-			d.Severity = diag.SevError
-		}
+		diags.Strict()
 	}
 	printDiags(stderr, diags)
 	if diags.Err() != nil || prog == nil {

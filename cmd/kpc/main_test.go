@@ -97,6 +97,8 @@ func TestRun(t *testing.T) {
 	dir := t.TempDir()
 	good := writeFile(t, dir, "seed.yaml", seed)
 	invalid := writeFile(t, dir, "bad.yaml", bad)
+	withConfigMap := writeFile(t, dir, "cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\n---\n"+seed)
+	orphanSlice := writeFile(t, dir, "orphan.yaml", strings.Replace(seed[strings.Index(seed, "---"):], "service-name: my-service", "service-name: gone", 1))
 	tests := []cliCase{
 		{name: "no args", args: nil, code: exitUsage, stderr: []string{"Usage: kpc COMMAND"}},
 		{name: "help", args: []string{"help"}, code: exitOK, stdout: []string{"compile", "validate", "trace"}},
@@ -118,6 +120,14 @@ func TestRun(t *testing.T) {
 		{name: "compile bad cidr", args: []string{"compile", "--service-cidr", "10.96.0.1/12", good}, code: exitUsage, stderr: []string{"host bits set"}},
 		{name: "validate ok", args: []string{"validate", good}, code: exitOK, emptyStdout: true},
 		{name: "validate invalid", args: []string{"validate", invalid}, code: exitInvalid, stdout: []string{"spec.ports[0].port"}},
+		{name: "validate strict skips other kinds", args: []string{"validate", "--strict", withConfigMap}, code: exitOK,
+			stdout: []string{"cm.yaml:1:1: warning: skipping ConfigMap cfg"}},
+		{name: "compile strict skips other kinds", args: []string{"compile", "--strict", withConfigMap}, code: exitOK,
+			stdout: []string{"table ip kpc"}, stderr: []string{"warning: skipping ConfigMap"}},
+		{name: "validate strict cross-document warning", args: []string{"validate", "--strict", orphanSlice}, code: exitInvalid,
+			stdout: []string{"Service default/gone is not in the input"}},
+		{name: "validate cross-document warning", args: []string{"validate", orphanSlice}, code: exitOK,
+			stdout: []string{"warning: ", "Service default/gone is not in the input"}},
 		{name: "validate bad output", args: []string{"validate", "-o", "yaml", good}, code: exitUsage},
 		{name: "trace", args: []string{"trace", "-f", good, "--from", "203.0.113.7", "--to", "10.96.0.100:80/tcp"}, code: exitOK,
 			stdout: []string{"DNAT", "10.4.5.6:9376", "10.1.2.3:9376", "p=0.5000"}},

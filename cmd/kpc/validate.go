@@ -46,9 +46,7 @@ func runValidate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	_, diags, _ := loadInputs(paths, &in, cidrs, stdin, stderr)
 	if in.strict {
-		for _, d := range diags {
-			d.Severity = diag.SevError
-		}
+		diags.Strict()
 	}
 	code := exitOK
 	if diags.Err() != nil {

@@ -58,6 +58,9 @@ type Error struct {
 	Msg  string
 	// Severity is SevError unless the diagnostic is only a warning.
 	Severity Severity
+	// Skipped marks the warning that a document of a kind kpc does not
+	// read was skipped: Strict leaves it a warning.
+	Skipped bool
 }
 
 // Error formats the diagnostic as "file:line:col: Kind ns/name: path: msg".
@@ -91,6 +94,23 @@ func (l *List) Add(pos Pos, object, path, msg string) {
 // Warn appends a warning diagnostic.
 func (l *List) Warn(pos Pos, object, path, msg string) {
 	*l = append(*l, &Error{Pos: pos, Object: object, Path: path, Msg: msg, Severity: SevWarning})
+}
+
+// Skip appends the warning that a document was skipped (see
+// Error.Skipped).
+func (l *List) Skip(pos Pos, object, msg string) {
+	*l = append(*l, &Error{Pos: pos, Object: object, Msg: msg, Severity: SevWarning, Skipped: true})
+}
+
+// Strict makes every warning an error (the commands' --strict), except the
+// warnings that a document was skipped: a directory of manifests holds
+// Deployments and ConfigMaps beside its Services.
+func (l List) Strict() {
+	for _, e := range l {
+		if !e.Skipped {
+			e.Severity = SevError
+		}
+	}
 }
 
 // Sort orders the list by position, then object, path and message, and

@@ -555,7 +555,7 @@ func (d *decoder) object(s *ast.StructLit, from *listKind) {
 		if hasNS {
 			id = ns + "/" + name
 		}
-		d.diags.Warn(pos, "", "", fmt.Sprintf("skipping %s %s: kpc reads Service, EndpointSlice, Node and KubeProxyConfiguration", kind, id))
+		d.diags.Skip(pos, "", fmt.Sprintf("skipping %s %s: kpc reads Service, EndpointSlice, Node and KubeProxyConfiguration", kind, id))
 		return
 	}
 	object := info.kind
