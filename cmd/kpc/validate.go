@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/netip"
 
+	"kpc/compiler"
 	"kpc/compiler/diag"
 )
 
@@ -44,7 +45,20 @@ func runValidate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return exitUsage
 		}
 	}
-	_, diags, _ := loadInputs(paths, &in, cidrs, stdin, stderr)
+	input, diags, ok := loadInputs(paths, &in, cidrs, stdin, stderr)
+	if ok {
+		// The checks across Services that the API server makes as it
+		// allocates (a cluster IP or nodePort taken twice, a Service
+		// given twice) are the compiler's: an input that validates
+		// compiles.
+		opts := compiler.Options{ServiceCIDRs: cidrs, SkipServices: true}
+		if in.nodePortRange != "" {
+			opts.NodePortRange, _ = parsePortRange(in.nodePortRange) // checked above
+		}
+		_, cdiags := compiler.Compile(input, opts)
+		diags = append(diags, cdiags...)
+		diags.Sort()
+	}
 	if in.strict {
 		diags.Strict()
 	}
