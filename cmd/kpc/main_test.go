@@ -100,6 +100,8 @@ func TestRun(t *testing.T) {
 	withConfigMap := writeFile(t, dir, "cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\n---\n"+seed)
 	orphanSlice := writeFile(t, dir, "orphan.yaml", strings.Replace(seed[strings.Index(seed, "---"):], "service-name: my-service", "service-name: gone", 1))
 	twice := writeFile(t, dir, "twice.yaml", seed+"---\n"+strings.Replace(seed[:strings.Index(seed, "---")], "name: my-service", "name: other", 1))
+	nodePort := writeFile(t, dir, "np.yaml", strings.NewReplacer("name: my-service\n", "name: np\n", "service-name: my-service", "service-name: np",
+		"spec:\n", "spec:\n  type: NodePort\n", "targetPort: 9376", "targetPort: 9376\n      nodePort: 30080").Replace(seed))
 	tests := []cliCase{
 		{name: "no args", args: nil, code: exitUsage, stderr: []string{"Usage: kpc COMMAND"}},
 		{name: "help", args: []string{"help"}, code: exitOK, stdout: []string{"compile", "validate", "trace"}},
@@ -136,6 +138,12 @@ func TestRun(t *testing.T) {
 			stdout: []string{"DNAT", "10.4.5.6:9376", "10.1.2.3:9376", "p=0.5000"}},
 		{name: "trace reject", args: []string{"trace", "-f", good, "--from", "203.0.113.7", "--to", "10.96.0.100:81"}, code: exitOK,
 			stdout: []string{"verdict: reject"}},
+		{name: "trace NodePort to an unknown node address", args: []string{"trace", "-f", nodePort, "--from", "203.0.113.7", "--to", "192.0.2.10:30080"}, code: exitOK,
+			stdout: []string{"verdict: untouched", "hint:    no address of the node is known", "NodePort 30080/TCP (default/np:http) applies; trace again with --to-node"}},
+		{name: "trace NodePort --to-node", args: []string{"trace", "-f", nodePort, "--from", "203.0.113.7", "--to", "192.0.2.10:30080", "--to-node"}, code: exitOK,
+			stdout: []string{"(to the node)", "DNAT", "10.4.5.6:9376"}},
+		{name: "trace NodePort --node-ip", args: []string{"trace", "-f", nodePort, "--from", "203.0.113.7", "--to", "192.0.2.10:30080", "--node-ip", "192.0.2.10"}, code: exitOK,
+			stdout: []string{"DNAT", "10.4.5.6:9376"}},
 		{name: "trace bad to", args: []string{"trace", "-f", good, "--from", "203.0.113.7", "--to", "10.96.0.100"}, code: exitUsage},
 		{name: "trace mixed families", args: []string{"trace", "-f", good, "--from", "2001:db8::1", "--to", "10.96.0.100:80"}, code: exitUsage},
 		{name: "gen", args: []string{"gen", "--services", "3", "--endpoints", "2"}, code: exitOK, stdout: []string{"kind: EndpointSlice"}},

@@ -19,6 +19,7 @@ func runTrace(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	from := fs.String("from", "", "source address of the packet (required)")
 	to := fs.String("to", "", "destination ADDR:PORT[/tcp|udp|sctp], e.g. 10.96.0.10:53/udp or [2001:db8::1]:80 (required)")
 	fromNode := fs.Bool("from-node", false, "the packet is sent by a process on the node itself (output hook)")
+	toNode := fs.Bool("to-node", false, "the destination is an address of the node: it serves NodePorts on every local address when no --nodeport-addresses restrict them (needed only for addresses that neither --node-ip nor a Node document gives)")
 	mode := fs.String("mode", "nft", "whose semantics to trace: nft or iptables (they differ for stray ports on cluster IPs)")
 	if code, done := parse(fs, args, stdout); done {
 		return code
@@ -29,6 +30,7 @@ func runTrace(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	pkt.FromNode = *fromNode
+	pkt.ToNode = *toNode
 	var m ir.Mode
 	switch *mode {
 	case "nft":
@@ -45,7 +47,37 @@ func runTrace(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	res := ir.Trace(prog, pkt, m)
 	printTrace(stdout, pkt, res)
+	if hint := nodePortHint(prog, pkt, res); hint != "" {
+		fmt.Fprintf(stdout, "hint:    %s\n", hint)
+	}
 	return exitOK
+}
+
+// nodePortHint explains an untouched packet to a NodePort's port when the
+// node's addresses are unknown: the rules serve NodePorts on every local
+// address, which the tracer cannot tell from others without --to-node.
+func nodePortHint(prog *ir.Program, pkt ir.Packet, res ir.Result) string {
+	if res.Verdict != ir.VerdictUntouched || pkt.ToNode || pkt.Dst.IsLoopback() {
+		return ""
+	}
+	fam := ir.IPv6
+	if pkt.Dst.Unmap().Is4() {
+		fam = ir.IPv4
+	}
+	for _, rs := range prog.Rulesets {
+		if rs == nil || rs.Family != fam || !rs.Node.NodePortAllLocal || len(rs.Node.IPs) > 0 {
+			continue
+		}
+		for _, list := range [][]ir.NodePortEntry{rs.NodePorts, rs.NoEndpointNodePorts} {
+			for _, e := range list {
+				if e.Protocol == pkt.Protocol && e.Port == pkt.Port {
+					return fmt.Sprintf("no address of the node is known (--node-ip or a Node document), and the rules serve NodePorts on every local address: if %s is one, NodePort %d/%s (%s) applies; trace again with --to-node",
+						pkt.Dst, e.Port, e.Protocol, e.Comment)
+				}
+			}
+		}
+	}
+	return ""
 }
 
 // parsePacket parses --from and --to.
@@ -89,6 +121,9 @@ func printTrace(w io.Writer, pkt ir.Packet, res ir.Result) {
 	origin := ""
 	if pkt.FromNode {
 		origin = " (from the node)"
+	}
+	if pkt.ToNode {
+		origin += " (to the node)"
 	}
 	fmt.Fprintf(w, "packet:  %s -> %s %s%s\n", pkt.Src, netip.AddrPortFrom(pkt.Dst, pkt.Port), pkt.Protocol, origin)
 	fmt.Fprintf(w, "verdict: %s\n", verdictName(res.Verdict))

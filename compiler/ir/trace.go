@@ -32,6 +32,11 @@ type Packet struct {
 	// hook); its source counts as a local address. A Src in Node.IPs also
 	// counts as local.
 	FromNode bool
+	// ToNode says the destination is an address of the node: with
+	// Node.NodePortAllLocal it serves NodePorts (loopback excepted), as
+	// every local address does in the kernel. A Dst in Node.IPs also
+	// counts; ToNode is for the addresses the Ruleset does not list.
+	ToNode bool
 }
 
 // Verdict is what happens to a packet. The names carry a Verdict prefix
@@ -368,7 +373,7 @@ func (t *tracer) nodePortDst() bool {
 		return true
 	}
 	if n.NodePortAllLocal {
-		return !d.IsLoopback() && slices.Contains(n.IPs, d)
+		return !d.IsLoopback() && (t.pkt.ToNode || slices.Contains(n.IPs, d))
 	}
 	return slices.Contains(n.NodePortAddrs, d)
 }

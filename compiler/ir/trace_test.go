@@ -198,19 +198,28 @@ func TestTraceNodePortAllLocal(t *testing.T) {
 	rs.Node.NodePortAllLocal = true
 	rs.Node.IPs = append(rs.Node.IPs, a("192.168.0.3"))
 	tests := []struct {
-		dst  string
-		want Verdict
+		dst    string
+		toNode bool
+		want   Verdict
 	}{
-		{"192.168.0.2", VerdictDNAT},
-		{"192.168.0.3", VerdictDNAT},
-		{"192.168.0.4", VerdictUntouched},
-		{"127.0.0.1", VerdictUntouched},
+		{"192.168.0.2", false, VerdictDNAT},
+		{"192.168.0.3", false, VerdictDNAT},
+		{"192.168.0.4", false, VerdictUntouched},
+		{"192.168.0.4", true, VerdictDNAT},
+		{"127.0.0.1", false, VerdictUntouched},
+		{"127.0.0.1", true, VerdictUntouched},
 	}
 	for _, tt := range tests {
-		got := Trace(p, Packet{Src: a("203.0.113.1"), Dst: a(tt.dst), Protocol: TCP, Port: 3002}, ModeNFT)
+		got := Trace(p, Packet{Src: a("203.0.113.1"), Dst: a(tt.dst), Protocol: TCP, Port: 3002, ToNode: tt.toNode}, ModeNFT)
 		if got.Verdict != tt.want {
-			t.Errorf("NodePort on %s: verdict %v, want %v", tt.dst, got.Verdict, tt.want)
+			t.Errorf("NodePort on %s (to the node: %v): verdict %v, want %v", tt.dst, tt.toNode, got.Verdict, tt.want)
 		}
+	}
+	// Listed NodePort addresses are the only ones, local or not.
+	rs.Node.NodePortAllLocal = false
+	rs.Node.NodePortAddrs = []netip.Addr{a("192.168.0.2")}
+	if got := Trace(p, Packet{Src: a("203.0.113.1"), Dst: a("192.168.0.4"), Protocol: TCP, Port: 3002, ToNode: true}, ModeNFT); got.Verdict != VerdictUntouched {
+		t.Errorf("NodePort on an unlisted node address: verdict %v, want untouched", got.Verdict)
 	}
 }
 
