@@ -3,7 +3,8 @@
 // validation rules that can be checked from one document.
 //
 // The definitions are #Service (v1), #EndpointSlice (discovery.k8s.io/v1),
-// #Node (v1) and #KubeProxyConfiguration
+// #Endpoints (v1, for Services without a selector), #Node (v1) and
+// #KubeProxyConfiguration
 // (kubeproxy.config.k8s.io/v1alpha1). A document unified with its
 // definition and validated with cue.Concrete(true) either fails with errors
 // at API field paths or yields the defaulted object. Service and
@@ -30,6 +31,7 @@ var files embed.FS
 const (
 	Service                = "#Service"
 	EndpointSlice          = "#EndpointSlice"
+	Endpoints              = "#Endpoints"
 	Node                   = "#Node"
 	KubeProxyConfiguration = "#KubeProxyConfiguration"
 )

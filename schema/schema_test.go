@@ -37,7 +37,7 @@ func TestFiles(t *testing.T) {
 	for _, f := range files {
 		names = append(names, f.Name)
 	}
-	want := []string{"common.cue", "endpointslice.cue", "extra.cue", "node.cue", "service.cue"}
+	want := []string{"common.cue", "endpoints.cue", "endpointslice.cue", "extra.cue", "node.cue", "service.cue"}
 	if !slices.Equal(names, want) {
 		t.Errorf("Files() = %v, want %v", names, want)
 	}
@@ -48,7 +48,7 @@ func TestFiles(t *testing.T) {
 	}{{"open", Files(), true}, {"strict", StrictFiles(), false}} {
 		t.Run(tc.name, func(t *testing.T) {
 			root := buildFiles(t, tc.files)
-			for _, def := range []string{Service, EndpointSlice, Node, KubeProxyConfiguration} {
+			for _, def := range []string{Service, EndpointSlice, Endpoints, Node, KubeProxyConfiguration} {
 				if !root.LookupPath(cue.ParsePath(def)).Exists() {
 					t.Errorf("%s missing", def)
 				}

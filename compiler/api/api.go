@@ -1,5 +1,5 @@
 // Package api holds the typed Kubernetes objects kpc reads: the subset of
-// v1 Service, discovery.k8s.io/v1 EndpointSlice, v1 Node and
+// v1 Service, discovery.k8s.io/v1 EndpointSlice, v1 Endpoints, v1 Node and
 // kubeproxy.config.k8s.io/v1alpha1 KubeProxyConfiguration that decides a
 // packet's fate. Field names and JSON tags follow the Kubernetes API. Values
 // here have been validated and defaulted by the loader (package load); the
@@ -18,8 +18,11 @@ import (
 type Input struct {
 	Services       []*Service
 	EndpointSlices []*EndpointSlice
-	Nodes          []*Node
-	ProxyConfigs   []*KubeProxyConfiguration
+	// Endpoints are read for Services without a selector, whose
+	// EndpointSlices the mirroring controller makes from them.
+	Endpoints    []*Endpoints
+	Nodes        []*Node
+	ProxyConfigs []*KubeProxyConfiguration
 }
 
 // ObjectMeta is the part of metadata kpc uses.
@@ -202,6 +205,42 @@ type EndpointPort struct {
 	Name        *string `json:"name,omitempty"`
 	Protocol    *string `json:"protocol,omitempty"`
 	Port        *int32  `json:"port,omitempty"`
+	AppProtocol *string `json:"appProtocol,omitempty"`
+}
+
+// Endpoints is a v1 Endpoints. kube-proxy reads only EndpointSlices; the
+// EndpointSlice mirroring controller makes them from the Endpoints of a
+// Service without a selector.
+type Endpoints struct {
+	Pos        diag.Pos         `json:"-"`
+	APIVersion string           `json:"apiVersion"`
+	Kind       string           `json:"kind"`
+	Metadata   ObjectMeta       `json:"metadata"`
+	Subsets    []EndpointSubset `json:"subsets,omitempty"`
+}
+
+// ID returns "ns/name".
+func (e *Endpoints) ID() string { return e.Metadata.Namespace + "/" + e.Metadata.Name }
+
+// EndpointSubset is a group of addresses that share ports.
+type EndpointSubset struct {
+	Addresses         []EndpointAddress `json:"addresses,omitempty"`
+	NotReadyAddresses []EndpointAddress `json:"notReadyAddresses,omitempty"`
+	Ports             []EndpointsPort   `json:"ports,omitempty"`
+}
+
+// EndpointAddress is one address of a subset.
+type EndpointAddress struct {
+	IP       string  `json:"ip"`
+	Hostname string  `json:"hostname,omitempty"`
+	NodeName *string `json:"nodeName,omitempty"`
+}
+
+// EndpointsPort is one port of a subset (core/v1 EndpointPort).
+type EndpointsPort struct {
+	Name        string  `json:"name,omitempty"`
+	Port        int32   `json:"port"`
+	Protocol    string  `json:"protocol,omitempty"`
 	AppProtocol *string `json:"appProtocol,omitempty"`
 }
 

@@ -594,6 +594,61 @@ func checkEndpointSlice(doc *ast.StructLit) []fieldError {
 	return errs
 }
 
+// checkEndpoints runs the Go checks of a v1 Endpoints (ValidateEndpoints).
+func checkEndpoints(doc *ast.StructLit) []fieldError {
+	var errs []fieldError
+	add := func(p fpath, msg string) { errs = append(errs, fieldError{path: p, msg: msg}) }
+	errs = append(errs, checkMeta(doc, false)...)
+	for i, el := range elems(get(doc, "subsets")) {
+		ss := asStruct(el)
+		if ss == nil {
+			continue
+		}
+		if len(elems(get(ss, "addresses"))) == 0 && len(elems(get(ss, "notReadyAddresses"))) == 0 {
+			add(fpath{"subsets", i}, "required value: must specify addresses or notReadyAddresses")
+		}
+		for _, list := range []string{"addresses", "notReadyAddresses"} {
+			for j, ael := range elems(get(ss, list)) {
+				addr := asStruct(ael)
+				if addr == nil {
+					continue
+				}
+				ipP := fpath{"subsets", i, list, j, "ip"}
+				ipE := get(addr, "ip")
+				if ipE == nil {
+					add(ipP, "required value")
+					continue
+				}
+				str, ok := stringLit(ipE)
+				if !ok {
+					continue
+				}
+				a, msg := parseIP(str)
+				if msg == "" {
+					msg = specialIP(a)
+				}
+				if msg != "" {
+					add(ipP, fmt.Sprintf("invalid value %q: %s", str, msg))
+				}
+			}
+		}
+		ports := elems(get(ss, "ports"))
+		for j, pel := range ports {
+			p := asStruct(pel)
+			if p == nil {
+				continue
+			}
+			if get(p, "port") == nil {
+				add(fpath{"subsets", i, "ports", j, "port"}, "required value")
+			}
+			if name, ok := strOr(get(p, "name"), ""); ok && name == "" && len(ports) > 1 {
+				add(fpath{"subsets", i, "ports", j, "name"}, "required value")
+			}
+		}
+	}
+	return errs
+}
+
 // tooMany adds a TooMany error if n > max and reports whether it did.
 func tooMany(errs *[]fieldError, p fpath, n, max int) bool {
 	if n <= max {

@@ -44,6 +44,7 @@ const stringBlock = 64 << 10
 func compactInput(in *api.Input) {
 	compactAll(in.Services)
 	compactAll(in.EndpointSlices)
+	compactAll(in.Endpoints)
 	compactAll(in.Nodes)
 	compactAll(in.ProxyConfigs)
 }

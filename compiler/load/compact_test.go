@@ -68,6 +68,7 @@ func TestCompact(t *testing.T) {
 		cp := &api.Input{
 			Services:       append([]*api.Service(nil), in.Services...),
 			EndpointSlices: append([]*api.EndpointSlice(nil), in.EndpointSlices...),
+			Endpoints:      append([]*api.Endpoints(nil), in.Endpoints...),
 			Nodes:          append([]*api.Node(nil), in.Nodes...),
 			ProxyConfigs:   append([]*api.KubeProxyConfiguration(nil), in.ProxyConfigs...),
 		}
@@ -107,7 +108,7 @@ func roomySlice(v reflect.Value, path string) string {
 		}
 	case reflect.Slice:
 		if v.Cap() > v.Len() && path != "input.Services" && path != "input.EndpointSlices" &&
-			path != "input.Nodes" && path != "input.ProxyConfigs" {
+			path != "input.Nodes" && path != "input.ProxyConfigs" && path != "input.Endpoints" {
 			return path
 		}
 		for i := range v.Len() {

@@ -275,8 +275,8 @@ func TestCorpus(t *testing.T) {
 	}
 }
 
-// checkDefaults compares fields of the first Service (or EndpointSlice) of
-// in, as JSON, with the wanted values.
+// checkDefaults compares fields of the first Service (or EndpointSlice, or
+// Endpoints) of in, as JSON, with the wanted values.
 func checkDefaults(t *testing.T, in *api.Input, defaults []corpusDefault) {
 	t.Helper()
 	var obj any
@@ -285,6 +285,8 @@ func checkDefaults(t *testing.T, in *api.Input, defaults []corpusDefault) {
 		obj = in.Services[0]
 	case len(in.EndpointSlices) > 0:
 		obj = in.EndpointSlices[0]
+	case len(in.Endpoints) > 0:
+		obj = in.Endpoints[0]
 	default:
 		t.Fatalf("no object to check defaults on")
 	}
@@ -373,6 +375,10 @@ var (
 		}
 		for i := 1; i <= 15; i++ {
 			r = append(r, fmt.Sprintf("E%d", i))
+		}
+		// N: ValidateEndpoints' rules (schema/endpoints.cue).
+		for i := 1; i <= 7; i++ {
+			r = append(r, fmt.Sprintf("N%d", i))
 		}
 		return r
 	}()

@@ -28,7 +28,8 @@ const MaxControllerEndpoints = 100
 // CrossCheck runs the rules across documents (the validation notes' "X"
 // rules), which the API server does not enforce but which decide what
 // kube-proxy makes of the input. Every finding is a warning (kpc's --strict
-// makes them errors), positioned at the EndpointSlice's document:
+// makes them errors), positioned at the EndpointSlice's (or Endpoints')
+// document:
 //
 //   - a slice without the kubernetes.io/service-name label, or naming a
 //     Service that is not in the input (X1): kube-proxy ignores it;
@@ -43,7 +44,9 @@ const MaxControllerEndpoints = 100
 //     conditions or nodeName (X6): kube-proxy merges them and keeps one;
 //   - a slice labelled as the EndpointSlice controller's for a Service
 //     without a selector, which that controller never manages;
-//   - a slice with more than MaxControllerEndpoints endpoints.
+//   - a slice with more than MaxControllerEndpoints endpoints;
+//   - an Endpoints whose Service is not in the input (the mirroring
+//     controller ignores it).
 //
 // Headless Services get no proxy rules (X7), so their slices are checked
 // only for the label, the controller label and the size. The result is
@@ -101,6 +104,11 @@ func CrossCheck(in *api.Input) diag.List {
 			seen[svcID] = map[dupKey]dupSeen{}
 		}
 		checkDuplicates(es, seen[svcID], warn)
+	}
+	for _, e := range sortedBy(in.Endpoints, func(e *api.Endpoints) diag.Pos { return e.Pos }, (*api.Endpoints).ID) {
+		if services[e.ID()] == nil {
+			diags.Warn(e.Pos, "Endpoints "+e.ID(), "metadata.name", fmt.Sprintf("Service %s is not in the input: the EndpointSlice mirroring controller mirrors only the Endpoints of a Service without a selector, and kube-proxy reads only EndpointSlices", e.ID()))
+		}
 	}
 	diags.Sort()
 	return diags

@@ -35,6 +35,7 @@ type kindInfo struct {
 var kinds = map[string]*kindInfo{
 	"Service":                {kind: "Service", apiVersion: "v1", def: schema.Service, namespaced: true, named: true, strict: true},
 	"EndpointSlice":          {kind: "EndpointSlice", apiVersion: "discovery.k8s.io/v1", def: schema.EndpointSlice, namespaced: true, named: true, strict: true},
+	"Endpoints":              {kind: "Endpoints", apiVersion: "v1", def: schema.Endpoints, namespaced: true, named: true, strict: true},
 	"Node":                   {kind: "Node", apiVersion: "v1", def: schema.Node, named: true},
 	"KubeProxyConfiguration": {kind: "KubeProxyConfiguration", apiVersion: "kubeproxy.config.k8s.io/v1alpha1", def: schema.KubeProxyConfiguration},
 }
@@ -555,7 +556,7 @@ func (d *decoder) object(s *ast.StructLit, from *listKind) {
 		if hasNS {
 			id = ns + "/" + name
 		}
-		d.diags.Skip(pos, "", fmt.Sprintf("skipping %s %s: kpc reads Service, EndpointSlice, Node and KubeProxyConfiguration", kind, id))
+		d.diags.Skip(pos, "", fmt.Sprintf("skipping %s %s: kpc reads Service, EndpointSlice, Endpoints, Node and KubeProxyConfiguration", kind, id))
 		return
 	}
 	object := info.kind

@@ -116,6 +116,8 @@ func Load(paths []string, stdin io.Reader, opts Options) (*api.Input, diag.List)
 			in.Services = append(in.Services, o)
 		case *api.EndpointSlice:
 			in.EndpointSlices = append(in.EndpointSlices, o)
+		case *api.Endpoints:
+			in.Endpoints = append(in.Endpoints, o)
 		case *api.Node:
 			in.Nodes = append(in.Nodes, o)
 		case *api.KubeProxyConfiguration:

@@ -86,6 +86,9 @@ func summary(in *api.Input) []string {
 	for _, c := range in.ProxyConfigs {
 		out = append(out, fmt.Sprintf("KubeProxyConfiguration %s", c.Pos))
 	}
+	for _, e := range in.Endpoints {
+		out = append(out, fmt.Sprintf("Endpoints %s %s", e.ID(), e.Pos))
+	}
 	return out
 }
 
@@ -185,8 +188,8 @@ func TestLoadForms(t *testing.T) {
 			"apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {ports: [{port: 80}]}\n",
 		want: []string{"Service default/a -:10:1"},
 		diags: []string{
-			"-:1:1: warning: skipping Deployment shop/web: kpc reads Service, EndpointSlice, Node and KubeProxyConfiguration",
-			"-:5:1: warning: skipping ConfigMap cm: kpc reads Service, EndpointSlice, Node and KubeProxyConfiguration",
+			"-:1:1: warning: skipping Deployment shop/web: kpc reads Service, EndpointSlice, Endpoints, Node and KubeProxyConfiguration",
+			"-:5:1: warning: skipping ConfigMap cm: kpc reads Service, EndpointSlice, Endpoints, Node and KubeProxyConfiguration",
 		},
 	}, {
 		name:  "Node and KubeProxyConfiguration",

@@ -37,6 +37,7 @@ type member struct {
 var kindTypes = map[string]reflect.Type{
 	"Service":                reflect.TypeFor[api.Service](),
 	"EndpointSlice":          reflect.TypeFor[api.EndpointSlice](),
+	"Endpoints":              reflect.TypeFor[api.Endpoints](),
 	"Node":                   reflect.TypeFor[api.Node](),
 	"KubeProxyConfiguration": reflect.TypeFor[api.KubeProxyConfiguration](),
 }

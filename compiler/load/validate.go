@@ -275,6 +275,8 @@ func (e *evaluator) validate(d *document, opts Options) (ok bool) {
 		errs = append(errs, checkService(d.expr, opts)...)
 	case "EndpointSlice":
 		errs = append(errs, checkEndpointSlice(d.expr)...)
+	case "Endpoints":
+		errs = append(errs, checkEndpoints(d.expr)...)
 	}
 	seen := make(map[string]bool, len(errs))
 	for _, fe := range errs {
@@ -359,6 +361,13 @@ func decodeObject(d *document, dec func(reflect.Value) error) (any, error) {
 		}
 		s.Pos = d.pos
 		return s, nil
+	case "Endpoints":
+		e := &api.Endpoints{}
+		if err := dec(reflect.ValueOf(e)); err != nil {
+			return nil, err
+		}
+		e.Pos = d.pos
+		return e, nil
 	case "Node":
 		n := &api.Node{}
 		if err := dec(reflect.ValueOf(n)); err != nil {
