@@ -31,6 +31,9 @@
 //     EndpointSlice controller reports such endpoints as ready).
 //   - Duplicate endpoints (same ip:port) are merged preferring a local
 //     endpoint, then a ready, then a serving one.
+//   - The Endpoints of a Service without a selector become EndpointSlices
+//     as the EndpointSlice mirroring controller makes them (see
+//     mirrorEndpoints).
 package compiler
 
 import (
@@ -276,6 +279,7 @@ func (c *compiler) indexSlices() {
 		key := es.Metadata.Namespace + "/" + name
 		c.slices[key] = append(c.slices[key], es)
 	}
+	c.mirrorEndpoints()
 	for _, list := range c.slices {
 		slices.SortStableFunc(list, func(a, b *api.EndpointSlice) int {
 			return cmp.Or(strings.Compare(a.Metadata.Name, b.Metadata.Name), a.Pos.Compare(b.Pos))

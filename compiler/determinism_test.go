@@ -30,6 +30,7 @@ func richInput() *api.Input {
 			mkSvc("ns", "local", withITP("Local"), withExternalIPs("192.0.2.50")),
 			mkSvc("ns", "dup", withClusterIP("172.30.0.45")), // error: duplicate cluster IP
 			mkSvc("ns", "headless", withClusterIP("None")),
+			mkSvc("ns", "external", func(s *api.Service) { s.Spec.IPFamilyPolicy = "PreferDualStack" }),
 		},
 		EndpointSlices: []*api.EndpointSlice{
 			mkSlice("ns5", "svc5", "svc5-a", "IPv4", 80, mkEp("10.180.0.3")),
@@ -43,6 +44,11 @@ func richInput() *api.Input {
 			mkNode("other", "zone-b", "InternalIP", "192.168.0.3"),
 		},
 		ProxyConfigs: []*api.KubeProxyConfiguration{{ClusterCIDR: "10.0.0.0/8,fd00::/48"}},
+		Endpoints: []*api.Endpoints{
+			mkEndpoints("ns", "external", []string{"192.0.2.61", "2001:db8::61"}, []string{"192.0.2.62"}, "p80/5432"),
+			mkEndpoints("ns", "external", []string{"192.0.2.63"}, nil, "p80/5432"), // error: duplicate Endpoints
+			mkEndpoints("ns", "gone", []string{"192.0.2.64"}, nil, "p80/5432"),
+		},
 	}
 	line := 1
 	for _, s := range in.Services {
@@ -55,6 +61,10 @@ func richInput() *api.Input {
 	}
 	for _, n := range in.Nodes {
 		n.Pos = diag.Pos{File: "in.yaml", Line: line}
+		line += 10
+	}
+	for _, e := range in.Endpoints {
+		e.Pos = diag.Pos{File: "in.yaml", Line: line}
 		line += 10
 	}
 	return in
@@ -76,8 +86,8 @@ func TestDeterministic(t *testing.T) {
 	opts := Options{NodeName: "test-node", ServiceCIDRs: prefixes("172.30.0.0/16", "fd00:30::/108")}
 	p, d := Compile(richInput(), opts)
 	want := dumpString(t, p, d)
-	if len(d.Errors()) != 1 {
-		t.Fatalf("want exactly the duplicate cluster IP error, got %v", d)
+	if len(d.Errors()) != 2 {
+		t.Fatalf("want exactly the duplicate cluster IP and Endpoints errors, got %v", d)
 	}
 	r := rand.New(rand.NewPCG(1, 2))
 	for i := range 20 {
@@ -87,6 +97,7 @@ func TestDeterministic(t *testing.T) {
 			in.EndpointSlices[i], in.EndpointSlices[j] = in.EndpointSlices[j], in.EndpointSlices[i]
 		})
 		r.Shuffle(len(in.Nodes), func(i, j int) { in.Nodes[i], in.Nodes[j] = in.Nodes[j], in.Nodes[i] })
+		r.Shuffle(len(in.Endpoints), func(i, j int) { in.Endpoints[i], in.Endpoints[j] = in.Endpoints[j], in.Endpoints[i] })
 		p, d := Compile(in, opts)
 		if diff := cmp.Diff(want, dumpString(t, p, d)); diff != "" {
 			t.Fatalf("shuffle %d changed the output (-want +got):\n%s", i, diff)

@@ -17,6 +17,7 @@ type fuzzDoc struct {
 	EndpointSlices []*api.EndpointSlice          `json:"endpointSlices"`
 	Nodes          []*api.Node                   `json:"nodes"`
 	ProxyConfigs   []*api.KubeProxyConfiguration `json:"proxyConfigs"`
+	Endpoints      []*api.Endpoints              `json:"endpoints"`
 	NodeName       string                        `json:"nodeName"`
 	NodeIPs        []string                      `json:"nodeIPs"`
 	ClusterCIDRs   []string                      `json:"clusterCIDRs"`
@@ -31,6 +32,7 @@ func FuzzCompile(f *testing.F) {
 		EndpointSlices: richInput().EndpointSlices,
 		Nodes:          richInput().Nodes,
 		ProxyConfigs:   richInput().ProxyConfigs,
+		Endpoints:      richInput().Endpoints,
 		NodeName:       "test-node",
 		ServiceCIDRs:   []string{"172.30.0.0/16", "fd00:30::/108"},
 	})
@@ -64,7 +66,7 @@ func FuzzCompile(f *testing.F) {
 				opts.ServiceCIDRs = append(opts.ServiceCIDRs, p)
 			}
 		}
-		in := &api.Input{Services: doc.Services, EndpointSlices: doc.EndpointSlices, Nodes: doc.Nodes, ProxyConfigs: doc.ProxyConfigs}
+		in := &api.Input{Services: doc.Services, EndpointSlices: doc.EndpointSlices, Nodes: doc.Nodes, ProxyConfigs: doc.ProxyConfigs, Endpoints: doc.Endpoints}
 		p, _ := Compile(in, opts)
 		if p == nil {
 			t.Fatal("nil program")
