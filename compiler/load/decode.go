@@ -546,6 +546,7 @@ func (d *decoder) object(s *ast.StructLit, from *listKind) {
 	}
 
 	info := kinds[kind]
+	strict := d.opts.Strict && info != nil && info.strict
 	ns, hasNS := metaString(s, "namespace")
 	name, _ := metaString(s, "name")
 	if name == "" {
@@ -557,6 +558,9 @@ func (d *decoder) object(s *ast.StructLit, from *listKind) {
 			id = ns + "/" + name
 		}
 		d.diags.Skip(pos, "", fmt.Sprintf("skipping %s %s: kpc reads Service, EndpointSlice, Endpoints, Node and KubeProxyConfiguration", kind, id))
+		if dups := topDuplicates(s); len(dups) > 0 {
+			*d.diags = append(*d.diags, duplicateWarnings(s, dups, kind+" "+id, pos)...)
+		}
 		return
 	}
 	object := info.kind
@@ -577,7 +581,11 @@ func (d *decoder) object(s *ast.StructLit, from *listKind) {
 		d.diags.Add(at, object, "apiVersion", fmt.Sprintf("unsupported value %q: %s must be %q", apiVersion, info.kind, info.apiVersion))
 		return
 	}
-	normalize(s, d.opts.Strict && info.strict, object, nil, token.NoPos, pos, d.diags)
+	var dups []dupField
+	normalize(s, strict, object, nil, token.NoPos, pos, d.diags, &dups)
+	if len(dups) > 0 {
+		*d.diags = append(*d.diags, duplicateWarnings(s, dups, object, pos)...)
+	}
 	normalizeKind(info.kind, s)
 	d.emit(&document{pos: pos, expr: s, info: info, object: object})
 }

@@ -62,7 +62,7 @@ type Options struct {
 	// Strict rejects unknown fields of Service and EndpointSlice (and their
 	// metadata) and duplicate keys, like kubectl --validate=strict. By
 	// default unknown fields are accepted silently and the last of
-	// duplicate keys wins (the API server's Warn mode, minus the warning).
+	// duplicate keys wins with a warning (the API server's Warn mode).
 	// Node and KubeProxyConfiguration accept unknown fields in both modes.
 	Strict bool
 	// ServiceCIDRs, when non-empty, enables rule S27: every clusterIPs

@@ -323,7 +323,7 @@ func TestDefaults(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in, diags := Load([]string{"-"}, strings.NewReader(tc.in), Options{})
-			if len(diags) != 0 {
+			if diags.Err() != nil {
 				t.Fatalf("diagnostics:\n%v", diags)
 			}
 			if diff := cmp.Diff(tc.val, tc.want(in), cmpopts.EquateEmpty()); diff != "" {
@@ -400,5 +400,54 @@ func TestTextOK(t *testing.T) {
 		if got := textOK([]byte(in)); got != want {
 			t.Errorf("textOK(%q) = %v, the scan says %v", in, got, want)
 		}
+	}
+}
+
+// TestDuplicateFields checks the warnings (errors under Strict) for
+// duplicate keys: the API server's Warn mode.
+func TestDuplicateFields(t *testing.T) {
+	concat := svc("ports: [{port: 80}]\n") + svc("ports: [{port: 81, port: 82}]\n")
+	tests := []struct {
+		name   string
+		in     string
+		strict bool
+		want   []string
+	}{{
+		name: "two documents without a marker",
+		in:   concat,
+		want: []string{`-:7:1: warning: Service default/s: duplicate fields "apiVersion", "kind", "metadata", "spec": the later values are used; is a "---" line missing between two documents?`,
+			`-:12:22: warning: Service default/s: spec.ports[0].port: duplicate field "port": the later value is used`},
+	}, {
+		name:   "strict",
+		in:     concat,
+		strict: true,
+		want: []string{`-:7:1: Service default/s: apiVersion: duplicate field "apiVersion"`, `-:8:1: Service default/s: kind: duplicate field "kind"`,
+			`-:9:1: Service default/s: metadata: duplicate field "metadata"`, `-:11:1: Service default/s: spec: duplicate field "spec"`,
+			`-:12:22: Service default/s: spec.ports[0].port: duplicate field "port"`},
+	}, {
+		name: "one field at the top level, in JSON",
+		in:   `{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "j"}, "spec": {"ports": [{"port": 80}]}, "kind": "Service"}`,
+		want: []string{`-:1:104: warning: Service default/j: kind: duplicate field "kind": the later value is used; is a "---" line missing between two documents?`},
+	}, {
+		name: "a skipped kind",
+		in:   "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\nkind: ConfigMap\n",
+		want: []string{`-:1:1: warning: skipping ConfigMap c: kpc reads Service, EndpointSlice, Endpoints, Node and KubeProxyConfiguration`,
+			`-:4:1: warning: ConfigMap c: kind: duplicate field "kind": the later value is used; is a "---" line missing between two documents?`},
+	}, {
+		name: "inside a value that lost",
+		in:   svc("ports: [{port: 81, port: 82}]\n") + "spec: {ports: [{port: 80}]}\n",
+		want: []string{`-:7:1: warning: Service default/s: spec: duplicate field "spec": the later value is used; is a "---" line missing between two documents?`},
+	}, {
+		name: "a null value wins",
+		in:   svc("ports: [{port: 80}]\ntype: NodePort\ntype: null\n"),
+		want: []string{`-:8:3: warning: Service default/s: spec.type: duplicate field "type": the later value is used`},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, diags := Load([]string{"-"}, strings.NewReader(tt.in), Options{Strict: tt.strict})
+			if diff := cmp.Diff(tt.want, diagStrings(diags)); diff != "" {
+				t.Errorf("diagnostics (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

@@ -67,8 +67,10 @@ func checkSize(s *ast.StructLit, items *ast.Field) *sizeError {
 // duplicate keys in a mapping only the last is kept. In strict mode each
 // duplicate key is an error of object, reported at the key or else at the
 // nearest enclosing node with a position (near), or else at base. The
-// positions are converted only for an error.
-func normalize(s *ast.StructLit, strict bool, object string, path fpath, near token.Pos, base diag.Pos, diags *diag.List) {
+// positions are converted only for an error. Otherwise, when dups is not
+// nil, the field that wins over an earlier one of its name is appended to
+// it (see duplicateWarnings).
+func normalize(s *ast.StructLit, strict bool, object string, path fpath, near token.Pos, base diag.Pos, diags *diag.List, dups *[]dupField) {
 	// Field names seen, with their index in keep: a map only for large
 	// mappings.
 	var seen map[string]int
@@ -105,6 +107,8 @@ func normalize(s *ast.StructLit, strict bool, object string, path fpath, near to
 				if strict {
 					at := toPosOr(f.Label.Pos(), toPosOr(f.Value.Pos(), toPosOr(near, base)))
 					diags.Add(at, object, path.key(name).String(), fmt.Sprintf("duplicate field %q", name))
+				} else if dups != nil {
+					*dups = append(*dups, dupField{f, s})
 				}
 				keep[i] = nil // the later one wins
 			}
@@ -119,9 +123,9 @@ func normalize(s *ast.StructLit, strict bool, object string, path fpath, near to
 		}
 		switch v := f.Value.(type) {
 		case *ast.StructLit:
-			normalize(v, strict, object, sub, posOr(v.Pos(), near), base, diags)
+			normalize(v, strict, object, sub, posOr(v.Pos(), near), base, diags, dups)
 		case *ast.ListLit:
-			normalizeList(v, strict, object, sub, posOr(v.Pos(), near), base, diags)
+			normalizeList(v, strict, object, sub, posOr(v.Pos(), near), base, diags, dups)
 		}
 		if err == nil {
 			if seen != nil {
@@ -151,7 +155,7 @@ func normalize(s *ast.StructLit, strict bool, object string, path fpath, near to
 	s.Elts = out
 }
 
-func normalizeList(l *ast.ListLit, strict bool, object string, path fpath, near token.Pos, base diag.Pos, diags *diag.List) {
+func normalizeList(l *ast.ListLit, strict bool, object string, path fpath, near token.Pos, base diag.Pos, diags *diag.List, dups *[]dupField) {
 	for i, el := range l.Elts {
 		var sub fpath
 		if strict {
@@ -159,11 +163,96 @@ func normalizeList(l *ast.ListLit, strict bool, object string, path fpath, near 
 		}
 		switch v := el.(type) {
 		case *ast.StructLit:
-			normalize(v, strict, object, sub, posOr(v.Pos(), near), base, diags)
+			normalize(v, strict, object, sub, posOr(v.Pos(), near), base, diags, dups)
 		case *ast.ListLit:
-			normalizeList(v, strict, object, sub, posOr(v.Pos(), near), base, diags)
+			normalizeList(v, strict, object, sub, posOr(v.Pos(), near), base, diags, dups)
 		}
 	}
+}
+
+// dupField is a field that won over an earlier field of its name in the
+// mapping in.
+type dupField struct {
+	f  *ast.Field
+	in *ast.StructLit
+}
+
+// duplicateWarnings returns the warnings of object for the duplicate
+// fields of its document root (collected by normalize, or topDuplicates):
+// the API server's Warn mode. Duplicate fields at the top level are what a
+// missing "---" between two documents gives; they make one warning.
+// Duplicates inside a value that itself lost to a later field are left
+// out.
+func duplicateWarnings(root *ast.StructLit, dups []dupField, object string, base diag.Pos) diag.List {
+	const missing = `; is a "---" line missing between two documents?`
+	var out diag.List
+	var top []string // quoted names of the top-level duplicates
+	var topAt diag.Pos
+	for _, d := range dups {
+		name, _, _ := labelName(d.f.Label)
+		at := toPosOr(d.f.Label.Pos(), base)
+		if d.in == root {
+			if len(top) == 0 {
+				topAt = at
+			}
+			top = append(top, strconv.Quote(name))
+			continue
+		}
+		if p, ok := structPath(root, d.in, nil); ok {
+			out.Warn(at, object, p.key(name).String(), fmt.Sprintf("duplicate field %q: the later value is used", name))
+		}
+	}
+	switch {
+	case len(top) == 1:
+		out.Warn(topAt, object, strings.Trim(top[0], `"`), "duplicate field "+top[0]+": the later value is used"+missing)
+	case len(top) > 1:
+		out.Warn(topAt, object, "", "duplicate fields "+strings.Join(top, ", ")+": the later values are used"+missing)
+	}
+	return out
+}
+
+// topDuplicates returns the fields of s that come after an earlier field
+// of their name.
+func topDuplicates(s *ast.StructLit) []dupField {
+	var out []dupField
+	seen := make(map[string]bool, len(s.Elts))
+	for _, el := range s.Elts {
+		if f, ok := el.(*ast.Field); ok {
+			if name, _, err := labelName(f.Label); err == nil {
+				if seen[name] {
+					out = append(out, dupField{f, s})
+				}
+				seen[name] = true
+			}
+		}
+	}
+	return out
+}
+
+// structPath returns the API path of the mapping target inside the value v
+// (at path p), and whether it is there.
+func structPath(v ast.Expr, target *ast.StructLit, p fpath) (fpath, bool) {
+	switch v := v.(type) {
+	case *ast.StructLit:
+		if v == target {
+			return p, true
+		}
+		for _, el := range v.Elts {
+			if g, ok := el.(*ast.Field); ok {
+				name, _, _ := labelName(g.Label)
+				if q, ok := structPath(g.Value, target, p.key(name)); ok {
+					return q, true
+				}
+			}
+		}
+	case *ast.ListLit:
+		for i, el := range v.Elts {
+			if q, ok := structPath(el, target, p.index(i)); ok {
+				return q, true
+			}
+		}
+	}
+	return nil, false
 }
 
 // posOr returns p when it is a position in a file (see toPos), else near.
