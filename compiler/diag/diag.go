@@ -58,9 +58,9 @@ type Error struct {
 	Msg  string
 	// Severity is SevError unless the diagnostic is only a warning.
 	Severity Severity
-	// Skipped marks the warning that a document of a kind kpc does not
-	// read was skipped: Strict leaves it a warning.
-	Skipped bool
+	// Skipped, in the warning that a document of a kind kpc does not read
+	// was skipped, is that kind: Strict leaves such warnings warnings.
+	Skipped string
 }
 
 // Error formats the diagnostic as "file:line:col: Kind ns/name: path: msg".
@@ -96,10 +96,10 @@ func (l *List) Warn(pos Pos, object, path, msg string) {
 	*l = append(*l, &Error{Pos: pos, Object: object, Path: path, Msg: msg, Severity: SevWarning})
 }
 
-// Skip appends the warning that a document was skipped (see
+// Skip appends the warning that a document of kind kind was skipped (see
 // Error.Skipped).
-func (l *List) Skip(pos Pos, object, msg string) {
-	*l = append(*l, &Error{Pos: pos, Object: object, Msg: msg, Severity: SevWarning, Skipped: true})
+func (l *List) Skip(pos Pos, kind, msg string) {
+	*l = append(*l, &Error{Pos: pos, Msg: msg, Severity: SevWarning, Skipped: kind})
 }
 
 // Strict makes every warning an error (the commands' --strict), except the
@@ -107,7 +107,7 @@ func (l *List) Skip(pos Pos, object, msg string) {
 // Deployments and ConfigMaps beside its Services.
 func (l List) Strict() {
 	for _, e := range l {
-		if !e.Skipped {
+		if e.Skipped == "" {
 			e.Severity = SevError
 		}
 	}

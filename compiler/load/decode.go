@@ -557,7 +557,7 @@ func (d *decoder) object(s *ast.StructLit, from *listKind) {
 		if hasNS {
 			id = ns + "/" + name
 		}
-		d.diags.Skip(pos, "", fmt.Sprintf("skipping %s %s: kpc reads Service, EndpointSlice, Endpoints, Node and KubeProxyConfiguration", kind, id))
+		d.diags.Skip(pos, kind, fmt.Sprintf("skipping %s %s: kpc reads Service, EndpointSlice, Endpoints, Node and KubeProxyConfiguration", kind, id))
 		if dups := topDuplicates(s); len(dups) > 0 {
 			*d.diags = append(*d.diags, duplicateWarnings(s, dups, kind+" "+id, pos)...)
 		}

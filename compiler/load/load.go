@@ -35,6 +35,7 @@
 package load
 
 import (
+	"fmt"
 	"io"
 	"net/netip"
 
@@ -126,5 +127,34 @@ func Load(paths []string, stdin io.Reader, opts Options) (*api.Input, diag.List)
 	}
 	diags.Sort()
 	compactInput(in)
-	return in, diags
+	return in, foldSkipped(diags)
+}
+
+// foldSkipped keeps, of the warnings that documents were skipped (sorted),
+// the first of each kind in each file, which then counts the others: a
+// kubectl dump of a namespace's Pods would otherwise give a line each.
+func foldSkipped(diags diag.List) diag.List {
+	type key struct{ file, kind string }
+	first := map[key]*diag.Error{}
+	more := map[key]int{}
+	out := diags[:0]
+	for _, d := range diags {
+		if d.Skipped != "" {
+			k := key{d.Pos.File, d.Skipped}
+			if first[k] != nil {
+				more[k]++
+				continue
+			}
+			first[k] = d
+		}
+		out = append(out, d)
+	}
+	for k, n := range more {
+		if n == 1 {
+			first[k].Msg += fmt.Sprintf("; so is 1 more %s document in this file", k.kind)
+		} else {
+			first[k].Msg += fmt.Sprintf("; so are %d more %s documents in this file", n, k.kind)
+		}
+	}
+	return out
 }

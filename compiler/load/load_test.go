@@ -192,6 +192,18 @@ func TestLoadForms(t *testing.T) {
 			"-:5:1: warning: skipping ConfigMap cm: kpc reads Service, EndpointSlice, Endpoints, Node and KubeProxyConfiguration",
 		},
 	}, {
+		name:  "skipped documents of a kind make one warning per file",
+		paths: []string{"-", "testdata/dir/b.yaml"},
+		stdin: strings.Repeat("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n---\n", 3) +
+			strings.Repeat("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm}\n---\n", 2) +
+			"apiVersion: v1\nkind: Secret\nmetadata: {name: s}\n",
+		want: []string{"Service default/b testdata/dir/b.yaml:1:1"},
+		diags: []string{
+			"-:1:1: warning: skipping Pod p: kpc reads Service, EndpointSlice, Endpoints, Node and KubeProxyConfiguration; so are 2 more Pod documents in this file",
+			"-:13:1: warning: skipping ConfigMap cm: kpc reads Service, EndpointSlice, Endpoints, Node and KubeProxyConfiguration; so is 1 more ConfigMap document in this file",
+			"-:21:1: warning: skipping Secret s: kpc reads Service, EndpointSlice, Endpoints, Node and KubeProxyConfiguration",
+		},
+	}, {
 		name:  "Node and KubeProxyConfiguration",
 		paths: []string{"-"},
 		stdin: "apiVersion: v1\nkind: Node\nmetadata: {name: node-a, labels: {topology.kubernetes.io/zone: zone-a}}\n" +
