@@ -98,8 +98,9 @@ func (r PortRange) Contains(p int) bool { return p >= r.Min && p <= r.Max }
 // everything else as YAML (possibly several documents).
 //
 // The returned list holds every problem found, sorted by position: errors
-// (diag.SevError) and warnings (diag.SevWarning, one per document of a kind
-// kpc does not read, which is skipped). An object with an error is left
+// (diag.SevError) and warnings (diag.SevWarning: a duplicate key outside
+// Strict mode, and documents of a kind kpc does not read, which are
+// skipped, one warning per kind and file). An object with an error is left
 // out of the result, so callers must check diags.Err() before using it;
 // the result is never nil. Load does not panic on any input.
 func Load(paths []string, stdin io.Reader, opts Options) (*api.Input, diag.List) {
