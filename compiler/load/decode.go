@@ -139,6 +139,9 @@ func decodeText(name string, data []byte, asJSON bool, opts Options, diags *diag
 		}
 		if err != nil {
 			pos, msg := syntaxError(name, err, asJSON)
+			if !asJSON {
+				pos, msg = locateYAMLError(data, pos, msg)
+			}
 			diags.Add(pos, "", "", msg)
 			break
 		}
@@ -386,6 +389,50 @@ func emptyDocument(e ast.Expr) bool {
 		return true
 	}
 	return false
+}
+
+// locateYAMLError finds in data the position of the YAML decoder's errors
+// that name none or the wrong line: the first alias of an unknown anchor,
+// and a %YAML directive the decoder refuses (it reads YAML 1.1).
+func locateYAMLError(data []byte, pos diag.Pos, msg string) (diag.Pos, string) {
+	at := -1
+	if anchor, ok := strings.CutPrefix(msg, "YAML syntax error: unknown anchor '"); ok {
+		anchor, _, _ = strings.Cut(anchor, "'")
+		alias := []byte("*" + anchor)
+		for i := 0; anchor != "" && at < 0; {
+			j := bytes.Index(data[i:], alias)
+			if j < 0 {
+				break
+			}
+			j += i
+			end := j + len(alias)
+			before := j == 0 || strings.IndexByte(" \t\n[{,:-", data[j-1]) >= 0
+			after := end == len(data) || strings.IndexByte(" \t\r\n]},", data[end]) >= 0
+			if before && after {
+				at = j
+			}
+			i = j + 1
+		}
+	} else if strings.HasSuffix(msg, "found incompatible YAML document") {
+		for i := 0; i < len(data); {
+			if bytes.HasPrefix(data[i:], []byte("%YAML")) {
+				at = i
+				msg += `: the %YAML directive asks for another version than YAML 1.1, which the decoder reads; remove the directive`
+				break
+			}
+			nl := bytes.IndexByte(data[i:], '\n')
+			if nl < 0 {
+				break
+			}
+			i += nl + 1
+		}
+	}
+	if at < 0 {
+		return pos, msg
+	}
+	pos.Line = 1 + bytes.Count(data[:at], []byte("\n"))
+	pos.Col = at - bytes.LastIndexByte(data[:at], '\n')
+	return pos, msg
 }
 
 // syntaxError turns a decoder error into a position and a message.

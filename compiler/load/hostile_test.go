@@ -58,6 +58,12 @@ func TestHostileInput(t *testing.T) {
 			[]string{"-:3: YAML syntax error: did not find expected ',' or '}'"}},
 		{"tab indentation", []byte("apiVersion: v1\nkind: Service\nmetadata:\n\tname: s\n"),
 			[]string{"-:4: YAML syntax error: found character that cannot start any token"}},
+		{"unknown anchor", []byte("apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec:\n  ports:\n  - port: *nope\n    name: '*nope'\n"),
+			[]string{"-:6:11: YAML syntax error: unknown anchor 'nope' referenced"}},
+		{"unknown anchor, a longer name first", []byte("a: [*nopes, *nope]\n"),
+			[]string{"-:1:5: YAML syntax error: unknown anchor 'nopes' referenced"}},
+		{"YAML 1.2 directive", []byte("# c\n%YAML 1.2\n---\napiVersion: v1\n"),
+			[]string{"-:2:1: YAML syntax error: found incompatible YAML document: the %YAML directive asks for another version than YAML 1.1, which the decoder reads; remove the directive"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			start := time.Now()
