@@ -67,6 +67,10 @@ func TestSvc5(t *testing.T) {
 			IPs:           addrs("192.168.0.2"),
 			PodCIDRs:      prefixes("10.0.0.0/8"),
 			NodePortAddrs: addrs("192.168.0.2"),
+			// No nodePortAddresses: nftables mode's default, the primary
+			// IP; iptables mode's, every local address.
+			NodePortDefault:    true,
+			LocalhostNodePorts: true,
 		},
 		Services: []ir.ServiceEntry{
 			{Addr: lbIP, Protocol: ir.TCP, Port: 80, Target: ir.Target{Chain: ext}, Comment: spn, Kind: "load balancer IP"},

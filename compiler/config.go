@@ -101,12 +101,15 @@ type config struct {
 	unknownCIDRs  map[ir.Family]bool
 	primaryFamily ir.Family
 	nodePortAll   map[ir.Family]bool
-	nodePortAddrs map[ir.Family][]netip.Addr
-	localhostNP   map[ir.Family]bool
-	masqueradeAll bool
-	masqMark      uint32
-	nodePortLo    int
-	nodePortHi    int
+	// nodePortDefault: no NodePort addresses were configured (see
+	// ir.Node.NodePortDefault).
+	nodePortDefault map[ir.Family]bool
+	nodePortAddrs   map[ir.Family][]netip.Addr
+	localhostNP     map[ir.Family]bool
+	masqueradeAll   bool
+	masqMark        uint32
+	nodePortLo      int
+	nodePortHi      int
 }
 
 // familyOf returns the family of an (unmapped) address.
@@ -152,14 +155,15 @@ func sortedByPos[T any](xs []*T, pos func(*T) diag.Pos) []*T {
 func (c *compiler) resolveConfig() {
 	opts := &c.opts
 	cfg := &config{
-		nodeIPs:       map[ir.Family][]netip.Addr{},
-		primary:       map[ir.Family]netip.Addr{},
-		podCIDR:       map[ir.Family]netip.Prefix{},
-		serviceCIDRs:  map[ir.Family][]netip.Prefix{},
-		unknownCIDRs:  map[ir.Family]bool{},
-		nodePortAll:   map[ir.Family]bool{},
-		nodePortAddrs: map[ir.Family][]netip.Addr{},
-		localhostNP:   map[ir.Family]bool{},
+		nodeIPs:         map[ir.Family][]netip.Addr{},
+		primary:         map[ir.Family]netip.Addr{},
+		podCIDR:         map[ir.Family]netip.Prefix{},
+		serviceCIDRs:    map[ir.Family][]netip.Prefix{},
+		unknownCIDRs:    map[ir.Family]bool{},
+		nodePortAll:     map[ir.Family]bool{},
+		nodePortDefault: map[ir.Family]bool{},
+		nodePortAddrs:   map[ir.Family][]netip.Addr{},
+		localhostNP:     map[ir.Family]bool{},
 	}
 	c.cfg = cfg
 
@@ -367,13 +371,16 @@ func (c *compiler) resolveServiceCIDRs() {
 // family: "primary" is the node's primary IP; CIDRs of the other family are
 // ignored; no CIDR of the family, or a zero-length one, means every local
 // address; otherwise the node IPs inside the CIDRs (loopback excluded).
+// When none are configured, nftables mode's default is "primary" and
+// iptables mode's every local address (ir.Node.NodePortDefault).
 func (c *compiler) resolveNodePortAddresses(kpc *api.KubeProxyConfiguration) {
 	cfg := c.cfg
 	src, from, pos, obj := c.opts.NodePortAddresses, "--nodeport-addresses", diag.Pos{}, ""
 	if len(src) == 0 && len(kpc.NodePortAddresses) > 0 {
 		src, from, pos, obj = kpc.NodePortAddresses, "nodePortAddresses", kpc.Pos, "KubeProxyConfiguration"
 	}
-	if len(src) == 0 {
+	defaulted := len(src) == 0
+	if defaulted {
 		src = []string{nodePortPrimary}
 	}
 	loopback := netip.MustParseAddr("127.0.0.1")
@@ -414,11 +421,13 @@ func (c *compiler) resolveNodePortAddresses(kpc *api.KubeProxyConfiguration) {
 			}
 		}
 		cfg.nodePortAll[f] = all
+		cfg.nodePortDefault[f] = defaulted && !all
 		cfg.nodePortAddrs[f] = addrs
 		// iptables mode serves localhost NodePorts only when the
 		// NodePort addresses include 127.0.0.1 (kube-proxy's
-		// ContainsIPv4Loopback).
-		cfg.localhostNP[f] = f == ir.IPv4 && (all || anyContains(cidrs, loopback))
+		// ContainsIPv4Loopback), as every local address does: the
+		// default in that mode.
+		cfg.localhostNP[f] = f == ir.IPv4 && (all || defaulted || anyContains(cidrs, loopback))
 	}
 }
 
@@ -439,6 +448,7 @@ func (cfg *config) irNode(f ir.Family) ir.Node {
 		Zone:               cfg.zone,
 		NodePortAddrs:      slices.Clone(cfg.nodePortAddrs[f]),
 		NodePortAllLocal:   cfg.nodePortAll[f],
+		NodePortDefault:    cfg.nodePortDefault[f],
 		LocalhostNodePorts: cfg.localhostNP[f],
 	}
 	if p, ok := cfg.podCIDR[f]; ok {

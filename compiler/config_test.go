@@ -48,8 +48,8 @@ func TestNodeContext(t *testing.T) {
 			name: "single Node document: primary IPs serve NodePorts",
 			in:   api.Input{Nodes: []*api.Node{nodeA}},
 			want: map[ir.Family]ir.Node{
-				ir.IPv4: {Name: "node-a", Zone: "zone-a", IPs: addrs("192.0.2.1", "192.0.2.9", "198.51.100.1"), NodePortAddrs: addrs("192.0.2.1")},
-				ir.IPv6: {Name: "node-a", Zone: "zone-a", IPs: addrs("2001:db8::1"), NodePortAddrs: addrs("2001:db8::1")},
+				ir.IPv4: {Name: "node-a", Zone: "zone-a", IPs: addrs("192.0.2.1", "192.0.2.9", "198.51.100.1"), NodePortAddrs: addrs("192.0.2.1"), NodePortDefault: true, LocalhostNodePorts: true},
+				ir.IPv6: {Name: "node-a", Zone: "zone-a", IPs: addrs("2001:db8::1"), NodePortAddrs: addrs("2001:db8::1"), NodePortDefault: true},
 			},
 		},
 		{
@@ -57,7 +57,7 @@ func TestNodeContext(t *testing.T) {
 			in:   api.Input{Nodes: []*api.Node{nodeA, nodeB}},
 			opts: Options{NodeName: "node-b"},
 			want: map[ir.Family]ir.Node{
-				ir.IPv4: {Name: "node-b", Zone: "zone-b", IPs: addrs("192.0.2.2"), NodePortAddrs: addrs("192.0.2.2")},
+				ir.IPv4: {Name: "node-b", Zone: "zone-b", IPs: addrs("192.0.2.2"), NodePortAddrs: addrs("192.0.2.2"), NodePortDefault: true, LocalhostNodePorts: true},
 				ir.IPv6: {Name: "node-b", Zone: "zone-b", NodePortAllLocal: true},
 			},
 		},
@@ -66,7 +66,7 @@ func TestNodeContext(t *testing.T) {
 			in: api.Input{Nodes: []*api.Node{nodeA, nodeB},
 				ProxyConfigs: []*api.KubeProxyConfiguration{{HostnameOverride: " Node-B "}}},
 			want: map[ir.Family]ir.Node{
-				ir.IPv4: {Name: "node-b", Zone: "zone-b", IPs: addrs("192.0.2.2"), NodePortAddrs: addrs("192.0.2.2")},
+				ir.IPv4: {Name: "node-b", Zone: "zone-b", IPs: addrs("192.0.2.2"), NodePortAddrs: addrs("192.0.2.2"), NodePortDefault: true, LocalhostNodePorts: true},
 				ir.IPv6: {Name: "node-b", Zone: "zone-b", NodePortAllLocal: true},
 			},
 		},
@@ -87,7 +87,7 @@ func TestNodeContext(t *testing.T) {
 			in:   api.Input{Nodes: []*api.Node{nodeA}},
 			opts: Options{NodeName: "elsewhere", NodeIPs: addrs("203.0.113.5", "203.0.113.4")},
 			want: map[ir.Family]ir.Node{
-				ir.IPv4: {Name: "elsewhere", IPs: addrs("203.0.113.4", "203.0.113.5"), NodePortAddrs: addrs("203.0.113.5")},
+				ir.IPv4: {Name: "elsewhere", IPs: addrs("203.0.113.4", "203.0.113.5"), NodePortAddrs: addrs("203.0.113.5"), NodePortDefault: true, LocalhostNodePorts: true},
 				ir.IPv6: {Name: "elsewhere", NodePortAllLocal: true},
 			},
 		},
@@ -96,8 +96,8 @@ func TestNodeContext(t *testing.T) {
 			in:   api.Input{Nodes: []*api.Node{nodeA}},
 			opts: Options{NodeIPs: addrs("203.0.113.5")},
 			want: map[ir.Family]ir.Node{
-				ir.IPv4: {Name: "node-a", Zone: "zone-a", IPs: addrs("203.0.113.5"), NodePortAddrs: addrs("203.0.113.5")},
-				ir.IPv6: {Name: "node-a", Zone: "zone-a", IPs: addrs("2001:db8::1"), NodePortAddrs: addrs("2001:db8::1")},
+				ir.IPv4: {Name: "node-a", Zone: "zone-a", IPs: addrs("203.0.113.5"), NodePortAddrs: addrs("203.0.113.5"), NodePortDefault: true, LocalhostNodePorts: true},
+				ir.IPv6: {Name: "node-a", Zone: "zone-a", IPs: addrs("2001:db8::1"), NodePortAddrs: addrs("2001:db8::1"), NodePortDefault: true},
 			},
 		},
 		{
@@ -155,7 +155,7 @@ func TestNodeContext(t *testing.T) {
 				ProxyConfigs: []*api.KubeProxyConfiguration{{DetectLocalMode: "NodeCIDR", ClusterCIDR: "10.0.0.0/8"}},
 			},
 			want: map[ir.Family]ir.Node{
-				ir.IPv4: {Name: "node-a", IPs: addrs("192.0.2.1"), NodePortAddrs: addrs("192.0.2.1"), PodCIDRs: prefixes("10.244.1.0/24")},
+				ir.IPv4: {Name: "node-a", IPs: addrs("192.0.2.1"), NodePortAddrs: addrs("192.0.2.1"), NodePortDefault: true, LocalhostNodePorts: true, PodCIDRs: prefixes("10.244.1.0/24")},
 				ir.IPv6: {Name: "node-a", PodCIDRs: prefixes("fd00:244:1::/64"), NodePortAllLocal: true},
 			},
 		},

@@ -648,7 +648,7 @@ func (g *iptGen) dst(a netip.Addr, proto ir.Protocol, port uint16) string {
 func (g *iptGen) nodePortDsts() []string {
 	node := &g.rs.Node
 	localhost := g.fam.family == ir.IPv4 && node.LocalhostNodePorts
-	if node.NodePortAllLocal {
+	if node.NodePortAllLocal || node.NodePortDefault {
 		switch {
 		case g.fam.family == ir.IPv6:
 			return []string{"-m addrtype --dst-type LOCAL ! -d ::1/128"}

@@ -67,6 +67,8 @@ func (d *dumper) ruleset(rs *Ruleset) {
 	}
 	if n.NodePortAllLocal {
 		d.linef("  nodeports on every local address (known: %s)", addrList(n.NodePortAddrs))
+	} else if n.NodePortDefault {
+		d.linef("  nodeports on %s (the default: every local address in iptables mode)", addrList(n.NodePortAddrs))
 	} else {
 		d.linef("  nodeports on %s", addrList(n.NodePortAddrs))
 	}

@@ -145,6 +145,11 @@ type Node struct {
 	// node serves NodePorts and NodePortAddrs is informational.
 	NodePortAddrs    []netip.Addr
 	NodePortAllLocal bool
+	// NodePortDefault says no NodePort addresses were configured, and the
+	// two modes differ: nftables mode serves NodePorts on the node's
+	// primary IP (NodePortAddrs), iptables mode on every local address,
+	// as when NodePortAllLocal is set.
+	NodePortDefault bool
 	// LocalhostNodePorts (iptables mode only, IPv4 only): NodePorts are
 	// also served on 127.0.0.0/8 from the node itself.
 	LocalhostNodePorts bool

@@ -123,7 +123,8 @@ const maxTraceDepth = 64
 // affinity matches never succeed (the first packet of a client). A chain
 // that falls off its end leaves the packet to the filter stage. A packet's
 // destination is a NodePort address when it is in Node.IPs (with
-// NodePortAllLocal, loopback excluded) or in NodePortAddrs, and in
+// NodePortAllLocal, or NodePortDefault in ModeIPTables, loopback excluded)
+// or in NodePortAddrs, and in
 // ModeIPTables also 127.0.0.0/8 from the node when LocalhostNodePorts is
 // set. If some branches DNAT and others do not (an IR the compiler never
 // produces), the verdict is VerdictDNAT and the others are ignored.
@@ -372,7 +373,7 @@ func (t *tracer) nodePortDst() bool {
 	if t.mode == ModeIPTables && n.LocalhostNodePorts && t.pkt.FromNode && d.Is4() && d.IsLoopback() {
 		return true
 	}
-	if n.NodePortAllLocal {
+	if n.NodePortAllLocal || t.mode == ModeIPTables && n.NodePortDefault {
 		return !d.IsLoopback() && (t.pkt.ToNode || slices.Contains(n.IPs, d))
 	}
 	return slices.Contains(n.NodePortAddrs, d)
