@@ -168,7 +168,15 @@ type svc struct {
 	// allocated again).
 	npConflict []bool
 	hcnp       int
+	// otherProxy: the Service carries the service-proxy-name label, and
+	// kube-proxy leaves it to that proxy (no rules). Its addresses are
+	// still allocated and catalogued.
+	otherProxy bool
 }
+
+// serviceProxyNameLabel names the proxy that serves a Service instead of
+// kube-proxy, whose informers select only objects without it.
+const serviceProxyNameLabel = "service.kubernetes.io/service-proxy-name"
 
 func (s *svc) spec() *api.ServiceSpec { return &s.api.Spec }
 
@@ -213,7 +221,7 @@ func (s *svc) allocatesNodePorts() bool {
 func (c *compiler) proxiedIn(f ir.Family) []*svc {
 	var out []*svc
 	for _, s := range c.svcs {
-		if _, ok := s.ips[f]; ok {
+		if _, ok := s.ips[f]; ok && !s.otherProxy {
 			out = append(out, s)
 		}
 	}
@@ -246,7 +254,12 @@ func (c *compiler) collectServices() {
 		if s.Spec.ClusterIP == "None" || (len(s.Spec.ClusterIPs) > 0 && s.Spec.ClusterIPs[0] == "None") {
 			continue
 		}
+		proxy, other := s.Metadata.Labels[serviceProxyNameLabel]
+		if other {
+			c.addNote(id, fmt.Sprintf("Service %s is labelled %s=%q: kube-proxy leaves it to that proxy, and kpc writes no rules for it", id, serviceProxyNameLabel, proxy))
+		}
 		svcs = append(svcs, svc{
+			otherProxy: other,
 			api:        s,
 			id:         id,
 			obj:        "Service " + id,

@@ -182,6 +182,33 @@ func TestCompileBehaviour(t *testing.T) {
 			},
 		},
 		{
+			name: "a Service of another proxy gets no rules but keeps its addresses",
+			in: api.Input{
+				Services: []*api.Service{
+					mkSvc("ns", "mesh", withClusterIP("172.30.0.60"), withType("NodePort"), withNodePort(0, 3010),
+						func(s *api.Service) { s.Metadata.Labels = map[string]string{serviceProxyNameLabel: "other"} }),
+					mkSvc("ns", "web", withClusterIP("172.30.0.61")),
+				},
+				EndpointSlices: []*api.EndpointSlice{
+					mkSlice("ns", "mesh", "mesh-1", "IPv4", 80, mkEp("10.180.0.60")),
+					mkSlice("ns", "web", "web-1", "IPv4", 80, mkEp("10.180.0.61")),
+				},
+			},
+			check: func(t *testing.T, p *ir.Program) {
+				if !slices.Contains(p.Notes, `Service ns/mesh is labelled service.kubernetes.io/service-proxy-name="other": kube-proxy leaves it to that proxy, and kpc writes no rules for it`) {
+					t.Errorf("notes = %q", p.Notes)
+				}
+				if slices.Contains(p.Rulesets[0].ClusterIPs, netip.MustParseAddr("172.30.0.60")) {
+					t.Errorf("cluster IPs %v hold the other proxy's", p.Rulesets[0].ClusterIPs)
+				}
+			},
+			flows: []flow{
+				{desc: "the other proxy's cluster IP", src: pod, dst: "172.30.0.60", port: 80, want: drop},
+				{desc: "its NodePort", src: external, dst: node, port: 3010, want: untouched},
+				{desc: "another Service", src: pod, dst: "172.30.0.61", port: 80, want: dnat, eps: []string{"10.180.0.61:80"}},
+			},
+		},
+		{
 			name: "eTP Local without local endpoints (svc2)",
 			in: api.Input{
 				Services: []*api.Service{mkSvc("ns2", "svc2", withClusterIP("172.30.0.42"), withType("LoadBalancer"), withETP("Local"),
