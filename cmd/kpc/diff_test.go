@@ -14,12 +14,17 @@ func TestReviewCommands(t *testing.T) {
 	same := writeFile(t, dir, "same.yaml", seed)
 	fewer := writeFile(t, dir, "fewer.yaml", strings.Replace(seed, "  - addresses: [\"10.1.2.3\"]\n", "", 1))
 	invalid := writeFile(t, dir, "bad.yaml", bad)
+	np := strings.NewReplacer("spec:\n", "spec:\n  type: NodePort\n", "targetPort: 9376", "targetPort: 9376\n      nodePort: 30080").Replace(seed)
+	nodePort := writeFile(t, dir, "np.yaml", np)
+	nodePortLocal := writeFile(t, dir, "np-local.yaml", strings.Replace(np, "  type: NodePort\n", "  type: NodePort\n  externalTrafficPolicy: Local\n", 1))
 	tests := []cliCase{
 		{name: "diff equal", args: []string{"diff", good, same}, code: exitOK, emptyStdout: true},
 		{name: "diff different", args: []string{"diff", good, fewer}, code: exitInvalid,
 			stdout: []string{"--- " + good, "~ default/my-service", "- endpoint 10.1.2.3",
 				"10.96.0.100:80/tcp (default/my-service:http): endpoints {10.1.2.3:9376, 10.4.5.6:9376} -> {10.4.5.6:9376}",
 				"Ruleset lines (nft):", "@@ "}},
+		{name: "diff NodePort without a node", args: []string{"diff", nodePort, nodePortLocal}, code: exitInvalid,
+			stdout: []string{"NodePort 30080/tcp (default/my-service:http): now dropped for off-node clients (was endpoints {10.1.2.3:9376, 10.4.5.6:9376})"}},
 		{name: "diff iptables", args: []string{"diff", "--format", "iptables", good, fewer}, code: exitInvalid,
 			stdout: []string{"Traffic (iptables semantics):", "Ruleset lines (iptables):", "-A KPC-"}},
 		{name: "diff stdin old side", args: []string{"diff", "-", fewer}, stdin: seed, code: exitInvalid, stdout: []string{"--- -"}},

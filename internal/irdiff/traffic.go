@@ -172,7 +172,8 @@ func diffTraffic(oldP, newP *ir.Program, mode ir.Mode) []TrafficChange {
 			for _, c := range clients {
 				pkt := ir.Packet{Src: c.src, Dst: p.addr, Protocol: p.proto, Port: p.port, FromNode: c.fromNode}
 				if p.nodePort {
-					pkt.Dst = npDst
+					// npDst is an address of the node, known or not.
+					pkt.Dst, pkt.ToNode = npDst, true
 				}
 				of, nf := fateOf(ir.Trace(oldP, pkt, mode)), fateOf(ir.Trace(newP, pkt, mode))
 				if fateEqual(of, nf) {
