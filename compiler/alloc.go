@@ -195,7 +195,12 @@ func (c *compiler) resolveFamilies(s *svc) {
 	}
 	bothKnown := len(c.cfg.serviceCIDRs[ir.IPv4]) > 0 && len(c.cfg.serviceCIDRs[ir.IPv6]) > 0
 	policy := sp.IPFamilyPolicy
-	if (policy == "PreferDualStack" || policy == "RequireDualStack") && len(fams) == 1 {
+	// A PreferDualStack Service that states its cluster IPs and its
+	// families has been through an API server (a kubectl dump): on a
+	// single-stack cluster it keeps one family, and the families it
+	// states are the cluster's choice.
+	resolved := policy == "PreferDualStack" && len(s.explicit) > 0 && len(sp.IPFamilies) == len(s.explicit)
+	if (policy == "PreferDualStack" || policy == "RequireDualStack") && len(fams) == 1 && !resolved {
 		if bothKnown {
 			other := ir.IPv6
 			if fams[0] == ir.IPv6 {

@@ -345,3 +345,32 @@ func TestDefaultServiceCIDRs(t *testing.T) {
 		})
 	}
 }
+
+func TestPreferDualStackResolved(t *testing.T) {
+	prefer := func(ips, fams []string) func(*api.Service) {
+		return func(s *api.Service) {
+			s.Spec.IPFamilyPolicy, s.Spec.ClusterIPs, s.Spec.IPFamilies = "PreferDualStack", ips, fams
+			if len(ips) > 0 {
+				s.Spec.ClusterIP = ips[0]
+			}
+		}
+	}
+	tests := []struct {
+		name string
+		svc  *api.Service
+		want int // families
+	}{
+		{"as kubectl prints it from a single-stack cluster", mkSvc("ns", "a", prefer([]string{"10.96.0.70"}, []string{"IPv4"})), 1},
+		{"an IP but no families: the second is allocated", mkSvc("ns", "a", prefer([]string{"10.96.0.70"}, nil)), 2},
+		{"families but no IP: both allocated", mkSvc("ns", "a", prefer(nil, []string{"IPv4"})), 2},
+		{"from a dual-stack cluster", mkSvc("ns", "a", prefer([]string{"10.96.0.70", "fd00:10:96::70"}, []string{"IPv4", "IPv6"})), 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := mustCompile(t, &api.Input{Services: []*api.Service{tt.svc}}, Options{})
+			if len(p.Rulesets) != tt.want {
+				t.Errorf("%d Rulesets, want %d (notes %q)", len(p.Rulesets), tt.want, p.Notes)
+			}
+		})
+	}
+}
