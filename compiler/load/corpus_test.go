@@ -389,7 +389,7 @@ var (
 	clusterRules = []string{"S12", "S26", "S27"}
 	// anyCaseRules need at least one case.
 	anyCaseRules = []string{"D1", "D2", "D3", "D4", "D5", "D6", "D7", "D8", "D9", "D10", "D11", "D12", "D13", "D17", "D18", "D19",
-		"X1", "X2", "X3", "X6", "X7", "X-managed-by", "X-size"}
+		"X1", "X2", "X3", "X6", "X7", "X-managed-by", "X-size", "X-endpoints"}
 )
 
 // TestCorpusCoverage checks that the corpus covers every rule.

@@ -46,7 +46,8 @@ const MaxControllerEndpoints = 100
 //     without a selector, which that controller never manages;
 //   - a slice with more than MaxControllerEndpoints endpoints;
 //   - an Endpoints whose Service is not in the input (the mirroring
-//     controller ignores it).
+//     controller ignores it), or with a port whose name and protocol match
+//     no port of its Service without a selector.
 //
 // Headless Services get no proxy rules (X7), so their slices are checked
 // only for the label, the controller label and the size. The result is
@@ -106,8 +107,22 @@ func CrossCheck(in *api.Input) diag.List {
 		checkDuplicates(es, seen[svcID], warn)
 	}
 	for _, e := range sortedBy(in.Endpoints, func(e *api.Endpoints) diag.Pos { return e.Pos }, (*api.Endpoints).ID) {
-		if services[e.ID()] == nil {
+		svc := services[e.ID()]
+		if svc == nil {
 			diags.Warn(e.Pos, "Endpoints "+e.ID(), "metadata.name", fmt.Sprintf("Service %s is not in the input: the EndpointSlice mirroring controller mirrors only the Endpoints of a Service without a selector, and kube-proxy reads only EndpointSlices", e.ID()))
+			continue
+		}
+		if len(svc.Spec.Selector) > 0 || svc.Spec.Type == "ExternalName" || isHeadless(svc) {
+			continue // not mirrored, or not proxied
+		}
+		for i, ss := range e.Subsets {
+			for j, p := range ss.Ports {
+				proto := cmp.Or(p.Protocol, "TCP")
+				if !slices.ContainsFunc(svc.Spec.Ports, func(sp api.ServicePort) bool { return sp.Name == p.Name && cmp.Or(sp.Protocol, "TCP") == proto }) {
+					diags.Warn(e.Pos, "Endpoints "+e.ID(), fmt.Sprintf("subsets[%d].ports[%d]", i, j),
+						fmt.Sprintf("port %q/%s matches no port of Service %s (ports are joined by name and protocol): its addresses get no traffic", p.Name, proto, svc.ID()))
+				}
+			}
 		}
 	}
 	diags.Sort()
