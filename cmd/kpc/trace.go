@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -46,7 +47,7 @@ func runTrace(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return code
 	}
 	res := ir.Trace(prog, pkt, m)
-	printTrace(stdout, pkt, res)
+	printTrace(stdout, pkt, res, serviceAddr(prog, pkt.Dst))
 	if hint := nodePortHint(prog, pkt, res); hint != "" {
 		fmt.Fprintf(stdout, "hint:    %s\n", hint)
 	}
@@ -117,7 +118,7 @@ func parsePacket(from, to string) (ir.Packet, error) {
 	return p, nil
 }
 
-func printTrace(w io.Writer, pkt ir.Packet, res ir.Result) {
+func printTrace(w io.Writer, pkt ir.Packet, res ir.Result, svcAddr bool) {
 	origin := ""
 	if pkt.FromNode {
 		origin = " (from the node)"
@@ -126,7 +127,7 @@ func printTrace(w io.Writer, pkt ir.Packet, res ir.Result) {
 		origin += " (to the node)"
 	}
 	fmt.Fprintf(w, "packet:  %s -> %s %s%s\n", pkt.Src, netip.AddrPortFrom(pkt.Dst, pkt.Port), pkt.Protocol, origin)
-	fmt.Fprintf(w, "verdict: %s\n", verdictName(res.Verdict))
+	fmt.Fprintf(w, "verdict: %s\n", verdictName(res.Verdict, svcAddr))
 	if len(res.Path) > 0 {
 		fmt.Fprintf(w, "path:    %s\n", strings.Join(res.Path, " -> "))
 	}
@@ -143,7 +144,7 @@ func printTrace(w io.Writer, pkt ir.Packet, res ir.Result) {
 	}
 }
 
-func verdictName(v ir.Verdict) string {
+func verdictName(v ir.Verdict, svcAddr bool) string {
 	switch v {
 	case ir.VerdictDNAT:
 		return "DNAT to an endpoint"
@@ -152,7 +153,30 @@ func verdictName(v ir.Verdict) string {
 	case ir.VerdictDrop:
 		return "drop"
 	}
+	if svcAddr {
+		return "untouched (a Service address, but no Service port matches)"
+	}
 	return "untouched (not a Service address)"
+}
+
+// serviceAddr reports whether a is an address some Service of prog is
+// reached at: a cluster IP, external IP or load-balancer IP.
+func serviceAddr(prog *ir.Program, a netip.Addr) bool {
+	a = a.Unmap()
+	for _, rs := range prog.Rulesets {
+		if rs == nil {
+			continue
+		}
+		if slices.Contains(rs.ClusterIPs, a) {
+			return true
+		}
+		for _, list := range [][]ir.ServiceEntry{rs.Services, rs.NoEndpoints, rs.Firewall} {
+			if slices.ContainsFunc(list, func(e ir.ServiceEntry) bool { return e.Addr == a }) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func yesNo(b bool) string {
