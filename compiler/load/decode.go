@@ -393,7 +393,8 @@ func emptyDocument(e ast.Expr) bool {
 
 // locateYAMLError finds in data the position of the YAML decoder's errors
 // that name none or the wrong line: the first alias of an unknown anchor,
-// and a %YAML directive the decoder refuses (it reads YAML 1.1).
+// a %YAML directive the decoder refuses (it reads YAML 1.1), and a tab
+// that indents.
 func locateYAMLError(data []byte, pos diag.Pos, msg string) (diag.Pos, string) {
 	at := -1
 	if anchor, ok := strings.CutPrefix(msg, "YAML syntax error: unknown anchor '"); ok {
@@ -425,6 +426,31 @@ func locateYAMLError(data []byte, pos diag.Pos, msg string) (diag.Pos, string) {
 				break
 			}
 			i += nl + 1
+		}
+	}
+	if strings.Contains(msg, "tab character") || strings.HasSuffix(msg, "cannot start any token") {
+		// A tab that indents: on the reported line, or on the next one
+		// (the decoder reports some scanner errors a line early).
+		start := 0
+		for line := 1; line < pos.Line && start < len(data); line++ {
+			nl := bytes.IndexByte(data[start:], '\n')
+			if nl < 0 {
+				start = len(data)
+				break
+			}
+			start += nl + 1
+		}
+		for n := 0; n < 2 && pos.Line > 0 && start < len(data) && at < 0; n++ {
+			end := len(data)
+			if nl := bytes.IndexByte(data[start:], '\n'); nl >= 0 {
+				end = start + nl
+			}
+			indent := data[start:end]
+			indent = indent[:len(indent)-len(bytes.TrimLeft(indent, " \t"))]
+			if t := bytes.IndexByte(indent, '\t'); t >= 0 {
+				at = start + t
+			}
+			start = end + 1
 		}
 	}
 	if at < 0 {
