@@ -264,6 +264,29 @@ func TestValidateReports(t *testing.T) {
 	if len(suites.Suites) != 1 || suites.Suites[0].Failures == 0 {
 		t.Errorf("unexpected junit: %+v", suites)
 	}
+	// A valid input beside an invalid one is a passing test case.
+	sub := filepath.Join(dir, "sub")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	good := writeFile(t, sub, "seed.yaml", seed)
+	stdout.Reset()
+	if code := run([]string{"validate", "-o", "junit", invalid, sub}, nil, &stdout, &stderr); code != exitInvalid {
+		t.Fatalf("exit %d", code)
+	}
+	suites = junitSuites{}
+	if err := xml.Unmarshal(stdout.Bytes(), &suites); err != nil {
+		t.Fatalf("junit: %v\n%s", err, stdout.String())
+	}
+	var passed []string
+	for _, c := range suites.Suites[0].Cases {
+		if c.Failure == nil {
+			passed = append(passed, c.Name)
+		}
+	}
+	if suites.Suites[0].Failures != 1 || len(passed) != 1 || passed[0] != sub {
+		t.Errorf("junit cases: %d failures, passed %q; want 1 and [%s] (%s)", suites.Suites[0].Failures, passed, sub, good)
+	}
 }
 
 // TestCompileIPTablesBothFamilies checks that dual-stack input needs a

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"path/filepath"
+	"slices"
+	"strings"
 
 	"kpc/compiler"
 	"kpc/compiler/diag"
@@ -152,8 +155,12 @@ func writeJUnitReport(w io.Writer, paths []string, diags diag.List) error {
 		})
 		suite.Failures++
 	}
-	if suite.Failures == 0 {
-		for _, p := range paths {
+	// An input path (a file, a directory, "-") without errors passes.
+	for _, p := range paths {
+		failed := slices.ContainsFunc(diags.Errors(), func(d *diag.Error) bool {
+			return d.Pos.File == p || strings.HasPrefix(d.Pos.File, strings.TrimSuffix(p, string(filepath.Separator))+string(filepath.Separator))
+		})
+		if !failed {
 			suite.Cases = append(suite.Cases, junitCase{Name: p, ClassName: p})
 		}
 	}
