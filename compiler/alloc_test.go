@@ -374,3 +374,38 @@ func TestPreferDualStackResolved(t *testing.T) {
 		})
 	}
 }
+
+func TestServiceCIDRDocuments(t *testing.T) {
+	doc := func(name string, cidrs ...string) *api.ServiceCIDR {
+		return &api.ServiceCIDR{Metadata: api.ObjectMeta{Name: name}, Spec: api.ServiceCIDRSpec{CIDRs: cidrs}}
+	}
+	docs := []*api.ServiceCIDR{doc("extra", "10.44.0.0/16"), doc("kubernetes", "fd00:43::/108", "10.43.0.0/16")}
+	svcs := []*api.Service{mkSvc("ns", "a", withClusterIP("10.43.0.10")), mkSvc("ns", "b")}
+	tests := []struct {
+		name  string
+		cidrs []netip.Prefix // --service-cidr
+		want  map[ir.Family][]netip.Prefix
+	}{
+		{"the documents, kubernetes first", nil, map[ir.Family][]netip.Prefix{ir.IPv4: prefixes("10.43.0.0/16", "10.44.0.0/16"), ir.IPv6: prefixes("fd00:43::/108")}},
+		{"flags win", prefixes("10.43.0.0/20"), map[ir.Family][]netip.Prefix{ir.IPv4: prefixes("10.43.0.0/20")}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := mustCompile(t, &api.Input{Services: svcs, ServiceCIDRs: docs}, Options{ServiceCIDRs: tt.cidrs})
+			got := map[ir.Family][]netip.Prefix{}
+			for _, rs := range p.Rulesets {
+				got[rs.Family] = rs.ServiceCIDRs
+			}
+			if diff := cmp.Diff(tt.want, got, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {
+				t.Errorf("service CIDRs (-want +got):\n%s", diff)
+			}
+			// ns/b, of no family, gets the primary one: the family of
+			// the "kubernetes" document's first range.
+			if tt.cidrs == nil {
+				if ip := clusterIPOf(t, p, ir.IPv6, "ns/b:p80"); !netip.MustParsePrefix("fd00:43::/108").Contains(ip) {
+					t.Errorf("ns/b got %s", ip)
+				}
+			}
+		})
+	}
+}

@@ -1,6 +1,7 @@
 package compiler
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -345,6 +346,36 @@ func (c *compiler) resolvePodCIDRs(kpc *api.KubeProxyConfiguration, node *api.No
 	}
 }
 
+// documentServiceCIDRs returns the ranges of the input's ServiceCIDR
+// documents, which kube-proxy watches: those of the one named "kubernetes"
+// first (the API server makes it from its --service-cluster-ip-range, and
+// its first range's family is the cluster's primary one), then the others
+// by name.
+func (c *compiler) documentServiceCIDRs() []netip.Prefix {
+	docs := slices.Clone(c.in.ServiceCIDRs)
+	docs = slices.DeleteFunc(docs, func(d *api.ServiceCIDR) bool { return d == nil })
+	slices.SortStableFunc(docs, func(a, b *api.ServiceCIDR) int {
+		return cmp.Or(-cmp.Compare(boolInt(a.Metadata.Name == "kubernetes"), boolInt(b.Metadata.Name == "kubernetes")),
+			strings.Compare(a.Metadata.Name, b.Metadata.Name), a.Pos.Compare(b.Pos))
+	})
+	var out []netip.Prefix
+	for _, d := range docs {
+		for _, s := range d.Spec.CIDRs {
+			if p, err := netip.ParsePrefix(s); err == nil && !slices.Contains(out, p.Masked()) {
+				out = append(out, p.Masked())
+			}
+		}
+	}
+	return out
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 func (c *compiler) resolveServiceCIDRs() {
 	cidrs := defaultServiceCIDRs
 	var given []netip.Prefix
@@ -353,6 +384,9 @@ func (c *compiler) resolveServiceCIDRs() {
 			a := p.Addr().Unmap()
 			given = append(given, netip.PrefixFrom(a, min(p.Bits(), a.BitLen())).Masked())
 		}
+	}
+	if len(given) == 0 {
+		given = c.documentServiceCIDRs()
 	}
 	if len(given) > 0 {
 		cidrs = given

@@ -18,6 +18,7 @@ type fuzzDoc struct {
 	Nodes          []*api.Node                   `json:"nodes"`
 	ProxyConfigs   []*api.KubeProxyConfiguration `json:"proxyConfigs"`
 	Endpoints      []*api.Endpoints              `json:"endpoints"`
+	ServiceCIDRDoc []*api.ServiceCIDR            `json:"serviceCIDRDocuments"`
 	NodeName       string                        `json:"nodeName"`
 	NodeIPs        []string                      `json:"nodeIPs"`
 	ClusterCIDRs   []string                      `json:"clusterCIDRs"`
@@ -41,6 +42,7 @@ func FuzzCompile(f *testing.F) {
 	}
 	f.Add(seed)
 	f.Add([]byte(`{}`))
+	f.Add([]byte(`{"services":[{"metadata":{"name":"a"},"spec":{"ports":[{"port":80}]}}],"serviceCIDRDocuments":[{"metadata":{"name":"kubernetes"},"spec":{"cidrs":["fd00::/120","10.0.0.0/30","x"]}},{"spec":{"cidrs":["10.0.0.0/31"]}}]}`))
 	f.Add([]byte(`{"services":[{"metadata":{"name":"a"},"spec":{"ports":[{"port":80}]}}],"serviceCIDRs":["10.0.0.0/31"]}`))
 	f.Add([]byte(`{"services":[{"metadata":{"name":"a"},"spec":{"type":"NodePort","clusterIPs":["::ffff:1.2.3.4","1.2.3.4"],"ports":[{"port":80,"protocol":"UDP","nodePort":70000},{"port":80}]}}],
 		"endpointSlices":[{"metadata":{"name":"s","labels":{"kubernetes.io/service-name":"a"}},"addressType":"IPv4","ports":[{"port":0},{}],"endpoints":[{"addresses":["1.2.3.5","x"]},{"addresses":[]}]}],
@@ -66,7 +68,7 @@ func FuzzCompile(f *testing.F) {
 				opts.ServiceCIDRs = append(opts.ServiceCIDRs, p)
 			}
 		}
-		in := &api.Input{Services: doc.Services, EndpointSlices: doc.EndpointSlices, Nodes: doc.Nodes, ProxyConfigs: doc.ProxyConfigs, Endpoints: doc.Endpoints}
+		in := &api.Input{Services: doc.Services, EndpointSlices: doc.EndpointSlices, Nodes: doc.Nodes, ProxyConfigs: doc.ProxyConfigs, Endpoints: doc.Endpoints, ServiceCIDRs: doc.ServiceCIDRDoc}
 		p, _ := Compile(in, opts)
 		if p == nil {
 			t.Fatal("nil program")

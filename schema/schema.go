@@ -3,9 +3,9 @@
 // validation rules that can be checked from one document.
 //
 // The definitions are #Service (v1), #EndpointSlice (discovery.k8s.io/v1),
-// #Endpoints (v1, for Services without a selector), #Node (v1) and
-// #KubeProxyConfiguration
-// (kubeproxy.config.k8s.io/v1alpha1). A document unified with its
+// #Endpoints (v1, for Services without a selector), #Node (v1),
+// #KubeProxyConfiguration (kubeproxy.config.k8s.io/v1alpha1) and
+// #ServiceCIDR (networking.k8s.io/v1). A document unified with its
 // definition and validated with cue.Concrete(true) either fails with errors
 // at API field paths or yields the defaulted object. Service and
 // EndpointSlice are modelled field by field; Node and
@@ -32,6 +32,7 @@ const (
 	Service                = "#Service"
 	EndpointSlice          = "#EndpointSlice"
 	Endpoints              = "#Endpoints"
+	ServiceCIDR            = "#ServiceCIDR"
 	Node                   = "#Node"
 	KubeProxyConfiguration = "#KubeProxyConfiguration"
 )

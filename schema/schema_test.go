@@ -48,7 +48,7 @@ func TestFiles(t *testing.T) {
 	}{{"open", Files(), true}, {"strict", StrictFiles(), false}} {
 		t.Run(tc.name, func(t *testing.T) {
 			root := buildFiles(t, tc.files)
-			for _, def := range []string{Service, EndpointSlice, Endpoints, Node, KubeProxyConfiguration} {
+			for _, def := range []string{Service, EndpointSlice, Endpoints, Node, KubeProxyConfiguration, ServiceCIDR} {
 				if !root.LookupPath(cue.ParsePath(def)).Exists() {
 					t.Errorf("%s missing", def)
 				}

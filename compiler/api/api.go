@@ -23,6 +23,9 @@ type Input struct {
 	Endpoints    []*Endpoints
 	Nodes        []*Node
 	ProxyConfigs []*KubeProxyConfiguration
+	// ServiceCIDRs are the cluster's Service ranges, as kube-proxy
+	// watches them.
+	ServiceCIDRs []*ServiceCIDR
 }
 
 // ObjectMeta is the part of metadata kpc uses.
@@ -242,6 +245,20 @@ type EndpointsPort struct {
 	Port        int32   `json:"port"`
 	Protocol    string  `json:"protocol,omitempty"`
 	AppProtocol *string `json:"appProtocol,omitempty"`
+}
+
+// ServiceCIDR is a networking.k8s.io/v1 ServiceCIDR.
+type ServiceCIDR struct {
+	Pos        diag.Pos        `json:"-"`
+	APIVersion string          `json:"apiVersion"`
+	Kind       string          `json:"kind"`
+	Metadata   ObjectMeta      `json:"metadata"`
+	Spec       ServiceCIDRSpec `json:"spec,omitempty"`
+}
+
+// ServiceCIDRSpec holds the ranges: at most one per IP family.
+type ServiceCIDRSpec struct {
+	CIDRs []string `json:"cidrs,omitempty"`
 }
 
 // Node is a v1 Node.

@@ -649,6 +649,36 @@ func checkEndpoints(doc *ast.StructLit) []fieldError {
 	return errs
 }
 
+// checkServiceCIDR runs the Go checks of a ServiceCIDR (ValidateServiceCIDR):
+// one or two CIDRs in canonical form, of different families.
+func checkServiceCIDR(doc *ast.StructLit) []fieldError {
+	var errs []fieldError
+	cidrs := elems(get(asStruct(get(doc, "spec")), "cidrs"))
+	if tooMany(&errs, fpath{"spec", "cidrs"}, len(cidrs), 2) {
+		return errs
+	}
+	fams := map[string]bool{}
+	for i, el := range cidrs {
+		s, ok := stringLit(el)
+		if !ok {
+			continue
+		}
+		p := fpath{"spec", "cidrs", i}
+		pfx, err := netip.ParsePrefix(s)
+		switch {
+		case err != nil:
+			errs = append(errs, fieldError{path: p, msg: fmt.Sprintf("invalid value %q: must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)", s)})
+		case pfx.Masked() != pfx || pfx.String() != s:
+			errs = append(errs, fieldError{path: p, msg: fmt.Sprintf("invalid value %q: must be in canonical form (%q)", s, pfx.Masked().String())})
+		case fams[family(pfx.Addr())]:
+			errs = append(errs, fieldError{path: p, msg: fmt.Sprintf("invalid value %q: may specify no more than one IP for each IP family, i.e 192.168.0.0/24 and 2001:db8::/64", s)})
+		default:
+			fams[family(pfx.Addr())] = true
+		}
+	}
+	return errs
+}
+
 // tooMany adds a TooMany error if n > max and reports whether it did.
 func tooMany(errs *[]fieldError, p fpath, n, max int) bool {
 	if n <= max {

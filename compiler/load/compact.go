@@ -45,6 +45,7 @@ func compactInput(in *api.Input) {
 	compactAll(in.Services)
 	compactAll(in.EndpointSlices)
 	compactAll(in.Endpoints)
+	compactAll(in.ServiceCIDRs)
 	compactAll(in.Nodes)
 	compactAll(in.ProxyConfigs)
 }

@@ -69,6 +69,7 @@ func TestCompact(t *testing.T) {
 			Services:       append([]*api.Service(nil), in.Services...),
 			EndpointSlices: append([]*api.EndpointSlice(nil), in.EndpointSlices...),
 			Endpoints:      append([]*api.Endpoints(nil), in.Endpoints...),
+			ServiceCIDRs:   append([]*api.ServiceCIDR(nil), in.ServiceCIDRs...),
 			Nodes:          append([]*api.Node(nil), in.Nodes...),
 			ProxyConfigs:   append([]*api.KubeProxyConfiguration(nil), in.ProxyConfigs...),
 		}
@@ -108,7 +109,7 @@ func roomySlice(v reflect.Value, path string) string {
 		}
 	case reflect.Slice:
 		if v.Cap() > v.Len() && path != "input.Services" && path != "input.EndpointSlices" &&
-			path != "input.Nodes" && path != "input.ProxyConfigs" && path != "input.Endpoints" {
+			path != "input.Nodes" && path != "input.ProxyConfigs" && path != "input.Endpoints" && path != "input.ServiceCIDRs" {
 			return path
 		}
 		for i := range v.Len() {

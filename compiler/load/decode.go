@@ -38,6 +38,7 @@ var kinds = map[string]*kindInfo{
 	"Endpoints":              {kind: "Endpoints", apiVersion: "v1", def: schema.Endpoints, namespaced: true, named: true, strict: true},
 	"Node":                   {kind: "Node", apiVersion: "v1", def: schema.Node, named: true},
 	"KubeProxyConfiguration": {kind: "KubeProxyConfiguration", apiVersion: "kubeproxy.config.k8s.io/v1alpha1", def: schema.KubeProxyConfiguration},
+	"ServiceCIDR":            {kind: "ServiceCIDR", apiVersion: "networking.k8s.io/v1", def: schema.ServiceCIDR, named: true},
 }
 
 // document is one object to validate, with its results.
@@ -630,7 +631,7 @@ func (d *decoder) object(s *ast.StructLit, from *listKind) {
 		if hasNS {
 			id = ns + "/" + name
 		}
-		d.diags.Skip(pos, kind, fmt.Sprintf("skipping %s %s: kpc reads Service, EndpointSlice, Endpoints, Node and KubeProxyConfiguration", kind, id))
+		d.diags.Skip(pos, kind, fmt.Sprintf("skipping %s %s: kpc reads Service, EndpointSlice, Endpoints, Node, KubeProxyConfiguration and ServiceCIDR", kind, id))
 		if dups := topDuplicates(s); len(dups) > 0 {
 			*d.diags = append(*d.diags, duplicateWarnings(s, dups, kind+" "+id, pos)...)
 		}

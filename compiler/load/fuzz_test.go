@@ -69,5 +69,8 @@ func objectPositions(in *api.Input) []diag.Pos {
 	for _, e := range in.Endpoints {
 		out = append(out, e.Pos)
 	}
+	for _, c := range in.ServiceCIDRs {
+		out = append(out, c.Pos)
+	}
 	return out
 }

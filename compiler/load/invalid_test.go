@@ -408,6 +408,18 @@ var invalidCases = []struct {
 		want: []string{
 			"-:1:13: EndpointSlice default/e: apiVersion: unsupported value \"discovery.k8s.io/v1beta1\": EndpointSlice must be \"discovery.k8s.io/v1\"",
 		}},
+	{name: "ServiceCIDR ranges", in: "apiVersion: networking.k8s.io/v1\nkind: ServiceCIDR\nmetadata: {name: c}\nspec:\n  cidrs: [10.96.0.1/12, 10.43.0.0/16, x]\n",
+		want: []string{
+			"-:5:10: ServiceCIDR c: spec.cidrs: too many: 3: must have at most 2 items",
+		}},
+	{name: "ServiceCIDR forms and families", in: "apiVersion: networking.k8s.io/v1\nkind: ServiceCIDR\nmetadata: {name: c}\nspec:\n  cidrs: [10.96.0.1/12, \"2001:db8::/64\"]\n" +
+		"---\napiVersion: networking.k8s.io/v1\nkind: ServiceCIDR\nmetadata: {name: d}\nspec:\n  cidrs: [10.43.0.0/16, 10.44.0.0/16]\n" +
+		"---\napiVersion: networking.k8s.io/v1\nkind: ServiceCIDR\nmetadata: {name: e}\nspec:\n  cidrs: [nope]\n",
+		want: []string{
+			`-:5:11: ServiceCIDR c: spec.cidrs[0]: invalid value "10.96.0.1/12": must be in canonical form ("10.96.0.0/12")`,
+			`-:11:25: ServiceCIDR d: spec.cidrs[1]: invalid value "10.44.0.0/16": may specify no more than one IP for each IP family, i.e 192.168.0.0/24 and 2001:db8::/64`,
+			`-:17:11: ServiceCIDR e: spec.cidrs[0]: invalid value "nope": must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)`,
+		}},
 	{name: "top-level scalar", in: "just some text\n",
 		want: []string{
 			"-:1:1: document is a string, not a Kubernetes object (a mapping with apiVersion and kind)",

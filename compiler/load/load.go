@@ -120,6 +120,8 @@ func Load(paths []string, stdin io.Reader, opts Options) (*api.Input, diag.List)
 			in.EndpointSlices = append(in.EndpointSlices, o)
 		case *api.Endpoints:
 			in.Endpoints = append(in.Endpoints, o)
+		case *api.ServiceCIDR:
+			in.ServiceCIDRs = append(in.ServiceCIDRs, o)
 		case *api.Node:
 			in.Nodes = append(in.Nodes, o)
 		case *api.KubeProxyConfiguration:

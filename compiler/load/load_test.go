@@ -89,6 +89,9 @@ func summary(in *api.Input) []string {
 	for _, e := range in.Endpoints {
 		out = append(out, fmt.Sprintf("Endpoints %s %s", e.ID(), e.Pos))
 	}
+	for _, c := range in.ServiceCIDRs {
+		out = append(out, fmt.Sprintf("ServiceCIDR %s %s", c.Metadata.Name, c.Pos))
+	}
 	return out
 }
 
@@ -188,8 +191,8 @@ func TestLoadForms(t *testing.T) {
 			"apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {ports: [{port: 80}]}\n",
 		want: []string{"Service default/a -:10:1"},
 		diags: []string{
-			"-:1:1: warning: skipping Deployment shop/web: kpc reads Service, EndpointSlice, Endpoints, Node and KubeProxyConfiguration",
-			"-:5:1: warning: skipping ConfigMap cm: kpc reads Service, EndpointSlice, Endpoints, Node and KubeProxyConfiguration",
+			"-:1:1: warning: skipping Deployment shop/web: kpc reads Service, EndpointSlice, Endpoints, Node, KubeProxyConfiguration and ServiceCIDR",
+			"-:5:1: warning: skipping ConfigMap cm: kpc reads Service, EndpointSlice, Endpoints, Node, KubeProxyConfiguration and ServiceCIDR",
 		},
 	}, {
 		name:  "skipped documents of a kind make one warning per file",
@@ -199,9 +202,9 @@ func TestLoadForms(t *testing.T) {
 			"apiVersion: v1\nkind: Secret\nmetadata: {name: s}\n",
 		want: []string{"Service default/b testdata/dir/b.yaml:1:1"},
 		diags: []string{
-			"-:1:1: warning: skipping Pod p: kpc reads Service, EndpointSlice, Endpoints, Node and KubeProxyConfiguration; so are 2 more Pod documents in this file",
-			"-:13:1: warning: skipping ConfigMap cm: kpc reads Service, EndpointSlice, Endpoints, Node and KubeProxyConfiguration; so is 1 more ConfigMap document in this file",
-			"-:21:1: warning: skipping Secret s: kpc reads Service, EndpointSlice, Endpoints, Node and KubeProxyConfiguration",
+			"-:1:1: warning: skipping Pod p: kpc reads Service, EndpointSlice, Endpoints, Node, KubeProxyConfiguration and ServiceCIDR; so are 2 more Pod documents in this file",
+			"-:13:1: warning: skipping ConfigMap cm: kpc reads Service, EndpointSlice, Endpoints, Node, KubeProxyConfiguration and ServiceCIDR; so is 1 more ConfigMap document in this file",
+			"-:21:1: warning: skipping Secret s: kpc reads Service, EndpointSlice, Endpoints, Node, KubeProxyConfiguration and ServiceCIDR",
 		},
 	}, {
 		name:  "Node and KubeProxyConfiguration",
@@ -443,7 +446,7 @@ func TestDuplicateFields(t *testing.T) {
 	}, {
 		name: "a skipped kind",
 		in:   "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\nkind: ConfigMap\n",
-		want: []string{`-:1:1: warning: skipping ConfigMap c: kpc reads Service, EndpointSlice, Endpoints, Node and KubeProxyConfiguration`,
+		want: []string{`-:1:1: warning: skipping ConfigMap c: kpc reads Service, EndpointSlice, Endpoints, Node, KubeProxyConfiguration and ServiceCIDR`,
 			`-:4:1: warning: ConfigMap c: kind: duplicate field "kind": the later value is used; is a "---" line missing between two documents?`},
 	}, {
 		name: "inside a value that lost",

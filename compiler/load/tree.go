@@ -38,6 +38,7 @@ var kindTypes = map[string]reflect.Type{
 	"Service":                reflect.TypeFor[api.Service](),
 	"EndpointSlice":          reflect.TypeFor[api.EndpointSlice](),
 	"Endpoints":              reflect.TypeFor[api.Endpoints](),
+	"ServiceCIDR":            reflect.TypeFor[api.ServiceCIDR](),
 	"Node":                   reflect.TypeFor[api.Node](),
 	"KubeProxyConfiguration": reflect.TypeFor[api.KubeProxyConfiguration](),
 }

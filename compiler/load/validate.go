@@ -277,6 +277,8 @@ func (e *evaluator) validate(d *document, opts Options) (ok bool) {
 		errs = append(errs, checkEndpointSlice(d.expr)...)
 	case "Endpoints":
 		errs = append(errs, checkEndpoints(d.expr)...)
+	case "ServiceCIDR":
+		errs = append(errs, checkServiceCIDR(d.expr)...)
 	}
 	seen := make(map[string]bool, len(errs))
 	for _, fe := range errs {
@@ -368,6 +370,13 @@ func decodeObject(d *document, dec func(reflect.Value) error) (any, error) {
 		}
 		e.Pos = d.pos
 		return e, nil
+	case "ServiceCIDR":
+		c := &api.ServiceCIDR{}
+		if err := dec(reflect.ValueOf(c)); err != nil {
+			return nil, err
+		}
+		c.Pos = d.pos
+		return c, nil
 	case "Node":
 		n := &api.Node{}
 		if err := dec(reflect.ValueOf(n)); err != nil {
