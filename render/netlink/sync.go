@@ -286,6 +286,10 @@ func (b *Batch) plan(want []*tableState, path string, o Options) ([]*tableDiff, 
 			return nil, "the cache describes other tables", nil
 		case old.defined != kernel[i].exists:
 			return nil, fmt.Sprintf("table %s was created or deleted since the last apply", tableLabel(t.table)), nil
+		case old.defined && kernel[i].fp == "" && len(old.chains) == 0 && len(old.sets) == 0:
+			// An empty table (an input without Services) has no
+			// fingerprint set to tell it from another empty table.
+			return nil, fmt.Sprintf("the last apply left table %s empty, without a fingerprint to check it by", tableLabel(t.table)), nil
 		case old.defined && (kernel[i].fp == "" || kernel[i].fp != old.fingerprint):
 			return nil, fmt.Sprintf("table %s is not the one last applied (its fingerprint differs from the cache's)", tableLabel(t.table)), nil
 		}

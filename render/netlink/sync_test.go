@@ -193,6 +193,14 @@ func TestSyncModes(t *testing.T) {
 	if rep := syncIn(t, p2, ns, dir, false); rep.Mode != SyncFull || !strings.Contains(rep.Reason, "corrupt") {
 		t.Errorf("with a corrupt cache: %s, want a full replace because of it", rep)
 	}
+	// An empty program leaves an empty table without a fingerprint: the
+	// next Sync says so instead of blaming a change behind kpc's back.
+	empty := &ir.Program{}
+	syncIn(t, empty, ns, dir, false)
+	if rep := syncIn(t, empty, ns, dir, false); rep.Mode != SyncFull || !strings.Contains(rep.Reason, "left table ip kpc empty") {
+		t.Errorf("after an empty program: %s, want a full replace of the empty table", rep)
+	}
+	syncIn(t, p2, ns, dir, false)
 	// A dry run sends nothing.
 	before := nstest.Run(t, ns, "", "nft", "list", "ruleset")
 	rep, err := Sync(p, Options{NetNS: nstest.Path(ns), StateDir: dir, DryRun: true})
