@@ -60,7 +60,7 @@ func compileCase(t *testing.T, c goldenCase) result {
 	if diags.Err() == nil {
 		var cd diag.List
 		prog, cd = compiler.Compile(input, compiler.Options{})
-		diags = append(diags, cd...)
+		diags = append(diags, load.Refine(cd)...)
 	}
 	diags.Sort()
 	if errs := diags.Errors(); len(errs) > 0 {

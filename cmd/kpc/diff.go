@@ -6,6 +6,7 @@ import (
 
 	"kpc/compiler"
 	"kpc/compiler/ir"
+	"kpc/compiler/load"
 	"kpc/internal/irdiff"
 )
 
@@ -108,7 +109,7 @@ func compileSide(path string, in *inputFlags, opts compiler.Options, stdin io.Re
 		return nil
 	}
 	prog, cdiags := compiler.Compile(input, opts)
-	diags = append(diags, cdiags...)
+	diags = append(diags, load.Refine(cdiags)...)
 	diags.Sort()
 	if in.strict {
 		diags.Strict()

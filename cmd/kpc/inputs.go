@@ -140,7 +140,7 @@ func loadInputs(paths []string, in *inputFlags, serviceCIDRs []netip.Prefix, std
 	}
 	input, diags := load.Load(paths, stdin, opts)
 	if diags.Err() == nil {
-		diags = append(diags, load.CrossCheck(input)...)
+		diags = append(diags, load.Refine(load.CrossCheck(input))...)
 	}
 	diags.Sort()
 	return input, diags, diags.Err() == nil
@@ -199,7 +199,7 @@ func build(fs *pflag.FlagSet, in *inputFlags, nf *nodeFlags, u uses, timed *step
 	start = time.Now()
 	prog, cdiags := compiler.Compile(input, opts)
 	timed.add("to compile", start)
-	diags = append(diags, cdiags...)
+	diags = append(diags, load.Refine(cdiags)...)
 	diags.Sort()
 	if in.strict {
 		diags.Strict()

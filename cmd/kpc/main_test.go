@@ -132,7 +132,7 @@ func TestRun(t *testing.T) {
 		{name: "validate cross-document warning", args: []string{"validate", orphanSlice}, code: exitOK,
 			stdout: []string{"warning: ", "Service default/gone is not in the input"}},
 		{name: "validate cluster IP taken twice", args: []string{"validate", twice}, code: exitInvalid,
-			stdout: []string{"twice.yaml:26:1: Service default/other: spec.clusterIPs[0]: cluster IP 10.96.0.100 is already allocated to Service default/my-service"}},
+			stdout: []string{"twice.yaml:31:14: Service default/other: spec.clusterIPs[0]: cluster IP 10.96.0.100 is already allocated to Service default/my-service"}},
 		{name: "validate bad output", args: []string{"validate", "-o", "yaml", good}, code: exitUsage},
 		{name: "trace", args: []string{"trace", "-f", good, "--from", "203.0.113.7", "--to", "10.96.0.100:80/tcp"}, code: exitOK,
 			stdout: []string{"DNAT", "10.4.5.6:9376", "10.1.2.3:9376", "p=0.5000"}},

@@ -12,6 +12,7 @@ import (
 
 	"kpc/compiler"
 	"kpc/compiler/diag"
+	"kpc/compiler/load"
 )
 
 func runValidate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -59,7 +60,7 @@ func runValidate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			opts.NodePortRange, _ = parsePortRange(in.nodePortRange) // checked above
 		}
 		_, cdiags := compiler.Compile(input, opts)
-		diags = append(diags, cdiags...)
+		diags = append(diags, load.Refine(cdiags)...)
 		diags.Sort()
 	}
 	if in.strict {
