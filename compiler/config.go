@@ -109,6 +109,7 @@ type config struct {
 	localhostNP     map[ir.Family]bool
 	masqueradeAll   bool
 	masqMark        uint32
+	tcpLiberal      bool
 	nodePortLo      int
 	nodePortHi      int
 }
@@ -270,6 +271,7 @@ func (c *compiler) resolveConfig() {
 		bit = defaultMasqueradeBit
 	}
 	cfg.masqMark = 1 << uint(bit)
+	cfg.tcpLiberal = kpc.Conntrack.TCPBeLiberal
 
 	lh := true
 	switch {

@@ -30,12 +30,13 @@ func TestNodeContext(t *testing.T) {
 	nodeA := mkNode("node-a", "zone-a", "Hostname", "node-a", "ExternalIP", "198.51.100.1", "InternalIP", "192.0.2.1", "InternalIP", "192.0.2.9", "InternalIP", "2001:db8::1")
 	nodeB := mkNode("node-b", "zone-b", "InternalIP", "192.0.2.2")
 	tests := []struct {
-		name     string
-		in       api.Input
-		opts     Options
-		want     map[ir.Family]ir.Node
-		wantMark uint32
-		warnings []string
+		name        string
+		in          api.Input
+		opts        Options
+		want        map[ir.Family]ir.Node
+		wantMark    uint32
+		wantLiberal bool
+		warnings    []string
 	}{
 		{
 			name: "no node: nothing local, NodePorts on every local address",
@@ -120,12 +121,14 @@ func TestNodeContext(t *testing.T) {
 			},
 		},
 		{
-			name: "proxy configuration: cluster CIDRs (first per family), mark, localhost NodePorts off",
+			name: "proxy configuration: cluster CIDRs (first per family), mark, localhost NodePorts off, liberal conntrack",
 			in: api.Input{ProxyConfigs: []*api.KubeProxyConfiguration{{
 				ClusterCIDR: "10.0.0.0/8, fd00:1::/64,10.1.0.0/16",
 				IPTables:    api.IPTablesConfig{MasqueradeBit: ptr(int32(3)), LocalhostNodePorts: ptr(false)},
+				Conntrack:   api.ConntrackConfig{TCPBeLiberal: true},
 			}}},
-			wantMark: 0x8,
+			wantMark:    0x8,
+			wantLiberal: true,
 			want: map[ir.Family]ir.Node{
 				ir.IPv4: {PodCIDRs: prefixes("10.0.0.0/8"), NodePortAllLocal: true},
 				ir.IPv6: {PodCIDRs: prefixes("fd00:1::/64"), NodePortAllLocal: true},
@@ -187,6 +190,9 @@ func TestNodeContext(t *testing.T) {
 				}
 				if rs.MasqMark != wantMark {
 					t.Errorf("%s mark %#x, want %#x", rs.Family, rs.MasqMark, wantMark)
+				}
+				if rs.ConntrackTCPLiberal != tt.wantLiberal {
+					t.Errorf("%s conntrack TCP liberal %v, want %v", rs.Family, rs.ConntrackTCPLiberal, tt.wantLiberal)
 				}
 			}
 		})

@@ -469,7 +469,9 @@ func (g *iptGen) fixedRules() {
 	n.add(g.fixed(iptPostrouting), iptComment("kpc service traffic requiring SNAT"), "-j MASQUERADE --random-fully")
 	n.add(g.fixed(iptMarkMasq), "-j MARK --or-mark", mark)
 
-	f.add(g.fixed(iptForward), "-m conntrack --ctstate INVALID -j DROP")
+	if !g.rs.ConntrackTCPLiberal {
+		f.add(g.fixed(iptForward), "-m conntrack --ctstate INVALID -j DROP")
+	}
 	f.add(g.fixed(iptForward), iptComment("kpc forwarding rules"), "-m mark --mark", mark+"/"+mark, "-j ACCEPT")
 	f.add(g.fixed(iptForward), iptComment("kpc forwarding conntrack rule"), "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT")
 	if localnet {

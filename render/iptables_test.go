@@ -739,3 +739,20 @@ func TestIPTablesLargeCluster(t *testing.T) {
 		})
 	}
 }
+
+// TestIPTablesConntrackLiberal checks that INVALID packets are dropped in
+// forwarding unless conntrack is liberal with TCP windows (kube-proxy's
+// conntrack.tcpBeLiberal).
+func TestIPTablesConntrackLiberal(t *testing.T) {
+	for _, liberal := range []bool{false, true} {
+		p := nftperf.Program(3)
+		p.Rulesets[0].ConntrackTCPLiberal = liberal
+		var b bytes.Buffer
+		if err := (IPTables{Family: ir.IPv4}).Render(&b, p); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(b.String(), "-A KPC-FORWARD -m conntrack --ctstate INVALID -j DROP\n"); got == liberal {
+			t.Errorf("liberal %v: INVALID drop rule present: %v", liberal, got)
+		}
+	}
+}

@@ -293,17 +293,25 @@ type NodeAddress struct {
 
 // KubeProxyConfiguration is the part of kube-proxy's configuration kpc uses.
 type KubeProxyConfiguration struct {
-	Pos               diag.Pos       `json:"-"`
-	APIVersion        string         `json:"apiVersion"`
-	Kind              string         `json:"kind"`
-	HostnameOverride  string         `json:"hostnameOverride,omitempty"`
-	ClusterCIDR       string         `json:"clusterCIDR,omitempty"`
-	NodePortAddresses []string       `json:"nodePortAddresses,omitempty"`
-	MasqueradeAll     bool           `json:"masqueradeAll,omitempty"`
-	IPTables          IPTablesConfig `json:"iptables,omitempty"`
-	Mode              string         `json:"mode,omitempty"`
-	DetectLocalMode   string         `json:"detectLocalMode,omitempty"`
-	NFTables          NFTablesConfig `json:"nftables,omitempty"`
+	Pos               diag.Pos        `json:"-"`
+	APIVersion        string          `json:"apiVersion"`
+	Kind              string          `json:"kind"`
+	HostnameOverride  string          `json:"hostnameOverride,omitempty"`
+	ClusterCIDR       string          `json:"clusterCIDR,omitempty"`
+	NodePortAddresses []string        `json:"nodePortAddresses,omitempty"`
+	MasqueradeAll     bool            `json:"masqueradeAll,omitempty"`
+	IPTables          IPTablesConfig  `json:"iptables,omitempty"`
+	Mode              string          `json:"mode,omitempty"`
+	DetectLocalMode   string          `json:"detectLocalMode,omitempty"`
+	NFTables          NFTablesConfig  `json:"nftables,omitempty"`
+	Conntrack         ConntrackConfig `json:"conntrack,omitempty"`
+}
+
+// ConntrackConfig is the conntrack section of KubeProxyConfiguration.
+type ConntrackConfig struct {
+	// TCPBeLiberal: kube-proxy sets nf_conntrack_tcp_be_liberal and, in
+	// iptables mode, does not drop packets conntrack finds INVALID.
+	TCPBeLiberal bool `json:"tcpBeLiberal,omitempty"`
 }
 
 // IPTablesConfig is the iptables section of KubeProxyConfiguration.

@@ -48,7 +48,7 @@ func (d *dumper) linef(format string, args ...any) {
 }
 
 func (d *dumper) ruleset(rs *Ruleset) {
-	d.linef("ruleset %s table %s masq-mark %#x", rs.Family, rs.Table, rs.MasqMark)
+	d.linef("ruleset %s table %s masq-mark %#x%s", rs.Family, rs.Table, rs.MasqMark, flag(rs.ConntrackTCPLiberal, " conntrack-tcp-liberal (iptables: INVALID packets not dropped)"))
 	n := &rs.Node
 	name := n.Name
 	if name == "" {

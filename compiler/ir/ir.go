@@ -83,6 +83,10 @@ type Ruleset struct {
 	// Table is the name of kpc's private table ("kpc"); for iptables it is
 	// the chain-name prefix ("KPC").
 	Table string
+	// ConntrackTCPLiberal (iptables mode only): conntrack is liberal with
+	// TCP windows (KubeProxyConfiguration conntrack.tcpBeLiberal), so
+	// packets it finds INVALID are not dropped in forwarding.
+	ConntrackTCPLiberal bool
 	// MasqMark is the packet-mark bit that MarkMasq sets and postrouting
 	// tests (kube-proxy's default is 0x4000).
 	MasqMark uint32

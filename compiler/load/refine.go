@@ -17,30 +17,34 @@ import (
 // field's own line and column. It reads each such object's document again
 // from its YAML file; a diagnostic of standard input or of a JSON file, or
 // whose field is not in the document (a defaulted one), keeps its
-// position. It changes the diagnostics in place and returns them.
+// position, as do those beyond the first maxRefined documents. It changes
+// the diagnostics in place and returns them.
 func Refine(diags diag.List) diag.List {
 	type docKey struct {
 		file      string
 		line, col int
 	}
-	files := map[string][]byte{}
+	files := map[string]*refineFile{}
 	docs := map[docKey]*ast.StructLit{}
 	for _, d := range diags {
 		if d.Path == "" || d.Pos.File == "" || d.Pos.File == stdinName || d.Pos.Line <= 0 || d.Pos.Col <= 0 {
 			continue
 		}
-		data, seen := files[d.Pos.File]
+		f, seen := files[d.Pos.File]
 		if !seen {
-			data = refineText(d.Pos.File)
-			files[d.Pos.File] = data
+			f = newRefineFile(d.Pos.File)
+			files[d.Pos.File] = f
 		}
-		if data == nil {
+		if f == nil {
 			continue
 		}
 		k := docKey{d.Pos.File, d.Pos.Line, d.Pos.Col}
 		root, seen := docs[k]
 		if !seen {
-			root = documentAt(d.Pos.File, data, d.Pos.Line, d.Pos.Col)
+			if len(docs) >= maxRefined {
+				continue
+			}
+			root = f.documentAt(d.Pos.Line, d.Pos.Col)
 			docs[k] = root
 		}
 		if root == nil {
@@ -56,15 +60,27 @@ func Refine(diags diag.List) diag.List {
 			v, at = locate(root, fpath{"spec", "clusterIP"})
 		}
 		if q := toPos(at); v != nil && q.Line > 0 {
-			d.Pos.Line, d.Pos.Col = q.Line, q.Col
+			d.Pos.Line, d.Pos.Col = d.Pos.Line-1+q.Line, q.Col
 		}
 	}
 	return diags
 }
 
-// refineText returns the text of a YAML input file as the loader reads it,
-// or nil (a JSON file, or one that cannot be read).
-func refineText(name string) []byte {
+// maxRefined bounds the documents Refine decodes again: each takes the
+// general YAML decoder about a millisecond.
+const maxRefined = 1000
+
+// refineFile is a YAML input file as the loader reads it, with the offsets
+// of its lines.
+type refineFile struct {
+	name  string
+	data  []byte
+	lines []int // lines[i] is where line i+1 starts
+}
+
+// newRefineFile reads a YAML input file, or returns nil (a JSON file, or
+// one that cannot be read).
+func newRefineFile(name string) *refineFile {
 	data, err := readFile(name)
 	if err != nil {
 		return nil
@@ -73,23 +89,25 @@ func refineText(name string) []byte {
 	if !ok || isJSON(name, data) {
 		return nil
 	}
-	return crlfToLF(data)
+	f := &refineFile{name: name, data: crlfToLF(data), lines: []int{0}}
+	for i, c := range f.data {
+		if c == '\n' {
+			f.lines = append(f.lines, i+1)
+		}
+	}
+	return f
 }
 
 // documentAt decodes the object that starts at line:col of data: a
 // document (col 1), which ends at the next document marker, or a List item
 // ("- " two columns before col), which ends at the next line indented less
-// than col-1. The item's dash is blanked, so that positions stay the
-// file's. It returns nil when the text does not decode to a mapping.
-func documentAt(name string, data []byte, line, col int) *ast.StructLit {
-	start := 0
-	for l := 1; l < line; l++ {
-		nl := bytes.IndexByte(data[start:], '\n')
-		if nl < 0 {
-			return nil
-		}
-		start += nl + 1
+// than col-1; its positions' lines count from line. The item's dash is
+// blanked. It returns nil when the text does not decode to a mapping.
+func (f *refineFile) documentAt(line, col int) *ast.StructLit {
+	if line > len(f.lines) {
+		return nil
 	}
+	data, start := f.data, f.lines[line-1]
 	end := start
 	for first := true; end < len(data); first = false {
 		lineEnd := len(data)
@@ -109,18 +127,13 @@ func documentAt(name string, data []byte, line, col int) *ast.StructLit {
 		}
 		end = lineEnd
 	}
-	// Whole lines, with the lines before blank, keep the decoder's
-	// positions the file's.
-	buf := make([]byte, 0, line-1+end-start)
-	buf = append(buf, bytes.Repeat([]byte("\n"), line-1)...)
-	doc := append(buf, data[start:end]...)
-	if col > 2 {
-		dash := line - 1 + col - 3
-		if dash < len(doc) && doc[dash] == '-' {
-			doc[dash] = ' '
-		}
+	// Whole lines keep the decoder's columns the file's; its lines are
+	// line-1 less.
+	doc := bytes.Clone(data[start:end])
+	if col > 2 && doc[col-3] == '-' {
+		doc[col-3] = ' '
 	}
-	expr, err := extract(yaml.NewDecoder(name, bytes.NewReader(doc)).Extract)
+	expr, err := extract(yaml.NewDecoder(f.name, bytes.NewReader(doc)).Extract)
 	if err != nil {
 		return nil
 	}
