@@ -178,11 +178,7 @@ func checkService(doc *ast.StructLit, opts Options) []fieldError {
 		if !ok {
 			continue
 		}
-		a, msg := parseIP(s)
-		if msg == "" {
-			msg = specialIP(a)
-		}
-		if msg != "" {
+		if msg := endpointIPMsg(s); msg != "" {
 			add(specP.key("externalIPs").index(i), fmt.Sprintf("invalid value %q: %s", s, msg))
 		}
 	}
@@ -623,11 +619,7 @@ func checkEndpoints(doc *ast.StructLit) []fieldError {
 				if !ok {
 					continue
 				}
-				a, msg := parseIP(str)
-				if msg == "" {
-					msg = specialIP(a)
-				}
-				if msg != "" {
+				if msg := endpointIPMsg(str); msg != "" {
 					add(ipP, fmt.Sprintf("invalid value %q: %s", str, msg))
 				}
 			}

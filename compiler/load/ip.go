@@ -26,6 +26,16 @@ func parseIP(s string) (netip.Addr, string) {
 	return a, ""
 }
 
+// endpointIPMsg returns why s is not an address an external IP or an
+// Endpoints address may be (strictly parsed, not special), or "".
+func endpointIPMsg(s string) string {
+	a, msg := parseIP(s)
+	if msg == "" {
+		msg = specialIP(a)
+	}
+	return msg
+}
+
 // specialIP returns why a may not be used as an external IP or endpoint
 // address (ValidateNonSpecialIP), or "".
 func specialIP(a netip.Addr) string {
