@@ -130,7 +130,7 @@ func (f *refineFile) documentAt(line, col int) *ast.StructLit {
 	// Whole lines keep the decoder's columns the file's; its lines are
 	// line-1 less.
 	doc := bytes.Clone(data[start:end])
-	if col > 2 && doc[col-3] == '-' {
+	if col > 2 && col-3 < len(doc) && doc[col-3] == '-' {
 		doc[col-3] = ' '
 	}
 	expr, err := extract(yaml.NewDecoder(f.name, bytes.NewReader(doc)).Extract)
