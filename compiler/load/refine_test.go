@@ -64,3 +64,22 @@ func TestParseFieldPath(t *testing.T) {
 		}
 	}
 }
+
+// TestRefineAnyPosition checks that Refine takes any position in a file
+// without panicking, and moves a diagnostic only to a position in it.
+func TestRefineAnyPosition(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "in.yaml")
+	text := "# c\napiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Service\n  metadata: {name: b}\n-\n  - x\n---\n- a\n...\nz: [\n"
+	if err := os.WriteFile(file, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for line := -1; line <= 16; line++ {
+		for col := -1; col <= 12; col++ {
+			d := diag.List{{Pos: diag.Pos{File: file, Line: line, Col: col}, Path: "metadata.name", Msg: "m"}}
+			Refine(d)
+			if p := d[0].Pos; p.Line != line && (p.Line < 1 || p.Line > 14) {
+				t.Errorf("%d:%d moved to %s", line, col, p)
+			}
+		}
+	}
+}
