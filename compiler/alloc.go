@@ -109,7 +109,7 @@ func (c *compiler) checkDefaultServiceCIDRs() {
 		n := 0
 		for _, s := range c.svcs {
 			ip, ok := s.ips[f]
-			if !ok || !s.explicit[f] || slices.ContainsFunc(c.cfg.serviceCIDRs[f], func(p netip.Prefix) bool { return p.Contains(ip) }) {
+			if !ok || !s.explicit[f] || anyContains(c.cfg.serviceCIDRs[f], ip) {
 				continue
 			}
 			if first == nil {

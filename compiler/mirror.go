@@ -36,6 +36,9 @@ const (
 // most 1,000 addresses of a subset are mirrored. A second Endpoints of the
 // same name is an error.
 func (c *compiler) mirrorEndpoints() {
+	if len(c.in.Endpoints) == 0 {
+		return
+	}
 	services := make(map[string]*api.Service, len(c.in.Services))
 	for _, s := range c.in.Services {
 		if s != nil {
