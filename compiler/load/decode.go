@@ -626,6 +626,12 @@ func (d *decoder) object(s *ast.StructLit, from *listKind) {
 	if name == "" {
 		name = "(no name)"
 	}
+	if info == nil && kind == "ConfigMap" && apiVersion == "v1" && ns == "kube-system" && name == "kube-proxy" {
+		if conf := proxyConfigOf(s); conf != nil {
+			d.proxyConfigMap(conf, pos)
+			return
+		}
+	}
 	if info == nil {
 		id := name
 		if hasNS {
@@ -662,6 +668,57 @@ func (d *decoder) object(s *ast.StructLit, from *listKind) {
 	}
 	normalizeKind(info.kind, s)
 	d.emit(&document{pos: pos, expr: s, info: info, object: object})
+}
+
+// proxyConfigOf returns the value of data["config.conf"] of a ConfigMap,
+// where kubeadm keeps kube-proxy's KubeProxyConfiguration, or nil.
+func proxyConfigOf(cm *ast.StructLit) *ast.Field {
+	data, ok := fieldValue(cm, "data").(*ast.StructLit)
+	if !ok {
+		return nil
+	}
+	f := field(data, "config.conf")
+	if f == nil {
+		return nil
+	}
+	if _, ok := stringLit(f.Value); !ok {
+		return nil
+	}
+	return f
+}
+
+func fieldValue(s *ast.StructLit, name string) ast.Expr {
+	if f := field(s, name); f != nil {
+		return f.Value
+	}
+	return nil
+}
+
+// proxyConfigMap reads the KubeProxyConfiguration of kube-system/kube-proxy
+// (kubectl get configmap -n kube-system kube-proxy -o yaml), from its
+// data["config.conf"] conf. Its positions are all the value's: the text
+// is a string of the ConfigMap.
+func (d *decoder) proxyConfigMap(conf *ast.Field, cmPos diag.Pos) {
+	text, _ := stringLit(conf.Value)
+	at := conf.Value.Pos()
+	expr, err := extract(yaml.NewDecoder(d.file, strings.NewReader(text)).Extract)
+	inner, ok := expr.(*ast.StructLit)
+	kind, _ := stringField(inner, "kind")
+	if err != nil || !ok || kind != "KubeProxyConfiguration" {
+		why := "not a YAML mapping of kind KubeProxyConfiguration"
+		if err != nil {
+			why = err.Error()
+		}
+		d.diags.Add(toPosOr(at, cmPos), "ConfigMap kube-system/kube-proxy", `data[config.conf]`, "invalid value: "+why)
+		return
+	}
+	ast.Walk(inner, func(n ast.Node) bool {
+		if n != nil {
+			ast.SetPos(n, at)
+		}
+		return true
+	}, nil)
+	d.object(inner, nil)
 }
 
 // toPosOr converts p, or returns def if p is not a valid position.

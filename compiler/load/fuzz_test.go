@@ -22,6 +22,7 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte("---\n---\n- 1\n---\nfoo\n"))
 	f.Add([]byte(svc("ports: [{name: h\u00e9, port: 80}]\n") + "---\n" + svc("ports:\r\n- port: 0\r\n") + "...\n---\na: >\n  b\n"))
 	f.Add(utf16Text(svc("ports: [{port: 80}]\n"), false))
+	f.Add([]byte("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: kube-proxy, namespace: kube-system}\ndata:\n  config.conf: |\n    kind: KubeProxyConfiguration\n    apiVersion: kubeproxy.config.k8s.io/v1alpha1\n    clusterCIDR: [1]\n"))
 	f.Add([]byte("apiVersion: v1\nkind: Endpoints\nmetadata: {name: a}\nsubsets:\n- addresses: [{ip: 10.4.5.6, nodeName: n}]\n  notReadyAddresses: [{ip: \"::1\"}]\n  ports: [{port: 80}, {name: b, port: 0}]\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) > 64<<10 {

@@ -207,6 +207,19 @@ func TestLoadForms(t *testing.T) {
 			"-:21:1: warning: skipping Secret s: kpc reads Service, EndpointSlice, Endpoints, Node, KubeProxyConfiguration and ServiceCIDR",
 		},
 	}, {
+		name:  "kubeadm's kube-proxy ConfigMap",
+		paths: []string{"-"},
+		stdin: "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: kube-proxy, namespace: kube-system}\ndata:\n  config.conf: |-\n" +
+			"    apiVersion: kubeproxy.config.k8s.io/v1alpha1\n    kind: KubeProxyConfiguration\n    clusterCIDR: 10.244.0.0/16\n  kubeconfig.conf: x\n---\n" +
+			"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: kube-proxy, namespace: other}\ndata: {config.conf: 'kind: KubeProxyConfiguration'}\n---\n" +
+			"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: kube-proxy, namespace: kube-system}\ndata: {config.conf: 'kind: Other'}\n",
+		want: []string{"KubeProxyConfiguration -:5:16"},
+		diags: []string{
+			"-:11:1: warning: skipping ConfigMap other/kube-proxy: kpc reads Service, EndpointSlice, Endpoints, Node, KubeProxyConfiguration and ServiceCIDR",
+			"-:19:21: ConfigMap kube-system/kube-proxy: data[config.conf]: invalid value: not a YAML mapping of kind KubeProxyConfiguration",
+		},
+		errors: true,
+	}, {
 		name:  "Node and KubeProxyConfiguration",
 		paths: []string{"-"},
 		stdin: "apiVersion: v1\nkind: Node\nmetadata: {name: node-a, labels: {topology.kubernetes.io/zone: zone-a}}\n" +
