@@ -2,8 +2,11 @@ package compiler
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
+	"slices"
 	"strconv"
+	"strings"
 
 	"kpc/compiler/api"
 	"kpc/compiler/diag"
@@ -23,18 +26,24 @@ const (
 	// maxMirroredPerSubset is how many addresses of one subset the
 	// controller mirrors (ready ones first); it skips the rest.
 	maxMirroredPerSubset = 1000
+	// leaderAnnotation marks an Endpoints used as a leader-election lock,
+	// which the controller does not mirror.
+	leaderAnnotation = "control-plane.alpha.kubernetes.io/leader"
+	// headlessLabel marks the objects of a headless Service; kube-proxy
+	// does not watch them.
+	headlessLabel = "service.kubernetes.io/headless"
 )
 
 // mirrorEndpoints adds to c.slices the EndpointSlices that the mirroring
 // controller makes from the input's Endpoints: those of a Service of the
-// input without a selector, not labelled skip-mirror, when the input holds
-// no slice that controller already made for the Service (a dump of a
-// cluster holds both). As the controller does, each subset gives a slice
-// per address family, with the subset's ports; an address becomes an
+// input without a selector (see shouldMirror), when the input holds no
+// slice that controller already made for the Service (a dump of a cluster
+// holds both). The subsets are first repacked as the API server stores
+// them (repackSubsets); then, as the controller does, each subset gives a
+// slice per address family, with the subset's ports; an address becomes an
 // endpoint whose only condition is ready (true for addresses, false for
-// notReadyAddresses), a repeated address of a subset is kept once, and at
-// most 1,000 addresses of a subset are mirrored. A second Endpoints of the
-// same name is an error.
+// notReadyAddresses), and at most 1,000 addresses of a subset are
+// mirrored. A second Endpoints of the same name is an error.
 func (c *compiler) mirrorEndpoints() {
 	if len(c.in.Endpoints) == 0 {
 		return
@@ -54,13 +63,131 @@ func (c *compiler) mirrorEndpoints() {
 		}
 		seen[id] = e
 		svc := services[id]
-		if svc == nil || len(svc.Spec.Selector) > 0 || e.Metadata.Labels[skipMirrorLabel] == "true" || c.mirrored(id) {
+		if svc == nil || len(svc.Spec.Selector) > 0 || !shouldMirror(e) || c.mirrored(id) {
 			continue
 		}
-		for i, ss := range e.Subsets {
+		for i, ss := range repackSubsets(e.Subsets) {
 			c.slices[id] = append(c.slices[id], mirrorSubset(e, i, ss)...)
 		}
 	}
+}
+
+// shouldMirror reports whether the mirroring controller mirrors e: not
+// when it is labelled skip-mirror, nor a leader-election lock; and its
+// slices, which carry its labels, would be ignored by kube-proxy when it is
+// labelled for another proxy (or as a headless Service's).
+func shouldMirror(e *api.Endpoints) bool {
+	_, leader := e.Metadata.Annotations[leaderAnnotation]
+	return e.Metadata.Labels[skipMirrorLabel] != "true" && !leader && !unwatched(e.Metadata.Labels)
+}
+
+// unwatched reports whether kube-proxy's informers leave out an object
+// with these labels: they select neither another proxy's objects nor a
+// headless Service's.
+func unwatched(labels map[string]string) bool {
+	_, other := labels[serviceProxyNameLabel]
+	_, headless := labels[headlessLabel]
+	return other || headless
+}
+
+// repackSubsets regroups subsets as the API server stores them
+// (RepackSubsets): each address once per port, not ready if it is not
+// ready in any subset with that port, and one subset per set of ports
+// that the same addresses, equally ready, serve. Addresses are sorted by
+// IP, as are subsets by their first address.
+func repackSubsets(subsets []api.EndpointSubset) []api.EndpointSubset {
+	type portState struct {
+		port  api.EndpointsPort
+		ready map[string]bool // IP -> ready
+	}
+	addrs := map[string]api.EndpointAddress{} // by IP, the first seen
+	var ports []*portState
+	byPort := map[string]*portState{}
+	mark := func(key string, port api.EndpointsPort, a api.EndpointAddress, ready bool) {
+		if _, ok := addrs[a.IP]; !ok {
+			addrs[a.IP] = a
+		}
+		ps := byPort[key]
+		if ps == nil {
+			ps = &portState{port: port, ready: map[string]bool{}}
+			byPort[key] = ps
+			ports = append(ports, ps)
+		}
+		if was, seen := ps.ready[a.IP]; !seen || was {
+			ps.ready[a.IP] = ready // not ready trumps ready
+		}
+	}
+	for _, ss := range subsets {
+		sp := ss.Ports
+		if len(sp) == 0 {
+			sp = []api.EndpointsPort{{Port: -1}} // no ports: a sentinel
+		}
+		for _, p := range sp {
+			app := ""
+			if p.AppProtocol != nil {
+				app = *p.AppProtocol
+			}
+			key := fmt.Sprintf("%s|%s|%d|%t|%s", p.Name, p.Protocol, p.Port, p.AppProtocol != nil, app)
+			for _, a := range ss.Addresses {
+				mark(key, p, a, true)
+			}
+			for _, a := range ss.NotReadyAddresses {
+				mark(key, p, a, false)
+			}
+		}
+	}
+	type group struct {
+		ips   []string
+		ready map[string]bool
+		ports []api.EndpointsPort
+	}
+	var groups []*group
+	bySet := map[string]*group{}
+	for _, ps := range ports {
+		ips := slices.Sorted(maps.Keys(ps.ready))
+		var b strings.Builder
+		for _, ip := range ips {
+			fmt.Fprintf(&b, "%s=%t,", ip, ps.ready[ip])
+		}
+		g := bySet[b.String()]
+		if g == nil {
+			g = &group{ips: ips, ready: ps.ready}
+			bySet[b.String()] = g
+			groups = append(groups, g)
+		}
+		if ps.port.Port > 0 {
+			g.ports = append(g.ports, ps.port)
+		}
+	}
+	out := make([]api.EndpointSubset, 0, len(groups))
+	for _, g := range groups {
+		ss := api.EndpointSubset{Ports: g.ports}
+		for _, ip := range g.ips {
+			if g.ready[ip] {
+				ss.Addresses = append(ss.Addresses, addrs[ip])
+			} else {
+				ss.NotReadyAddresses = append(ss.NotReadyAddresses, addrs[ip])
+			}
+		}
+		out = append(out, ss)
+	}
+	slices.SortStableFunc(out, func(a, b api.EndpointSubset) int {
+		return strings.Compare(firstIP(a), firstIP(b))
+	})
+	return out
+}
+
+// firstIP is the first address of a repacked subset.
+func firstIP(ss api.EndpointSubset) string {
+	switch {
+	case len(ss.Addresses) > 0 && len(ss.NotReadyAddresses) > 0:
+		return min(ss.Addresses[0].IP, ss.NotReadyAddresses[0].IP)
+	case len(ss.Addresses) > 0:
+		return ss.Addresses[0].IP
+	case len(ss.NotReadyAddresses) > 0:
+		return ss.NotReadyAddresses[0].IP
+	}
+	return ""
 }
 
 // mirrored reports whether the input holds a slice the mirroring
@@ -81,7 +208,6 @@ func mirrorSubset(e *api.Endpoints, i int, ss api.EndpointSubset) []*api.Endpoin
 		ports[j] = api.EndpointPort{Name: &p.Name, Protocol: &p.Protocol, Port: &p.Port, AppProtocol: p.AppProtocol}
 	}
 	byFamily := map[string]*api.EndpointSlice{}
-	dup := map[string]bool{}
 	n := 0
 	add := func(a api.EndpointAddress, ready bool) {
 		ip, err := netip.ParseAddr(a.IP)
@@ -92,15 +218,6 @@ func mirrorSubset(e *api.Endpoints, i int, ss api.EndpointSubset) []*api.Endpoin
 		if !ip.Is4() {
 			fam = "IPv6"
 		}
-		node := ""
-		if a.NodeName != nil {
-			node = *a.NodeName
-		}
-		key := fmt.Sprintf("%s %t %s %s", a.IP, ready, a.Hostname, node)
-		if dup[key] {
-			return
-		}
-		dup[key] = true
 		n++
 		es := byFamily[fam]
 		if es == nil {

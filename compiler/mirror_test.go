@@ -56,6 +56,20 @@ func TestMirrorEndpoints(t *testing.T) {
 		repeated[i] = "192.0.2.51"
 	}
 	repeatedThenOther := mkEndpoints("db", "mysql", append(repeated, "192.0.2.52"), nil, "p80/3306")
+	bothStates := mkEndpoints("db", "mysql", []string{"192.0.2.51", "192.0.2.52"}, []string{"192.0.2.51"}, "p80/3306")
+	splitStates := mkEndpoints("db", "mysql", []string{"192.0.2.51", "192.0.2.52"}, nil, "p80/3306")
+	splitStates.Subsets = append(splitStates.Subsets, mkEndpoints("db", "mysql", nil, []string{"192.0.2.51"}, "p80/3306").Subsets...)
+	var six1, six2 []string
+	for i := range 600 {
+		six1 = append(six1, fmt.Sprintf("198.18.%d.%d", i/250, 1+i%250))
+		six2 = append(six2, fmt.Sprintf("198.19.%d.%d", i/250, 1+i%250))
+	}
+	twoSubsets := mkEndpoints("db", "mysql", six1, nil, "p80/3306")
+	twoSubsets.Subsets = append(twoSubsets.Subsets, mkEndpoints("db", "mysql", six2, nil, "p80/3306").Subsets...)
+	otherProxy := mkEndpoints("db", "mysql", []string{"192.0.2.51"}, nil, "p80/3306")
+	otherProxy.Metadata.Labels = map[string]string{serviceProxyNameLabel: "other"}
+	leader := mkEndpoints("db", "mysql", []string{"192.0.2.51"}, nil, "p80/3306")
+	leader.Metadata.Annotations = map[string]string{leaderAnnotation: "{}"}
 	otherPort := mkEndpoints("db", "mysql", []string{"192.0.2.51"}, nil, "admin/33062")
 	tests := []struct {
 		name  string
@@ -96,6 +110,26 @@ func TestMirrorEndpoints(t *testing.T) {
 		svc:  selectorless, eps: []*api.Endpoints{repeatedThenOther},
 		flows: []flow{{desc: "both", src: "203.0.113.5", dst: "10.96.0.30", port: 80, want: ir.VerdictDNAT, eps: []string{"192.0.2.51:3306", "192.0.2.52:3306"}}},
 	}, {
+		name: "an address both ready and not ready in a subset is not ready",
+		svc:  selectorless, eps: []*api.Endpoints{bothStates},
+		flows: []flow{{desc: "the other one", src: "203.0.113.5", dst: "10.96.0.30", port: 80, want: ir.VerdictDNAT, eps: []string{"192.0.2.52:3306"}}},
+	}, {
+		name: "and so across subsets with the same ports",
+		svc:  selectorless, eps: []*api.Endpoints{splitStates},
+		flows: []flow{{desc: "the other one", src: "203.0.113.5", dst: "10.96.0.30", port: 80, want: ir.VerdictDNAT, eps: []string{"192.0.2.52:3306"}}},
+	}, {
+		name: "subsets with the same ports are one for the limit",
+		svc:  selectorless, eps: []*api.Endpoints{twoSubsets},
+		count: maxMirroredPerSubset,
+	}, {
+		name: "another proxy's Endpoints",
+		svc:  selectorless, eps: []*api.Endpoints{otherProxy},
+		flows: []flow{{desc: "no endpoints", src: "203.0.113.5", dst: "10.96.0.30", port: 80, want: ir.VerdictReject}},
+	}, {
+		name: "a leader-election lock",
+		svc:  selectorless, eps: []*api.Endpoints{leader},
+		flows: []flow{{desc: "no endpoints", src: "203.0.113.5", dst: "10.96.0.30", port: 80, want: ir.VerdictReject}},
+	}, {
 		name: "at most 1,000 addresses of a subset",
 		svc:  selectorless, eps: []*api.Endpoints{capped},
 		count: maxMirroredPerSubset,
@@ -122,5 +156,16 @@ func TestMirrorEndpointsDuplicate(t *testing.T) {
 	_, diags := Compile(&api.Input{Services: []*api.Service{mkSvc("db", "mysql")}, Endpoints: []*api.Endpoints{second, first}}, Options{})
 	if err := diags.Err(); err == nil || !strings.Contains(err.Error(), "ep.yaml:20:1: Endpoints db/mysql: metadata.name: duplicate Endpoints (first defined at ep.yaml:1:1)") {
 		t.Errorf("diagnostics = %v", diags)
+	}
+}
+
+// TestUnwatchedSlices checks that slices kube-proxy's informers leave out
+// (another proxy's, a headless Service's) give no endpoints.
+func TestUnwatchedSlices(t *testing.T) {
+	for _, label := range []string{serviceProxyNameLabel, headlessLabel} {
+		es := mkSlice("ns", "web", "web-1", "IPv4", 80, mkEp("10.180.0.9"))
+		es.Metadata.Labels[label] = ""
+		p := mustCompile(t, &api.Input{Services: []*api.Service{mkSvc("ns", "web", withClusterIP("10.96.0.90"))}, EndpointSlices: []*api.EndpointSlice{es}}, Options{})
+		checkFlows(t, p, []flow{{desc: label, src: "203.0.113.5", dst: "10.96.0.90", port: 80, want: ir.VerdictReject}})
 	}
 }
