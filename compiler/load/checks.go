@@ -646,6 +646,9 @@ func checkEndpoints(doc *ast.StructLit) []fieldError {
 func checkServiceCIDR(doc *ast.StructLit) []fieldError {
 	var errs []fieldError
 	cidrs := elems(get(asStruct(get(doc, "spec")), "cidrs"))
+	if len(cidrs) == 0 {
+		return append(errs, fieldError{path: fpath{"spec", "cidrs"}, msg: "required value: at least one CIDR required"})
+	}
 	if tooMany(&errs, fpath{"spec", "cidrs"}, len(cidrs), 2) {
 		return errs
 	}
@@ -658,7 +661,7 @@ func checkServiceCIDR(doc *ast.StructLit) []fieldError {
 		p := fpath{"spec", "cidrs", i}
 		pfx, err := netip.ParsePrefix(s)
 		switch {
-		case err != nil:
+		case err != nil || pfx.Addr().Is4In6() || pfx.Addr().Zone() != "":
 			errs = append(errs, fieldError{path: p, msg: fmt.Sprintf("invalid value %q: must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)", s)})
 		case pfx.Masked() != pfx || pfx.String() != s:
 			errs = append(errs, fieldError{path: p, msg: fmt.Sprintf("invalid value %q: must be in canonical form (%q)", s, pfx.Masked().String())})

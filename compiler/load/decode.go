@@ -30,6 +30,8 @@ type kindInfo struct {
 	named      bool // has metadata.name
 	// strict reports whether Options.Strict closes the kind's schema.
 	strict bool
+	// older is an older apiVersion of the same shape that is read too.
+	older string
 }
 
 var kinds = map[string]*kindInfo{
@@ -38,7 +40,7 @@ var kinds = map[string]*kindInfo{
 	"Endpoints":              {kind: "Endpoints", apiVersion: "v1", def: schema.Endpoints, namespaced: true, named: true, strict: true},
 	"Node":                   {kind: "Node", apiVersion: "v1", def: schema.Node, named: true},
 	"KubeProxyConfiguration": {kind: "KubeProxyConfiguration", apiVersion: "kubeproxy.config.k8s.io/v1alpha1", def: schema.KubeProxyConfiguration},
-	"ServiceCIDR":            {kind: "ServiceCIDR", apiVersion: "networking.k8s.io/v1", def: schema.ServiceCIDR, named: true},
+	"ServiceCIDR":            {kind: "ServiceCIDR", apiVersion: "networking.k8s.io/v1", older: "networking.k8s.io/v1beta1", def: schema.ServiceCIDR, named: true},
 }
 
 // document is one object to validate, with its results.
@@ -410,7 +412,9 @@ func locateYAMLError(data []byte, pos diag.Pos, msg string) (diag.Pos, string) {
 			end := j + len(alias)
 			before := j == 0 || strings.IndexByte(" \t\n[{,:-", data[j-1]) >= 0
 			after := end == len(data) || strings.IndexByte(" \t\r\n]},", data[end]) >= 0
-			if before && after {
+			lineStart := bytes.LastIndexByte(data[:j], '\n') + 1
+			comment := bytes.IndexByte(data[lineStart:j], '#') >= 0
+			if before && after && !comment && !inBlockScalar(data, lineStart) {
 				at = j
 			}
 			i = j + 1
@@ -429,9 +433,10 @@ func locateYAMLError(data []byte, pos diag.Pos, msg string) (diag.Pos, string) {
 			i += nl + 1
 		}
 	}
-	if strings.Contains(msg, "tab character") || strings.HasSuffix(msg, "cannot start any token") {
-		// A tab that indents: on the reported line, or on the next one
-		// (the decoder reports some scanner errors a line early).
+	if tabs := strings.Contains(msg, "tab character"); tabs || strings.HasSuffix(msg, "cannot start any token") {
+		// A tab that indents: on the reported line, or, for the
+		// decoder's tab message, on the next one (it reports that a
+		// line early).
 		start := 0
 		for line := 1; line < pos.Line && start < len(data); line++ {
 			nl := bytes.IndexByte(data[start:], '\n')
@@ -441,7 +446,11 @@ func locateYAMLError(data []byte, pos diag.Pos, msg string) (diag.Pos, string) {
 			}
 			start += nl + 1
 		}
-		for n := 0; n < 2 && pos.Line > 0 && start < len(data) && at < 0; n++ {
+		lines := 1
+		if tabs {
+			lines = 2
+		}
+		for n := 0; n < lines && pos.Line > 0 && start < len(data) && at < 0; n++ {
 			end := len(data)
 			if nl := bytes.IndexByte(data[start:], '\n'); nl >= 0 {
 				end = start + nl
@@ -460,6 +469,29 @@ func locateYAMLError(data []byte, pos diag.Pos, msg string) (diag.Pos, string) {
 	pos.Line = 1 + bytes.Count(data[:at], []byte("\n"))
 	pos.Col = at - bytes.LastIndexByte(data[:at], '\n')
 	return pos, msg
+}
+
+// inBlockScalar reports whether the line of data starting at lineStart is
+// text of a block scalar: the nearest line above it indented less ends
+// with "|" or ">" (and their modifiers).
+func inBlockScalar(data []byte, lineStart int) bool {
+	line := data[lineStart:]
+	if nl := bytes.IndexByte(line, '\n'); nl >= 0 {
+		line = line[:nl]
+	}
+	indent := len(line) - len(bytes.TrimLeft(line, " "))
+	for end := lineStart - 1; end > 0; {
+		start := bytes.LastIndexByte(data[:end], '\n') + 1
+		above := data[start:end]
+		end = start - 1
+		trimmed := bytes.TrimLeft(above, " ")
+		if len(bytes.TrimSpace(trimmed)) == 0 || len(above)-len(trimmed) >= indent {
+			continue
+		}
+		header := bytes.TrimRight(bytes.TrimSpace(above), "+-0123456789")
+		return bytes.HasSuffix(header, []byte("|")) || bytes.HasSuffix(header, []byte(">"))
+	}
+	return false
 }
 
 // syntaxError turns a decoder error into a position and a message.
@@ -653,7 +685,7 @@ func (d *decoder) object(s *ast.StructLit, from *listKind) {
 	case info.named:
 		object += " " + name
 	}
-	if apiVersion != info.apiVersion {
+	if apiVersion != info.apiVersion && (info.older == "" || apiVersion != info.older) {
 		at := pos
 		if f := field(s, "apiVersion"); f != nil {
 			at = d.pos(f.Value)

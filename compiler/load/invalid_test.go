@@ -420,6 +420,12 @@ var invalidCases = []struct {
 			`-:11:25: ServiceCIDR d: spec.cidrs[1]: invalid value "10.44.0.0/16": may specify no more than one IP for each IP family, i.e 192.168.0.0/24 and 2001:db8::/64`,
 			`-:17:11: ServiceCIDR e: spec.cidrs[0]: invalid value "nope": must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)`,
 		}},
+	{name: "ServiceCIDR without ranges, and a mapped one", in: "apiVersion: networking.k8s.io/v1\nkind: ServiceCIDR\nmetadata: {name: c}\nspec: {}\n" +
+		"---\napiVersion: networking.k8s.io/v1beta1\nkind: ServiceCIDR\nmetadata: {name: d}\nspec:\n  cidrs: [\"::ffff:10.96.0.0/108\"]\n",
+		want: []string{
+			"-:4:1: ServiceCIDR c: spec.cidrs: required value: at least one CIDR required",
+			`-:10:11: ServiceCIDR d: spec.cidrs[0]: invalid value "::ffff:10.96.0.0/108": must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)`,
+		}},
 	{name: "top-level scalar", in: "just some text\n",
 		want: []string{
 			"-:1:1: document is a string, not a Kubernetes object (a mapping with apiVersion and kind)",
