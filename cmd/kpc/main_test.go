@@ -287,6 +287,19 @@ func TestValidateReports(t *testing.T) {
 	if suites.Suites[0].Failures != 1 || len(passed) != 1 || passed[0] != sub {
 		t.Errorf("junit cases: %d failures, passed %q; want 1 and [%s] (%s)", suites.Suites[0].Failures, passed, sub, good)
 	}
+	// A directory given as "./dir" with a failure in it does not pass.
+	writeFile(t, sub, "bad.yaml", bad)
+	stdout.Reset()
+	run([]string{"validate", "-o", "junit", sub + string(filepath.Separator) + "."}, nil, &stdout, &stderr)
+	suites = junitSuites{}
+	if err := xml.Unmarshal(stdout.Bytes(), &suites); err != nil {
+		t.Fatalf("junit: %v\n%s", err, stdout.String())
+	}
+	for _, c := range suites.Suites[0].Cases {
+		if c.Failure == nil {
+			t.Errorf("%s passes, with bad.yaml in it", c.Name)
+		}
+	}
 }
 
 // TestCompileIPTablesBothFamilies checks that dual-stack input needs a

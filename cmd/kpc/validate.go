@@ -158,8 +158,10 @@ func writeJUnitReport(w io.Writer, paths []string, diags diag.List) error {
 	}
 	// An input path (a file, a directory, "-") without errors passes.
 	for _, p := range paths {
+		clean := filepath.Clean(p)
 		failed := slices.ContainsFunc(diags.Errors(), func(d *diag.Error) bool {
-			return d.Pos.File == p || strings.HasPrefix(d.Pos.File, strings.TrimSuffix(p, string(filepath.Separator))+string(filepath.Separator))
+			f := filepath.Clean(d.Pos.File)
+			return d.Pos.File == "" || f == clean || clean == "." || strings.HasPrefix(f, strings.TrimSuffix(clean, string(filepath.Separator))+string(filepath.Separator))
 		})
 		if !failed {
 			suite.Cases = append(suite.Cases, junitCase{Name: p, ClassName: p})
