@@ -208,7 +208,7 @@ func (c *compiler) resolveFamilies(s *svc) {
 			}
 			fams = append(fams, other)
 		} else if policy == "RequireDualStack" {
-			c.diags.Add(s.pos, s.obj, "spec.ipFamilyPolicy", "RequireDualStack needs service CIDRs of both families (--service-cidr)")
+			c.diags.Add(s.pos, s.obj, "spec.ipFamilyPolicy", "RequireDualStack needs service CIDRs of both families (--service-cidr or ServiceCIDR documents)")
 		}
 	}
 	for _, f := range fams {
@@ -220,7 +220,7 @@ func (c *compiler) resolveFamilies(s *svc) {
 			if i, ok := requested[f]; ok {
 				p = fmt.Sprintf("spec.ipFamilies[%d]", i)
 			}
-			c.diags.Add(s.pos, s.obj, p, fmt.Sprintf("%s is not configured on this cluster (no %s --service-cidr)", f, f))
+			c.diags.Add(s.pos, s.obj, p, fmt.Sprintf("%s is not configured on this cluster (no %s range in --service-cidr or the ServiceCIDR documents)", f, f))
 			continue
 		}
 		s.want = append(s.want, f)

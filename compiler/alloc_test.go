@@ -161,8 +161,8 @@ func TestFamilyErrors(t *testing.T) {
 	}}
 	_, d := Compile(in, Options{ServiceCIDRs: prefixes("10.96.0.0/16")})
 	want := []string{
-		"svc.yaml:1:1: Service ns/a: spec.ipFamilies[0]: IPv6 is not configured on this cluster (no IPv6 --service-cidr)",
-		"svc.yaml:5:1: Service ns/b: spec.ipFamilyPolicy: RequireDualStack needs service CIDRs of both families (--service-cidr)",
+		"svc.yaml:1:1: Service ns/a: spec.ipFamilies[0]: IPv6 is not configured on this cluster (no IPv6 range in --service-cidr or the ServiceCIDR documents)",
+		"svc.yaml:5:1: Service ns/b: spec.ipFamilyPolicy: RequireDualStack needs service CIDRs of both families (--service-cidr or ServiceCIDR documents)",
 	}
 	if diff := cmp.Diff(want, errStrings(d)); diff != "" {
 		t.Errorf("errors (-want +got):\n%s", diff)
