@@ -148,6 +148,8 @@ func TestRun(t *testing.T) {
 			stdout: []string{"verdict: untouched (a Service address, but no Service port matches)"}},
 		{name: "trace not a Service address", args: []string{"trace", "-f", good, "--from", "203.0.113.7", "--to", "192.0.2.99:81"}, code: exitOK,
 			stdout: []string{"verdict: untouched (not a Service address)"}},
+		{name: "trace NodePort at an unlisted node address, iptables mode", args: []string{"trace", "-f", nodePort, "--node-ip", "192.0.2.10", "--mode", "iptables", "--from", "203.0.113.7", "--to", "192.0.2.11:30080"}, code: exitOK,
+			stdout: []string{"verdict: untouched", "hint:    192.0.2.11 is not one of the node's known addresses"}},
 		{name: "trace bad to", args: []string{"trace", "-f", good, "--from", "203.0.113.7", "--to", "10.96.0.100"}, code: exitUsage},
 		{name: "trace mixed families", args: []string{"trace", "-f", good, "--from", "2001:db8::1", "--to", "10.96.0.100:80"}, code: exitUsage},
 		{name: "gen", args: []string{"gen", "--services", "3", "--endpoints", "2"}, code: exitOK, stdout: []string{"kind: EndpointSlice"}},

@@ -48,16 +48,17 @@ func runTrace(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	res := ir.Trace(prog, pkt, m)
 	printTrace(stdout, pkt, res, serviceAddr(prog, pkt.Dst))
-	if hint := nodePortHint(prog, pkt, res); hint != "" {
+	if hint := nodePortHint(prog, pkt, res, m); hint != "" {
 		fmt.Fprintf(stdout, "hint:    %s\n", hint)
 	}
 	return exitOK
 }
 
-// nodePortHint explains an untouched packet to a NodePort's port when the
-// node's addresses are unknown: the rules serve NodePorts on every local
-// address, which the tracer cannot tell from others without --to-node.
-func nodePortHint(prog *ir.Program, pkt ir.Packet, res ir.Result) string {
+// nodePortHint explains an untouched packet to a NodePort's port at an
+// address the Ruleset does not list as the node's, when the rules serve
+// NodePorts on every local address: the tracer cannot tell a local
+// address from others without --to-node.
+func nodePortHint(prog *ir.Program, pkt ir.Packet, res ir.Result, mode ir.Mode) string {
 	if res.Verdict != ir.VerdictUntouched || pkt.ToNode || pkt.Dst.IsLoopback() {
 		return ""
 	}
@@ -66,14 +67,19 @@ func nodePortHint(prog *ir.Program, pkt ir.Packet, res ir.Result) string {
 		fam = ir.IPv4
 	}
 	for _, rs := range prog.Rulesets {
-		if rs == nil || rs.Family != fam || !rs.Node.NodePortAllLocal || len(rs.Node.IPs) > 0 {
+		allLocal := rs != nil && (rs.Node.NodePortAllLocal || mode == ir.ModeIPTables && rs.Node.NodePortDefault)
+		if !allLocal || rs.Family != fam || slices.Contains(rs.Node.IPs, pkt.Dst.Unmap()) {
 			continue
 		}
 		for _, list := range [][]ir.NodePortEntry{rs.NodePorts, rs.NoEndpointNodePorts} {
 			for _, e := range list {
 				if e.Protocol == pkt.Protocol && e.Port == pkt.Port {
-					return fmt.Sprintf("no address of the node is known (--node-ip or a Node document), and the rules serve NodePorts on every local address: if %s is one, NodePort %d/%s (%s) applies; trace again with --to-node",
-						pkt.Dst, e.Port, e.Protocol, e.Comment)
+					known := "no address of the node is known (--node-ip or a Node document)"
+					if len(rs.Node.IPs) > 0 {
+						known = fmt.Sprintf("%s is not one of the node's known addresses", pkt.Dst)
+					}
+					return fmt.Sprintf("%s, and the rules serve NodePorts on every local address: if %s is one, NodePort %d/%s (%s) applies; trace again with --to-node",
+						known, pkt.Dst, e.Port, e.Protocol, e.Comment)
 				}
 			}
 		}

@@ -739,7 +739,7 @@ func (d *decoder) proxyConfigMap(conf *ast.Field, cmPos diag.Pos) {
 	if err != nil || !ok || kind != "KubeProxyConfiguration" {
 		why := "not a YAML mapping of kind KubeProxyConfiguration"
 		if err != nil {
-			why = err.Error()
+			_, why = syntaxError(d.file, err, false)
 		}
 		d.diags.Add(toPosOr(at, cmPos), "ConfigMap kube-system/kube-proxy", `data[config.conf]`, "invalid value: "+why)
 		return
