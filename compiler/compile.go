@@ -174,10 +174,6 @@ type svc struct {
 	otherProxy bool
 }
 
-// serviceProxyNameLabel names the proxy that serves a Service instead of
-// kube-proxy, whose informers select only objects without it.
-const serviceProxyNameLabel = "service.kubernetes.io/service-proxy-name"
-
 func (s *svc) spec() *api.ServiceSpec { return &s.api.Spec }
 
 // externallyAccessibleType is apiservice.ExternallyAccessible: the type
@@ -254,9 +250,9 @@ func (c *compiler) collectServices() {
 		if s.Spec.ClusterIP == "None" || (len(s.Spec.ClusterIPs) > 0 && s.Spec.ClusterIPs[0] == "None") {
 			continue
 		}
-		proxy, other := s.Metadata.Labels[serviceProxyNameLabel]
+		proxy, other := s.Metadata.Labels[api.ServiceProxyNameLabel]
 		if other {
-			c.addNote(id, fmt.Sprintf("Service %s is labelled %s=%q: kube-proxy leaves it to that proxy, and kpc writes no rules for it", id, serviceProxyNameLabel, proxy))
+			c.addNote(id, fmt.Sprintf("Service %s is labelled %s=%q: kube-proxy leaves it to that proxy, and kpc writes no rules for it", id, api.ServiceProxyNameLabel, proxy))
 		}
 		svcs = append(svcs, svc{
 			otherProxy: other,

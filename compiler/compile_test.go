@@ -186,7 +186,7 @@ func TestCompileBehaviour(t *testing.T) {
 			in: api.Input{
 				Services: []*api.Service{
 					mkSvc("ns", "mesh", withClusterIP("172.30.0.60"), withType("NodePort"), withNodePort(0, 3010),
-						func(s *api.Service) { s.Metadata.Labels = map[string]string{serviceProxyNameLabel: "other"} }),
+						func(s *api.Service) { s.Metadata.Labels = map[string]string{api.ServiceProxyNameLabel: "other"} }),
 					mkSvc("ns", "web", withClusterIP("172.30.0.61")),
 				},
 				EndpointSlices: []*api.EndpointSlice{

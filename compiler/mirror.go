@@ -18,9 +18,7 @@ const (
 	// skipMirrorLabel set to "true" on an Endpoints keeps it from being
 	// mirrored.
 	skipMirrorLabel = "endpointslice.kubernetes.io/skip-mirror"
-	// managedByLabel names the controller of an EndpointSlice.
-	managedByLabel = "endpointslice.kubernetes.io/managed-by"
-	// mirroringController is the mirroring controller's managedByLabel
+	// mirroringController is the mirroring controller's api.ManagedByLabel
 	// value.
 	mirroringController = "endpointslicemirroring-controller.k8s.io"
 	// maxMirroredPerSubset is how many addresses of one subset the
@@ -29,9 +27,6 @@ const (
 	// leaderAnnotation marks an Endpoints used as a leader-election lock,
 	// which the controller does not mirror.
 	leaderAnnotation = "control-plane.alpha.kubernetes.io/leader"
-	// headlessLabel marks the objects of a headless Service; kube-proxy
-	// does not watch them.
-	headlessLabel = "service.kubernetes.io/headless"
 )
 
 // mirrorEndpoints adds to c.slices the EndpointSlices that the mirroring
@@ -85,8 +80,8 @@ func shouldMirror(e *api.Endpoints) bool {
 // with these labels: they select neither another proxy's objects nor a
 // headless Service's.
 func unwatched(labels map[string]string) bool {
-	_, other := labels[serviceProxyNameLabel]
-	_, headless := labels[headlessLabel]
+	_, other := labels[api.ServiceProxyNameLabel]
+	_, headless := labels[api.HeadlessLabel]
 	return other || headless
 }
 
@@ -194,7 +189,7 @@ func firstIP(ss api.EndpointSubset) string {
 // controller made for the Service id.
 func (c *compiler) mirrored(id string) bool {
 	for _, es := range c.slices[id] {
-		if es.Metadata.Labels[managedByLabel] == mirroringController {
+		if es.Metadata.Labels[api.ManagedByLabel] == mirroringController {
 			return true
 		}
 	}
@@ -226,7 +221,7 @@ func mirrorSubset(e *api.Endpoints, i int, ss api.EndpointSubset) []*api.Endpoin
 				Metadata: api.ObjectMeta{
 					Name:      e.Metadata.Name + "-mirror-" + strconv.Itoa(i) + "-" + fam,
 					Namespace: e.Metadata.Namespace,
-					Labels:    map[string]string{api.ServiceNameLabel: e.Metadata.Name, managedByLabel: mirroringController},
+					Labels:    map[string]string{api.ServiceNameLabel: e.Metadata.Name, api.ManagedByLabel: mirroringController},
 				},
 				AddressType: fam,
 				Ports:       ports,

@@ -40,7 +40,7 @@ func TestMirrorEndpoints(t *testing.T) {
 	skip := mkEndpoints("db", "mysql", []string{"192.0.2.51"}, nil, "p80/3306")
 	skip.Metadata.Labels = map[string]string{skipMirrorLabel: "true"}
 	mirroredSlice := mkSlice("db", "mysql", "mysql-abcde", "IPv4", 3307, mkEp("192.0.2.60"))
-	mirroredSlice.Metadata.Labels[managedByLabel] = mirroringController
+	mirroredSlice.Metadata.Labels[api.ManagedByLabel] = mirroringController
 	twoFamilies := mkEndpoints("db", "mysql", []string{"192.0.2.51", "2001:db8::51"}, nil, "p80/3306")
 	dual := mkSvc("db", "mysql", withClusterIP("10.96.0.30"), func(s *api.Service) {
 		s.Spec.ClusterIPs = []string{"10.96.0.30", "fd00:10:96::30"}
@@ -67,7 +67,7 @@ func TestMirrorEndpoints(t *testing.T) {
 	twoSubsets := mkEndpoints("db", "mysql", six1, nil, "p80/3306")
 	twoSubsets.Subsets = append(twoSubsets.Subsets, mkEndpoints("db", "mysql", six2, nil, "p80/3306").Subsets...)
 	otherProxy := mkEndpoints("db", "mysql", []string{"192.0.2.51"}, nil, "p80/3306")
-	otherProxy.Metadata.Labels = map[string]string{serviceProxyNameLabel: "other"}
+	otherProxy.Metadata.Labels = map[string]string{api.ServiceProxyNameLabel: "other"}
 	leader := mkEndpoints("db", "mysql", []string{"192.0.2.51"}, nil, "p80/3306")
 	leader.Metadata.Annotations = map[string]string{leaderAnnotation: "{}"}
 	otherPort := mkEndpoints("db", "mysql", []string{"192.0.2.51"}, nil, "admin/33062")
@@ -162,7 +162,7 @@ func TestMirrorEndpointsDuplicate(t *testing.T) {
 // TestUnwatchedSlices checks that slices kube-proxy's informers leave out
 // (another proxy's, a headless Service's) give no endpoints.
 func TestUnwatchedSlices(t *testing.T) {
-	for _, label := range []string{serviceProxyNameLabel, headlessLabel} {
+	for _, label := range []string{api.ServiceProxyNameLabel, api.HeadlessLabel} {
 		es := mkSlice("ns", "web", "web-1", "IPv4", 80, mkEp("10.180.0.9"))
 		es.Metadata.Labels[label] = ""
 		p := mustCompile(t, &api.Input{Services: []*api.Service{mkSvc("ns", "web", withClusterIP("10.96.0.90"))}, EndpointSlices: []*api.EndpointSlice{es}}, Options{})

@@ -165,8 +165,20 @@ type EndpointSlice struct {
 // ID returns "ns/name".
 func (s *EndpointSlice) ID() string { return s.Metadata.Namespace + "/" + s.Metadata.Name }
 
-// ServiceNameLabel is the label that ties an EndpointSlice to its Service.
-const ServiceNameLabel = "kubernetes.io/service-name"
+// Labels kube-proxy and the EndpointSlice controllers read.
+const (
+	// ServiceNameLabel ties an EndpointSlice to its Service.
+	ServiceNameLabel = "kubernetes.io/service-name"
+	// ManagedByLabel names the controller that manages an EndpointSlice.
+	ManagedByLabel = "endpointslice.kubernetes.io/managed-by"
+	// ServiceProxyNameLabel names the proxy that serves a Service (and its
+	// EndpointSlices) instead of kube-proxy, whose informers select only
+	// objects without it.
+	ServiceProxyNameLabel = "service.kubernetes.io/service-proxy-name"
+	// HeadlessLabel marks the EndpointSlices of a headless Service, which
+	// kube-proxy's informers leave out.
+	HeadlessLabel = "service.kubernetes.io/headless"
+)
 
 // Endpoint is one endpoint of a slice.
 type Endpoint struct {

@@ -14,9 +14,8 @@ import (
 
 // Labels the cross-document rules read.
 const (
-	// ManagedByLabel names the controller that manages an EndpointSlice.
-	ManagedByLabel = "endpointslice.kubernetes.io/managed-by"
-	// ControllerName is the EndpointSlice controller's ManagedByLabel value.
+	// ControllerName is the EndpointSlice controller's api.ManagedByLabel
+	// value.
 	ControllerName = "endpointslice-controller.k8s.io"
 )
 
@@ -81,8 +80,8 @@ func CrossCheck(in *api.Input) diag.List {
 			warn("metadata.labels["+api.ServiceNameLabel+"]", fmt.Sprintf("Service %s is not in the input: kube-proxy ignores this slice", svcID))
 			continue
 		}
-		if es.Metadata.Labels[ManagedByLabel] == ControllerName && len(svc.Spec.Selector) == 0 {
-			warn("metadata.labels["+ManagedByLabel+"]", fmt.Sprintf("%s, but Service %s has no selector: that controller manages only the slices of Services with a selector, "+
+		if es.Metadata.Labels[api.ManagedByLabel] == ControllerName && len(svc.Spec.Selector) == 0 {
+			warn("metadata.labels["+api.ManagedByLabel+"]", fmt.Sprintf("%s, but Service %s has no selector: that controller manages only the slices of Services with a selector, "+
 				"and would take this one over if a selector were added; label a hand-written slice with another value", ControllerName, svcID))
 		}
 		if svc.Spec.Type == "ExternalName" {
