@@ -705,7 +705,7 @@ func (d *decoder) object(s *ast.StructLit, from *listKind) {
 // proxyConfigOf returns the value of data["config.conf"] of a ConfigMap,
 // where kubeadm keeps kube-proxy's KubeProxyConfiguration, or nil.
 func proxyConfigOf(cm *ast.StructLit) *ast.Field {
-	data, ok := fieldValue(cm, "data").(*ast.StructLit)
+	data, ok := get(cm, "data").(*ast.StructLit)
 	if !ok {
 		return nil
 	}
@@ -717,13 +717,6 @@ func proxyConfigOf(cm *ast.StructLit) *ast.Field {
 		return nil
 	}
 	return f
-}
-
-func fieldValue(s *ast.StructLit, name string) ast.Expr {
-	if f := field(s, name); f != nil {
-		return f.Value
-	}
-	return nil
 }
 
 // proxyConfigMap reads the KubeProxyConfiguration of kube-system/kube-proxy

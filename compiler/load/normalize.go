@@ -186,7 +186,7 @@ type dupField struct {
 func duplicateWarnings(root *ast.StructLit, dups []dupField, object string, base diag.Pos) diag.List {
 	const missing = `; is a "---" line missing between two documents?`
 	var out diag.List
-	var top []string // quoted names of the top-level duplicates
+	var top []string // names of the top-level duplicates
 	var topAt diag.Pos
 	for _, d := range dups {
 		name, _, _ := labelName(d.f.Label)
@@ -195,7 +195,7 @@ func duplicateWarnings(root *ast.StructLit, dups []dupField, object string, base
 			if len(top) == 0 {
 				topAt = at
 			}
-			top = append(top, strconv.Quote(name))
+			top = append(top, name)
 			continue
 		}
 		if p, ok := structPath(root, d.in, nil); ok {
@@ -204,9 +204,13 @@ func duplicateWarnings(root *ast.StructLit, dups []dupField, object string, base
 	}
 	switch {
 	case len(top) == 1:
-		out.Warn(topAt, object, strings.Trim(top[0], `"`), "duplicate field "+top[0]+": the later value is used"+missing)
+		out.Warn(topAt, object, fpath{top[0]}.String(), fmt.Sprintf("duplicate field %q: the later value is used", top[0])+missing)
 	case len(top) > 1:
-		out.Warn(topAt, object, "", "duplicate fields "+strings.Join(top, ", ")+": the later values are used"+missing)
+		quoted := make([]string, len(top))
+		for i, n := range top {
+			quoted[i] = strconv.Quote(n)
+		}
+		out.Warn(topAt, object, "", "duplicate fields "+strings.Join(quoted, ", ")+": the later values are used"+missing)
 	}
 	return out
 }
