@@ -83,10 +83,11 @@ func TestSvc5(t *testing.T) {
 		ServiceCIDRs:     prefixes("172.30.0.0/16"),
 		DropServiceCIDRs: true,
 		Chains: []*ir.Chain{
-			{Name: ep, Kind: ir.EndpointChain, Service: spn, Protocol: ir.TCP, Comment: spn + " -> 10.180.0.3:80", Rules: []ir.Rule{
-				{Match: ir.Match{SrcAddr: netip.MustParseAddr("10.180.0.3")}, Action: &ir.MarkMasq{}, Comment: "hairpin"},
-				{Action: &ir.AffinityUpdate{Set: aff}},
-				{Action: &ir.DNAT{Addr: netip.MustParseAddr("10.180.0.3"), Port: 80, Protocol: ir.TCP}},
+			// Compact: the hairpin mark, the affinity update, the DNAT;
+			// Describe gives the comment.
+			{Name: ep, Kind: ir.EndpointChain, Service: spn, Protocol: ir.TCP, Endpoint: &ir.EndpointTarget{
+				DNAT:   ir.DNAT{Addr: netip.MustParseAddr("10.180.0.3"), Port: 80, Protocol: ir.TCP},
+				Update: ir.AffinityUpdate{Set: aff},
 			}},
 			{Name: ext, Kind: ir.ExternalChain, Service: spn, Protocol: ir.TCP, Comment: spn + " external destinations", Rules: []ir.Rule{
 				{Action: &ir.MarkMasq{}, Comment: "masquerade traffic for " + spn + " external destinations"},
@@ -105,6 +106,9 @@ func TestSvc5(t *testing.T) {
 	}}}
 	if diff := cmp.Diff(want, p, cmpNet, cmpopts.IgnoreFields(ir.Program{}, "Services")); diff != "" {
 		t.Errorf("svc5 IR mismatch (-want +got):\n%s", diff)
+	}
+	if got, want := p.Rulesets[0].Chains[0].Describe(), spn+" -> 10.180.0.3:80"; got != want {
+		t.Errorf("endpoint chain described as %q, want %q", got, want)
 	}
 }
 

@@ -38,9 +38,6 @@ type builder struct {
 	// materialize).
 	chains    []chainEntry
 	endpoints []pendingEndpoint
-	// comments holds the comments of the endpoint chains, which become
-	// substrings of its string (which String returns without a copy).
-	comments strings.Builder
 }
 
 type svcKey struct {
@@ -94,7 +91,6 @@ func (c *compiler) buildRuleset(f ir.Family, svcs []*svc, ports [][]*servicePort
 	}
 	b.chains = make([]chainEntry, 0, endpoints+others)
 	b.endpoints = make([]pendingEndpoint, 0, endpoints)
-	b.comments.Grow(48 * endpoints)
 	b.keyOwner = make(map[svcKey]string, keys)
 	b.services = make(map[svcKey]bool, keys)
 	b.clusterIPs = make(map[netip.Addr]bool, len(svcs))
@@ -204,12 +200,10 @@ func nameKey(name string) [2]uint64 {
 	return [2]uint64{binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])}
 }
 
-// pendingEndpoint is an endpoint chain to build: endpoint e of p, whose
-// comment (before strings.TrimSpace) is comments[comment[0]:comment[1]].
+// pendingEndpoint is an endpoint chain to build: endpoint e of p.
 type pendingEndpoint struct {
-	p       *servicePort
-	e       *endpoint
-	comment [2]int
+	p *servicePort
+	e *endpoint
 }
 
 // addChain adds a chain; of chains with the same name, the first added is
@@ -221,11 +215,7 @@ func (b *builder) addChain(ch *ir.Chain) {
 // addEndpointChain adds the chain of endpoint e of p (see materialize).
 func (b *builder) addEndpointChain(p *servicePort, e *endpoint) {
 	b.chains = append(b.chains, chainEntry{name: e.chain, ep: int32(len(b.endpoints))})
-	start := b.comments.Len()
-	b.comments.WriteString(p.name)
-	b.comments.WriteString(" -> ")
-	b.comments.WriteString(e.str)
-	b.endpoints = append(b.endpoints, pendingEndpoint{p, e, [2]int{start, b.comments.Len()}})
+	b.endpoints = append(b.endpoints, pendingEndpoint{p, e})
 }
 
 func (b *builder) addAffinitySet(name string, timeout time.Duration, comment string) {
@@ -272,7 +262,6 @@ func (b *builder) sortChains() {
 	}
 	b.rs.Chains = b.materialize(kept)
 	b.endpoints = nil
-	b.comments = strings.Builder{}
 }
 
 // sortedChains returns chains sorted by name, chains of the same name in
@@ -363,25 +352,21 @@ func sortChainsByName(chains []chainEntry) {
 }
 
 // materialize returns the chains of entries, in order. Their chain
-// structs, rules and DNAT actions are allocated in three arrays in that
-// order, built chains being copied: every later pass over a large Ruleset
-// (validation, rendering) then reads memory in order instead of chasing
-// pointers to where each Service's chains were built. The arrays are
-// filled on all CPUs, each worker a contiguous run of entries.
+// structs, rules, DNAT actions and endpoint targets are allocated in
+// arrays in that order, built chains being copied: every later pass over
+// a large Ruleset (validation, rendering) then reads memory in order
+// instead of chasing pointers to where each Service's chains were built.
+// Endpoint chains are compact (ir.Chain.Endpoint). The arrays are filled
+// on all CPUs, each worker a contiguous run of entries.
 func (b *builder) materialize(entries []chainEntry) []*ir.Chain {
-	// at[i] is where entry i's rules, DNATs and affinity updates start.
-	type offsets struct{ rule, dnat, update int32 }
+	// at[i] is where entry i's rules, DNATs and endpoint target start.
+	type offsets struct{ rule, dnat, target int32 }
 	at := make([]offsets, len(entries)+1)
 	var o offsets
 	for i, ce := range entries {
 		at[i] = o
 		if ce.c == nil {
-			o.rule += 2
-			o.dnat++
-			if b.endpoints[ce.ep].p.affinity {
-				o.rule++
-				o.update++
-			}
+			o.target++
 			continue
 		}
 		o.rule += int32(len(ce.c.Rules))
@@ -392,49 +377,39 @@ func (b *builder) materialize(entries []chainEntry) []*ir.Chain {
 		}
 	}
 	at[len(entries)] = o
-	comments := b.comments.String()
 	out := make([]*ir.Chain, len(entries))
 	cs := make([]ir.Chain, len(entries))
 	rules := make([]ir.Rule, o.rule)
 	dnats := make([]ir.DNAT, o.dnat)
-	updates := make([]ir.AffinityUpdate, o.update)
+	targets := make([]ir.EndpointTarget, o.target)
 	fill := func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			ce := entries[i]
-			r, d, u := at[i].rule, at[i].dnat, at[i].update
-			if ce.c != nil {
-				cs[i] = *ce.c
-				for _, rule := range ce.c.Rules {
-					if x, ok := rule.Action.(*ir.DNAT); ok {
-						if x != nil {
-							dnats[d] = *x
-							rule.Action = &dnats[d]
-						}
-						d++
-					}
-					rules[r] = rule
-					r++
-				}
-			} else {
-				// The endpoint chain: the hairpin mark, the affinity
-				// update (ClientIP affinity), the DNAT. The arrays are
-				// zeroed: the rules are filled in place.
+			if ce.c == nil {
 				pe := b.endpoints[ce.ep]
 				p, e := pe.p, pe.e
-				hairpin := &rules[r]
-				hairpin.Match.SrcAddr = e.ap.Addr()
-				hairpin.Action = &ir.MarkMasq{}
-				hairpin.Comment = "hairpin"
-				r++
+				t := &targets[at[i].target]
+				t.DNAT = ir.DNAT{Addr: e.ap.Addr(), Port: e.ap.Port(), Protocol: p.proto}
 				if p.affinity {
-					updates[u] = ir.AffinityUpdate{Set: e.set}
-					rules[r].Action = &updates[u]
-					r++
+					t.Update.Set = e.set
 				}
-				dnats[d] = ir.DNAT{Addr: e.ap.Addr(), Port: e.ap.Port(), Protocol: p.proto}
-				rules[r].Action = &dnats[d]
-				cs[i] = ir.Chain{Name: e.chain, Kind: ir.EndpointChain, Service: p.name, Protocol: p.proto,
-					Comment: strings.TrimSpace(comments[pe.comment[0]:pe.comment[1]])}
+				// The comment is left to Describe.
+				cs[i] = ir.Chain{Name: e.chain, Kind: ir.EndpointChain, Service: p.name, Protocol: p.proto, Endpoint: t}
+				out[i] = &cs[i]
+				continue
+			}
+			r, d := at[i].rule, at[i].dnat
+			cs[i] = *ce.c
+			for _, rule := range ce.c.Rules {
+				if x, ok := rule.Action.(*ir.DNAT); ok {
+					if x != nil {
+						dnats[d] = *x
+						rule.Action = &dnats[d]
+					}
+					d++
+				}
+				rules[r] = rule
+				r++
 			}
 			start, end := at[i].rule, at[i+1].rule
 			cs[i].Rules = rules[start:end:end]

@@ -104,7 +104,7 @@ func labConfig(t *testing.T, prog *ir.Program, flows []Flow) netlab.Config {
 	epAddrs := map[netip.Addr]bool{}
 	for _, rs := range prog.Rulesets {
 		for _, ch := range rs.Chains {
-			for _, r := range ch.Rules {
+			for _, r := range ch.RuleList() {
 				if d, ok := r.Action.(*ir.DNAT); ok {
 					ep := netlab.Endpoint{Addr: d.Addr, Port: d.Port, Protocol: string(d.Protocol)}
 					if !seen[ep] && d.Protocol != ir.SCTP {

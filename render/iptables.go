@@ -373,6 +373,9 @@ type iptGen struct {
 	// comment, which makes the file and the kernel's table about a third
 	// smaller.
 	large bool
+	// rules holds the rules of a compact endpoint chain while it is
+	// written (ir.Chain.RulesInto).
+	rules [3]ir.Rule
 }
 
 // iptLargeClusterEndpoints is kube-proxy's largeClusterEndpointsThreshold:
@@ -516,7 +519,9 @@ func (g *iptGen) endpointOf(name string) string {
 	}
 	if !ci.epDone {
 		ci.epDone = true
-		if ci.c.Kind == ir.EndpointChain {
+		if e := ci.c.Endpoint; e != nil {
+			ci.endpoint = netip.AddrPortFrom(e.DNAT.Addr, e.DNAT.Port).String()
+		} else if ci.c.Kind == ir.EndpointChain {
 			for j := range ci.c.Rules {
 				if d, ok := ci.c.Rules[j].Action.(*ir.DNAT); ok && d != nil {
 					ci.endpoint = netip.AddrPortFrom(d.Addr, d.Port).String()
@@ -563,7 +568,8 @@ func (g *iptGen) prepare() error {
 	// Balance picks from.
 	rules := 0
 	for _, c := range rs.Chains {
-		rules += len(c.Rules)
+		rules += len(c.RulesInto(g.rules[:]))
+		// A compact endpoint chain (no Rules) has no Balance.
 		for j := range c.Rules {
 			if b, ok := c.Rules[j].Action.(*ir.Balance); ok && b != nil {
 				rules += len(b.Chains)
@@ -596,8 +602,9 @@ func (g *iptGen) prepare() error {
 	updaters := map[string][]string{}
 	if len(rs.AffinitySets) > 0 {
 		for _, c := range rs.Chains {
-			for j := range c.Rules {
-				if u, ok := c.Rules[j].Action.(*ir.AffinityUpdate); ok && u != nil && !slices.Contains(updaters[u.Set], c.Name) {
+			rules := c.RulesInto(g.rules[:])
+			for j := range rules {
+				if u, ok := rules[j].Action.(*ir.AffinityUpdate); ok && u != nil && !slices.Contains(updaters[u.Set], c.Name) {
 					updaters[u.Set] = append(updaters[u.Set], c.Name)
 				}
 			}

@@ -47,11 +47,12 @@ func (g *iptGen) chain(i int) error {
 		return nil
 	}
 	g.nat.declare(name)
-	for i := 0; i < len(c.Rules); i++ {
-		r := &c.Rules[i]
+	rules := c.RulesInto(g.rules[:])
+	for i := 0; i < len(rules); i++ {
+		r := &rules[i]
 		// kube-proxy records the affinity on the DNAT rule itself.
-		if u, ok := r.Action.(*ir.AffinityUpdate); ok && u != nil && iptMatchesAll(&r.Match) && i+1 < len(c.Rules) {
-			next := &c.Rules[i+1]
+		if u, ok := r.Action.(*ir.AffinityUpdate); ok && u != nil && iptMatchesAll(&r.Match) && i+1 < len(rules) {
+			next := &rules[i+1]
 			if d, ok := next.Action.(*ir.DNAT); ok && d != nil && iptMatchesAll(&next.Match) {
 				t := &g.nat
 				t.begin(name)

@@ -355,7 +355,12 @@ func (t *nftTable) chainsSizeHint() int {
 	n := 4096
 	for i, c := range t.rs.Chains {
 		if !t.plan.DroppedAt(i) {
-			n += 2*len(c.Name) + len(c.Comment) + 16 + 100*len(c.Rules)
+			rules, comment := len(c.Rules), len(c.Comment)
+			if c.Endpoint != nil {
+				// Describe's "<Service> -> <ip:port>", and three rules.
+				rules, comment = 3, max(comment, len(c.Service)+4+len("[ffff::ffff]:65535"))
+			}
+			n += 2*len(c.Name) + comment + 16 + 100*rules
 		}
 	}
 	return n

@@ -111,12 +111,14 @@ func (t *nftTable) checkRest() error {
 	if t.serviceCIDRs, err = t.prefixes("service CIDR", rs.ServiceCIDRs); err != nil {
 		return err
 	}
+	var rbuf [3]ir.Rule
 	for _, c := range rs.Chains {
 		if err := t.checkObjectName("chain", c.Name); err != nil {
 			return err
 		}
-		for j := range c.Rules {
-			if err := t.checkRule(c, &c.Rules[j]); err != nil {
+		rules := c.RulesInto(rbuf[:])
+		for j := range rules {
+			if err := t.checkRule(c, &rules[j]); err != nil {
 				return fmt.Errorf("chain %q rule %d: %w", c.Name, j, err)
 			}
 		}
@@ -411,11 +413,12 @@ func (t *nftTable) checkRule(c *ir.Chain, r *ir.Rule) error {
 
 // writeChains writes the IR's chains, except those the lowering removed.
 func (t *nftTable) writeChains(buf *bytes.Buffer) {
+	var rbuf [3]ir.Rule
 	for i, c := range t.rs.Chains {
 		if t.plan.DroppedAt(i) {
 			continue
 		}
-		comment := c.Comment
+		comment := c.Describe()
 		if comment == "" {
 			comment = c.Service
 		}
@@ -427,19 +430,19 @@ func (t *nftTable) writeChains(buf *bytes.Buffer) {
 		buf.WriteString("\tchain ")
 		buf.WriteString(c.Name)
 		buf.WriteString(" {\n")
-		for j := range c.Rules {
+		rules := c.RulesInto(rbuf[:])
+		for j := range rules {
 			buf.WriteString("\t\t")
-			t.spellRule(buf, i, j)
+			t.spellRule(buf, i, j, &rules[j])
 			buf.WriteByte('\n')
 		}
 		buf.WriteString("\t}\n")
 	}
 }
 
-// spellRule writes rule j of chain i (checked by checkRule).
-func (t *nftTable) spellRule(buf *bytes.Buffer, i, j int) {
+// spellRule writes rule r, rule j of chain i (checked by checkRule).
+func (t *nftTable) spellRule(buf *bytes.Buffer, i, j int, r *ir.Rule) {
 	c := t.rs.Chains[i]
-	r := &c.Rules[j]
 	t.spellMatch(buf, c, &r.Match)
 	f := t.fam
 	switch a := r.Action.(type) {

@@ -105,8 +105,8 @@ func (d *dumper) ruleset(rs *Ruleset) {
 			continue
 		}
 		d.linef("")
-		d.linef("  chain %s (%s %s %s)%s", c.Name, c.Kind, c.Service, strings.ToLower(string(c.Protocol)), comment(c.Comment))
-		for _, r := range c.Rules {
+		d.linef("  chain %s (%s %s %s)%s", c.Name, c.Kind, c.Service, strings.ToLower(string(c.Protocol)), comment(c.Describe()))
+		for _, r := range c.RuleList() {
 			m := matchString(ipx, &r.Match)
 			a := ActionString(r.Action)
 			if m != "" {

@@ -236,9 +236,72 @@ type Chain struct {
 	Service string
 	// Protocol is the Service port's protocol.
 	Protocol Protocol
-	// Comment is a human-readable description.
+	// Comment is a human-readable description; a compact endpoint
+	// chain's is usually empty, and Describe derives it.
 	Comment string
-	Rules   []Rule
+	// Rules are the chain's rules, in order; empty when Endpoint is set.
+	// Read them through RuleList, which also expands an Endpoint.
+	Rules []Rule
+	// Endpoint, when non-nil, makes this a compact endpoint chain (of kind
+	// EndpointChain, with no Rules): it stands for the rules
+	// Endpoint.AppendRules gives. The compiler builds every endpoint chain
+	// so: a large Ruleset holds one per endpoint of every Service port,
+	// and three rules take three times the memory of this form.
+	Endpoint *EndpointTarget
+}
+
+// EndpointTarget is what a compact endpoint chain does, in kube-proxy's
+// order: traffic from the endpoint itself (hairpin) is marked for
+// masquerade, the client is recorded for ClientIP affinity when Update
+// names a set, and the packet is DNATed.
+type EndpointTarget struct {
+	// DNAT is the endpoint; its Addr is also the hairpin source.
+	DNAT DNAT
+	// Update records the client in Update.Set; Set is "" without
+	// affinity.
+	Update AffinityUpdate
+}
+
+// HairpinComment is the comment of a compact endpoint chain's hairpin rule.
+const HairpinComment = "hairpin"
+
+// AppendRules appends the rules e stands for to rules and returns the
+// extended slice: the hairpin mark (source e.DNAT.Addr), the affinity
+// update when e.Update.Set is set, and the DNAT. The actions point into
+// e: the rules allocate nothing beyond rules' own growth.
+func (e *EndpointTarget) AppendRules(rules []Rule) []Rule {
+	rules = append(rules, Rule{Match: Match{SrcAddr: e.DNAT.Addr}, Action: &MarkMasq{}, Comment: HairpinComment})
+	if e.Update.Set != "" {
+		rules = append(rules, Rule{Action: &e.Update})
+	}
+	return append(rules, Rule{Action: &e.DNAT})
+}
+
+// Describe returns the chain's Comment, or for a compact endpoint chain
+// without one, "<Service> -> <ip:port>".
+func (c *Chain) Describe() string {
+	if c.Comment != "" || c.Endpoint == nil {
+		return c.Comment
+	}
+	d := &c.Endpoint.DNAT
+	return c.Service + " -> " + netip.AddrPortFrom(d.Addr, d.Port).String()
+}
+
+// RuleList returns the chain's rules: Rules, or the rules of a compact
+// endpoint chain, built anew (see EndpointTarget.AppendRules).
+func (c *Chain) RuleList() []Rule {
+	return c.RulesInto(nil)
+}
+
+// RulesInto returns the chain's rules as RuleList does, but builds a
+// compact endpoint chain's in buf[:0]: a loop over many chains that
+// passes one buffer of capacity 3 allocates nothing. The result is valid
+// until buf is used again.
+func (c *Chain) RulesInto(buf []Rule) []Rule {
+	if c.Endpoint == nil {
+		return c.Rules
+	}
+	return c.Endpoint.AppendRules(buf[:0])
 }
 
 // Rule is a match and an action. A zero Match matches every packet.

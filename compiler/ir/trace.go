@@ -284,7 +284,7 @@ func (t *tracer) runChain(name string, b branch, depth int) []branch {
 		b.status = dropped
 		return []branch{b}
 	}
-	for _, r := range c.Rules {
+	for _, r := range c.RuleList() {
 		if !t.matches(&r.Match) {
 			continue
 		}

@@ -354,11 +354,31 @@ func (v *validator) checkChain(c *Chain) {
 	if c.Kind < ServiceChain || c.Kind > EndpointChain {
 		v.errorf("chain %q: unknown kind %d", c.Name, c.Kind)
 	}
+	if e := c.Endpoint; e != nil {
+		v.checkEndpoint(c, e)
+		return
+	}
 	for i := range c.Rules {
 		// actionOK first: it records the rule's edges.
 		if r := &c.Rules[i]; !v.actionOK(r.Action) || !v.matchOK(&r.Match) {
-			v.checkRule(c, i)
+			v.checkRule(c, c.Rules, i)
 		}
+	}
+}
+
+// checkEndpoint checks compact endpoint chain c, whose target is e: its
+// expanded rules have no edges.
+func (v *validator) checkEndpoint(c *Chain, e *EndpointTarget) {
+	if c.Kind != EndpointChain || len(c.Rules) > 0 {
+		v.errorf("chain %q: a compact endpoint chain is of kind endpoint and has no rules", c.Name)
+	}
+	if v.addrOK(e.DNAT.Addr) && e.DNAT.Port != 0 && validProtocol(e.DNAT.Protocol) &&
+		(e.Update.Set == "" || v.sets[e.Update.Set]) {
+		return
+	}
+	rules := e.AppendRules(nil)
+	for i := range rules {
+		v.checkRule(c, rules, i)
 	}
 }
 
@@ -417,9 +437,9 @@ func (v *validator) actionOK(a Action) bool {
 	return false
 }
 
-// checkRule reports every violation of rule i of c.
-func (v *validator) checkRule(c *Chain, i int) {
-	r := c.Rules[i]
+// checkRule reports every violation of rule i of c, whose rules are rules.
+func (v *validator) checkRule(c *Chain, rules []Rule, i int) {
+	r := rules[i]
 	where := fmt.Sprintf("chain %q rule %d", c.Name, i)
 	v.checkMatch(where, &r.Match)
 	switch a := r.Action.(type) {

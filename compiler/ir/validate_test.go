@@ -71,6 +71,28 @@ func TestValidate(t *testing.T) {
 		{name: "localhost nodeports on IPv6", mut: func(rs *Ruleset) {
 			rs.Family = IPv6
 		}, want: "localhost nodeports on IPv6"},
+		// Compact endpoint chains (chain 1 updates an affinity set).
+		{name: "compact endpoint chains are valid", mut: func(rs *Ruleset) { compactEndpoints(rs) }},
+		{name: "compact endpoint chain with rules", mut: func(rs *Ruleset) {
+			compactEndpoints(rs)
+			rs.Chains[0].Rules = []Rule{{Action: &Drop{}}}
+		}, want: "compact endpoint chain"},
+		{name: "compact chain of another kind", mut: func(rs *Ruleset) {
+			compactEndpoints(rs)
+			rs.Chains[0].Kind = ServiceChain
+		}, want: "compact endpoint chain"},
+		{name: "compact IPv6 DNAT in IPv4 ruleset", mut: func(rs *Ruleset) {
+			compactEndpoints(rs)
+			rs.Chains[0].Endpoint.DNAT.Addr = netip.MustParseAddr("2001:db8::1")
+		}, want: "is not IPv4"},
+		{name: "compact DNAT to port 0", mut: func(rs *Ruleset) {
+			compactEndpoints(rs)
+			rs.Chains[0].Endpoint.DNAT.Port = 0
+		}, want: "rule 1: dnat to port 0"},
+		{name: "compact update of an unknown set", mut: func(rs *Ruleset) {
+			compactEndpoints(rs)
+			rs.Chains[1].Endpoint.Update.Set = "nope"
+		}, want: "update of unknown affinity set"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -93,6 +115,26 @@ func TestValidate(t *testing.T) {
 				t.Fatalf("Validate() = %v, want error containing %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// compactEndpoints makes rs's endpoint chains compact (as the compiler
+// builds them): hairpin, optional affinity update, DNAT.
+func compactEndpoints(rs *Ruleset) {
+	for _, c := range rs.Chains {
+		if c.Kind != EndpointChain {
+			continue
+		}
+		e := &EndpointTarget{}
+		for _, r := range c.Rules {
+			switch a := r.Action.(type) {
+			case *DNAT:
+				e.DNAT = *a
+			case *AffinityUpdate:
+				e.Update = *a
+			}
+		}
+		c.Rules, c.Endpoint = nil, e
 	}
 }
 

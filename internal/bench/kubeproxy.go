@@ -135,10 +135,12 @@ func (k *kpWriter) write() error {
 	k.printf("add rule %s reject-chain reject\n", t)
 
 	var rule strings.Builder
+	var rbuf [3]ir.Rule
 	for _, c := range rs.Chains {
-		for i := range c.Rules {
+		rules := c.RulesInto(rbuf[:])
+		for i := range rules {
 			rule.Reset()
-			if err := k.rule(&rule, c, &c.Rules[i]); err != nil {
+			if err := k.rule(&rule, c, &rules[i]); err != nil {
 				return fmt.Errorf("chain %s rule %d: %w", c.Name, i, err)
 			}
 			k.printf("add rule %s %s %s\n", t, c.Name, rule.String())

@@ -132,7 +132,7 @@ func rulesetView(rs *ir.Ruleset) rsView {
 			continue
 		}
 		cv := chainView{Kind: c.Kind.String(), Service: c.Service}
-		for _, r := range c.Rules {
+		for _, r := range c.RuleList() {
 			cv.Rules = append(cv.Rules, ruleText(r))
 		}
 		v.Chains[c.Name] = cv

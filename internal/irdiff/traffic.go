@@ -213,7 +213,7 @@ func allowedSource(rs *ir.Ruleset, chain string) (netip.Addr, bool) {
 		if c == nil || c.Name != chain {
 			continue
 		}
-		for _, r := range c.Rules {
+		for _, r := range c.RuleList() {
 			for _, pfx := range r.Match.SrcNotIn {
 				a := pfx.Masked().Addr()
 				if pfx.Bits() < a.BitLen() {

@@ -489,12 +489,14 @@ func anonList(s ...*setSpec) []*setSpec {
 // addChainRules adds the rules of the IR's chains.
 func (b *builder) addChainRules() error {
 	f := b.fam
+	var rbuf [3]ir.Rule
 	for i, c := range b.rs.Chains {
 		if c == nil || b.plan.DroppedAt(i) {
 			continue
 		}
-		for j := range c.Rules {
-			r := &c.Rules[j]
+		rules := c.RulesInto(rbuf[:])
+		for j := range rules {
+			r := &rules[j]
 			m, anon := b.match(c, &r.Match)
 			var act []expr.Any
 			switch a := r.Action.(type) {

@@ -362,6 +362,12 @@ func TestSyncTouchesOneService(t *testing.T) {
 	vip := netip.MustParseAddr("10.96.0.151")
 	changed := 0
 	for _, c := range rs.Chains {
+		if e := c.Endpoint; e != nil && e.DNAT.Addr == old {
+			// A compact endpoint chain: its DNAT is also its hairpin
+			// source.
+			e.DNAT.Addr = moved
+			changed++
+		}
 		for j := range c.Rules {
 			r := &c.Rules[j]
 			if d, ok := r.Action.(*ir.DNAT); ok && d.Addr == old {

@@ -291,6 +291,9 @@ func parseEndpoint(c *ir.Chain) (EndpointChain, bool) {
 	if c == nil {
 		return e, false
 	}
+	if t := c.Endpoint; t != nil {
+		return EndpointChain{Hairpin: t.DNAT.Addr, Set: t.Update.Set, DNAT: &t.DNAT}, t.DNAT.Addr.IsValid()
+	}
 	rules := c.Rules
 	if len(rules) > 0 {
 		if _, ok := rules[0].Action.(*ir.MarkMasq); ok {
@@ -353,6 +356,7 @@ func NewGraph(rs *ir.Ruleset, index map[string]int) *Graph {
 		if c == nil {
 			continue
 		}
+		// A compact endpoint chain (no Rules) has no Goto or Balance.
 		for j := range c.Rules {
 			switch a := c.Rules[j].Action.(type) {
 			case *ir.Goto:
@@ -416,22 +420,24 @@ func (a *analysis) prepare(jobs []entryJob) {
 	dnats := make([]dnat, 0, n)
 	a.entryRefs, a.other = make([]int32, n), make([]int32, n)
 	a.sets = map[string]int{}
+	var buf [3]ir.Rule
 	for i, c := range rs.Chains {
 		if c == nil {
 			continue
 		}
+		rules := c.RulesInto(buf[:])
 		if ep, ok := parseEndpoint(c); ok {
 			a.eps[i] = endpointInfo{ep, true}
 			dnats = append(dnats, dnat{ep.DNAT.Addr, ep.Hairpin, int32(i), true})
 		} else {
-			for j := range c.Rules {
-				if d, ok := c.Rules[j].Action.(*ir.DNAT); ok && d != nil {
+			for j := range rules {
+				if d, ok := rules[j].Action.(*ir.DNAT); ok && d != nil {
 					dnats = append(dnats, dnat{d.Addr, netip.Addr{}, int32(i), false})
 				}
 			}
 		}
-		for j := range c.Rules {
-			r := &c.Rules[j]
+		for j := range rules {
+			r := &rules[j]
 			if r.Match.Affinity != "" {
 				a.sets[r.Match.Affinity]++
 			}
@@ -701,6 +707,7 @@ func Analyze(rs *ir.Ruleset, index map[string]int, g *Graph) *Result {
 	}
 	res.Absorbed = make([]bool, n)
 	used := map[string]bool{}
+	var buf [3]ir.Rule
 	for i, c := range rs.Chains {
 		if c == nil {
 			continue
@@ -709,8 +716,9 @@ func Analyze(rs *ir.Ruleset, index map[string]int, g *Graph) *Result {
 		if !keep[i] {
 			continue
 		}
-		for j := range c.Rules {
-			r := &c.Rules[j]
+		rules := c.RulesInto(buf[:])
+		for j := range rules {
+			r := &rules[j]
 			if r.Match.Affinity != "" {
 				used[r.Match.Affinity] = true
 			}

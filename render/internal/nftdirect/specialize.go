@@ -111,9 +111,10 @@ func (a *analysis) specialize(ci int, st *specState, pending map[string]*sharedC
 	}
 	k := st.key
 	edges := a.g.Edges[a.g.Start[ci]:a.g.Start[ci+1]]
-	rules := make([]Rule, 0, len(c.Rules))
-	for j := range c.Rules {
-		r := &c.Rules[j]
+	crules := c.RuleList()
+	rules := make([]Rule, 0, len(crules))
+	for j := range crules {
+		r := &crules[j]
 		// The edges of this rule, consumed whether it is kept or not.
 		var targets []int32
 		switch act := r.Action.(type) {
@@ -221,7 +222,7 @@ func (a *analysis) lowerSticky(i int, k Key, ci int, sfx map[string]string) lowe
 	}
 	c := a.rs.Chains[ci]
 	edges := a.g.Edges[a.g.Start[ci]:a.g.Start[ci+1]]
-	rules := c.Rules
+	rules := c.RuleList()
 	var marks []Rule
 	for len(rules) > 0 {
 		if _, ok := rules[0].Action.(*ir.MarkMasq); !ok || rules[0].Match.Affinity != "" {
