@@ -224,7 +224,7 @@ type Result struct {
 	HairpinDone []bool
 
 	byKey     map[listKey]int
-	endpoints []endpointInfo
+	endpoints endpointTable
 }
 
 type listKey struct {
@@ -262,10 +262,7 @@ func (r *Result) Lowered() bool { return r != nil && len(r.Entries) > 0 }
 // EndpointAt returns chain k's parse, and whether it is a plain endpoint
 // chain.
 func (r *Result) EndpointAt(k int) (EndpointChain, bool) {
-	if k < 0 || k >= len(r.endpoints) {
-		return EndpointChain{}, false
-	}
-	return r.endpoints[k].EndpointChain, r.endpoints[k].ok
+	return r.endpoints.at(int32(k))
 }
 
 // ReleaseChainFacts drops what only the placing of the Ruleset's other
@@ -274,7 +271,7 @@ func (r *Result) EndpointAt(k int) (EndpointChain, bool) {
 // 65 MB at 50,000 Services x 10 endpoints). After it, EndpointAt reports
 // no endpoint chain and the three slices are nil.
 func (r *Result) ReleaseChainFacts() {
-	r.endpoints, r.AgreeAt, r.Group, r.HairpinDone = nil, nil, nil, nil
+	r.endpoints, r.AgreeAt, r.Group, r.HairpinDone = endpointTable{}, nil, nil, nil
 }
 
 // EndpointChain describes a plain endpoint chain: an optional hairpin
@@ -376,10 +373,26 @@ func NewGraph(rs *ir.Ruleset, index map[string]int) *Graph {
 	return g
 }
 
-// endpointInfo is a parsed endpoint chain.
-type endpointInfo struct {
-	EndpointChain
-	ok bool
+// endpointTable gives the chains of a Ruleset parsed as plain endpoint
+// chains: a compact chain's parse is read from it when asked for, and
+// only the plain chains written out as rules (hand-written IR) are parsed
+// ahead and kept. A large compiled Ruleset thus needs no record per
+// chain.
+type endpointTable struct {
+	chains []*ir.Chain
+	parsed map[int32]EndpointChain
+}
+
+// at returns chain k's parse, and whether it is a plain endpoint chain.
+func (t *endpointTable) at(k int32) (EndpointChain, bool) {
+	if k < 0 || int(k) >= len(t.chains) || t.chains[k] == nil {
+		return EndpointChain{}, false
+	}
+	if t.chains[k].Endpoint != nil {
+		return parseEndpoint(t.chains[k])
+	}
+	e, ok := t.parsed[k]
+	return e, ok
 }
 
 // analysis is the state of one Analyze.
@@ -387,7 +400,7 @@ type analysis struct {
 	rs    *ir.Ruleset
 	index map[string]int
 	g     *Graph
-	eps   []endpointInfo
+	eps   endpointTable
 	// group and groupOK: see Result.Group and Result.AgreeAt.
 	group   []int32
 	groupOK []bool
@@ -414,7 +427,7 @@ type sharedChain struct {
 func (a *analysis) prepare(jobs []entryJob) {
 	rs := a.rs
 	n := len(rs.Chains)
-	a.eps = make([]endpointInfo, n)
+	a.eps = endpointTable{chains: rs.Chains, parsed: map[int32]EndpointChain{}}
 	// The DNATs of all chains, sorted by address: the chains of one
 	// address agree when all are plain with the same hairpin source.
 	dnats := make([]dnat, 0, n)
@@ -427,7 +440,9 @@ func (a *analysis) prepare(jobs []entryJob) {
 		}
 		rules := c.RulesInto(buf[:])
 		if ep, ok := parseEndpoint(c); ok {
-			a.eps[i] = endpointInfo{ep, true}
+			if c.Endpoint == nil {
+				a.eps.parsed[int32(i)] = ep
+			}
 			dnats = append(dnats, dnat{ep.DNAT.Addr, ep.Hairpin, int32(i), true})
 		} else {
 			for j := range rules {

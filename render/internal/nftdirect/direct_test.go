@@ -253,7 +253,7 @@ func TestAnalyzeOnAllCPUs(t *testing.T) {
 		t.Fatalf("%d endpoint addresses: too few for the sort to run on two CPUs", n)
 	}
 	all := analyze(max(2, runtime.NumCPU()))
-	opts := []cmp.Option{cmp.AllowUnexported(Result{}, listKey{}, endpointInfo{}), cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{})}
+	opts := []cmp.Option{cmp.AllowUnexported(Result{}, listKey{}, endpointTable{}), cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{})}
 	if diff := cmp.Diff(one, all, opts...); diff != "" {
 		t.Errorf("Analyze on all CPUs differs from on one (-one +all):\n%s", diff)
 	}

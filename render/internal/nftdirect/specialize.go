@@ -90,7 +90,7 @@ func (a *analysis) commit(lw lowering) bool {
 func (a *analysis) addHairpins(eps []int32) {
 	res := a.res
 	for _, k := range eps {
-		ep := a.eps[k]
+		ep, _ := a.eps.at(k)
 		// Every chain of the group marks the same source.
 		if grp := a.group[k]; ep.Hairpin.IsValid() && !res.HairpinDone[grp] {
 			res.HairpinDone[grp] = true
@@ -160,10 +160,11 @@ func (a *analysis) specialize(ci int, st *specState, pending map[string]*sharedC
 			}
 			endpoints := make([]Endpoint, len(targets))
 			for n, t := range targets {
-				if t < 0 || !a.eps[t].ok || a.eps[t].Set != "" || !a.agrees(t) || a.eps[t].DNAT.Protocol != k.Protocol {
+				ep, ok := a.eps.at(t)
+				if !ok || ep.Set != "" || !a.agrees(t) || ep.DNAT.Protocol != k.Protocol {
 					return "", false
 				}
-				endpoints[n] = Endpoint{a.eps[t].DNAT.Addr, a.eps[t].DNAT.Port}
+				endpoints[n] = Endpoint{ep.DNAT.Addr, ep.DNAT.Port}
 			}
 			st.eps = append(st.eps, targets...)
 			out.Action, out.Kind, out.Variant, out.N = ChoiceAction, k.Kind, len(st.choices), len(targets)
@@ -267,10 +268,10 @@ func (a *analysis) lowerSticky(i int, k Key, ci int, sfx map[string]string) lowe
 	endpoints := make([]Endpoint, len(edges))
 	used := make(map[int32]bool, len(edges))
 	for n, t := range edges {
-		if t < 0 || !a.eps[t].ok || !a.agrees(t) || used[t] {
+		ep, ok := a.eps.at(t)
+		if !ok || !a.agrees(t) || used[t] {
 			return lowering{}
 		}
-		ep := a.eps[t]
 		set, tested := tests[t]
 		d := a.timeouts[set]
 		switch {
