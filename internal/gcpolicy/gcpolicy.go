@@ -8,12 +8,12 @@
 // MemoryLimit bytes, near which it collects more often. An input whose
 // live data outgrows the limit would make the collector run almost
 // without pause; the limit then follows the live data (LimitPerLive times
-// it: a heap that grows by 40 % of its live data between collections).
-// The limit only rises: at 50,000 mixed Services x 10 endpoints, the
-// compile's last step holds 984 MB and the rendering after it 800-1,000
-// MB; a limit that came down with the live data took the peak from 1,426
-// to 1,343 MiB (medians of 3), but the rendering took 0.2-0.75 s longer
-// in three interleaved series.
+// it: a heap that grows by 30 % of its live data between collections).
+// The limit only rises: at 50,000 mixed Services x 10 endpoints (before
+// endpoint chains were compact), the compile's last step held 984 MB and
+// the rendering after it 800-1,000 MB; a limit that came down with the
+// live data took the peak from 1,426 to 1,343 MiB (medians of 3), but the
+// rendering took 0.2-0.75 s longer in three interleaved series.
 //
 // Measured on the 2-core reference machine: 10,000 Services x 10
 // endpoints compile about 20 % faster than with Go's defaults for about
@@ -21,7 +21,12 @@
 // 50,000 mixed Services x 5 endpoints took 8.2 s and 1,084 MiB, plain x 10
 // 8.8 s and 1,073 MiB, mixed x 10 14.5 s and 1,739 MiB; at 1.4 times, 8.3 s
 // and 987 MiB, 7.8 s and 1,011 MiB, 14.0 s and 1,621 MiB; at 1.3 times the
-// first took 9.2 s. GOMEMLIMIT=off removes the limit.
+// first took 9.2 s. With compact endpoint chains the live data of the
+// first two stays under the floor, where the factor does not matter
+// (50,000 mixed x 5 and plain x 10: 909 MiB either way), and mixed x 10
+// peaks at 735 MB live: at 1.4 times it took 9.7-10.6 s and 1,029 MiB, at
+// 1.3 times 8.9-9.6 s and 962 MiB, at 1.25 times 10.1-10.5 s and
+// 922-952 MiB (3 interleaved runs each). GOMEMLIMIT=off removes the limit.
 package gcpolicy
 
 import (
@@ -35,7 +40,7 @@ import (
 const (
 	Percent      = 400
 	MemoryLimit  = 900 << 20
-	LimitPerLive = 1.4
+	LimitPerLive = 1.3
 )
 
 // Apply sets the policy for the rest of the process, except what GOGC and

@@ -42,10 +42,10 @@ func TestLimitFor(t *testing.T) {
 	}{
 		{0, MemoryLimit},
 		{500 * mib, MemoryLimit},
-		{MemoryLimit * 10 / 14, MemoryLimit},
-		{1000 * mib, 1400 * mib},
-		{700 * mib, 980 * mib},
-		{2000 * mib, 2800 * mib},
+		{MemoryLimit * 10 / 13, MemoryLimit},
+		{1000 * mib, 1300 * mib},
+		{800 * mib, 1040 * mib},
+		{2000 * mib, 2600 * mib},
 	}
 	for _, tt := range tests {
 		// LimitPerLive is not exact in binary: a byte off is right.
