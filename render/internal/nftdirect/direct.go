@@ -385,11 +385,14 @@ type endpointTable struct {
 
 // at returns chain k's parse, and whether it is a plain endpoint chain.
 func (t *endpointTable) at(k int32) (EndpointChain, bool) {
-	if k < 0 || int(k) >= len(t.chains) || t.chains[k] == nil {
+	if uint(k) >= uint(len(t.chains)) || t.chains[k] == nil {
 		return EndpointChain{}, false
 	}
-	if t.chains[k].Endpoint != nil {
-		return parseEndpoint(t.chains[k])
+	if e := t.chains[k].Endpoint; e != nil {
+		return EndpointChain{Hairpin: e.DNAT.Addr, Set: e.Update.Set, DNAT: &e.DNAT}, e.DNAT.Addr.IsValid()
+	}
+	if t.parsed == nil {
+		return EndpointChain{}, false
 	}
 	e, ok := t.parsed[k]
 	return e, ok
@@ -427,7 +430,7 @@ type sharedChain struct {
 func (a *analysis) prepare(jobs []entryJob) {
 	rs := a.rs
 	n := len(rs.Chains)
-	a.eps = endpointTable{chains: rs.Chains, parsed: map[int32]EndpointChain{}}
+	a.eps = endpointTable{chains: rs.Chains}
 	// The DNATs of all chains, sorted by address: the chains of one
 	// address agree when all are plain with the same hairpin source.
 	dnats := make([]dnat, 0, n)
@@ -441,6 +444,9 @@ func (a *analysis) prepare(jobs []entryJob) {
 		rules := c.RulesInto(buf[:])
 		if ep, ok := parseEndpoint(c); ok {
 			if c.Endpoint == nil {
+				if a.eps.parsed == nil {
+					a.eps.parsed = map[int32]EndpointChain{}
+				}
 				a.eps.parsed[int32(i)] = ep
 			}
 			dnats = append(dnats, dnat{ep.DNAT.Addr, ep.Hairpin, int32(i), true})
