@@ -20,6 +20,9 @@ type specState struct {
 	key     Key
 	choices [][]Endpoint
 	eps     []int32 // the endpoint chains chosen among
+	// hairpins holds, for each of eps, its hairpin source and DNAT
+	// address (read while specializing, on all CPUs, for commit).
+	hairpins []Hairpin
 	// done holds the shared chain of each chain already specialized: a
 	// chain reached twice (by two Gotos) is one shared chain.
 	done map[int]string
@@ -33,8 +36,10 @@ type lowering struct {
 	entry Entry
 	// shared are the entry's shared chains, by name.
 	shared map[string]*sharedChain
-	// eps are the endpoint chains chosen among.
-	eps []int32
+	// eps are the endpoint chains chosen among, and hairpins their
+	// hairpin sources and DNAT addresses.
+	eps      []int32
+	hairpins []Hairpin
 	// sticky: lowered by lowerSticky; when its shared chain's name turns
 	// out to be taken, the entry is lowered again the general way.
 	sticky bool
@@ -62,7 +67,7 @@ func (a *analysis) lowerGeneral(l List, i int, k Key, ci int, sfx map[string]str
 	if !ok {
 		return lowering{}
 	}
-	return lowering{entry: Entry{List: l, Index: i, Key: k, Chain: name, Choices: st.choices}, shared: pending, eps: st.eps, ok: true}
+	return lowering{entry: Entry{List: l, Index: i, Key: k, Chain: name, Choices: st.choices}, shared: pending, eps: st.eps, hairpins: st.hairpins, ok: true}
 }
 
 // commit registers a lowered entry's shared chains and hairpins, unless a
@@ -82,19 +87,19 @@ func (a *analysis) commit(lw lowering) bool {
 			a.shared[n] = s
 		}
 	}
-	a.addHairpins(lw.eps)
+	a.addHairpins(lw.eps, lw.hairpins)
 	return true
 }
 
-// addHairpins records the hairpin elements of the chosen endpoint chains.
-func (a *analysis) addHairpins(eps []int32) {
+// addHairpins records the hairpin elements of the chosen endpoint chains
+// eps, whose hairpins are hairpins.
+func (a *analysis) addHairpins(eps []int32, hairpins []Hairpin) {
 	res := a.res
-	for _, k := range eps {
-		ep, _ := a.eps.at(k)
+	for n, k := range eps {
 		// Every chain of the group marks the same source.
-		if grp := a.group[k]; ep.Hairpin.IsValid() && !res.HairpinDone[grp] {
+		if grp, h := a.group[k], hairpins[n]; h.Src.IsValid() && !res.HairpinDone[grp] {
 			res.HairpinDone[grp] = true
-			res.Hairpins = append(res.Hairpins, Hairpin{ep.Hairpin, ep.DNAT.Addr})
+			res.Hairpins = append(res.Hairpins, h)
 		}
 	}
 }
@@ -165,6 +170,7 @@ func (a *analysis) specialize(ci int, st *specState, pending map[string]*sharedC
 					return "", false
 				}
 				endpoints[n] = Endpoint{ep.DNAT.Addr, ep.DNAT.Port}
+				st.hairpins = append(st.hairpins, Hairpin{ep.Hairpin, ep.DNAT.Addr})
 			}
 			st.eps = append(st.eps, targets...)
 			out.Action, out.Kind, out.Variant, out.N = ChoiceAction, k.Kind, len(st.choices), len(targets)
@@ -266,6 +272,7 @@ func (a *analysis) lowerSticky(i int, k Key, ci int, sfx map[string]string) lowe
 	}
 	var timeout time.Duration
 	endpoints := make([]Endpoint, len(edges))
+	hairpins := make([]Hairpin, len(edges))
 	used := make(map[int32]bool, len(edges))
 	for n, t := range edges {
 		ep, ok := a.eps.at(t)
@@ -284,6 +291,7 @@ func (a *analysis) lowerSticky(i int, k Key, ci int, sfx map[string]string) lowe
 		}
 		used[t], timeout = true, d
 		endpoints[n] = Endpoint{ep.DNAT.Addr, ep.DNAT.Port}
+		hairpins[n] = Hairpin{ep.Hairpin, ep.DNAT.Addr}
 	}
 	out := append(marks, Rule{Action: StickyAction},
 		Rule{Action: ChoiceAction, Kind: AddrKey, Variant: 0, N: len(endpoints)})
@@ -292,7 +300,7 @@ func (a *analysis) lowerSticky(i int, k Key, ci int, sfx map[string]string) lowe
 	return lowering{
 		entry:  Entry{List: ServicesList, Index: i, Key: k, Chain: name, Choices: [][]Endpoint{endpoints}, Timeout: timeout},
 		shared: map[string]*sharedChain{name: {Shared: Shared{Name: name, From: c.Kind, Rules: out}, content: content}},
-		eps:    edges, sticky: true, ok: true,
+		eps:    edges, hairpins: hairpins, sticky: true, ok: true,
 	}
 }
 
