@@ -24,7 +24,9 @@ type Flow struct {
 	// Name describes the flow.
 	Name string `yaml:"name"`
 	// From is the source address, or "node" for a process on the node
-	// (the node's first address of the destination's family).
+	// (the node's first address of the destination's family). A node
+	// address or a loopback address (127.0.0.1, ::1) is also a process on
+	// the node.
 	From string `yaml:"from"`
 	// To is "ADDR:PORT[/tcp|udp|sctp]"; IPv6 as "[ADDR]:PORT".
 	To string `yaml:"to"`
@@ -160,7 +162,7 @@ func (f Flow) Resolve(nodeIPs []netip.Addr) (Packet, error) {
 	if p.Src.Is4() != p.Dst.Is4() {
 		return p, fmt.Errorf("flow %q: from and to are of different families", f.Name)
 	}
-	p.FromNode = slices.Contains(nodeIPs, p.Src)
+	p.FromNode = slices.Contains(nodeIPs, p.Src) || p.Src.IsLoopback()
 	return p, nil
 }
 

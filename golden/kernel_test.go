@@ -122,7 +122,9 @@ func labConfig(t *testing.T, prog *ir.Program, flows []Flow) netlab.Config {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !pkt.Node && !slices.Contains(cfg.NodeIPs, pkt.Src) && !epAddrs[pkt.Src] && !clients[pkt.Src] {
+		// Node-sourced flows (a node or loopback address) run in the node
+		// namespace, endpoints' in the backend one: neither is a client.
+		if !pkt.FromNode && !epAddrs[pkt.Src] && !clients[pkt.Src] {
 			clients[pkt.Src] = true
 			cfg.Clients = append(cfg.Clients, pkt.Src)
 		}

@@ -24,7 +24,10 @@ type Config struct {
 	Endpoints []Endpoint
 	// Clients are the source addresses of external clients and of pods that
 	// are not endpoints. They live in the client namespace and must not be
-	// node or endpoint addresses.
+	// node or endpoint addresses. A client address may also be a probe's
+	// destination (a load balancer IP that comes back as the source of a
+	// hairpinned packet): the client namespace sends everything, even to
+	// its own addresses, through the node.
 	Clients []netip.Addr
 }
 

@@ -166,9 +166,12 @@ func TestScripts(t *testing.T) {
 			"route add 10.1.2.3/32 dev toc\n", "route add 10.244.1.5/32 dev tob\n", "route add fd00:244::5/128 dev tob\n",
 			"route add 0.0.0.0/0 via 169.254.1.2 dev tou onlink\n", "route add ::/0 via fe80::4 dev tou\n",
 		}},
-		{"client", clientScript(p), []string{"address add 10.1.2.3/32 dev eth0\n", "route add 0.0.0.0/0 via 169.254.1.1 dev eth0 onlink\n"}},
+		{"client", clientScript(p), []string{"address add 10.1.2.3/32 dev eth0\n", "route add 0.0.0.0/0 via 169.254.1.1 dev eth0 onlink table 100\n"}},
+		{"client rules", policyRules(nil, "127.0.0.0/8"), []string{
+			"rule add iif eth0 lookup local pref 100\n", "rule add lookup 100 pref 200\n", "rule del pref 0\n",
+		}},
 		{"backend", backendScript(p), []string{"address add 10.244.1.5/32 dev eth0\n", "route add ::/0 via fe80::1 dev eth0 table 100\n"}},
-		{"backend rules", backendRules(p.backendAddrs[:1], "127.0.0.0/8"), []string{
+		{"backend rules", policyRules(p.backendAddrs[:1], "127.0.0.0/8"), []string{
 			"rule add from 10.244.1.5/32 to 10.244.1.5/32 lookup local pref 120\n", "rule add lookup 100 pref 200\n", "rule del pref 0\n",
 		}},
 		{"upstream", upstreamScript(), []string{"address add 169.254.1.2/32 dev eth0 scope link\n", "address add 2001:2::1/128 dev eth0 nodad\n"}},

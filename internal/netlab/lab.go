@@ -151,9 +151,10 @@ func (l *Lab) setup(ctx context.Context) error {
 		script string
 		opts   []string
 	}{
-		{roleClient, clientScript(l.plan), nil},
-		{roleBackend, backendScript(l.plan) + backendRules(backend4, "127.0.0.0/8"), nil},
-		{roleBackend, backendRules(backend6, "::1/128"), []string{"-6"}},
+		{roleClient, clientScript(l.plan) + policyRules(nil, "127.0.0.0/8"), nil},
+		{roleClient, policyRules(nil, "::1/128"), []string{"-6"}},
+		{roleBackend, backendScript(l.plan) + policyRules(backend4, "127.0.0.0/8"), nil},
+		{roleBackend, policyRules(backend6, "::1/128"), []string{"-6"}},
 		{roleUpstream, upstreamScript(), nil},
 		{roleNode, nodeScript(l.plan), nil},
 	} {

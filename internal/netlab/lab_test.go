@@ -206,6 +206,11 @@ func (f family) trafficCases() []trafficCase {
 		// An endpoint reaching itself through a Service without masquerade
 		// fails as in a real pod: the reply never leaves the namespace.
 		{"hairpin/tcp/self-no-masq", f.ep2, f.vipNoMasq, 80, "TCP", 2, want{timedOut: 2}},
+		// A client whose own address is the VIP (a load balancer that
+		// hairpins a packet back with its IP as source) still goes
+		// through the node's ruleset.
+		{"client-owns-vip/tcp/dnat-masq", f.vip, f.vip, 80, "TCP", 20, want{reached: both, seen: only(node)}},
+		{"client-owns-vip/udp/dnat-masq", f.vip, f.vip, 53, "UDP", 3, want{reached: dns, seen: only(node)}},
 	}
 }
 
@@ -216,7 +221,9 @@ func TestTraffic(t *testing.T) {
 	fams := []family{fam4, fam6}
 	cfg := Config{NodeIPs: []netip.Addr{fam4.node, fam6.node}}
 	for _, f := range fams {
-		cfg.Clients = append(cfg.Clients, f.client)
+		// f.vip is a client too: the client namespace owns it, and must
+		// still send the other clients' packets to it through the node.
+		cfg.Clients = append(cfg.Clients, f.client, f.vip)
 		cfg.Endpoints = append(cfg.Endpoints,
 			Endpoint{Addr: f.ep1, Port: 8080, Protocol: "TCP"},
 			Endpoint{Addr: f.ep2, Port: 8080, Protocol: "TCP"},

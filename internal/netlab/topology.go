@@ -31,11 +31,15 @@ import (
 // address, so it can answer packets from any of them.
 //
 // The client and backend namespaces route everything to the node (gateway
-// 169.254.1.1 on-link, fe80::1). The backend namespace holds all endpoint
-// addresses; policy routing sends its locally generated traffic through the
-// node even when the destination is another local endpoint address (as
-// between two pods), except traffic from an address to itself, which stays
-// inside (as inside one pod).
+// 169.254.1.1 on-link, fe80::1). Policy routing (policyRules) sends their
+// locally generated traffic through the node even when the destination is
+// one of their own addresses. In the backend namespace, which holds all
+// endpoint addresses, that is traffic between two pods (traffic from an
+// address to itself stays inside, as inside one pod). In the client
+// namespace it includes traffic from an address to itself: a client may use
+// a Service address as its source (a cloud load balancer that hairpins a
+// packet back to the node with the load balancer IP as source), and such a
+// packet must meet the node's ruleset, not the client's own socket.
 const (
 	nodeClientIf   = "toc"  // node end of the client veth
 	nodeBackendIf  = "tob"  // node end of the backend veth
@@ -53,7 +57,7 @@ const (
 	// to a client). From the benchmarking range, reserved by Config checks.
 	upstreamSrc6 = "2001:2::1"
 
-	podTable = "100" // backend ns: everything via the node
+	podTable = "100" // client and backend ns: everything via the node
 )
 
 // hostPrefix is a as a single-host prefix ("a/32" or "a/128").
@@ -105,9 +109,10 @@ func leafScript(ll6 string, addrs []netip.Addr, table string) []string {
 	)
 }
 
-// clientScript configures the client namespace.
+// clientScript configures the client namespace (all client addresses;
+// default routes in podTable, selected by policyRules).
 func clientScript(p plan) string {
-	return strings.Join(leafScript(clientLL6, p.clients, ""), "\n") + "\n"
+	return strings.Join(leafScript(clientLL6, p.clients, podTable), "\n") + "\n"
 }
 
 // upstreamScript configures the upstream namespace.
@@ -135,25 +140,29 @@ const upstreamRuleset = `table inet netlab-upstream {
 `
 
 // backendScript configures the backend namespace (all endpoint addresses;
-// default routes in podTable, selected by backendRules).
+// default routes in podTable, selected by policyRules).
 func backendScript(p plan) string {
 	return strings.Join(leafScript(backendLL6, p.backendAddrs, podTable), "\n") + "\n"
 }
 
-// backendRules is the backend namespace's policy routing for one family
-// (run with `ip -4` or `ip -6`: rules take no family from "all"), given the
-// endpoint addresses of that family.
-func backendRules(addrs []netip.Addr, loopback string) string {
+// policyRules is the policy routing of the client or backend namespace for
+// one family (run with `ip -4` or `ip -6`: rules take no family from
+// "all"): received packets and loopback traffic are delivered locally, the
+// addresses of selfLocal talking to themselves stay inside (the endpoint
+// addresses of the backend namespace: one pod), and everything else leaves
+// through the node.
+func policyRules(selfLocal []netip.Addr, loopback string) string {
 	lines := []string{
 		// Received packets: local delivery as usual.
 		"rule add iif " + peerIf + " lookup local pref 100",
 		"rule add to " + loopback + " lookup local pref 110",
 	}
 	// An address talking to itself stays inside (one pod).
-	for _, a := range addrs {
+	for _, a := range selfLocal {
 		lines = append(lines, fmt.Sprintf("rule add from %s to %s lookup local pref 120", hostPrefix(a), hostPrefix(a)))
 	}
-	// Everything else leaves through the node (pod to pod, pod to service).
+	// Everything else leaves through the node (pod to pod, pod to service,
+	// a client to its own address).
 	lines = append(lines,
 		"rule add lookup "+podTable+" pref 200",
 		"rule add lookup local pref 300",
