@@ -357,8 +357,9 @@ func (t *nftTable) chainsSizeHint() int {
 		if !t.plan.DroppedAt(i) {
 			rules, comment := len(c.Rules), len(c.Comment)
 			if c.Endpoint != nil {
-				// Describe's "<Service> -> <ip:port>", and three rules.
-				rules, comment = 3, max(comment, len(c.Service)+4+len("[ffff::ffff]:65535"))
+				// Describe's "<Service> -> <ip:port>" (at most 47 bytes
+				// of IPv6 address and port), and up to three rules.
+				rules, comment = 3, max(comment, len(c.Service)+4+len("[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535"))
 			}
 			n += 2*len(c.Name) + comment + 16 + 100*rules
 		}

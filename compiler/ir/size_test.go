@@ -6,9 +6,10 @@ import (
 )
 
 // TestRuleLayout keeps Rule free of padding on 64-bit platforms: a large
-// Ruleset holds millions of rules (two or three per endpoint), so a field
-// placed where it needs a word of its own costs megabytes at 50,000
-// Services.
+// Ruleset holds hundreds of thousands of rules in its Service chains (one
+// per endpoint with affinity; endpoint chains themselves are compact), so
+// a field placed where it needs a word of its own costs megabytes at
+// 50,000 Services.
 func TestRuleLayout(t *testing.T) {
 	if unsafe.Sizeof(uintptr(0)) != 8 {
 		t.Skip("the sizes below are those of 64-bit platforms")

@@ -259,6 +259,44 @@ func TestAnalyzeOnAllCPUs(t *testing.T) {
 	}
 }
 
+// TestAnalyzeCompactMatchesRules checks that Analyze finds the same in a
+// Ruleset whose endpoint chains are compact (as the compiler builds them)
+// as in the same Ruleset with those chains written out as rules (as in
+// hand-written IR, parsed ahead into the endpoint table's map).
+func TestAnalyzeCompactMatchesRules(t *testing.T) {
+	compact := nftperf.Generate(600, nftperf.Mixed).Rulesets[0]
+	written := *compact
+	written.Chains = make([]*ir.Chain, len(compact.Chains))
+	n := 0
+	for i, c := range compact.Chains {
+		w := *c
+		if c.Endpoint != nil {
+			w.Rules, w.Comment, w.Endpoint = c.RuleList(), c.Describe(), nil
+			n++
+		}
+		written.Chains[i] = &w
+	}
+	if n == 0 {
+		t.Fatal("no compact endpoint chain to write out")
+	}
+	a, b := Analyze(compact, nil, nil), Analyze(&written, nil, nil)
+	if a.endpoints.parsed != nil || len(b.endpoints.parsed) != n {
+		t.Errorf("parsed ahead: %d compact, %d written out; want 0 and %d", len(a.endpoints.parsed), len(b.endpoints.parsed), n)
+	}
+	for k := range compact.Chains {
+		ea, oka := a.EndpointAt(k)
+		eb, okb := b.EndpointAt(k)
+		if oka != okb || ea.Hairpin != eb.Hairpin || ea.Set != eb.Set || oka && *ea.DNAT != *eb.DNAT {
+			t.Fatalf("chain %d: EndpointAt %+v %v (compact), %+v %v (written out)", k, ea, oka, eb, okb)
+		}
+	}
+	opts := []cmp.Option{cmp.AllowUnexported(Result{}, listKey{}), cmpopts.IgnoreFields(Result{}, "endpoints"),
+		cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{})}
+	if diff := cmp.Diff(a, b, opts...); diff != "" {
+		t.Errorf("Analyze differs (-compact +written out):\n%s", diff)
+	}
+}
+
 // TestCommit checks that a lowered entry whose shared chain's name is
 // taken by other content (a hash collision) registers nothing, and that
 // one with the same content counts as one more entry of the chain.

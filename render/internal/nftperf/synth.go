@@ -81,17 +81,18 @@ func Generate(n int, o Options) *ir.Program {
 			epBase := fmt.Sprintf("%s__%s/8080", base, ep)
 			epChain := chainName("endpoint", epBase)
 			eps = append(eps, epChain)
-			epRules := []ir.Rule{{Match: ir.Match{SrcAddr: ep}, Action: &ir.MarkMasq{}}}
+			// Compact, as the compiler builds it: the hairpin mark, the
+			// affinity update, the DNAT (Describe gives the comment).
+			target := &ir.EndpointTarget{DNAT: ir.DNAT{Addr: ep, Port: 8080, Protocol: ir.TCP}}
 			if affinity {
 				set := chainName("affinity", epBase)
 				rs.AffinitySets = append(rs.AffinitySets, ir.AffinitySet{Name: set, Timeout: 10800 * time.Second,
 					Comment: fmt.Sprintf("%s -> %s:8080", svc, ep)})
 				rules = append(rules, ir.Rule{Match: ir.Match{Affinity: set}, Action: &ir.Goto{Chain: epChain}})
-				epRules = append(epRules, ir.Rule{Action: &ir.AffinityUpdate{Set: set}})
+				target.Update.Set = set
 			}
-			epRules = append(epRules, ir.Rule{Action: &ir.DNAT{Addr: ep, Port: 8080, Protocol: ir.TCP}})
 			rs.Chains = append(rs.Chains, &ir.Chain{Name: epChain, Kind: ir.EndpointChain, Service: svc,
-				Protocol: ir.TCP, Comment: fmt.Sprintf("%s -> %s:8080", svc, ep), Rules: epRules})
+				Protocol: ir.TCP, Endpoint: target})
 		}
 		rules = append(rules, ir.Rule{Action: &ir.Balance{Chains: eps}})
 		rs.Chains = append(rs.Chains, &ir.Chain{Name: svcChain, Kind: ir.ServiceChain, Service: svc,
