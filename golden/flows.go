@@ -40,8 +40,9 @@ type Flow struct {
 
 // Expect is an expected fate.
 type Expect struct {
-	// Verdict is dnat (the default when Endpoints is set), reject, drop or
-	// untouched.
+	// Verdict is dnat (the default when Endpoints is set), reject, drop,
+	// untouched or accept (iptables mode: a health-check NodePort, which
+	// the kernel delivers to the node as it does an untouched packet).
 	Verdict string `yaml:"verdict,omitempty"`
 	// Endpoints is the exact set of "ip:port" endpoints that can be reached.
 	Endpoints []string `yaml:"endpoints,omitempty"`
@@ -80,9 +81,9 @@ func ParseFlows(data []byte) ([]Flow, error) {
 				e.Verdict = "dnat"
 			}
 			switch e.Verdict {
-			case "dnat", "reject", "drop", "untouched":
+			case "dnat", "reject", "drop", "untouched", "accept":
 			default:
-				return nil, fmt.Errorf("flows.yaml: flow %q: verdict %q: want dnat, reject, drop or untouched", f.Name, e.Verdict)
+				return nil, fmt.Errorf("flows.yaml: flow %q: verdict %q: want dnat, reject, drop, untouched or accept", f.Name, e.Verdict)
 			}
 			if (e.Verdict == "dnat") != (len(e.Endpoints) > 0) {
 				return nil, fmt.Errorf("flows.yaml: flow %q: endpoints go with verdict dnat", f.Name)
@@ -180,6 +181,7 @@ func CheckTrace(want Expect, got ir.Result) []string {
 	var diffs []string
 	verdict := map[ir.Verdict]string{
 		ir.VerdictDNAT: "dnat", ir.VerdictReject: "reject", ir.VerdictDrop: "drop", ir.VerdictUntouched: "untouched",
+		ir.VerdictAccept: "accept",
 	}[got.Verdict]
 	if verdict != want.Verdict {
 		diffs = append(diffs, fmt.Sprintf("verdict %s, want %s", verdict, want.Verdict))

@@ -102,6 +102,8 @@ func TestRun(t *testing.T) {
 	twice := writeFile(t, dir, "twice.yaml", seed+"---\n"+strings.Replace(seed[:strings.Index(seed, "---")], "name: my-service", "name: other", 1))
 	nodePort := writeFile(t, dir, "np.yaml", strings.NewReplacer("name: my-service\n", "name: np\n", "service-name: my-service", "service-name: np",
 		"spec:\n", "spec:\n  type: NodePort\n", "targetPort: 9376", "targetPort: 9376\n      nodePort: 30080").Replace(seed))
+	// kube-proxy's TestHealthCheckNodePort: healthCheckNodePort 30000.
+	healthCheck := filepath.Join("..", "..", "golden", "testdata", "kube-proxy-iptables-healthchecknodeport", "input.yaml")
 	tests := []cliCase{
 		{name: "no args", args: nil, code: exitUsage, stderr: []string{"Usage: kpc COMMAND"}},
 		{name: "help", args: []string{"help"}, code: exitOK, stdout: []string{"compile", "validate", "trace"}},
@@ -150,6 +152,10 @@ func TestRun(t *testing.T) {
 			stdout: []string{"verdict: untouched (not a Service address)"}},
 		{name: "trace NodePort at an unlisted node address, iptables mode", args: []string{"trace", "-f", nodePort, "--node-ip", "192.0.2.10", "--mode", "iptables", "--from", "203.0.113.7", "--to", "192.0.2.11:30080"}, code: exitOK,
 			stdout: []string{"verdict: untouched", "hint:    192.0.2.11 is not one of the node's known addresses"}},
+		{name: "trace health-check NodePort, iptables mode", args: []string{"trace", "-f", healthCheck, "--mode", "iptables", "--from", "203.0.113.7", "--to", "192.168.0.2:30000"}, code: exitOK,
+			stdout: []string{"verdict: accept (a health-check NodePort", "path:    health-check-nodeports"}},
+		{name: "trace health-check NodePort, nft mode", args: []string{"trace", "-f", healthCheck, "--from", "203.0.113.7", "--to", "192.168.0.2:30000"}, code: exitOK,
+			stdout: []string{"verdict: untouched"}},
 		{name: "trace bad to", args: []string{"trace", "-f", good, "--from", "203.0.113.7", "--to", "10.96.0.100"}, code: exitUsage},
 		{name: "trace mixed families", args: []string{"trace", "-f", good, "--from", "2001:db8::1", "--to", "10.96.0.100:80"}, code: exitUsage},
 		{name: "gen", args: []string{"gen", "--services", "3", "--endpoints", "2"}, code: exitOK, stdout: []string{"kind: EndpointSlice"}},

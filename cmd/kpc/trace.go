@@ -158,6 +158,8 @@ func verdictName(v ir.Verdict, svcAddr bool) string {
 		return "reject"
 	case ir.VerdictDrop:
 		return "drop"
+	case ir.VerdictAccept:
+		return "accept (a health-check NodePort: accepted in the filter table, delivered to the node)"
 	}
 	if svcAddr {
 		return "untouched (a Service address, but no Service port matches)"

@@ -18,8 +18,10 @@ const (
 	// (DropServiceCIDRs).
 	ModeNFT Mode = iota
 	// ModeIPTables models iptables mode: no cluster-IP reject, no
-	// service-CIDR drop, and NodePorts are also served on 127.0.0.0/8 to
-	// the node's own processes when Node.LocalhostNodePorts is set.
+	// service-CIDR drop, NodePorts are also served on 127.0.0.0/8 to the
+	// node's own processes when Node.LocalhostNodePorts is set, and TCP to
+	// a local address and a health-check NodePort is accepted
+	// (VerdictAccept).
 	ModeIPTables
 )
 
@@ -56,11 +58,18 @@ const (
 	VerdictReject
 	// VerdictDrop: the packet is silently discarded.
 	VerdictDrop
+	// VerdictAccept (ModeIPTables only): the packet, to a local address
+	// and a health-check NodePort, is accepted in the filter table, as
+	// kube-proxy's iptables mode accepts it ahead of any firewall of the
+	// node; it is delivered to the node as addressed.
+	VerdictAccept
 )
 
-// String returns "untouched", "dnat", "reject" or "drop".
+// String returns "untouched", "dnat", "reject", "drop" or "accept".
 func (v Verdict) String() string {
 	switch v {
+	case VerdictAccept:
+		return "accept"
 	case VerdictDNAT:
 		return "dnat"
 	case VerdictReject:
@@ -110,6 +119,9 @@ const (
 	StepNoEndpointNodePorts = "no-endpoint-nodeports"
 	StepClusterIPs          = "cluster-ips"
 	StepServiceCIDRs        = "service-cidrs"
+	// StepHealthCheck is the iptables filter chain that accepts
+	// health-check NodePorts (kube-proxy's KUBE-NODEPORTS).
+	StepHealthCheck = "health-check-nodeports"
 )
 
 // maxTraceDepth bounds chain nesting so that a looping IR (which Validate
@@ -161,6 +173,7 @@ const (
 	dnatted
 	dropped
 	rejected
+	accepted
 )
 
 type branch struct {
@@ -226,6 +239,11 @@ func (t *tracer) stage(in []branch, f func(branch) []branch) []branch {
 }
 
 func (t *tracer) filter(b branch) branch {
+	if t.mode == ModeIPTables && t.pkt.Protocol == TCP && slices.Contains(t.rs.HealthCheckNodePorts, t.pkt.Port) && t.localDst() {
+		b = b.with(StepHealthCheck)
+		b.status = accepted
+		return b
+	}
 	if e, ok := findService(t.rs.NoEndpoints, t.pkt); ok {
 		return verdictBranch(e.Target, b.with(StepNoEndpoints))
 	}
@@ -367,6 +385,14 @@ func (t *tracer) srcLocal() bool {
 }
 
 // nodePortDst reports whether the destination serves NodePorts.
+// localDst reports whether the packet's destination is a local address
+// of the node (the filter table's input hook): a node address, --to-node,
+// or loopback from the node.
+func (t *tracer) localDst() bool {
+	d := t.pkt.Dst
+	return t.pkt.ToNode || slices.Contains(t.rs.Node.IPs, d) || t.pkt.FromNode && d.IsLoopback()
+}
+
 func (t *tracer) nodePortDst() bool {
 	n := &t.rs.Node
 	d := t.pkt.Dst
@@ -432,6 +458,8 @@ func (t *tracer) result(branches []branch) Result {
 		res.Verdict = VerdictDrop
 	case rejected:
 		res.Verdict = VerdictReject
+	case accepted:
+		res.Verdict = VerdictAccept
 	default:
 		res.Verdict = VerdictUntouched
 	}

@@ -2,6 +2,7 @@ package ir
 
 import (
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -249,5 +250,39 @@ func TestTraceEdgeCases(t *testing.T) {
 		if v.String() != s {
 			t.Errorf("Verdict(%d).String() = %q, want %q", v, v.String(), s)
 		}
+	}
+}
+
+// TestTraceHealthCheckNodePort checks iptables mode's accept of TCP to a
+// local address and a health-check NodePort, and that nftables mode, UDP,
+// other ports and other addresses are left untouched.
+func TestTraceHealthCheckNodePort(t *testing.T) {
+	p := fixture()
+	p.Rulesets[0].HealthCheckNodePorts = []uint16{30000}
+	external, node := a("203.0.113.9"), p.Rulesets[0].Node.IPs[0]
+	accepted := Result{Verdict: VerdictAccept, Path: []string{StepHealthCheck}}
+	for _, tt := range []struct {
+		name string
+		pkt  Packet
+		mode Mode
+		want Result
+	}{
+		{"to the node's address", Packet{Src: external, Dst: node, Protocol: TCP, Port: 30000}, ModeIPTables, accepted},
+		{"to another local address", Packet{Src: external, Dst: a("198.51.100.77"), Protocol: TCP, Port: 30000, ToNode: true}, ModeIPTables, accepted},
+		{"to loopback from the node", Packet{Src: a("127.0.0.1"), Dst: a("127.0.0.1"), Protocol: TCP, Port: 30000, FromNode: true}, ModeIPTables, accepted},
+		{"nftables mode", Packet{Src: external, Dst: node, Protocol: TCP, Port: 30000}, ModeNFT, Result{}},
+		{"UDP", Packet{Src: external, Dst: node, Protocol: UDP, Port: 30000}, ModeIPTables, Result{}},
+		{"another port", Packet{Src: external, Dst: node, Protocol: TCP, Port: 30001}, ModeIPTables, Result{}},
+		{"not a local address", Packet{Src: external, Dst: a("198.51.100.77"), Protocol: TCP, Port: 30000}, ModeIPTables, Result{}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Trace(p, tt.pkt, tt.mode)
+			if got.Verdict != tt.want.Verdict || !slices.Equal(got.Path, tt.want.Path) {
+				t.Errorf("Trace = %v %v, want %v %v", got.Verdict, got.Path, tt.want.Verdict, tt.want.Path)
+			}
+		})
+	}
+	if VerdictAccept.String() != "accept" {
+		t.Errorf("VerdictAccept.String() = %q", VerdictAccept.String())
 	}
 }

@@ -149,7 +149,8 @@ type RulesetChange struct {
 
 // Fate is what happens to the first packet of a connection.
 type Fate struct {
-	// Verdict is "dnat", "reject", "drop" or "untouched".
+	// Verdict is "dnat", "reject", "drop", "untouched" or (iptables
+	// format) "accept".
 	Verdict string `json:"verdict"`
 	// Endpoints are the "ip:port" endpoints a dnat can reach, sorted.
 	Endpoints []string `json:"endpoints"`

@@ -263,6 +263,8 @@ func fateText(f Fate, masq bool) string {
 		return "rejected"
 	case "drop":
 		return "dropped"
+	case "accept":
+		return "accepted (a health-check NodePort)"
 	}
 	return "passed through untouched" + m
 }
