@@ -18,7 +18,9 @@
 //     keyed on (protocol, port). A match runs its Target. A chain that
 //     falls off its end leaves the packet untouched (no DNAT).
 //  3. Filter (after DNAT, new connections only; only packets not DNATed by
-//     step 2 can still match, since their destination has changed):
+//     step 2 can still match, since their destination has changed): in
+//     iptables mode, TCP to a local address and a HealthCheckNodePorts port
+//     is accepted first (delivered as addressed); then
 //     NoEndpoints, then NoEndpointNodePorts (NodePort addresses only), then
 //     (when RejectClusterIPs) any other port or protocol on a live ClusterIP
 //     is rejected, then (when DropServiceCIDRs) any other destination inside
