@@ -327,72 +327,59 @@ func decode(d *document, v cue.Value) (any, error) {
 	return decodeObject(d, func(rv reflect.Value) error { return decodeInto(v, rv) })
 }
 
-// decodeObject makes the api object of d's kind, fills it with dec and
-// applies the defaults CUE cannot express.
+// decodeObject makes the api object of d's kind, fills it with dec, sets
+// its Pos and applies the defaults CUE cannot express.
 func decodeObject(d *document, dec func(reflect.Value) error) (any, error) {
+	var obj any
 	switch d.info.kind {
 	case "Service":
-		s := &api.Service{}
-		if err := dec(reflect.ValueOf(s)); err != nil {
-			return nil, err
-		}
-		s.Pos = d.pos
-		// D2: with sessionAffinity None the config is dropped.
-		if s.Spec.SessionAffinity == "None" {
-			s.Spec.SessionAffinityConfig = nil
-		}
-		// D11: clusterIPs starts with clusterIP.
-		if s.Spec.ClusterIP != "" && len(s.Spec.ClusterIPs) == 0 {
-			s.Spec.ClusterIPs = []string{s.Spec.ClusterIP}
-		}
-		// D10: a load balancer's ingress with an IP is a VIP by default.
-		for i := range s.Status.LoadBalancer.Ingress {
-			if s.Spec.Type != "LoadBalancer" {
-				break
-			}
-			if in := &s.Status.LoadBalancer.Ingress[i]; in.IP != "" && in.IPMode == nil {
-				vip := "VIP"
-				in.IPMode = &vip
-			}
-		}
-		return s, nil
+		obj = &api.Service{}
 	case "EndpointSlice":
-		s := &api.EndpointSlice{}
-		if err := dec(reflect.ValueOf(s)); err != nil {
-			return nil, err
-		}
-		s.Pos = d.pos
-		return s, nil
+		obj = &api.EndpointSlice{}
 	case "Endpoints":
-		e := &api.Endpoints{}
-		if err := dec(reflect.ValueOf(e)); err != nil {
-			return nil, err
-		}
-		e.Pos = d.pos
-		return e, nil
+		obj = &api.Endpoints{}
 	case "ServiceCIDR":
-		c := &api.ServiceCIDR{}
-		if err := dec(reflect.ValueOf(c)); err != nil {
-			return nil, err
-		}
-		c.Pos = d.pos
-		return c, nil
+		obj = &api.ServiceCIDR{}
 	case "Node":
-		n := &api.Node{}
-		if err := dec(reflect.ValueOf(n)); err != nil {
-			return nil, err
-		}
-		n.Pos = d.pos
-		return n, nil
+		obj = &api.Node{}
 	case "KubeProxyConfiguration":
-		c := &api.KubeProxyConfiguration{}
-		if err := dec(reflect.ValueOf(c)); err != nil {
-			return nil, err
-		}
-		c.Pos = d.pos
-		return c, nil
+		obj = &api.KubeProxyConfiguration{}
+	default:
+		return nil, fmt.Errorf("unknown kind %s", d.info.kind)
 	}
-	return nil, fmt.Errorf("unknown kind %s", d.info.kind)
+	rv := reflect.ValueOf(obj)
+	if err := dec(rv); err != nil {
+		return nil, err
+	}
+	// Every api object has a Pos: where its document starts.
+	rv.Elem().FieldByName("Pos").Set(reflect.ValueOf(d.pos))
+	if s, ok := obj.(*api.Service); ok {
+		serviceDefaults(s)
+	}
+	return obj, nil
+}
+
+// serviceDefaults applies the defaults of a Service that CUE cannot
+// express.
+func serviceDefaults(s *api.Service) {
+	// D2: with sessionAffinity None the config is dropped.
+	if s.Spec.SessionAffinity == "None" {
+		s.Spec.SessionAffinityConfig = nil
+	}
+	// D11: clusterIPs starts with clusterIP.
+	if s.Spec.ClusterIP != "" && len(s.Spec.ClusterIPs) == 0 {
+		s.Spec.ClusterIPs = []string{s.Spec.ClusterIP}
+	}
+	// D10: a load balancer's ingress with an IP is a VIP by default.
+	for i := range s.Status.LoadBalancer.Ingress {
+		if s.Spec.Type != "LoadBalancer" {
+			break
+		}
+		if in := &s.Status.LoadBalancer.Ingress[i]; in.IP != "" && in.IPMode == nil {
+			vip := "VIP"
+			in.IPMode = &vip
+		}
+	}
 }
 
 // fieldError is one problem at an API field path.
