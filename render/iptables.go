@@ -574,7 +574,7 @@ func (g *iptGen) prepare() error {
 	}
 	rules := 0
 	for _, c := range rs.Chains {
-		rules += len(c.RulesInto(g.rules[:]))
+		rules += c.NumRules()
 		// A compact endpoint chain (no Rules) has no Balance.
 		for j := range c.Rules {
 			if b, ok := c.Rules[j].Action.(*ir.Balance); ok && b != nil {

@@ -355,13 +355,13 @@ func (t *nftTable) chainsSizeHint() int {
 	n := 4096
 	for i, c := range t.rs.Chains {
 		if !t.plan.DroppedAt(i) {
-			rules, comment := len(c.Rules), len(c.Comment)
+			comment := len(c.Comment)
 			if c.Endpoint != nil {
-				// Describe's "<Service> -> <ip:port>" (at most 47 bytes
-				// of IPv6 address and port), and up to three rules.
-				rules, comment = 3, max(comment, len(c.Service)+4+len("[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535"))
+				// Describe's "<Service> -> <ip:port>": at most 47 bytes
+				// of IPv6 address and port.
+				comment = max(comment, len(c.Service)+4+len("[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535"))
 			}
-			n += 2*len(c.Name) + comment + 16 + 100*rules
+			n += 2*len(c.Name) + comment + 16 + 100*c.NumRules()
 		}
 	}
 	return n

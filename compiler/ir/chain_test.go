@@ -33,6 +33,9 @@ func TestRuleList(t *testing.T) {
 			if got != tt.want {
 				t.Errorf("rules %q, want %q", got, tt.want)
 			}
+			if n := tt.c.NumRules(); n != len(tt.c.RuleList()) {
+				t.Errorf("NumRules() = %d, want %d", n, len(tt.c.RuleList()))
+			}
 		})
 	}
 	// The actions point into the target: nothing is copied.

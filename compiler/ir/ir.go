@@ -289,6 +289,18 @@ func (c *Chain) Describe() string {
 	return c.Service + " -> " + netip.AddrPortFrom(d.Addr, d.Port).String()
 }
 
+// NumRules returns len(RuleList()) without building a compact endpoint
+// chain's rules.
+func (c *Chain) NumRules() int {
+	if c.Endpoint == nil {
+		return len(c.Rules)
+	}
+	if c.Endpoint.Update.Set != "" {
+		return 3
+	}
+	return 2
+}
+
 // RuleList returns the chain's rules: Rules, or the rules of a compact
 // endpoint chain, built anew (see EndpointTarget.AppendRules).
 func (c *Chain) RuleList() []Rule {
