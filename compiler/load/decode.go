@@ -95,6 +95,10 @@ func decodeStdin(data []byte, opts Options, diags *diag.List, out *sink) {
 // decodeText is decodeFileTo for data that checkText takes.
 func decodeText(name string, data []byte, asJSON bool, opts Options, diags *diag.List, out *sink) {
 	if !asJSON {
+		if pos, msg, ok := yamlControl(name, data); !ok {
+			diags.Add(pos, "", "", msg)
+			return
+		}
 		if pos, msg, ok := checkAliases(name, data); !ok {
 			diags.Add(pos, "", "", msg)
 			return

@@ -271,6 +271,42 @@ func scanText(name string, data []byte) (diag.Pos, string, bool) {
 	return diag.Pos{}, "", true
 }
 
+// yamlControl returns the position and a description of the first
+// character that checkText takes but the YAML reader refuses anywhere in
+// the text, comments included: a C1 control character other than NEL
+// (U+0085), or the noncharacters U+FFFE and U+FFFF. JSON strings may hold
+// them, so JSON input is not checked. In valid UTF-8 the C1 controls begin
+// with the byte 0xc2 and the two noncharacters with 0xef, which keeps the
+// scan of an ASCII file to two quick searches.
+func yamlControl(name string, data []byte) (diag.Pos, string, bool) {
+	at := -1
+	for _, lead := range []byte{0xc2, 0xef} {
+		for i := 0; i < len(data); {
+			j := bytes.IndexByte(data[i:], lead)
+			if j < 0 {
+				break
+			}
+			i += j
+			if r, size := utf8.DecodeRune(data[i:]); r >= 0x80 && r <= 0x9f && r != 0x85 || r == 0xfffe || r == 0xffff {
+				if at < 0 || i < at {
+					at = i
+				}
+				break
+			} else {
+				i += size
+			}
+		}
+	}
+	if at < 0 {
+		return diag.Pos{}, "", true
+	}
+	r, _ := utf8.DecodeRune(data[at:])
+	line := bytes.Count(data[:at], []byte{'\n'}) + 1
+	col := utf8.RuneCount(data[bytes.LastIndexByte(data[:at], '\n')+1:at]) + 1
+	return diag.Pos{File: name, Line: line, Col: col},
+		fmt.Sprintf("control character U+%04X: YAML does not allow it (JSON does, in a string)", r), false
+}
+
 // textOK reports quickly whether checkText accepts data: valid UTF-8
 // without control characters other than tab, line feed and carriage
 // return (in valid UTF-8 those are bytes of their own).

@@ -569,6 +569,9 @@ func FuzzFastYAML(f *testing.F) {
 		if _, _, ok := checkText("f.yaml", data); !ok {
 			return
 		}
+		if _, _, ok := yamlControl("f.yaml", data); !ok {
+			return
+		}
 		if _, _, ok := checkAliases("f.yaml", data); !ok {
 			return
 		}
