@@ -555,6 +555,10 @@ type entryJob struct {
 	ci int
 }
 
+// lowerWindow is how many entries Analyze lowers before it commits them;
+// a variable for the tests.
+var lowerWindow = 8192
+
 // entryJobs returns the entries of Services, NodePorts and Firewall, in
 // that order, their targets resolved on all CPUs.
 func (a *analysis) entryJobs() []entryJob {
@@ -647,19 +651,27 @@ func Analyze(rs *ir.Ruleset, index map[string]int, g *Graph) *Result {
 			stack = append(stack, int32(k))
 		}
 	}
-	// The entries, in the lists' order, are lowered on all CPUs, then
-	// committed in that order.
-	lowerings := make([]lowering, len(jobs))
-	par.Runs(len(jobs), 512, func(lo, hi int) {
-		sfx := map[string]string{}
-		for j := lo; j < hi; j++ {
-			// An entry shadowed by an earlier one of its key is lowered
-			// too, and left out below.
-			if jb := jobs[j]; jb.ci >= 0 {
-				lowerings[j] = a.lowerEntry(jb.l, jb.i, jb.k, jb.ci, sfx)
+	// The entries, in the lists' order, are lowered on all CPUs a window
+	// at a time, then committed in that order. A lowering holds its
+	// endpoints' hairpins and its own copy of every shared chain it
+	// reaches until it is committed: lowering all entries before
+	// committing any held them all at once (about 180 MB at 50,000
+	// Services x 10 endpoints), a window holds a small part.
+	lowerings := make([]lowering, min(len(jobs), lowerWindow))
+	lower := func(base int) {
+		hi := min(len(jobs), base+lowerWindow)
+		clear(lowerings) // what the shadowed entries of the window before left
+		par.Runs(hi-base, 512, func(lo, hi int) {
+			sfx := map[string]string{}
+			for j := lo; j < hi; j++ {
+				// An entry shadowed by an earlier one of its key is
+				// lowered too, and left out below.
+				if jb := jobs[base+j]; jb.ci >= 0 {
+					lowerings[j] = a.lowerEntry(jb.l, jb.i, jb.k, jb.ci, sfx)
+				}
 			}
-		}
-	})
+		})
+	}
 	var lowered []int32
 	byTimeout := map[time.Duration][]Key{}
 	seen := make(map[listKey]bool, len(jobs))
@@ -668,6 +680,9 @@ func Analyze(rs *ir.Ruleset, index map[string]int, g *Graph) *Result {
 	res.Entries = make([]Entry, 0, len(jobs))
 	res.byKey = make(map[listKey]int, len(jobs))
 	for j, jb := range jobs {
+		if j%lowerWindow == 0 {
+			lower(j)
+		}
 		lk := listKey{jb.l, jb.k}
 		if seen[lk] {
 			continue // shadowed by an earlier entry of the key
@@ -677,8 +692,8 @@ func Analyze(rs *ir.Ruleset, index map[string]int, g *Graph) *Result {
 		if ci < 0 {
 			continue
 		}
-		lw := lowerings[j]
-		lowerings[j] = lowering{}
+		lw := lowerings[j%lowerWindow]
+		lowerings[j%lowerWindow] = lowering{}
 		ok := lw.ok && a.commit(lw)
 		if !ok && lw.sticky {
 			// Its shared chain's name was taken: the general way.

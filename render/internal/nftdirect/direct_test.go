@@ -259,6 +259,28 @@ func TestAnalyzeOnAllCPUs(t *testing.T) {
 	}
 }
 
+// TestAnalyzeWindows checks that Analyze finds the same whether it lowers
+// the entries a few at a time before committing them, or all at once.
+func TestAnalyzeWindows(t *testing.T) {
+	rs := nftperf.Generate(600, nftperf.Mixed).Rulesets[0]
+	old := lowerWindow
+	defer func() { lowerWindow = old }()
+	analyze := func(window int) *Result {
+		lowerWindow = window
+		return Analyze(rs, nil, nil)
+	}
+	whole := analyze(1 << 30)
+	if len(whole.Entries) < 700 {
+		t.Fatalf("%d entries: too few for windows of several sizes", len(whole.Entries))
+	}
+	opts := []cmp.Option{cmp.AllowUnexported(Result{}, listKey{}, endpointTable{}), cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{})}
+	for _, window := range []int{1, 7, 512} {
+		if diff := cmp.Diff(whole, analyze(window), opts...); diff != "" {
+			t.Errorf("windows of %d entries differ from one window (-one +windows):\n%s", window, diff)
+		}
+	}
+}
+
 // TestAnalyzeCompactMatchesRules checks that Analyze finds the same in a
 // Ruleset whose endpoint chains are compact (as the compiler builds them)
 // as in the same Ruleset with those chains written out as rules (as in
