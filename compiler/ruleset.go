@@ -252,7 +252,7 @@ func (b *builder) sort() {
 // names, and builds rs.Chains (see materialize).
 func (b *builder) sortChains() {
 	chains := sortedChains(b.chains)
-	b.chains = nil // when sorted into a copy, the original is garbage
+	b.chains = nil
 	kept := chains[:0]
 	for i, c := range chains {
 		if i > 0 && c.name == chains[i-1].name {
@@ -297,11 +297,28 @@ func sortedChains(chains []chainEntry) []chainEntry {
 		}
 		i = j
 	}
-	out := make([]chainEntry, len(chains))
-	for i, k := range keys {
-		out[i] = chains[pos(k)]
+	// The order is applied in place, a cycle of the permutation at a
+	// time: a copy of the entries would be 48 bytes an entry more at the
+	// compile's peak of memory (1.2 million entries at 50,000 Services x
+	// 10 endpoints). A key whose entry has moved is set to done.
+	const done = ^uint64(0)
+	for i := range keys {
+		if keys[i] == done {
+			continue
+		}
+		first := chains[i]
+		for j := i; ; {
+			src := pos(keys[j])
+			keys[j] = done
+			if src == i {
+				chains[j] = first
+				break
+			}
+			chains[j] = chains[src]
+			j = src
+		}
 	}
-	return out
+	return chains
 }
 
 // chainPrefixes are the prefixes of the compiler's chain names, in byte
