@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"net/netip"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -164,6 +165,7 @@ func (a *analysis) specialize(ci int, st *specState, pending map[string]*sharedC
 				return "", false
 			}
 			endpoints := make([]Endpoint, len(targets))
+			st.hairpins = slices.Grow(st.hairpins, len(targets))
 			for n, t := range targets {
 				ep, ok := a.eps.at(t)
 				if !ok || ep.Set != "" || !a.agrees(t) || ep.DNAT.Protocol != k.Protocol {
