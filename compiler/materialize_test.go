@@ -17,7 +17,7 @@ import (
 // compact.
 func TestSortChains(t *testing.T) {
 	p := &servicePort{name: "ns/svc:http", proto: ir.TCP, affinity: true}
-	ep := &endpoint{ap: netip.MustParseAddrPort("10.0.0.1:80"), str: "10.0.0.1:80", chain: "endpoint-B", set: "affinity-B"}
+	ep := &endpoint{ap: netip.MustParseAddrPort("10.0.0.1:80"), chain: "endpoint-B", set: "affinity-B"}
 	first := &ir.Chain{Name: "service-A", Comment: "first", Rules: []ir.Rule{{Action: &ir.DNAT{Addr: ep.ap.Addr(), Port: 80, Protocol: ir.TCP}}}}
 	b := &builder{rs: &ir.Ruleset{}}
 	b.addChain(&ir.Chain{Name: "service-C"})
