@@ -27,9 +27,11 @@
 // peaks at 735 MB live: at 1.4 times it took 9.7-10.6 s and 1,029 MiB, at
 // 1.3 times 8.9-9.6 s and 962 MiB, at 1.25 times 10.1-10.5 s and
 // 922-952 MiB (3 interleaved runs each). Since the nft renderer lowers
-// its dispatch entries a window at a time and the compile sorts its chain
-// entries in place, mixed x 10 peaks at about 680 MB live, which leaves
-// the limit at the floor: 912 MiB in 7 of 8 runs, 963 MiB in one.
+// its dispatch entries a window at a time and the compile keeps less of
+// its endpoints and sorts its chain entries in place, mixed x 10 peaks at
+// about 700 MB live (of which about 200 MB were allocated during the
+// collection that counted them), under the 725 MB at which the limit
+// leaves the floor: 912-953 MiB in 10 runs.
 // GOMEMLIMIT=off removes the limit.
 package gcpolicy
 
