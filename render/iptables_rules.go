@@ -28,7 +28,8 @@ func iptFirewallRanges(c *ir.Chain) (allowAll bool, allowed []netip.Prefix, err 
 	return false, m.SrcNotIn, nil
 }
 
-// chain writes IR chain i into the nat table.
+// chain writes the rules of IR chain i into the nat table (generate
+// declared it).
 func (g *iptGen) chain(i int) error {
 	ci := &g.infos[i]
 	c, name := ci.c, ci.name
@@ -37,7 +38,6 @@ func (g *iptGen) chain(i int) error {
 		if !ok {
 			return nil // not used in front of a chain: rendered in filter
 		}
-		g.nat.declare(name)
 		_, allowed, _ := iptFirewallRanges(c)
 		svc := g.fwComment[c.Name]
 		for _, p := range allowed {
@@ -46,7 +46,6 @@ func (g *iptGen) chain(i int) error {
 		g.nat.add(name, iptComment("other traffic to "+svc+" will be dropped by "+g.fixed(iptProxyFirewall)))
 		return nil
 	}
-	g.nat.declare(name)
 	rules := c.RulesInto(g.rules[:])
 	for i := 0; i < len(rules); i++ {
 		r := &rules[i]

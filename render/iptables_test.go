@@ -389,6 +389,10 @@ func TestIPTablesGolden(t *testing.T) {
 			if err := (IPTables{Family: tc.family}).Render(&again, tc.prog()); err != nil || !bytes.Equal(got.Bytes(), again.Bytes()) {
 				t.Fatalf("second Render differs (err %v)", err)
 			}
+			var streamed bytes.Buffer
+			if err := (IPTables{Family: tc.family, Stream: true}).Render(&streamed, tc.prog()); err != nil || !bytes.Equal(got.Bytes(), streamed.Bytes()) {
+				t.Fatalf("streaming Render differs (err %v)", err)
+			}
 			path := iptGoldenPath(tc.name)
 			if iptUpdate() {
 				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
@@ -497,20 +501,59 @@ func TestIPTablesRenderErrors(t *testing.T) {
 			}},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			var out bytes.Buffer
-			err := (IPTables{Family: tc.family}).Render(&out, tc.prog())
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("Render error = %v, want one containing %q", err, tc.want)
-			}
-			var ue *UnsupportedError
-			if got := errors.As(err, &ue); got != tc.unsupported {
-				t.Errorf("errors.As(UnsupportedError) = %v, want %v (%v)", got, tc.unsupported, err)
-			}
-			if out.Len() != 0 {
-				t.Errorf("Render wrote %d bytes despite the error", out.Len())
-			}
-		})
+		for _, stream := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/stream=%v", tc.name, stream), func(t *testing.T) {
+				var out bytes.Buffer
+				err := (IPTables{Family: tc.family, Stream: stream}).Render(&out, tc.prog())
+				if err == nil || !strings.Contains(err.Error(), tc.want) {
+					t.Fatalf("Render error = %v, want one containing %q", err, tc.want)
+				}
+				var ue *UnsupportedError
+				if got := errors.As(err, &ue); got != tc.unsupported {
+					t.Errorf("errors.As(UnsupportedError) = %v, want %v (%v)", got, tc.unsupported, err)
+				}
+				// Streaming writes the head before the chains' rules, in
+				// which an unsupported intent is then found; an invalid
+				// Program gets nothing written either way.
+				if out.Len() != 0 && (!stream || strings.Contains(err.Error(), "invalid program")) {
+					t.Errorf("Render wrote %d bytes despite the error", out.Len())
+				}
+			})
+		}
+	}
+}
+
+// iptCountWriter counts the writes made to it.
+type iptCountWriter struct {
+	bytes.Buffer
+	writes int
+}
+
+func (w *iptCountWriter) Write(b []byte) (int, error) {
+	w.writes++
+	return w.Buffer.Write(b)
+}
+
+// TestIPTablesStream checks that a streaming Render of a large Ruleset
+// writes what the whole Render writes, in parts of about iptStreamPart
+// bytes.
+func TestIPTablesStream(t *testing.T) {
+	p := nftperf.Program(3000)
+	var whole, streamed iptCountWriter
+	if err := (IPTables{}).Render(&whole, p); err != nil {
+		t.Fatal(err)
+	}
+	if err := (IPTables{Stream: true}).Render(&streamed, p); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(whole.Bytes(), streamed.Bytes()) {
+		t.Fatal("the streamed output differs from the whole one")
+	}
+	if parts := whole.Len() / iptStreamPart; parts < 2 || streamed.writes < parts {
+		t.Errorf("%d bytes in %d writes: want at least %d parts of %d bytes", whole.Len(), streamed.writes, max(parts, 2), iptStreamPart)
+	}
+	if err := (IPTables{Stream: true}).Render(iptFailWriter{}, p); err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Errorf("streaming Render to a failing writer: %v, want the writer's error", err)
 	}
 }
 
