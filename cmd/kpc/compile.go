@@ -42,7 +42,7 @@ func runCompile(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if strings.EqualFold(*format, "iptables") && *family == "" && *out != "" && *out != "-" && len(prog.Rulesets) > 1 {
 		return report(writeFamilyFiles(prog, *out, stderr))
 	}
-	render, err := renderer(prog, *format, *family, *domain)
+	render, err := renderer(prog, *format, *family, *domain, *out != "" && *out != "-")
 	if err != nil {
 		fmt.Fprintf(stderr, "kpc compile: %v\n", err)
 		return exitUsage
@@ -66,9 +66,11 @@ func (e renderError) Unwrap() error { return e.error }
 // renderer returns the function that renders prog in the named format to
 // a writer; domain is the cluster domain of the dns format. Every
 // renderer builds its whole output before writing any of it, so an
-// invalid Program leaves the destination untouched. The function's
-// rendering errors are renderErrors.
-func renderer(prog *ir.Program, format, family, domain string) (func(io.Writer) error, error) {
+// invalid Program leaves the destination untouched, except that with
+// staged set (the writer's output is dropped on error: see stageOutput)
+// iptables writes its chains' rules as it makes them (IPTables.Stream).
+// The function's rendering errors are renderErrors.
+func renderer(prog *ir.Program, format, family, domain string, staged bool) (func(io.Writer) error, error) {
 	var r render.Renderer
 	switch strings.ToLower(format) {
 	case "nft":
@@ -78,7 +80,7 @@ func renderer(prog *ir.Program, format, family, domain string) (func(io.Writer) 
 		if err != nil {
 			return nil, err
 		}
-		r = render.IPTables{Family: fam}
+		r = render.IPTables{Family: fam, Stream: staged}
 	case "dns":
 		r = render.DNS{Domain: domain}
 	case "ir":
@@ -147,25 +149,44 @@ func pickFamily(prog *ir.Program, name string) (ir.Family, error) {
 // and PATH.ipv6, for input with Services of both families: each family has
 // its own restore tool.
 func writeFamilyFiles(prog *ir.Program, path string, stderr io.Writer) int {
-	files := map[string][]byte{}
-	for _, fam := range []string{"ipv4", "ipv6"} {
-		render, err := renderer(prog, "iptables", fam, "")
-		var b bytes.Buffer
-		if err == nil {
-			err = render(&b)
+	// Each family is rendered straight into its staged file, so that the
+	// first family's text (300 MB at 50,000 mixed Services x 10
+	// endpoints) is not held while the second is rendered; the files are
+	// put in place only when both are written.
+	var files []*staged
+	discard := func() {
+		for _, f := range files {
+			f.discard()
 		}
+	}
+	for _, fam := range []string{"ipv4", "ipv6"} {
+		render, err := renderer(prog, "iptables", fam, "", true)
 		if err != nil {
+			discard()
 			fmt.Fprintf(stderr, "kpc compile: %v\n", err)
 			return exitUsage
 		}
-		files[path+"."+fam] = b.Bytes()
+		f, err := stageOutput(path+"."+fam, render)
+		if err != nil {
+			discard()
+			fmt.Fprintf(stderr, "kpc compile: %v\n", err)
+			var rerr renderError
+			if errors.As(err, &rerr) {
+				return exitUsage
+			}
+			return exitInvalid
+		}
+		files = append(files, f)
 	}
-	for _, name := range []string{path + ".ipv4", path + ".ipv6"} {
-		if err := writeOutput(name, nil, writeBytes(files[name])); err != nil {
+	for i, f := range files {
+		if err := f.commit(); err != nil {
+			for _, rest := range files[i+1:] {
+				rest.discard()
+			}
 			fmt.Fprintf(stderr, "kpc compile: %v\n", err)
 			return exitInvalid
 		}
-		fmt.Fprintf(stderr, "kpc: wrote %s\n", name)
+		fmt.Fprintf(stderr, "kpc: wrote %s\n", f.path)
 	}
 	return exitOK
 }

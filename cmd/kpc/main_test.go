@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"encoding/xml"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -419,5 +420,60 @@ func TestCompileOutputNotRegular(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(target); !strings.Contains(string(b), "table ip kpc") {
 		t.Errorf("the link's target holds %q", b)
+	}
+}
+
+// TestStageOutput checks staged output: nothing in place before commit,
+// no temporary file left after a failed write or a discard, and the
+// contents in place after commit.
+func TestStageOutput(t *testing.T) {
+	dir := t.TempDir()
+	path := writeFile(t, dir, "out.rules", "previous\n")
+	content := func(s string) func(io.Writer) error {
+		return func(w io.Writer) error { _, err := io.WriteString(w, s); return err }
+	}
+	leftovers := func() []string {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, e := range entries {
+			if e.Name() != "out.rules" {
+				names = append(names, e.Name())
+			}
+		}
+		return names
+	}
+	failing := func(w io.Writer) error {
+		io.WriteString(w, "half")
+		return renderError{errors.New("cannot spell it")}
+	}
+	if _, err := stageOutput(path, failing); err == nil || !errors.As(err, new(renderError)) {
+		t.Errorf("failing write: %v, want its renderError", err)
+	}
+	s, err := stageOutput(path, content("discarded\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "previous\n" {
+		t.Errorf("before commit: %q", b)
+	}
+	s.discard()
+	if l := leftovers(); len(l) != 0 {
+		t.Errorf("left behind: %v", l)
+	}
+	s, err = stageOutput(path, content("new\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.commit(); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "new\n" {
+		t.Errorf("after commit: %q", b)
+	}
+	if l := leftovers(); len(l) != 0 {
+		t.Errorf("left behind: %v", l)
 	}
 }

@@ -135,71 +135,99 @@ func writeOutput(path string, stdout io.Writer, write func(io.Writer) error) err
 	if path == "" || path == "-" {
 		return write(stdout)
 	}
+	st, err := stageOutput(path, write)
+	if err != nil {
+		return err
+	}
+	return st.commit()
+}
+
+// staged is output written but not yet in place (see stageOutput).
+type staged struct {
+	path string
+	tmp  string       // the temporary file to rename over path, or
+	data bytes.Buffer // what to write in place when tmp is ""
+}
+
+// stageOutput runs write on path's new contents as writeOutput does, but
+// leaves them aside: in a temporary file beside path, or in memory when
+// path exists and is not a regular file. commit puts them in place;
+// discard drops them. Several files are so written all or none.
+func stageOutput(path string, write func(io.Writer) error) (*staged, error) {
+	wrap := func(err error) error {
+		var rerr renderError
+		if errors.As(err, &rerr) {
+			return err
+		}
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
 	if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() {
-		return writeInPlace(path, write)
+		s := &staged{path: path}
+		if err := write(&s.data); err != nil {
+			return nil, wrap(err)
+		}
+		return s, nil
 	}
 	if real, err := filepath.EvalSymlinks(path); err == nil {
 		path = real
 	}
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
+		return nil, wrap(err)
 	}
-	defer os.Remove(tmp.Name()) // no-op after a successful rename
+	fail := func(err error) (*staged, error) {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return nil, wrap(err)
+	}
 	bw := bufio.NewWriterSize(tmp, 1<<20)
 	if err := write(bw); err != nil {
-		tmp.Close()
-		var rerr renderError
-		if errors.As(err, &rerr) {
-			return err
-		}
-		return fmt.Errorf("writing %s: %w", path, err)
+		return fail(err)
 	}
 	if err := bw.Flush(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing %s: %w", path, err)
+		return fail(err)
 	}
 	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing %s: %w", path, err)
+		return fail(err)
 	}
 	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing %s: %w", path, err)
+		return fail(err)
 	}
 	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
+		os.Remove(tmp.Name())
+		return nil, wrap(err)
 	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
+	return &staged{path: path, tmp: tmp.Name()}, nil
+}
+
+// commit puts the staged contents in place.
+func (s *staged) commit() error {
+	if s.tmp != "" {
+		if err := os.Rename(s.tmp, s.path); err != nil {
+			os.Remove(s.tmp)
+			return fmt.Errorf("writing %s: %w", s.path, err)
+		}
+		return nil
+	}
+	f, err := os.OpenFile(s.path, os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", s.path, err)
+	}
+	if _, err := f.Write(s.data.Bytes()); err != nil {
+		f.Close()
+		return fmt.Errorf("writing %s: %w", s.path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("writing %s: %w", s.path, err)
 	}
 	return nil
 }
 
-// writeInPlace writes what write produces to path, an existing file that
-// is not a regular one, after write has produced all of it.
-func writeInPlace(path string, write func(io.Writer) error) error {
-	var b bytes.Buffer
-	if err := write(&b); err != nil {
-		var rerr renderError
-		if errors.As(err, &rerr) {
-			return err
-		}
-		return fmt.Errorf("writing %s: %w", path, err)
+// discard drops the staged contents.
+func (s *staged) discard() {
+	if s.tmp != "" {
+		os.Remove(s.tmp)
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if _, err := f.Write(b.Bytes()); err != nil {
-		f.Close()
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return nil
 }
 
 // writeBytes returns a writeOutput function that writes data.
