@@ -190,8 +190,8 @@ func (r IPTables) Render(w io.Writer, p *ir.Program) error {
 		return err
 	}
 	// The header, the filter table and the nat table's declarations, then
-	// the nat table's rules (the bulk of a large file): those of the fixed
-	// chains, made, then those of the IR's chains.
+	// the nat table's rules (the bulk of a large file): those of its fixed
+	// chains, which iptGenerate wrote, then those of the IR's chains.
 	head := func() []byte {
 		var buf bytes.Buffer
 		buf.Grow(g.filter.rules.Len() + 64*(len(g.filter.chains)+len(g.nat.chains)) + 4096)
