@@ -264,8 +264,8 @@ func (b *builder) sortChains() {
 	b.endpoints = nil
 }
 
-// sortedChains returns chains sorted by name, chains of the same name in
-// the order they were added. It may sort chains in place.
+// sortedChains sorts chains by name, chains of the same name in the order
+// they were added, in place, and returns them.
 //
 // The compiler's chain names are a prefix, then eight characters of a
 // hash (hashAndTruncate): the order of the prefix and the hash packs in 43

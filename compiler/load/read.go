@@ -287,14 +287,14 @@ func yamlControl(name string, data []byte) (diag.Pos, string, bool) {
 				break
 			}
 			i += j
-			if r, size := utf8.DecodeRune(data[i:]); r >= 0x80 && r <= 0x9f && r != 0x85 || r == 0xfffe || r == 0xffff {
+			r, size := utf8.DecodeRune(data[i:])
+			if r >= 0x80 && r <= 0x9f && r != 0x85 || r == 0xfffe || r == 0xffff {
 				if at < 0 || i < at {
 					at = i
 				}
 				break
-			} else {
-				i += size
 			}
+			i += size
 		}
 	}
 	if at < 0 {
