@@ -135,12 +135,27 @@ func checkFastYAML(t *testing.T, name string, data []byte) bool {
 		return true
 	}
 	for i := range got {
+		if cueDroppedPos(got[i], keep[i]) {
+			continue
+		}
 		if d := sameAST(got[i], keep[i], fmt.Sprintf("doc%d", i)); d != "" {
 			t.Errorf("%s: %s", name, d)
 			return true
 		}
 	}
 	return true
+}
+
+// cueDroppedPos reports whether the documents fast and cue are the same
+// scalar, to which CUE's YAML decoder gave no position and the fast
+// parser its line and column. CUE's decoder does so for a document that
+// is a bare scalar after a flow collection holding a plain scalar with a
+// quote character in it ("{a: b\"}\n--- 0"); a diagnostic needs the
+// position, which the fast parser gives.
+func cueDroppedPos(fast, cue ast.Expr) bool {
+	f, ok1 := fast.(*ast.BasicLit)
+	c, ok2 := cue.(*ast.BasicLit)
+	return ok1 && ok2 && !c.Pos().IsValid() && f.Pos().IsValid() && f.Kind == c.Kind && f.Value == c.Value
 }
 
 func TestFastYAMLMatchesCUE(t *testing.T) {
