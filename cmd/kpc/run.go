@@ -152,7 +152,9 @@ type staged struct {
 // stageOutput runs write on path's new contents as writeOutput does, but
 // leaves them aside: in a temporary file beside path, or in memory when
 // path exists and is not a regular file. commit puts them in place;
-// discard drops them. Several files are so written all or none.
+// discard drops them. Several files are so written whole before any is
+// put in place (a rename that then fails can still leave the ones before
+// it in place).
 func stageOutput(path string, write func(io.Writer) error) (*staged, error) {
 	wrap := func(err error) error {
 		var rerr renderError
