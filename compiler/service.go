@@ -311,7 +311,7 @@ func (b *builder) addServicePort(p *servicePort) {
 	}
 	if p.affinity {
 		for _, e := range cat.reachable {
-			b.addAffinitySet(e.set, p.timeout, p.name+" -> "+e.ap.String())
+			b.addAffinitySet(e.set, p.timeout, ir.EndpointDescription(p.name, e.ap))
 		}
 	}
 	if usesClusterChain {
@@ -340,7 +340,7 @@ func (p *servicePort) endpointRules(eps []*endpoint) []ir.Rule {
 	if p.affinity {
 		r = make([]ir.Rule, 0, len(eps)+1)
 		for _, e := range eps {
-			r = append(r, ir.Rule{Match: ir.Match{Affinity: e.set}, Action: &ir.Goto{Chain: e.chain}, Comment: p.name + " -> " + e.ap.String()})
+			r = append(r, ir.Rule{Match: ir.Match{Affinity: e.set}, Action: &ir.Goto{Chain: e.chain}, Comment: ir.EndpointDescription(p.name, e.ap)})
 		}
 	}
 	names := make([]string, len(eps))

@@ -286,7 +286,15 @@ func (c *Chain) Describe() string {
 		return c.Comment
 	}
 	d := &c.Endpoint.DNAT
-	return c.Service + " -> " + netip.AddrPortFrom(d.Addr, d.Port).String()
+	return EndpointDescription(c.Service, netip.AddrPortFrom(d.Addr, d.Port))
+}
+
+// EndpointDescription describes endpoint ap of the Service port service
+// ("ns/name:port"), as the comments of its endpoint chain, of its affinity
+// set and of the rule that picks it by affinity read: "<service> ->
+// <ip:port>".
+func EndpointDescription(service string, ap netip.AddrPort) string {
+	return service + " -> " + ap.String()
 }
 
 // NumRules returns len(RuleList()) without building a compact endpoint
