@@ -402,3 +402,36 @@ func TestReleaseChainFacts(t *testing.T) {
 		t.Errorf("after: %d entries, want the %d lowered before", len(r.Entries), entries)
 	}
 }
+
+// TestSharedAcrossKinds checks that a Service's cluster chain and
+// another's local chain that specialize to the same rules share one
+// "dnat-" chain, whichever entry comes first: a Service's lowering does
+// not depend on the other Services of the Ruleset.
+func TestSharedAcrossKinds(t *testing.T) {
+	vip2 := netip.MustParseAddr("10.96.0.11")
+	local := &ir.Chain{Name: "local2", Kind: ir.LocalChain, Protocol: ir.TCP,
+		Rules: []ir.Rule{masq(vip2), {Action: &ir.Balance{Chains: []string{"ep3", "ep4"}}}}}
+	for _, localFirst := range []bool{false, true} {
+		rs := plainRuleset()
+		rs.Chains = append(rs.Chains, endpoint("ep3", "10.244.2.1", true, ""), endpoint("ep4", "10.244.2.2", true, ""), local)
+		e := entry(vip2, ir.TCP, "local2")
+		if localFirst {
+			rs.Services = append([]ir.ServiceEntry{e}, rs.Services...)
+		} else {
+			rs.Services = append(rs.Services, e)
+		}
+		if err := rs.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		r := Analyze(rs, nil, nil)
+		if len(r.Entries) != 2 {
+			t.Fatalf("local first %v: %d entries lowered, want 2: %+v", localFirst, len(r.Entries), summarize(rs, r))
+		}
+		if a, b := r.Entries[0].Chain, r.Entries[1].Chain; a != b || !strings.HasPrefix(a, "dnat-2-") {
+			t.Errorf("local first %v: entries go to %s and %s, want one dnat-2- chain", localFirst, a, b)
+		}
+		if len(r.Shared) != 1 || r.Shared[0].Entries != 2 {
+			t.Errorf("local first %v: shared chains %+v, want one of 2 entries", localFirst, r.Shared)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"kpc/compiler/ir"
@@ -182,8 +183,7 @@ func (a *analysis) specialize(ci int, st *specState, pending map[string]*sharedC
 		}
 		rules = append(rules, out)
 	}
-	content := canonicalRules(c.Kind, rules)
-	name := nameFor(c.Kind, rules, content, sfx)
+	name, content := sharedName(c.Kind, rules, sfx)
 	if old, ok := pending[name]; ok && old.content != content {
 		return "", false // a hash collision
 	}
@@ -297,13 +297,28 @@ func (a *analysis) lowerSticky(i int, k Key, ci int, sfx map[string]string) lowe
 	}
 	out := append(marks, Rule{Action: StickyAction},
 		Rule{Action: ChoiceAction, Kind: AddrKey, Variant: 0, N: len(endpoints)})
-	content := canonicalRules(c.Kind, out)
-	name := nameFor(c.Kind, out, content, sfx)
+	name, content := sharedName(c.Kind, out, sfx)
 	return lowering{
 		entry:  Entry{List: ServicesList, Index: i, Key: k, Chain: name, Choices: [][]Endpoint{endpoints}, Timeout: timeout},
 		shared: map[string]*sharedChain{name: {Shared: Shared{Name: name, From: c.Kind, Rules: out}, content: content}},
 		eps:    edges, hairpins: hairpins, sticky: true, ok: true,
 	}
+}
+
+// sharedName returns a shared chain's name and the content that tells it
+// from another chain of that name. A chain named after its kind
+// ("shared-KIND-HASH") is its kind and its rules. A "dnat-" or "sticky-"
+// chain is its rules alone: a Service's cluster chain and another's local
+// chain that specialize to the same rules are one chain. Were the kind
+// part of it, the one met second could not take the name, and whether an
+// entry is lowered would depend on the other Services of the Ruleset.
+func sharedName(from ir.ChainKind, rules []Rule, sfx map[string]string) (name, content string) {
+	content = canonicalRules(from, rules)
+	name = nameFor(from, rules, content, sfx)
+	if !strings.HasPrefix(name, SharedPrefix) {
+		content = content[len(from.String()):]
+	}
+	return name, content
 }
 
 // nameFor names a shared chain: "dnat-N" (or "dnat-nodeport-N") with the
