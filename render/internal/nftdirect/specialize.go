@@ -7,7 +7,6 @@ import (
 	"slices"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"kpc/compiler/ir"
@@ -305,27 +304,18 @@ func (a *analysis) lowerSticky(i int, k Key, ci int, sfx map[string]string) lowe
 	}
 }
 
-// sharedName returns a shared chain's name and the content that tells it
-// from another chain of that name. A chain named after its kind
-// ("shared-KIND-HASH") is its kind and its rules. A "dnat-" or "sticky-"
-// chain is its rules alone: a Service's cluster chain and another's local
-// chain that specialize to the same rules are one chain. Were the kind
-// part of it, the one met second could not take the name, and whether an
-// entry is lowered would depend on the other Services of the Ruleset.
+// sharedName names a shared chain and returns the content that tells it
+// from another chain of that name. A chain of marks followed by a choice
+// of variant 0 is "dnat-N" (or "dnat-nodeport-N"), with the hash of its
+// marks when it has any, and "sticky-N" likewise with affinity: its
+// content is its rules alone, so a Service's cluster chain and another's
+// local chain that specialize to the same rules are one chain (were the
+// kind part of it, the one met second could not take the name, and
+// whether an entry is lowered would depend on the other Services of the
+// Ruleset). Any other chain is "shared-KIND-HASH", its content its kind
+// and its rules, hashed. sfx caches the hashes.
 func sharedName(from ir.ChainKind, rules []Rule, sfx map[string]string) (name, content string) {
-	content = canonicalRules(from, rules)
-	name = nameFor(from, rules, content, sfx)
-	if !strings.HasPrefix(name, SharedPrefix) {
-		content = content[len(from.String()):]
-	}
-	return name, content
-}
-
-// nameFor names a shared chain: "dnat-N" (or "dnat-nodeport-N") with the
-// hash of its marks for marks followed by a choice of variant 0,
-// "sticky-N" likewise with affinity, else "shared-KIND-HASH" with the hash
-// of its content. sfx caches the hashes.
-func nameFor(from ir.ChainKind, rules []Rule, content string, sfx map[string]string) string {
+	content = canonicalRules(rules)
 	n := len(rules)
 	simple := n > 0 && rules[n-1].Action == ChoiceAction && rules[n-1].Variant == 0
 	sticky := false
@@ -337,10 +327,11 @@ func nameFor(from ir.ChainKind, rules []Rule, content string, sfx map[string]str
 		simple = simple && r.Action == MarkAction
 	}
 	if !simple {
-		return SharedPrefix + from.String() + "-" + suffix(content, sfx)
+		content = from.String() + content
+		return SharedPrefix + from.String() + "-" + suffix(content, sfx), content
 	}
 	last := rules[len(rules)-1]
-	name := DNATPrefix
+	name = DNATPrefix
 	switch {
 	case sticky:
 		name = StickyPrefix
@@ -351,7 +342,7 @@ func nameFor(from ir.ChainKind, rules []Rule, content string, sfx map[string]str
 	if marks := rules[:n-1]; len(marks) > 0 {
 		name += "-" + suffix(canonicalMarks(marks), sfx)
 	}
-	return name
+	return name, content
 }
 
 // suffix is the first 8 hex digits of the SHA-256 of s, cached in sfx.
@@ -366,8 +357,8 @@ func suffix(s string, sfx map[string]string) string {
 }
 
 // canonicalRules spells a shared chain's rules for comparing and naming.
-func canonicalRules(from ir.ChainKind, rules []Rule) string {
-	b := []byte(from.String())
+func canonicalRules(rules []Rule) string {
+	var b []byte
 	for _, r := range rules {
 		b = append(b, '|')
 		b = appendMatch(b, &r.Match)
