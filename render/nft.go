@@ -79,9 +79,10 @@ import (
 // map per Service, which makes the kernel's load super-linear: each
 // Balance of N chains gets keys B..B+N-1 in a named verdict map
 // endpoint-choice-K ("typeof numgen random mod 1 : verdict") and is spelled
-// "numgen random mod N offset B vmap @endpoint-choice-K". Keys are given
-// out in the order of the chains and rules; a map holds about the square
-// root of all the Balances' elements (see package nftplan).
+// "numgen random mod N offset B vmap @endpoint-choice-K". A Balance's map
+// and first key are a hash of its chain's name and rule, so that they do
+// not depend on the other Services; there are about as many maps as the
+// square root of all the Balances' elements (see package nftplan).
 //
 // By default, endpoint chains that only mark hairpin traffic and DNAT
 // (those without session affinity) are lowered: a Balance over such chains
@@ -103,6 +104,11 @@ type NFT struct {
 	// Balance as a jump through an endpoint-choice map (the IR spelled one
 	// to one, for review).
 	EndpointChains bool
+	// NumberedMaps, where not zero, is the number of numbered maps of each
+	// kind in the IPv4 (0) and the IPv6 (1) table, instead of the number
+	// their Balances choose (see package nftplan): a Program compiled from
+	// part of the input then gets the layout that part has in the whole.
+	NumberedMaps [2]int
 }
 
 var _ Renderer = NFT{}
@@ -314,7 +320,7 @@ func (r NFT) plan(p *ir.Program, chains []map[string]int) (tables [2]*nftTable, 
 			}
 			continue
 		}
-		t, err := nftPlan(rs, fam, !r.EndpointChains, index[slot])
+		t, err := nftPlan(rs, fam, !r.EndpointChains, index[slot], r.NumberedMaps[slot])
 		if err != nil {
 			return tables, "", fmt.Errorf("nft: %v ruleset: %w", rs.Family, err)
 		}
@@ -458,6 +464,9 @@ func (t *nftTable) writeSets(buf *bytes.Buffer) {
 	buf.WriteString("\t}\n")
 	t.writeDirectSets(buf)
 	for k, elems := range t.plan.ChoiceMaps {
+		if len(elems) == 0 {
+			continue // a map no Balance hashed to
+		}
 		nftSetHead(buf, "map", fmt.Sprintf("%s%d", nftplan.ChoiceMapPrefix, k), "typeof numgen random mod 1 : verdict",
 			"uniform endpoint choice", len(elems))
 		buf.WriteString("\t\telements = {\n")
@@ -472,6 +481,9 @@ func (t *nftTable) writeSets(buf *bytes.Buffer) {
 	}
 	if t.lowering {
 		for k, elems := range t.plan.EndpointMaps {
+			if len(elems) == 0 {
+				continue // a map no Balance hashed to
+			}
 			nftSetHead(buf, "map", fmt.Sprintf("%s%d", nftplan.EndpointsMapPrefix, k),
 				"typeof numgen random mod 1 : "+f.l3+" daddr . th dport", "DNAT destinations of endpoint choices without endpoint chains", len(elems))
 			buf.WriteString("\t\telements = {\n")

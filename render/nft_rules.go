@@ -18,8 +18,9 @@ import (
 // prepares what is derived from it: map elements without repeated keys and
 // the layout plan (numbered maps, lowering; see package nftplan). lower
 // enables the lowering of plain endpoint chains. chains is rs's chain
-// index (see chainIndex), or nil to make it here.
-func nftPlan(rs *ir.Ruleset, fam nftFamily, lower bool, chains map[string]int) (*nftTable, error) {
+// index (see chainIndex), or nil to make it here. maps, when not zero, is
+// the number of numbered maps of each kind (nftplan.Options.Maps).
+func nftPlan(rs *ir.Ruleset, fam nftFamily, lower bool, chains map[string]int, maps int) (*nftTable, error) {
 	t := &nftTable{rs: rs, fam: fam, name: rs.Table}
 	if err := nftCheckName("table", t.name); err != nil {
 		return nil, err
@@ -62,7 +63,7 @@ func nftPlan(rs *ir.Ruleset, fam nftFamily, lower bool, chains map[string]int) (
 				planc <- planned{err: fmt.Errorf("internal error: %v", v)}
 			}
 		}()
-		planc <- planned{plan: nftplan.New(rs, nftplan.Options{EndpointChains: !lower, Index: t.chains, DroppedAtOnly: true})}
+		planc <- planned{plan: nftplan.New(rs, nftplan.Options{EndpointChains: !lower, Index: t.chains, DroppedAtOnly: true, Maps: maps})}
 	}()
 	if err := t.checkRest(); err != nil {
 		<-planc

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -151,8 +154,8 @@ func TestNFTLayout(t *testing.T) {
 		r:    render.NFT{EndpointChains: true},
 		p:    clusterIPProgram(),
 		want: []string{
-			"numgen random mod 2 vmap @endpoint-choice-0",
-			"0 : goto endpoint-5OJB2KTY-ns1/svc1/tcp/p80__10.180.0.1/80,",
+			"numgen random mod 2 offset 1104419669 vmap @endpoint-choice-0",
+			"1104419669 : goto endpoint-5OJB2KTY-ns1/svc1/tcp/p80__10.180.0.1/80,",
 			"chain endpoint-5OJB2KTY-ns1/svc1/tcp/p80__10.180.0.1/80 {",
 			"ip saddr 10.180.0.1 jump mark-for-masquerade",
 			"meta l4proto tcp dnat to 10.180.0.1:80",
@@ -163,7 +166,7 @@ func TestNFTLayout(t *testing.T) {
 		name: "affinity endpoints keep their chains",
 		p:    affinityProgram(),
 		want: []string{
-			"numgen random mod 2 vmap @endpoint-choice-0",
+			"numgen random mod 2 offset 250702502 vmap @endpoint-choice-0",
 			"update @affinity-GTK6MW7G-ns5/svc5/tcp/p80__10.180.0.3/80 { ip saddr }",
 			"timeout 1500ms",
 			"ip saddr != { 192.0.2.0/26, 198.51.100.0/24, 203.0.113.45/32 } drop",
@@ -177,8 +180,9 @@ func TestNFTLayout(t *testing.T) {
 			"chain endpoint-QQQQQQQQ-ns8/hairpin-a/tcp/p__10.180.0.9/80 {",
 			"chain endpoint-RRRRRRRR-ns8/hairpin-b/tcp/p__10.180.0.9/80 {",
 			"chain endpoint-VVVVVVVV-ns8/weighted/tcp/p__10.180.0.12/80 {",
-			"meta l4proto tcp dnat ip to numgen random mod 4 map @endpoints-0",
-			"0 : 10.180.0.10 . 80,", "1 : 10.180.0.10 . 80,", "2 : 10.180.0.11 . 80,", "3 : 10.180.0.12 . 80,",
+			"meta l4proto tcp dnat ip to numgen random mod 4 offset 1311828461 map @endpoints-0",
+			"1311828461 : 10.180.0.10 . 80,", "1311828462 : 10.180.0.10 . 80,",
+			"1311828463 : 10.180.0.11 . 80,", "1311828464 : 10.180.0.12 . 80,",
 		},
 		not: []string{"chain endpoint-TTTTTTTT", "chain endpoint-UUUUUUUU"},
 	}, {
@@ -188,8 +192,8 @@ func TestNFTLayout(t *testing.T) {
 			"fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @service-nodeports",
 			"fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @no-endpoint-nodeports",
 			"ip daddr 172.30.0.0/15 drop",
-			"meta l4proto udp dnat ip to numgen random mod 1 map @endpoints-0",
-			"meta l4proto sctp dnat ip to numgen random mod 1 offset 3 map @endpoints-0",
+			"meta l4proto udp dnat ip to numgen random mod 1 offset 223642811 map @endpoints-0",
+			"meta l4proto sctp dnat ip to numgen random mod 1 offset 2531035701 map @endpoints-0",
 			"sctp . 30099 comment \"ns3/svc3:sctp\" : drop,",
 			"tcp . 30080 comment \"ns4/svc4:\" : goto reject-chain,",
 			"meta mark set meta mark | 0x00010000",
@@ -220,7 +224,7 @@ func TestNFTLayout(t *testing.T) {
 		name: "IPv6 lowered",
 		p:    ipv6Program(),
 		want: []string{
-			"meta l4proto tcp dnat ip6 to numgen random mod 2 map @endpoints-0",
+			"meta l4proto tcp dnat ip6 to numgen random mod 2 offset 4069931889 map @endpoints-0",
 			"typeof numgen random mod 1 : ip6 daddr . th dport",
 			"type ipv6_addr . ipv6_addr\n",
 			"2001:db8:1::10 . 2001:db8:1::10,",
@@ -251,8 +255,8 @@ func TestNFTLayout(t *testing.T) {
 	}
 }
 
-// TestNFTShards checks that endpoint maps are split, and that a Balance
-// never spans two maps.
+// TestNFTShards checks that numbered maps are split, and that every
+// Balance's keys are in the one map its rule names.
 func TestNFTShards(t *testing.T) {
 	p := clusterIPProgram()
 	rs := p.Rulesets[0]
@@ -270,27 +274,40 @@ func TestNFTShards(t *testing.T) {
 		eps = append(eps, name)
 		rs.Chains = append(rs.Chains, endpointChain(name, "ns1/svc1:p80", ir.TCP, a.String(), 80, ""))
 	}
-	// 50 Balances of 100 after one of 2: 5,002 elements in all, so maps
-	// of 128: the first holds the Balances of 2 and 100, the others one
-	// each.
+	// 50 Balances of 100 after one of 2: 5,002 elements in all, so 64
+	// maps of each kind, of which the 51 Balances use some.
 	for i := 0; i < 50; i++ {
 		sc.Rules = append(sc.Rules, ir.Rule{Match: ir.Match{DstPort: uint16(1000 + i)}, Action: &ir.Balance{Chains: eps}})
 	}
+	balance := regexp.MustCompile(`numgen random mod (\d+) offset (\d+) v?map @([a-z-]+\d+)`)
 	for _, r := range []render.NFT{{}, {EndpointChains: true}} {
 		var b bytes.Buffer
 		if err := r.Render(&b, p); err != nil {
 			t.Fatal(err)
 		}
 		out := b.String()
-		prefix := "endpoints-"
-		if r.EndpointChains {
-			prefix = "endpoint-choice-"
+		used := map[string]bool{}
+		ms := balance.FindAllStringSubmatch(out, -1)
+		if len(ms) != 51 {
+			t.Fatalf("EndpointChains=%v: %d Balances through numbered maps, want 51", r.EndpointChains, len(ms))
 		}
-		if !strings.Contains(out, "\tmap "+prefix+"49 {") || strings.Contains(out, "\tmap "+prefix+"50 {") {
-			t.Errorf("EndpointChains=%v: want maps %s0..%s49", r.EndpointChains, prefix, prefix)
+		for _, m := range ms {
+			n, _ := strconv.ParseUint(m[1], 10, 32)
+			off, _ := strconv.ParseUint(m[2], 10, 32)
+			used[m[3]] = true
+			i := strings.Index(out, "\tmap "+m[3]+" {")
+			if i < 0 {
+				t.Fatalf("EndpointChains=%v: no map %s", r.EndpointChains, m[3])
+			}
+			block := out[i : i+strings.Index(out[i:], "\n\t}\n")]
+			for _, k := range []uint64{off, off + n - 1} {
+				if !strings.Contains(block, fmt.Sprintf("\t\t\t%d : ", k)) {
+					t.Errorf("EndpointChains=%v: map %s lacks key %d of %q", r.EndpointChains, m[3], k, m[0])
+				}
+			}
 		}
-		if strings.Count(out, "numgen random mod 100 offset 2 ") != 1 || strings.Contains(out, "offset 100") {
-			t.Errorf("EndpointChains=%v: want one Balance at offset 2 and none at 100", r.EndpointChains)
+		if n := strings.Count(out, "\tmap endpoint"); len(used) < 2 || n != len(used) {
+			t.Errorf("EndpointChains=%v: %d numbered maps, %d of them used; want several, all used", r.EndpointChains, n, len(used))
 		}
 	}
 }

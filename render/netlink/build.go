@@ -341,6 +341,9 @@ func (b *builder) addSets() error {
 	// userdata that google/nftables cannot write; the key type is integer
 	// and the key byte order host endian, as nft records them.
 	for k, elems := range b.plan.ChoiceMaps {
+		if len(elems) == 0 {
+			continue // a map no Balance hashed to
+		}
 		es := make([]nftables.SetElement, len(elems))
 		for i, e := range elems {
 			es[i] = nftables.SetElement{Key: ne32(e.Key), VerdictData: &expr.Verdict{Kind: expr.VerdictGoto, Chain: e.Chain}}
@@ -353,6 +356,9 @@ func (b *builder) addSets() error {
 	if b.lower {
 		dataType := nftables.MustConcatSetType(f.addrType, nftables.TypeInetService)
 		for k, elems := range b.plan.EndpointMaps {
+			if len(elems) == 0 {
+				continue // a map no Balance hashed to
+			}
 			es := make([]nftables.SetElement, len(elems))
 			for i, e := range elems {
 				es[i] = nftables.SetElement{Key: ne32(e.Key), Val: append(e.Addr.AsSlice(), pad4(be16(e.Port))...)}

@@ -79,6 +79,10 @@ type Options struct {
 	// Full makes Sync replace the tables even when an incremental update
 	// is possible.
 	Full bool
+	// NumberedMaps is render.NFT's field of that name: where not zero, the
+	// number of numbered maps of each kind in the IPv4 (0) and the IPv6
+	// (1) table.
+	NumberedMaps [2]int
 
 	// beforeFlush, when set (by tests), returns messages to append to the
 	// batch after everything else.
@@ -116,7 +120,7 @@ type Batch struct {
 // Build checks p with render.NFT (every check of the text renderer
 // applies) and builds its batch.
 func Build(p *ir.Program, o Options) (*Batch, error) {
-	script, plans, err := (render.NFT{EndpointChains: o.EndpointChains}).Script(p)
+	script, plans, err := (render.NFT{EndpointChains: o.EndpointChains, NumberedMaps: o.NumberedMaps}).Script(p)
 	if err != nil {
 		return nil, fmt.Errorf("netlink: %w", err)
 	}

@@ -24,12 +24,22 @@
 //
 // Each other Balance of N chains gets keys B..B+N-1 of one numbered map
 // (endpoint-choice-K for chains, endpoints-K for lowered DNAT destinations),
-// keyed by "numgen random mod N offset B". A map holds about the square
-// root of all these Balances' elements. The kernel walks a map's elements
-// each time a rule of another chain binds it and walks its bindings each
-// time an element is added, so one map for all Balances makes a load
-// quadratic; it also finds a set by name with a linear search for every
-// rule that names one, so many tiny maps are slow too.
+// keyed by "numgen random mod N offset B". The kernel walks a map's
+// elements each time a rule of another chain binds it and walks its
+// bindings each time an element is added, so one map for all Balances
+// makes a load quadratic; it also finds a set by name with a linear search
+// for every rule that names one, so many tiny maps are slow too. There are
+// about as many maps as the square root of all these Balances' elements
+// (Maps), so a map holds about as many.
+//
+// A Balance's map and first key are a hash of its chain's name and the
+// rule's index, not the next free place, so that they do not depend on the
+// other Services of the input: a Service compiled alone gets the slots it
+// gets among all the others, given the same number of maps (Options.Maps).
+// Keys are spread over the whole 32-bit space, where two Balances of one
+// map overlap about once in ten thousand clusters of 50,000 Services; the
+// overlapping map's Balances are then placed again, in chain order, each
+// at the first hash of its own that is free.
 //
 // # Lowering plain endpoint chains
 //
@@ -51,7 +61,9 @@
 package nftplan
 
 import (
+	"cmp"
 	"net/netip"
+	"slices"
 
 	"kpc/compiler/ir"
 	"kpc/render/internal/nftdirect"
@@ -65,8 +77,24 @@ const (
 	HairpinSet         = "hairpin-endpoints"
 )
 
-// MinMapSize is the smallest number of elements a numbered map is sized for.
-const MinMapSize = 64
+// OneMapBelow is the number of Balance elements below which a Ruleset has
+// one numbered map of each kind (see Maps).
+const OneMapBelow = 4096
+
+// Maps returns the number of numbered maps of each kind for a Ruleset whose
+// Balances have total elements in all: one below OneMapBelow, then the
+// largest power of two whose square is at most total. It changes only when
+// total crosses a power of four.
+func Maps(total int) int {
+	if total < OneMapBelow {
+		return 1
+	}
+	m := 64
+	for 4*m*m <= total {
+		m *= 2
+	}
+	return m
+}
 
 // SizedSetMin is the number of elements from which a set or map that kpc
 // fills (not one the kernel fills, nor an interval set) declares a size.
@@ -103,6 +131,10 @@ type Options struct {
 	// DroppedAtOnly leaves Plan.Dropped empty: the caller asks DroppedAt,
 	// and a large Ruleset saves a map of every dropped chain's name.
 	DroppedAtOnly bool
+	// Maps, when not zero, is the number of numbered maps of each kind,
+	// instead of Maps of the Ruleset's Balance elements: a part of a
+	// Ruleset planned alone gets the slots it has in the whole.
+	Maps int
 }
 
 // RuleRef names rule Rule of chain Chain by their indexes in the Ruleset.
@@ -154,9 +186,16 @@ type Plan struct {
 	// Options.DroppedAtOnly; see DroppedAt).
 	Dropped map[string]bool
 	// ChoiceMaps[K] and EndpointMaps[K] are the elements of
-	// endpoint-choice-K and endpoints-K, in key order.
+	// endpoint-choice-K and endpoints-K, in key order. A map without
+	// elements is not part of the table. Both have Maps entries, or none
+	// when no Balance needs one.
 	ChoiceMaps   [][]ChoiceElem
 	EndpointMaps [][]EndpointElem
+	// Maps is the number of numbered maps of each kind the slots were
+	// hashed into; Total is the number of elements of the Balances that
+	// have a slot (those of the direct layout's chains have none), from
+	// which Maps follows unless Options.Maps sets it.
+	Maps, Total int
 	// Hairpin holds the elements of hairpin-endpoints, without repeats:
 	// those of the direct layout, then those of the lowered Balances. It
 	// is nil when nothing is lowered; the set and its postrouting rule
@@ -179,30 +218,103 @@ func (p *Plan) DroppedAt(i int) bool {
 	return i >= 0 && i < len(p.dropped) && p.dropped[i]
 }
 
-// shards hands out slots in numbered maps of a fixed size. A Balance never
-// spans two maps, so a larger one gets a map of its own.
-type shards struct {
-	size int
-	n    int
-	used uint32
+// slots hands out the slots of one kind of numbered map (see the package
+// documentation): each Balance at a hash of its chain's name and rule
+// index. A map's Balances are remembered in the order they were placed,
+// so that check can place them again if two overlap.
+type slots struct {
+	maps   int
+	placed [][]placed // by map
 }
 
-func newShards(total int) shards {
-	size := MinMapSize
-	for size*size < total {
-		size *= 2
-	}
-	return shards{size: size}
+// placed is a Balance placed in a map: its rule, size and first key.
+type placed struct {
+	ref    RuleRef
+	chain  string
+	n      int
+	offset uint32
 }
 
-func (s *shards) add(k int) Slot {
-	if s.n == 0 || s.used > 0 && int(s.used)+k > s.size {
-		s.n++
-		s.used = 0
+func newSlots(maps int) *slots { return &slots{maps: maps, placed: make([][]placed, maps)} }
+
+// slotHash hashes a Balance's identity (chain name, rule index) and the
+// attempt number: FNV-1a, then a final mix so that low and high bits are
+// both spread.
+func slotHash(chain string, rule int, attempt uint32) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(chain); i++ {
+		h ^= uint64(chain[i])
+		h *= 1099511628211
 	}
-	slot := Slot{s.n - 1, s.used}
-	s.used += uint32(k)
-	return slot
+	for _, v := range [2]uint32{uint32(rule), attempt} {
+		for k := 0; k < 4; k++ {
+			h ^= uint64(byte(v >> (8 * k)))
+			h *= 1099511628211
+		}
+	}
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	h ^= h >> 33
+	return h
+}
+
+// offsetFor is the first key of a Balance of n elements from hash h: the
+// high 32 bits of h, moved down so that the last key fits 32 bits.
+func offsetFor(h uint64, n int) uint32 {
+	off := h >> 32
+	if last := off + uint64(n) - 1; n > 0 && last > 1<<32-1 {
+		off -= last - (1<<32 - 1)
+	}
+	return uint32(off)
+}
+
+// add places a Balance of n elements: its map, from the hash's low bits,
+// and its first key, from the high bits.
+func (s *slots) add(ref RuleRef, chain string, n int) Slot {
+	h := slotHash(chain, ref.Rule, 0)
+	k := int(uint32(h) % uint32(s.maps))
+	off := offsetFor(h, n)
+	s.placed[k] = append(s.placed[k], placed{ref, chain, n, off})
+	return Slot{k, off}
+}
+
+// overlaps reports whether two Balances of a map share a key; keys holds
+// every element's key of the map (sorted here).
+func overlaps(keys []uint32) bool {
+	slices.Sort(keys)
+	for i := 1; i < len(keys); i++ {
+		if keys[i] == keys[i-1] {
+			return true
+		}
+	}
+	return false
+}
+
+// replace places the Balances of map k again, in the order they were first
+// placed, each at the first attempt of its hash whose keys are all free,
+// and returns the new first keys. It runs only when two overlap.
+func (s *slots) replace(k int) []uint32 {
+	used := map[uint32]bool{}
+	offs := make([]uint32, len(s.placed[k]))
+	for i, b := range s.placed[k] {
+		for attempt := uint32(0); ; attempt++ {
+			off := offsetFor(slotHash(b.chain, b.ref.Rule, attempt), b.n)
+			free := true
+			for e := 0; e < b.n && free; e++ {
+				free = !used[off+uint32(e)]
+			}
+			if free {
+				for e := 0; e < b.n; e++ {
+					used[off+uint32(e)] = true
+				}
+				offs[i] = off
+				break
+			}
+		}
+	}
+	return offs
 }
 
 // New plans rs, which should be valid (see ir.Ruleset.Validate); names that
@@ -212,21 +324,13 @@ func New(rs *ir.Ruleset, o Options) *Plan {
 	if rs == nil {
 		return p
 	}
-	total := 0
-	for _, c := range rs.Chains {
-		if c == nil {
-			continue
-		}
-		for j := range c.Rules {
-			if b, ok := c.Rules[j].Action.(*ir.Balance); ok && b != nil {
-				total += len(b.Chains)
-			}
-		}
+	p.Maps = o.Maps
+	if o.EndpointChains {
+		p.count(rs, nil)
+	} else {
+		p.lower(rs, o.Index, !o.DroppedAtOnly)
 	}
-	if !o.EndpointChains {
-		p.lower(rs, total, o.Index, !o.DroppedAtOnly)
-	}
-	choice := newShards(total)
+	choice := newSlots(p.Maps)
 	for i, c := range rs.Chains {
 		if c == nil || p.DroppedAt(i) {
 			continue
@@ -240,17 +344,69 @@ func New(rs *ir.Ruleset, o Options) *Plan {
 			if _, lowered := p.Balances[ref]; lowered {
 				continue
 			}
-			slot := choice.add(len(b.Chains))
+			slot := choice.add(ref, c.Name, len(b.Chains))
 			p.Balances[ref] = Balance{Slot: slot, N: len(b.Chains)}
-			if slot.Map == len(p.ChoiceMaps) {
-				p.ChoiceMaps = append(p.ChoiceMaps, make([]ChoiceElem, 0, max(choice.size, len(b.Chains))))
+			if p.ChoiceMaps == nil {
+				p.ChoiceMaps = make([][]ChoiceElem, p.Maps)
 			}
 			for k, e := range b.Chains {
 				p.ChoiceMaps[slot.Map] = append(p.ChoiceMaps[slot.Map], ChoiceElem{slot.Offset + uint32(k), e})
 			}
 		}
 	}
+	settle(choice, p.ChoiceMaps, func(e *ChoiceElem) *uint32 { return &e.Key }, p.Balances)
 	return p
+}
+
+// count sets Total, and Maps when not set yet, from the Balances of the
+// chains not absorbed by the direct layout (absorbed by chain index; nil
+// for none).
+func (p *Plan) count(rs *ir.Ruleset, absorbed []bool) {
+	p.Total = 0
+	for i, c := range rs.Chains {
+		if c == nil || absorbed != nil && absorbed[i] {
+			continue
+		}
+		for j := range c.Rules {
+			if b, ok := c.Rules[j].Action.(*ir.Balance); ok && b != nil {
+				p.Total += len(b.Chains)
+			}
+		}
+	}
+	if p.Maps <= 0 {
+		p.Maps = Maps(p.Total)
+	}
+}
+
+// settle checks each map of one kind for Balances that overlap, places
+// the Balances of such a map again (slots.replace), and sorts every map's
+// elements by key. Each map's elements are those of its Balances in the
+// order they were placed, each Balance's in key order.
+func settle[E any](s *slots, maps [][]E, key func(*E) *uint32, balances map[RuleRef]Balance) {
+	var keys []uint32
+	for k, elems := range maps {
+		if len(elems) == 0 {
+			continue
+		}
+		keys = keys[:0]
+		for i := range elems {
+			keys = append(keys, *key(&elems[i]))
+		}
+		if overlaps(keys) {
+			offs := s.replace(k)
+			pos := 0
+			for i, b := range s.placed[k] {
+				for e := 0; e < b.n; e++ {
+					*key(&elems[pos]) = offs[i] + uint32(e)
+					pos++
+				}
+				pb := balances[b.ref]
+				pb.Slot.Offset = offs[i]
+				balances[b.ref] = pb
+			}
+		}
+		slices.SortFunc(elems, func(a, b E) int { return cmp.Compare(*key(&a), *key(&b)) })
+	}
 }
 
 // protoBit is a protocol's bit in a reachability mask.
@@ -338,7 +494,7 @@ func (g *graph) reachability(n int) []uint8 {
 
 // lower plans the lowered Balances, the endpoints maps, the hairpin set and
 // the dropped chains.
-func (p *Plan) lower(rs *ir.Ruleset, total int, index map[string]int, byName bool) {
+func (p *Plan) lower(rs *ir.Ruleset, index map[string]int, byName bool) {
 	if index == nil {
 		index = make(map[string]int, len(rs.Chains))
 		for i, c := range rs.Chains {
@@ -357,6 +513,7 @@ func (p *Plan) lower(rs *ir.Ruleset, total int, index map[string]int, byName boo
 	p.Direct = d
 	p.DroppedSets = d.DroppedSets
 	absorbed := d.Absorbed
+	p.count(rs, absorbed)
 	candidate := make([]bool, len(rs.Chains))
 	if len(d.Hairpins) > 0 {
 		p.Hairpin = make([]HairpinElem, len(d.Hairpins))
@@ -365,7 +522,7 @@ func (p *Plan) lower(rs *ir.Ruleset, total int, index map[string]int, byName boo
 		}
 	}
 
-	maps := newShards(total)
+	maps := newSlots(p.Maps)
 	var targets []int32 // chain indexes of one Balance
 	for i, c := range rs.Chains {
 		if c == nil || absorbed[i] {
@@ -412,10 +569,10 @@ func (p *Plan) lower(rs *ir.Ruleset, total int, index map[string]int, byName boo
 			if len(targets) != len(ks) || reach[i]&^protoBit(proto) != 0 {
 				continue
 			}
-			slot := maps.add(len(targets))
+			slot := maps.add(RuleRef{i, j}, c.Name, len(targets))
 			p.Balances[RuleRef{i, j}] = Balance{Slot: slot, N: len(targets), Lowered: true, Protocol: proto}
-			if slot.Map == len(p.EndpointMaps) {
-				p.EndpointMaps = append(p.EndpointMaps, make([]EndpointElem, 0, max(maps.size, len(targets))))
+			if p.EndpointMaps == nil {
+				p.EndpointMaps = make([][]EndpointElem, p.Maps)
 			}
 			for n, k := range targets {
 				ep, _ := d.EndpointAt(int(k))
@@ -433,6 +590,7 @@ func (p *Plan) lower(rs *ir.Ruleset, total int, index map[string]int, byName boo
 	}
 
 	d.ReleaseChainFacts()
+	settle(maps, p.EndpointMaps, func(e *EndpointElem) *uint32 { return &e.Key }, p.Balances)
 
 	// Keep every chain that a dispatch entry or an unlowered rule names.
 	// Plain chains name no chain, so leaving them out orphans nothing.

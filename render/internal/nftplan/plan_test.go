@@ -1,7 +1,10 @@
 package nftplan
 
 import (
+	cmpx "cmp"
+	"fmt"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -213,29 +216,117 @@ func TestNewNil(t *testing.T) {
 	}
 }
 
-func TestShards(t *testing.T) {
-	tests := []struct {
-		total int
-		adds  []int
-		size  int
-		want  []Slot
-	}{
-		{total: 10, adds: []int{5, 5, 60, 1}, size: 64, want: []Slot{{0, 0}, {0, 5}, {1, 0}, {1, 60}}},
-		{total: 5000, adds: []int{100, 100, 200, 3}, size: 128, want: []Slot{{0, 0}, {1, 0}, {2, 0}, {3, 0}}},
-		{total: 70000, adds: []int{1, 300, 3}, size: 512, want: []Slot{{0, 0}, {0, 1}, {0, 301}}},
+func TestMaps(t *testing.T) {
+	for _, tt := range []struct{ total, want int }{
+		{0, 1}, {1, 1}, {OneMapBelow - 1, 1}, {OneMapBelow, 64}, {16383, 64},
+		{16384, 128}, {65535, 128}, {65536, 256}, {500000, 512}, {1 << 20, 1024},
+	} {
+		if got := Maps(tt.total); got != tt.want {
+			t.Errorf("Maps(%d) = %d, want %d", tt.total, got, tt.want)
+		}
 	}
-	for _, tt := range tests {
-		s := newShards(tt.total)
-		if s.size != tt.size {
-			t.Errorf("newShards(%d).size = %d, want %d", tt.total, s.size, tt.size)
+}
+
+// TestSlotsIndependent checks that a Balance's slot depends on its chain's
+// name, its rule and the number of maps, not on the other chains: planned
+// alone with the whole's map count, a chain gets the slots it has in the
+// whole.
+func TestSlotsIndependent(t *testing.T) {
+	const services = 400
+	var all ir.Ruleset
+	var alone []*ir.Ruleset
+	for i := 0; i < services; i++ {
+		var rs ir.Ruleset
+		var names []string
+		for k := 0; k < 1+i%20; k++ {
+			a := netip.AddrFrom4([4]byte{10, 180, byte(i), byte(k + 1)})
+			name := fmt.Sprintf("endpoint-%d-%d", i, k)
+			names = append(names, name)
+			// An endpoint chain that does more than DNAT is not plain,
+			// so its Balance is not lowered.
+			rs.Chains = append(rs.Chains, ep(name, a.String(), false, ir.Rule{Action: &ir.MarkMasq{}}))
 		}
-		var got []Slot
-		for _, k := range tt.adds {
-			got = append(got, s.add(k))
+		sc := svc(fmt.Sprintf("service-%d", i), balance(names...), ir.Rule{Match: ir.Match{DstPort: 8080}, Action: &ir.Balance{Chains: names[:1]}})
+		rs.Chains = append(rs.Chains, sc)
+		rs.Services = []ir.ServiceEntry{entry(fmt.Sprintf("172.30.%d.%d", i/250, i%250+1), ir.TCP, sc.Name)}
+		alone = append(alone, &rs)
+		all.Chains = append(all.Chains, rs.Chains...)
+		all.Services = append(all.Services, rs.Services...)
+	}
+	slots := func(rs *ir.Ruleset, p *Plan) map[string]Balance {
+		m := map[string]Balance{}
+		for ref, b := range p.Balances {
+			m[fmt.Sprintf("%s/%d", rs.Chains[ref.Chain].Name, ref.Rule)] = b
 		}
-		if diff := cmp.Diff(tt.want, got); diff != "" {
-			t.Errorf("total %d: slots (-want +got):\n%s", tt.total, diff)
+		return m
+	}
+	whole := New(&all, Options{})
+	if whole.Maps != 64 || whole.Total < OneMapBelow {
+		t.Fatalf("whole: %d maps for %d elements, want 64 for at least %d", whole.Maps, whole.Total, OneMapBelow)
+	}
+	want := slots(&all, whole)
+	if len(want) != 2*services {
+		t.Fatalf("whole: %d Balances planned, want %d", len(want), 2*services)
+	}
+	got := map[string]Balance{}
+	for _, rs := range alone {
+		for k, v := range slots(rs, New(rs, Options{Maps: whole.Maps})) {
+			got[k] = v
 		}
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("slots planned alone differ from the whole's (-whole +alone):\n%s", diff)
+	}
+	for k, m := range whole.ChoiceMaps {
+		for i := 1; i < len(m); i++ {
+			if m[i].Key <= m[i-1].Key {
+				t.Fatalf("endpoint-choice-%d: keys %d, %d out of order or repeated", k, m[i-1].Key, m[i].Key)
+			}
+		}
+	}
+}
+
+// TestSettleOverlap checks that Balances of a map that overlap are placed
+// again without overlap, their rules' slots and their elements' keys
+// moved together, and the elements sorted by key.
+func TestSettleOverlap(t *testing.T) {
+	s := newSlots(1)
+	balances := map[RuleRef]Balance{}
+	var elems [][]ChoiceElem = make([][]ChoiceElem, 1)
+	for i, n := range []int{3, 2, 4} {
+		ref := RuleRef{i, 0}
+		slot := s.add(ref, fmt.Sprintf("service-%d", i), n)
+		// Force every Balance to the same first key.
+		slot.Offset = 1000
+		s.placed[0][i].offset = 1000
+		balances[ref] = Balance{Slot: slot, N: n}
+		for e := 0; e < n; e++ {
+			elems[0] = append(elems[0], ChoiceElem{1000 + uint32(e), fmt.Sprintf("endpoint-%d-%d", i, e)})
+		}
+	}
+	settle(s, elems, func(e *ChoiceElem) *uint32 { return &e.Key }, balances)
+	seen := map[uint32]bool{}
+	for ref, b := range balances {
+		for e := 0; e < b.N; e++ {
+			k := b.Slot.Offset + uint32(e)
+			if seen[k] {
+				t.Fatalf("key %d used twice", k)
+			}
+			seen[k] = true
+			want := fmt.Sprintf("endpoint-%d-%d", ref.Chain, e)
+			i, ok := slices.BinarySearchFunc(elems[0], k, func(x ChoiceElem, k uint32) int { return cmpx.Compare(x.Key, k) })
+			if !ok || elems[0][i].Chain != want {
+				t.Errorf("key %d: element %v, want %s", k, elems[0], want)
+			}
+		}
+	}
+	if len(seen) != 9 || len(elems[0]) != 9 {
+		t.Errorf("%d keys, %d elements; want 9 of each", len(seen), len(elems[0]))
+	}
+	// The first Balance placed keeps its first attempt (which was moved
+	// here to 1000, so it moves back to its hash).
+	if got, want := balances[RuleRef{0, 0}].Slot.Offset, offsetFor(slotHash("service-0", 0, 0), 3); got != want {
+		t.Errorf("first Balance at %d, want %d", got, want)
 	}
 }
 
