@@ -31,6 +31,10 @@ type tableSpec struct {
 	chains []*nftables.Chain
 	sets   []*setSpec
 	rules  []*ruleSpec
+	// maps is the number of numbered maps of each kind the plan hashed
+	// Balances into, and slotted the elements of those Balances (see
+	// nftplan.Plan's Maps and Total).
+	maps, slotted int
 }
 
 // setSpec is a set or map and its elements.
@@ -124,7 +128,7 @@ func (b *builder) nextID() uint32 {
 func buildTable(rs *ir.Ruleset, fam family, plan *nftplan.Plan, lower bool, ids *uint32, fingerprint string) (*tableSpec, error) {
 	t := &nftables.Table{Name: rs.Table, Family: fam.table}
 	b := &builder{
-		rs: rs, fam: fam, table: t, spec: &tableSpec{table: t, define: true}, lower: lower, ids: ids,
+		rs: rs, fam: fam, table: t, spec: &tableSpec{table: t, define: true, maps: plan.Maps, slotted: plan.Total}, lower: lower, ids: ids,
 		plan:   plan,
 		chains: map[string]*nftables.Chain{}, sets: map[string]*nftables.Set{},
 	}

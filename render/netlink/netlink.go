@@ -120,6 +120,13 @@ type Batch struct {
 // Build checks p with render.NFT (every check of the text renderer
 // applies) and builds its batch.
 func Build(p *ir.Program, o Options) (*Batch, error) {
+	var ids uint32
+	return build(p, o, &ids)
+}
+
+// build is Build with set IDs given out from *ids, so that several
+// batches can share one transaction.
+func build(p *ir.Program, o Options, ids *uint32) (*Batch, error) {
 	script, plans, err := (render.NFT{EndpointChains: o.EndpointChains, NumberedMaps: o.NumberedMaps}).Script(p)
 	if err != nil {
 		return nil, fmt.Errorf("netlink: %w", err)
@@ -140,7 +147,6 @@ func Build(p *ir.Program, o Options) (*Batch, error) {
 		name = defaultTable
 	}
 	b := &Batch{script: script}
-	var ids uint32
 	for slot, fam := range []family{famIPv4, famIPv6} {
 		rs := byFamily[slot]
 		if rs == nil {
@@ -155,7 +161,7 @@ func Build(p *ir.Program, o Options) (*Batch, error) {
 		if !inText {
 			fp = ""
 		}
-		t, err := buildTable(rs, fam, plans[slot], !o.EndpointChains, &ids, fp)
+		t, err := buildTable(rs, fam, plans[slot], !o.EndpointChains, ids, fp)
 		if err != nil {
 			return nil, fmt.Errorf("netlink: %v ruleset: %w", rs.Family, err)
 		}
@@ -215,6 +221,10 @@ func Apply(p *ir.Program, o Options) (Stats, error) {
 	}
 	return b.stats, nil
 }
+
+// Send replaces kpc's tables with the batch's in one transaction, as
+// Apply does.
+func (b *Batch) Send(o Options) error { return b.send(o) }
 
 // send queues the batch and sends it.
 func (b *Batch) send(o Options) error {
@@ -310,4 +320,27 @@ func checkTableName(name string) error {
 		}
 	}
 	return nil
+}
+
+// NumberedMaps returns the number of numbered maps of each kind in the
+// batch's IPv4 (0) and IPv6 (1) table: the Options.NumberedMaps with which
+// a part of the same input gets the slots it has in this batch.
+func (b *Batch) NumberedMaps() [2]int {
+	var m [2]int
+	for _, t := range b.tables {
+		if t.define && t.table.Family == famIPv6.table {
+			m[1] = t.maps
+		} else if t.define {
+			m[0] = t.maps
+		}
+	}
+	return m
+}
+
+// TableName returns the name of the batch's tables.
+func (b *Batch) TableName() string {
+	if len(b.tables) == 0 {
+		return defaultTable
+	}
+	return b.tables[0].table.Name
 }

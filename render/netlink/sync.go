@@ -92,12 +92,22 @@ func (r *SyncReport) String() string {
 // Syncs of one namespace apart. With DryRun, Sync reports what it would
 // send and changes nothing.
 func Sync(p *ir.Program, o Options) (*SyncReport, error) {
-	rep := &SyncReport{}
 	start := time.Now()
 	b, err := Build(p, o)
 	if err != nil {
 		return nil, err
 	}
+	return b.sync(o, start)
+}
+
+// SyncBatch is Sync of a batch already built (Build, with the same
+// options).
+func SyncBatch(b *Batch, o Options) (*SyncReport, error) { return b.sync(o, time.Now()) }
+
+// sync is Sync of b, built since start.
+func (b *Batch) sync(o Options, start time.Time) (*SyncReport, error) {
+	rep := &SyncReport{}
+	var err error
 	rep.Batch = b.stats
 	want := make([]*tableState, len(b.tables))
 	for i, t := range b.tables {
@@ -147,7 +157,7 @@ func Sync(p *ir.Program, o Options) (*SyncReport, error) {
 			return rep, nil
 		}
 		start = time.Now()
-		err := sendDiffs(b, diffs, o, rep)
+		err := sendDiffs(b.tables, diffs, o, rep)
 		rep.Kernel = time.Since(start)
 		switch {
 		case err == nil:
@@ -324,12 +334,12 @@ func cacheHolds(path string, want []*tableState) bool {
 // sendDiffs sends table diffs as one batch, with the clients of
 // sticky-clients whose endpoint is gone (see sticky.go), and afterwards
 // destroys those recorded meanwhile.
-func sendDiffs(b *Batch, diffs []*tableDiff, o Options, rep *SyncReport) error {
+func sendDiffs(specs []*tableSpec, diffs []*tableDiff, o Options, rep *SyncReport) error {
 	q := newQueue()
 	var work []*stickyWork
 	for i, d := range diffs {
 		q.update(d)
-		if w := stickyChanges(b.tables[i], d, familyOf(b.tables[i])); w != nil {
+		if w := stickyChanges(specs[i], d, familyOf(specs[i])); w != nil {
 			work = append(work, w)
 		}
 	}

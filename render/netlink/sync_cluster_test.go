@@ -151,7 +151,15 @@ func (c *cluster) mutate(r *rand.Rand) string {
 // yaml writes the cluster's manifests.
 func (c *cluster) yaml() string {
 	var b strings.Builder
-	b.WriteString(`apiVersion: v1
+	b.WriteString(clusterHeader)
+	for _, s := range c.services {
+		b.WriteString(s.yaml())
+	}
+	return b.String()
+}
+
+// clusterHeader is the node's Node and KubeProxyConfiguration.
+const clusterHeader = `apiVersion: v1
 kind: Node
 metadata:
   name: node-a
@@ -165,70 +173,73 @@ status:
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 clusterCIDR: 10.244.0.0/16,2001:db8:244::/48
-`)
-	for _, s := range c.services {
-		fam, vip, ext, lb := "IPv4", fmt.Sprintf("10.96.0.%d", s.id), fmt.Sprintf("203.0.113.%d", s.id),
-			fmt.Sprintf("198.51.100.%d", s.id)
-		if s.v6 {
-			fam, vip, ext, lb = "IPv6", fmt.Sprintf("fd00:10:96::%x", s.id), fmt.Sprintf("2001:db8:e::%x", s.id),
-				fmt.Sprintf("2001:db8:b::%x", s.id)
-		}
-		fmt.Fprintf(&b, "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: svc-%d\nspec:\n  type: %s\n  clusterIP: %s\n  ipFamilies: [%s]\n",
-			s.id, s.typ, vip, fam)
-		if s.local {
-			b.WriteString("  externalTrafficPolicy: Local\n")
-			if s.typ == "LoadBalancer" {
-				fmt.Fprintf(&b, "  healthCheckNodePort: %d\n", 32000+s.id)
-			}
-		}
-		if s.internal {
-			b.WriteString("  internalTrafficPolicy: Local\n")
-		}
-		if s.affinity > 0 {
-			fmt.Fprintf(&b, "  sessionAffinity: ClientIP\n  sessionAffinityConfig:\n    clientIP:\n      timeoutSeconds: %d\n", s.affinity)
-		}
-		if s.ranges {
-			b.WriteString("  loadBalancerSourceRanges: [203.0.113.0/25, 192.0.2.128/25]\n")
-		}
-		if s.external {
-			fmt.Fprintf(&b, "  externalIPs: [%s]\n", ext)
-		}
-		b.WriteString("  ports:\n")
-		for i, p := range s.ports {
-			fmt.Fprintf(&b, "  - name: p%d\n    port: %d\n    protocol: %s\n    targetPort: %d\n", p.port, p.port, p.proto, p.target)
-			if s.typ != "ClusterIP" {
-				fmt.Fprintf(&b, "    nodePort: %d\n", 30000+s.id*4+i)
-			}
-		}
+`
+
+// yaml writes the Service's manifests: the Service and its EndpointSlice,
+// each starting with "---".
+func (s *clusterService) yaml() string {
+	var b strings.Builder
+	fam, vip, ext, lb := "IPv4", fmt.Sprintf("10.96.0.%d", s.id), fmt.Sprintf("203.0.113.%d", s.id),
+		fmt.Sprintf("198.51.100.%d", s.id)
+	if s.v6 {
+		fam, vip, ext, lb = "IPv6", fmt.Sprintf("fd00:10:96::%x", s.id), fmt.Sprintf("2001:db8:e::%x", s.id),
+			fmt.Sprintf("2001:db8:b::%x", s.id)
+	}
+	fmt.Fprintf(&b, "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: svc-%d\nspec:\n  type: %s\n  clusterIP: %s\n  ipFamilies: [%s]\n",
+		s.id, s.typ, vip, fam)
+	if s.local {
+		b.WriteString("  externalTrafficPolicy: Local\n")
 		if s.typ == "LoadBalancer" {
-			fmt.Fprintf(&b, "status:\n  loadBalancer:\n    ingress:\n    - ip: %s\n", lb)
+			fmt.Fprintf(&b, "  healthCheckNodePort: %d\n", 32000+s.id)
 		}
-		fmt.Fprintf(&b, "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: svc-%d-1\n  labels:\n    kubernetes.io/service-name: svc-%d\naddressType: %s\nports:\n",
-			s.id, s.id, fam)
-		for _, p := range s.ports {
-			fmt.Fprintf(&b, "- name: p%d\n  port: %d\n  protocol: %s\n", p.port, p.target, p.proto)
+	}
+	if s.internal {
+		b.WriteString("  internalTrafficPolicy: Local\n")
+	}
+	if s.affinity > 0 {
+		fmt.Fprintf(&b, "  sessionAffinity: ClientIP\n  sessionAffinityConfig:\n    clientIP:\n      timeoutSeconds: %d\n", s.affinity)
+	}
+	if s.ranges {
+		b.WriteString("  loadBalancerSourceRanges: [203.0.113.0/25, 192.0.2.128/25]\n")
+	}
+	if s.external {
+		fmt.Fprintf(&b, "  externalIPs: [%s]\n", ext)
+	}
+	b.WriteString("  ports:\n")
+	for i, p := range s.ports {
+		fmt.Fprintf(&b, "  - name: p%d\n    port: %d\n    protocol: %s\n    targetPort: %d\n", p.port, p.port, p.proto, p.target)
+		if s.typ != "ClusterIP" {
+			fmt.Fprintf(&b, "    nodePort: %d\n", 30000+s.id*4+i)
 		}
-		eps := append([]int(nil), s.eps...)
-		sort.Ints(eps)
-		if len(eps) > 0 {
-			b.WriteString("endpoints:\n")
+	}
+	if s.typ == "LoadBalancer" {
+		fmt.Fprintf(&b, "status:\n  loadBalancer:\n    ingress:\n    - ip: %s\n", lb)
+	}
+	fmt.Fprintf(&b, "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: svc-%d-1\n  labels:\n    kubernetes.io/service-name: svc-%d\naddressType: %s\nports:\n",
+		s.id, s.id, fam)
+	for _, p := range s.ports {
+		fmt.Fprintf(&b, "- name: p%d\n  port: %d\n  protocol: %s\n", p.port, p.target, p.proto)
+	}
+	eps := append([]int(nil), s.eps...)
+	sort.Ints(eps)
+	if len(eps) > 0 {
+		b.WriteString("endpoints:\n")
+	}
+	seen := map[int]bool{}
+	for _, e := range eps {
+		if seen[e] {
+			continue
 		}
-		seen := map[int]bool{}
-		for _, e := range eps {
-			if seen[e] {
-				continue
-			}
-			seen[e] = true
-			addr := fmt.Sprintf("10.244.%d.%d", s.id%250, e+1)
-			if s.v6 {
-				addr = fmt.Sprintf("2001:db8:244:%x::%x", s.id, e+1)
-			}
-			node := "node-a"
-			if e%2 == 1 {
-				node = "node-b"
-			}
-			fmt.Fprintf(&b, "- addresses: [\"%s\"]\n  nodeName: %s\n  conditions: {ready: %v}\n", addr, node, !s.notReady[e])
+		seen[e] = true
+		addr := fmt.Sprintf("10.244.%d.%d", s.id%250, e+1)
+		if s.v6 {
+			addr = fmt.Sprintf("2001:db8:244:%x::%x", s.id, e+1)
 		}
+		node := "node-a"
+		if e%2 == 1 {
+			node = "node-b"
+		}
+		fmt.Fprintf(&b, "- addresses: [\"%s\"]\n  nodeName: %s\n  conditions: {ready: %v}\n", addr, node, !s.notReady[e])
 	}
 	return b.String()
 }

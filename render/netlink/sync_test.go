@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 
@@ -22,45 +21,10 @@ import (
 	"kpc/render/internal/nftplan"
 )
 
-// sortBlocks puts the tables of a listing, and the chains, sets and maps
-// of every table, in name order: the kernel lists them in the order they
-// were created, and an incremental update creates new ones after the old
-// ones, where a full load creates them in the text's order. The order has
-// no effect on packets.
-func sortBlocks(listing string) string {
-	var tables, blocks, cur []string
-	var table []string
-	for _, l := range strings.Split(listing, "\n") {
-		switch {
-		case cur != nil:
-			cur = append(cur, l)
-			if l == "\t}" {
-				blocks = append(blocks, strings.Join(cur, "\n"))
-				cur = nil
-			}
-		case strings.HasPrefix(l, "\tchain ") || strings.HasPrefix(l, "\tset ") || strings.HasPrefix(l, "\tmap "):
-			cur = []string{l}
-		case strings.HasPrefix(l, "table "):
-			table = []string{l}
-		case l == "}":
-			sort.Strings(blocks)
-			table = append(append(table, blocks...), l)
-			tables = append(tables, strings.Join(table, "\n"))
-			blocks, table = nil, nil
-		case l == "":
-			// Blank lines separate blocks in nft's listing.
-		default:
-			table = append(table, l)
-		}
-	}
-	sort.Strings(tables)
-	return strings.Join(tables, "\n")
-}
-
 // listing is the normalized listing of a namespace's ruleset.
 func listing(t *testing.T, ns string) string {
 	t.Helper()
-	return nstest.SortElements(sortBlocks(nstest.Run(t, ns, "", "nft", "list", "ruleset")))
+	return nstest.SortElements(nstest.SortBlocks(nstest.Run(t, ns, "", "nft", "list", "ruleset")))
 }
 
 // syncIn runs Sync into namespace ns with the state kept in dir.

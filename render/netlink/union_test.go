@@ -1,0 +1,180 @@
+//go:build linux
+
+package netlink
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"kpc/compiler"
+	"kpc/compiler/ir"
+	"kpc/compiler/load"
+	"kpc/internal/nstest"
+)
+
+// compileText loads and compiles manifests given as text.
+func compileText(t *testing.T, text string) *ir.Program {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "in.yaml")
+	if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	input, diags := load.Load([]string{file}, nil, load.Options{})
+	if err := diags.Err(); err != nil {
+		t.Fatalf("load: %v\n%s", err, text)
+	}
+	p, diags := compiler.Compile(input, compiler.Options{SkipServices: true})
+	if err := diags.Err(); err != nil {
+		t.Fatalf("compile: %v", err)
+	}
+	return p
+}
+
+// servicePart is the contribution of one Service of the cluster.
+func servicePart(t *testing.T, s *clusterService, ids *uint32) *Part {
+	t.Helper()
+	p, err := NewPart(compileText(t, clusterHeader+s.yaml()), Options{}, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// fingerprints matches the fingerprint element's comment in a listing.
+var fingerprints = regexp.MustCompile(`1 comment "[^"]*"`)
+
+// TestUnionRandomSequences applies seeded random sequences of changes to a
+// synthetic cluster, each Service a part, through Union.Update, falling
+// back to a full replace where Update asks for one, and checks after each
+// change that the kernel's tables list exactly as a fresh load of the
+// whole cluster's text (but for the fingerprint), that Compare finds no
+// drift but the fingerprint, and that most changes were updates.
+func TestUnionRandomSequences(t *testing.T) {
+	nstest.Require(t, "nft")
+	steps := 40
+	if testing.Short() {
+		steps = 12
+	}
+	var total [2]int // updates, changes
+	defer func() {
+		if total[0] < total[1]*2/3 {
+			t.Errorf("only %d of %d changes were updates", total[0], total[1])
+		}
+	}()
+	for _, seed := range []uint64{1, 2, 3, 4, 5, 6, 7, 8} {
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
+			r := rand.New(rand.NewPCG(seed, 7))
+			ns, fresh := nstest.New(t, "kpcnl"), nstest.New(t, "kpcnl")
+			o := Options{NetNS: nstest.Path(ns)}
+			c := &cluster{}
+			for i := 0; i < 8; i++ {
+				c.mutate(r)
+			}
+			u := NewUnion("kpc", o)
+			parts := map[int]*Part{}
+			texts := map[int]string{}
+			var ids uint32
+			for _, s := range c.services {
+				parts[s.id], texts[s.id] = servicePart(t, s, &ids), s.yaml()
+				if err := u.Count(parts[s.id]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			refused := 0
+			replace := func() {
+				t.Helper()
+				b, err := Build(compileText(t, c.yaml()), o)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := b.Send(o); err != nil {
+					t.Fatal(err)
+				}
+				// The one layout known not to be a union of its Services:
+				// sticky-update holds a rule per affinity timeout and
+				// protocol of the whole input, so Services with different
+				// timeouts each bring another version of it. Adopt must
+				// refuse it; the changes are then full replaces.
+				if err := u.Adopt(b); err != nil && len(c.services) > 0 {
+					if !strings.Contains(err.Error(), "chain sticky-update:") {
+						t.Fatalf("Adopt: %v", err)
+					}
+					refused++
+				}
+			}
+			replace()
+			updates, fulls := 0, 0
+			for step := 1; step <= steps; step++ {
+				what := c.mutate(r)
+				var changes []Change
+				next := map[int]*Part{}
+				now := map[int]string{}
+				var ids uint32
+				for _, s := range c.services {
+					now[s.id] = s.yaml()
+					if texts[s.id] == now[s.id] {
+						next[s.id] = parts[s.id]
+						continue
+					}
+					next[s.id] = servicePart(t, s, &ids)
+					changes = append(changes, Change{Old: parts[s.id], New: next[s.id]})
+				}
+				for id, p := range parts {
+					if _, ok := now[id]; !ok {
+						changes = append(changes, Change{Old: p})
+					}
+				}
+				rep, err := u.Update(changes)
+				switch {
+				case errors.Is(err, ErrNeedFull):
+					fulls++
+					t.Logf("step %d (%s): %v", step, what, err)
+					for _, ch := range changes {
+						if ch.Old != nil {
+							if err := u.Uncount(ch.Old); err != nil {
+								t.Fatal(err)
+							}
+						}
+						if ch.New != nil {
+							if err := u.Count(ch.New); err != nil {
+								t.Fatal(err)
+							}
+						}
+					}
+					replace()
+				case err != nil:
+					t.Fatalf("step %d (%s): Update: %v", step, what, err)
+				default:
+					updates++
+					t.Logf("step %d (%s): %s", step, what, rep)
+				}
+				parts, texts = next, now
+
+				b, err := Build(compileText(t, c.yaml()), Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				nstest.Run(t, fresh, string(b.Script()), "nft", "-f", "-")
+				got := fingerprints.ReplaceAllString(listing(t, ns), "FP")
+				want := fingerprints.ReplaceAllString(listing(t, fresh), "FP")
+				if got != want {
+					t.Fatalf("step %d (%s): the kernel differs from a fresh load (-fresh +updated):\n%s", step, what, cmp.Diff(want, got))
+				}
+			}
+			t.Logf("%d changes: %d updates, %d full replaces; %d full loads not adopted", steps, updates, fulls, refused)
+			if updates < steps/2 && refused == 0 {
+				t.Errorf("only %d of %d changes were updates", updates, steps)
+			}
+			total[0] += updates
+			total[1] += steps
+		})
+	}
+}
