@@ -4,8 +4,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"kpc/compiler/ir"
 )
@@ -63,6 +66,8 @@ func runApply(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		"netlink: where to cache the tables last applied, for incremental applies (\"\" disables the cache: every apply is full)")
 	netns := fs.String("netns", "", "work in this network namespace: a name from \"ip netns\" or a path such as /proc/PID/ns/net")
 	timings := fs.Bool("timings", false, "print to stderr how long each step took (load and compile, build, diff, kernel, cache)")
+	watch := fs.Bool("watch", false, "netlink: apply, then keep applying as the files change, sending only the changed Services "+
+		"(a line per change; interrupt to stop)")
 	if code, done := parse(fs, args, stdout); done {
 		return code
 	}
@@ -83,6 +88,9 @@ func runApply(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 	if *timings {
 		o.timings = stderr
+	}
+	if *watch {
+		return runWatch(fs, &in, &nf, o, stdout, stderr)
 	}
 	var prog *ir.Program
 	var loaded steps
@@ -153,4 +161,30 @@ func (o applyOptions) where() string {
 		return "the current network namespace"
 	}
 	return "network namespace " + o.netns
+}
+
+// runWatch runs kpc apply --watch: it checks that the other flags go with
+// it, then applies and follows the files until interrupted.
+func runWatch(fs *pflag.FlagSet, in *inputFlags, nf *nodeFlags, o applyOptions, stdout, stderr io.Writer) int {
+	switch {
+	case o.backend != "netlink":
+		fmt.Fprintf(stderr, "kpc apply: --watch needs --backend netlink\n")
+		return exitUsage
+	case o.delete || o.dryRun || o.full:
+		fmt.Fprintf(stderr, "kpc apply: --watch does not go with --delete, --dry-run or --full\n")
+		return exitUsage
+	}
+	paths, copts, code := compileSetup(fs, in, nf, uses{rendered: true}, stderr)
+	if code != exitOK {
+		return code
+	}
+	if slices.Contains(paths, "-") {
+		fmt.Fprintf(stderr, "kpc apply: --watch reads files and directories, not stdin\n")
+		return exitUsage
+	}
+	if err := watchApply(paths, in, copts, o, stdout, stderr); err != nil {
+		fmt.Fprintf(stderr, "kpc apply: %v\n", err)
+		return exitInvalid
+	}
+	return exitOK
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 
+	"kpc/compiler"
 	"kpc/compiler/ir"
 )
 
@@ -18,3 +19,7 @@ func liveDrift(*ir.Program, string) ([]string, error) { return nil, errNoNetlink
 
 // writeSysctl is not available outside Linux.
 func writeSysctl(string, string, string) error { return errors.New("sysctls need Linux") }
+
+func watchApply([]string, *inputFlags, compiler.Options, applyOptions, io.Writer, io.Writer) error {
+	return errNoNetlink
+}

@@ -57,11 +57,14 @@ func TestApplyUsage(t *testing.T) {
 	good := writeFile(t, dir, "seed.yaml", seed)
 	invalid := writeFile(t, dir, "bad.yaml", bad)
 	tests := []cliCase{
-		{name: "help", args: []string{"apply", "--help"}, code: exitOK, stdout: []string{"--backend", "--dry-run", "--netns", "--delete", "--full", "--state-dir", "--timings"}},
+		{name: "help", args: []string{"apply", "--help"}, code: exitOK, stdout: []string{"--backend", "--dry-run", "--netns", "--delete", "--full", "--state-dir", "--timings", "--watch"}},
 		{name: "no input", args: []string{"apply"}, code: exitUsage, stderr: []string{"no input"}},
 		{name: "bad backend", args: []string{"apply", "--backend", "pf", good}, code: exitUsage, stderr: []string{`--backend "pf"`}},
 		{name: "missing netns", args: []string{"apply", "--netns", "kpc-no-such-ns", good}, code: exitUsage, stderr: []string{"no such network namespace"}},
 		{name: "invalid input", args: []string{"apply", "--dry-run", invalid}, code: exitInvalid, stderr: []string{"spec.ports[0].port"}},
+		{name: "watch iptables", args: []string{"apply", "--watch", "--backend", "iptables", good}, code: exitUsage, stderr: []string{"--watch needs --backend netlink"}},
+		{name: "watch dry run", args: []string{"apply", "--watch", "--dry-run", good}, code: exitUsage, stderr: []string{"does not go with"}},
+		{name: "watch stdin", args: []string{"apply", "--watch", "-"}, code: exitUsage, stderr: []string{"not stdin"}},
 		{name: "dry run netlink", args: []string{"apply", "--dry-run", good}, code: exitOK,
 			stdout: []string{"table ip kpc {", "10.96.0.100 . tcp . 80", "nothing was changed", "netlink messages"}},
 	}

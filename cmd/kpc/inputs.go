@@ -168,33 +168,56 @@ type uses struct {
 // compiling took. On failure it has printed the reason to stderr and
 // returns the exit status to use.
 func build(fs *pflag.FlagSet, in *inputFlags, nf *nodeFlags, u uses, timed *steps, stdin io.Reader, stderr io.Writer) (*ir.Program, int) {
+	paths, opts, code := compileSetup(fs, in, nf, u, stderr)
+	if code != exitOK {
+		return nil, code
+	}
+	prog, _, ok := loadCompile(paths, in, opts, timed, stdin, stderr)
+	if !ok {
+		return nil, exitInvalid
+	}
+	return prog, exitOK
+}
+
+// compileSetup returns the input paths and the compiler options of a
+// command's flags; on a usage error it has printed the reason to stderr
+// and returns the exit status to use.
+func compileSetup(fs *pflag.FlagSet, in *inputFlags, nf *nodeFlags, u uses, stderr io.Writer) ([]string, compiler.Options, int) {
 	paths := in.paths(fs)
 	if len(paths) == 0 {
 		fmt.Fprintf(stderr, "kpc %s: no input: give -f FILE|DIR|- or a path\n", fs.Name())
-		return nil, exitUsage
+		return nil, compiler.Options{}, exitUsage
 	}
 	opts, err := nf.options(fs)
 	if err != nil {
 		fmt.Fprintf(stderr, "kpc %s: %v\n", fs.Name(), err)
-		return nil, exitUsage
+		return nil, opts, exitUsage
 	}
 	if in.nodePortRange != "" {
 		r, err := parsePortRange(in.nodePortRange)
 		if err != nil {
 			fmt.Fprintf(stderr, "kpc %s: %v\n", fs.Name(), err)
-			return nil, exitUsage
+			return nil, opts, exitUsage
 		}
 		opts.NodePortRange = r
 	}
 	opts.SkipServices = !u.services
 	opts.SkipSelfCheck = u.rendered
+	return paths, opts, exitOK
+}
+
+// loadCompile loads, validates and compiles paths (and stdin for "-"),
+// printing the diagnostics and the compiler's notes to stderr, and appends
+// to timed, when not nil, how long loading and compiling took. ok is false
+// when the input is invalid.
+func loadCompile(paths []string, in *inputFlags, opts compiler.Options, timed *steps, stdin io.Reader, stderr io.Writer) (*ir.Program, *api.Input, bool) {
 	start := time.Now()
 	input, diags, ok := loadInputs(paths, in, opts.ServiceCIDRs, stdin, stderr)
 	load.DropCaches() // the commands that build load once
 	timed.add("to load", start)
 	if !ok {
 		printDiags(stderr, diags)
-		return nil, exitInvalid
+		return nil, nil, false
 	}
 	start = time.Now()
 	prog, cdiags := compiler.Compile(input, opts)
@@ -206,10 +229,10 @@ func build(fs *pflag.FlagSet, in *inputFlags, nf *nodeFlags, u uses, timed *step
 	}
 	printDiags(stderr, diags)
 	if diags.Err() != nil || prog == nil {
-		return nil, exitInvalid
+		return nil, nil, false
 	}
 	for _, n := range prog.Notes {
 		fmt.Fprintf(stderr, "kpc: %s\n", n)
 	}
-	return prog, exitOK
+	return prog, input, true
 }

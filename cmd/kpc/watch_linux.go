@@ -1,0 +1,818 @@
+//go:build linux
+
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"reflect"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+
+	"kpc/compiler"
+	"kpc/compiler/api"
+	"kpc/compiler/diag"
+	"kpc/compiler/ir"
+	"kpc/compiler/load"
+	"kpc/render/netlink"
+)
+
+// watchDebounce is how long kpc apply --watch waits after a file event for
+// more before it reads the files: an editor's save is often several
+// events, and a tool that writes many files writes them in a burst.
+const watchDebounce = 10 * time.Millisecond
+
+// A watcher keeps kpc's tables equal to the manifests under its paths as
+// they change (kpc apply --watch). It keeps every file's documents and, per
+// Service ("ns/name": the Service, its EndpointSlices and Endpoints), the
+// Service's contribution to the tables (netlink.Part). A change of some
+// files is sent as a netlink.Union update of the Services it touches: only
+// those are compiled and built. Whatever the union cannot decide alone is
+// a full apply of the whole input, as kpc apply does it:
+//
+//   - a change of the node context (Node, KubeProxyConfiguration,
+//     ServiceCIDR documents);
+//   - an input in which kpc allocates a cluster IP or a nodePort (the
+//     allocation depends on every other Service), or a Service that claims
+//     a name, cluster IP or nodePort another Service holds (the full
+//     compile reports it);
+//   - what netlink.Union.Update refuses (ErrNeedFull: a layout change);
+//   - a file that loads again after it did not.
+//
+// While a file does not load, or a changed Service does not compile,
+// nothing is applied: the kernel keeps the last valid input's tables.
+type watcher struct {
+	paths []string
+	in    *inputFlags
+	copts compiler.Options
+	nl    netlink.Options
+	// out gets a line per apply, errw the diagnostics.
+	out, errw io.Writer
+	// applied, when set (tests), is called after each batch of changes
+	// with what was done: "full", "update", "unchanged" or "invalid".
+	applied func(what string)
+
+	files map[string]*api.Input
+	keys  map[string]*watchKey
+	// claims maps each name, cluster IP and nodePort a Service claims
+	// to the key of the Service that claims it.
+	claims map[string]string
+	// context holds the node context documents of every file.
+	context api.Input
+	// u is nil when changes cannot be sent as updates (why says why).
+	u   *netlink.Union
+	why string
+	ids uint32
+	// broken holds the files that did not load at their last change.
+	broken map[string]bool
+	// where holds, per Service key, the files with its documents.
+	where map[string]map[string]bool
+}
+
+// locate records the files of the keys of in's documents.
+func (w *watcher) locate(f string, in *api.Input) {
+	keys := map[string]bool{}
+	markKeys(in, keys)
+	for id := range keys {
+		if w.where[id] == nil {
+			w.where[id] = map[string]bool{}
+		}
+		w.where[id][f] = true
+	}
+}
+
+// unlocate forgets the files of the keys of in's documents.
+func (w *watcher) unlocate(f string, in *api.Input) {
+	keys := map[string]bool{}
+	markKeys(in, keys)
+	for id := range keys {
+		delete(w.where[id], f)
+		if len(w.where[id]) == 0 {
+			delete(w.where, id)
+		}
+	}
+}
+
+// watchKey is what the input holds for one Service name.
+type watchKey struct {
+	svcs   []*api.Service
+	slices []*api.EndpointSlice
+	eps    []*api.Endpoints
+	claims []string
+	part   *netlink.Part
+}
+
+// keyOf is the Service key of a slice ("" for one without a Service name,
+// which kube-proxy ignores).
+func sliceKey(s *api.EndpointSlice) string {
+	name := s.Metadata.Labels[api.ServiceNameLabel]
+	if name == "" {
+		return ""
+	}
+	return s.Metadata.Namespace + "/" + name
+}
+
+// hasContext reports whether in holds node context documents.
+func hasContext(in *api.Input) bool {
+	return in != nil && len(in.Nodes)+len(in.ProxyConfigs)+len(in.ServiceCIDRs) > 0
+}
+
+// claimsOf lists what a Service key's documents claim in the whole input.
+func claimsOf(k *watchKey) []string {
+	var c []string
+	for _, s := range k.svcs {
+		c = append(c, "Service "+s.ID())
+		ips := s.Spec.ClusterIPs
+		if len(ips) == 0 && s.Spec.ClusterIP != "" {
+			ips = []string{s.Spec.ClusterIP}
+		}
+		for _, ip := range ips {
+			if ip != "" && ip != "None" {
+				c = append(c, "cluster IP "+ip)
+			}
+		}
+		for _, p := range s.Spec.Ports {
+			if p.NodePort != 0 {
+				c = append(c, fmt.Sprint("nodePort ", p.NodePort))
+			}
+		}
+		if s.Spec.HealthCheckNodePort != 0 {
+			c = append(c, fmt.Sprint("nodePort ", s.Spec.HealthCheckNodePort))
+		}
+	}
+	for _, s := range k.slices {
+		c = append(c, "EndpointSlice "+s.ID())
+	}
+	for _, e := range k.eps {
+		c = append(c, "Endpoints "+e.ID())
+	}
+	slices.Sort(c)
+	return slices.Compact(c)
+}
+
+// sameDocs reports whether two lists of documents are equal but for their
+// positions.
+func sameDocs[T any](a, b []*T, pos func(*T) *diag.Pos) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		x, y := *a[i], *b[i]
+		*pos(&x), *pos(&y) = diag.Pos{}, diag.Pos{}
+		if !reflect.DeepEqual(x, y) {
+			return false
+		}
+	}
+	return true
+}
+
+func (k *watchKey) same(o *watchKey) bool {
+	return sameDocs(k.svcs, o.svcs, func(s *api.Service) *diag.Pos { return &s.Pos }) &&
+		sameDocs(k.slices, o.slices, func(s *api.EndpointSlice) *diag.Pos { return &s.Pos }) &&
+		sameDocs(k.eps, o.eps, func(e *api.Endpoints) *diag.Pos { return &e.Pos })
+}
+
+// input is the Input of one Service key: its documents and the node
+// context.
+func (w *watcher) input(k *watchKey) *api.Input {
+	return &api.Input{Services: k.svcs, EndpointSlices: k.slices, Endpoints: k.eps,
+		Nodes: w.context.Nodes, ProxyConfigs: w.context.ProxyConfigs, ServiceCIDRs: w.context.ServiceCIDRs}
+}
+
+// allocates reports whether the compiler allocated an address or a port.
+func allocates(p *ir.Program) bool {
+	for _, n := range p.Notes {
+		if strings.HasPrefix(n, "allocated ") {
+			return true
+		}
+	}
+	return false
+}
+
+// compileKey compiles one Service key alone; it prints the diagnostics
+// and returns nil when the key does not compile.
+func (w *watcher) compileKey(k *watchKey) *ir.Program {
+	in := w.input(k)
+	diags := load.Refine(load.CrossCheck(in))
+	prog, cd := compiler.Compile(in, w.copts)
+	diags = append(diags, load.Refine(cd)...)
+	diags.Sort()
+	if w.in.strict {
+		diags.Strict()
+	}
+	printDiags(w.errw, diags)
+	if diags.Err() != nil {
+		return nil
+	}
+	return prog
+}
+
+// byFile splits an Input by the files its documents come from.
+func byFile(in *api.Input) map[string]*api.Input {
+	files := map[string]*api.Input{}
+	get := func(p diag.Pos) *api.Input {
+		f := files[p.File]
+		if f == nil {
+			f = &api.Input{}
+			files[p.File] = f
+		}
+		return f
+	}
+	for _, s := range in.Services {
+		f := get(s.Pos)
+		f.Services = append(f.Services, s)
+	}
+	for _, s := range in.EndpointSlices {
+		f := get(s.Pos)
+		f.EndpointSlices = append(f.EndpointSlices, s)
+	}
+	for _, e := range in.Endpoints {
+		f := get(e.Pos)
+		f.Endpoints = append(f.Endpoints, e)
+	}
+	for _, n := range in.Nodes {
+		f := get(n.Pos)
+		f.Nodes = append(f.Nodes, n)
+	}
+	for _, c := range in.ProxyConfigs {
+		f := get(c.Pos)
+		f.ProxyConfigs = append(f.ProxyConfigs, c)
+	}
+	for _, c := range in.ServiceCIDRs {
+		f := get(c.Pos)
+		f.ServiceCIDRs = append(f.ServiceCIDRs, c)
+	}
+	return files
+}
+
+// sortedFiles returns the names of files, sorted.
+func sortedFiles(files map[string]*api.Input) []string {
+	names := make([]string, 0, len(files))
+	for f := range files {
+		names = append(names, f)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// full applies the whole input as kpc apply does, then counts every
+// Service's part and adopts the result, so that the next changes can be
+// updates. A failure is printed; the kernel then keeps what it held.
+func (w *watcher) full(reason string) string {
+	start := time.Now()
+	w.u, w.why = nil, "the last input was not valid"
+	prog, input, ok := loadCompile(w.paths, w.in, w.copts, nil, nil, w.errw)
+	if !ok {
+		fmt.Fprintf(w.out, "kpc apply --watch: the input is not valid; the kernel keeps the last valid input's tables\n")
+		return "invalid"
+	}
+	clear(w.broken)
+	b, err := netlink.Build(prog, w.nl)
+	if err != nil {
+		fmt.Fprintf(w.errw, "kpc apply --watch: %v\n", err)
+		return "invalid"
+	}
+	rep, err := netlink.SyncBatch(b, w.nl)
+	if err != nil {
+		fmt.Fprintf(w.errw, "kpc apply --watch: %v\n", err)
+		w.why = "the last apply failed"
+		return "invalid"
+	}
+	applied := time.Since(start)
+
+	w.files = byFile(input)
+	w.keys = map[string]*watchKey{}
+	w.claims = map[string]string{}
+	w.context = api.Input{}
+	w.where = map[string]map[string]bool{}
+	all := map[string]bool{}
+	for _, f := range sortedFiles(w.files) {
+		in := w.files[f]
+		w.context.Nodes = append(w.context.Nodes, in.Nodes...)
+		w.context.ProxyConfigs = append(w.context.ProxyConfigs, in.ProxyConfigs...)
+		w.context.ServiceCIDRs = append(w.context.ServiceCIDRs, in.ServiceCIDRs...)
+		w.locate(f, in)
+		markKeys(in, all)
+	}
+	for id := range all {
+		w.keys[id] = &watchKey{}
+	}
+	for _, f := range sortedFiles(w.files) {
+		collect(w.keys, w.files[f], all)
+	}
+	for id, k := range w.keys {
+		k.claims = claimsOf(k)
+		for _, c := range k.claims {
+			w.claims[c] = id
+		}
+	}
+	what := fmt.Sprintf("kpc apply --watch: applied the whole input (%s) in %s: %s", reason, ms(applied), rep.Sent)
+	if rep.Mode == netlink.SyncIncremental {
+		what = fmt.Sprintf("kpc apply --watch: applied the whole input (%s) in %s: %s", reason, ms(applied), rep)
+	}
+	if allocates(prog) {
+		w.why = "kpc allocates a cluster IP or nodePort of the input"
+		fmt.Fprintf(w.out, "%s; changes are applied whole while %s\n", what, w.why)
+		return "full"
+	}
+	start = time.Now()
+	u, err := w.adopt(b)
+	if err != nil {
+		w.why = err.Error()
+		fmt.Fprintf(w.out, "%s; changes are applied whole: %s\n", what, w.why)
+		return "full"
+	}
+	w.u = u
+	fmt.Fprintf(w.out, "%s; %d Services counted for updates in %s\n", what, len(w.keys), ms(time.Since(start)))
+	return "full"
+}
+
+// adopt builds every Service key's part (on every CPU) and returns a
+// Union of them that adopted b.
+func (w *watcher) adopt(b *netlink.Batch) (*netlink.Union, error) {
+	w.nl.NumberedMaps = b.NumberedMaps()
+	ids := make([]string, 0, len(w.keys))
+	for id := range w.keys {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	var (
+		mu    sync.Mutex
+		first error
+		wg    sync.WaitGroup
+		next  int
+	)
+	quiet := *w
+	quiet.errw = io.Discard // the full compile printed the diagnostics
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var setIDs uint32
+			for {
+				mu.Lock()
+				i, stop := next, first != nil
+				next++
+				mu.Unlock()
+				if i >= len(ids) || stop {
+					return
+				}
+				k := w.keys[ids[i]]
+				prog := quiet.compileKey(k)
+				var err error
+				if prog == nil {
+					err = fmt.Errorf("the Service %s does not compile alone", ids[i])
+				} else {
+					k.part, err = netlink.NewPart(prog, w.nl, &setIDs)
+				}
+				if err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if first != nil {
+		return nil, first
+	}
+	u := netlink.NewUnion(tableNameOf(b), w.nl)
+	for _, id := range ids {
+		if err := u.Count(w.keys[id].part); err != nil {
+			return nil, err
+		}
+	}
+	if err := u.Adopt(b); err != nil {
+		return nil, fmt.Errorf("the tables are not the union of their Services: %w", err)
+	}
+	return u, nil
+}
+
+// ms formats a duration in milliseconds.
+func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
+
+// change applies a change of files: as an update of the Services they
+// touch when it can, else whole. It returns what it did (see applied).
+func (w *watcher) change(files []string, seen time.Time) string {
+	loaded := map[string]*api.Input{}
+	fixed := false
+	for _, f := range files {
+		if _, err := os.Stat(f); errors.Is(err, fs.ErrNotExist) && !w.explicit(f) {
+			loaded[f] = &api.Input{} // a file under a directory went
+			fixed = fixed || w.broken[f]
+			delete(w.broken, f)
+			continue
+		}
+		in, diags := load.Load([]string{f}, nil, w.loadOptions())
+		load.DropCaches()
+		if diags.Err() != nil {
+			printDiags(w.errw, diags)
+			w.broken[f] = true
+			continue
+		}
+		fixed = fixed || w.broken[f]
+		delete(w.broken, f)
+		loaded[f] = in
+	}
+	if len(w.broken) > 0 {
+		fmt.Fprintf(w.out, "kpc apply --watch: %d files do not load; the kernel keeps the last valid input's tables\n", len(w.broken))
+		return "invalid"
+	}
+	switch {
+	case fixed:
+		return w.full("the input loads again")
+	case w.u == nil:
+		return w.full(w.why)
+	}
+	touched := map[string]bool{}
+	for f, in := range loaded {
+		if hasContext(in) || hasContext(w.files[f]) {
+			return w.full("the node context changed")
+		}
+		markKeys(w.files[f], touched)
+		markKeys(in, touched)
+	}
+	// The new documents of every touched key: those of the files not
+	// changed, and the new ones of the changed files, in file order.
+	newKeys := map[string]*watchKey{}
+	from := map[string]bool{}
+	for id := range touched {
+		newKeys[id] = &watchKey{}
+		for f := range w.where[id] {
+			from[f] = true
+		}
+	}
+	for f := range loaded {
+		from[f] = true
+	}
+	names := make([]string, 0, len(from))
+	for f := range from {
+		names = append(names, f)
+	}
+	slices.Sort(names)
+	for _, f := range names {
+		in, ok := loaded[f]
+		if !ok {
+			in = w.files[f]
+		}
+		collect(newKeys, in, touched)
+	}
+
+	// Compile what changed, and check its claims.
+	ids := make([]string, 0, len(touched))
+	for id := range touched {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	claims := map[string]string{}
+	var changes []netlink.Change
+	var changed []string
+	for _, id := range ids {
+		was, now := w.keys[id], newKeys[id]
+		if was != nil && was.same(now) {
+			continue
+		}
+		changed = append(changed, id)
+		var oldPart *netlink.Part
+		if was != nil {
+			oldPart = was.part
+		}
+		if len(now.svcs)+len(now.slices)+len(now.eps) == 0 {
+			changes = append(changes, netlink.Change{Old: oldPart})
+			continue
+		}
+		prog := w.compileKey(now)
+		if prog == nil {
+			// The next change reads the whole input again.
+			w.u, w.why = nil, "the last input was not valid"
+			fmt.Fprintf(w.out, "kpc apply --watch: Service %s does not compile; the kernel keeps the last valid input's tables\n", id)
+			return "invalid"
+		}
+		if allocates(prog) {
+			return w.full("kpc allocates an address or port of Service " + id)
+		}
+		now.claims = claimsOf(now)
+		for _, c := range now.claims {
+			if other, ok := claims[c]; ok && other != id {
+				return w.full(fmt.Sprintf("Services %s and %s claim the %s", other, id, c))
+			}
+			claims[c] = id
+		}
+		part, err := netlink.NewPart(prog, w.nl, &w.ids)
+		if err != nil {
+			return w.full(fmt.Sprintf("Service %s: %v", id, err))
+		}
+		now.part = part
+		changes = append(changes, netlink.Change{Old: oldPart, New: part})
+	}
+	if len(changed) == 0 {
+		w.commit(loaded, newKeys, nil)
+		fmt.Fprintf(w.out, "kpc apply --watch: %s: no Service changed\n", strings.Join(files, ", "))
+		return "unchanged"
+	}
+	for c, id := range claims {
+		if owner, ok := w.claims[c]; ok && owner != id && !slices.Contains(changed, owner) {
+			return w.full(fmt.Sprintf("Service %s claims the %s of Service %s", id, c, owner))
+		}
+	}
+	compiled := time.Since(seen)
+	rep, err := w.u.Update(changes)
+	if errors.Is(err, netlink.ErrNeedFull) {
+		return w.full(err.Error())
+	}
+	if err != nil {
+		fmt.Fprintf(w.errw, "kpc apply --watch: %v\n", err)
+		w.u, w.why = nil, "the last update failed"
+		return "invalid"
+	}
+	w.commit(loaded, newKeys, changed)
+	if rep.Messages == 0 {
+		fmt.Fprintf(w.out, "kpc apply --watch: %d Services changed (%s), their rules did not; nothing was sent (%s)\n",
+			len(changed), abbrev(changed), ms(time.Since(seen)))
+		return "update"
+	}
+	fmt.Fprintf(w.out, "kpc apply --watch: updated %d Services (%s) in %s since the first file event: read and compile %s (with a %s wait for more events), diff %s, kernel %s; %s\n",
+		len(changed), abbrev(changed), ms(time.Since(seen)), ms(compiled), ms(watchDebounce), ms(rep.Diff), ms(rep.Kernel), rep)
+	return "update"
+}
+
+// markKeys adds to set the Service keys of in's documents.
+func markKeys(in *api.Input, set map[string]bool) {
+	if in == nil {
+		return
+	}
+	for _, s := range in.Services {
+		set[s.ID()] = true
+	}
+	for _, s := range in.EndpointSlices {
+		if id := sliceKey(s); id != "" {
+			set[id] = true
+		}
+	}
+	for _, e := range in.Endpoints {
+		set[e.ID()] = true
+	}
+}
+
+// collect appends the documents of in whose keys are in only to keys.
+func collect(keys map[string]*watchKey, in *api.Input, only map[string]bool) {
+	if in == nil {
+		return
+	}
+	for _, s := range in.Services {
+		if id := s.ID(); only[id] {
+			keys[id].svcs = append(keys[id].svcs, s)
+		}
+	}
+	for _, s := range in.EndpointSlices {
+		if id := sliceKey(s); id != "" && only[id] {
+			keys[id].slices = append(keys[id].slices, s)
+		}
+	}
+	for _, e := range in.Endpoints {
+		if id := e.ID(); only[id] {
+			keys[id].eps = append(keys[id].eps, e)
+		}
+	}
+}
+
+// commit records the changed files' documents and the touched keys' new
+// state; changed lists the keys whose claims changed.
+func (w *watcher) commit(loaded map[string]*api.Input, keys map[string]*watchKey, changed []string) {
+	for f, in := range loaded {
+		w.unlocate(f, w.files[f])
+		w.locate(f, in)
+		if len(in.Services)+len(in.EndpointSlices)+len(in.Endpoints) == 0 && !w.explicit(f) {
+			delete(w.files, f)
+			continue
+		}
+		w.files[f] = in
+	}
+	for _, id := range changed {
+		if old := w.keys[id]; old != nil {
+			for _, c := range old.claims {
+				if w.claims[c] == id {
+					delete(w.claims, c)
+				}
+			}
+		}
+	}
+	for id, k := range keys {
+		if old := w.keys[id]; old != nil && k.part == nil {
+			k.part, k.claims = old.part, old.claims
+		}
+		if len(k.svcs)+len(k.slices)+len(k.eps) == 0 {
+			delete(w.keys, id)
+			continue
+		}
+		w.keys[id] = k
+	}
+	for _, id := range changed {
+		if k := w.keys[id]; k != nil {
+			for _, c := range k.claims {
+				w.claims[c] = id
+			}
+		}
+	}
+}
+
+// abbrev names the first few keys.
+func abbrev(ids []string) string {
+	if len(ids) <= 3 {
+		return strings.Join(ids, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(ids[:3], ", "), len(ids)-3)
+}
+
+// loadOptions are the load options of the inputs.
+func (w *watcher) loadOptions() load.Options {
+	opts := load.Options{Strict: w.in.strict, ServiceCIDRs: w.copts.ServiceCIDRs}
+	if w.in.nodePortRange != "" {
+		r, _ := parsePortRange(w.in.nodePortRange)
+		opts.NodePortRange = load.PortRange{Min: r[0], Max: r[1]}
+	}
+	return opts
+}
+
+// explicit reports whether f was given as a path itself (not found under a
+// directory given).
+func (w *watcher) explicit(f string) bool { return slices.Contains(w.paths, f) }
+
+// manifest reports whether a file under a watched directory is one that
+// kpc reads.
+func manifest(name string) bool {
+	switch strings.ToLower(filepath.Ext(name)) {
+	case ".yaml", ".yml", ".json":
+		return true
+	}
+	return false
+}
+
+// watchPaths adds to fw every directory given, with the directories under
+// it, and the directory of every file given.
+func watchPaths(fw *fsnotify.Watcher, paths []string) error {
+	for _, p := range paths {
+		st, err := os.Stat(p)
+		if err != nil {
+			return fmt.Errorf("cannot watch %s: %w", p, err)
+		}
+		if !st.IsDir() {
+			if err := fw.Add(filepath.Dir(p)); err != nil {
+				return fmt.Errorf("cannot watch %s: %w", p, err)
+			}
+			continue
+		}
+		err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.IsDir() {
+				return fw.Add(path)
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("cannot watch %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// relevant reports whether an event's file is part of the input: a file
+// given, or a manifest under a directory given.
+func (w *watcher) relevant(name string) bool {
+	for _, p := range w.paths {
+		if name == p {
+			return true
+		}
+		if rel, err := filepath.Rel(p, name); err == nil && !strings.HasPrefix(rel, "..") && rel != "." && manifest(name) {
+			if st, err := os.Stat(p); err == nil && st.IsDir() {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// run applies the whole input, then follows the files' changes until ctx
+// is done. ready, when set, is called once the first apply is done and the
+// files are watched.
+func (w *watcher) run(ctx context.Context, ready func()) error {
+	fw, err := fsnotify.NewWatcher()
+	if err != nil {
+		return fmt.Errorf("cannot watch the input: %w", err)
+	}
+	defer fw.Close()
+	for i, p := range w.paths {
+		w.paths[i] = filepath.Clean(p)
+	}
+	if err := watchPaths(fw, w.paths); err != nil {
+		return err
+	}
+	w.broken = map[string]bool{}
+	w.report(w.full("start"))
+	if ready != nil {
+		ready()
+	}
+	pending := map[string]bool{}
+	var first time.Time
+	var timer <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-fw.Events:
+			if !ok {
+				return errors.New("the file watcher stopped")
+			}
+			if ev.Has(fsnotify.Create) {
+				if st, err := os.Stat(ev.Name); err == nil && st.IsDir() && w.relevantDir(ev.Name) {
+					// A new directory: watch it, and read it whole.
+					if err := watchPaths(fw, []string{ev.Name}); err != nil {
+						fmt.Fprintf(w.errw, "kpc apply --watch: %v\n", err)
+					}
+					pending[""] = true
+				}
+			}
+			if ev.Op == fsnotify.Chmod || !w.relevant(ev.Name) {
+				continue
+			}
+			if len(pending) == 0 {
+				first = time.Now()
+			}
+			pending[ev.Name] = true
+			if timer == nil {
+				timer = time.After(watchDebounce)
+			}
+		case err, ok := <-fw.Errors:
+			if !ok {
+				return errors.New("the file watcher stopped")
+			}
+			// Events may have been lost (an overflow): read everything.
+			fmt.Fprintf(w.errw, "kpc apply --watch: %v\n", err)
+			pending[""] = true
+			if timer == nil {
+				first, timer = time.Now(), time.After(watchDebounce)
+			}
+		case <-timer:
+			timer = nil
+			if pending[""] {
+				w.report(w.full("files were added or events lost"))
+			} else {
+				files := make([]string, 0, len(pending))
+				for f := range pending {
+					files = append(files, f)
+				}
+				slices.Sort(files)
+				w.report(w.change(files, first))
+			}
+			clear(pending)
+		}
+	}
+}
+
+// relevantDir reports whether a new directory is under a directory given.
+func (w *watcher) relevantDir(dir string) bool {
+	for _, p := range w.paths {
+		if rel, err := filepath.Rel(p, dir); err == nil && !strings.HasPrefix(rel, "..") && rel != "." {
+			return true
+		}
+	}
+	return false
+}
+
+// report passes what was done to the test hook.
+func (w *watcher) report(what string) {
+	if w.applied != nil {
+		w.applied(what)
+	}
+}
+
+// tableNameOf is the name of a batch's tables.
+func tableNameOf(b *netlink.Batch) string { return b.TableName() }
+
+// watchApply runs kpc apply --watch until SIGINT or SIGTERM.
+func watchApply(paths []string, in *inputFlags, copts compiler.Options, o applyOptions, stdout, stderr io.Writer) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	w := &watcher{paths: paths, in: in, copts: copts, nl: netlinkOptions(o), out: stdout, errw: stderr}
+	return w.run(ctx, func() {
+		fmt.Fprintf(stdout, "kpc apply --watch: watching %s for changes (interrupt to stop)\n", strings.Join(paths, ", "))
+	})
+}
