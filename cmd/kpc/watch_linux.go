@@ -223,38 +223,29 @@ func (w *watcher) compileKey(k *watchKey) *ir.Program {
 func byFile(in *api.Input) map[string]*api.Input {
 	files := map[string]*api.Input{}
 	get := func(p diag.Pos) *api.Input {
-		f := files[p.File]
-		if f == nil {
-			f = &api.Input{}
-			files[p.File] = f
+		if files[p.File] == nil {
+			files[p.File] = &api.Input{}
 		}
-		return f
+		return files[p.File]
 	}
-	for _, s := range in.Services {
-		f := get(s.Pos)
-		f.Services = append(f.Services, s)
-	}
-	for _, s := range in.EndpointSlices {
-		f := get(s.Pos)
-		f.EndpointSlices = append(f.EndpointSlices, s)
-	}
-	for _, e := range in.Endpoints {
-		f := get(e.Pos)
-		f.Endpoints = append(f.Endpoints, e)
-	}
-	for _, n := range in.Nodes {
-		f := get(n.Pos)
-		f.Nodes = append(f.Nodes, n)
-	}
-	for _, c := range in.ProxyConfigs {
+	split(in.Services, func(s *api.Service) *[]*api.Service { f := get(s.Pos); return &f.Services })
+	split(in.EndpointSlices, func(s *api.EndpointSlice) *[]*api.EndpointSlice { f := get(s.Pos); return &f.EndpointSlices })
+	split(in.Endpoints, func(e *api.Endpoints) *[]*api.Endpoints { f := get(e.Pos); return &f.Endpoints })
+	split(in.Nodes, func(n *api.Node) *[]*api.Node { f := get(n.Pos); return &f.Nodes })
+	split(in.ProxyConfigs, func(c *api.KubeProxyConfiguration) *[]*api.KubeProxyConfiguration {
 		f := get(c.Pos)
-		f.ProxyConfigs = append(f.ProxyConfigs, c)
-	}
-	for _, c := range in.ServiceCIDRs {
-		f := get(c.Pos)
-		f.ServiceCIDRs = append(f.ServiceCIDRs, c)
-	}
+		return &f.ProxyConfigs
+	})
+	split(in.ServiceCIDRs, func(c *api.ServiceCIDR) *[]*api.ServiceCIDR { f := get(c.Pos); return &f.ServiceCIDRs })
 	return files
+}
+
+// split appends each document to the list to gives it.
+func split[T any](docs []*T, to func(*T) *[]*T) {
+	for _, d := range docs {
+		l := to(d)
+		*l = append(*l, d)
+	}
 }
 
 // sortedFiles returns the names of files, sorted.

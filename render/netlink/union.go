@@ -220,37 +220,21 @@ func NewPart(p *ir.Program, o Options, ids *uint32) (*Part, error) {
 	}
 	part := &Part{}
 	for _, t := range b.tables {
-		pt := &partTable{spec: t}
-		part.tables = append(part.tables, pt)
 		if !t.define {
+			part.tables = append(part.tables, &partTable{spec: t})
 			continue
 		}
-		st, err := t.state("")
+		pt, err := partOf(t)
 		if err != nil {
 			return nil, err
 		}
+		part.tables = append(part.tables, pt)
 		byChain := map[string][]*ruleSpec{}
 		for _, r := range t.rules {
 			byChain[r.rule.Chain.Name] = append(byChain[r.rule.Chain.Name], r)
 		}
-		for i, c := range t.chains {
-			h := newHasher()
-			h.str(st.chains[i].head)
-			h.u64(st.chains[i].rules)
-			pt.chains = append(pt.chains, partChain{chain: c, sum: h.sum(), rules: byChain[c.Name]})
-		}
-		for _, s := range t.sets {
-			if s.set.Name == fingerprintSet {
-				continue
-			}
-			ps := partSet{spec: s, head: unsizedHeadSum(s.set)}
-			if !s.set.Dynamic {
-				ps.sums = make([]uint64, len(s.elems))
-				for i := range s.elems {
-					ps.sums[i] = elemSum(&s.elems[i])
-				}
-			}
-			pt.sets = append(pt.sets, ps)
+		for i := range pt.chains {
+			pt.chains[i].rules = byChain[pt.chains[i].chain.Name]
 		}
 	}
 	return part, nil
