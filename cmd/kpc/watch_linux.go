@@ -79,6 +79,8 @@ type watcher struct {
 	broken map[string]bool
 	// where holds, per Service key, the files with its documents.
 	where map[string]map[string]bool
+	// failed is the kernel's refusal of the last full apply.
+	failed error
 }
 
 // locate records the files of the keys of in's documents.
@@ -276,7 +278,7 @@ func (w *watcher) full(reason string) string {
 		return "invalid"
 	}
 	rep, err := netlink.SyncBatch(b, w.nl)
-	if err != nil {
+	if w.failed = err; err != nil {
 		fmt.Fprintf(w.errw, "kpc apply --watch: %v\n", err)
 		w.why = "the last apply failed"
 		return "invalid"
@@ -718,6 +720,11 @@ func (w *watcher) run(ctx context.Context, ready func()) error {
 	}
 	w.broken = map[string]bool{}
 	w.report(w.full("start"))
+	if w.failed != nil {
+		// The kernel refused the first apply (no CAP_NET_ADMIN, say):
+		// the next ones would fare no better. The reason is printed.
+		return errors.New("the first apply failed")
+	}
 	if ready != nil {
 		ready()
 	}
