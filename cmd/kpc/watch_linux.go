@@ -57,7 +57,10 @@ type watcher struct {
 	paths []string
 	in    *inputFlags
 	copts compiler.Options
-	nl    netlink.Options
+	// nl are the options of a full apply; partOpts those of a Service's
+	// part, which also number the numbered maps as the last full apply's
+	// tables do.
+	nl, partOpts netlink.Options
 	// out gets a line per apply, errw the diagnostics.
 	out, errw io.Writer
 	// applied, when set (tests), is called after each batch of changes
@@ -116,7 +119,7 @@ type watchKey struct {
 	part   *netlink.Part
 }
 
-// keyOf is the Service key of a slice ("" for one without a Service name,
+// sliceKey is the Service key of a slice ("" for one without a Service name,
 // which kube-proxy ignores).
 func sliceKey(s *api.EndpointSlice) string {
 	name := s.Metadata.Labels[api.ServiceNameLabel]
@@ -311,10 +314,11 @@ func (w *watcher) full(reason string) string {
 			w.claims[c] = id
 		}
 	}
-	what := fmt.Sprintf("kpc apply --watch: applied the whole input (%s) in %s: %s", reason, ms(applied), rep.Sent)
+	var sent fmt.Stringer = rep.Sent
 	if rep.Mode == netlink.SyncIncremental {
-		what = fmt.Sprintf("kpc apply --watch: applied the whole input (%s) in %s: %s", reason, ms(applied), rep)
+		sent = rep
 	}
+	what := fmt.Sprintf("kpc apply --watch: applied the whole input (%s) in %s: %s", reason, ms(applied), sent)
 	if allocates(prog) {
 		w.why = "kpc allocates a cluster IP or nodePort of the input"
 		fmt.Fprintf(w.out, "%s; changes are applied whole while %s\n", what, w.why)
@@ -335,7 +339,8 @@ func (w *watcher) full(reason string) string {
 // adopt builds every Service key's part (on every CPU) and returns a
 // Union of them that adopted b.
 func (w *watcher) adopt(b *netlink.Batch) (*netlink.Union, error) {
-	w.nl.NumberedMaps = b.NumberedMaps()
+	w.partOpts = w.nl
+	w.partOpts.NumberedMaps = b.NumberedMaps()
 	ids := make([]string, 0, len(w.keys))
 	for id := range w.keys {
 		ids = append(ids, id)
@@ -368,7 +373,7 @@ func (w *watcher) adopt(b *netlink.Batch) (*netlink.Union, error) {
 				if prog == nil {
 					err = fmt.Errorf("the Service %s does not compile alone", ids[i])
 				} else {
-					k.part, err = netlink.NewPart(prog, w.nl, &setIDs)
+					k.part, err = netlink.NewPart(prog, w.partOpts, &setIDs)
 				}
 				if err != nil {
 					mu.Lock()
@@ -385,7 +390,7 @@ func (w *watcher) adopt(b *netlink.Batch) (*netlink.Union, error) {
 	if first != nil {
 		return nil, first
 	}
-	u := netlink.NewUnion(tableNameOf(b), w.nl)
+	u := netlink.NewUnion(b.TableName(), w.nl)
 	for _, id := range ids {
 		if err := u.Count(w.keys[id].part); err != nil {
 			return nil, err
@@ -414,8 +419,8 @@ func (w *watcher) change(files []string, seen time.Time) string {
 		}
 		in, diags := load.Load([]string{f}, nil, w.loadOptions())
 		load.DropCaches()
+		printDiags(w.errw, diags) // warnings too, as kpc apply prints them
 		if diags.Err() != nil {
-			printDiags(w.errw, diags)
 			w.broken[f] = true
 			continue
 		}
@@ -507,7 +512,7 @@ func (w *watcher) change(files []string, seen time.Time) string {
 			}
 			claims[c] = id
 		}
-		part, err := netlink.NewPart(prog, w.nl, &w.ids)
+		part, err := netlink.NewPart(prog, w.partOpts, &w.ids)
 		if err != nil {
 			return w.full(fmt.Sprintf("Service %s: %v", id, err))
 		}
@@ -801,9 +806,6 @@ func (w *watcher) report(what string) {
 		w.applied(what)
 	}
 }
-
-// tableNameOf is the name of a batch's tables.
-func tableNameOf(b *netlink.Batch) string { return b.TableName() }
 
 // watchApply runs kpc apply --watch until SIGINT or SIGTERM.
 func watchApply(paths []string, in *inputFlags, copts compiler.Options, o applyOptions, stdout, stderr io.Writer) error {
