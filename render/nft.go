@@ -30,8 +30,8 @@ import (
 // service-nodeports, firewall-ips, no-endpoint-services and
 // no-endpoint-nodeports, keyed "address . protocol . port" or "protocol .
 // port", their elements commented with the Kubernetes object; the map
-// service-endpoints, the map sticky-clients and the sticky-timeout-T sets
-// of the direct layout (below, with their variants service-endpoints-1 and
+// service-endpoints, the map sticky-clients and the verdict map
+// sticky-timeouts of the direct layout (below, with their variants service-endpoints-1 and
 // nodeport-endpoints, -1, ...); the endpoint-choice-K maps; the
 // endpoints-K maps and the hairpin-endpoints set of the lowering (below);
 // the IR's affinity sets that are still used; the set fingerprint. Then
@@ -41,8 +41,8 @@ import (
 // chains mark-for-masquerade, masquerading, services, firewall-check,
 // service-endpoints-check, nodeport-endpoints-check, cluster-ips-check
 // (only when the Ruleset rejects or drops by cluster IP or service CIDR)
-// and reject-chain; sticky-update and the shared chains of the direct
-// layout, by name; then the IR's chains that are still used,
+// and reject-chain; sticky-update, its sticky-update-T chains (shortest
+// timeout first) and the shared chains of the direct layout, by name; then the IR's chains that are still used,
 // under their own names, in the IR's order, each preceded by a "#" line
 // naming its Kubernetes object.
 //
@@ -67,9 +67,12 @@ import (
 // IPv4 tables, a ClusterIP Service with ClientIP affinity goes to
 // "sticky-N-HASH", which first DNATs to the endpoint that sticky-clients (a
 // dynamic map) holds for the client and the element's key; after DNAT, the
-// filter chains jump to sticky-update on each new connection, which records
-// or refreshes the client's endpoint there, with the timeout of the
-// sticky-timeout-T set that holds the key. A client thus keeps its endpoint
+// filter chains jump to sticky-update on each new connection, which looks
+// the connection's original destination up in sticky-timeouts: its
+// element sends the key to the chain sticky-update-T of the Service's
+// timeout T, which records or refreshes the client's endpoint there. These
+// chains have a rule for each protocol, used or not, so that they are the
+// same whatever else the input holds. A client thus keeps its endpoint
 // until the timeout since its last new connection; kpc apply removes the
 // clients of endpoints that are gone, and a full load starts with none.
 // Chains and affinity sets that only such elements used are left out;

@@ -101,8 +101,8 @@ func nftMapComment(m nftdirect.MapUse) string {
 	return what + " and bucket: endpoint"
 }
 
-// writeDirectSets writes the endpoint maps, sticky-clients and the
-// sticky-timeout sets.
+// writeDirectSets writes the endpoint maps, sticky-clients and
+// sticky-timeouts.
 func (t *nftTable) writeDirectSets(buf *bytes.Buffer) {
 	d := t.direct()
 	if d == nil {
@@ -140,25 +140,34 @@ func (t *nftTable) writeDirectSets(buf *bytes.Buffer) {
 	fmt.Fprintf(buf, "\tmap %s {\n\t\ttype %s . %s . inet_proto . inet_service : %s . inet_service\n\t\tsize %d\n\t\tflags dynamic,timeout\n\t\tcomment %s\n\t}\n",
 		nftdirect.ClientsMap, a, a, a, nftStickyClientsSize,
 		nftQuote("session affinity: client and service address, protocol and port: endpoint"))
+	n := 0
 	for _, tk := range d.Timeouts {
-		dur := nftDuration(tk.Timeout)
-		nftSetHead(buf, "set", nftdirect.TimeoutSetPrefix+dur, "type "+a+" . inet_proto . inet_service",
-			"services whose clients stick to an endpoint for "+dur, len(tk.Keys))
-		buf.WriteString("\t\telements = {\n")
+		n += len(tk.Keys)
+	}
+	nftSetHead(buf, "map", nftdirect.TimeoutsMap, "type "+a+" . inet_proto . inet_service : verdict", nftTimeoutsComment, n)
+	buf.WriteString("\t\telements = {\n")
+	for _, tk := range d.Timeouts {
+		chain := nftdirect.TimeoutChain(tk.Timeout)
 		for _, k := range tk.Keys {
 			buf.WriteString("\t\t\t")
 			nftWriteKey(buf, k.Addr, k.Protocol, k.Port)
+			buf.WriteString(" : goto ")
+			buf.WriteString(chain)
 			buf.WriteString(",\n")
 		}
-		buf.WriteString("\t\t}\n\t}\n")
 	}
+	buf.WriteString("\t\t}\n\t}\n")
 }
+
+// nftTimeoutsComment is the comment of sticky-timeouts.
+const nftTimeoutsComment = "session affinity: service address, protocol and port: the chain that records its clients"
 
 // stickyJump is the rule of the filter chains that records affinity
 // clients.
 const nftStickyJump = "ct state new ct status dnat jump " + nftdirect.UpdateChain
 
-// writeDirectChains writes sticky-update and the shared chains.
+// writeDirectChains writes sticky-update, its timeout chains and the
+// shared chains.
 func (t *nftTable) writeDirectChains(buf *bytes.Buffer) {
 	d := t.direct()
 	if d == nil {
@@ -168,18 +177,20 @@ func (t *nftTable) writeDirectChains(buf *bytes.Buffer) {
 	if d.Sticky() {
 		buf.WriteString("\t# after DNAT: record the endpoint of each new connection to a Service with session affinity\n")
 		fmt.Fprintf(buf, "\tchain %s {\n", nftdirect.UpdateChain)
-		for _, tk := range d.Timeouts {
-			dur := nftDuration(tk.Timeout)
-			for _, p := range []ir.Protocol{ir.TCP, ir.UDP, ir.SCTP} {
-				if !nftHasProtocol(tk.Keys, p) {
-					continue
-				}
-				fmt.Fprintf(buf, "\t\tmeta l4proto %s ct original %s daddr . meta l4proto . ct original proto-dst @%s%s "+
-					"update @%s { ct original %s saddr . ct original %s daddr . meta l4proto . ct original proto-dst timeout %s : %s daddr . ct reply proto-src }\n",
-					nftProto(p), f.l3, nftdirect.TimeoutSetPrefix, dur, nftdirect.ClientsMap, f.l3, f.l3, dur, f.l3)
-			}
+		for _, p := range nftdirect.Protocols {
+			fmt.Fprintf(buf, "\t\tmeta l4proto %s ct original %s daddr . meta l4proto . ct original proto-dst vmap @%s\n",
+				nftProto(p), f.l3, nftdirect.TimeoutsMap)
 		}
 		buf.WriteString("\t}\n")
+		for _, tk := range d.Timeouts {
+			dur := nftDuration(tk.Timeout)
+			fmt.Fprintf(buf, "\t# record the client's endpoint for %s\n\tchain %s {\n", dur, nftdirect.TimeoutChain(tk.Timeout))
+			for _, p := range nftdirect.Protocols {
+				fmt.Fprintf(buf, "\t\tmeta l4proto %s update @%s { ct original %s saddr . ct original %s daddr . meta l4proto . ct original proto-dst timeout %s : %s daddr . ct reply proto-src }\n",
+					nftProto(p), nftdirect.ClientsMap, f.l3, f.l3, dur, f.l3)
+			}
+			buf.WriteString("\t}\n")
+		}
 	}
 	for _, s := range d.Shared {
 		fmt.Fprintf(buf, "\t# %s, shared by %d dispatch entries\n", nftSharedComment(s), s.Entries)
@@ -224,15 +235,6 @@ func nftSharedComment(s nftdirect.Shared) string {
 		return fmt.Sprintf("uniform choice among %d endpoints", s.Rules[n-1].N)
 	}
 	return "the " + s.From.String() + " chain of Services of the same shape"
-}
-
-func nftHasProtocol(keys []nftdirect.Key, p ir.Protocol) bool {
-	for _, k := range keys {
-		if k.Protocol == p {
-			return true
-		}
-	}
-	return false
 }
 
 // writeFingerprint writes the fingerprint set of a table whose text,

@@ -142,13 +142,18 @@ func TestNFTLayout(t *testing.T) {
 			`172.30.0.45 . tcp . 80 comment "ns5/svc5:p80" : goto sticky-2-`,
 			`172.30.0.46 . udp . 53 comment "ns6/dns:53" : goto sticky-1-`,
 			"map sticky-clients {\n\t\ttype ipv4_addr . ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service\n\t\tsize 1048576\n\t\tflags dynamic,timeout\n",
-			"set sticky-timeout-1500ms {", "set sticky-timeout-10800s {",
+			"map sticky-timeouts {\n\t\ttype ipv4_addr . inet_proto . inet_service : verdict\n",
+			"172.30.0.45 . tcp . 80 : goto sticky-update-10800s,", "172.30.0.46 . udp . 53 : goto sticky-update-1500ms,",
 			"dnat ip to ip saddr . ip daddr . meta l4proto . th dport map @sticky-clients\n",
-			"meta l4proto tcp ct original ip daddr . meta l4proto . ct original proto-dst @sticky-timeout-10800s update @sticky-clients { ct original ip saddr . ct original ip daddr . meta l4proto . ct original proto-dst timeout 10800s : ip daddr . ct reply proto-src }",
-			"meta l4proto udp ct original ip daddr . meta l4proto . ct original proto-dst @sticky-timeout-1500ms update",
+			"chain sticky-update {\n" +
+				"\t\tmeta l4proto tcp ct original ip daddr . meta l4proto . ct original proto-dst vmap @sticky-timeouts\n" +
+				"\t\tmeta l4proto udp ct original ip daddr . meta l4proto . ct original proto-dst vmap @sticky-timeouts\n" +
+				"\t\tmeta l4proto sctp ct original ip daddr . meta l4proto . ct original proto-dst vmap @sticky-timeouts\n\t}\n",
+			"chain sticky-update-1500ms {\n\t\tmeta l4proto tcp update @sticky-clients { ct original ip saddr . ct original ip daddr . meta l4proto . ct original proto-dst timeout 1500ms : ip daddr . ct reply proto-src }\n",
+			"chain sticky-update-10800s {\n\t\tmeta l4proto tcp update @sticky-clients { ct original ip saddr . ct original ip daddr . meta l4proto . ct original proto-dst timeout 10800s : ip daddr . ct reply proto-src }\n",
 			"ct state new ct status dnat jump sticky-update",
 		},
-		not: []string{"chain endpoint-", "chain service-HVFWP5L3", "chain service-DDDDDDDD", "set affinity-"},
+		not: []string{"chain endpoint-", "chain service-HVFWP5L3", "chain service-DDDDDDDD", "set affinity-", "sticky-timeout-"},
 	}, {
 		name: "chains layout keeps the IR's chains",
 		r:    render.NFT{EndpointChains: true},

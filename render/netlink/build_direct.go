@@ -16,8 +16,9 @@ import (
 )
 
 // This file builds the objects of the direct layout (package nftdirect):
-// the maps service-endpoints and sticky-clients, the sticky-timeout sets,
-// the shared chains and sticky-update, in render.NFT's order and spelling.
+// the maps service-endpoints, sticky-clients and sticky-timeouts,
+// sticky-update with its timeout chains and the shared chains, in
+// render.NFT's order and spelling.
 
 // stickyClientsSize is the capacity of sticky-clients (render.NFT's).
 const stickyClientsSize = 1 << 20
@@ -30,16 +31,8 @@ func entryKeyBytes(k nftdirect.Key) []byte {
 	return serviceKeyBytes(k.Addr, k.Protocol, k.Port)
 }
 
-// durationName spells a timeout as render.NFT names its set.
-func durationName(d time.Duration) string {
-	if d%time.Second == 0 {
-		return fmt.Sprintf("%ds", d/time.Second)
-	}
-	return fmt.Sprintf("%dms", d/time.Millisecond)
-}
-
-// addDirectSets adds the endpoint maps, sticky-clients and the
-// sticky-timeout sets, in that order.
+// addDirectSets adds the endpoint maps, sticky-clients and
+// sticky-timeouts, in that order.
 func (b *builder) addDirectSets() {
 	d := b.direct
 	if d == nil {
@@ -75,16 +68,24 @@ func (b *builder) addDirectSets() {
 		KeyType:  nftables.MustConcatSetType(f.addrType, f.addrType, nftables.TypeInetProto, nftables.TypeInetService),
 		DataType: dataType, HasTimeout: true, Dynamic: true, Size: stickyClientsSize,
 		Comment: "session affinity: client and service address, protocol and port: endpoint"}, nil)
-	svcKey := nftables.MustConcatSetType(f.addrType, nftables.TypeInetProto, nftables.TypeInetService)
+	n := 0
 	for _, t := range d.Timeouts {
-		es := make([]nftables.SetElement, len(t.Keys))
-		for i, k := range t.Keys {
-			es[i] = nftables.SetElement{Key: entryKeyBytes(k)}
-		}
-		b.addSet(&nftables.Set{Name: nftdirect.TimeoutSetPrefix + durationName(t.Timeout), Concatenation: true,
-			KeyType: svcKey, Comment: "services whose clients stick to an endpoint for " + durationName(t.Timeout)}, es)
+		n += len(t.Keys)
 	}
+	es := make([]nftables.SetElement, 0, n)
+	for _, t := range d.Timeouts {
+		v := &expr.Verdict{Kind: expr.VerdictGoto, Chain: nftdirect.TimeoutChain(t.Timeout)}
+		for _, k := range t.Keys {
+			es = append(es, nftables.SetElement{Key: entryKeyBytes(k), VerdictData: v})
+		}
+	}
+	b.addSet(&nftables.Set{Name: nftdirect.TimeoutsMap, IsMap: true, Concatenation: true,
+		KeyType:  nftables.MustConcatSetType(f.addrType, nftables.TypeInetProto, nftables.TypeInetService),
+		DataType: nftables.TypeVerdict, Comment: timeoutsComment}, es)
 }
+
+// timeoutsComment is render.NFT's comment of sticky-timeouts.
+const timeoutsComment = "session affinity: service address, protocol and port: the chain that records its clients"
 
 // endpointElems spells the elements of endpoints map m: entry key and
 // bucket to endpoint address and port (padded to 4 bytes). The keys and
@@ -137,7 +138,8 @@ func mapComment(m nftdirect.MapUse) string {
 	return what + " and bucket: endpoint"
 }
 
-// addDirectChains creates sticky-update and the shared chains.
+// addDirectChains creates sticky-update, its timeout chains and the
+// shared chains.
 func (b *builder) addDirectChains() {
 	d := b.direct
 	if d == nil {
@@ -145,6 +147,9 @@ func (b *builder) addDirectChains() {
 	}
 	if d.Sticky() {
 		b.addChain(&nftables.Chain{Name: nftdirect.UpdateChain, Table: b.table})
+		for _, t := range d.Timeouts {
+			b.addChain(&nftables.Chain{Name: nftdirect.TimeoutChain(t.Timeout), Table: b.table})
+		}
 	}
 	for _, s := range d.Shared {
 		b.addChain(&nftables.Chain{Name: s.Name, Table: b.table})
@@ -156,7 +161,8 @@ func stickyJump() []expr.Any {
 	return append(append(ctStateNewExprs(), ctStatusDNATExprs()...), verdict(expr.VerdictJump, nftdirect.UpdateChain))
 }
 
-// addDirectRules adds the rules of sticky-update and the shared chains.
+// addDirectRules adds the rules of sticky-update, its timeout chains and
+// the shared chains.
 func (b *builder) addDirectRules() {
 	d := b.direct
 	if d == nil {
@@ -164,14 +170,12 @@ func (b *builder) addDirectRules() {
 	}
 	f := b.fam
 	if d.Sticky() {
+		for _, p := range nftdirect.Protocols {
+			b.rule(nftdirect.UpdateChain, "", nil, protoEq(p), f.ctServiceKey(), one(vmap(b.sets[nftdirect.TimeoutsMap])))
+		}
 		for _, t := range d.Timeouts {
-			set := b.sets[nftdirect.TimeoutSetPrefix+durationName(t.Timeout)]
-			for _, p := range []ir.Protocol{ir.TCP, ir.UDP, ir.SCTP} {
-				if !hasProtocol(t.Keys, p) {
-					continue
-				}
-				b.rule(nftdirect.UpdateChain, "", nil, protoEq(p), f.ctServiceKey(), one(lookup(set, false)),
-					f.stickyRecord(b.sets[nftdirect.ClientsMap], t.Timeout))
+			for _, p := range nftdirect.Protocols {
+				b.rule(nftdirect.TimeoutChain(t.Timeout), "", nil, protoEq(p), f.stickyRecord(b.sets[nftdirect.ClientsMap], t.Timeout))
 			}
 		}
 	}
@@ -198,15 +202,6 @@ func (b *builder) addDirectRules() {
 			b.rule(s.Name, "", anon, m, act)
 		}
 	}
-}
-
-func hasProtocol(keys []nftdirect.Key, p ir.Protocol) bool {
-	for _, k := range keys {
-		if k.Protocol == p {
-			return true
-		}
-	}
-	return false
 }
 
 // sharedDNAT is "dnat <l3> to <l3> daddr . meta l4proto . th dport .

@@ -231,7 +231,7 @@ func TestApplyMatchesNFT(t *testing.T) {
 // repeated keys, the address sets without repeats, as many numbered-map
 // and service-endpoints elements as the Balances of the chains left and
 // the entries of the direct layout choose among, one element per Service
-// with affinity in the sticky-timeout sets, and the fingerprint. Affinity
+// with affinity in sticky-timeouts, and the fingerprint. Affinity
 // sets and sticky-clients are empty until traffic fills them.
 func wantElements(rs *ir.Ruleset, lower bool) map[string]int {
 	m := map[string]int{}
@@ -288,7 +288,7 @@ func wantElements(rs *ir.Ruleset, lower bool) map[string]int {
 	if d.Sticky() {
 		m[nftdirect.ClientsMap] = 0
 		for _, t := range d.Timeouts {
-			m[nftdirect.TimeoutSetPrefix+durationName(t.Timeout)] = len(t.Keys)
+			m[nftdirect.TimeoutsMap] += len(t.Keys)
 		}
 	}
 	for _, s := range rs.AffinitySets {

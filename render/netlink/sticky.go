@@ -5,7 +5,6 @@ package netlink
 import (
 	"bytes"
 	"fmt"
-	"strings"
 
 	"github.com/google/nftables"
 	mdnetlink "github.com/mdlayher/netlink"
@@ -22,8 +21,8 @@ import (
 // client must not be sent to an endpoint that is gone.
 //
 // So when an update changes the endpoints of some keys (their elements of
-// service-endpoints) or their affinity (their elements of the
-// sticky-timeout sets), Sync reads sticky-clients and destroys, in the
+// service-endpoints) or their affinity (their elements of
+// sticky-timeouts), Sync reads sticky-clients and destroys, in the
 // same batch, each element of such a key whose endpoint is no longer among
 // the key's endpoints with affinity. A connection that records a client
 // between that read and the commit can still name an old endpoint (it was
@@ -73,7 +72,7 @@ func stickyChanges(spec *tableSpec, d *tableDiff, fam family) *stickyWork {
 					w.keys[string(e.Key[:w.keyLen])] = true
 				}
 			}
-		case strings.HasPrefix(op.set.Name, nftdirect.TimeoutSetPrefix):
+		case op.set.Name == nftdirect.TimeoutsMap:
 			for _, e := range op.elems {
 				w.keys[string(e.Key)] = true
 			}
@@ -85,11 +84,11 @@ func stickyChanges(spec *tableSpec, d *tableDiff, fam family) *stickyWork {
 	for _, op := range d.addElems {
 		note(op)
 	}
-	// A timeout set that goes or is remade: every key may have lost
-	// affinity or changed timeout.
+	// sticky-timeouts or service-endpoints goes or is remade: every key
+	// may have lost affinity, changed timeout or lost endpoints.
 	all := false
 	for _, s := range d.delSets {
-		all = all || strings.HasPrefix(s.Name, nftdirect.TimeoutSetPrefix) || s.Name == nftdirect.EndpointsMap
+		all = all || s.Name == nftdirect.TimeoutsMap || s.Name == nftdirect.EndpointsMap
 	}
 	if len(w.keys) == 0 && !all {
 		return nil
@@ -97,7 +96,7 @@ func stickyChanges(spec *tableSpec, d *tableDiff, fam family) *stickyWork {
 	// The keys that have affinity now, and their endpoints.
 	sticky := map[string]bool{}
 	for _, s := range spec.sets {
-		if strings.HasPrefix(s.set.Name, nftdirect.TimeoutSetPrefix) {
+		if s.set.Name == nftdirect.TimeoutsMap {
 			for _, e := range s.elems {
 				sticky[string(e.Key)] = true
 			}

@@ -220,6 +220,8 @@ func TestSyncKeepsAffinity(t *testing.T) {
 			[]string{"192.0.2.77", "192.0.2.78"}, nil, 0, true},
 		{"an endpoint leaves", func() { c.services[0].eps = []int{1} },
 			[]string{"192.0.2.77"}, []string{"192.0.2.78"}, 1, true},
+		{"the affinity timeout changes", func() { c.services[0].affinity = 300 },
+			[]string{"192.0.2.77"}, nil, 0, true},
 		{"affinity is turned off", func() { c.services[0].affinity = 0 }, nil, []string{"192.0.2.77"}, 1, true},
 	}
 	for _, st := range steps {

@@ -26,8 +26,14 @@
 // first DNATs to the endpoint the map sticky-clients holds for the client
 // and the entry's key, and after DNAT (in the filter chains) each new
 // connection records or refreshes the client's endpoint there with the
-// Service's timeout. A client thus keeps its endpoint until the timeout
-// since its last new connection, as with kube-proxy's per-endpoint sets;
+// Service's timeout: the chain sticky-update looks the connection's
+// original destination up in the verdict map sticky-timeouts, which sends
+// the keys of each timeout to that timeout's chain ("sticky-update-600s").
+// Every object of that path is the same whichever other Services the
+// input holds, so the tables of a whole input are still the union of
+// those of its Services. A client thus keeps its endpoint until the
+// timeout since its last new connection, as with kube-proxy's
+// per-endpoint sets;
 // an endpoint that is removed must also leave sticky-clients (the
 // incremental apply does it; a full load starts empty). nft 1.0.6 cannot
 // encode the IPv6 record (its 60 bytes of key and data overflow its
@@ -74,12 +80,27 @@ const (
 	NodePortEndpointsMap = "nodeport-endpoints"
 	// ClientsMap holds, per client and entry key, the client's endpoint.
 	ClientsMap = "sticky-clients"
-	// TimeoutSetPrefix starts the names of the sets of the entry keys of
-	// one affinity timeout ("sticky-timeout-600s").
-	TimeoutSetPrefix = "sticky-timeout-"
-	// UpdateChain records clients in ClientsMap after DNAT.
+	// TimeoutsMap sends each entry key with affinity to the chain of its
+	// timeout (TimeoutChain).
+	TimeoutsMap = "sticky-timeouts"
+	// UpdateChain records clients in ClientsMap after DNAT, through
+	// TimeoutsMap.
 	UpdateChain = "sticky-update"
 )
+
+// TimeoutChain is the name of the chain that records clients with
+// timeout t ("sticky-update-600s", "sticky-update-1500ms").
+func TimeoutChain(t time.Duration) string {
+	if t%time.Second == 0 {
+		return UpdateChain + "-" + strconv.FormatInt(int64(t/time.Second), 10) + "s"
+	}
+	return UpdateChain + "-" + strconv.FormatInt(int64(t/time.Millisecond), 10) + "ms"
+}
+
+// Protocols are the protocols sticky-update and each TimeoutChain have a
+// rule for: all of them, whatever the entries use, so that these chains
+// are the same for every input.
+var Protocols = [...]ir.Protocol{ir.TCP, ir.UDP, ir.SCTP}
 
 // KeyKind says what a dispatch key holds.
 type KeyKind uint8
