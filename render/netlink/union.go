@@ -761,6 +761,7 @@ func (u *Union) plan(changes []Change, un *undo, rep *UpdateReport) ([]*tableDif
 		sort.Strings(keys)
 		rewrite := map[string]bool{}
 		addSets := map[string]*setSpec{}
+		delSets := map[string]bool{}
 		// Sets first: their fate decides that of their elements.
 		for _, key := range keys {
 			if key[0] != 's' {
@@ -785,9 +786,13 @@ func (u *Union) plan(changes []Change, un *undo, rep *UpdateReport) ([]*tableDif
 				d.newSets = append(d.newSets, spec)
 				rep.AddedSets++
 			case !has:
-				// The chains that use it change too: left to a full
-				// replace (the last Service with a feature goes).
-				return nil, nil, needFull("set %s would be deleted", name)
+				// No part contributes it, so no part's chain uses it: those
+				// chains are rewritten or deleted in this batch, whose
+				// flushes come before the set's deletion. Its elements go
+				// with it.
+				delSets[name] = true
+				d.delSets = append(d.delSets, &nftables.Set{Table: ut.table, Name: name})
+				rep.DeletedSets++
 			default:
 				return nil, nil, needFull("the declaration of set %s changes", name)
 			}
@@ -815,7 +820,7 @@ func (u *Union) plan(changes []Change, un *undo, rep *UpdateReport) ([]*tableDif
 			}
 			if was.has {
 				counts[name]--
-				if addSets[name] == nil {
+				if addSets[name] == nil && !delSets[name] {
 					dels[name] = append(dels[name], nftables.SetElement{Key: []byte(k)})
 					rep.DeletedElements++
 				}
@@ -836,6 +841,10 @@ func (u *Union) plan(changes []Change, un *undo, rep *UpdateReport) ([]*tableDif
 		}
 		for _, name := range sortedNames(counts) {
 			us := ut.sets[name]
+			if delSets[name] {
+				us.count, us.size = 0, 0
+				continue
+			}
 			if us.decl.Interval {
 				return nil, nil, needFull("set %s holds intervals", name)
 			}
