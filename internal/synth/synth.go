@@ -1,7 +1,8 @@
 // Package synth generates deterministic synthetic clusters for benchmarks
 // and for "kpc gen": Services with a realistic mix of ports, NodePorts,
 // LoadBalancers with source ranges, Local traffic policies, session
-// affinity and IPv6, each with an EndpointSlice, plus the Node and
+// affinity (with a timeout of 600 s or the default 10800 s) and IPv6, each
+// with an EndpointSlice, plus the Node and
 // KubeProxyConfiguration of the node being compiled for. The same Config
 // always gives the same bytes, and every size gives a valid cluster.
 //
@@ -174,7 +175,11 @@ func writeService(b *strings.Builder, c Config, i int, nextNodePort *int) {
 	if s.internalL {
 		b.WriteString("  internalTrafficPolicy: Local\n")
 	}
-	if s.affinity {
+	switch {
+	case s.affinity && i%2 == 0:
+		// The API server's default timeout, 10800 s.
+		b.WriteString("  sessionAffinity: ClientIP\n")
+	case s.affinity:
 		b.WriteString("  sessionAffinity: ClientIP\n  sessionAffinityConfig:\n    clientIP:\n      timeoutSeconds: 600\n")
 	}
 	if s.lbRanges && !s.ipv6 {
