@@ -327,6 +327,9 @@ func (w *watcher) full(reason string) string {
 	start = time.Now()
 	u, err := w.adopt(b)
 	if err != nil {
+		for _, k := range w.keys {
+			k.part = nil // changes go whole: no part is taken back
+		}
 		w.why = err.Error()
 		fmt.Fprintf(w.out, "%s; changes are applied whole: %s\n", what, w.why)
 		return "full"
@@ -398,6 +401,10 @@ func (w *watcher) adopt(b *netlink.Batch) (*netlink.Union, error) {
 	}
 	if err := u.Adopt(b); err != nil {
 		return nil, fmt.Errorf("the tables are not the union of their Services: %w", err)
+	}
+	// From now on a part is only ever taken back.
+	for _, k := range w.keys {
+		k.part.Slim()
 	}
 	return u, nil
 }
@@ -538,6 +545,11 @@ func (w *watcher) change(files []string, seen time.Time) string {
 		fmt.Fprintf(w.errw, "kpc apply --watch: %v\n", err)
 		w.u, w.why = nil, "the last update failed"
 		return "invalid"
+	}
+	for _, c := range changes {
+		if c.New != nil {
+			c.New.Slim()
+		}
 	}
 	w.commit(loaded, newKeys, changed)
 	if rep.Messages == 0 {

@@ -190,25 +190,63 @@ func NewUnion(table string, o Options) *Union {
 // Part is the contribution of one part of the input: its Program's batch.
 type Part struct {
 	tables []*partTable
+	slim   bool
 }
 
-// partTable is a Part's share of one table.
+// partTable is a Part's share of one table. Its table, define, slotted
+// and maps are spec's; spec is nil once the Part is slim.
 type partTable struct {
-	spec   *tableSpec
-	chains []partChain
-	sets   []partSet
+	spec          *tableSpec
+	table         *nftables.Table
+	define        bool
+	slotted, maps int
+	chains        []partChain
+	sets          []partSet
 }
 
+// partChain is a chain of a Part: its name, whether it has a hook, and a
+// sum over its head and rules; chain and rules are nil once the Part is
+// slim.
 type partChain struct {
+	name  string
+	base  bool
+	sum   uint64
 	chain *nftables.Chain
-	sum   uint64 // over the head and the rules
 	rules []*ruleSpec
 }
 
+// partSet is a set of a Part: its name, a sum over its declaration
+// without the size, and the keys and sums of its elements (none for a
+// dynamic set); spec is nil once the Part is slim.
 type partSet struct {
-	spec *setSpec
-	head uint64 // setHeadSum without the size
+	name string
+	head uint64
+	keys [][]byte
 	sums []uint64
+	spec *setSpec
+}
+
+// newPartTable starts the partTable of t.
+func newPartTable(t *tableSpec) *partTable {
+	return &partTable{spec: t, table: t.table, define: t.define, slotted: t.slotted, maps: t.maps}
+}
+
+// Slim drops what only sending the Part needs (its rules, its chains' and
+// sets' declarations, its elements' data), keeping the names, keys and
+// sums by which Uncount or a Change's Old takes it back. A slim Part cannot
+// be counted again or be a Change's New. The Update that sends a Part (or
+// the Adopt after it was counted) is the last to need all of it.
+func (p *Part) Slim() {
+	p.slim = true
+	for _, pt := range p.tables {
+		pt.spec = nil
+		for i := range pt.chains {
+			pt.chains[i].chain, pt.chains[i].rules = nil, nil
+		}
+		for i := range pt.sets {
+			pt.sets[i].spec = nil
+		}
+	}
 }
 
 // NewPart builds the contribution of a part's Program. ids gives out the
@@ -221,7 +259,7 @@ func NewPart(p *ir.Program, o Options, ids *uint32) (*Part, error) {
 	part := &Part{}
 	for _, t := range b.tables {
 		if !t.define {
-			part.tables = append(part.tables, &partTable{spec: t})
+			part.tables = append(part.tables, newPartTable(t))
 			continue
 		}
 		pt, err := partOf(t)
@@ -234,7 +272,7 @@ func NewPart(p *ir.Program, o Options, ids *uint32) (*Part, error) {
 			byChain[r.rule.Chain.Name] = append(byChain[r.rule.Chain.Name], r)
 		}
 		for i := range pt.chains {
-			pt.chains[i].rules = byChain[pt.chains[i].chain.Name]
+			pt.chains[i].rules = byChain[pt.chains[i].name]
 		}
 	}
 	return part, nil
@@ -248,14 +286,14 @@ func unsizedHeadSum(s *nftables.Set) uint64 {
 	return setHeadSum(&c)
 }
 
-// slot is the index of a Part table's unionTable.
-func (u *Union) slot(t *tableSpec) (*unionTable, error) {
+// slot is the unionTable of a table.
+func (u *Union) slot(t *nftables.Table) (*unionTable, error) {
 	ut := u.tables[0]
-	if t.table.Family == famIPv6.table {
+	if t.Family == famIPv6.table {
 		ut = u.tables[1]
 	}
-	if t.table.Name != ut.table.Name {
-		return nil, fmt.Errorf("netlink: a part defines table %s, the union holds %s", t.table.Name, ut.table.Name)
+	if t.Name != ut.table.Name {
+		return nil, fmt.Errorf("netlink: a part defines table %s, the union holds %s", t.Name, ut.table.Name)
 	}
 	return ut, nil
 }
@@ -296,12 +334,15 @@ func (d *undo) save(t *tally) {
 // count adds (d = 1) or removes (d = -1) a contribution, recording what
 // it touches in un when given.
 func (u *Union) count(p *Part, d int32, un *undo) error {
+	if p.slim && d > 0 {
+		return errors.New("netlink: a slim part cannot be counted again")
+	}
 	for _, pt := range p.tables {
-		ut, err := u.slot(pt.spec)
+		ut, err := u.slot(pt.table)
 		if err != nil {
 			return err
 		}
-		if !pt.spec.define || len(pt.chains) == 0 && len(pt.sets) == 0 {
+		if !pt.define || len(pt.chains) == 0 && len(pt.sets) == 0 {
 			// A Program without Rulesets defines an empty IPv4 table:
 			// that part contributes nothing.
 			continue
@@ -315,49 +356,52 @@ func (u *Union) count(p *Part, d int32, un *undo) error {
 				un.tables[ut] = [2]int{ut.parts, ut.slotted}
 			}
 		}
-		if un != nil && pt.spec.slotted > 0 && pt.spec.maps != ut.maps {
-			return needFull("table %s: a part was built for %d numbered maps, the table has %d", tableLabel(ut.table), pt.spec.maps, ut.maps)
+		if un != nil && pt.slotted > 0 && pt.maps != ut.maps {
+			return needFull("table %s: a part was built for %d numbered maps, the table has %d", tableLabel(ut.table), pt.maps, ut.maps)
 		}
 		ut.parts += int(d)
-		ut.slotted += int(d) * pt.spec.slotted
+		ut.slotted += int(d) * pt.slotted
 		for _, c := range pt.chains {
-			t := ut.chains[c.chain.Name]
+			t := ut.chains[c.name]
 			if t == nil {
 				t = &tally{}
-				ut.chains[c.chain.Name] = t
+				ut.chains[c.name] = t
 			}
 			if un != nil {
-				un.note(idx, objectKey('c', c.chain.Name, nil), t, ut)
+				un.note(idx, objectKey('c', c.name, nil), t, ut)
 				un.save(t)
 			}
 			t.add(c.sum, d)
-			if c.chain.Hooknum != nil {
-				ut.base[c.chain.Name] = true
+			if c.base {
+				ut.base[c.name] = true
 			}
 		}
 		for _, s := range pt.sets {
-			us := ut.sets[s.spec.set.Name]
+			us := ut.sets[s.name]
 			if us == nil {
+				if s.spec == nil {
+					return fmt.Errorf("netlink: set %s of a slim part is not counted", s.name)
+				}
 				us = &unionSet{elems: map[string]*tally{}, decl: s.spec.set, sized: sizedSet(s.spec.set)}
-				ut.sets[s.spec.set.Name] = us
+				ut.sets[s.name] = us
 			}
 			if un != nil {
 				if _, ok := un.sets[us]; !ok {
 					un.sets[us] = unionSet{size: us.size, count: us.count}
 				}
-				un.note(idx, objectKey('s', s.spec.set.Name, nil), &us.head, ut)
+				un.note(idx, objectKey('s', s.name, nil), &us.head, ut)
 				un.save(&us.head)
 			}
 			us.head.add(s.head, d)
 			for i := range s.sums {
-				key := s.spec.elems[i].Key
+				key := s.keys[i]
 				t := us.elems[string(key)]
 				if t == nil {
 					t = &tally{}
 					us.elems[string(key)] = t
 				}
 				if un != nil {
-					un.note(idx, objectKey('e', s.spec.set.Name, key), t, ut)
+					un.note(idx, objectKey('e', s.name, key), t, ut)
 					un.save(t)
 				}
 				t.add(s.sums[i], d)
@@ -414,7 +458,7 @@ func (u *Union) restore(un *undo) {
 func (u *Union) Adopt(full *Batch) error {
 	u.adopted = false
 	for _, t := range full.tables {
-		ut, err := u.slot(t)
+		ut, err := u.slot(t.table)
 		if err != nil {
 			return err
 		}
@@ -440,10 +484,10 @@ func (u *Union) Adopt(full *Batch) error {
 		}
 		seen := map[string]bool{}
 		for _, c := range part.chains {
-			seen[c.chain.Name] = true
-			tl := ut.chains[c.chain.Name]
-			if err := ut.adoptVersion(objectKey('c', c.chain.Name, nil), tl, c.sum); err != nil {
-				return fmt.Errorf("table %s, chain %s: %w", tableLabel(t.table), c.chain.Name, err)
+			seen[c.name] = true
+			tl := ut.chains[c.name]
+			if err := ut.adoptVersion(objectKey('c', c.name, nil), tl, c.sum); err != nil {
+				return fmt.Errorf("table %s, chain %s: %w", tableLabel(t.table), c.name, err)
 			}
 		}
 		for name, tl := range ut.chains {
@@ -453,7 +497,7 @@ func (u *Union) Adopt(full *Batch) error {
 		}
 		clear(seen)
 		for _, s := range part.sets {
-			name := s.spec.set.Name
+			name := s.name
 			seen[name] = true
 			us := ut.sets[name]
 			if us == nil {
@@ -473,7 +517,7 @@ func (u *Union) Adopt(full *Batch) error {
 				return fmt.Errorf("table %s, set %s: the parts have %d elements, the whole input %d", tableLabel(t.table), name, n, len(s.sums))
 			}
 			for i, sum := range s.sums {
-				key := s.spec.elems[i].Key
+				key := s.keys[i]
 				if err := ut.adoptVersion(objectKey('e', name, key), us.elems[string(key)], sum); err != nil {
 					return fmt.Errorf("table %s, set %s, element %x: %w", tableLabel(t.table), name, key, err)
 				}
@@ -495,22 +539,24 @@ func partOf(t *tableSpec) (*partTable, error) {
 	if err != nil {
 		return nil, err
 	}
-	pt := &partTable{spec: t}
+	pt := newPartTable(t)
 	for i, c := range t.chains {
 		h := newHasher()
 		h.str(st.chains[i].head)
 		h.u64(st.chains[i].rules)
-		pt.chains = append(pt.chains, partChain{chain: c, sum: h.sum()})
+		pt.chains = append(pt.chains, partChain{name: c.Name, base: c.Hooknum != nil, chain: c, sum: h.sum()})
 	}
 	for _, s := range t.sets {
 		if s.set.Name == fingerprintSet {
 			continue
 		}
-		ps := partSet{spec: s, head: unsizedHeadSum(s.set)}
+		ps := partSet{name: s.set.Name, spec: s, head: unsizedHeadSum(s.set)}
 		if !s.set.Dynamic {
 			ps.sums = make([]uint64, len(s.elems))
+			ps.keys = make([][]byte, len(s.elems))
 			for i := range s.elems {
 				ps.sums[i] = elemSum(&s.elems[i])
+				ps.keys[i] = s.elems[i].Key
 			}
 		}
 		pt.sets = append(pt.sets, ps)
@@ -737,7 +783,7 @@ func (u *Union) plan(changes []Change, un *undo, rep *UpdateReport) ([]*tableDif
 				continue
 			}
 			for _, pt := range c.New.tables {
-				if pt.spec.table.Family != ut.table.Family || !pt.spec.define {
+				if pt.table.Family != ut.table.Family || !pt.define {
 					continue
 				}
 				for i := range pt.chains {
