@@ -339,8 +339,9 @@ func (w *watcher) full(reason string) string {
 	return "full"
 }
 
-// adopt builds every Service key's part (on every CPU) and returns a
-// Union of them that adopted b.
+// adopt builds every Service key's part (on every CPU), counts it in a
+// new Union and slims it (from now on a part is only ever taken back),
+// and returns the Union once it adopted b.
 func (w *watcher) adopt(b *netlink.Batch) (*netlink.Union, error) {
 	w.partOpts = w.nl
 	w.partOpts.NumberedMaps = b.NumberedMaps()
@@ -357,6 +358,7 @@ func (w *watcher) adopt(b *netlink.Batch) (*netlink.Union, error) {
 	)
 	quiet := *w
 	quiet.errw = io.Discard // the full compile printed the diagnostics
+	u := netlink.NewUnion(b.TableName(), w.nl)
 	for range runtime.GOMAXPROCS(0) {
 		wg.Add(1)
 		go func() {
@@ -378,12 +380,16 @@ func (w *watcher) adopt(b *netlink.Batch) (*netlink.Union, error) {
 				} else {
 					k.part, err = netlink.NewPart(prog, w.partOpts, &setIDs)
 				}
+				mu.Lock()
+				if err == nil {
+					err = u.Count(k.part)
+					k.part.Slim()
+				}
+				if err != nil && first == nil {
+					first = err
+				}
+				mu.Unlock()
 				if err != nil {
-					mu.Lock()
-					if first == nil {
-						first = err
-					}
-					mu.Unlock()
 					return
 				}
 			}
@@ -393,18 +399,8 @@ func (w *watcher) adopt(b *netlink.Batch) (*netlink.Union, error) {
 	if first != nil {
 		return nil, first
 	}
-	u := netlink.NewUnion(b.TableName(), w.nl)
-	for _, id := range ids {
-		if err := u.Count(w.keys[id].part); err != nil {
-			return nil, err
-		}
-	}
 	if err := u.Adopt(b); err != nil {
 		return nil, fmt.Errorf("the tables are not the union of their Services: %w", err)
-	}
-	// From now on a part is only ever taken back.
-	for _, k := range w.keys {
-		k.part.Slim()
 	}
 	return u, nil
 }
