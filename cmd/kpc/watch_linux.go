@@ -325,7 +325,13 @@ func (w *watcher) full(reason string) string {
 		return "full"
 	}
 	start = time.Now()
-	u, err := w.adopt(b)
+	// Only the summary of the whole batch is kept while the parts are
+	// built (nothing uses the batch after this): it is much smaller.
+	var u *netlink.Union
+	sum, err := b.Summary()
+	if err == nil {
+		u, err = w.adopt(sum)
+	}
 	if err != nil {
 		for _, k := range w.keys {
 			k.part = nil // changes go whole: no part is taken back
@@ -341,8 +347,9 @@ func (w *watcher) full(reason string) string {
 
 // adopt builds every Service key's part (on every CPU), counts it in a
 // new Union and slims it (from now on a part is only ever taken back),
-// and returns the Union once it adopted b.
-func (w *watcher) adopt(b *netlink.Batch) (*netlink.Union, error) {
+// and returns the Union once it adopted b, the summary of the whole
+// input's batch.
+func (w *watcher) adopt(b *netlink.Summary) (*netlink.Union, error) {
 	w.partOpts = w.nl
 	w.partOpts.NumberedMaps = b.NumberedMaps()
 	ids := make([]string, 0, len(w.keys))

@@ -216,11 +216,12 @@ type partChain struct {
 }
 
 // partSet is a set of a Part: its name, a sum over its declaration
-// without the size, and the keys and sums of its elements (none for a
-// dynamic set); spec is nil once the Part is slim.
+// without the size, its declared size, and the keys and sums of its
+// elements (none for a dynamic set); spec is nil once the Part is slim.
 type partSet struct {
 	name string
 	head uint64
+	size uint32
 	keys [][]byte
 	sums []uint64
 	spec *setSpec
@@ -239,13 +240,18 @@ func newPartTable(t *tableSpec) *partTable {
 func (p *Part) Slim() {
 	p.slim = true
 	for _, pt := range p.tables {
-		pt.spec = nil
-		for i := range pt.chains {
-			pt.chains[i].chain, pt.chains[i].rules = nil, nil
-		}
-		for i := range pt.sets {
-			pt.sets[i].spec = nil
-		}
+		pt.slim()
+	}
+}
+
+// slim drops the table's batch objects, keeping names, keys and sums.
+func (pt *partTable) slim() {
+	pt.spec = nil
+	for i := range pt.chains {
+		pt.chains[i].chain, pt.chains[i].rules = nil, nil
+	}
+	for i := range pt.sets {
+		pt.sets[i].spec = nil
 	}
 }
 
@@ -455,44 +461,40 @@ func (u *Union) restore(un *undo) {
 // the set sizes and the tables from it. It returns an error naming the
 // first object that differs: then the Union cannot update these tables,
 // and every change needs Replace.
-func (u *Union) Adopt(full *Batch) error {
+func (u *Union) Adopt(full *Summary) error {
 	u.adopted = false
-	for _, t := range full.tables {
-		ut, err := u.slot(t.table)
+	for _, st := range full.tables {
+		part := st.part
+		ut, err := u.slot(part.table)
 		if err != nil {
 			return err
 		}
 		ut.present = map[string]uint64{}
-		ut.exists, ut.fingerprinted = t.define, t.hasSet(fingerprintSet)
-		ut.fp, _ = tableFingerprint(full.script, familyOf(t), t.table.Name)
-		if !t.define {
+		ut.exists, ut.fingerprinted, ut.fp = part.define, st.fingerprinted, st.fp
+		if !part.define {
 			if ut.parts != 0 {
-				return fmt.Errorf("table %s: the parts define it, the whole input does not", tableLabel(t.table))
+				return fmt.Errorf("table %s: the parts define it, the whole input does not", tableLabel(part.table))
 			}
 			continue
 		}
-		if ut.parts == 0 && (len(t.chains) > 0 || len(t.sets) > 0) {
-			return fmt.Errorf("table %s: the whole input defines it, no part does", tableLabel(t.table))
+		if ut.parts == 0 && (len(part.chains) > 0 || len(part.sets) > 0) {
+			return fmt.Errorf("table %s: the whole input defines it, no part does", tableLabel(part.table))
 		}
-		ut.maps = t.maps
-		if ut.slotted != t.slotted {
-			return fmt.Errorf("table %s: the parts' Balances have %d elements in numbered maps, the whole input's %d", tableLabel(t.table), ut.slotted, t.slotted)
-		}
-		part, err := partOf(t)
-		if err != nil {
-			return err
+		ut.maps = part.maps
+		if ut.slotted != part.slotted {
+			return fmt.Errorf("table %s: the parts' Balances have %d elements in numbered maps, the whole input's %d", tableLabel(part.table), ut.slotted, part.slotted)
 		}
 		seen := map[string]bool{}
 		for _, c := range part.chains {
 			seen[c.name] = true
 			tl := ut.chains[c.name]
 			if err := ut.adoptVersion(objectKey('c', c.name, nil), tl, c.sum); err != nil {
-				return fmt.Errorf("table %s, chain %s: %w", tableLabel(t.table), c.name, err)
+				return fmt.Errorf("table %s, chain %s: %w", tableLabel(part.table), c.name, err)
 			}
 		}
 		for name, tl := range ut.chains {
 			if tl.total() > 0 && !seen[name] {
-				return fmt.Errorf("table %s, chain %s: the parts have it, the whole input does not", tableLabel(t.table), name)
+				return fmt.Errorf("table %s, chain %s: the parts have it, the whole input does not", tableLabel(part.table), name)
 			}
 		}
 		clear(seen)
@@ -501,12 +503,12 @@ func (u *Union) Adopt(full *Batch) error {
 			seen[name] = true
 			us := ut.sets[name]
 			if us == nil {
-				return fmt.Errorf("table %s, set %s: the whole input has it, no part does", tableLabel(t.table), name)
+				return fmt.Errorf("table %s, set %s: the whole input has it, no part does", tableLabel(part.table), name)
 			}
 			if err := ut.adoptVersion(objectKey('s', name, nil), &us.head, s.head); err != nil {
-				return fmt.Errorf("table %s, set %s: %w", tableLabel(t.table), name, err)
+				return fmt.Errorf("table %s, set %s: %w", tableLabel(part.table), name, err)
 			}
-			us.size, us.count = s.spec.set.Size, len(s.sums)
+			us.size, us.count = s.size, len(s.sums)
 			n := 0
 			for _, tl := range us.elems {
 				if tl.total() > 0 {
@@ -514,24 +516,66 @@ func (u *Union) Adopt(full *Batch) error {
 				}
 			}
 			if n != len(s.sums) {
-				return fmt.Errorf("table %s, set %s: the parts have %d elements, the whole input %d", tableLabel(t.table), name, n, len(s.sums))
+				return fmt.Errorf("table %s, set %s: the parts have %d elements, the whole input %d", tableLabel(part.table), name, n, len(s.sums))
 			}
 			for i, sum := range s.sums {
 				key := s.keys[i]
 				if err := ut.adoptVersion(objectKey('e', name, key), us.elems[string(key)], sum); err != nil {
-					return fmt.Errorf("table %s, set %s, element %x: %w", tableLabel(t.table), name, key, err)
+					return fmt.Errorf("table %s, set %s, element %x: %w", tableLabel(part.table), name, key, err)
 				}
 			}
 		}
 		for name, us := range ut.sets {
 			if us.head.total() > 0 && !seen[name] {
-				return fmt.Errorf("table %s, set %s: the parts have it, the whole input does not", tableLabel(t.table), name)
+				return fmt.Errorf("table %s, set %s: the parts have it, the whole input does not", tableLabel(part.table), name)
 			}
 		}
 	}
 	u.adopted = true
 	return nil
 }
+
+// A Summary is what Adopt reads of the batch of a whole input: for each
+// table, whether it is defined, its fingerprint, and the names, keys and
+// sums of its objects (those of a slim Part). It is much smaller than the
+// batch, which the caller can drop once it is summarized.
+type Summary struct {
+	name   string
+	maps   [2]int
+	tables []summaryTable
+}
+
+type summaryTable struct {
+	part          *partTable
+	fingerprinted bool
+	fp            string
+}
+
+// Summary summarizes the batch for Adopt.
+func (b *Batch) Summary() (*Summary, error) {
+	s := &Summary{name: b.TableName(), maps: b.NumberedMaps()}
+	for _, t := range b.tables {
+		st := summaryTable{part: newPartTable(t), fingerprinted: t.hasSet(fingerprintSet)}
+		st.fp, _ = tableFingerprint(b.script, familyOf(t), t.table.Name)
+		if t.define {
+			pt, err := partOf(t)
+			if err != nil {
+				return nil, err
+			}
+			st.part = pt
+		}
+		st.part.slim()
+		s.tables = append(s.tables, st)
+	}
+	return s, nil
+}
+
+// TableName returns the name of the summarized tables.
+func (s *Summary) TableName() string { return s.name }
+
+// NumberedMaps returns the number of numbered maps of each kind of the
+// summarized IPv4 and IPv6 tables (Batch.NumberedMaps).
+func (s *Summary) NumberedMaps() [2]int { return s.maps }
 
 // partOf describes a whole table as a Part's table.
 func partOf(t *tableSpec) (*partTable, error) {
@@ -550,7 +594,7 @@ func partOf(t *tableSpec) (*partTable, error) {
 		if s.set.Name == fingerprintSet {
 			continue
 		}
-		ps := partSet{name: s.set.Name, spec: s, head: unsizedHeadSum(s.set)}
+		ps := partSet{name: s.set.Name, spec: s, head: unsizedHeadSum(s.set), size: s.set.Size}
 		if !s.set.Dynamic {
 			ps.sums = make([]uint64, len(s.elems))
 			ps.keys = make([][]byte, len(s.elems))

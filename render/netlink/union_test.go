@@ -96,7 +96,11 @@ func TestUnionRandomSequences(t *testing.T) {
 				if err := b.Send(o); err != nil {
 					t.Fatal(err)
 				}
-				if err := u.Adopt(b); err != nil {
+				sum, err := b.Summary()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := u.Adopt(sum); err != nil {
 					t.Fatalf("Adopt: %v", err)
 				}
 			}
