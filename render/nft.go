@@ -235,13 +235,27 @@ func (r NFT) Script(p *ir.Program) ([]byte, [2]*nftplan.Plan, error) {
 	return script, plans, nil
 }
 
-// parts returns the script in parts, to be written in order: Render writes
-// them one by one rather than joining them first (at 50,000 Services the
-// script is about 90 MB). It also returns the plans (see Script).
-func (r NFT) parts(p *ir.Program) ([][]byte, [2]*nftplan.Plan, error) {
+// Plans checks p as Script does and returns the plans of its IPv4 and
+// IPv6 tables (nil for a family without a Ruleset), without writing the
+// text.
+func (r NFT) Plans(p *ir.Program) ([2]*nftplan.Plan, error) {
 	var plans [2]*nftplan.Plan
+	tables, _, err := r.checkAndPlan(p)
+	if err != nil {
+		return plans, err
+	}
+	for slot, t := range tables {
+		if t != nil {
+			plans[slot] = t.plan
+		}
+	}
+	return plans, nil
+}
+
+// checkAndPlan validates p and plans its tables (see plan).
+func (r NFT) checkAndPlan(p *ir.Program) (tables [2]*nftTable, tableName string, err error) {
 	if p == nil {
-		return nil, plans, errors.New("nft: nil program")
+		return tables, "", errors.New("nft: nil program")
 	}
 	// Validation runs alongside the planning, which checks what it relies
 	// on itself; a validation error wins. Both use the same index of each
@@ -249,10 +263,19 @@ func (r NFT) parts(p *ir.Program) ([][]byte, [2]*nftplan.Plan, error) {
 	chains := chainIndexes(p)
 	invalid := make(chan error, 1)
 	go func() { invalid <- p.ValidateWith(chains) }()
-	tables, tableName, err := r.plan(p, chains)
+	tables, tableName, err = r.plan(p, chains)
 	if verr := <-invalid; verr != nil {
-		return nil, plans, fmt.Errorf("nft: invalid program: %w", verr)
+		return tables, tableName, fmt.Errorf("nft: invalid program: %w", verr)
 	}
+	return tables, tableName, err
+}
+
+// parts returns the script in parts, to be written in order: Render writes
+// them one by one rather than joining them first (at 50,000 Services the
+// script is about 90 MB). It also returns the plans (see Script).
+func (r NFT) parts(p *ir.Program) ([][]byte, [2]*nftplan.Plan, error) {
+	var plans [2]*nftplan.Plan
+	tables, tableName, err := r.checkAndPlan(p)
 	if err != nil {
 		return nil, plans, err
 	}

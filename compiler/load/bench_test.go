@@ -131,3 +131,24 @@ func BenchmarkFastYAML(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkLoadKubectl10k loads the cluster of BenchmarkLoadSynth10k as
+// "kubectl get services,endpointslices -A -o yaml" prints it ("kpc gen
+// --format kubectl-yaml"): one List, with the fields the API server adds.
+func BenchmarkLoadKubectl10k(b *testing.B) {
+	var buf bytes.Buffer
+	if err := synth.WriteKubectl(&buf, synth.Config{Services: 10000, Endpoints: 10}, false); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(buf.Len()))
+	data := buf.Bytes()
+	for b.Loop() {
+		in, diags := Load([]string{"-"}, bytes.NewReader(data), Options{})
+		if err := diags.Err(); err != nil {
+			b.Fatal(err)
+		}
+		if len(in.Services) != 10000 || len(in.EndpointSlices) != 10000 {
+			b.Fatalf("got %d services, %d slices", len(in.Services), len(in.EndpointSlices))
+		}
+	}
+}

@@ -45,6 +45,7 @@ import (
 
 	"kpc/compiler/ir"
 	"kpc/render"
+	"kpc/render/internal/nftplan"
 )
 
 // ElementChunkBytes bounds the estimated size of the elements sent in one
@@ -121,13 +122,25 @@ type Batch struct {
 // applies) and builds its batch.
 func Build(p *ir.Program, o Options) (*Batch, error) {
 	var ids uint32
-	return build(p, o, &ids)
+	return build(p, o, &ids, true)
 }
 
 // build is Build with set IDs given out from *ids, so that several
-// batches can share one transaction.
-func build(p *ir.Program, o Options, ids *uint32) (*Batch, error) {
-	script, plans, err := (render.NFT{EndpointChains: o.EndpointChains, NumberedMaps: o.NumberedMaps}).Script(p)
+// batches can share one transaction. Without script, the batch has no
+// script and its tables no fingerprint set (a Part's, which needs
+// neither).
+func build(p *ir.Program, o Options, ids *uint32, script bool) (*Batch, error) {
+	r := render.NFT{EndpointChains: o.EndpointChains, NumberedMaps: o.NumberedMaps}
+	var (
+		text  []byte
+		plans [2]*nftplan.Plan
+		err   error
+	)
+	if script {
+		text, plans, err = r.Script(p)
+	} else {
+		plans, err = r.Plans(p)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("netlink: %w", err)
 	}
@@ -146,7 +159,7 @@ func build(p *ir.Program, o Options, ids *uint32) (*Batch, error) {
 	if name == "" {
 		name = defaultTable
 	}
-	b := &Batch{script: script}
+	b := &Batch{script: text}
 	for slot, fam := range []family{famIPv4, famIPv6} {
 		rs := byFamily[slot]
 		if rs == nil {

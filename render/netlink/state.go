@@ -277,6 +277,20 @@ func (t *tableSpec) state(fingerprint string) (*tableState, error) {
 	if !t.define {
 		return st, nil
 	}
+	chains, err := t.chainStates()
+	if err != nil {
+		return nil, err
+	}
+	st.chains = chains
+	for _, s := range t.sets {
+		st.sets = append(st.sets, newSetState(s))
+	}
+	return st, nil
+}
+
+// chainStates returns the state of each chain of a defined table, in
+// order.
+func (t *tableSpec) chainStates() ([]chainState, error) {
 	fam := byte(t.table.Family)
 	type acc struct {
 		h    hasher
@@ -309,6 +323,7 @@ func (t *tableSpec) state(fingerprint string) (*tableState, error) {
 			a.refs[name] = true
 		}
 	}
+	out := make([]chainState, 0, len(t.chains))
 	for _, c := range t.chains {
 		a := accs[c.Name]
 		cs := chainState{name: c.Name, head: chainHeadString(c), rules: a.h.sum()}
@@ -316,10 +331,7 @@ func (t *tableSpec) state(fingerprint string) (*tableState, error) {
 			cs.refs = append(cs.refs, name)
 		}
 		sort.Strings(cs.refs)
-		st.chains = append(st.chains, cs)
+		out = append(out, cs)
 	}
-	for _, s := range t.sets {
-		st.sets = append(st.sets, newSetState(s))
-	}
-	return st, nil
+	return out, nil
 }

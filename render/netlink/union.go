@@ -258,7 +258,7 @@ func (pt *partTable) slim() {
 // NewPart builds the contribution of a part's Program. ids gives out the
 // set IDs: the Parts whose objects one Update may send must share it.
 func NewPart(p *ir.Program, o Options, ids *uint32) (*Part, error) {
-	b, err := build(p, o, ids)
+	b, err := build(p, o, ids, false)
 	if err != nil {
 		return nil, err
 	}
@@ -579,15 +579,15 @@ func (s *Summary) NumberedMaps() [2]int { return s.maps }
 
 // partOf describes a whole table as a Part's table.
 func partOf(t *tableSpec) (*partTable, error) {
-	st, err := t.state("")
+	chains, err := t.chainStates()
 	if err != nil {
 		return nil, err
 	}
 	pt := newPartTable(t)
 	for i, c := range t.chains {
 		h := newHasher()
-		h.str(st.chains[i].head)
-		h.u64(st.chains[i].rules)
+		h.str(chains[i].head)
+		h.u64(chains[i].rules)
 		pt.chains = append(pt.chains, partChain{name: c.Name, base: c.Hooknum != nil, chain: c, sum: h.sum()})
 	}
 	for _, s := range t.sets {
