@@ -42,7 +42,9 @@ import (
 // chain or a set declaration that changes, a set whose declared size no
 // longer fits its elements, a table that appears or goes) is refused with
 // ErrNeedFull, and the caller replaces the tables with a full build
-// (Replace).
+// (Replace). Adopt reads only a Summary of the full batch, and a counted
+// Part is taken back by its names, keys and sums alone (Part.Slim), so the
+// Union of 50,000 Services does not hold their batches.
 type Union struct {
 	o Options
 	// tables holds the IPv4 and the IPv6 table, in that order.
@@ -456,8 +458,8 @@ func (u *Union) restore(un *undo) {
 	}
 }
 
-// Adopt checks that the Union's counts describe full, the batch of the
-// whole input, and takes the kernel's versions of multi-version objects,
+// Adopt checks that the Union's counts describe full, the summary of the
+// whole input's batch (Batch.Summary), and takes the kernel's versions of multi-version objects,
 // the set sizes and the tables from it. It returns an error naming the
 // first object that differs: then the Union cannot update these tables,
 // and every change needs Replace.
