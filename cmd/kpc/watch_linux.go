@@ -64,7 +64,8 @@ type watcher struct {
 	// out gets a line per apply, errw the diagnostics.
 	out, errw io.Writer
 	// applied, when set (tests), is called after each batch of changes
-	// with what was done: "full", "update", "unchanged" or "invalid".
+	// with what was done: "full", "full-kept" (a full apply that kept the
+	// Services' parts), "update", "unchanged" or "invalid".
 	applied func(what string)
 
 	files map[string]*api.Input
@@ -275,15 +276,8 @@ func (w *watcher) full(reason string) string {
 		return "invalid"
 	}
 	clear(w.broken)
-	b, err := netlink.Build(prog, w.nl)
-	if err != nil {
-		fmt.Fprintf(w.errw, "kpc apply --watch: %v\n", err)
-		return "invalid"
-	}
-	rep, err := netlink.SyncBatch(b, w.nl)
-	if w.failed = err; err != nil {
-		fmt.Fprintf(w.errw, "kpc apply --watch: %v\n", err)
-		w.why = "the last apply failed"
+	b, rep, ok := w.applyWhole(prog)
+	if !ok {
 		return "invalid"
 	}
 	applied := time.Since(start)
@@ -314,17 +308,45 @@ func (w *watcher) full(reason string) string {
 			w.claims[c] = id
 		}
 	}
-	var sent fmt.Stringer = rep.Sent
-	if rep.Mode == netlink.SyncIncremental {
-		sent = rep
-	}
-	what := fmt.Sprintf("kpc apply --watch: applied the whole input (%s) in %s: %s", reason, ms(applied), sent)
+	what := wholeLine(reason, applied, rep)
 	if allocates(prog) {
 		w.why = "kpc allocates a cluster IP or nodePort of the input"
 		fmt.Fprintf(w.out, "%s; changes are applied whole while %s\n", what, w.why)
 		return "full"
 	}
-	start = time.Now()
+	return w.adoptAll(what, b)
+}
+
+// applyWhole builds prog's tables and applies them (SyncBatch). A
+// failure is printed, and the kernel keeps what it held.
+func (w *watcher) applyWhole(prog *ir.Program) (*netlink.Batch, *netlink.SyncReport, bool) {
+	b, err := netlink.Build(prog, w.nl)
+	if err != nil {
+		fmt.Fprintf(w.errw, "kpc apply --watch: %v\n", err)
+		return nil, nil, false
+	}
+	rep, err := netlink.SyncBatch(b, w.nl)
+	if w.failed = err; err != nil {
+		fmt.Fprintf(w.errw, "kpc apply --watch: %v\n", err)
+		w.why = "the last apply failed"
+		return nil, nil, false
+	}
+	return b, rep, true
+}
+
+// wholeLine starts the line that reports a full apply.
+func wholeLine(reason string, took time.Duration, rep *netlink.SyncReport) string {
+	var sent fmt.Stringer = rep.Sent
+	if rep.Mode == netlink.SyncIncremental {
+		sent = rep
+	}
+	return fmt.Sprintf("kpc apply --watch: applied the whole input (%s) in %s: %s", reason, ms(took), sent)
+}
+
+// adoptAll builds every Service's part and a Union of them that adopts
+// b, the batch just applied, and finishes the line what.
+func (w *watcher) adoptAll(what string, b *netlink.Batch) string {
+	start := time.Now()
 	// Only the summary of the whole batch is kept while the parts are
 	// built (nothing uses the batch after this): it is much smaller.
 	var u *netlink.Union
@@ -343,6 +365,67 @@ func (w *watcher) full(reason string) string {
 	w.u = u
 	fmt.Fprintf(w.out, "%s; %d Services counted for updates in %s\n", what, len(w.keys), ms(time.Since(start)))
 	return "full"
+}
+
+// wholeKept applies the whole input once the Union refused the update of
+// changes, already committed to the watcher's documents and keys. It
+// compiles the documents the watcher holds, reading no file again, and
+// has the Union, with changes counted, adopt the result: every other
+// Service keeps its part. What does not work out that way is left to
+// full or adoptAll.
+func (w *watcher) wholeKept(reason string, changes []netlink.Change) string {
+	start := time.Now()
+	u := w.u
+	w.u, w.why = nil, "the last input was not valid"
+	in := &api.Input{}
+	for _, f := range sortedFiles(w.files) {
+		fi := w.files[f]
+		in.Services = append(in.Services, fi.Services...)
+		in.EndpointSlices = append(in.EndpointSlices, fi.EndpointSlices...)
+		in.Endpoints = append(in.Endpoints, fi.Endpoints...)
+		in.Nodes = append(in.Nodes, fi.Nodes...)
+		in.ProxyConfigs = append(in.ProxyConfigs, fi.ProxyConfigs...)
+		in.ServiceCIDRs = append(in.ServiceCIDRs, fi.ServiceCIDRs...)
+	}
+	diags := load.Refine(load.CrossCheck(in))
+	prog, cd := compiler.Compile(in, w.copts)
+	diags = append(diags, load.Refine(cd)...)
+	diags.Sort()
+	if w.in.strict {
+		diags.Strict()
+	}
+	if diags.Err() != nil || prog == nil || allocates(prog) {
+		return w.full(reason) // which reports it
+	}
+	printDiags(w.errw, diags)
+	b, rep, ok := w.applyWhole(prog)
+	if !ok {
+		return "invalid"
+	}
+	what := wholeLine(reason, time.Since(start), rep)
+	start = time.Now()
+	sum, err := b.Summary()
+	if err == nil && sum.NumberedMaps() == w.partOpts.NumberedMaps && recount(u, changes) && u.Adopt(sum) == nil {
+		for _, c := range changes {
+			if c.New != nil {
+				c.New.Slim()
+			}
+		}
+		w.u = u
+		fmt.Fprintf(w.out, "%s; the other Services' parts were kept, adopted in %s\n", what, ms(time.Since(start)))
+		return "full-kept"
+	}
+	return w.adoptAll(what, b)
+}
+
+// recount counts changes in u, as Update would have.
+func recount(u *netlink.Union, changes []netlink.Change) bool {
+	for _, c := range changes {
+		if c.Old != nil && u.Uncount(c.Old) != nil || c.New != nil && u.Count(c.New) != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // adopt builds every Service key's part (on every CPU), counts it in a
@@ -542,7 +625,8 @@ func (w *watcher) change(files []string, seen time.Time) string {
 	compiled := time.Since(seen)
 	rep, err := w.u.Update(changes)
 	if errors.Is(err, netlink.ErrNeedFull) {
-		return w.full(err.Error())
+		w.commit(loaded, newKeys, changed)
+		return w.wholeKept(err.Error(), changes)
 	}
 	if err != nil {
 		fmt.Fprintf(w.errw, "kpc apply --watch: %v\n", err)

@@ -195,6 +195,18 @@ func TestApplyWatch(t *testing.T) {
 		{"updates again", func() {
 			edit(t, dir, "svc-8.yaml", func(s string) string { return strings.Replace(s, `"10.128.`, `"10.131.`, 1) })
 		}, "update"},
+		// svc-14 is the last Service with affinity: without it the filter
+		// chains no longer jump to sticky-update, which an update cannot
+		// change; the full apply keeps the Services' parts.
+		{"the last Service with affinity drops it", func() {
+			edit(t, dir, "svc-14.yaml", func(s string) string { return strings.Replace(s, "  sessionAffinity: ClientIP\n", "", 1) })
+		}, "full-kept"},
+		{"affinity comes back", func() {
+			edit(t, dir, "svc-14.yaml", func(s string) string { return strings.Replace(s, "spec:\n", "spec:\n  sessionAffinity: ClientIP\n", 1) })
+		}, "full-kept"},
+		{"updates after a full apply that kept the parts", func() {
+			edit(t, dir, "svc-9.yaml", func(s string) string { return strings.Replace(s, `"10.128.`, `"10.132.`, 1) })
+		}, "update"},
 	}
 	last := watchListing(t, ns)
 	for _, s := range steps {
