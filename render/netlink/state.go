@@ -5,6 +5,7 @@ package netlink
 import (
 	"encoding/binary"
 	"fmt"
+	"reflect"
 	"sort"
 
 	"github.com/google/nftables"
@@ -232,7 +233,7 @@ func exprSum(h *hasher, fam byte, e expr.Any, anon map[uint32]*setSpec) error {
 	if err != nil {
 		return fmt.Errorf("netlink: encoding %T: %w", e, err)
 	}
-	h.str(fmt.Sprintf("%T", e))
+	h.str(reflect.TypeOf(e).String()) // as %T spells it, without fmt's cost
 	h.bytes(b)
 	return nil
 }

@@ -20,7 +20,7 @@ import (
 )
 
 // compileText loads and compiles manifests given as text.
-func compileText(t *testing.T, text string) *ir.Program {
+func compileText(t testing.TB, text string) *ir.Program {
 	t.Helper()
 	file := filepath.Join(t.TempDir(), "in.yaml")
 	if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
@@ -231,4 +231,30 @@ func TestSlimPart(t *testing.T) {
 			}
 		}
 	}
+}
+
+// BenchmarkNewPart builds the parts of the Services of a small synthetic
+// cluster (a mix of ports, types, policies, affinity and families): the
+// work kpc apply --watch does per Service at start and per changed
+// Service.
+func BenchmarkNewPart(b *testing.B) {
+	c := &cluster{}
+	r := rand.New(rand.NewPCG(5, 7))
+	for len(c.services) < 8 {
+		c.mutate(r)
+	}
+	var progs []*ir.Program
+	for _, s := range c.services {
+		progs = append(progs, compileText(b, clusterHeader+s.yaml()))
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		var ids uint32
+		for _, p := range progs {
+			if _, err := NewPart(p, Options{}, &ids); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(progs)), "ns/part")
 }
