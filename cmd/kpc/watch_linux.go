@@ -130,9 +130,29 @@ func sliceKey(s *api.EndpointSlice) string {
 	return s.Metadata.Namespace + "/" + name
 }
 
-// hasContext reports whether in holds node context documents.
-func hasContext(in *api.Input) bool {
-	return in != nil && len(in.Nodes)+len(in.ProxyConfigs)+len(in.ServiceCIDRs) > 0
+// sameContext reports whether two loads of a file (nil: none) hold the
+// same node context documents, positions aside.
+func sameContext(a, b *api.Input) bool {
+	if a == nil {
+		a = &api.Input{}
+	}
+	if b == nil {
+		b = &api.Input{}
+	}
+	return sameDocs(a.Nodes, b.Nodes, func(n *api.Node) *diag.Pos { return &n.Pos }) &&
+		sameDocs(a.ProxyConfigs, b.ProxyConfigs, func(c *api.KubeProxyConfiguration) *diag.Pos { return &c.Pos }) &&
+		sameDocs(a.ServiceCIDRs, b.ServiceCIDRs, func(c *api.ServiceCIDR) *diag.Pos { return &c.Pos })
+}
+
+// setContext gathers the node context documents of every file.
+func (w *watcher) setContext() {
+	w.context = api.Input{}
+	for _, f := range sortedFiles(w.files) {
+		in := w.files[f]
+		w.context.Nodes = append(w.context.Nodes, in.Nodes...)
+		w.context.ProxyConfigs = append(w.context.ProxyConfigs, in.ProxyConfigs...)
+		w.context.ServiceCIDRs = append(w.context.ServiceCIDRs, in.ServiceCIDRs...)
+	}
 }
 
 // claimsOf lists what a Service key's documents claim in the whole input.
@@ -285,14 +305,11 @@ func (w *watcher) full(reason string) string {
 	w.files = byFile(input)
 	w.keys = map[string]*watchKey{}
 	w.claims = map[string]string{}
-	w.context = api.Input{}
+	w.setContext()
 	w.where = map[string]map[string]bool{}
 	all := map[string]bool{}
 	for _, f := range sortedFiles(w.files) {
 		in := w.files[f]
-		w.context.Nodes = append(w.context.Nodes, in.Nodes...)
-		w.context.ProxyConfigs = append(w.context.ProxyConfigs, in.ProxyConfigs...)
-		w.context.ServiceCIDRs = append(w.context.ServiceCIDRs, in.ServiceCIDRs...)
 		w.locate(f, in)
 		markKeys(in, all)
 	}
@@ -533,7 +550,7 @@ func (w *watcher) change(files []string, seen time.Time) string {
 	}
 	touched := map[string]bool{}
 	for f, in := range loaded {
-		if hasContext(in) || hasContext(w.files[f]) {
+		if !sameContext(in, w.files[f]) {
 			return w.full("the node context changed")
 		}
 		markKeys(w.files[f], touched)
@@ -695,12 +712,14 @@ func (w *watcher) commit(loaded map[string]*api.Input, keys map[string]*watchKey
 	for f, in := range loaded {
 		w.unlocate(f, w.files[f])
 		w.locate(f, in)
-		if len(in.Services)+len(in.EndpointSlices)+len(in.Endpoints) == 0 && !w.explicit(f) {
+		if len(in.Services)+len(in.EndpointSlices)+len(in.Endpoints) == 0 && sameContext(in, nil) && !w.explicit(f) {
 			delete(w.files, f)
 			continue
 		}
 		w.files[f] = in
 	}
+	// The same documents, at their new positions.
+	w.setContext()
 	for _, id := range changed {
 		if old := w.keys[id]; old != nil {
 			for _, c := range old.claims {

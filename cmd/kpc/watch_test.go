@@ -178,6 +178,9 @@ func TestApplyWatch(t *testing.T) {
 		{"the cluster IP is given back", func() {
 			edit(t, dir, "svc-4.yaml", func(s string) string { return strings.Replace(s, "10.96.0.8", "10.96.200.2", 1) })
 		}, "full"},
+		{"the node context moves down a line", func() {
+			edit(t, dir, "context.yaml", func(s string) string { return "# the node this applies to\n" + s })
+		}, "unchanged"},
 		{"the node context changes", func() {
 			edit(t, dir, "context.yaml", func(s string) string { return strings.Replace(s, "10.128.0.0/9", "10.128.0.0/10", 1) })
 		}, "full"},
