@@ -107,6 +107,23 @@ func Load(paths []string, stdin io.Reader, opts Options) (*api.Input, diag.List)
 	var diags diag.List
 	out := &sink{v: startValidation(opts)}
 	readAll(paths, stdin, opts, &diags, out)
+	return finish(out, diags)
+}
+
+// LoadFiles loads files already read (ReadFiles), as Load loads the
+// files it reads: positions name each File's Name.
+func LoadFiles(files []File, opts Options) (*api.Input, diag.List) {
+	var diags diag.List
+	out := &sink{v: startValidation(opts)}
+	for _, f := range files {
+		decodeData(f.Name, f.Data, opts, &diags, out)
+	}
+	return finish(out, diags)
+}
+
+// finish waits for the validation of what out received and gathers the
+// Input and the diagnostics.
+func finish(out *sink, diags diag.List) (*api.Input, diag.List) {
 	out.v.wait()
 	docs, chunkDiags := out.documents()
 	diags = append(diags, chunkDiags...)

@@ -479,3 +479,38 @@ func TestDuplicateFields(t *testing.T) {
 		})
 	}
 }
+
+// TestLoadFilesMatchesLoad checks that loading files read by ReadFiles
+// gives what Load gives for the same paths: the documents, their
+// positions and the diagnostics.
+func TestLoadFilesMatchesLoad(t *testing.T) {
+	dir := t.TempDir()
+	for name, text := range map[string]string{
+		"a.yaml": "apiVersion: v1\nkind: Service\nmetadata: {name: a, namespace: x}\nspec:\n  clusterIP: 10.96.0.10\n  ports: [{port: 80}]\n" +
+			"---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n",
+		"b.json":      `{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "b", "namespace": "x"}, "spec": {"clusterIP": "10.96.0.11", "ports": [{"port": 81}]}}`,
+		"c.yaml":      "apiVersion: v1\nkind: Service\nmetadata: {name: c, namespace: x}\nspec:\n  ports: [{port: 99999}]\n",
+		"crlf.yaml":   "apiVersion: v1\r\nkind: Service\r\nmetadata: {name: d, namespace: x}\r\nspec:\r\n  clusterIP: 10.96.0.12\r\n  ports: [{port: 82}]\r\n",
+		"ignored.txt": "not read",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, paths := range [][]string{{dir}, {filepath.Join(dir, "a.yaml"), filepath.Join(dir, "missing.yaml")}} {
+		want, wantDiags := Load(paths, nil, Options{})
+		files, readDiags := ReadFiles(paths)
+		got, gotDiags := LoadFiles(files, Options{})
+		gotDiags = append(readDiags, gotDiags...)
+		gotDiags.Sort()
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%v: LoadFiles differs from Load (-Load +LoadFiles):\n%s", paths, diff)
+		}
+		if diff := cmp.Diff(fmt.Sprint(wantDiags), fmt.Sprint(gotDiags)); diff != "" {
+			t.Errorf("%v: diagnostics differ (-Load +LoadFiles):\n%s", paths, diff)
+		}
+		if len(wantDiags) == 0 {
+			t.Errorf("%v: no diagnostics: the case tests nothing of them", paths)
+		}
+	}
+}

@@ -57,15 +57,50 @@ func readAll(paths []string, stdin io.Reader, opts Options, diags *diag.List, ou
 				diags.Add(diag.Pos{File: f}, "", "", err.Error())
 				continue
 			}
-			data, pos, msg, ok := fromUTF16(f, data)
-			if !ok {
-				diags.Add(pos, "", "", msg)
-				continue
-			}
-			data = crlfToLF(data)
-			decodeFileTo(f, data, isJSON(f, data), opts, diags, out)
+			decodeData(f, data, opts, diags, out)
 		}
 	}
+}
+
+// decodeData decodes the contents of file name as readAll read them.
+func decodeData(name string, data []byte, opts Options, diags *diag.List, out *sink) {
+	data, pos, msg, ok := fromUTF16(name, data)
+	if !ok {
+		diags.Add(pos, "", "", msg)
+		return
+	}
+	data = crlfToLF(data)
+	decodeFileTo(name, data, isJSON(name, data), opts, diags, out)
+}
+
+// File is an input file's name and contents.
+type File struct {
+	Name string
+	Data []byte
+}
+
+// ReadFiles expands paths as Load does (a directory gives its *.yaml,
+// *.yml and *.json files, walked in lexical order) and reads the files,
+// for LoadFiles. A path or file that cannot be read gives a diagnostic;
+// "-" is a file name here, not standard input.
+func ReadFiles(paths []string) ([]File, diag.List) {
+	var diags diag.List
+	var out []File
+	for _, p := range paths {
+		files, err := expand(p)
+		if err != nil {
+			diags.Add(diag.Pos{File: p}, "", "", err.Error())
+		}
+		for _, f := range files {
+			data, err := readFile(f)
+			if err != nil {
+				diags.Add(diag.Pos{File: f}, "", "", err.Error())
+				continue
+			}
+			out = append(out, File{Name: f, Data: data})
+		}
+	}
+	return out, diags
 }
 
 // expand returns p itself if it is not a directory, or the *.yaml, *.yml
