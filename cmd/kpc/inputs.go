@@ -219,7 +219,17 @@ func loadCompile(paths []string, in *inputFlags, opts compiler.Options, timed *s
 		printDiags(stderr, diags)
 		return nil, nil, false
 	}
-	start = time.Now()
+	prog, ok := compileInput(input, diags, in, opts, timed, stderr)
+	if !ok {
+		return nil, nil, false
+	}
+	return prog, input, true
+}
+
+// compileInput compiles a valid input whose loading gave diags, prints
+// every diagnostic and note, and reports whether it compiled.
+func compileInput(input *api.Input, diags diag.List, in *inputFlags, opts compiler.Options, timed *steps, stderr io.Writer) (*ir.Program, bool) {
+	start := time.Now()
 	prog, cdiags := compiler.Compile(input, opts)
 	timed.add("to compile", start)
 	diags = append(diags, load.Refine(cdiags)...)
@@ -229,10 +239,10 @@ func loadCompile(paths []string, in *inputFlags, opts compiler.Options, timed *s
 	}
 	printDiags(stderr, diags)
 	if diags.Err() != nil || prog == nil {
-		return nil, nil, false
+		return nil, false
 	}
 	for _, n := range prog.Notes {
 		fmt.Fprintf(stderr, "kpc: %s\n", n)
 	}
-	return prog, input, true
+	return prog, true
 }

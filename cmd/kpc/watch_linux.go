@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -85,6 +86,12 @@ type watcher struct {
 	where map[string]map[string]bool
 	// failed is the kernel's refusal of the last full apply.
 	failed error
+	// docs holds the split of each file whose documents files holds
+	// (none: the file is loaded whole at its next change); nextDocs those
+	// of the files of a change, and partial the files of it of which only
+	// the changed documents were loaded, for commit.
+	docs, nextDocs map[string][]docSpan
+	partial        map[string]*fileLoad
 }
 
 // locate records the files of the keys of in's documents.
@@ -118,6 +125,26 @@ type watchKey struct {
 	eps    []*api.Endpoints
 	claims []string
 	part   *netlink.Part
+}
+
+// inFile reports whether one of the key's documents is in file f.
+func (k *watchKey) inFile(f string) bool {
+	for _, s := range k.svcs {
+		if s.Pos.File == f {
+			return true
+		}
+	}
+	for _, s := range k.slices {
+		if s.Pos.File == f {
+			return true
+		}
+	}
+	for _, e := range k.eps {
+		if e.Pos.File == f {
+			return true
+		}
+	}
+	return false
 }
 
 // sliceKey is the Service key of a slice ("" for one without a Service name,
@@ -290,11 +317,12 @@ func sortedFiles(files map[string]*api.Input) []string {
 func (w *watcher) full(reason string) string {
 	start := time.Now()
 	w.u, w.why = nil, "the last input was not valid"
-	prog, input, ok := loadCompile(w.paths, w.in, w.copts, nil, nil, w.errw)
+	prog, input, docs, ok := w.loadAll()
 	if !ok {
 		fmt.Fprintf(w.out, "kpc apply --watch: the input is not valid; the kernel keeps the last valid input's tables\n")
 		return "invalid"
 	}
+	w.docs = docs
 	clear(w.broken)
 	b, rep, ok := w.applyWhole(prog)
 	if !ok {
@@ -332,6 +360,32 @@ func (w *watcher) full(reason string) string {
 		return "full"
 	}
 	return w.adoptAll(what, b)
+}
+
+// loadAll loads and compiles every file as kpc apply does, and splits
+// each into its documents (splitDocs) from the bytes it loaded. It prints
+// the diagnostics.
+func (w *watcher) loadAll() (*ir.Program, *api.Input, map[string][]docSpan, bool) {
+	files, diags := load.ReadFiles(w.paths)
+	input, ld := load.LoadFiles(files, w.loadOptions())
+	load.DropCaches()
+	diags = append(diags, ld...)
+	if diags.Err() == nil {
+		diags = append(diags, load.Refine(load.CrossCheck(input))...)
+	}
+	diags.Sort()
+	docs := map[string][]docSpan{}
+	for _, f := range files {
+		if spans, ok := splitDocs(f.Name, f.Data); ok {
+			docs[f.Name] = spans
+		}
+	}
+	if diags.Err() != nil {
+		printDiags(w.errw, diags)
+		return nil, nil, nil, false
+	}
+	prog, ok := compileInput(input, diags, w.in, w.copts, nil, w.errw)
+	return prog, input, docs, ok
 }
 
 // applyWhole builds prog's tables and applies them (SyncBatch). A
@@ -519,6 +573,8 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Micros
 // touch when it can, else whole. It returns what it did (see applied).
 func (w *watcher) change(files []string, seen time.Time) string {
 	loaded := map[string]*api.Input{}
+	partial := map[string]*fileLoad{}
+	w.nextDocs, w.partial = map[string][]docSpan{}, partial
 	fixed := false
 	for _, f := range files {
 		if _, err := os.Stat(f); errors.Is(err, fs.ErrNotExist) && !w.explicit(f) {
@@ -527,16 +583,19 @@ func (w *watcher) change(files []string, seen time.Time) string {
 			delete(w.broken, f)
 			continue
 		}
-		in, diags := load.Load([]string{f}, nil, w.loadOptions())
-		load.DropCaches()
+		l, diags := w.loadFile(f)
 		printDiags(w.errw, diags) // warnings too, as kpc apply prints them
-		if diags.Err() != nil {
+		if l == nil {
 			w.broken[f] = true
 			continue
 		}
 		fixed = fixed || w.broken[f]
 		delete(w.broken, f)
-		loaded[f] = in
+		loaded[f] = l.in
+		w.nextDocs[f] = l.spans
+		if !l.whole {
+			partial[f] = l
+		}
 	}
 	if len(w.broken) > 0 {
 		fmt.Fprintf(w.out, "kpc apply --watch: %d files do not load; the kernel keeps the last valid input's tables\n", len(w.broken))
@@ -548,14 +607,25 @@ func (w *watcher) change(files []string, seen time.Time) string {
 	case w.u == nil:
 		return w.full(w.why)
 	}
-	touched := map[string]bool{}
+	// The keys whose documents changed, and those whose documents only
+	// moved down or up a file.
+	touched, moved := map[string]bool{}, map[string]bool{}
 	for f, in := range loaded {
 		if !sameContext(in, w.files[f]) {
 			return w.full("the node context changed")
 		}
+		if l := partial[f]; l != nil {
+			maps.Copy(touched, l.touched)
+			maps.Copy(moved, l.moved)
+			continue
+		}
 		markKeys(w.files[f], touched)
 		markKeys(in, touched)
 	}
+	for id := range touched {
+		delete(moved, id)
+	}
+	maps.Copy(touched, moved)
 	// The new documents of every touched key: those of the files not
 	// changed, and the new ones of the changed files, in file order.
 	newKeys := map[string]*watchKey{}
@@ -593,7 +663,7 @@ func (w *watcher) change(files []string, seen time.Time) string {
 	var changed []string
 	for _, id := range ids {
 		was, now := w.keys[id], newKeys[id]
-		if was != nil && was.same(now) {
+		if was != nil && (moved[id] || was.same(now)) {
 			continue
 		}
 		changed = append(changed, id)
@@ -710,10 +780,33 @@ func collect(keys map[string]*watchKey, in *api.Input, only map[string]bool) {
 // state; changed lists the keys whose claims changed.
 func (w *watcher) commit(loaded map[string]*api.Input, keys map[string]*watchKey, changed []string) {
 	for f, in := range loaded {
-		w.unlocate(f, w.files[f])
-		w.locate(f, in)
+		if l := w.partial[f]; l != nil {
+			// Only the touched keys can have come to or left the file.
+			for id := range l.touched {
+				if k := keys[id]; k != nil && k.inFile(f) {
+					if w.where[id] == nil {
+						w.where[id] = map[string]bool{}
+					}
+					w.where[id][f] = true
+				} else if w.where[id] != nil {
+					delete(w.where[id], f)
+					if len(w.where[id]) == 0 {
+						delete(w.where, id)
+					}
+				}
+			}
+		} else {
+			w.unlocate(f, w.files[f])
+			w.locate(f, in)
+		}
+		if spans := w.nextDocs[f]; spans != nil {
+			w.docs[f] = spans
+		} else {
+			delete(w.docs, f)
+		}
 		if len(in.Services)+len(in.EndpointSlices)+len(in.Endpoints) == 0 && sameContext(in, nil) && !w.explicit(f) {
 			delete(w.files, f)
+			delete(w.docs, f)
 			continue
 		}
 		w.files[f] = in

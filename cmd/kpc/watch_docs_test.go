@@ -1,0 +1,223 @@
+//go:build linux
+
+package main
+
+import (
+	"bytes"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"kpc/compiler/api"
+	"kpc/compiler/load"
+	"kpc/internal/synth"
+)
+
+// TestSplitDocs checks where splitDocs cuts a YAML stream, and what it
+// leaves to a whole load.
+func TestSplitDocs(t *testing.T) {
+	for _, c := range []struct {
+		name, text string
+		lines      []int // first lines of the documents; nil: not split
+	}{
+		{"a.yaml", "", []int{1}},
+		{"a.yaml", "a: 1\n", []int{1}},
+		{"a.yaml", "---\na: 1\n", []int{1}},
+		{"a.yaml", "# c\n---\na: 1\n---\nb: 2\n", []int{1, 2, 4}},
+		{"a.yaml", "a: |\n  ---\n---   # next\nb: 2\n--- {c: 3}\n", []int{1, 3, 5}},
+		{"a.yaml", "a: 1\n----\nb: 2\n---x\n", []int{1}},
+		{"a.yaml", "%YAML 1.2\n---\na: 1\n", nil},
+		{"a.yaml", "a: 1\n...\n---\nb: 2\n", nil},
+		{"a.yaml", "a: 1\r\n---\r\nb: 2\r\n", nil},
+		{"a.yaml", "  {\"a\": 1}\n", nil},
+		{"a.yaml", "\xef\xbb\xbfa: 1\n", nil},
+		{"a.json", "a: 1\n", nil},
+	} {
+		spans, ok := splitDocs(c.name, []byte(c.text))
+		var lines []int
+		for _, s := range spans {
+			lines = append(lines, s.line)
+		}
+		if ok != (c.lines != nil) || !slices.Equal(lines, c.lines) {
+			t.Errorf("splitDocs(%s, %q) = %v, %v; want %v", c.name, c.text, lines, ok, c.lines)
+		}
+	}
+}
+
+// TestLoadFileChangedDocs edits a file of a synthetic cluster in many
+// ways and checks that loadFile, which loads only the changed documents
+// and moves the others, gives what a load of the whole new file gives:
+// the same documents at the same positions, and the keys it reports as
+// touched or moved.
+func TestLoadFileChangedDocs(t *testing.T) {
+	var b bytes.Buffer
+	if err := synth.Write(&b, synth.Config{Services: 30, Endpoints: 2}); err != nil {
+		t.Fatal(err)
+	}
+	base := b.String()
+	svc := func(name string) string { return "  name: " + name + "\n" }
+	edits := []struct {
+		name     string
+		edit     func(string) string
+		touched  []string // keys that must be reported touched
+		moved    bool     // whether later documents moved
+		whole    bool     // loaded whole
+		noChange bool
+	}{
+		{"an endpoint address changes", func(s string) string {
+			return strings.Replace(s, `"10.128.0.11"`, `"10.129.0.11"`, 1)
+		}, []string{"ns-5/svc-5"}, false, false, false},
+		{"an endpoint is added near the top", func(s string) string {
+			return strings.Replace(s, "- addresses: [\"10.128.0.1\"]\n", "- addresses: [\"10.128.0.1\"]\n  conditions: {ready: true}\n- addresses: [\"10.128.7.7\"]\n", 1)
+		}, []string{"ns-0/svc-0"}, true, false, false},
+		{"a Service is removed from the middle", func(s string) string {
+			i := strings.Index(s, svc("svc-12"))
+			start := strings.LastIndex(s[:i], "---\n")
+			end := start + 4 + strings.Index(s[start+4:], "---\n")
+			return s[:start] + s[end:]
+		}, []string{"ns-12/svc-12"}, true, false, false},
+		{"a document is added at the end", func(s string) string {
+			return s + "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: extra\n  namespace: ns-1\nspec:\n  clusterIP: 10.96.200.1\n  ports:\n  - port: 53\n    protocol: UDP\n"
+		}, []string{"ns-1/extra"}, false, false, false},
+		{"a comment between documents", func(s string) string {
+			return strings.Replace(s, svc("svc-20"), svc("svc-20")+"  # reviewed\n", 1)
+		}, []string{"ns-20/svc-20"}, true, false, false},
+		{"nothing but the first line", func(s string) string { return "# generated\n" + s }, nil, true, false, false},
+		{"the file becomes JSON", func(s string) string {
+			return `{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "j", "namespace": "x"}, "spec": {"clusterIP": "10.96.200.2", "ports": [{"port": 80}]}}`
+		}, nil, false, true, false},
+		{"the same bytes", func(s string) string { return s }, nil, false, false, true},
+	}
+	for _, e := range edits {
+		t.Run(e.name, func(t *testing.T) {
+			f := writeFile(t, t.TempDir(), "cluster.yaml", base)
+			w := &watcher{in: &inputFlags{}}
+			in, diags := load.LoadFiles([]load.File{{Name: f, Data: []byte(base)}}, w.loadOptions())
+			if err := diags.Err(); err != nil {
+				t.Fatal(err)
+			}
+			spans, ok := splitDocs(f, []byte(base))
+			if !ok {
+				t.Fatal("the cluster does not split")
+			}
+			w.files = map[string]*api.Input{f: in}
+			w.docs = map[string][]docSpan{f: spans}
+
+			text := e.edit(base)
+			if err := os.WriteFile(f, []byte(text), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			l, diags := w.loadFile(f)
+			if err := diags.Err(); err != nil || l == nil {
+				t.Fatalf("loadFile: %v", diags)
+			}
+			want, diags := load.LoadFiles([]load.File{{Name: f, Data: []byte(text)}}, w.loadOptions())
+			if err := diags.Err(); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(want, l.in); diff != "" {
+				t.Fatalf("loadFile differs from a load of the whole file (-whole +loadFile):\n%s", diff)
+			}
+			if l.whole != e.whole {
+				t.Fatalf("loaded whole: %v, want %v", l.whole, e.whole)
+			}
+			if e.whole {
+				return
+			}
+			for _, id := range e.touched {
+				if !l.touched[id] {
+					t.Errorf("%s not reported touched (touched: %v)", id, l.touched)
+				}
+			}
+			if e.noChange && len(l.touched)+len(l.moved) > 0 {
+				t.Errorf("the same bytes touched %v and moved %v", l.touched, l.moved)
+			}
+			if e.moved != (len(l.moved) > 0) {
+				t.Errorf("moved %d keys, want some: %v", len(l.moved), e.moved)
+			}
+			// Every key whose documents differ between the two loads
+			// (positions aside) is touched.
+			old, now := keysOf(in), keysOf(want)
+			for id, k := range now {
+				if o := old[id]; o == nil || !o.same(k) {
+					if !l.touched[id] {
+						t.Errorf("%s changed but is not touched", id)
+					}
+				}
+			}
+			for id := range old {
+				if now[id] == nil && !l.touched[id] {
+					t.Errorf("%s went but is not touched", id)
+				}
+			}
+		})
+	}
+}
+
+// keysOf gathers an Input's documents by Service key.
+func keysOf(in *api.Input) map[string]*watchKey {
+	all := map[string]bool{}
+	markKeys(in, all)
+	keys := map[string]*watchKey{}
+	for id := range all {
+		keys[id] = &watchKey{}
+	}
+	collect(keys, in, all)
+	return keys
+}
+
+// TestMiddleText checks that the changed documents are loaded at their
+// own lines.
+func TestMiddleText(t *testing.T) {
+	data := []byte("a: 1\n---\nb: 2\nc: 3\n---\nd: 4\n")
+	spans, _ := splitDocs("x.yaml", data)
+	for _, c := range []struct {
+		lo, hi int
+		want   string
+	}{
+		{0, 1, "a: 1\n"},
+		{1, 2, "\n---\nb: 2\nc: 3\n"},
+		{1, 3, "\n---\nb: 2\nc: 3\n---\nd: 4\n"},
+		{2, 3, "\n\n\n\n---\nd: 4\n"},
+	} {
+		if got := string(middleText(data, spans, c.lo, c.hi)); got != c.want {
+			t.Errorf("middleText(%d, %d) = %q, want %q", c.lo, c.hi, got, c.want)
+		}
+	}
+}
+
+// TestLoadFileChangedDocsInvalid checks that an error in a changed
+// document is reported at its place in the file, as a load of the whole
+// file reports it.
+func TestLoadFileChangedDocsInvalid(t *testing.T) {
+	var b bytes.Buffer
+	if err := synth.Write(&b, synth.Config{Services: 20, Endpoints: 2}); err != nil {
+		t.Fatal(err)
+	}
+	base := b.String()
+	f := writeFile(t, t.TempDir(), "cluster.yaml", base)
+	w := &watcher{in: &inputFlags{}}
+	in, diags := load.LoadFiles([]load.File{{Name: f, Data: []byte(base)}}, w.loadOptions())
+	if err := diags.Err(); err != nil {
+		t.Fatal(err)
+	}
+	spans, _ := splitDocs(f, []byte(base))
+	w.files = map[string]*api.Input{f: in}
+	w.docs = map[string][]docSpan{f: spans}
+	i := strings.Index(base, "  name: svc-15\n")
+	text := base[:i] + strings.Replace(base[i:], "port: 80\n", "port: 99999\n", 1)
+	if err := os.WriteFile(f, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l, got := w.loadFile(f)
+	if l != nil || got.Err() == nil {
+		t.Fatalf("loadFile took the invalid port: %v", got)
+	}
+	_, want := load.LoadFiles([]load.File{{Name: f, Data: []byte(text)}}, w.loadOptions())
+	if diff := cmp.Diff(want.Error(), got.Error()); diff != "" {
+		t.Errorf("diagnostics differ (-whole load +loadFile):\n%s", diff)
+	}
+}
