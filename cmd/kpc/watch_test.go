@@ -91,61 +91,13 @@ func watchListing(t *testing.T, ns string) string {
 // as a fresh nft -f of kpc compile's output of the same files.
 func TestApplyWatch(t *testing.T) {
 	nstest.Require(t, "nft")
-	ns, fresh := nstest.New(t, "kpcw"), nstest.New(t, "kpcw")
 	dir := t.TempDir()
 	splitCluster(t, dir, synth.Config{Services: 24, Endpoints: 3})
+	h := startWatch(t, dir)
+	h.wait("start", "full")
+	h.check("start")
 
-	var mu sync.Mutex
-	var out, errs bytes.Buffer
-	done := make(chan string, 16)
-	w := &watcher{paths: []string{dir}, in: &inputFlags{},
-		out: &lockedWriter{mu: &mu, w: &out}, errw: &lockedWriter{mu: &mu, w: &errs},
-		applied: func(what string) { done <- what }}
-	w.copts.SkipSelfCheck = true
-	w.nl.NetNS = nstest.Path(ns)
-	ctx, cancel := context.WithCancel(context.Background())
-	stopped := make(chan error, 1)
-	go func() { stopped <- w.run(ctx, nil) }()
-	defer func() {
-		cancel()
-		if err := <-stopped; err != nil {
-			t.Errorf("run: %v", err)
-		}
-	}()
-
-	wait := func(step, want string) {
-		t.Helper()
-		select {
-		case got := <-done:
-			if got != want {
-				mu.Lock()
-				defer mu.Unlock()
-				t.Fatalf("%s: applied as %q, want %q\nstdout:\n%s\nstderr:\n%s", step, got, want, out.String(), errs.String())
-			}
-		case <-time.After(20 * time.Second):
-			t.Fatalf("%s: nothing applied in 20 s", step)
-		}
-	}
-	// check compares the kernel with a fresh load of kpc compile's output.
-	check := func(step string) {
-		t.Helper()
-		code, script, stderr := kpcRun("compile", "-f", dir)
-		if code != exitOK {
-			t.Fatalf("%s: kpc compile: exit %d: %s", step, code, stderr)
-		}
-		nstest.Run(t, fresh, script, "nft", "-f", "-")
-		if diff := cmp.Diff(watchListing(t, fresh), watchListing(t, ns)); diff != "" {
-			t.Fatalf("%s: the kernel differs from a fresh load (-fresh +watched):\n%s", step, diff)
-		}
-	}
-	wait("start", "full")
-	check("start")
-
-	steps := []struct {
-		name string
-		do   func()
-		want string
-	}{
+	steps := []watchStep{
 		{"an endpoint moves", func() {
 			edit(t, dir, "svc-1.yaml", func(s string) string { return strings.Replace(s, `"10.128.`, `"10.129.`, 1) })
 		}, "update"},
@@ -211,23 +163,94 @@ func TestApplyWatch(t *testing.T) {
 			edit(t, dir, "svc-9.yaml", func(s string) string { return strings.Replace(s, `"10.128.`, `"10.132.`, 1) })
 		}, "update"},
 	}
-	last := watchListing(t, ns)
+	h.run(steps)
+}
+
+// watchStep is one change of a watch test and what it must cause.
+type watchStep struct {
+	name string
+	do   func()
+	want string
+}
+
+// watchHarness runs kpc apply --watch on paths in a namespace of its own.
+type watchHarness struct {
+	t         *testing.T
+	ns, fresh string
+	path      string
+	mu        sync.Mutex
+	out, errs bytes.Buffer
+	done      chan string
+}
+
+// startWatch starts kpc apply --watch on path; it stops with the test.
+func startWatch(t *testing.T, path string) *watchHarness {
+	h := &watchHarness{t: t, ns: nstest.New(t, "kpcw"), fresh: nstest.New(t, "kpcw"), path: path, done: make(chan string, 16)}
+	w := &watcher{paths: []string{path}, in: &inputFlags{},
+		out: &lockedWriter{mu: &h.mu, w: &h.out}, errw: &lockedWriter{mu: &h.mu, w: &h.errs},
+		applied: func(what string) { h.done <- what }}
+	w.copts.SkipSelfCheck = true
+	w.nl.NetNS = nstest.Path(h.ns)
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan error, 1)
+	go func() { stopped <- w.run(ctx, nil) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-stopped; err != nil {
+			t.Errorf("run: %v", err)
+		}
+		h.mu.Lock()
+		t.Logf("kpc apply --watch said:\n%s", h.out.String())
+		h.mu.Unlock()
+	})
+	return h
+}
+
+// wait waits for the next apply and checks how it was done.
+func (h *watchHarness) wait(step, want string) {
+	h.t.Helper()
+	select {
+	case got := <-h.done:
+		if got != want {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			h.t.Fatalf("%s: applied as %q, want %q\nstdout:\n%s\nstderr:\n%s", step, got, want, h.out.String(), h.errs.String())
+		}
+	case <-time.After(20 * time.Second):
+		h.t.Fatalf("%s: nothing applied in 20 s", step)
+	}
+}
+
+// check compares the kernel with a fresh load of kpc compile's output.
+func (h *watchHarness) check(step string) {
+	h.t.Helper()
+	code, script, stderr := kpcRun("compile", "-f", h.path)
+	if code != exitOK {
+		h.t.Fatalf("%s: kpc compile: exit %d: %s", step, code, stderr)
+	}
+	nstest.Run(h.t, h.fresh, script, "nft", "-f", "-")
+	if diff := cmp.Diff(watchListing(h.t, h.fresh), watchListing(h.t, h.ns)); diff != "" {
+		h.t.Fatalf("%s: the kernel differs from a fresh load (-fresh +watched):\n%s", step, diff)
+	}
+}
+
+// run makes each change and checks it: the kernel lists as a fresh load,
+// or, for an invalid step, as it did before.
+func (h *watchHarness) run(steps []watchStep) {
+	h.t.Helper()
+	last := watchListing(h.t, h.ns)
 	for _, s := range steps {
 		s.do()
-		wait(s.name, s.want)
+		h.wait(s.name, s.want)
 		if s.want == "invalid" {
-			// The kernel keeps the last valid input's tables.
-			if diff := cmp.Diff(last, watchListing(t, ns)); diff != "" {
-				t.Fatalf("%s: the kernel changed (-before +after):\n%s", s.name, diff)
+			if diff := cmp.Diff(last, watchListing(h.t, h.ns)); diff != "" {
+				h.t.Fatalf("%s: the kernel changed (-before +after):\n%s", s.name, diff)
 			}
 			continue
 		}
-		check(s.name)
-		last = watchListing(t, ns)
+		h.check(s.name)
+		last = watchListing(h.t, h.ns)
 	}
-	mu.Lock()
-	t.Logf("kpc apply --watch said:\n%s", out.String())
-	mu.Unlock()
 }
 
 // lockedWriter serializes writes to w.
@@ -240,4 +263,44 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// TestApplyWatchOneFile watches one file of a whole synthetic cluster,
+// node context included, as kpc gen writes it: each change loads only
+// the documents that changed, and the kernel must still list as a fresh
+// load of the whole file.
+func TestApplyWatchOneFile(t *testing.T) {
+	nstest.Require(t, "nft")
+	var b bytes.Buffer
+	if err := synth.Write(&b, synth.Config{Services: 40, Endpoints: 3}); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	file := writeFile(t, dir, "cluster.yaml", b.String())
+	h := startWatch(t, file)
+	h.wait("start", "full")
+	h.check("start")
+	change := func(f func(string) string) func() {
+		return func() { edit(t, dir, "cluster.yaml", f) }
+	}
+	after := func(s, name, old, new string) string {
+		i := strings.Index(s, "  name: "+name+"\n")
+		return s[:i] + strings.Replace(s[i:], old, new, 1)
+	}
+	h.run([]watchStep{
+		{"an endpoint moves", change(func(s string) string { return after(s, "svc-30-1", `"10.128.`, `"10.129.`) }), "update"},
+		{"an endpoint is added near the top", change(func(s string) string {
+			return after(s, "svc-1-1", "- addresses: [", "- addresses: [\"10.130.0.1\"]\n  conditions: {ready: true}\n- addresses: [")
+		}), "update"},
+		{"a port changes after it", change(func(s string) string { return after(s, "svc-35", "port: 80\n", "port: 8888\n") }), "update"},
+		{"a comment above the node", change(func(s string) string { return "# the cluster\n" + s }), "unchanged"},
+		{"a Service breaks", change(func(s string) string { return after(s, "svc-20", "port: 80\n", "port: 99999\n") }), "invalid"},
+		{"it is mended", change(func(s string) string { return after(s, "svc-20", "port: 99999\n", "port: 90\n") }), "full"},
+		{"a Service is appended", change(func(s string) string {
+			return s + "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: extra\n  namespace: ns-1\nspec:\n" +
+				"  clusterIP: 10.96.200.1\n  ports:\n  - port: 53\n    protocol: UDP\n"
+		}), "update"},
+		{"the node context changes", change(func(s string) string { return strings.Replace(s, "10.128.0.0/9", "10.128.0.0/10", 1) }), "full"},
+		{"updates again", change(func(s string) string { return after(s, "svc-10-1", `"10.128.`, `"10.131.`) }), "update"},
+	})
 }
