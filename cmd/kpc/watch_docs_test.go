@@ -5,6 +5,7 @@ package main
 import (
 	"bytes"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -220,4 +221,50 @@ func TestLoadFileChangedDocsInvalid(t *testing.T) {
 	if diff := cmp.Diff(want.Error(), got.Error()); diff != "" {
 		t.Errorf("diagnostics differ (-whole load +loadFile):\n%s", diff)
 	}
+}
+
+// FuzzChangedDocs checks, for any two versions of a file, that loading
+// only the changed documents of the second gives what loading it whole
+// gives (documents and positions), and fails where the whole load fails.
+func FuzzChangedDocs(f *testing.F) {
+	var b bytes.Buffer
+	if err := synth.Write(&b, synth.Config{Services: 4, Endpoints: 2}); err != nil {
+		f.Fatal(err)
+	}
+	base := b.String()
+	f.Add(base, strings.Replace(base, `"10.128.0.3"`, `"10.129.0.3"`, 1))
+	f.Add(base, "# top\n"+base)
+	f.Add(base, base+"---\napiVersion: v1\nkind: Service\nmetadata: {name: x, namespace: y}\nspec: {clusterIP: 10.96.9.9, ports: [{port: 1}]}\n")
+	f.Add(base, strings.Replace(base, "port: 80\n", "port: 80\n---\n", 1))
+	f.Add("a: 1\n---\nb: 2\n", "a: 1\n---\nb: \"x\n---\ny\"\n")
+	f.Add("---\n", "--- |\n  x\n---\n")
+	dir := f.TempDir()
+	file := filepath.Join(dir, "f.yaml")
+	f.Fuzz(func(t *testing.T, v1, v2 string) {
+		w := &watcher{in: &inputFlags{}}
+		in, diags := load.LoadFiles([]load.File{{Name: file, Data: []byte(v1)}}, w.loadOptions())
+		spans, ok := splitDocs(file, []byte(v1))
+		if diags.Err() != nil || !ok {
+			return
+		}
+		w.files = map[string]*api.Input{file: in}
+		w.docs = map[string][]docSpan{file: spans}
+		if err := os.WriteFile(file, []byte(v2), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		l, ldiags := w.loadFile(file)
+		want, wdiags := load.LoadFiles([]load.File{{Name: file, Data: []byte(v2)}}, w.loadOptions())
+		if wdiags.Err() != nil {
+			if l != nil {
+				t.Fatalf("the whole load fails, the load of the changed documents does not:\n%v", wdiags)
+			}
+			return
+		}
+		if l == nil {
+			t.Fatalf("the load of the changed documents fails, the whole load does not:\n%v", ldiags)
+		}
+		if diff := cmp.Diff(want, l.in); diff != "" {
+			t.Fatalf("the load of the changed documents differs (-whole +changed):\n%s", diff)
+		}
+	})
 }
