@@ -254,10 +254,9 @@ func allocates(p *ir.Program) bool {
 	return false
 }
 
-// compileKey compiles one Service key alone; it prints the diagnostics
-// and returns nil when the key does not compile.
-func (w *watcher) compileKey(k *watchKey) *ir.Program {
-	in := w.input(k)
+// compile cross-checks and compiles loaded documents, as kpc apply does
+// after loading them.
+func (w *watcher) compile(in *api.Input) (*ir.Program, diag.List) {
 	diags := load.Refine(load.CrossCheck(in))
 	prog, cd := compiler.Compile(in, w.copts)
 	diags = append(diags, load.Refine(cd)...)
@@ -265,6 +264,13 @@ func (w *watcher) compileKey(k *watchKey) *ir.Program {
 	if w.in.strict {
 		diags.Strict()
 	}
+	return prog, diags
+}
+
+// compileKey compiles one Service key alone; it prints the diagnostics
+// and returns nil when the key does not compile.
+func (w *watcher) compileKey(k *watchKey) *ir.Program {
+	prog, diags := w.compile(w.input(k))
 	printDiags(w.errw, diags)
 	if diags.Err() != nil {
 		return nil
@@ -458,13 +464,7 @@ func (w *watcher) wholeKept(reason string, changes []netlink.Change) string {
 		in.ProxyConfigs = append(in.ProxyConfigs, fi.ProxyConfigs...)
 		in.ServiceCIDRs = append(in.ServiceCIDRs, fi.ServiceCIDRs...)
 	}
-	diags := load.Refine(load.CrossCheck(in))
-	prog, cd := compiler.Compile(in, w.copts)
-	diags = append(diags, load.Refine(cd)...)
-	diags.Sort()
-	if w.in.strict {
-		diags.Strict()
-	}
+	prog, diags := w.compile(in)
 	if diags.Err() != nil || prog == nil || allocates(prog) {
 		return w.full(reason) // which reports it
 	}

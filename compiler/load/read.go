@@ -47,18 +47,24 @@ func readAll(paths []string, stdin io.Reader, opts Options, diags *diag.List, ou
 			decodeStdin(crlfToLF(data), opts, diags, out)
 			continue
 		}
-		files, err := expand(p)
+		readPath(p, diags, func(f string, data []byte) { decodeData(f, data, opts, diags, out) })
+	}
+}
+
+// readPath reads the files of path p (expand) and passes each to use, in
+// order; what cannot be read is added to diags.
+func readPath(p string, diags *diag.List, use func(name string, data []byte)) {
+	files, err := expand(p)
+	if err != nil {
+		diags.Add(diag.Pos{File: p}, "", "", err.Error())
+	}
+	for _, f := range files {
+		data, err := readFile(f)
 		if err != nil {
-			diags.Add(diag.Pos{File: p}, "", "", err.Error())
+			diags.Add(diag.Pos{File: f}, "", "", err.Error())
+			continue
 		}
-		for _, f := range files {
-			data, err := readFile(f)
-			if err != nil {
-				diags.Add(diag.Pos{File: f}, "", "", err.Error())
-				continue
-			}
-			decodeData(f, data, opts, diags, out)
-		}
+		use(f, data)
 	}
 }
 
@@ -87,18 +93,7 @@ func ReadFiles(paths []string) ([]File, diag.List) {
 	var diags diag.List
 	var out []File
 	for _, p := range paths {
-		files, err := expand(p)
-		if err != nil {
-			diags.Add(diag.Pos{File: p}, "", "", err.Error())
-		}
-		for _, f := range files {
-			data, err := readFile(f)
-			if err != nil {
-				diags.Add(diag.Pos{File: f}, "", "", err.Error())
-				continue
-			}
-			out = append(out, File{Name: f, Data: data})
-		}
+		readPath(p, &diags, func(f string, data []byte) { out = append(out, File{Name: f, Data: data}) })
 	}
 	return out, diags
 }
