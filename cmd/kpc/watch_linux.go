@@ -469,6 +469,9 @@ func (w *watcher) wholeKept(reason string, changes []netlink.Change) string {
 		return w.full(reason) // which reports it
 	}
 	printDiags(w.errw, diags)
+	for _, n := range prog.Notes {
+		fmt.Fprintf(w.errw, "kpc: %s\n", n)
+	}
 	b, rep, ok := w.applyWhole(prog)
 	if !ok {
 		return "invalid"
@@ -779,7 +782,9 @@ func collect(keys map[string]*watchKey, in *api.Input, only map[string]bool) {
 // commit records the changed files' documents and the touched keys' new
 // state; changed lists the keys whose claims changed.
 func (w *watcher) commit(loaded map[string]*api.Input, keys map[string]*watchKey, changed []string) {
+	context := false // a file with node context documents changed
 	for f, in := range loaded {
+		context = context || !sameContext(in, nil) || !sameContext(w.files[f], nil)
 		if l := w.partial[f]; l != nil {
 			// Only the touched keys can have come to or left the file.
 			for id := range l.touched {
@@ -811,8 +816,9 @@ func (w *watcher) commit(loaded map[string]*api.Input, keys map[string]*watchKey
 		}
 		w.files[f] = in
 	}
-	// The same documents, at their new positions.
-	w.setContext()
+	if context {
+		w.setContext() // the same documents, at their new positions
+	}
 	for _, id := range changed {
 		if old := w.keys[id]; old != nil {
 			for _, c := range old.claims {
