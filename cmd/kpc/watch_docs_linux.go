@@ -5,7 +5,9 @@ package main
 import (
 	"bytes"
 	"hash/maphash"
+	"io"
 	"math"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -23,30 +25,37 @@ import (
 // and the middle is loaded alone, behind as many empty lines as precede
 // it, so that its positions are the file's own.
 
-// docSpan is one YAML document of a file: where it starts (byte offset
-// and 1-based line) and a hash of its bytes.
+// docSpan is one YAML document of a file, or one item of a List (list):
+// where it starts (byte offset and 1-based line) and a hash of its bytes.
+// A List's split is its head, its items and its tail. The first span of a
+// split also holds the file's size.
 type docSpan struct {
-	off, line int
-	sum       uint64
+	off, line, size int
+	sum             uint64
+	list            bool
 }
 
 // docSeed hashes documents; sums are compared within one process only.
 var docSeed = maphash.MakeSeed()
 
-// splitDocs splits a YAML stream at its "---" lines. It reports false for
-// what it does not split (JSON, a byte order mark, carriage returns, YAML
-// directives or "..." document ends): such a file is loaded whole.
+// splitDocs splits a YAML stream at its "---" lines, or a file that is
+// one List in kubectl's layout into its items (splitItems). It reports
+// false for what it does not split (JSON, a byte order mark, carriage
+// returns, YAML directives or "..." document ends, a List whose items do
+// not keep to the layout): such a file is loaded whole.
 func splitDocs(name string, data []byte) ([]docSpan, bool) {
-	if strings.EqualFold(filepath.Ext(name), ".json") || bytes.IndexByte(data, '\r') >= 0 {
+	spans, ok := splitFast(name, data)
+	if ok && spans[0].list && !validItems(data, spans, 1, len(spans)-1) {
 		return nil, false
 	}
-	if t := bytes.TrimLeft(data, " \t\n"); len(t) > 0 && (t[0] == '{' || t[0] == '[' || t[0] >= 0x80) {
-		return nil, false // JSON, or a byte order mark
-	}
-	for _, bad := range []string{"%", "..."} { // a directive, a document end
-		if bytes.HasPrefix(data, []byte(bad)) || bytes.Contains(data, []byte("\n"+bad)) {
-			return nil, false
-		}
+	return spans, ok
+}
+
+// splitFast is splitDocs without looking inside a List's items, which
+// validItems does for those that changed.
+func splitFast(name string, data []byte) ([]docSpan, bool) {
+	if !plainYAML(name, data) {
+		return nil, false
 	}
 	spans := []docSpan{{off: 0, line: 1}}
 	line, last := 1, 0
@@ -63,6 +72,36 @@ func splitDocs(name string, data []byte) ([]docSpan, bool) {
 		}
 		i = p
 	}
+	items, list := []docSpan(nil), false
+	if len(spans) == 1 {
+		items, list = splitItems(data)
+	}
+	if list {
+		spans = items
+	} else {
+		for _, bad := range []string{"%", "..."} { // a directive, a document end
+			if bytes.HasPrefix(data, []byte(bad)) || bytes.Contains(data, []byte("\n"+bad)) {
+				return nil, false
+			}
+		}
+	}
+	hashSpans(data, spans)
+	spans[0].size = len(data)
+	return spans, true
+}
+
+// plainYAML reports whether file name is YAML that splitDocs may split:
+// not JSON, no byte order mark, no carriage return.
+func plainYAML(name string, data []byte) bool {
+	if strings.EqualFold(filepath.Ext(name), ".json") || bytes.IndexByte(data, '\r') >= 0 {
+		return false
+	}
+	t := bytes.TrimLeft(data, " \t\n")
+	return len(t) == 0 || t[0] != '{' && t[0] != '[' && t[0] < 0x80
+}
+
+// hashSpans sets the sum of each span of data.
+func hashSpans(data []byte, spans []docSpan) {
 	for i := range spans {
 		end := len(data)
 		if i+1 < len(spans) {
@@ -70,27 +109,226 @@ func splitDocs(name string, data []byte) ([]docSpan, bool) {
 		}
 		spans[i].sum = maphash.Bytes(docSeed, data[spans[i].off:end])
 	}
+}
+
+// resplit splits data, the new contents of a file whose last split is
+// old, as splitDocs would, but looks only at what changed: the spans of
+// old whose bytes are still there at the start, and those still there at
+// the end (moved by the change in length), are kept after a hash of their
+// bytes, and only the bytes between them are split again. dc says which
+// spans changed. It reports false where the file is to be split whole.
+func resplit(name string, data []byte, old []docSpan) ([]docSpan, docChange, bool) {
+	if !plainYAML(name, data) {
+		return nil, docChange{}, false
+	}
+	n, list := len(old), old[0].list
+	end := func(i int) int { // of old span i
+		if i+1 < n {
+			return old[i+1].off
+		}
+		return old[0].size
+	}
+	lo := 0
+	for lo < n {
+		a, b := old[lo].off, end(lo)
+		if b > len(data) || lo == n-1 && b != len(data) || maphash.Bytes(docSeed, data[a:b]) != old[lo].sum {
+			break
+		}
+		lo++
+	}
+	d := len(data) - old[0].size
+	hi := n
+	for hi > lo && hi > 0 {
+		a, b := old[hi-1].off+d, end(hi-1)+d
+		if hi-1 == 0 || a < old[lo].off || maphash.Bytes(docSeed, data[a:b]) != old[hi-1].sum {
+			break
+		}
+		hi--
+	}
+	if lo == n {
+		return old, docChange{lo: n, hiOld: n, hiNew: n}, true // the same bytes
+	}
+	// The changed bytes must start and end where spans may start (a
+	// List's tail starts at any line).
+	for lo > 0 && !spanStart(data, old[lo].off, list) {
+		lo--
+	}
+	for hi < n && !(list && hi == n-1 && lineStart(data, old[hi].off+d)) && !spanStart(data, old[hi].off+d, list) {
+		hi++
+	}
+	from, to := old[lo].off, len(data)
+	if hi < n {
+		to = old[hi].off + d
+	}
+	if list && (lo == 0 || hi == n) {
+		return nil, docChange{}, false // the List's head or tail changed
+	}
+	var mid []docSpan
+	line := old[lo].line
+	last := from
+	add := func(p int) {
+		line += bytes.Count(data[last:p], []byte{'\n'})
+		last = p
+		mid = append(mid, docSpan{off: p, line: line, list: list})
+	}
+	if from < to {
+		add(from)
+		if l := data[from:]; !list && (l[0] == '%' || bytes.HasPrefix(l, []byte("..."))) {
+			return nil, docChange{}, false
+		}
+	}
+	for i := from; ; {
+		k := bytes.IndexByte(data[i:to], '\n')
+		if k < 0 || i+k+1 >= to {
+			break
+		}
+		p := i + k + 1
+		if l := data[p:]; spanStart(data, p, list) {
+			add(p)
+		} else if !list && (l[0] == '%' || bytes.HasPrefix(l, []byte("..."))) {
+			return nil, docChange{}, false
+		}
+		i = p
+	}
+	delta := line + bytes.Count(data[last:to], []byte{'\n'})
+	now := make([]docSpan, 0, lo+len(mid)+n-hi)
+	now = append(now, old[:lo]...)
+	now = append(now, mid...)
+	if hi < n {
+		delta -= old[hi].line
+	}
+	for _, s := range old[hi:] {
+		s.off += d
+		s.line += delta
+		now = append(now, s)
+	}
+	hashSpans(data[:to], now[lo:lo+len(mid)])
+	now[0].size = len(data)
+	if list && !validItems(data, now, lo, lo+len(mid)) {
+		return nil, docChange{}, false
+	}
+	return now, docChange{lo: lo, hiOld: hi, hiNew: lo + len(mid)}, true
+}
+
+// spanStart reports whether a span may start at offset p of data: a "---"
+// line of a YAML stream, a "- " line of a List's items.
+func spanStart(data []byte, p int, list bool) bool {
+	if !lineStart(data, p) {
+		return false
+	}
+	l := data[p:]
+	if list {
+		return len(l) > 0 && l[0] == '-' && (len(l) == 1 || l[1] == ' ' || l[1] == '\n')
+	}
+	return bytes.HasPrefix(l, []byte("---")) && (len(l) == 3 || l[3] == '\n' || l[3] == ' ' || l[3] == '\t')
+}
+
+// lineStart reports whether offset p of data starts a line.
+func lineStart(data []byte, p int) bool { return p == 0 || data[p-1] == '\n' }
+
+// splitItems splits a file that is one List as kubectl prints it: at
+// column 0 only the keys apiVersion: v1, kind: List, metadata and items
+// (and comments, and a first "---"), every item a "- " line at column 0
+// whose other lines are indented (which validItems checks). The spans are
+// the head (up to the first item), each item, and the tail (from the
+// first of the List's keys after the items).
+func splitItems(data []byte) ([]docSpan, bool) {
+	it := -1
+	if bytes.HasPrefix(data, []byte("items:\n")) {
+		it = 0
+	} else if k := bytes.Index(data, []byte("\nitems:\n")); k >= 0 {
+		it = k + 1
+	}
+	if it < 0 {
+		return nil, false
+	}
+	tail := len(data)
+	for _, key := range []string{"\napiVersion: v1\n", "\nkind: List\n", "\nmetadata:\n", "\nmetadata: {}\n"} {
+		if k := bytes.Index(data[it:tail], []byte(key)); k >= 0 {
+			tail = it + k + 1
+		}
+	}
+	var starts []int
+	for i := it; ; {
+		k := bytes.Index(data[i:tail], []byte("\n-"))
+		if k < 0 {
+			break
+		}
+		p := i + k + 1
+		if p+1 == len(data) || data[p+1] == ' ' || data[p+1] == '\n' {
+			starts = append(starts, p)
+		}
+		i = p
+	}
+	if len(starts) == 0 {
+		return nil, false
+	}
+	api1, kind1, ok1 := listKeys(data[:starts[0]])
+	api2, kind2, ok2 := listKeys(data[tail:])
+	if !ok1 || !ok2 || !(api1 || api2) || !(kind1 || kind2) {
+		return nil, false
+	}
+	spans := []docSpan{{off: 0, line: 1, list: true}}
+	line, last := 1, 0
+	for _, p := range append(starts, tail) {
+		line += bytes.Count(data[last:p], []byte{'\n'})
+		last = p
+		spans = append(spans, docSpan{off: p, line: line, list: true})
+	}
 	return spans, true
 }
 
-// docChange is the part of a file that changed between two splits: the
-// documents [lo, hiOld) of the old version became [lo, hiNew) of the new.
-type docChange struct {
-	lo, hiOld, hiNew int
+// listKeys checks the lines of a List's head or tail: at column 0 only
+// its keys, comments and a first "---". It reports whether apiVersion: v1
+// and kind: List are among them.
+func listKeys(b []byte) (apiVersion, kind, ok bool) {
+	for n, l := range bytes.SplitAfter(b, []byte{'\n'}) {
+		l = bytes.TrimSuffix(l, []byte{'\n'})
+		if len(l) == 0 || l[0] == ' ' || l[0] == '#' {
+			continue
+		}
+		switch string(l) {
+		case "apiVersion: v1":
+			apiVersion = true
+		case "kind: List":
+			kind = true
+		case "items:", "metadata:", "metadata: {}":
+		case "---":
+			if n > 0 {
+				return false, false, false
+			}
+		default:
+			return false, false, false
+		}
+	}
+	return apiVersion, kind, true
 }
 
-// diffDocs finds the documents that changed: the longest equal prefix and
-// suffix of the two splits are kept.
-func diffDocs(old, now []docSpan) docChange {
-	p := 0
-	for p < len(old) && p < len(now) && old[p].sum == now[p].sum {
-		p++
+// validItems reports whether items [lo, hi) of a List's split keep to
+// kubectl's layout: after its "- " line, an item's lines are indented,
+// comments or empty.
+func validItems(data []byte, spans []docSpan, lo, hi int) bool {
+	for i := lo; i < hi; i++ {
+		b := data[spans[i].off:spans[i+1].off]
+		for off := bytes.IndexByte(b, '\n') + 1; off > 0 && off < len(b); {
+			if c := b[off]; c != ' ' && c != '#' && c != '\n' {
+				return false
+			}
+			k := bytes.IndexByte(b[off:], '\n')
+			if k < 0 {
+				break
+			}
+			off += k + 1
+		}
 	}
-	q := 0
-	for q < len(old)-p && q < len(now)-p && old[len(old)-1-q].sum == now[len(now)-1-q].sum {
-		q++
-	}
-	return docChange{lo: p, hiOld: len(old) - q, hiNew: len(now) - q}
+	return true
+}
+
+// docChange is the part of a file that changed between two splits
+// (resplit): the documents [lo, hiOld) of the old version became [lo,
+// hiNew) of the new.
+type docChange struct {
+	lo, hiOld, hiNew int
 }
 
 // lineOf is the first line of document i of a split, or for i =
@@ -103,8 +341,22 @@ func lineOf(spans []docSpan, i int) int {
 }
 
 // middleText is data's documents [lo, hi) behind lo's line count of empty
-// lines, so that they are loaded at their own lines.
+// lines, so that they are loaded at their own lines. List items go in a
+// List of their own, whose "items:" is the line before the first.
 func middleText(data []byte, spans []docSpan, lo, hi int) []byte {
+	if spans[0].list {
+		from, to := spans[lo].off, spans[hi].off
+		out := make([]byte, spans[lo].line-2, spans[lo].line+to-from+32)
+		for i := range out {
+			out[i] = '\n'
+		}
+		out = append(out, "items:\n"...)
+		out = append(out, data[from:to]...)
+		if len(out) > 0 && out[len(out)-1] != '\n' {
+			out = append(out, '\n')
+		}
+		return append(out, "apiVersion: v1\nkind: List\n"...)
+	}
 	from, to := len(data), len(data)
 	if lo < len(spans) {
 		from = spans[lo].off
@@ -204,34 +456,16 @@ type fileLoad struct {
 // watcher holds the split of its last version, else whole. The
 // diagnostics are those of what was loaded.
 func (w *watcher) loadFile(f string) (*fileLoad, diag.List) {
+	if old := w.docs[f]; old != nil && w.files[f] != nil {
+		if data, ok := w.readReused(f); ok {
+			if l, diags, done := w.loadChanged(f, data, old); done {
+				return l, diags
+			}
+		}
+	}
 	files, diags := load.ReadFiles([]string{f})
 	if diags.Err() != nil || len(files) != 1 {
 		return nil, diags
-	}
-	data := files[0].Data
-	now, split := splitDocs(f, data)
-	if old := w.docs[f]; split && old != nil && w.files[f] != nil {
-		dc := diffDocs(old, now)
-		delta := 0
-		if dc.hiOld < len(old) {
-			delta = now[dc.hiNew].line - old[dc.hiOld].line
-		}
-		mid := &api.Input{}
-		if dc.hiNew > dc.lo {
-			text := middleText(data, now, dc.lo, dc.hiNew)
-			mid, diags = load.LoadFiles([]load.File{{Name: f, Data: text}}, w.loadOptions())
-			load.DropCaches()
-			if diags.Err() != nil {
-				return nil, diags
-			}
-		}
-		l := &fileLoad{spans: now, touched: map[string]bool{}, moved: map[string]bool{}}
-		in, ok := spliceDocs(w.files[f], mid, lineOf(old, dc.lo), lineOf(old, dc.hiOld), delta, l.touched, l.moved)
-		if ok {
-			markKeys(mid, l.touched)
-			l.in = in
-			return l, diags
-		}
 	}
 	in, diags := load.LoadFiles(files, w.loadOptions())
 	load.DropCaches()
@@ -239,8 +473,67 @@ func (w *watcher) loadFile(f string) (*fileLoad, diag.List) {
 		return nil, diags
 	}
 	l := &fileLoad{in: in, whole: true}
-	if split {
-		l.spans = now
+	if spans, ok := splitDocs(f, files[0].Data); ok {
+		l.spans = spans
 	}
 	return l, diags
+}
+
+// loadChanged loads the documents of data, file f's new contents, that
+// differ from those of old, its last split. It reports false when f is
+// to be loaded whole instead.
+func (w *watcher) loadChanged(f string, data []byte, old []docSpan) (*fileLoad, diag.List, bool) {
+	now, dc, ok := resplit(f, data, old)
+	if !ok {
+		return nil, nil, false
+	}
+	delta := 0
+	if dc.hiOld < len(old) {
+		delta = now[dc.hiNew].line - old[dc.hiOld].line
+	}
+	mid := &api.Input{}
+	var diags diag.List
+	if dc.hiNew > dc.lo {
+		text := middleText(data, now, dc.lo, dc.hiNew)
+		mid, diags = load.LoadFiles([]load.File{{Name: f, Data: text}}, w.loadOptions())
+		load.DropCaches()
+		if diags.Err() != nil {
+			return nil, diags, true
+		}
+	}
+	l := &fileLoad{spans: now, touched: map[string]bool{}, moved: map[string]bool{}}
+	in, ok := spliceDocs(w.files[f], mid, lineOf(old, dc.lo), lineOf(old, dc.hiOld), delta, l.touched, l.moved)
+	if !ok {
+		return nil, nil, false
+	}
+	markKeys(mid, l.touched)
+	l.in = in
+	return l, diags, true
+}
+
+// readReused reads a regular file into the watcher's read buffer, which
+// the next read overwrites: reading a file of 150 MB at each change into
+// a new buffer would have the collector mark the whole heap about every
+// other change. It reports false for anything but a plain read of a file
+// no larger than load.MaxFileSize (the caller then reads it as Load
+// does, which names the problem).
+func (w *watcher) readReused(f string) ([]byte, bool) {
+	fh, err := os.Open(f)
+	if err != nil {
+		return nil, false
+	}
+	defer fh.Close()
+	st, err := fh.Stat()
+	if err != nil || !st.Mode().IsRegular() || st.Size() > load.MaxFileSize {
+		return nil, false
+	}
+	n := int(st.Size())
+	if cap(w.readBuf) < n+1 {
+		w.readBuf = make([]byte, n+n/8+1)
+	}
+	m, err := io.ReadFull(fh, w.readBuf[:n+1])
+	if err != io.ErrUnexpectedEOF || m != n {
+		return nil, false // it grew or shrank while read
+	}
+	return w.readBuf[:n], true
 }

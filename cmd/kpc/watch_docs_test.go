@@ -36,6 +36,14 @@ func TestSplitDocs(t *testing.T) {
 		{"a.yaml", "  {\"a\": 1}\n", nil},
 		{"a.yaml", "\xef\xbb\xbfa: 1\n", nil},
 		{"a.json", "a: 1\n", nil},
+		{"l.yaml", "apiVersion: v1\nitems:\n- a: 1\n  b: 2\n# c\n- a: 3\nkind: List\nmetadata:\n  resourceVersion: \"\"\n", []int{1, 3, 6, 7}},
+		{"l.yaml", "---\nkind: List\napiVersion: v1\nitems:\n- a: 1\n", []int{1, 5, 6}},
+		{"l.yaml", "apiVersion: v1\nitems:\n- a: 1\nkind: List\nextra: 1\n", []int{1}},
+		{"l.yaml", "apiVersion: v1\nitems:\n- a: 1\nkind: ServiceList\n", []int{1}},
+		{"l.yaml", "apiVersion: v1\nkind: List\nitems: []\n", []int{1}},
+		{"l.yaml", "apiVersion: v1\nitems:\n- a: 1\nfoo: 2\n- b: 3\nkind: List\n", nil},
+		{"l.yaml", "- x\napiVersion: v1\nitems:\n- a: 1\nkind: List\n", []int{1}},
+		{"l.yaml", "apiVersion: v1\nitems:\n- a: 1\n...\nkind: List\n", nil},
 	} {
 		spans, ok := splitDocs(c.name, []byte(c.text))
 		var lines []int
@@ -122,6 +130,7 @@ func TestLoadFileChangedDocs(t *testing.T) {
 			if diff := cmp.Diff(want, l.in); diff != "" {
 				t.Fatalf("loadFile differs from a load of the whole file (-whole +loadFile):\n%s", diff)
 			}
+			checkSpans(t, f, []byte(text), l.spans)
 			if l.whole != e.whole {
 				t.Fatalf("loaded whole: %v, want %v", l.whole, e.whole)
 			}
@@ -238,6 +247,13 @@ func FuzzChangedDocs(f *testing.F) {
 	f.Add(base, strings.Replace(base, "port: 80\n", "port: 80\n---\n", 1))
 	f.Add("a: 1\n---\nb: 2\n", "a: 1\n---\nb: \"x\n---\ny\"\n")
 	f.Add("---\n", "--- |\n  x\n---\n")
+	b.Reset()
+	if err := synth.WriteKubectl(&b, synth.Config{Services: 3, Endpoints: 1}, false); err != nil {
+		f.Fatal(err)
+	}
+	dump := b.String()
+	f.Add(dump, strings.Replace(dump, "- 10.128.0.2\n", "- 10.128.0.9\n", 1))
+	f.Add(dump, strings.Replace(dump, "\nkind: List\n", "\n- apiVersion: v1\n  kind: Service\n  metadata: {name: x, namespace: y}\n  spec: {clusterIP: 10.96.9.9, ports: [{port: 1}]}\nkind: List\n", 1))
 	dir := f.TempDir()
 	file := filepath.Join(dir, "f.yaml")
 	f.Fuzz(func(t *testing.T, v1, v2 string) {
@@ -266,5 +282,107 @@ func FuzzChangedDocs(f *testing.F) {
 		if diff := cmp.Diff(want, l.in); diff != "" {
 			t.Fatalf("the load of the changed documents differs (-whole +changed):\n%s", diff)
 		}
+		checkSpans(t, file, []byte(v2), l.spans)
 	})
+}
+
+// checkSpans checks that spans, a split kept up to date, is the split of
+// data made afresh.
+func checkSpans(t *testing.T, name string, data []byte, spans []docSpan) {
+	t.Helper()
+	want, ok := splitDocs(name, data)
+	if !ok {
+		want = nil
+	}
+	if diff := cmp.Diff(want, spans, cmp.AllowUnexported(docSpan{})); diff != "" {
+		t.Fatalf("the split kept differs from a fresh one (-fresh +kept):\n%s", diff)
+	}
+}
+
+// TestLoadFileChangedItems is TestLoadFileChangedDocs for a List as
+// kubectl prints it: only the changed items are loaded, unless the List's
+// head or tail changed.
+func TestLoadFileChangedItems(t *testing.T) {
+	var b bytes.Buffer
+	if err := synth.WriteKubectl(&b, synth.Config{Services: 30, Endpoints: 2}, false); err != nil {
+		t.Fatal(err)
+	}
+	base := b.String()
+	// item returns the bounds of the item that holds text.
+	item := func(s, text string) (int, int) {
+		i := strings.Index(s, text)
+		start := strings.LastIndex(s[:i], "\n- ") + 1
+		end := i + strings.Index(s[i:], "\n- ") + 1
+		return start, end
+	}
+	for _, e := range []struct {
+		name    string
+		edit    func(string) string
+		touched []string
+		moved   bool
+		whole   bool
+	}{
+		{"an endpoint address changes", func(s string) string {
+			return strings.Replace(s, "- 10.128.0.11\n", "- 10.129.0.11\n", 1)
+		}, []string{"ns-5/svc-5"}, false, false},
+		{"an endpoint is added near the top", func(s string) string {
+			return strings.Replace(s, "  - addresses:\n    - 10.128.0.1\n", "  - addresses:\n    - 10.128.7.7\n  - addresses:\n    - 10.128.0.1\n", 1)
+		}, []string{"ns-0/svc-0"}, true, false},
+		{"an item goes", func(s string) string {
+			start, end := item(s, "    name: svc-12\n")
+			return s[:start] + s[end:]
+		}, []string{"ns-12/svc-12"}, true, false},
+		{"an item comes last", func(s string) string {
+			return strings.Replace(s, "\nkind: List\n", "\n- apiVersion: v1\n  kind: Service\n  metadata:\n    name: extra\n    namespace: ns-1\n"+
+				"  spec:\n    clusterIP: 10.96.200.1\n    ports:\n    - port: 53\n      protocol: UDP\nkind: List\n", 1)
+		}, []string{"ns-1/extra"}, false, false},
+		{"the List's tail changes", func(s string) string {
+			return strings.Replace(s, "resourceVersion: \"\"", "resourceVersion: \"7\"", 1)
+		}, nil, false, true},
+	} {
+		t.Run(e.name, func(t *testing.T) {
+			f := writeFile(t, t.TempDir(), "dump.yaml", base)
+			w := &watcher{in: &inputFlags{}}
+			in, diags := load.LoadFiles([]load.File{{Name: f, Data: []byte(base)}}, w.loadOptions())
+			if err := diags.Err(); err != nil {
+				t.Fatal(err)
+			}
+			spans, ok := splitDocs(f, []byte(base))
+			if !ok || !spans[0].list || len(spans) != 62 {
+				t.Fatalf("the dump splits into %d spans (list: %v), want a head, 60 items and a tail", len(spans), ok && spans[0].list)
+			}
+			w.files = map[string]*api.Input{f: in}
+			w.docs = map[string][]docSpan{f: spans}
+			text := e.edit(base)
+			if text == base {
+				t.Fatal("the edit changes nothing")
+			}
+			if err := os.WriteFile(f, []byte(text), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			l, diags := w.loadFile(f)
+			if err := diags.Err(); err != nil || l == nil {
+				t.Fatalf("loadFile: %v", diags)
+			}
+			want, diags := load.LoadFiles([]load.File{{Name: f, Data: []byte(text)}}, w.loadOptions())
+			if err := diags.Err(); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(want, l.in); diff != "" {
+				t.Fatalf("loadFile differs from a load of the whole file (-whole +loadFile):\n%s", diff)
+			}
+			checkSpans(t, f, []byte(text), l.spans)
+			if l.whole != e.whole {
+				t.Fatalf("loaded whole: %v, want %v", l.whole, e.whole)
+			}
+			for _, id := range e.touched {
+				if !l.touched[id] {
+					t.Errorf("%s not reported touched (touched: %v)", id, l.touched)
+				}
+			}
+			if !e.whole && e.moved != (len(l.moved) > 0) {
+				t.Errorf("moved %d keys, want some: %v", len(l.moved), e.moved)
+			}
+		})
+	}
 }

@@ -92,6 +92,8 @@ type watcher struct {
 	// the changed documents were loaded, for commit.
 	docs, nextDocs map[string][]docSpan
 	partial        map[string]*fileLoad
+	// readBuf is reused to read changed files (readReused).
+	readBuf []byte
 }
 
 // locate records the files of the keys of in's documents.
