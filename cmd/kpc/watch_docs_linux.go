@@ -17,13 +17,14 @@ import (
 )
 
 // The watcher reads a changed file again, but loads only the YAML
-// documents of it that changed: a file of 50,000 Services costs the
-// loading of one document, not of 100,000. It keeps, per file, the span
-// of each document (docSpan); a new version is split the same way, the
-// documents equal at the start and at the end of both versions are kept
-// (those at the end moved by as many lines as the changed middle grew),
-// and the middle is loaded alone, behind as many empty lines as precede
-// it, so that its positions are the file's own.
+// documents of it that changed (or the items, of a List as kubectl
+// prints it): a file of 50,000 Services costs the loading of one
+// document, not of 100,000. It keeps, per file, the span of each document
+// (docSpan). Of a new version, the spans whose bytes are still at the
+// start and at the end are kept (those at the end moved by as many lines
+// as the changed middle grew), only the middle is split again (resplit),
+// and it is loaded alone, behind as many empty lines as precede it, so
+// that its positions are the file's own.
 
 // docSpan is one YAML document of a file, or one item of a List (list):
 // where it starts (byte offset and 1-based line) and a hash of its bytes.
