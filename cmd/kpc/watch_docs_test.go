@@ -102,35 +102,7 @@ func TestLoadFileChangedDocs(t *testing.T) {
 	}
 	for _, e := range edits {
 		t.Run(e.name, func(t *testing.T) {
-			f := writeFile(t, t.TempDir(), "cluster.yaml", base)
-			w := &watcher{in: &inputFlags{}}
-			in, diags := load.LoadFiles([]load.File{{Name: f, Data: []byte(base)}}, w.loadOptions())
-			if err := diags.Err(); err != nil {
-				t.Fatal(err)
-			}
-			spans, ok := splitDocs(f, []byte(base))
-			if !ok {
-				t.Fatal("the cluster does not split")
-			}
-			w.files = map[string]*api.Input{f: in}
-			w.docs = map[string][]docSpan{f: spans}
-
-			text := e.edit(base)
-			if err := os.WriteFile(f, []byte(text), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			l, diags := w.loadFile(f)
-			if err := diags.Err(); err != nil || l == nil {
-				t.Fatalf("loadFile: %v", diags)
-			}
-			want, diags := load.LoadFiles([]load.File{{Name: f, Data: []byte(text)}}, w.loadOptions())
-			if err := diags.Err(); err != nil {
-				t.Fatal(err)
-			}
-			if diff := cmp.Diff(want, l.in); diff != "" {
-				t.Fatalf("loadFile differs from a load of the whole file (-whole +loadFile):\n%s", diff)
-			}
-			checkSpans(t, f, []byte(text), l.spans)
+			l, in, want := changeFile(t, "cluster.yaml", base, e.edit(base))
 			if l.whole != e.whole {
 				t.Fatalf("loaded whole: %v, want %v", l.whole, e.whole)
 			}
@@ -165,6 +137,43 @@ func TestLoadFileChangedDocs(t *testing.T) {
 			}
 		})
 	}
+}
+
+// changeFile loads file name's text base as the watcher's full apply
+// does, changes it to text and loads it as a change. It checks that the
+// change's load equals a load of the whole new text, documents and
+// positions, and that its split is a fresh one; it returns it, with the
+// loads of base and of text.
+func changeFile(t *testing.T, name, base, text string) (l *fileLoad, in, want *api.Input) {
+	t.Helper()
+	f := writeFile(t, t.TempDir(), name, base)
+	w := &watcher{in: &inputFlags{}}
+	in, diags := load.LoadFiles([]load.File{{Name: f, Data: []byte(base)}}, w.loadOptions())
+	if err := diags.Err(); err != nil {
+		t.Fatal(err)
+	}
+	spans, ok := splitDocs(f, []byte(base))
+	if !ok {
+		t.Fatalf("%s does not split", name)
+	}
+	w.files = map[string]*api.Input{f: in}
+	w.docs = map[string][]docSpan{f: spans}
+	if err := os.WriteFile(f, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l, diags = w.loadFile(f)
+	if err := diags.Err(); err != nil || l == nil {
+		t.Fatalf("loadFile: %v", diags)
+	}
+	want, diags = load.LoadFiles([]load.File{{Name: f, Data: []byte(text)}}, w.loadOptions())
+	if err := diags.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, l.in); diff != "" {
+		t.Fatalf("loadFile differs from a load of the whole file (-whole +loadFile):\n%s", diff)
+	}
+	checkSpans(t, f, []byte(text), l.spans)
+	return l, in, want
 }
 
 // keysOf gathers an Input's documents by Service key.
@@ -308,6 +317,9 @@ func TestLoadFileChangedItems(t *testing.T) {
 		t.Fatal(err)
 	}
 	base := b.String()
+	if spans, ok := splitDocs("dump.yaml", []byte(base)); !ok || !spans[0].list || len(spans) != 62 {
+		t.Fatalf("the dump splits into %d spans (list: %v), want a head, 60 items and a tail", len(spans), ok && spans[0].list)
+	}
 	// item returns the bounds of the item that holds text.
 	item := func(s, text string) (int, int) {
 		i := strings.Index(s, text)
@@ -341,37 +353,11 @@ func TestLoadFileChangedItems(t *testing.T) {
 		}, nil, false, true},
 	} {
 		t.Run(e.name, func(t *testing.T) {
-			f := writeFile(t, t.TempDir(), "dump.yaml", base)
-			w := &watcher{in: &inputFlags{}}
-			in, diags := load.LoadFiles([]load.File{{Name: f, Data: []byte(base)}}, w.loadOptions())
-			if err := diags.Err(); err != nil {
-				t.Fatal(err)
-			}
-			spans, ok := splitDocs(f, []byte(base))
-			if !ok || !spans[0].list || len(spans) != 62 {
-				t.Fatalf("the dump splits into %d spans (list: %v), want a head, 60 items and a tail", len(spans), ok && spans[0].list)
-			}
-			w.files = map[string]*api.Input{f: in}
-			w.docs = map[string][]docSpan{f: spans}
 			text := e.edit(base)
 			if text == base {
 				t.Fatal("the edit changes nothing")
 			}
-			if err := os.WriteFile(f, []byte(text), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			l, diags := w.loadFile(f)
-			if err := diags.Err(); err != nil || l == nil {
-				t.Fatalf("loadFile: %v", diags)
-			}
-			want, diags := load.LoadFiles([]load.File{{Name: f, Data: []byte(text)}}, w.loadOptions())
-			if err := diags.Err(); err != nil {
-				t.Fatal(err)
-			}
-			if diff := cmp.Diff(want, l.in); diff != "" {
-				t.Fatalf("loadFile differs from a load of the whole file (-whole +loadFile):\n%s", diff)
-			}
-			checkSpans(t, f, []byte(text), l.spans)
+			l, _, _ := changeFile(t, "dump.yaml", base, text)
 			if l.whole != e.whole {
 				t.Fatalf("loaded whole: %v, want %v", l.whole, e.whole)
 			}
