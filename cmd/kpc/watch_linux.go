@@ -87,11 +87,8 @@ type watcher struct {
 	// failed is the kernel's refusal of the last full apply.
 	failed error
 	// docs holds the split of each file whose documents files holds
-	// (none: the file is loaded whole at its next change); nextDocs those
-	// of the files of a change, and partial the files of it of which only
-	// the changed documents were loaded, for commit.
-	docs, nextDocs map[string][]docSpan
-	partial        map[string]*fileLoad
+	// (none: the file is loaded whole at its next change).
+	docs map[string][]docSpan
 	// readBuf is reused to read changed files (readReused).
 	readBuf []byte
 }
@@ -577,13 +574,11 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Micros
 // change applies a change of files: as an update of the Services they
 // touch when it can, else whole. It returns what it did (see applied).
 func (w *watcher) change(files []string, seen time.Time) string {
-	loaded := map[string]*api.Input{}
-	partial := map[string]*fileLoad{}
-	w.nextDocs, w.partial = map[string][]docSpan{}, partial
+	loaded := map[string]*fileLoad{}
 	fixed := false
 	for _, f := range files {
 		if _, err := os.Stat(f); errors.Is(err, fs.ErrNotExist) && !w.explicit(f) {
-			loaded[f] = &api.Input{} // a file under a directory went
+			loaded[f] = &fileLoad{in: &api.Input{}, whole: true} // a file under a directory went
 			fixed = fixed || w.broken[f]
 			delete(w.broken, f)
 			continue
@@ -596,11 +591,7 @@ func (w *watcher) change(files []string, seen time.Time) string {
 		}
 		fixed = fixed || w.broken[f]
 		delete(w.broken, f)
-		loaded[f] = l.in
-		w.nextDocs[f] = l.spans
-		if !l.whole {
-			partial[f] = l
-		}
+		loaded[f] = l
 	}
 	if len(w.broken) > 0 {
 		fmt.Fprintf(w.out, "kpc apply --watch: %d files do not load; the kernel keeps the last valid input's tables\n", len(w.broken))
@@ -615,17 +606,17 @@ func (w *watcher) change(files []string, seen time.Time) string {
 	// The keys whose documents changed, and those whose documents only
 	// moved down or up a file.
 	touched, moved := map[string]bool{}, map[string]bool{}
-	for f, in := range loaded {
-		if !sameContext(in, w.files[f]) {
+	for f, l := range loaded {
+		if !sameContext(l.in, w.files[f]) {
 			return w.full("the node context changed")
 		}
-		if l := partial[f]; l != nil {
+		if !l.whole {
 			maps.Copy(touched, l.touched)
 			maps.Copy(moved, l.moved)
 			continue
 		}
 		markKeys(w.files[f], touched)
-		markKeys(in, touched)
+		markKeys(l.in, touched)
 	}
 	for id := range touched {
 		delete(moved, id)
@@ -650,9 +641,9 @@ func (w *watcher) change(files []string, seen time.Time) string {
 	}
 	slices.Sort(names)
 	for _, f := range names {
-		in, ok := loaded[f]
-		if !ok {
-			in = w.files[f]
+		in := w.files[f]
+		if l := loaded[f]; l != nil {
+			in = l.in
 		}
 		collect(newKeys, in, touched)
 	}
@@ -783,11 +774,12 @@ func collect(keys map[string]*watchKey, in *api.Input, only map[string]bool) {
 
 // commit records the changed files' documents and the touched keys' new
 // state; changed lists the keys whose claims changed.
-func (w *watcher) commit(loaded map[string]*api.Input, keys map[string]*watchKey, changed []string) {
+func (w *watcher) commit(loaded map[string]*fileLoad, keys map[string]*watchKey, changed []string) {
 	context := false // a file with node context documents changed
-	for f, in := range loaded {
+	for f, l := range loaded {
+		in := l.in
 		context = context || !sameContext(in, nil) || !sameContext(w.files[f], nil)
-		if l := w.partial[f]; l != nil {
+		if !l.whole {
 			// Only the touched keys can have come to or left the file.
 			for id := range l.touched {
 				if k := keys[id]; k != nil && k.inFile(f) {
@@ -806,8 +798,8 @@ func (w *watcher) commit(loaded map[string]*api.Input, keys map[string]*watchKey
 			w.unlocate(f, w.files[f])
 			w.locate(f, in)
 		}
-		if spans := w.nextDocs[f]; spans != nil {
-			w.docs[f] = spans
+		if l.spans != nil {
+			w.docs[f] = l.spans
 		} else {
 			delete(w.docs, f)
 		}
