@@ -10,6 +10,8 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
+
+	"kpc/internal/hashmix"
 )
 
 // This file describes a batch's tables as comparable state: what an
@@ -74,17 +76,11 @@ type cachedElems interface {
 	bucket(i int) ([]elemState, error)
 }
 
-// The FNV-1a parameters of the sums.
-const (
-	fnvOffset = 14695981039346656037
-	fnvPrime  = 1099511628211
-)
-
 // hasher computes FNV-1a over fields, each preceded by its length so that
 // concatenations cannot collide.
 type hasher uint64
 
-func newHasher() hasher { return fnvOffset }
+func newHasher() hasher { return hashmix.FNVOffset }
 
 func (h *hasher) bytes(b []byte) { *h = hashField(*h, b) }
 
@@ -96,12 +92,12 @@ func hashField[T string | []byte](h hasher, b T) hasher {
 	n := uint64(len(b))
 	for i := 0; i < 8; i++ {
 		x ^= n & 0xff
-		x *= fnvPrime
+		x *= hashmix.FNVPrime
 		n >>= 8
 	}
 	for i := 0; i < len(b); i++ {
 		x ^= uint64(b[i])
-		x *= fnvPrime
+		x *= hashmix.FNVPrime
 	}
 	return hasher(x)
 }
@@ -114,15 +110,7 @@ func (h *hasher) u64(v uint64) {
 
 // sum finalizes the hash, mixing its bits (so that sums of sums stay well
 // spread).
-func (h hasher) sum() uint64 {
-	x := uint64(h)
-	x ^= x >> 33
-	x *= 0xff51afd7ed558ccd
-	x ^= x >> 33
-	x *= 0xc4ceb9fe1a85ec53
-	x ^= x >> 33
-	return x
-}
+func (h hasher) sum() uint64 { return hashmix.Mix64(uint64(h)) }
 
 // keyHash is the hash of a key that picks its bucket.
 func keyHash(key []byte) uint64 {

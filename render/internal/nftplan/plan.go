@@ -68,6 +68,7 @@ import (
 	"slices"
 
 	"kpc/compiler/ir"
+	"kpc/internal/hashmix"
 	"kpc/render/internal/nftdirect"
 )
 
@@ -243,23 +244,18 @@ func newSlots(maps int) *slots { return &slots{maps: maps, placed: make([][]plac
 // attempt number: FNV-1a, then a final mix so that low and high bits are
 // both spread.
 func slotHash(chain string, rule int, attempt uint32) uint64 {
-	h := uint64(14695981039346656037)
+	h := uint64(hashmix.FNVOffset)
 	for i := 0; i < len(chain); i++ {
 		h ^= uint64(chain[i])
-		h *= 1099511628211
+		h *= hashmix.FNVPrime
 	}
 	for _, v := range [2]uint32{uint32(rule), attempt} {
 		for k := 0; k < 4; k++ {
 			h ^= uint64(byte(v >> (8 * k)))
-			h *= 1099511628211
+			h *= hashmix.FNVPrime
 		}
 	}
-	h ^= h >> 33
-	h *= 0xff51afd7ed558ccd
-	h ^= h >> 33
-	h *= 0xc4ceb9fe1a85ec53
-	h ^= h >> 33
-	return h
+	return hashmix.Mix64(h)
 }
 
 // offsetFor is the first key of a Balance of n elements from hash h: the
