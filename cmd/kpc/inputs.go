@@ -172,7 +172,7 @@ func build(fs *pflag.FlagSet, in *inputFlags, nf *nodeFlags, u uses, timed *step
 	if code != exitOK {
 		return nil, code
 	}
-	prog, _, ok := loadCompile(paths, in, opts, timed, stdin, stderr)
+	prog, ok := loadCompile(paths, in, opts, timed, stdin, stderr)
 	if !ok {
 		return nil, exitInvalid
 	}
@@ -209,21 +209,18 @@ func compileSetup(fs *pflag.FlagSet, in *inputFlags, nf *nodeFlags, u uses, stde
 // loadCompile loads, validates and compiles paths (and stdin for "-"),
 // printing the diagnostics and the compiler's notes to stderr, and appends
 // to timed, when not nil, how long loading and compiling took. ok is false
-// when the input is invalid.
-func loadCompile(paths []string, in *inputFlags, opts compiler.Options, timed *steps, stdin io.Reader, stderr io.Writer) (*ir.Program, *api.Input, bool) {
+// when the input is invalid. The input is not kept: the compile drops it
+// as it goes (it is a fifth of the peak at 50,000 Services).
+func loadCompile(paths []string, in *inputFlags, opts compiler.Options, timed *steps, stdin io.Reader, stderr io.Writer) (*ir.Program, bool) {
 	start := time.Now()
 	input, diags, ok := loadInputs(paths, in, opts.ServiceCIDRs, stdin, stderr)
 	load.DropCaches() // the commands that build load once
 	timed.add("to load", start)
 	if !ok {
 		printDiags(stderr, diags)
-		return nil, nil, false
+		return nil, false
 	}
-	prog, ok := compileInput(input, diags, in, opts, timed, stderr)
-	if !ok {
-		return nil, nil, false
-	}
-	return prog, input, true
+	return compileInput(input, diags, in, opts, timed, stderr)
 }
 
 // compileInput compiles a valid input whose loading gave diags, prints
