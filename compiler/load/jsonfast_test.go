@@ -168,7 +168,7 @@ func TestFastJSONSynth(t *testing.T) {
 		for b < l.items[1] && !isJSONItemLine(p.raw(b)) {
 			b++
 		}
-		from, to := p.starts[a]+len(jsonItemOpen)-1, p.lineEnd(b-1)
+		from, to := p.start(a)+len(jsonItemOpen)-1, p.lineEnd(b-1)
 		if data[to-1] == ',' {
 			to--
 		}

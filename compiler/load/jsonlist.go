@@ -63,7 +63,7 @@ func (p *yparser) jsonListLayout() (listLayout, bool) {
 	}
 	// The List without its items.
 	var wrapper bytes.Buffer
-	wrapper.Write(p.data[:p.starts[first]])
+	wrapper.Write(p.data[:p.start(first)])
 	wrapper.Write(p.data[p.lineEnd(end-1):])
 	dec := json.NewDecoder(nil, p.file.Name(), &wrapper)
 	e, err := dec.Extract()
@@ -139,7 +139,7 @@ func (c *chunk) runJSONItems(d *decoder) bool {
 		for b < p.end && !isJSONItemLine(p.raw(b)) {
 			b++
 		}
-		from := p.starts[a] + len(jsonItemOpen) - 1
+		from := p.start(a) + len(jsonItemOpen) - 1
 		to := p.lineEnd(b - 1)
 		if data := p.data[to-1 : to]; string(data) == "," {
 			to--

@@ -35,7 +35,7 @@ import (
 // documents.
 func fastYAML(name string, data []byte, emit func(ast.Expr)) (int, bool) {
 	p := newYParser(name, data)
-	return p.documents(0, len(p.starts), emit)
+	return p.documents(0, p.lines(), emit)
 }
 
 // newYParser prepares a parser of data: it finds the lines, and the lines
@@ -51,21 +51,30 @@ func newYParser(name string, data []byte) *yparser {
 		p.file.SetLinesForContent(data)
 		close(lines)
 	}()
-	p.starts = make([]int, 1, len(data)/16+1)
+	// The table is sized exactly: a kubectl List as JSON has a line for
+	// every 36 bytes, and its 474 MB at 50,000 Services held 237 MB of
+	// table (ints, the capacity guessed at a line per 16 bytes).
+	p.starts = make([]int32, 1, bytes.Count(data, []byte{'\n'})+1)
 	for i, c := range data {
 		switch {
 		case c == '\n':
-			p.starts = append(p.starts, i+1)
+			p.starts = append(p.starts, int32(i+1))
 		case c >= 0x80 || c == '\t' || c == '\r':
-			if l := len(p.starts) - 1; len(p.odd) == 0 || p.odd[len(p.odd)-1] != l {
+			if l := p.lines() - 1; len(p.odd) == 0 || p.odd[len(p.odd)-1] != l {
 				p.odd = append(p.odd, l)
 			}
 		}
 	}
 	<-lines
-	p.end = len(p.starts)
+	p.end = p.lines()
 	return p
 }
+
+// start is the offset at which line l starts.
+func (p *yparser) start(l int) int { return int(p.starts[l]) }
+
+// lines is the number of lines of the input.
+func (p *yparser) lines() int { return len(p.starts) }
 
 // at returns a parser of the same input for the lines [from, to), which
 // must start at a document boundary; it shares p's tables and may run
@@ -161,9 +170,9 @@ func (p *yparser) nextMarker(l int) int {
 // the decoder reported an error; p continues at the marker.
 func (p *yparser) general(l int) ([]ast.Expr, bool) {
 	end := p.nextMarker(l + 1)
-	from, to := p.starts[l], len(p.data)
-	if end < len(p.starts) {
-		to = p.starts[end]
+	from, to := p.start(l), len(p.data)
+	if end < p.lines() {
+		to = p.start(end)
 	}
 	clear(p.decls)
 	clear(p.exprs)
@@ -247,8 +256,8 @@ func isMarkerLine(b []byte) bool {
 func (p *yparser) chunks(size int) [][2]int {
 	var out [][2]int
 	from := 0
-	for l := 1; l < len(p.starts); l++ {
-		if p.starts[l]-p.starts[from] < size {
+	for l := 1; l < p.lines(); l++ {
+		if p.start(l)-p.start(from) < size {
 			continue
 		}
 		if isMarkerLine(p.raw(l)) {
@@ -256,7 +265,7 @@ func (p *yparser) chunks(size int) [][2]int {
 			from = l
 		}
 	}
-	return append(out, [2]int{from, len(p.starts)})
+	return append(out, [2]int{from, p.lines()})
 }
 
 // listLayout is the layout of an input that is one List as kubectl
@@ -379,7 +388,7 @@ func (p *yparser) itemChunks(items [2]int, size int, start func([]byte) bool) []
 	var out [][2]int
 	from := items[0]
 	for l := from + 1; l < items[1]; l++ {
-		if p.starts[l]-p.starts[from] < size {
+		if p.start(l)-p.start(from) < size {
 			continue
 		}
 		if start(p.raw(l)) {
@@ -400,10 +409,10 @@ func fastYAMLAll(name string, data []byte) ([]ast.Expr, bool) {
 type yparser struct {
 	data   []byte
 	file   *token.File
-	starts []int // line start offsets
-	odd    []int // the lines with bytes outside the subset, in order
-	line   int   // the next line to read
-	end    int   // the line where parsing stops
+	starts []int32 // line start offsets (inputs are at most MaxFileSize bytes)
+	odd    []int   // the lines with bytes outside the subset, in order
+	line   int     // the next line to read
+	end    int     // the line where parsing stops
 	ok     bool
 	// plainKeys holds the labels of the plain (unquoted) keys seen, by
 	// their text (at most maxKnownKeys), and scalars the plain scalars
@@ -429,14 +438,14 @@ func pop[T any](stack *[]T, base int) []T {
 
 // raw is line l without its newline, as bytes of the input.
 func (p *yparser) raw(l int) []byte {
-	return p.data[p.starts[l]:p.lineEnd(l)]
+	return p.data[p.start(l):p.lineEnd(l)]
 }
 
 // lineEnd is the offset of the newline that ends line l, or the input's
 // length.
 func (p *yparser) lineEnd(l int) int {
-	if l+1 < len(p.starts) {
-		return p.starts[l+1] - 1
+	if l+1 < p.lines() {
+		return p.start(l+1) - 1
 	}
 	return len(p.data)
 }
@@ -497,7 +506,7 @@ func isSeqEntry(b []byte) bool {
 // (0-based) of line l; its other keys are on the following lines at that
 // indentation.
 func (p *yparser) mapping(l, col int) ast.Expr {
-	s := &ast.StructLit{Lbrace: p.pos(p.starts[l] + col)}
+	s := &ast.StructLit{Lbrace: p.pos(p.start(l) + col)}
 	s.Rbrace = s.Lbrace
 	base := len(p.decls)
 	first := true
@@ -535,7 +544,7 @@ func (p *yparser) mapping(l, col int) ast.Expr {
 // mapping indented by ind.
 func (p *yparser) entry(l, col, ind int) *ast.Field {
 	b := p.raw(l)
-	off := p.starts[l]
+	off := p.start(l)
 	f, after, ok := p.key(b, col, off, false)
 	if !ok {
 		p.ok = false
@@ -628,7 +637,7 @@ func (p *yparser) literal(l, i, ind int) ast.Expr {
 	for lines[last-1] == "" {
 		last--
 	}
-	if clip && first+last == len(p.starts) && !bytes.HasSuffix(p.data, []byte{'\n'}) {
+	if clip && first+last == p.lines() && !bytes.HasSuffix(p.data, []byte{'\n'}) {
 		return p.fail() // the last line of an input without a final newline
 	}
 	v := strings.Join(lines[:last], "\n")
@@ -636,7 +645,7 @@ func (p *yparser) literal(l, i, ind int) ast.Expr {
 		v += "\n"
 	}
 	p.line = j
-	return &ast.BasicLit{ValuePos: p.pos(p.starts[l] + i), Kind: token.STRING, Value: quote(valueForm, v)}
+	return &ast.BasicLit{ValuePos: p.pos(p.start(l) + i), Kind: token.STRING, Value: quote(valueForm, v)}
 }
 
 // keyLabel is how a key labels its field: by an identifier (text is its
@@ -791,7 +800,7 @@ func keyChar(c byte) bool {
 // sequence parses a block sequence whose dashes are at column ind,
 // starting on line l.
 func (p *yparser) sequence(l, ind int) ast.Expr {
-	list := &ast.ListLit{Lbrack: p.pos(p.starts[l] + ind)}
+	list := &ast.ListLit{Lbrack: p.pos(p.start(l) + ind)}
 	list.Rbrack = list.Lbrack
 	base := len(p.exprs)
 	for {
@@ -864,7 +873,7 @@ func (p *yparser) isKey(b []byte, i int) bool {
 // line indented more would continue it (not supported).
 func (p *yparser) inline(l, i, ind int) ast.Expr {
 	b := p.raw(l)
-	off := p.starts[l]
+	off := p.start(l)
 	var e ast.Expr
 	end := 0
 	switch b[i] {
@@ -943,7 +952,7 @@ func (p *yparser) folded(l, i, ind int) ast.Expr {
 		return p.fail()
 	}
 	p.line = k
-	return &ast.BasicLit{ValuePos: p.pos(p.starts[l] + i), Kind: token.STRING, Value: quote(valueForm, s)}
+	return &ast.BasicLit{ValuePos: p.pos(p.start(l) + i), Kind: token.STRING, Value: quote(valueForm, s)}
 }
 
 // quoted parses a single-line quoted scalar without escapes.
