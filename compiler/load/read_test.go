@@ -62,6 +62,13 @@ func TestReadLimited(t *testing.T) {
 		{name: "at the limit, with its size", n: limit, size: limit},
 		{name: "one byte over", n: limit + 1, wantErr: "larger than 1 MiB: split the input into several files"},
 		{name: "far over", n: 3 * limit, size: limit, wantErr: "larger than 1 MiB"},
+		// The size hint is a stat taken before the read: the input may
+		// have grown or shrunk since.
+		{name: "grown since its size", n: 5000, size: 1000},
+		{name: "grown by one byte", n: 1001, size: 1000},
+		{name: "grown over the limit", n: limit + 1, size: 1000, wantErr: "larger than 1 MiB"},
+		{name: "shrunk since its size", n: 1000, size: 5000},
+		{name: "emptied since its size", n: 0, size: 5000},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
