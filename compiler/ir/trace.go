@@ -140,30 +140,118 @@ const maxTraceDepth = 64
 // ModeIPTables also 127.0.0.0/8 from the node when LocalhostNodePorts is
 // set. If some branches DNAT and others do not (an IR the compiler never
 // produces), the verdict is VerdictDNAT and the others are ignored.
+//
+// Trace indexes p for the one packet; to trace many, use a Tracer.
 func Trace(p *Program, pkt Packet, mode Mode) Result {
+	return NewTracer(p).Trace(pkt, mode)
+}
+
+// Tracer traces packets through one Program as Trace does, with the
+// Program's chains and dispatch lists indexed once: a trace then costs
+// the rules it meets, not the size of the Program. The Program must not
+// change while the Tracer is used. A Tracer is safe for concurrent use.
+type Tracer struct {
+	// SkipPaths leaves every Path of the results empty, for callers that
+	// want only the fates of many packets (it saves most of a trace's
+	// allocations).
+	SkipPaths bool
+
+	rulesets []*traceIndex
+}
+
+// traceIndex is one Ruleset's lookups. Where a dispatch list holds a key
+// twice (an IR that Validate rejects), its first entry wins, as in a
+// scan; of two chains of a name, the last.
+type traceIndex struct {
+	rs                  *Ruleset
+	chains              map[string]*Chain
+	firewall            map[serviceKey]ServiceEntry
+	services            map[serviceKey]ServiceEntry
+	noEndpoints         map[serviceKey]ServiceEntry
+	nodePorts           map[nodePortKey]NodePortEntry
+	noEndpointNodePorts map[nodePortKey]NodePortEntry
+	clusterIPs          map[netip.Addr]bool
+}
+
+// serviceKey and nodePortKey are the keys of the dispatch lists.
+type (
+	serviceKey struct {
+		addr  netip.Addr
+		proto Protocol
+		port  uint16
+	}
+	nodePortKey struct {
+		proto Protocol
+		port  uint16
+	}
+)
+
+// NewTracer indexes p (nil traces every packet as untouched).
+func NewTracer(p *Program) *Tracer {
+	t := &Tracer{}
+	if p == nil {
+		return t
+	}
+	for _, rs := range p.Rulesets {
+		if rs == nil {
+			continue
+		}
+		x := &traceIndex{rs: rs, chains: make(map[string]*Chain, len(rs.Chains)), clusterIPs: make(map[netip.Addr]bool, len(rs.ClusterIPs))}
+		for _, c := range rs.Chains {
+			if c != nil {
+				x.chains[c.Name] = c
+			}
+		}
+		x.firewall = serviceIndex(rs.Firewall)
+		x.services = serviceIndex(rs.Services)
+		x.noEndpoints = serviceIndex(rs.NoEndpoints)
+		x.nodePorts = nodePortIndex(rs.NodePorts)
+		x.noEndpointNodePorts = nodePortIndex(rs.NoEndpointNodePorts)
+		for _, a := range rs.ClusterIPs {
+			x.clusterIPs[a] = true
+		}
+		t.rulesets = append(t.rulesets, x)
+	}
+	return t
+}
+
+func serviceIndex(es []ServiceEntry) map[serviceKey]ServiceEntry {
+	m := make(map[serviceKey]ServiceEntry, len(es))
+	for _, e := range es {
+		k := serviceKey{e.Addr, e.Protocol, e.Port}
+		if _, dup := m[k]; !dup {
+			m[k] = e
+		}
+	}
+	return m
+}
+
+func nodePortIndex(es []NodePortEntry) map[nodePortKey]NodePortEntry {
+	m := make(map[nodePortKey]NodePortEntry, len(es))
+	for _, e := range es {
+		k := nodePortKey{e.Protocol, e.Port}
+		if _, dup := m[k]; !dup {
+			m[k] = e
+		}
+	}
+	return m
+}
+
+// Trace is the package's Trace of the Tracer's Program.
+func (tr *Tracer) Trace(pkt Packet, mode Mode) Result {
 	pkt.Src = pkt.Src.Unmap()
 	pkt.Dst = pkt.Dst.Unmap()
-	if p == nil || !pkt.Dst.IsValid() {
+	if !pkt.Dst.IsValid() {
 		return Result{}
 	}
 	fam := familyOfAddr(pkt.Dst)
-	var rs *Ruleset
-	for _, r := range p.Rulesets {
-		if r != nil && r.Family == fam {
-			rs = r
-			break
+	for _, x := range tr.rulesets {
+		if x.rs.Family == fam {
+			t := &tracer{traceIndex: x, pkt: pkt, mode: mode, skipPaths: tr.SkipPaths}
+			return t.run()
 		}
 	}
-	if rs == nil {
-		return Result{}
-	}
-	t := &tracer{rs: rs, pkt: pkt, mode: mode, chains: make(map[string]*Chain, len(rs.Chains))}
-	for _, c := range rs.Chains {
-		if c != nil {
-			t.chains[c.Name] = c
-		}
-	}
-	return t.run()
+	return Result{}
 }
 
 type status uint8
@@ -184,35 +272,44 @@ type branch struct {
 	ep     netip.AddrPort
 }
 
-func (b branch) with(step string) branch {
+// with returns b with step added to its path (unless the Tracer skips
+// paths).
+func (t *tracer) with(b branch, step string) branch {
+	if t.skipPaths {
+		return b
+	}
 	b.path = append(slices.Clip(b.path), step)
 	return b
 }
 
 type tracer struct {
-	rs     *Ruleset
-	pkt    Packet
-	mode   Mode
-	chains map[string]*Chain
+	*traceIndex
+	pkt       Packet
+	mode      Mode
+	skipPaths bool
+	// scratch holds the rules of the compact endpoint chain being
+	// followed (see Chain.RulesInto). One serves every depth: such a
+	// chain's rules go to no other chain.
+	scratch [3]Rule
 }
 
 func (t *tracer) run() Result {
 	branches := []branch{{prob: 1}}
 	// 1. Firewall.
 	branches = t.stage(branches, func(b branch) []branch {
-		if e, ok := findService(t.rs.Firewall, t.pkt); ok {
-			return t.runTarget(e.Target, b.with(StepFirewall), 0)
+		if e, ok := t.firewall[t.serviceKey()]; ok {
+			return t.runTarget(e.Target, t.with(b, StepFirewall), 0)
 		}
 		return []branch{b}
 	})
 	// 2. Dispatch.
 	branches = t.stage(branches, func(b branch) []branch {
-		if e, ok := findService(t.rs.Services, t.pkt); ok {
-			return t.runTarget(e.Target, b.with(StepServices), 0)
+		if e, ok := t.services[t.serviceKey()]; ok {
+			return t.runTarget(e.Target, t.with(b, StepServices), 0)
 		}
 		if t.nodePortDst() {
-			if e, ok := findNodePort(t.rs.NodePorts, t.pkt); ok {
-				return t.runTarget(e.Target, b.with(StepNodePorts), 0)
+			if e, ok := t.nodePorts[t.nodePortKey()]; ok {
+				return t.runTarget(e.Target, t.with(b, StepNodePorts), 0)
 			}
 		}
 		return []branch{b}
@@ -227,6 +324,9 @@ func (t *tracer) run() Result {
 // stage applies f to every branch still falling through and keeps the
 // others.
 func (t *tracer) stage(in []branch, f func(branch) []branch) []branch {
+	if len(in) == 1 && in[0].status == fallThrough {
+		return f(in[0]) // the first stages' one branch
+	}
 	var out []branch
 	for _, b := range in {
 		if b.status != fallThrough {
@@ -240,28 +340,28 @@ func (t *tracer) stage(in []branch, f func(branch) []branch) []branch {
 
 func (t *tracer) filter(b branch) branch {
 	if t.mode == ModeIPTables && t.pkt.Protocol == TCP && slices.Contains(t.rs.HealthCheckNodePorts, t.pkt.Port) && t.localDst() {
-		b = b.with(StepHealthCheck)
+		b = t.with(b, StepHealthCheck)
 		b.status = accepted
 		return b
 	}
-	if e, ok := findService(t.rs.NoEndpoints, t.pkt); ok {
-		return verdictBranch(e.Target, b.with(StepNoEndpoints))
+	if e, ok := t.noEndpoints[t.serviceKey()]; ok {
+		return verdictBranch(e.Target, t.with(b, StepNoEndpoints))
 	}
 	if t.nodePortDst() {
-		if e, ok := findNodePort(t.rs.NoEndpointNodePorts, t.pkt); ok {
-			return verdictBranch(e.Target, b.with(StepNoEndpointNodePorts))
+		if e, ok := t.noEndpointNodePorts[t.nodePortKey()]; ok {
+			return verdictBranch(e.Target, t.with(b, StepNoEndpointNodePorts))
 		}
 	}
 	if t.mode == ModeNFT {
-		if t.rs.RejectClusterIPs && slices.Contains(t.rs.ClusterIPs, t.pkt.Dst) {
-			b = b.with(StepClusterIPs)
+		if t.rs.RejectClusterIPs && t.clusterIPs[t.pkt.Dst] {
+			b = t.with(b, StepClusterIPs)
 			b.status = rejected
 			return b
 		}
 		if t.rs.DropServiceCIDRs {
 			for _, p := range t.rs.ServiceCIDRs {
 				if p.Contains(t.pkt.Dst) {
-					b = b.with(StepServiceCIDRs)
+					b = t.with(b, StepServiceCIDRs)
 					b.status = dropped
 					return b
 				}
@@ -295,14 +395,14 @@ func (t *tracer) runTarget(tg Target, b branch, depth int) []branch {
 }
 
 func (t *tracer) runChain(name string, b branch, depth int) []branch {
-	b = b.with(name)
+	b = t.with(b, name)
 	c, ok := t.chains[name]
 	if !ok || depth > maxTraceDepth {
 		// A missing chain or a loop (both rejected by Validate) drops.
 		b.status = dropped
 		return []branch{b}
 	}
-	for _, r := range c.RuleList() {
+	for _, r := range c.RulesInto(t.scratch[:0]) {
 		if !t.matches(&r.Match) {
 			continue
 		}
@@ -319,7 +419,7 @@ func (t *tracer) runChain(name string, b branch, depth int) []branch {
 			if a == nil || len(a.Chains) == 0 {
 				continue
 			}
-			var out []branch
+			out := make([]branch, 0, len(a.Chains))
 			for _, next := range a.Chains {
 				nb := b
 				nb.prob = b.prob / float64(len(a.Chains))
@@ -405,22 +505,15 @@ func (t *tracer) nodePortDst() bool {
 	return slices.Contains(n.NodePortAddrs, d)
 }
 
-func findService(es []ServiceEntry, p Packet) (ServiceEntry, bool) {
-	for _, e := range es {
-		if e.Addr == p.Dst && e.Protocol == p.Protocol && e.Port == p.Port {
-			return e, true
-		}
-	}
-	return ServiceEntry{}, false
+// serviceKey is the packet's key in the Services, Firewall and
+// NoEndpoints lists.
+func (t *tracer) serviceKey() serviceKey {
+	return serviceKey{t.pkt.Dst, t.pkt.Protocol, t.pkt.Port}
 }
 
-func findNodePort(es []NodePortEntry, p Packet) (NodePortEntry, bool) {
-	for _, e := range es {
-		if e.Protocol == p.Protocol && e.Port == p.Port {
-			return e, true
-		}
-	}
-	return NodePortEntry{}, false
+// nodePortKey is the packet's key in the NodePort lists.
+func (t *tracer) nodePortKey() nodePortKey {
+	return nodePortKey{t.pkt.Protocol, t.pkt.Port}
 }
 
 func (t *tracer) result(branches []branch) Result {

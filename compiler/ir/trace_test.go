@@ -183,13 +183,68 @@ func TestTrace(t *testing.T) {
 			want: Result{Verdict: VerdictReject, Path: []string{StepNoEndpoints}},
 		},
 	}
+	// One Tracer serves every case, in turn, as Trace serves each: no
+	// trace may leave state for the next. Another skips the paths.
+	tr := NewTracer(p)
+	bare := NewTracer(p)
+	bare.SkipPaths = true
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := Trace(p, tt.pkt, tt.mode)
 			if diff := cmp.Diff(tt.want, got, cmpNet); diff != "" {
 				t.Errorf("Trace(%+v) mismatch (-want +got):\n%s", tt.pkt, diff)
 			}
+			if diff := cmp.Diff(tt.want, tr.Trace(tt.pkt, tt.mode), cmpNet); diff != "" {
+				t.Errorf("Tracer.Trace(%+v) mismatch (-want +got):\n%s", tt.pkt, diff)
+			}
+			want := tt.want
+			want.Path = nil
+			want.Reaches = slices.Clone(want.Reaches)
+			for i := range want.Reaches {
+				want.Reaches[i].Path = nil
+			}
+			if diff := cmp.Diff(want, bare.Trace(tt.pkt, tt.mode), cmpNet); diff != "" {
+				t.Errorf("Tracer.Trace(%+v) without paths mismatch (-want +got):\n%s", tt.pkt, diff)
+			}
 		})
+	}
+}
+
+// TestTracerFirstEntry checks that of two dispatch entries of one key (an
+// IR that Validate rejects) the first decides, as a scan of the list
+// would, and that a Tracer of nil leaves packets untouched.
+func TestTracerFirstEntry(t *testing.T) {
+	dnat := func(ep string) *Chain {
+		return &Chain{Name: ep, Rules: []Rule{{Action: &DNAT{Addr: a(ep), Port: 80, Protocol: TCP}}}}
+	}
+	p := &Program{Rulesets: []*Ruleset{{
+		Family: IPv4,
+		Services: []ServiceEntry{
+			{Addr: a("10.0.0.1"), Protocol: TCP, Port: 80, Target: Target{Chain: "10.1.0.1"}},
+			{Addr: a("10.0.0.1"), Protocol: TCP, Port: 80, Target: Target{Chain: "10.1.0.2"}},
+		},
+		NodePorts: []NodePortEntry{
+			{Protocol: TCP, Port: 30080, Target: Target{Chain: "10.1.0.2"}},
+			{Protocol: TCP, Port: 30080, Target: Target{Chain: "10.1.0.1"}},
+		},
+		Node:   Node{IPs: []netip.Addr{a("192.0.2.10")}, NodePortAllLocal: true},
+		Chains: []*Chain{dnat("10.1.0.1"), dnat("10.1.0.2")},
+	}}}
+	tr := NewTracer(p)
+	for _, tt := range []struct {
+		pkt  Packet
+		want netip.AddrPort
+	}{
+		{Packet{Src: a("203.0.113.1"), Dst: a("10.0.0.1"), Protocol: TCP, Port: 80}, ap("10.1.0.1:80")},
+		{Packet{Src: a("203.0.113.1"), Dst: a("192.0.2.10"), Protocol: TCP, Port: 30080}, ap("10.1.0.2:80")},
+	} {
+		got := tr.Trace(tt.pkt, ModeNFT)
+		if got.Verdict != VerdictDNAT || len(got.Reaches) != 1 || got.Reaches[0].Endpoint != tt.want {
+			t.Errorf("Trace(%+v) = %+v, want DNAT to %v", tt.pkt, got, tt.want)
+		}
+	}
+	if got := NewTracer(nil).Trace(Packet{Src: a("203.0.113.1"), Dst: a("10.0.0.1"), Protocol: TCP, Port: 80}, ModeNFT); got.Verdict != VerdictUntouched {
+		t.Errorf("nil program: %v", got.Verdict)
 	}
 }
 
