@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"kpc/compiler/ir"
+	"kpc/internal/par"
 )
 
 // probe is a destination to trace: a dispatch key of either side.
@@ -139,8 +140,9 @@ func diffTraffic(oldP, newP *ir.Program, mode ir.Mode) []TrafficChange {
 					add(probe{family: rs.Family, addr: e.Addr.Unmap(), proto: e.Protocol, port: e.Port}, e.Comment)
 				}
 			}
+			chains := chainsByName(rs)
 			for _, e := range rs.Firewall {
-				if a, ok := allowedSource(rs, e.Target.Chain); ok {
+				if a, ok := allowedSource(chains[e.Target.Chain]); ok {
 					allowed[probe{family: rs.Family, addr: e.Addr.Unmap(), proto: e.Protocol, port: e.Port}] = a
 				}
 			}
@@ -153,6 +155,8 @@ func diffTraffic(oldP, newP *ir.Program, mode ir.Mode) []TrafficChange {
 	}
 	slices.SortFunc(probes, compareProbes)
 
+	oldT, newT := ir.NewTracer(oldP), ir.NewTracer(newP)
+	oldT.SkipPaths, newT.SkipPaths = true, true // fateOf reads no path
 	out := []TrafficChange{}
 	for _, f := range []ir.Family{ir.IPv4, ir.IPv6} {
 		rs := rulesetOf(newP, f)
@@ -160,59 +164,95 @@ func diffTraffic(oldP, newP *ir.Program, mode ir.Mode) []TrafficChange {
 			rs = rulesetOf(oldP, f)
 		}
 		base, npDst := clientsFor(f, rs)
+		var fps []probe
 		for _, p := range probes {
-			if p.family != f {
-				continue
+			if p.family == f {
+				fps = append(fps, p)
 			}
-			clients := base
-			if a, ok := allowed[p]; ok {
-				clients = append([]client{{id: "allowed", text: "allowed sources", src: a}}, base...)
+		}
+		// The probes are traced on every CPU, each into its own slot, and
+		// reported in order.
+		found := make([][]TrafficChange, len(fps))
+		par.Runs(len(fps), 256, func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				p := fps[i]
+				clients := base
+				if a, ok := allowed[p]; ok {
+					clients = append([]client{{id: "allowed", text: "allowed sources", src: a}}, base...)
+				}
+				found[i] = probeChanges(p, comments[p], clients, npDst, oldT, newT, mode)
 			}
-			var changes []*TrafficChange
-			for _, c := range clients {
-				pkt := ir.Packet{Src: c.src, Dst: p.addr, Protocol: p.proto, Port: p.port, FromNode: c.fromNode}
-				if p.nodePort {
-					// npDst is an address of the node, known or not.
-					pkt.Dst, pkt.ToNode = npDst, true
-				}
-				of, nf := fateOf(ir.Trace(oldP, pkt, mode)), fateOf(ir.Trace(newP, pkt, mode))
-				if fateEqual(of, nf) {
-					continue
-				}
-				what, was := fateChangeText(of, nf)
-				i := slices.IndexFunc(changes, func(tc *TrafficChange) bool { return tc.Text == what+was })
-				if i < 0 {
-					changes = append(changes, &TrafficChange{
-						Family: f.String(), Destination: p.destination(), Service: comments[p], Text: what + was,
-					})
-					i = len(changes) - 1
-				}
-				changes[i].Clients = append(changes[i].Clients, ClientFate{Client: c.id, Old: of, New: nf})
-			}
-			for _, tc := range changes {
-				if len(tc.Clients) < len(clients) {
-					var names []string
-					for _, cf := range tc.Clients {
-						i := slices.IndexFunc(clients, func(c client) bool { return c.id == cf.Client })
-						names = append(names, clients[i].text)
-					}
-					what, was := fateChangeText(tc.Clients[0].Old, tc.Clients[0].New)
-					tc.Text = what + " for " + joinAnd(names) + was
-				}
-				out = append(out, *tc)
-			}
+		})
+		for _, tcs := range found {
+			out = append(out, tcs...)
 		}
 	}
 	return out
 }
 
-// allowedSource returns an address inside the source ranges of a firewall
-// chain (the ranges its drop rule spares).
-func allowedSource(rs *ir.Ruleset, chain string) (netip.Addr, bool) {
-	for _, c := range rs.Chains {
-		if c == nil || c.Name != chain {
+// probeChanges traces probe p for each client on both sides and returns
+// the fates that differ, a change per fate change (with the clients it
+// concerns named when not all of them). comment names p's Service; npDst
+// is the node address NodePort probes go to.
+func probeChanges(p probe, comment string, clients []client, npDst netip.Addr, oldT, newT *ir.Tracer, mode ir.Mode) []TrafficChange {
+	var changes []*TrafficChange
+	for _, c := range clients {
+		pkt := ir.Packet{Src: c.src, Dst: p.addr, Protocol: p.proto, Port: p.port, FromNode: c.fromNode}
+		if p.nodePort {
+			// npDst is an address of the node, known or not.
+			pkt.Dst, pkt.ToNode = npDst, true
+		}
+		or, nr := oldT.Trace(pkt, mode), newT.Trace(pkt, mode)
+		if sameFate(or, nr) {
 			continue
 		}
+		of, nf := fateOf(or), fateOf(nr)
+		if fateEqual(of, nf) {
+			continue
+		}
+		what, was := fateChangeText(of, nf)
+		i := slices.IndexFunc(changes, func(tc *TrafficChange) bool { return tc.Text == what+was })
+		if i < 0 {
+			changes = append(changes, &TrafficChange{
+				Family: p.family.String(), Destination: p.destination(), Service: comment, Text: what + was,
+			})
+			i = len(changes) - 1
+		}
+		changes[i].Clients = append(changes[i].Clients, ClientFate{Client: c.id, Old: of, New: nf})
+	}
+	var out []TrafficChange
+	for _, tc := range changes {
+		if len(tc.Clients) < len(clients) {
+			var names []string
+			for _, cf := range tc.Clients {
+				i := slices.IndexFunc(clients, func(c client) bool { return c.id == cf.Client })
+				names = append(names, clients[i].text)
+			}
+			what, was := fateChangeText(tc.Clients[0].Old, tc.Clients[0].New)
+			tc.Text = what + " for " + joinAnd(names) + was
+		}
+		out = append(out, *tc)
+	}
+	return out
+}
+
+// chainsByName returns the chains of rs by name (those of a name in
+// order: Validate rejects a name used twice).
+func chainsByName(rs *ir.Ruleset) map[string][]*ir.Chain {
+	m := make(map[string][]*ir.Chain, len(rs.Chains))
+	for _, c := range rs.Chains {
+		if c != nil {
+			m[c.Name] = append(m[c.Name], c)
+		}
+	}
+	return m
+}
+
+// allowedSource returns an address inside the source ranges of a firewall
+// chain, given as the chains of its name (the ranges its drop rule
+// spares).
+func allowedSource(chains []*ir.Chain) (netip.Addr, bool) {
+	for _, c := range chains {
 		for _, r := range c.RuleList() {
 			for _, pfx := range r.Match.SrcNotIn {
 				a := pfx.Masked().Addr()
@@ -241,6 +281,32 @@ func fateOf(r ir.Result) Fate {
 		f.Endpoints = slices.Compact(f.Endpoints)
 	}
 	return f
+}
+
+// sameFate reports whether two traces have the same Fate (fateEqual of
+// their fateOf), without spelling their endpoints: a trace's reaches are
+// sorted by endpoint, so each side's distinct endpoints are in the same
+// order.
+func sameFate(a, b ir.Result) bool {
+	if a.Verdict != b.Verdict {
+		return false
+	}
+	if a.Verdict != ir.VerdictDNAT {
+		return a.Masquerade == b.Masquerade
+	}
+	masq := func(r ir.Result) bool {
+		return slices.ContainsFunc(r.Reaches, func(x ir.Reach) bool { return x.Masquerade })
+	}
+	endpoints := func(r ir.Result) []netip.AddrPort {
+		eps := make([]netip.AddrPort, 0, len(r.Reaches))
+		for _, x := range r.Reaches {
+			if len(eps) == 0 || eps[len(eps)-1] != x.Endpoint {
+				eps = append(eps, x.Endpoint)
+			}
+		}
+		return eps
+	}
+	return masq(a) == masq(b) && slices.Equal(endpoints(a), endpoints(b))
 }
 
 func fateEqual(a, b Fate) bool {
