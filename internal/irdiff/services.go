@@ -168,7 +168,13 @@ func diffServices(oldS, newS []ir.ServiceInfo) []ServiceChange {
 		case n == nil:
 			out = append(out, ServiceChange{Service: id, Change: Removed, Summary: describeService(o), Changes: []Change{}})
 		default:
-			if ch := serviceChanges(viewOf(o), viewOf(n)); len(ch) > 0 {
+			ov, nv := viewOf(o), viewOf(n)
+			if reflect.DeepEqual(ov, nv) {
+				// Stricter than cmpOptions, and much cheaper than go-cmp:
+				// most Services of a large diff did not change.
+				continue
+			}
+			if ch := serviceChanges(ov, nv); len(ch) > 0 {
 				out = append(out, ServiceChange{Service: id, Change: Changed, Summary: describeService(n), Changes: ch})
 			}
 		}
