@@ -598,3 +598,41 @@ func errStrings(d diag.List) []string {
 	}
 	return out
 }
+
+// TestFirewallSourcesShared checks that the firewall chains of a
+// Service's ports hold one list of sources (the renderers spell a list
+// once; a Service of thousands of ports and ranges spelled one per port),
+// with the LB IPs added when the node's primary address is in the ranges.
+func TestFirewallSourcesShared(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		ranges []string
+		want   []netip.Prefix
+	}{
+		{"ranges only", []string{"203.0.113.0/24"}, prefixes("203.0.113.0/24")},
+		{"the node in the ranges", []string{"192.168.0.0/24"}, prefixes("192.168.0.0/24", "5.6.7.8/32")},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			svc := mkSvc("ns", "lb", withClusterIP("172.30.0.41"), withType("LoadBalancer"), withLB("5.6.7.8"),
+				withSourceRanges(tt.ranges...), func(s *api.Service) {
+					s.Spec.Ports = append(s.Spec.Ports, api.ServicePort{Name: "p81", Protocol: "TCP", Port: 81, TargetPort: api.IntOrString{IntVal: 81}})
+				})
+			p := mustCompile(t, &api.Input{Services: []*api.Service{svc}}, kubeProxyTestOpts())
+			var lists [][]netip.Prefix
+			for _, c := range p.Rulesets[0].Chains {
+				if c.Kind == ir.FirewallChain {
+					lists = append(lists, c.Rules[0].Match.SrcNotIn)
+				}
+			}
+			if len(lists) != 2 {
+				t.Fatalf("%d firewall chains, want 2", len(lists))
+			}
+			if diff := cmp.Diff(tt.want, lists[0], cmpNet); diff != "" {
+				t.Errorf("sources (-want +got):\n%s", diff)
+			}
+			if &lists[0][0] != &lists[1][0] || len(lists[0]) != len(lists[1]) {
+				t.Errorf("the ports' firewall chains hold two lists of sources")
+			}
+		})
+	}
+}

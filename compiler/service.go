@@ -26,7 +26,10 @@ type servicePort struct {
 	externalIPs []addrAt
 	lbIPs       []addrAt
 	srcRanges   []netip.Prefix
-	nodePort    uint16
+	// fwSources are the sources the firewall lets through (the
+	// Service's, shared by its ports).
+	fwSources []netip.Prefix
+	nodePort  uint16
 
 	affinity bool
 	timeout  time.Duration
@@ -75,6 +78,22 @@ func (c *compiler) servicePorts(s *svc, f ir.Family, names *nameBuf, scratch *[]
 			ranges = append(ranges, p)
 		}
 	}
+	// The sources a load-balancer firewall lets through: one list for
+	// every port, which the renderers then see as one (a Service of
+	// thousands of ports and ranges made the nft renderer spell every
+	// port's copy).
+	var fwSources []netip.Prefix
+	if len(lbIPs) > 0 && len(ranges) > 0 {
+		fwSources = ranges
+		if primary, ok := c.cfg.primary[f]; ok && anyContains(ranges, primary) {
+			// The LB IP may be a local address: node-to-VIP traffic
+			// then arrives with the VIP as source.
+			fwSources = slices.Clone(ranges)
+			for _, lb := range lbIPs {
+				fwSources = append(fwSources, netip.PrefixFrom(lb.addr, lb.addr.BitLen()))
+			}
+		}
+	}
 	affinity := sp.SessionAffinity == "ClientIP"
 	timeout := time.Duration(defaultAffinitySecond) * time.Second
 	if ac := sp.SessionAffinityConfig; ac != nil && ac.ClientIP != nil && ac.ClientIP.TimeoutSeconds != nil && *ac.ClientIP.TimeoutSeconds > 0 {
@@ -114,6 +133,7 @@ func (c *compiler) servicePorts(s *svc, f ir.Family, names *nameBuf, scratch *[]
 			externalIPs: extIPs,
 			lbIPs:       lbIPs,
 			srcRanges:   ranges,
+			fwSources:   fwSources,
 			affinity:    affinity,
 			timeout:     timeout,
 		}
@@ -298,15 +318,7 @@ func (b *builder) addServicePort(p *servicePort) {
 		b.addChain(p.chain(extChain, ir.ExternalChain, p.name+" external destinations", r))
 	}
 	if usesFW {
-		sources := append([]netip.Prefix(nil), p.srcRanges...)
-		if primary, ok := cfg.primary[b.f]; ok && anyContains(p.srcRanges, primary) {
-			// The LB IP may be a local address: node-to-VIP traffic
-			// then arrives with the VIP as source.
-			for _, lb := range p.lbIPs {
-				sources = append(sources, netip.PrefixFrom(lb.addr, lb.addr.BitLen()))
-			}
-		}
-		r := []ir.Rule{{Match: ir.Match{SrcNotIn: sources}, Action: &ir.Drop{}, Comment: "other traffic to " + p.name + " load balancer IPs"}}
+		r := []ir.Rule{{Match: ir.Match{SrcNotIn: p.fwSources}, Action: &ir.Drop{}, Comment: "other traffic to " + p.name + " load balancer IPs"}}
 		b.addChain(p.chain(fwChain, ir.FirewallChain, p.name+" loadBalancerSourceRanges", r))
 	}
 	if p.affinity {
