@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"fmt"
 	"io"
 	"os"
 	"sync"
@@ -253,3 +254,58 @@ func cpuTime() time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkCompileRenderWideService times compile and nft render of one
+// load-balancer Service of many ports, each port's firewall holding as
+// many source ranges, with 10 endpoints: its ports share one list of
+// sources, so the work grows with ports + ranges, not their product.
+func BenchmarkCompileRenderWideService(b *testing.B) {
+	for _, n := range []int{500, 2000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			in := wideService(n)
+			defer reportCPU(b)()
+			for b.Loop() {
+				p, diags := compiler.Compile(in, compiler.Options{SkipServices: true, SkipSelfCheck: true})
+				if diags.Err() != nil {
+					b.Fatal(diags.Err())
+				}
+				if err := (render.NFT{}).Render(io.Discard, p); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// wideService is the input of BenchmarkCompileRenderWideService.
+func wideService(n int) *api.Input {
+	svc := &api.Service{
+		APIVersion: "v1", Kind: "Service",
+		Metadata: api.ObjectMeta{Namespace: "default", Name: "wide"},
+		Spec: api.ServiceSpec{
+			Type: "LoadBalancer", ClusterIP: "10.96.8.8", ClusterIPs: []string{"10.96.8.8"},
+			SessionAffinity: "None", InternalTrafficPolicy: "Cluster", ExternalTrafficPolicy: "Cluster",
+			AllocateLoadBalancerNodePorts: ptr(false), Selector: map[string]string{"app": "wide"},
+		},
+		Status: api.ServiceStatus{LoadBalancer: api.LoadBalancerStatus{Ingress: []api.LoadBalancerIngress{{IP: "203.0.113.50"}}}},
+	}
+	slice := &api.EndpointSlice{
+		APIVersion: "discovery.k8s.io/v1", Kind: "EndpointSlice",
+		Metadata:    api.ObjectMeta{Namespace: "default", Name: "wide-1", Labels: map[string]string{api.ServiceNameLabel: "wide"}},
+		AddressType: "IPv4",
+	}
+	for i := range n {
+		name := fmt.Sprintf("p%d", i)
+		port := int32(1000 + i)
+		svc.Spec.Ports = append(svc.Spec.Ports, api.ServicePort{Name: name, Protocol: "TCP", Port: port, TargetPort: api.IntOrString{IntVal: port}})
+		svc.Spec.LoadBalancerSourceRanges = append(svc.Spec.LoadBalancerSourceRanges, fmt.Sprintf("198.%d.%d.0/24", i/256, i%256))
+		slice.Ports = append(slice.Ports, api.EndpointPort{Name: ptr(name), Protocol: ptr("TCP"), Port: ptr(port)})
+	}
+	for i := range 10 {
+		slice.Endpoints = append(slice.Endpoints, api.Endpoint{Addresses: []string{fmt.Sprintf("10.200.0.%d", i+1)},
+			Conditions: api.EndpointConditions{Ready: ptr(true)}})
+	}
+	return &api.Input{Services: []*api.Service{svc}, EndpointSlices: []*api.EndpointSlice{slice}}
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -439,6 +439,8 @@ type analysis struct {
 
 	shared map[string]*sharedChain
 	res    *Result
+	// texts spells the long prefix lists of canonical contents.
+	texts prefixTexts
 }
 
 // sharedChain is a shared chain and its canonical content.

@@ -7,7 +7,9 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"sync"
 	"time"
+	"unsafe"
 
 	"kpc/compiler/ir"
 )
@@ -182,7 +184,7 @@ func (a *analysis) specialize(ci int, st *specState, pending map[string]*sharedC
 		}
 		rules = append(rules, out)
 	}
-	name, content := sharedName(c.Kind, rules, sfx)
+	name, content := sharedName(c.Kind, rules, sfx, &a.texts)
 	if old, ok := pending[name]; ok && old.content != content {
 		return "", false // a hash collision
 	}
@@ -296,7 +298,7 @@ func (a *analysis) lowerSticky(i int, k Key, ci int, sfx map[string]string) lowe
 	}
 	out := append(marks, Rule{Action: StickyAction},
 		Rule{Action: ChoiceAction, Kind: AddrKey, Variant: 0, N: len(endpoints)})
-	name, content := sharedName(c.Kind, out, sfx)
+	name, content := sharedName(c.Kind, out, sfx, &a.texts)
 	return lowering{
 		entry:  Entry{List: ServicesList, Index: i, Key: k, Chain: name, Choices: [][]Endpoint{endpoints}, Timeout: timeout},
 		shared: map[string]*sharedChain{name: {Shared: Shared{Name: name, From: c.Kind, Rules: out}, content: content}},
@@ -313,9 +315,9 @@ func (a *analysis) lowerSticky(i int, k Key, ci int, sfx map[string]string) lowe
 // kind part of it, the one met second could not take the name, and
 // whether an entry is lowered would depend on the other Services of the
 // Ruleset). Any other chain is "shared-KIND-HASH", its content its kind
-// and its rules, hashed. sfx caches the hashes.
-func sharedName(from ir.ChainKind, rules []Rule, sfx map[string]string) (name, content string) {
-	content = canonicalRules(rules)
+// and its rules, hashed. sfx caches the hashes, texts the prefix lists.
+func sharedName(from ir.ChainKind, rules []Rule, sfx map[string]string, texts *prefixTexts) (name, content string) {
+	content = canonicalRules(rules, texts)
 	n := len(rules)
 	simple := n > 0 && rules[n-1].Action == ChoiceAction && rules[n-1].Variant == 0
 	sticky := false
@@ -340,7 +342,7 @@ func sharedName(from ir.ChainKind, rules []Rule, sfx map[string]string) (name, c
 	}
 	name += strconv.Itoa(last.N)
 	if marks := rules[:n-1]; len(marks) > 0 {
-		name += "-" + suffix(canonicalMarks(marks), sfx)
+		name += "-" + suffix(canonicalMarks(marks, texts), sfx)
 	}
 	return name, content
 }
@@ -357,11 +359,11 @@ func suffix(s string, sfx map[string]string) string {
 }
 
 // canonicalRules spells a shared chain's rules for comparing and naming.
-func canonicalRules(rules []Rule) string {
+func canonicalRules(rules []Rule, texts *prefixTexts) string {
 	var b []byte
 	for _, r := range rules {
 		b = append(b, '|')
-		b = appendMatch(b, &r.Match)
+		b = appendMatch(b, &r.Match, texts)
 		b = append(b, " a="...)
 		b = strconv.AppendUint(b, uint64(r.Action), 10)
 		b = append(b, " g="...)
@@ -377,24 +379,24 @@ func canonicalRules(rules []Rule) string {
 }
 
 // canonicalMarks spells marks for naming their chain.
-func canonicalMarks(marks []Rule) string {
+func canonicalMarks(marks []Rule, texts *prefixTexts) string {
 	var b []byte
 	for _, r := range marks {
 		b = append(b, "mark "...)
-		b = appendMatch(b, &r.Match)
+		b = appendMatch(b, &r.Match, texts)
 		b = append(b, ';')
 	}
 	return string(b)
 }
 
 // appendMatch spells the source conditions of a match.
-func appendMatch(b []byte, m *ir.Match) []byte {
+func appendMatch(b []byte, m *ir.Match, texts *prefixTexts) []byte {
 	b = append(b, "src="...)
 	b = m.SrcAddr.AppendTo(b)
 	b = append(b, " in="...)
-	b = appendPrefixes(b, m.SrcIn)
+	b = texts.appendTo(b, m.SrcIn)
 	b = append(b, " notin="...)
-	b = appendPrefixes(b, m.SrcNotIn)
+	b = texts.appendTo(b, m.SrcNotIn)
 	b = append(b, " local="...)
 	return strconv.AppendBool(b, m.SrcLocal)
 }
@@ -416,4 +418,34 @@ func appendPrefixes(b []byte, ps []netip.Prefix) []byte {
 		b = append(b, p...)
 	}
 	return b
+}
+
+// prefixTexts spells each long prefix list of the Ruleset once
+// (appendPrefixes), by the list's identity: the compiler gives a
+// Service's ports one list of firewall sources, which a Service of
+// thousands of ports and ranges had spelled, sorted, for every port. It
+// is safe for concurrent use.
+type prefixTexts struct{ m sync.Map } // prefixKey -> string
+
+// prefixKey is a prefix list's identity: its first element and length.
+type prefixKey struct {
+	first *netip.Prefix
+	n     int
+}
+
+// minPrefixText is the shortest list prefixTexts keeps the text of.
+const minPrefixText = 16
+
+// appendTo appends appendPrefixes' text of ps to b.
+func (t *prefixTexts) appendTo(b []byte, ps []netip.Prefix) []byte {
+	if len(ps) < minPrefixText {
+		return appendPrefixes(b, ps)
+	}
+	k := prefixKey{unsafe.SliceData(ps), len(ps)}
+	if s, ok := t.m.Load(k); ok {
+		return append(b, s.(string)...)
+	}
+	s := string(appendPrefixes(nil, ps))
+	t.m.Store(k, s)
+	return append(b, s...)
 }
