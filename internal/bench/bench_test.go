@@ -192,17 +192,7 @@ func BenchmarkRenderIPTables(b *testing.B) {
 func BenchmarkCompileRenderNFT(b *testing.B) {
 	for _, s := range shapes() {
 		b.Run(s.Name(), func(b *testing.B) {
-			in := input(b, s)
-			defer reportCPU(b)()
-			for b.Loop() {
-				p, diags := compiler.Compile(in, compiler.Options{SkipServices: true, SkipSelfCheck: true})
-				if diags.Err() != nil {
-					b.Fatal(diags.Err())
-				}
-				if err := (render.NFT{}).Render(io.Discard, p); err != nil {
-					b.Fatal(err)
-				}
-			}
+			benchCompileRender(b, input(b, s))
 		})
 	}
 }
@@ -258,22 +248,27 @@ func cpuTime() time.Duration {
 // BenchmarkCompileRenderWideService times compile and nft render of one
 // load-balancer Service of many ports, each port's firewall holding as
 // many source ranges, with 10 endpoints: its ports share one list of
-// sources, so the work grows with ports + ranges, not their product.
+// sources, which the nft renderer spells once.
 func BenchmarkCompileRenderWideService(b *testing.B) {
 	for _, n := range []int{500, 2000} {
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
-			in := wideService(n)
-			defer reportCPU(b)()
-			for b.Loop() {
-				p, diags := compiler.Compile(in, compiler.Options{SkipServices: true, SkipSelfCheck: true})
-				if diags.Err() != nil {
-					b.Fatal(diags.Err())
-				}
-				if err := (render.NFT{}).Render(io.Discard, p); err != nil {
-					b.Fatal(err)
-				}
-			}
+			benchCompileRender(b, wideService(n))
 		})
+	}
+}
+
+// benchCompileRender times compile and nft render of in as "kpc compile"
+// does them after loading (see BenchmarkCompileRenderNFT).
+func benchCompileRender(b *testing.B, in *api.Input) {
+	defer reportCPU(b)()
+	for b.Loop() {
+		p, diags := compiler.Compile(in, compiler.Options{SkipServices: true, SkipSelfCheck: true})
+		if diags.Err() != nil {
+			b.Fatal(diags.Err())
+		}
+		if err := (render.NFT{}).Render(io.Discard, p); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
 
