@@ -3,6 +3,7 @@ package irdiff
 import (
 	"bytes"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -99,8 +100,12 @@ func TestDiffServicesSkipsEqual(t *testing.T) {
 	}
 }
 
-// TestSameFate checks that sameFate agrees with fateEqual of fateOf.
+// TestSameFate checks that sameFate agrees with the equality of the Fates
+// of fateOf.
 func TestSameFate(t *testing.T) {
+	fateEqual := func(a, b Fate) bool {
+		return a.Verdict == b.Verdict && a.Masquerade == b.Masquerade && slices.Equal(a.Endpoints, b.Endpoints)
+	}
 	ep := func(s string, masq bool) ir.Reach {
 		return ir.Reach{Endpoint: netip.MustParseAddrPort(s), Probability: 0.5, Masquerade: masq}
 	}

@@ -207,9 +207,6 @@ func probeChanges(p probe, comment string, clients []client, npDst netip.Addr, o
 			continue
 		}
 		of, nf := fateOf(or), fateOf(nr)
-		if fateEqual(of, nf) {
-			continue
-		}
 		what, was := fateChangeText(of, nf)
 		i := slices.IndexFunc(changes, func(tc *TrafficChange) bool { return tc.Text == what+was })
 		if i < 0 {
@@ -283,10 +280,9 @@ func fateOf(r ir.Result) Fate {
 	return f
 }
 
-// sameFate reports whether two traces have the same Fate (fateEqual of
-// their fateOf), without spelling their endpoints: a trace's reaches are
-// sorted by endpoint, so each side's distinct endpoints are in the same
-// order.
+// sameFate reports whether two traces have equal Fates (fateOf), without
+// spelling their endpoints: a trace's reaches are sorted by endpoint, so
+// each side's distinct endpoints are in the same order.
 func sameFate(a, b ir.Result) bool {
 	if a.Verdict != b.Verdict {
 		return false
@@ -307,10 +303,6 @@ func sameFate(a, b ir.Result) bool {
 		return eps
 	}
 	return masq(a) == masq(b) && slices.Equal(endpoints(a), endpoints(b))
-}
-
-func fateEqual(a, b Fate) bool {
-	return a.Verdict == b.Verdict && a.Masquerade == b.Masquerade && slices.Equal(a.Endpoints, b.Endpoints)
 }
 
 func endpointSet(eps []string) string { return "{" + strings.Join(eps, ", ") + "}" }
