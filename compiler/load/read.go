@@ -154,7 +154,7 @@ func readFile(name string) ([]byte, error) {
 // readLimited reads r to the end, failing beyond limit bytes. size is how
 // many bytes r is expected to hold (0 if unknown).
 func readLimited(r io.Reader, size int, limit int64) ([]byte, error) {
-	var buf bytes.Buffer
+	buf := new(bytes.Buffer)
 	if size > 0 {
 		// A slice made at the expected size is first touched by the
 		// read that fills it; a buffer grown to it is cleared first, a
@@ -168,7 +168,7 @@ func readLimited(r io.Reader, size int, limit int64) ([]byte, error) {
 		case err != nil:
 			return nil, err
 		}
-		buf = *bytes.NewBuffer(data) // the input grew since it was sized
+		buf = bytes.NewBuffer(data) // the input grew since it was sized
 	}
 	if _, err := buf.ReadFrom(io.LimitReader(r, limit+1-int64(buf.Len()))); err != nil {
 		return nil, err

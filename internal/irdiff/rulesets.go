@@ -341,7 +341,7 @@ func rulesText(v reflect.Value) string {
 // pruneEqual removes from both views the entries that are the same on
 // both sides, which go-cmp reports nothing of: it would sort the keys of
 // every map to walk them (at 50,000 Services, about half a million
-// chains and entries, 9 s of a diff's 22 s).
+// chains and entries: 9.6 s of a comparison that took 21.8 s).
 func pruneEqual(o, n *rsView) {
 	for _, m := range [][2]map[string]string{
 		{o.ServiceIPs, n.ServiceIPs}, {o.NodePorts, n.NodePorts}, {o.FirewallIPs, n.FirewallIPs},
