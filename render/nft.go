@@ -31,9 +31,10 @@ import (
 // no-endpoint-nodeports, keyed "address . protocol . port" or "protocol .
 // port", their elements commented with the Kubernetes object; the map
 // service-endpoints, the map sticky-clients and the verdict map
-// sticky-timeouts of the direct layout (below, with their variants service-endpoints-1 and
-// nodeport-endpoints, -1, ...); the endpoint-choice-K maps; the
-// endpoints-K maps and the hairpin-endpoints set of the lowering (below);
+// sticky-timeouts of the direct layout (below, with their variants
+// service-endpoints-1 and nodeport-endpoints, -1, ...); the
+// endpoint-choice-K maps; the endpoints-K maps and the hairpin-endpoints
+// set of the lowering (below);
 // the IR's affinity sets that are still used; the set fingerprint. Then
 // the base chains filter-prerouting-pre-dnat and filter-output-pre-dnat
 // (priority -110), nat-prerouting and nat-output (-100), filter-forward,
@@ -42,9 +43,10 @@ import (
 // service-endpoints-check, nodeport-endpoints-check, cluster-ips-check
 // (only when the Ruleset rejects or drops by cluster IP or service CIDR)
 // and reject-chain; sticky-update, its sticky-update-T chains (shortest
-// timeout first) and the shared chains of the direct layout, by name; then the IR's chains that are still used,
-// under their own names, in the IR's order, each preceded by a "#" line
-// naming its Kubernetes object.
+// timeout first) and the shared chains of the direct layout, by name;
+// then the IR's chains that are still used, under their own names, in
+// the IR's order, each preceded by a "#" line naming its Kubernetes
+// object.
 //
 // The direct layout (package nftdirect) spells most of the IR's chains as
 // data. Each element of service-ips, service-nodeports and firewall-ips

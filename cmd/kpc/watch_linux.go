@@ -98,10 +98,7 @@ func (w *watcher) locate(f string, in *api.Input) {
 	keys := map[string]bool{}
 	markKeys(in, keys)
 	for id := range keys {
-		if w.where[id] == nil {
-			w.where[id] = map[string]bool{}
-		}
-		w.where[id][f] = true
+		w.place(id, f)
 	}
 }
 
@@ -110,10 +107,23 @@ func (w *watcher) unlocate(f string, in *api.Input) {
 	keys := map[string]bool{}
 	markKeys(in, keys)
 	for id := range keys {
-		delete(w.where[id], f)
-		if len(w.where[id]) == 0 {
-			delete(w.where, id)
-		}
+		w.displace(id, f)
+	}
+}
+
+// place records that key id has documents in file f.
+func (w *watcher) place(id, f string) {
+	if w.where[id] == nil {
+		w.where[id] = map[string]bool{}
+	}
+	w.where[id][f] = true
+}
+
+// displace records that key id has no documents in file f.
+func (w *watcher) displace(id, f string) {
+	delete(w.where[id], f)
+	if len(w.where[id]) == 0 {
+		delete(w.where, id)
 	}
 }
 
@@ -783,15 +793,9 @@ func (w *watcher) commit(loaded map[string]*fileLoad, keys map[string]*watchKey,
 			// Only the touched keys can have come to or left the file.
 			for id := range l.touched {
 				if k := keys[id]; k != nil && k.inFile(f) {
-					if w.where[id] == nil {
-						w.where[id] = map[string]bool{}
-					}
-					w.where[id][f] = true
-				} else if w.where[id] != nil {
-					delete(w.where[id], f)
-					if len(w.where[id]) == 0 {
-						delete(w.where, id)
-					}
+					w.place(id, f)
+				} else {
+					w.displace(id, f)
 				}
 			}
 		} else {

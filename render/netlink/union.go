@@ -459,8 +459,8 @@ func (u *Union) restore(un *undo) {
 }
 
 // Adopt checks that the Union's counts describe full, the summary of the
-// whole input's batch (Batch.Summary), and takes the kernel's versions of multi-version objects,
-// the set sizes and the tables from it. It returns an error naming the
+// whole input's batch (Batch.Summary), and takes the kernel's versions
+// of multi-version objects, the set sizes and the tables from it. It returns an error naming the
 // first object that differs: then the Union cannot update these tables,
 // and every change needs Replace.
 func (u *Union) Adopt(full *Summary) error {
