@@ -180,6 +180,12 @@ func sameContext(a, b *api.Input) bool {
 		sameDocs(a.ServiceCIDRs, b.ServiceCIDRs, func(c *api.ServiceCIDR) *diag.Pos { return &c.Pos })
 }
 
+// hasContext reports whether in (nil: none) holds node context
+// documents.
+func hasContext(in *api.Input) bool {
+	return in != nil && len(in.Nodes)+len(in.ProxyConfigs)+len(in.ServiceCIDRs) > 0
+}
+
 // setContext gathers the node context documents of every file.
 func (w *watcher) setContext() {
 	w.context = api.Input{}
@@ -788,7 +794,7 @@ func (w *watcher) commit(loaded map[string]*fileLoad, keys map[string]*watchKey,
 	context := false // a file with node context documents changed
 	for f, l := range loaded {
 		in := l.in
-		context = context || !sameContext(in, nil) || !sameContext(w.files[f], nil)
+		context = context || hasContext(in) || hasContext(w.files[f])
 		if !l.whole {
 			// Only the touched keys can have come to or left the file.
 			for id := range l.touched {
@@ -807,7 +813,7 @@ func (w *watcher) commit(loaded map[string]*fileLoad, keys map[string]*watchKey,
 		} else {
 			delete(w.docs, f)
 		}
-		if len(in.Services)+len(in.EndpointSlices)+len(in.Endpoints) == 0 && sameContext(in, nil) && !w.explicit(f) {
+		if len(in.Services)+len(in.EndpointSlices)+len(in.Endpoints) == 0 && !hasContext(in) && !w.explicit(f) {
 			delete(w.files, f)
 			delete(w.docs, f)
 			continue
