@@ -1,7 +1,7 @@
 package main
 
 import (
-	"bytes"
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -65,8 +65,9 @@ func (e renderError) Unwrap() error { return e.error }
 
 // renderer returns the function that renders prog in the named format to
 // a writer; domain is the cluster domain of the dns format. Every
-// renderer builds its whole output before writing any of it, so an
-// invalid Program leaves the destination untouched, except that with
+// renderer that can refuse a Program builds its whole output before
+// writing any of it, so an invalid Program leaves the destination
+// untouched (ir, which refuses none, writes as it goes), except that with
 // staged set (the writer's output is dropped on error: see stageOutput)
 // iptables writes its chains' rules as it makes them (IPTables.Stream).
 // The function's rendering errors are renderErrors.
@@ -84,13 +85,15 @@ func renderer(prog *ir.Program, format, family, domain string, staged bool) (fun
 	case "dns":
 		r = render.DNS{Domain: domain}
 	case "ir":
+		// Dump fails only when its writer does, so it writes as it goes:
+		// its output is several times the nft ruleset's, which a buffer
+		// of the whole would hold twice over while it grows.
 		return func(w io.Writer) error {
-			var b bytes.Buffer
-			if err := ir.Dump(&b, prog); err != nil {
-				return renderError{err}
+			bw := bufio.NewWriterSize(w, 1<<16)
+			if err := ir.Dump(bw, prog); err != nil {
+				return err
 			}
-			_, err := w.Write(b.Bytes())
-			return err
+			return bw.Flush()
 		}, nil
 	default:
 		return nil, fmt.Errorf("--format %q: want nft, iptables, ir or dns", format)
