@@ -74,7 +74,7 @@ func decodeFileTo(name string, data []byte, asJSON bool, opts Options, diags *di
 		diags.Add(pos, "", "", msg)
 		return
 	}
-	decodeText(name, data, asJSON, opts, diags, out)
+	decodeText(name, data, asJSON, true, opts, diags, out)
 }
 
 // decodeStdin decodes standard input, read as JSON or YAML by its content
@@ -89,11 +89,12 @@ func decodeStdin(data []byte, opts Options, diags *diag.List, out *sink) {
 	if decodeJSONList(stdinName, data, opts, out) {
 		return
 	}
-	decodeText(stdinName, data, isJSON(stdinName, data), opts, diags, out)
+	decodeText(stdinName, data, isJSON(stdinName, data), false, opts, diags, out)
 }
 
-// decodeText is decodeFileTo for data that checkText takes.
-func decodeText(name string, data []byte, asJSON bool, opts Options, diags *diag.List, out *sink) {
+// decodeText is decodeFileTo for data that checkText takes; list says
+// whether to try decodeJSONList on JSON (not when the caller has).
+func decodeText(name string, data []byte, asJSON, list bool, opts Options, diags *diag.List, out *sink) {
 	if !asJSON {
 		if pos, msg, ok := yamlControl(name, data); !ok {
 			diags.Add(pos, "", "", msg)
@@ -111,7 +112,7 @@ func decodeText(name string, data []byte, asJSON bool, opts Options, diags *diag
 		return
 	}
 	d := &decoder{file: name, opts: opts, diags: diags, emit: out.doc}
-	if asJSON && decodeJSONList(name, data, opts, out) {
+	if asJSON && list && decodeJSONList(name, data, opts, out) {
 		return
 	}
 	if asJSON && fastYAMLEnabled {
@@ -342,7 +343,7 @@ func (c *chunk) runItems(d *decoder) bool {
 	// Item by item: each starts with a "-" at column 0.
 	for a := from; a < to; {
 		b := a + 1
-		for b < to && !isItemLine(p.raw(b)) {
+		for b < to && !isItemLine(p, b) {
 			b++
 		}
 		p.line, p.end, p.ok = a, b, true
@@ -369,8 +370,8 @@ func (c *chunk) runItems(d *decoder) bool {
 	return true
 }
 
-// isItemLine reports whether a line of a List's items starts an item.
-func isItemLine(b []byte) bool { return len(b) > 0 && b[0] == '-' }
+// isItemLine reports whether line l of a List's items starts an item.
+func isItemLine(p *yparser, l int) bool { b := p.raw(l); return len(b) > 0 && b[0] == '-' }
 
 // items decodes List items as the decoder decodes the items of a List
 // document.
@@ -531,14 +532,6 @@ func syntaxError(name string, err error, asJSON bool) (diag.Pos, string) {
 		}
 	}
 	return pos, "YAML syntax error: " + msg
-}
-
-// toPos converts a CUE position.
-func toPos(p token.Pos) diag.Pos {
-	if !p.IsValid() {
-		return diag.Pos{}
-	}
-	return diag.Pos{File: p.Filename(), Line: p.Line(), Col: p.Column()}
 }
 
 // document handles one top-level YAML document or JSON value.

@@ -38,7 +38,7 @@ func fastJSON(file *token.File, data []byte, from, to int, known map[string]stri
 // the file (the loader reports at labels and values).
 func fastJSONValues(name string, data []byte) ([]ast.Expr, bool) {
 	file := token.NewFile(name, 0, len(data)+1)
-	file.SetLinesForContent(data)
+	setLines(file, lineStarts(data), nil)
 	p := &jparser{data: data, file: file, ok: true, known: map[string]string{}}
 	var values []ast.Expr
 	for p.space(); p.i < len(data); p.space() {

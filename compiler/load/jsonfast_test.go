@@ -96,7 +96,8 @@ func positions(n ast.Node) []string {
 				continue
 			}
 			if p, ok := v.Field(i).Interface().(token.Pos); ok {
-				out = append(out, fmt.Sprintf("%T.%s %d:%d", n, v.Type().Field(i).Name, p.Line(), p.Column()))
+				q := toPos(p)
+				out = append(out, fmt.Sprintf("%T.%s %d:%d", n, v.Type().Field(i).Name, q.Line, q.Col))
 			}
 		}
 		return true
@@ -147,46 +148,66 @@ func TestFastJSON(t *testing.T) {
 }
 
 // TestFastJSONSynth compares fastJSON with CUE's decoder on a cluster in
-// kubectl's JSON layout, item by item as runJSONItems takes them.
+// kubectl's JSON layout, item by item as runJSONItems takes them, in the
+// text as it is and dedented (readDedented), whose positions must be the
+// same.
 func TestFastJSONSynth(t *testing.T) {
 	var b bytes.Buffer
 	if err := synth.Write(&b, synth.Config{Services: 200, Endpoints: 3}); err != nil {
 		t.Fatal(err)
 	}
 	data := []byte(kubectlJSON(t, b.String(), map[string]any{"apiVersion": "v1", "kind": "List"}))
-	p := newYParser("list.json", data)
-	l, ok := p.jsonListLayout()
-	if !ok {
-		t.Fatal("not in kubectl's layout")
+	dedented, err := readDedented(bytes.NewReader(data), len(data), MaxFileSize)
+	if err != nil || dedented.indent == nil || len(dedented.data) > len(data)/2 {
+		t.Fatalf("dedented to %d of %d bytes, %v", len(dedented.data), len(data), err)
 	}
-	items := 0
-	for a := l.items[0]; a < l.items[1]; a++ {
-		if !isJSONItemLine(p.raw(a)) {
-			continue
+	var plainPositions [][]string
+	for _, in := range []struct {
+		name string
+		text text
+	}{{"plain", text{data: data}}, {"dedented", dedented}} {
+		p := newTextParser("list.json", in.text)
+		l, ok := p.jsonListLayout()
+		if !ok {
+			t.Fatalf("%s: not in kubectl's layout", in.name)
 		}
-		b := a + 1
-		for b < l.items[1] && !isJSONItemLine(p.raw(b)) {
-			b++
+		items := 0
+		for a := l.items[0]; a < l.items[1]; a++ {
+			if !isJSONItemLine(p, a) {
+				continue
+			}
+			b := a + 1
+			for b < l.items[1] && !isJSONItemLine(p, b) {
+				b++
+			}
+			from, to := p.lineEnd(a)-1, p.lineEnd(b-1)
+			if p.data[from] != '{' {
+				t.Fatalf("%s: item at line %d starts with %q", in.name, a+1, p.data[from])
+			}
+			if p.data[to-1] == ',' {
+				to--
+			}
+			got, ok := fastJSON(p.file, p.data, from, to, nil)
+			want, ok2 := cueJSON(p, from, to)
+			if !ok || !ok2 {
+				t.Fatalf("%s: item at line %d: taken %v, CUE %v", in.name, a+1, ok, ok2)
+			}
+			if d := sameAST(got, want, fmt.Sprintf("%s item%d", in.name, items)); d != "" {
+				t.Fatal(d)
+			}
+			if d := cmp.Diff(positions(want), positions(got)); d != "" {
+				t.Fatalf("%s: item%d: positions differ (-CUE +fastJSON):\n%s", in.name, items, d)
+			}
+			if in.name == "plain" {
+				plainPositions = append(plainPositions, positions(got))
+			} else if d := cmp.Diff(plainPositions[items], positions(got)); d != "" {
+				t.Fatalf("item%d: positions differ (-plain +dedented):\n%s", items, d)
+			}
+			items++
 		}
-		from, to := p.start(a)+len(jsonItemOpen)-1, p.lineEnd(b-1)
-		if data[to-1] == ',' {
-			to--
+		if items != 2+200*2 {
+			t.Errorf("%s: %d items", in.name, items)
 		}
-		got, ok := fastJSON(p.file, data, from, to, nil)
-		want, ok2 := cueJSON(p, from, to)
-		if !ok || !ok2 {
-			t.Fatalf("item at line %d: taken %v, CUE %v", a+1, ok, ok2)
-		}
-		if d := sameAST(got, want, fmt.Sprintf("item%d", items)); d != "" {
-			t.Fatal(d)
-		}
-		if d := cmp.Diff(positions(want), positions(got)); d != "" {
-			t.Fatalf("item%d: positions differ (-CUE +fastJSON):\n%s", items, d)
-		}
-		items++
-	}
-	if items != 2+200*2 {
-		t.Errorf("%d items", items)
 	}
 }
 

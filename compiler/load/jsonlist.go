@@ -6,6 +6,8 @@ import (
 
 	"cuelang.org/go/cue/ast"
 	"cuelang.org/go/encoding/json"
+
+	"kpc/compiler/diag"
 )
 
 // kubectl prints a List in JSON (kubectl get -o json) with four spaces of
@@ -26,29 +28,29 @@ const (
 // caller then decodes the whole input.
 func (p *yparser) jsonListLayout() (listLayout, bool) {
 	var l listLayout
-	if p.line != 0 || p.end < 2 || string(p.raw(0)) != "{" {
+	if p.line != 0 || p.end < 2 || !p.isLine(0, "{") {
 		return l, false // the List starts the file, as the decoder's positions assume
 	}
 	at := -1
 	for i := p.line; i < p.end; i++ {
-		if string(p.raw(i)) == jsonItemsLine {
+		if p.isLine(i, jsonItemsLine) {
 			at = i
 			break
 		}
 	}
-	if at < 0 || at+1 >= p.end || string(p.raw(at+1)) != jsonItemOpen {
+	if at < 0 || at+1 >= p.end || !p.isLine(at+1, jsonItemOpen) {
 		return l, false
 	}
 	// The items: each closing line ends with a comma but the last's.
 	first, end := at+1, -1
 	for i := first + 1; i < p.end && end < 0; i++ {
-		b := p.raw(i)
-		if !bytes.HasPrefix(b, []byte(jsonItemClose)) {
+		rest, ok := p.cutLine(i, jsonItemClose)
+		if !ok {
 			continue
 		}
-		switch string(b[len(jsonItemClose):]) {
+		switch string(rest) {
 		case ",":
-			if i+1 >= p.end || string(p.raw(i+1)) != jsonItemOpen {
+			if i+1 >= p.end || !p.isLine(i+1, jsonItemOpen) {
 				return l, false
 			}
 			i++
@@ -83,18 +85,43 @@ func (p *yparser) jsonListLayout() (listLayout, bool) {
 	return l, true
 }
 
-// isJSONItemLine reports whether a line of a JSON List's items starts an
+// isJSONItemLine reports whether line l of a JSON List's items starts an
 // item.
-func isJSONItemLine(b []byte) bool { return string(b) == jsonItemOpen }
+func isJSONItemLine(p *yparser, l int) bool { return p.isLine(l, jsonItemOpen) }
 
 // decodeJSONList decodes a large JSON file, valid text (see checkText),
 // with fastDecodeJSONList, and reports whether it did: if not, nothing was
 // passed on.
 func decodeJSONList(name string, data []byte, opts Options, out *sink) bool {
-	if !fastYAMLEnabled || len(data) < 2*chunkBytes || out.v == nil || data[0] != '{' {
+	return decodeJSONText(name, text{data: data}, opts, out)
+}
+
+// decodeDedented decodes a dedented text (see text) of a file or of
+// standard input: with decodeJSONText when it takes the text, else as
+// decodeData (or for standard input decodeStdin) decodes the input as it
+// is, without trying decodeJSONList again.
+func decodeDedented(name string, t text, opts Options, diags *diag.List, out *sink) {
+	// The text starts with '{': it is not UTF-16 (fromUTF16).
+	data := crlfToLF(t.data)
+	_, _, valid := checkText(name, data) // as valid as the input: only spaces are left out
+	if valid && decodeJSONText(name, text{data: data, indent: t.indent}, opts, out) {
+		return
+	}
+	plain := crlfToLF(t.plain())
+	if !valid {
+		pos, msg, _ := checkText(name, plain)
+		diags.Add(pos, "", "", msg)
+		return
+	}
+	decodeText(name, plain, name != stdinName || isJSON(name, plain), false, opts, diags, out)
+}
+
+// decodeJSONText is decodeJSONList for a text that may be dedented.
+func decodeJSONText(name string, t text, opts Options, out *sink) bool {
+	if !fastYAMLEnabled || len(t.data) < 2*chunkBytes || out.v == nil || t.data[0] != '{' {
 		return false
 	}
-	layout, ok := fastDecodeJSONList(name, data, opts, out)
+	layout, ok := fastDecodeJSONList(name, t, opts, out)
 	if layout && !ok {
 		wholeFallbacks.Add(1)
 	}
@@ -106,10 +133,10 @@ func decodeJSONList(name string, data []byte, opts Options, out *sink) bool {
 // by the validation workers. It reports whether the file is in that
 // layout, and whether it decoded it: if any item fails to decode, every
 // part is discarded, and the general decoder then decodes the whole file.
-func fastDecodeJSONList(name string, data []byte, opts Options, out *sink) (layout, ok bool) {
-	p := newYParser(name, data)
+func fastDecodeJSONList(name string, t text, opts Options, out *sink) (layout, ok bool) {
+	p := newTextParser(name, t)
 	l, ok := p.jsonListLayout()
-	if !ok {
+	if !p.ok || !ok {
 		return false, false
 	}
 	cs := runChunks(p, p.itemChunks(l.items, chunkBytes, isJSONItemLine), name, opts, out, l.kind, true)
@@ -136,10 +163,10 @@ func (c *chunk) runJSONItems(d *decoder) bool {
 	known := map[string]string{}
 	for a := p.line; a < p.end; {
 		b := a + 1
-		for b < p.end && !isJSONItemLine(p.raw(b)) {
+		for b < p.end && !isJSONItemLine(p, b) {
 			b++
 		}
-		from := p.start(a) + len(jsonItemOpen) - 1
+		from := p.lineEnd(a) - 1 // the brace that ends the line
 		to := p.lineEnd(b - 1)
 		if data := p.data[to-1 : to]; string(data) == "," {
 			to--

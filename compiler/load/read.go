@@ -34,12 +34,22 @@ func readAll(paths []string, stdin io.Reader, opts Options, diags *diag.List, ou
 				diags.Add(diag.Pos{File: stdinName}, "", "", "no standard input available")
 				continue
 			}
-			data, err := readLimited(stdin, 0, MaxFileSize)
+			var t text
+			var err error
+			if fastYAMLEnabled {
+				t, err = readDedented(stdin, 0, MaxFileSize)
+			} else {
+				t.data, err = readLimited(stdin, 0, MaxFileSize)
+			}
 			if err != nil {
 				diags.Add(diag.Pos{File: stdinName}, "", "", fmt.Sprintf("reading standard input: %v", err))
 				continue
 			}
-			data, pos, msg, ok := fromUTF16(stdinName, data)
+			if t.indent != nil {
+				decodeDedented(stdinName, t, opts, diags, out)
+				continue
+			}
+			data, pos, msg, ok := fromUTF16(stdinName, t.data)
 			if !ok {
 				diags.Add(pos, "", "", msg)
 				continue
@@ -47,24 +57,31 @@ func readAll(paths []string, stdin io.Reader, opts Options, diags *diag.List, ou
 			decodeStdin(crlfToLF(data), opts, diags, out)
 			continue
 		}
-		readPath(p, diags, func(f string, data []byte) { decodeData(f, data, opts, diags, out) })
+		readPath(p, diags, fastYAMLEnabled, func(f string, t text) {
+			if t.indent != nil {
+				decodeDedented(f, t, opts, diags, out)
+				return
+			}
+			decodeData(f, t.data, opts, diags, out)
+		})
 	}
 }
 
 // readPath reads the files of path p (expand) and passes each to use, in
-// order; what cannot be read is added to diags.
-func readPath(p string, diags *diag.List, use func(name string, data []byte)) {
+// order, large JSON files dedented when dedent is set (see readText);
+// what cannot be read is added to diags.
+func readPath(p string, diags *diag.List, dedent bool, use func(name string, t text)) {
 	files, err := expand(p)
 	if err != nil {
 		diags.Add(diag.Pos{File: p}, "", "", err.Error())
 	}
 	for _, f := range files {
-		data, err := readFile(f)
+		t, err := readText(f, dedent)
 		if err != nil {
 			diags.Add(diag.Pos{File: f}, "", "", err.Error())
 			continue
 		}
-		use(f, data)
+		use(f, t)
 	}
 }
 
@@ -93,7 +110,7 @@ func ReadFiles(paths []string) ([]File, diag.List) {
 	var diags diag.List
 	var out []File
 	for _, p := range paths {
-		readPath(p, &diags, func(f string, data []byte) { out = append(out, File{Name: f, Data: data}) })
+		readPath(p, &diags, false, func(f string, t text) { out = append(out, File{Name: f, Data: t.data}) })
 	}
 	return out, diags
 }
@@ -130,9 +147,17 @@ func expand(p string) ([]string, error) {
 
 // readFile reads a file of at most MaxFileSize bytes.
 func readFile(name string) ([]byte, error) {
+	t, err := readText(name, false)
+	return t.data, err
+}
+
+// readText reads a file of at most MaxFileSize bytes; with dedent, a JSON
+// file (by its name) large enough for decodeJSONList is read dedented
+// (readDedented).
+func readText(name string, dedent bool) (text, error) {
 	f, err := os.Open(name)
 	if err != nil {
-		return nil, fmt.Errorf("cannot read input: %w", err)
+		return text{}, fmt.Errorf("cannot read input: %w", err)
 	}
 	defer f.Close()
 	// A regular file is read into a buffer of its size, not grown to it;
@@ -140,15 +165,20 @@ func readFile(name string) ([]byte, error) {
 	size := 0
 	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
 		if st.Size() > MaxFileSize {
-			return nil, fmt.Errorf("cannot read input: %w", tooLarge(MaxFileSize))
+			return text{}, fmt.Errorf("cannot read input: %w", tooLarge(MaxFileSize))
 		}
 		size = int(st.Size())
 	}
-	data, err := readLimited(f, size, MaxFileSize)
-	if err != nil {
-		return nil, fmt.Errorf("cannot read input: %w", err)
+	var t text
+	if dedent && size >= 2*chunkBytes && isJSON(name, nil) {
+		t, err = readDedented(f, size, MaxFileSize)
+	} else {
+		t.data, err = readLimited(f, size, MaxFileSize)
 	}
-	return data, nil
+	if err != nil {
+		return text{}, fmt.Errorf("cannot read input: %w", err)
+	}
+	return t, nil
 }
 
 // readLimited reads r to the end, failing beyond limit bytes. size is how

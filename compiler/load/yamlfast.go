@@ -42,18 +42,18 @@ func fastYAML(name string, data []byte, emit func(ast.Expr)) (int, bool) {
 // with bytes outside the subset (tabs, carriage returns, non-ASCII text),
 // whose documents go to the general decoder.
 func newYParser(name string, data []byte) *yparser {
-	p := &yparser{data: data, ok: true}
+	return newTextParser(name, text{data: data})
+}
+
+// newTextParser is newYParser for a text that may be dedented (a JSON
+// List's, for decodeJSONList): the parser's lines are its data's, and
+// isLine and cutLine see them as they are in the input.
+func newTextParser(name string, t text) *yparser {
+	data := t.data
+	p := &yparser{data: data, dedent: t.indent, ok: true}
 	p.file = token.NewFile(name, 0, len(data)+1)
-	// The file's line table (for positions) is made on another CPU while
-	// the input is checked and its lines found here.
-	lines := make(chan struct{})
-	go func() {
-		p.file.SetLinesForContent(data)
-		close(lines)
-	}()
 	// The table is sized exactly: a kubectl List as JSON has a line for
-	// every 36 bytes, and its 474 MB at 50,000 Services held 237 MB of
-	// table (ints, the capacity guessed at a line per 16 bytes).
+	// every 36 bytes. It is the file's only line table (setLines).
 	p.starts = make([]int32, 1, bytes.Count(data, []byte{'\n'})+1)
 	for i, c := range data {
 		switch {
@@ -65,7 +65,11 @@ func newYParser(name string, data []byte) *yparser {
 			}
 		}
 	}
-	<-lines
+	if p.dedent != nil && len(p.dedent) != len(p.starts) {
+		p.ok = false // not a dedented text of these lines
+		p.dedent = nil
+	}
+	setLines(p.file, p.starts, p.dedent)
 	p.end = p.lines()
 	return p
 }
@@ -80,7 +84,7 @@ func (p *yparser) lines() int { return len(p.starts) }
 // must start at a document boundary; it shares p's tables and may run
 // concurrently with p.
 func (p *yparser) at(from, to int) *yparser {
-	return &yparser{data: p.data, file: p.file, starts: p.starts, odd: p.odd, line: from, end: to, ok: true}
+	return &yparser{data: p.data, file: p.file, starts: p.starts, dedent: p.dedent, odd: p.odd, line: from, end: to, ok: true}
 }
 
 // documents parses the documents of lines [from, to), passing each to
@@ -384,14 +388,14 @@ func listWrapper(wrapper *ast.StructLit, items bool) (*listKind, bool) {
 
 // itemChunks splits the lines of a List's items into ranges of about size
 // bytes that start at items (lines for which start is true).
-func (p *yparser) itemChunks(items [2]int, size int, start func([]byte) bool) [][2]int {
+func (p *yparser) itemChunks(items [2]int, size int, start func(p *yparser, l int) bool) [][2]int {
 	var out [][2]int
 	from := items[0]
 	for l := from + 1; l < items[1]; l++ {
 		if p.start(l)-p.start(from) < size {
 			continue
 		}
-		if start(p.raw(l)) {
+		if start(p, l) {
 			out = append(out, [2]int{from, l})
 			from = l
 		}
@@ -410,9 +414,12 @@ type yparser struct {
 	data   []byte
 	file   *token.File
 	starts []int32 // line start offsets (inputs are at most MaxFileSize bytes)
-	odd    []int   // the lines with bytes outside the subset, in order
-	line   int     // the next line to read
-	end    int     // the line where parsing stops
+	// dedent, when not nil, is the spaces each line of a dedented text
+	// left out (see text): only the JSON List decoder reads one.
+	dedent []uint16
+	odd    []int // the lines with bytes outside the subset, in order
+	line   int   // the next line to read
+	end    int   // the line where parsing stops
 	ok     bool
 	// plainKeys holds the labels of the plain (unquoted) keys seen, by
 	// their text (at most maxKnownKeys), and scalars the plain scalars
@@ -448,6 +455,29 @@ func (p *yparser) lineEnd(l int) int {
 		return p.start(l+1) - 1
 	}
 	return len(p.data)
+}
+
+// cutLine reports whether line l is, as it is in the input, prefix
+// followed by more text, and returns that text; prefix is spaces followed
+// by something else (for a dedented text).
+func (p *yparser) cutLine(l int, prefix string) ([]byte, bool) {
+	b := p.raw(l)
+	if p.dedent == nil {
+		return bytes.CutPrefix(b, []byte(prefix))
+	}
+	// A line without all its spaces left out (maxIndent) has more than
+	// any prefix's.
+	rest := strings.TrimLeft(prefix, " ")
+	if int(p.dedent[l]) != len(prefix)-len(rest) || (len(b) > 0 && b[0] == ' ') {
+		return nil, false
+	}
+	return bytes.CutPrefix(b, []byte(rest))
+}
+
+// isLine reports whether line l is, as it is in the input, text.
+func (p *yparser) isLine(l int, text string) bool {
+	rest, ok := p.cutLine(l, text)
+	return ok && len(rest) == 0
 }
 
 func (p *yparser) indent(l int) int {

@@ -48,12 +48,12 @@ func sameAST(a, b ast.Node, path string) string {
 // strings only if quotedPos.
 func sameASTLabels(a, b ast.Node, path string, quotedPos bool) string {
 	sameAST := func(a, b ast.Node, path string) string { return sameASTLabels(a, b, path, quotedPos) }
-	lc := func(n ast.Node) string { return fmt.Sprintf("%d:%d", n.Pos().Line(), n.Pos().Column()) }
+	lc := func(n ast.Node) string { q := toPos(n.Pos()); return fmt.Sprintf("%d:%d", q.Line, q.Col) }
 	if fmt.Sprintf("%T", a) != fmt.Sprintf("%T", b) {
 		return fmt.Sprintf("%s: %T vs %T", path, a, b)
 	}
 	if lc(a) != lc(b) || a.Pos().Filename() != b.Pos().Filename() {
-		return fmt.Sprintf("%s: position %s vs %s", path, a.Pos(), b.Pos())
+		return fmt.Sprintf("%s: position %s %s vs %s %s", path, a.Pos().Filename(), lc(a), b.Pos().Filename(), lc(b))
 	}
 	switch x := a.(type) {
 	case *ast.StructLit:
