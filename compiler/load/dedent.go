@@ -1,8 +1,8 @@
 package load
 
 import (
-	"bufio"
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 )
@@ -51,68 +51,39 @@ func (t text) plain() []byte {
 // spaces returns n spaces.
 func spaces(n int) []byte { return bytes.Repeat([]byte{' '}, n) }
 
-// dedentBlock is the size of the blocks readDedented collects the text in
-// before it copies them into one slice.
-const dedentBlock = 16 << 20
-
 // readDedented reads r to the end as readLimited does, failing beyond
-// limit bytes (of the input as it is); size is how many bytes r is expected
-// to hold (0 if unknown). When the input starts with '{', as a JSON List
-// from kubectl does, it leaves out the spaces that begin each line (see
-// text); otherwise it reads the input as it is.
+// limit bytes (of the input as it is); size is how many bytes r is
+// expected to hold (0 if unknown). When the input starts with '{', as a
+// JSON List from kubectl does, it leaves out the spaces that begin each
+// line as it reads (see text), so that the input is never held whole;
+// otherwise it returns the input as it is.
 func readDedented(r io.Reader, size int, limit int64) (text, error) {
-	br := bufio.NewReaderSize(r, 1<<20)
-	if first, err := br.Peek(1); err != nil || first[0] != '{' {
-		data, err := readLimited(br, size, limit)
+	buf := make([]byte, 1<<20)
+	n, err := io.ReadAtLeast(r, buf, 1)
+	if n == 0 || buf[0] != '{' {
+		if err != nil && !errors.Is(err, io.EOF) {
+			return text{}, err
+		}
+		data, err := readLimited(io.MultiReader(bytes.NewReader(buf[:n]), r), size, limit)
 		return text{data: data}, err
 	}
-	var (
-		blocks [][]byte
-		cur    = make([]byte, 0, min(dedentBlock, max(size, 4096)))
-		indent = make([]uint16, 0, size/32+1) // kubectl's JSON has a line every 36 bytes
-		read   int64                          // bytes of the input
-		atLine = true                         // at the start of a line
-		lead   = 0                            // its spaces so far
-	)
-	put := func(b []byte) {
-		for len(b) > 0 {
-			if len(cur) == cap(cur) {
-				blocks = append(blocks, cur)
-				cur = make([]byte, 0, dedentBlock)
-			}
-			n := min(len(b), cap(cur)-len(cur))
-			cur = append(cur, b[:n]...)
-			b = b[n:]
-		}
-	}
-	buf := make([]byte, 1<<20)
+	d := dedenter{indent: make([]uint16, 0, size/32+1), atLine: true} // kubectl's JSON has a line every 36 bytes
+	var blocks [][]byte
+	cur := make([]byte, 0, min(dedentBlock, max(size, len(buf))))
+	read := int64(0)
 	for {
-		n, err := br.Read(buf)
 		read += int64(n)
 		if read > limit {
 			return text{}, tooLarge(limit)
 		}
-		b := buf[:n]
-		for len(b) > 0 {
-			if atLine {
-				i := 0
-				for i < len(b) && b[i] == ' ' && lead+i < maxIndent {
-					i++
-				}
-				lead += i
-				b = b[i:]
-				if len(b) == 0 {
-					break // the line's spaces may go on in the next read
-				}
-				indent = append(indent, uint16(lead))
-				atLine, lead = false, 0
+		for b := d.feed(buf[:n]); len(b) > 0; {
+			if len(cur) == cap(cur) {
+				blocks = append(blocks, cur)
+				cur = make([]byte, 0, dedentBlock)
 			}
-			line := b
-			if i := bytes.IndexByte(b, '\n'); i >= 0 {
-				line, atLine = b[:i+1], true
-			}
-			put(line)
-			b = b[len(line):]
+			k := min(len(b), cap(cur)-len(cur))
+			cur = append(cur, b[:k]...)
+			b = b[k:]
 		}
 		if errors.Is(err, io.EOF) {
 			break
@@ -120,9 +91,13 @@ func readDedented(r io.Reader, size int, limit int64) (text, error) {
 		if err != nil {
 			return text{}, err
 		}
+		n, err = r.Read(buf)
 	}
-	if atLine {
-		indent = append(indent, uint16(lead)) // the last line, empty or of spaces
+	if d.atLine {
+		d.indent = append(d.indent, uint16(d.lead)) // the last line, empty or of spaces
+	}
+	if len(blocks) == 0 {
+		return text{data: cur, indent: d.indent}, nil
 	}
 	total := len(cur)
 	for _, b := range blocks {
@@ -132,5 +107,48 @@ func readDedented(r io.Reader, size int, limit int64) (text, error) {
 	for _, b := range blocks {
 		data = append(data, b...)
 	}
-	return text{data: append(data, cur...), indent: indent}, nil
+	return text{data: append(data, cur...), indent: d.indent}, nil
+}
+
+// dedentBlock is the size of the blocks readDedented collects a text in
+// before it copies them into one slice of the text's size.
+const dedentBlock = 16 << 20
+
+// dedenter leaves out the spaces that begin the lines of a text it is
+// given a part at a time.
+type dedenter struct {
+	indent []uint16 // the spaces left out of each line so far
+	atLine bool     // the next byte is in a line's leading spaces
+	lead   int      // the spaces of that line so far
+}
+
+// feed dedents the next part of the text in place and returns what is
+// left of it.
+func (d *dedenter) feed(b []byte) []byte {
+	const eight = 0x2020202020202020 // eight spaces
+	w := 0
+	for i := 0; i < len(b); {
+		if d.atLine {
+			s := i
+			for i+8 <= len(b) && d.lead+i-s+8 <= maxIndent && binary.LittleEndian.Uint64(b[i:]) == eight {
+				i += 8
+			}
+			for i < len(b) && d.lead+i-s < maxIndent && b[i] == ' ' {
+				i++
+			}
+			d.lead += i - s
+			if i == len(b) && d.lead < maxIndent {
+				break // the spaces may go on in the next part
+			}
+			d.indent = append(d.indent, uint16(d.lead))
+			d.atLine, d.lead = false, 0
+		}
+		end := len(b)
+		if nl := bytes.IndexByte(b[i:], '\n'); nl >= 0 {
+			end, d.atLine = i+nl+1, true
+		}
+		w += copy(b[w:], b[i:end])
+		i = end
+	}
+	return b[:w]
 }
