@@ -90,9 +90,7 @@ func Compile(in *api.Input, opts Options) (*ir.Program, diag.List) {
 		svcs := c.proxiedIn(f)
 		work = append(work, familyWork{f, svcs, c.prepareServices(svcs, f)})
 	}
-	if !opts.SkipServices {
-		wg.Wait()
-	}
+	wg.Wait()
 	c.in, c.slices = nil, nil
 	for i := range work {
 		w := work[i]
@@ -109,7 +107,6 @@ func Compile(in *api.Input, opts Options) (*ir.Program, diag.List) {
 		}
 	}
 	prog.Notes = c.sortedNotes()
-	wg.Wait()
 	c.diags.Sort()
 	return prog, c.diags
 }

@@ -13,9 +13,9 @@ import (
 // JSON it prints by four spaces a level, which is more than half of the
 // bytes of a List of Services and EndpointSlices (260 of the 474 MB of one
 // of 50,000 Services x 10 endpoints). JSON has no line breaks within its
-// tokens, so the text without them is the same JSON; the fast List decoder
-// (decodeJSONList) reads it so, giving the positions of the full text
-// (setLines), and every other reader gets the full text (plain).
+// tokens, so the text without those spaces is the same JSON; the fast List
+// decoder (decodeJSONList) reads it so, giving the positions of the full
+// text (setLines), and every other reader gets the full text (plain).
 type text struct {
 	data   []byte
 	indent []uint16 // nil: data is the input as it is

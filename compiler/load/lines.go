@@ -8,6 +8,7 @@ import (
 	"weak"
 
 	"cuelang.org/go/cue/token"
+
 	"kpc/compiler/diag"
 )
 
