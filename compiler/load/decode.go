@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -45,10 +46,13 @@ var kinds = map[string]*kindInfo{
 
 // document is one object to validate, with its results.
 type document struct {
-	pos    diag.Pos       // where the object starts
-	expr   *ast.StructLit // the normalised object
-	info   *kindInfo
-	object string // "Service ns/name"
+	pos  diag.Pos       // where the object starts
+	expr *ast.StructLit // the normalised object
+	// evaluated says that CUE evaluated expr, and may still hold its
+	// nodes after validation.
+	evaluated bool
+	info      *kindInfo
+	object    string // "Service ns/name"
 
 	// Filled by validation.
 	diags diag.List
@@ -298,21 +302,24 @@ type chunk struct {
 	discard bool // superseded by the general decoder
 }
 
-// run parses the chunk's documents and validates each with check.
-func (c *chunk) run(check func(*document)) {
+// run parses the chunk's documents, its parser lent ws, and validates
+// each with check.
+func (c *chunk) run(check func(*document), ws *workspace) {
 	defer c.wg.Done()
 	defer func() { c.p = nil }() // the input is not needed any more
+	ws.lend(c.p)
 	defer func() {
 		if r := recover(); r != nil {
 			c.ok = false
 		}
+		ws.retrieve(c.p, c.ok && !slices.ContainsFunc(c.docs, func(d *document) bool { return d.evaluated }))
 	}()
 	d := &decoder{file: c.file, opts: c.opts, diags: &c.diags, emit: func(doc *document) {
 		c.docs = append(c.docs, doc)
 		check(doc)
 	}}
 	if c.json {
-		c.ok = c.runJSONItems(d)
+		c.ok = c.runJSONItems(d, ws)
 		return
 	}
 	if c.list != nil {

@@ -19,7 +19,17 @@ import (
 // the parser shares instead of allocating them again (keys, kinds,
 // protocols and the like repeat from item to item).
 func fastJSON(file *token.File, data []byte, from, to int, known map[string]string) (ast.Expr, bool) {
-	p := &jparser{data: data[:to], file: file, i: from, ok: true, known: known}
+	p := &jparser{file: file, known: known}
+	return p.parse(data, from, to)
+}
+
+// parse is fastJSON with p's file, memo and nodes; p's stacks serve
+// again.
+func (p *jparser) parse(data []byte, from, to int) (ast.Expr, bool) {
+	p.data, p.i, p.ok = data[:to], from, true
+	clear(p.decls) // left by a parse that failed
+	clear(p.exprs)
+	p.decls, p.exprs = p.decls[:0], p.exprs[:0]
 	p.space()
 	e := p.value(1)
 	p.space()
@@ -58,10 +68,16 @@ type jparser struct {
 	i     int
 	ok    bool
 	known map[string]string
+	// nodes allocates the syntax nodes: a workspace's, or nil.
+	nodes *nodeArena
+	// decls and exprs are stacks of the members and elements of the
+	// collections being parsed, as the YAML parser's (yparser).
+	decls []ast.Decl
+	exprs []ast.Expr
 }
 
 // At most maxKnownStrings strings of at most maxKnownString bytes are
-// shared (see fastJSON).
+// shared (see fastJSON); a full memo is emptied first (see remember).
 const (
 	maxKnownString  = 64
 	maxKnownStrings = 4096
@@ -104,7 +120,7 @@ func (p *jparser) value(depth int) ast.Expr {
 		if !ok {
 			return p.fail()
 		}
-		return &ast.BasicLit{ValuePos: p.pos(off), Kind: token.STRING, Value: requote(raw, s, depth)}
+		return p.lit(p.pos(off), token.STRING, requote(raw, s, depth))
 	case c == '-' || c >= '0' && c <= '9':
 		return p.number()
 	default:
@@ -113,7 +129,7 @@ func (p *jparser) value(depth int) ast.Expr {
 			kind token.Token
 		}{{"true", token.TRUE}, {"false", token.FALSE}, {"null", token.NULL}} {
 			if p.word(w.text) {
-				return &ast.BasicLit{ValuePos: p.pos(p.i - len(w.text)), Kind: w.kind, Value: w.text}
+				return p.lit(p.pos(p.i-len(w.text)), w.kind, w.text)
 			}
 		}
 		return p.fail()
@@ -137,7 +153,9 @@ func (p *jparser) word(w string) bool {
 
 // object parses an object at p.i, whose members are at depth.
 func (p *jparser) object(depth int) ast.Expr {
-	s := &ast.StructLit{Lbrace: p.pos(p.i)}
+	s := p.nodes.structLit()
+	s.Lbrace = p.pos(p.i)
+	base := len(p.decls)
 	for closed := p.open('}'); !closed; closed = p.next('}') {
 		if p.i >= len(p.data) || p.data[p.i] != '"' {
 			return p.fail()
@@ -147,44 +165,51 @@ func (p *jparser) object(depth int) ast.Expr {
 		if !ok {
 			return p.fail()
 		}
-		var label ast.Label
+		var f *ast.Field
 		if ast.StringLabelNeedsQuoting(key) {
-			label = &ast.BasicLit{ValuePos: p.pos(off), Kind: token.STRING, Value: requote(raw, key, depth)}
+			f = &ast.Field{Label: p.lit(p.pos(off), token.STRING, requote(raw, key, depth))}
 		} else {
-			label = &ast.Ident{NamePos: p.pos(off + 1), Name: key}
+			x := p.nodes.identField()
+			x.id = ast.Ident{NamePos: p.pos(off + 1), Name: key}
+			f = &x.f
+			f.Label = &x.id
 		}
 		p.space()
 		if p.i >= len(p.data) || p.data[p.i] != ':' {
 			return p.fail()
 		}
-		f := &ast.Field{Label: label, TokenPos: p.pos(p.i)}
+		f.TokenPos = p.pos(p.i)
 		p.i++
 		p.space()
 		if f.Value = p.value(depth); !p.ok {
 			return nil
 		}
-		s.Elts = append(s.Elts, f)
+		p.decls = append(p.decls, f)
 	}
 	if !p.ok {
 		return nil
 	}
+	s.Elts = pop(&p.decls, base, p.nodes.declSlice(len(p.decls)-base))
 	s.Rbrace = p.pos(p.i - 1)
 	return s
 }
 
 // array parses an array at p.i, whose elements are at depth.
 func (p *jparser) array(depth int) ast.Expr {
-	l := &ast.ListLit{Lbrack: p.pos(p.i)}
+	l := p.nodes.listLit()
+	l.Lbrack = p.pos(p.i)
+	base := len(p.exprs)
 	for closed := p.open(']'); !closed; closed = p.next(']') {
 		e := p.value(depth)
 		if !p.ok {
 			return nil
 		}
-		l.Elts = append(l.Elts, e)
+		p.exprs = append(p.exprs, e)
 	}
 	if !p.ok {
 		return nil
 	}
+	l.Elts = pop(&p.exprs, base, p.nodes.exprSlice(len(p.exprs)-base))
 	l.Rbrack = p.pos(p.i - 1)
 	return l
 }
@@ -238,7 +263,10 @@ func (p *jparser) str() (raw, s string, ok bool) {
 				raw = r
 			} else {
 				raw = string(text)
-				if p.known != nil && len(raw) <= maxKnownString && len(p.known) < maxKnownStrings {
+				if p.known != nil && len(raw) <= maxKnownString {
+					if len(p.known) >= maxKnownStrings {
+						clear(p.known)
+					}
 					p.known[raw] = raw
 				}
 			}
@@ -354,9 +382,16 @@ func (p *jparser) number() ast.Expr {
 		}
 	}
 	p.i = i
-	lit := &ast.BasicLit{ValuePos: p.pos(digits), Kind: kind, Value: string(p.data[digits:i])}
+	lit := p.lit(p.pos(digits), kind, string(p.data[digits:i]))
 	if digits > start {
 		return &ast.UnaryExpr{OpPos: p.pos(start), Op: token.SUB, X: lit}
 	}
+	return lit
+}
+
+// lit returns a literal.
+func (p *jparser) lit(pos token.Pos, kind token.Token, value string) *ast.BasicLit {
+	lit := p.nodes.lit()
+	lit.ValuePos, lit.Kind, lit.Value = pos, kind, value
 	return lit
 }

@@ -158,9 +158,12 @@ func fastDecodeJSONList(name string, t text, opts Options, out *sink) (layout, o
 // they are moved to the file's (the decoder of the whole file makes
 // positions from the start of the List, the file's first byte). It
 // reports whether every item decoded.
-func (c *chunk) runJSONItems(d *decoder) bool {
+func (c *chunk) runJSONItems(d *decoder, ws *workspace) bool {
 	p := c.p
-	known := map[string]string{}
+	if ws.strings == nil {
+		ws.strings = map[string]string{}
+	}
+	jp := &jparser{file: p.file, known: ws.strings, nodes: p.nodes}
 	for a := p.line; a < p.end; {
 		b := a + 1
 		for b < p.end && !isJSONItemLine(p, b) {
@@ -171,7 +174,7 @@ func (c *chunk) runJSONItems(d *decoder) bool {
 		if data := p.data[to-1 : to]; string(data) == "," {
 			to--
 		}
-		e, ok := fastJSON(p.file, p.data, from, to, known)
+		e, ok := jp.parse(p.data, from, to)
 		if !ok {
 			if e, ok = cueJSON(p, from, to); !ok {
 				return false

@@ -149,6 +149,7 @@ func startValidation(opts Options) *validator {
 	for range runtime.GOMAXPROCS(0) {
 		v.wg.Go(func() {
 			var e *evaluator
+			ws := &workspace{}
 			check := func(d *document) {
 				if e == nil {
 					e = getEvaluator()
@@ -161,7 +162,7 @@ func startValidation(opts Options) *validator {
 			}
 			for j := range v.jobs {
 				if j.chunk != nil {
-					j.chunk.run(check)
+					j.chunk.run(check, ws)
 				} else {
 					check(j.doc)
 				}
@@ -256,6 +257,7 @@ func (e *evaluator) validate(d *document, opts Options) (ok bool) {
 	var errs []fieldError
 	if !fast {
 		e.docs++
+		d.evaluated = true
 		doc := e.ctx.BuildExpr(d.expr)
 		v = doc.Unify(def)
 		if err := doc.Err(); err != nil {
@@ -300,6 +302,7 @@ func (e *evaluator) validate(d *document, opts Options) (ok bool) {
 		}
 		// Not expected; the full evaluation says what is wrong.
 		e.docs++
+		d.evaluated = true
 		v = e.ctx.BuildExpr(d.expr).Unify(def)
 	}
 	out, err := decode(d, v)

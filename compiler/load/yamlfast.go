@@ -423,9 +423,12 @@ type yparser struct {
 	ok     bool
 	// plainKeys holds the labels of the plain (unquoted) keys seen, by
 	// their text (at most maxKnownKeys), and scalars the plain scalars
-	// (see maxKnownScalars).
+	// (see maxKnownScalars); a chunk's parser has its worker's (see
+	// workspace).
 	plainKeys map[string]keyLabel
 	scalars   map[string]resolved
+	// nodes allocates the syntax nodes: a workspace's, or nil.
+	nodes *nodeArena
 	// decls and exprs are stacks of the fields and the items of the
 	// collections being parsed: a collection pushes its elements as it
 	// parses them (a nested one pushes above them and pops its own when
@@ -434,13 +437,44 @@ type yparser struct {
 	exprs []ast.Expr
 }
 
-// pop returns the elements pushed on stack above base in a slice of
-// their own, and pops them.
-func pop[T any](stack *[]T, base int) []T {
-	elts := slices.Clone((*stack)[base:])
+// pop copies the elements pushed on stack above base into elts, a slice
+// of their number, and pops them.
+func pop[T any](stack *[]T, base int, elts []T) []T {
+	copy(elts, (*stack)[base:])
 	clear((*stack)[base:])
 	*stack = (*stack)[:base]
 	return elts
+}
+
+// popDecls pops the fields pushed above base, in a slice of their own.
+func (p *yparser) popDecls(base int) []ast.Decl {
+	return pop(&p.decls, base, p.nodes.declSlice(len(p.decls)-base))
+}
+
+// popExprs pops the items pushed above base, in a slice of their own.
+func (p *yparser) popExprs(base int) []ast.Expr {
+	return pop(&p.exprs, base, p.nodes.exprSlice(len(p.exprs)-base))
+}
+
+// newStruct returns a struct that opens at pos.
+func (p *yparser) newStruct(pos token.Pos) *ast.StructLit {
+	s := p.nodes.structLit()
+	s.Lbrace = pos
+	return s
+}
+
+// newList returns a list that opens at pos.
+func (p *yparser) newList(pos token.Pos) *ast.ListLit {
+	l := p.nodes.listLit()
+	l.Lbrack = pos
+	return l
+}
+
+// newLit returns a literal.
+func (p *yparser) newLit(pos token.Pos, kind token.Token, value string) *ast.BasicLit {
+	lit := p.nodes.lit()
+	lit.ValuePos, lit.Kind, lit.Value = pos, kind, value
+	return lit
 }
 
 // raw is line l without its newline, as bytes of the input.
@@ -536,7 +570,7 @@ func isSeqEntry(b []byte) bool {
 // (0-based) of line l; its other keys are on the following lines at that
 // indentation.
 func (p *yparser) mapping(l, col int) ast.Expr {
-	s := &ast.StructLit{Lbrace: p.pos(p.start(l) + col)}
+	s := p.newStruct(p.pos(p.start(l) + col))
 	s.Rbrace = s.Lbrace
 	base := len(p.decls)
 	first := true
@@ -548,13 +582,13 @@ func (p *yparser) mapping(l, col int) ast.Expr {
 				if l >= 0 {
 					p.line = l
 				}
-				s.Elts = pop(&p.decls, base)
+				s.Elts = p.popDecls(base)
 				return s
 			}
 			ind := p.indent(l)
 			if ind < col {
 				p.line = l
-				s.Elts = pop(&p.decls, base)
+				s.Elts = p.popDecls(base)
 				return s
 			}
 			if ind > col || isSeqEntry(p.raw(l)) {
@@ -762,12 +796,7 @@ func (p *yparser) key(b []byte, col, off int, flow bool) (*ast.Field, int, bool)
 			return nil, 0, false
 		}
 		k = labelOf(v)
-		if len(p.plainKeys) < maxKnownKeys {
-			if p.plainKeys == nil {
-				p.plainKeys = map[string]keyLabel{}
-			}
-			p.plainKeys[string(b[col:j])] = k
-		}
+		remember(&p.plainKeys, string(b[col:j]), k, maxKnownKeys)
 	}
 	// ':' must be followed by a space or the end of the line.
 	if end+1 < len(b) && b[end+1] != ' ' {
@@ -779,20 +808,12 @@ func (p *yparser) key(b []byte, col, off int, flow bool) (*ast.Field, int, bool)
 		return nil, 0, false
 	}
 	if k.ident {
-		return identField(p.pos(off+col), k.text), end + 1, true
+		x := p.nodes.identField()
+		x.id = ast.Ident{NamePos: p.pos(off + col), Name: k.text}
+		x.f.Label = &x.id
+		return &x.f, end + 1, true
 	}
 	return litField(p.pos(off+col), k.text), end + 1, true
-}
-
-// identField returns a field labelled by the identifier name, allocated
-// with its label.
-func identField(pos token.Pos, name string) *ast.Field {
-	x := &struct {
-		f  ast.Field
-		id ast.Ident
-	}{id: ast.Ident{NamePos: pos, Name: name}}
-	x.f.Label = &x.id
-	return &x.f
 }
 
 // litField returns a field labelled by the quoted string, allocated with
@@ -830,7 +851,7 @@ func keyChar(c byte) bool {
 // sequence parses a block sequence whose dashes are at column ind,
 // starting on line l.
 func (p *yparser) sequence(l, ind int) ast.Expr {
-	list := &ast.ListLit{Lbrack: p.pos(p.start(l) + ind)}
+	list := p.newList(p.pos(p.start(l) + ind))
 	list.Rbrack = list.Lbrack
 	base := len(p.exprs)
 	for {
@@ -858,13 +879,13 @@ func (p *yparser) sequence(l, ind int) ast.Expr {
 			if next >= 0 {
 				p.line = next
 			}
-			list.Elts = pop(&p.exprs, base)
+			list.Elts = p.popExprs(base)
 			return list
 		}
 		nind := p.indent(next)
 		if nind < ind || nind == ind && !isSeqEntry(p.raw(next)) {
 			p.line = next
-			list.Elts = pop(&p.exprs, base)
+			list.Elts = p.popExprs(base)
 			return list
 		}
 		if nind > ind {
@@ -1013,7 +1034,7 @@ func (p *yparser) flow(b []byte, i, off int) (ast.Expr, int) {
 	}
 	switch b[i] {
 	case '[':
-		list := &ast.ListLit{Lbrack: p.pos(off + i)}
+		list := p.newList(p.pos(off + i))
 		j := skip(i + 1)
 		if j < len(b) && b[j] == ']' {
 			list.Rbrack = p.pos(off + j)
@@ -1040,7 +1061,7 @@ func (p *yparser) flow(b []byte, i, off int) (ast.Expr, int) {
 				}
 			case ']':
 				list.Rbrack = p.pos(off + k)
-				list.Elts = pop(&p.exprs, base)
+				list.Elts = p.popExprs(base)
 				return list, k + 1
 			default:
 				p.ok = false
@@ -1048,7 +1069,7 @@ func (p *yparser) flow(b []byte, i, off int) (ast.Expr, int) {
 			}
 		}
 	case '{':
-		s := &ast.StructLit{Lbrace: p.pos(off + i)}
+		s := p.newStruct(p.pos(off + i))
 		j := skip(i + 1)
 		if j < len(b) && b[j] == '}' {
 			s.Rbrace = p.pos(off + j)
@@ -1086,7 +1107,7 @@ func (p *yparser) flow(b []byte, i, off int) (ast.Expr, int) {
 				}
 			case '}':
 				s.Rbrace = p.pos(off + k)
-				s.Elts = pop(&p.decls, base)
+				s.Elts = p.popDecls(base)
 				return s, k + 1
 			default:
 				p.ok = false
@@ -1145,28 +1166,25 @@ func (p *yparser) scalar(text []byte, off int) ast.Expr {
 		if kind == token.STRING {
 			r.value = quote(valueForm, v)
 		}
-		if len(text) <= maxKnownScalar && len(p.scalars) < maxKnownScalars {
-			if p.scalars == nil {
-				p.scalars = map[string]resolved{}
-			}
-			p.scalars[string(text)] = r
+		if len(text) <= maxKnownScalar {
+			remember(&p.scalars, string(text), r, maxKnownScalars)
 		}
 	}
 	pos := p.pos(off)
 	switch r.kind {
 	case token.STRING:
-		return &ast.BasicLit{ValuePos: pos, Kind: token.STRING, Value: r.value}
-	case token.TRUE, token.FALSE:
-		lit := ast.NewBool(r.kind == token.TRUE)
-		lit.ValuePos = pos
-		return lit
+		return p.newLit(pos, token.STRING, r.value)
+	case token.TRUE:
+		return p.newLit(pos, token.TRUE, "true")
+	case token.FALSE:
+		return p.newLit(pos, token.FALSE, "false")
 	case token.NULL:
 		return &ast.BasicLit{ValuePos: pos.WithRel(token.Blank), Kind: token.NULL, Value: "null"}
 	case token.INT:
 		if neg, ok := strings.CutPrefix(r.value, "-"); ok {
 			return &ast.UnaryExpr{OpPos: pos, Op: token.SUB, X: &ast.BasicLit{ValuePos: pos, Kind: token.INT, Value: neg}}
 		}
-		return &ast.BasicLit{ValuePos: pos, Kind: token.INT, Value: r.value}
+		return p.newLit(pos, token.INT, r.value)
 	}
 	return nil
 }
@@ -1179,8 +1197,8 @@ type resolved struct {
 }
 
 // A parser remembers what the plain scalars of at most maxKnownScalar
-// bytes resolve to, up to maxKnownScalars of them: protocols, kinds, ports
-// and the like repeat from document to document.
+// bytes resolve to, up to maxKnownScalars of them (see remember):
+// protocols, kinds, ports and the like repeat from document to document.
 const (
 	maxKnownScalar  = 64
 	maxKnownScalars = 4096
