@@ -1282,6 +1282,12 @@ func resolvePlain(s string) (string, token.Token, bool) {
 			// Not a number, whatever its base (an IPv4 address, say).
 			return s, token.STRING, true
 		}
+		if strings.Count(s[1:], "-") > 1 && s[1] != '.' {
+			// Not a number either: after its first character a number has
+			// at most one '-' (an exponent's sign, or a binary or octal
+			// integer's after its prefix); a uid has four.
+			return s, token.STRING, true
+		}
 		plain := strings.ReplaceAll(s, "_", "")
 		if _, err := strconv.ParseInt(plain, 0, 64); err == nil {
 			return "", 0, false

@@ -266,6 +266,9 @@ func TestFastYAMLCases(t *testing.T) {
 		"a: 0b101\nb: -0b11\nc: 0o17\nd: -0o7\ne: 0b_1\n",
 		// Integers only to the resolver's own binary and octal syntax.
 		"a: 0b+1\n", "a: 0o+7\n", "a: 0b-1\n",
+		// Two or more '-' after the first character: never a number.
+		"a: 1-2-3\nb: 0b-1-1\nc: 1e-5-5\nd: -0-0-0\ne: 1--\n",
+		"a: +.5-5-5\nb: -.5-5\nc: 1.5e-5\nd: 0o-7\n",
 		// Strings that start like binary or octal integers, as uids do.
 		"uid: 0bb65f58-6fb4-586f-362f-5091dbc081bc\nb: 0oa\nc: -0bx\nd: 0b2\ne: 0b\nf: 0o8\n" +
 			"g: 0b11111111111111111111111111111111111111111111111111111111111111111\n",
@@ -282,7 +285,8 @@ func TestFastYAMLCases(t *testing.T) {
 	// Spot checks that the fast parser takes the plain cases.
 	literals := slices.Index(cases, "a: |\n  x\nb: 1\n")
 	folded := slices.IndexFunc(cases, func(c string) bool { return strings.HasPrefix(c, "metadata:\n  annotations:\n    long:") })
-	for _, c := range append(append([]string{cases[0], cases[5], cases[6], cases[7], cases[8], cases[9], cases[len(cases)-1]},
+	dashes := slices.Index(cases, "a: 1-2-3\nb: 0b-1-1\nc: 1e-5-5\nd: -0-0-0\ne: 1--\n")
+	for _, c := range append(append([]string{cases[0], cases[5], cases[6], cases[7], cases[8], cases[9], cases[dashes], cases[len(cases)-1]},
 		cases[literals:literals+6]...), cases[folded:folded+4]...) {
 		if _, ok := fastYAMLAll("x.yaml", []byte(c)); !ok {
 			t.Errorf("fast parser refused %q", c)
