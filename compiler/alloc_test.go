@@ -248,7 +248,6 @@ func TestDuplicateAllocations(t *testing.T) {
 		mkSvc("ns", "d", at(30), withClusterIP("172.30.0.7"), withExternalIPs("172.30.0.6"), func(s *api.Service) { s.Spec.Ports[0].Protocol = "UDP" }),
 		mkSvc("ns", "a", at(40), withClusterIP("172.30.0.8")),
 	}}
-	p, d := Compile(in, kubeProxyTestOpts())
 	want := []string{
 		"svc.yaml:10:1: Service ns/b: spec.clusterIPs[0]: cluster IP 172.30.0.5 is already allocated to Service ns/a",
 		"svc.yaml:10:1: Service ns/b: spec.ports[0].nodePort: nodePort 30100 is already allocated to Service ns/a",
@@ -256,11 +255,18 @@ func TestDuplicateAllocations(t *testing.T) {
 		"svc.yaml:30:1: Service ns/d: spec.externalIPs[0]: 172.30.0.6 port 80/UDP is already used by Service ns/c",
 		"svc.yaml:40:1: Service ns/a: metadata.name: duplicate Service (first defined at svc.yaml:1:1)",
 	}
-	if diff := cmp.Diff(want, errStrings(d)); diff != "" {
-		t.Errorf("errors (-want +got):\n%s", diff)
-	}
-	if err := p.Validate(); err != nil {
-		t.Errorf("Validate: %v", err)
+	// The rulesets' conflicts are found whether their bodies are kept or
+	// not.
+	for _, skip := range []bool{false, true} {
+		opts := kubeProxyTestOpts()
+		opts.SkipRulesetBodies = skip
+		p, d := Compile(in, opts)
+		if diff := cmp.Diff(want, errStrings(d)); diff != "" {
+			t.Errorf("SkipRulesetBodies %v: errors (-want +got):\n%s", skip, diff)
+		}
+		if err := p.Validate(); err != nil {
+			t.Errorf("SkipRulesetBodies %v: Validate: %v", skip, err)
+		}
 	}
 }
 

@@ -61,6 +61,14 @@ type Options struct {
 	// validates it before writing anything (render.NFT, render.IPTables,
 	// render.DNS, and the netlink renderer through render.NFT).
 	SkipSelfCheck bool
+	// SkipRulesetBodies leaves each of Program.Rulesets with its family's
+	// settings only (Node, ServiceCIDRs, the masquerade mark and the
+	// like), without chains, entries or sets. The rulesets are still
+	// built, for the checks that report errors (an address or a nodePort
+	// claimed twice), then dropped before their chains are sorted: for
+	// callers that read only the diagnostics, the catalog and those
+	// settings (kpc validate, render.DNS, the pod environment).
+	SkipRulesetBodies bool
 }
 
 // Defaults used when neither flags nor documents say otherwise.

@@ -104,6 +104,18 @@ func (c *compiler) buildRuleset(f ir.Family, svcs []*svc, ports [][]*servicePort
 	if len(b.rs.ClusterIPs) == 0 {
 		return nil
 	}
+	if c.opts.SkipRulesetBodies {
+		return &ir.Ruleset{
+			Family:              b.rs.Family,
+			Table:               b.rs.Table,
+			MasqMark:            b.rs.MasqMark,
+			ConntrackTCPLiberal: b.rs.ConntrackTCPLiberal,
+			Node:                b.rs.Node,
+			RejectClusterIPs:    b.rs.RejectClusterIPs,
+			ServiceCIDRs:        b.rs.ServiceCIDRs,
+			DropServiceCIDRs:    b.rs.DropServiceCIDRs,
+		}
+	}
 	b.sort()
 	return b.rs
 }

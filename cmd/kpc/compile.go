@@ -27,7 +27,8 @@ func runCompile(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return code
 	}
 	var timed steps
-	prog, code := build(fs, &in, &nf, uses{services: strings.EqualFold(*format, "dns"), rendered: !strings.EqualFold(*format, "ir")}, &timed, stdin, stderr)
+	dns := strings.EqualFold(*format, "dns")
+	prog, code := build(fs, &in, &nf, uses{services: dns, rendered: !strings.EqualFold(*format, "ir"), settingsOnly: dns}, &timed, stdin, stderr)
 	if prog == nil {
 		return code
 	}

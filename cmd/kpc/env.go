@@ -25,7 +25,7 @@ func runEnv(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "kpc env: --namespace must not be empty")
 		return exitUsage
 	}
-	prog, code := build(fs, &in, &nf, uses{services: true}, nil, stdin, stderr)
+	prog, code := build(fs, &in, &nf, uses{services: true, settingsOnly: true}, nil, stdin, stderr)
 	if prog == nil {
 		return code
 	}

@@ -161,6 +161,9 @@ type uses struct {
 	// rendered: the command only hands the Program to renderers, which
 	// validate it themselves (compiler.Options.SkipSelfCheck).
 	rendered bool
+	// settingsOnly: the command reads the rulesets' settings, not their
+	// chains, entries and sets (compiler.Options.SkipRulesetBodies).
+	settingsOnly bool
 }
 
 // build loads, validates and compiles for a command that uses the Program
@@ -203,6 +206,7 @@ func compileSetup(fs *pflag.FlagSet, in *inputFlags, nf *nodeFlags, u uses, stde
 	}
 	opts.SkipServices = !u.services
 	opts.SkipSelfCheck = u.rendered
+	opts.SkipRulesetBodies = u.settingsOnly
 	return paths, opts, exitOK
 }
 
