@@ -16,7 +16,8 @@ import (
 // nodes are handed out again for its next chunk.
 
 // workspace is what a validation worker lends the parsers of its chunks:
-// the nodes' blocks, and the plain keys and scalars remembered.
+// the nodes' blocks, and the plain keys, scalars and JSON strings
+// remembered.
 type workspace struct {
 	nodes *nodeArena
 	keys  map[string]keyLabel
