@@ -150,9 +150,14 @@ func checkFastYAML(t *testing.T, name string, data []byte) bool {
 // scalar, to which CUE's YAML decoder gave no position and the fast
 // parser its line and column. CUE's decoder does so for a document that
 // is a bare scalar after a flow collection holding a plain scalar with a
-// quote character in it ("{a: b\"}\n--- 0"); a diagnostic needs the
-// position, which the fast parser gives.
+// quote character in it ("{a: b\"}\n--- 0", and "--- -0": a negative
+// number, its sign and its digits); a diagnostic needs the position,
+// which the fast parser gives.
 func cueDroppedPos(fast, cue ast.Expr) bool {
+	if f, ok := fast.(*ast.UnaryExpr); ok {
+		c, ok := cue.(*ast.UnaryExpr)
+		return ok && f.Op == c.Op && !c.Pos().IsValid() && f.Pos().IsValid() && cueDroppedPos(f.X, c.X)
+	}
 	f, ok1 := fast.(*ast.BasicLit)
 	c, ok2 := cue.(*ast.BasicLit)
 	return ok1 && ok2 && !c.Pos().IsValid() && f.Pos().IsValid() && f.Kind == c.Kind && f.Value == c.Value
