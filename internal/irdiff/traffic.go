@@ -157,6 +157,9 @@ func diffTraffic(oldP, newP *ir.Program, mode ir.Mode) []TrafficChange {
 
 	oldT, newT := ir.NewTracer(oldP), ir.NewTracer(newP)
 	oldT.SkipPaths, newT.SkipPaths = true, true // fateOf reads no path
+	// A probe whose lookups and chains are the same on both sides has the
+	// same fates: only the others are traced.
+	same := oldT.Compare(newT)
 	out := []TrafficChange{}
 	for _, f := range []ir.Family{ir.IPv4, ir.IPv6} {
 		rs := rulesetOf(newP, f)
@@ -176,6 +179,13 @@ func diffTraffic(oldP, newP *ir.Program, mode ir.Mode) []TrafficChange {
 		par.Runs(len(fps), 256, func(lo, hi int) {
 			for i := lo; i < hi; i++ {
 				p := fps[i]
+				dst := p.addr
+				if p.nodePort {
+					dst = npDst
+				}
+				if same.Same(dst, p.proto, p.port) {
+					continue
+				}
 				clients := base
 				if a, ok := allowed[p]; ok {
 					clients = append([]client{{id: "allowed", text: "allowed sources", src: a}}, base...)
