@@ -1,6 +1,7 @@
 package load
 
 import (
+	"sync"
 	"sync/atomic"
 
 	"cuelang.org/go/cue/ast"
@@ -56,6 +57,10 @@ var nodeReuses atomic.Int64
 // still referenced after its chunk is seen empty at once (tests set it;
 // take clears the nodes it hands out again in any case).
 var clearOnReuse = false
+
+// memos holds the memos of the parsers of small files (see fastDecode),
+// in workspaces without nodes.
+var memos = sync.Pool{New: func() any { return &workspace{} }}
 
 // remember adds k to a memo of at most limit entries, emptying it first
 // when it is full: the values that repeat (kinds, protocols, field names)

@@ -212,6 +212,15 @@ const chunkBytes = 256 << 10
 func fastDecode(name string, data []byte, opts Options, d *decoder, out *sink) (int, bool) {
 	p := newYParser(name, data)
 	if len(data) < 2*chunkBytes || out.v == nil {
+		// The memos of keys and scalars go from file to file (a
+		// directory of a file per Service); the nodes do not, as the
+		// workers validate the documents later.
+		m := memos.Get().(*workspace)
+		p.plainKeys, p.scalars = m.keys, m.scalars
+		defer func() {
+			m.keys, m.scalars = p.plainKeys, p.scalars
+			memos.Put(m)
+		}()
 		n := 0
 		ok := func() (ok bool) {
 			// A panic of the fast parser leaves the input to the general
