@@ -68,8 +68,8 @@ func (c *TraceComparison) Same(dst netip.Addr, proto Protocol, port uint16) bool
 		return fc.sameEntry(fc.a.firewall, fc.b.firewall, sk) &&
 			fc.sameEntry(fc.a.services, fc.b.services, sk) &&
 			fc.sameEntry(fc.a.noEndpoints, fc.b.noEndpoints, sk) &&
-			sameNodePortEntry(fc, fc.a.nodePorts, fc.b.nodePorts, nk) &&
-			sameNodePortEntry(fc, fc.a.noEndpointNodePorts, fc.b.noEndpointNodePorts, nk)
+			fc.sameNodePortEntry(fc.a.nodePorts, fc.b.nodePorts, nk) &&
+			fc.sameNodePortEntry(fc.a.noEndpointNodePorts, fc.b.noEndpointNodePorts, nk)
 	}
 	return false // a family only one side has, or neither
 }
@@ -82,7 +82,8 @@ func (fc *familyComparison) sameEntry(a, b map[serviceKey]ServiceEntry, k servic
 	return oka == okb && (!oka || ea == eb && fc.sameTarget(ea.Target))
 }
 
-func sameNodePortEntry(fc *familyComparison, a, b map[nodePortKey]NodePortEntry, k nodePortKey) bool {
+// sameNodePortEntry is sameEntry for the NodePort lists.
+func (fc *familyComparison) sameNodePortEntry(a, b map[nodePortKey]NodePortEntry, k nodePortKey) bool {
 	ea, oka := a[k]
 	eb, okb := b[k]
 	return oka == okb && (!oka || ea == eb && fc.sameTarget(ea.Target))
