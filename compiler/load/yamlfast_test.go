@@ -39,7 +39,12 @@ func cueYAML(name string, data []byte) ([]ast.Expr, error) {
 
 // sameAST reports the first difference between two syntax trees in what
 // the loader reads: node types, labels, literal texts and line:column
-// positions.
+// positions. A position that b, CUE's tree, leaves out is not compared
+// when a has one: CUE's YAML decoder leaves out some after a document it
+// found odd (a bare scalar after a flow collection with a quote in a
+// plain scalar, "{a: b\"}\n--- 0"; a key after a tag and a flow mapping
+// in a sequence, "0: !00\n 00: [0: 0000]\n---\n0:"), and a diagnostic
+// needs the position, which the fast parser gives.
 func sameAST(a, b ast.Node, path string) string {
 	return sameASTLabels(a, b, path, true)
 }
@@ -49,10 +54,12 @@ func sameAST(a, b ast.Node, path string) string {
 func sameASTLabels(a, b ast.Node, path string, quotedPos bool) string {
 	sameAST := func(a, b ast.Node, path string) string { return sameASTLabels(a, b, path, quotedPos) }
 	lc := func(n ast.Node) string { q := toPos(n.Pos()); return fmt.Sprintf("%d:%d", q.Line, q.Col) }
+	// dropped: CUE's tree has no position where the fast parser's has.
+	dropped := func(a, b ast.Node) bool { return a.Pos().Filename() != "" && b.Pos().Filename() == "" }
 	if fmt.Sprintf("%T", a) != fmt.Sprintf("%T", b) {
 		return fmt.Sprintf("%s: %T vs %T", path, a, b)
 	}
-	if lc(a) != lc(b) || a.Pos().Filename() != b.Pos().Filename() {
+	if !dropped(a, b) && (lc(a) != lc(b) || a.Pos().Filename() != b.Pos().Filename()) {
 		return fmt.Sprintf("%s: position %s %s vs %s %s", path, a.Pos().Filename(), lc(a), b.Pos().Filename(), lc(b))
 	}
 	switch x := a.(type) {
@@ -72,7 +79,7 @@ func sameASTLabels(a, b ast.Node, path string, quotedPos bool) string {
 			if nx != ny || fmt.Sprintf("%T", fx.Label) != fmt.Sprintf("%T", fy.Label) {
 				return fmt.Sprintf("%s: label %q (%T) vs %q (%T)", path, nx, fx.Label, ny, fy.Label)
 			}
-			if _, quoted := fx.Label.(*ast.BasicLit); (quotedPos || !quoted) && lc(fx.Label) != lc(fy.Label) {
+			if _, quoted := fx.Label.(*ast.BasicLit); (quotedPos || !quoted) && !dropped(fx.Label, fy.Label) && lc(fx.Label) != lc(fy.Label) {
 				return fmt.Sprintf("%s.%s: label position %s vs %s", path, nx, fx.Label.Pos(), fy.Label.Pos())
 			}
 			if d := sameAST(fx.Value, fy.Value, path+"."+nx); d != "" {
@@ -135,32 +142,12 @@ func checkFastYAML(t *testing.T, name string, data []byte) bool {
 		return true
 	}
 	for i := range got {
-		if cueDroppedPos(got[i], keep[i]) {
-			continue
-		}
 		if d := sameAST(got[i], keep[i], fmt.Sprintf("doc%d", i)); d != "" {
 			t.Errorf("%s: %s", name, d)
 			return true
 		}
 	}
 	return true
-}
-
-// cueDroppedPos reports whether the documents fast and cue are the same
-// scalar, to which CUE's YAML decoder gave no position and the fast
-// parser its line and column. CUE's decoder does so for a document that
-// is a bare scalar after a flow collection holding a plain scalar with a
-// quote character in it ("{a: b\"}\n--- 0", and "--- -0": a negative
-// number, its sign and its digits); a diagnostic needs the position,
-// which the fast parser gives.
-func cueDroppedPos(fast, cue ast.Expr) bool {
-	if f, ok := fast.(*ast.UnaryExpr); ok {
-		c, ok := cue.(*ast.UnaryExpr)
-		return ok && f.Op == c.Op && !c.Pos().IsValid() && f.Pos().IsValid() && cueDroppedPos(f.X, c.X)
-	}
-	f, ok1 := fast.(*ast.BasicLit)
-	c, ok2 := cue.(*ast.BasicLit)
-	return ok1 && ok2 && !c.Pos().IsValid() && f.Pos().IsValid() && f.Kind == c.Kind && f.Value == c.Value
 }
 
 func TestFastYAMLMatchesCUE(t *testing.T) {
