@@ -105,16 +105,7 @@ func (c *compiler) buildRuleset(f ir.Family, svcs []*svc, ports [][]*servicePort
 		return nil
 	}
 	if c.opts.SkipRulesetBodies {
-		return &ir.Ruleset{
-			Family:              b.rs.Family,
-			Table:               b.rs.Table,
-			MasqMark:            b.rs.MasqMark,
-			ConntrackTCPLiberal: b.rs.ConntrackTCPLiberal,
-			Node:                b.rs.Node,
-			RejectClusterIPs:    b.rs.RejectClusterIPs,
-			ServiceCIDRs:        b.rs.ServiceCIDRs,
-			DropServiceCIDRs:    b.rs.DropServiceCIDRs,
-		}
+		return b.rs.Settings()
 	}
 	b.sort()
 	return b.rs

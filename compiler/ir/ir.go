@@ -133,6 +133,23 @@ type Ruleset struct {
 	AffinitySets []AffinitySet
 }
 
+// Settings returns a Ruleset with rs's settings only: its family, table,
+// node, masquerade mark and conntrack setting, and its Service ranges and
+// what is done with them, without chains, dispatch entries, cluster IPs,
+// health-check ports or affinity sets.
+func (rs *Ruleset) Settings() *Ruleset {
+	return &Ruleset{
+		Family:              rs.Family,
+		Table:               rs.Table,
+		MasqMark:            rs.MasqMark,
+		ConntrackTCPLiberal: rs.ConntrackTCPLiberal,
+		Node:                rs.Node,
+		RejectClusterIPs:    rs.RejectClusterIPs,
+		ServiceCIDRs:        rs.ServiceCIDRs,
+		DropServiceCIDRs:    rs.DropServiceCIDRs,
+	}
+}
+
 // Node is the node context a Ruleset was compiled for.
 type Node struct {
 	// Name is the node's name; endpoints with this nodeName are local.

@@ -97,12 +97,9 @@ func (fc *familyComparison) sameTarget(t Target) bool {
 
 // sameSettings reports whether a trace reads the same of a and b beside
 // their keyed lists and chains (TestRulesetReads lists what a trace
-// reads of each field).
+// reads of each field): their Settings, and their health-check ports.
 func sameSettings(a, b *Ruleset) bool {
-	return a.MasqMark == b.MasqMark && a.ConntrackTCPLiberal == b.ConntrackTCPLiberal &&
-		reflect.DeepEqual(a.Node, b.Node) && a.RejectClusterIPs == b.RejectClusterIPs &&
-		slices.Equal(a.ServiceCIDRs, b.ServiceCIDRs) && a.DropServiceCIDRs == b.DropServiceCIDRs &&
-		slices.Equal(a.HealthCheckNodePorts, b.HealthCheckNodePorts)
+	return reflect.DeepEqual(a.Settings(), b.Settings()) && slices.Equal(a.HealthCheckNodePorts, b.HealthCheckNodePorts)
 }
 
 // sameChains returns the names of the chains that are equal in a and b

@@ -11,18 +11,19 @@ import (
 // here until Same is taught about it.
 func TestRulesetReads(t *testing.T) {
 	reads := map[string]string{
-		// Compared by sameSettings.
+		// Compared by sameSettings (Ruleset.Settings, and the health-check
+		// ports).
 		"MasqMark": "settings", "ConntrackTCPLiberal": "settings", "Node": "settings",
 		"RejectClusterIPs": "settings", "ServiceCIDRs": "settings", "DropServiceCIDRs": "settings",
-		"HealthCheckNodePorts": "settings",
+		"HealthCheckNodePorts": "settings", "Table": "settings",
 		// Looked up by the packet's keys.
 		"Services": "keyed", "NodePorts": "keyed", "Firewall": "keyed", "NoEndpoints": "keyed",
 		"NoEndpointNodePorts": "keyed", "ClusterIPs": "keyed",
 		// Followed from the entries (sameChains).
 		"Chains": "chains",
-		// Not read by a trace: the family selects the Ruleset, the table is
-		// a name, and a first packet is never in an affinity set.
-		"Family": "unread", "Table": "unread", "AffinitySets": "unread",
+		// Not read by a trace: the family selects the Ruleset, and a first
+		// packet is never in an affinity set.
+		"Family": "unread", "AffinitySets": "unread",
 	}
 	rt := reflect.TypeFor[Ruleset]()
 	for i := range rt.NumField() {
