@@ -118,7 +118,10 @@ func hashSpans(data []byte, spans []docSpan) {
 // the end (moved by the change in length), are kept after a hash of their
 // bytes, and only the bytes between them are split again. dc says which
 // spans changed. It reports false where the file is to be split whole.
-func resplit(name string, data []byte, old []docSpan) ([]docSpan, docChange, bool) {
+// The new split is made in buf when it has room (and is not old's array):
+// a file of 100,000 documents would otherwise take a new 4 MB split at
+// every change.
+func resplit(name string, data []byte, old, buf []docSpan) ([]docSpan, docChange, bool) {
 	if !plainYAML(name, data) {
 		return nil, docChange{}, false
 	}
@@ -192,7 +195,10 @@ func resplit(name string, data []byte, old []docSpan) ([]docSpan, docChange, boo
 		i = p
 	}
 	delta := line + bytes.Count(data[last:to], []byte{'\n'})
-	now := make([]docSpan, 0, lo+len(mid)+n-hi)
+	now := buf[:0]
+	if size := lo + len(mid) + n - hi; cap(now) < size || cap(now) > 0 && &now[:1][0] == &old[0] {
+		now = make([]docSpan, 0, size)
+	}
 	now = append(now, old[:lo]...)
 	now = append(now, mid...)
 	if hi < n {
@@ -341,22 +347,20 @@ func lineOf(spans []docSpan, i int) int {
 	return math.MaxInt
 }
 
-// middleText is data's documents [lo, hi) behind lo's line count of empty
-// lines, so that they are loaded at their own lines. List items go in a
-// List of their own, whose "items:" is the line before the first.
-func middleText(data []byte, spans []docSpan, lo, hi int) []byte {
+// middleText is data's documents [lo, hi), and the number of lines
+// before them in data: loaded alone, their positions are the file's once
+// moved down by as many lines (shiftLines). List items go in a List of
+// their own, whose "items:" is the line before the first.
+func middleText(data []byte, spans []docSpan, lo, hi int) ([]byte, int) {
 	if spans[0].list {
 		from, to := spans[lo].off, spans[hi].off
-		out := make([]byte, spans[lo].line-2, spans[lo].line+to-from+32)
-		for i := range out {
-			out[i] = '\n'
-		}
+		out := make([]byte, 0, to-from+32)
 		out = append(out, "items:\n"...)
 		out = append(out, data[from:to]...)
 		if len(out) > 0 && out[len(out)-1] != '\n' {
 			out = append(out, '\n')
 		}
-		return append(out, "apiVersion: v1\nkind: List\n"...)
+		return append(out, "apiVersion: v1\nkind: List\n"...), spans[lo].line - 2
 	}
 	from, to := len(data), len(data)
 	if lo < len(spans) {
@@ -369,11 +373,47 @@ func middleText(data []byte, spans []docSpan, lo, hi int) []byte {
 	if lo < len(spans) {
 		skip = spans[lo].line - 1
 	}
-	out := make([]byte, skip, skip+to-from)
-	for i := range out {
-		out[i] = '\n'
+	// A copy: data is the watcher's read buffer, which the next read
+	// overwrites.
+	return append([]byte(nil), data[from:to]...), skip
+}
+
+// shiftLines moves the positions in file f of in's documents and of diags
+// down by n lines: a load of a file's middle text (middleText) then
+// gives the positions a load of the whole file gives.
+func shiftLines(f string, n int, in *api.Input, diags diag.List) {
+	if n == 0 {
+		return
 	}
-	return append(out, data[from:to]...)
+	shift := func(p *diag.Pos) {
+		if p.File == f && p.Line > 0 {
+			p.Line += n
+		}
+	}
+	for _, d := range diags {
+		shift(&d.Pos)
+	}
+	if in == nil {
+		return
+	}
+	for _, s := range in.Services {
+		shift(&s.Pos)
+	}
+	for _, s := range in.EndpointSlices {
+		shift(&s.Pos)
+	}
+	for _, e := range in.Endpoints {
+		shift(&e.Pos)
+	}
+	for _, n := range in.Nodes {
+		shift(&n.Pos)
+	}
+	for _, c := range in.ProxyConfigs {
+		shift(&c.Pos)
+	}
+	for _, c := range in.ServiceCIDRs {
+		shift(&c.Pos)
+	}
 }
 
 // spliceDocs makes a file's new Input from its old one and the load of
@@ -484,7 +524,7 @@ func (w *watcher) loadFile(f string) (*fileLoad, diag.List) {
 // differ from those of old, its last split. It reports false when f is
 // to be loaded whole instead.
 func (w *watcher) loadChanged(f string, data []byte, old []docSpan) (*fileLoad, diag.List, bool) {
-	now, dc, ok := resplit(f, data, old)
+	now, dc, ok := resplit(f, data, old, w.spare[f])
 	if !ok {
 		return nil, nil, false
 	}
@@ -495,9 +535,10 @@ func (w *watcher) loadChanged(f string, data []byte, old []docSpan) (*fileLoad, 
 	mid := &api.Input{}
 	var diags diag.List
 	if dc.hiNew > dc.lo {
-		text := middleText(data, now, dc.lo, dc.hiNew)
+		text, skip := middleText(data, now, dc.lo, dc.hiNew)
 		mid, diags = load.LoadFiles([]load.File{{Name: f, Data: text}}, w.loadOptions())
 		load.DropCaches()
+		shiftLines(f, skip, mid, diags)
 		if diags.Err() != nil {
 			return nil, diags, true
 		}

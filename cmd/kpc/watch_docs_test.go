@@ -6,7 +6,9 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -188,22 +190,29 @@ func keysOf(in *api.Input) map[string]*watchKey {
 	return keys
 }
 
-// TestMiddleText checks that the changed documents are loaded at their
-// own lines.
+// TestMiddleText checks that the changed documents are cut out with the
+// number of lines before them, by which shiftLines moves their positions.
 func TestMiddleText(t *testing.T) {
 	data := []byte("a: 1\n---\nb: 2\nc: 3\n---\nd: 4\n")
 	spans, _ := splitDocs("x.yaml", data)
+	list := []byte("apiVersion: v1\nitems:\n- a: 1\n- b: 2\n  c: 3\nkind: List\n")
+	items, _ := splitDocs("l.yaml", list)
 	for _, c := range []struct {
+		data   []byte
+		spans  []docSpan
 		lo, hi int
 		want   string
+		skip   int
 	}{
-		{0, 1, "a: 1\n"},
-		{1, 2, "\n---\nb: 2\nc: 3\n"},
-		{1, 3, "\n---\nb: 2\nc: 3\n---\nd: 4\n"},
-		{2, 3, "\n\n\n\n---\nd: 4\n"},
+		{data, spans, 0, 1, "a: 1\n", 0},
+		{data, spans, 1, 2, "---\nb: 2\nc: 3\n", 1},
+		{data, spans, 1, 3, "---\nb: 2\nc: 3\n---\nd: 4\n", 1},
+		{data, spans, 2, 3, "---\nd: 4\n", 4},
+		{list, items, 2, 3, "items:\n- b: 2\n  c: 3\napiVersion: v1\nkind: List\n", 2},
 	} {
-		if got := string(middleText(data, spans, c.lo, c.hi)); got != c.want {
-			t.Errorf("middleText(%d, %d) = %q, want %q", c.lo, c.hi, got, c.want)
+		got, skip := middleText(c.data, c.spans, c.lo, c.hi)
+		if string(got) != c.want || skip != c.skip {
+			t.Errorf("middleText(%d, %d) = %q, %d; want %q, %d", c.lo, c.hi, got, skip, c.want, c.skip)
 		}
 	}
 }
@@ -370,5 +379,103 @@ func TestLoadFileChangedItems(t *testing.T) {
 				t.Errorf("moved %d keys, want some: %v", len(l.moved), e.moved)
 			}
 		})
+	}
+}
+
+// TestLoadFileChangesInSequence changes a file of more than spareMin
+// documents again and again, as the watcher does, so that each new split
+// is made in the array of the one before the last (spare): after every
+// change, what was loaded and the split kept are those of a load of the
+// whole file. A YAML stream and a kubectl List, with edits that keep the
+// number of documents, add one, remove one, and fail.
+func TestLoadFileChangesInSequence(t *testing.T) {
+	addr := regexp.MustCompile(`10\.128\.[0-9]+\.[0-9]+`)
+	// move changes the first endpoint address after fraction k/8 of text.
+	move := func(k int) func(string) string {
+		return func(text string) string {
+			at := len(text) * k / 8
+			m := addr.FindStringIndex(text[at:])
+			return text[:at+m[0]] + "10.129.9." + strconv.Itoa(k) + text[at+m[1]:]
+		}
+	}
+	extra := map[bool]string{
+		false: "---\napiVersion: v1\nkind: Service\nmetadata: {name: extra, namespace: ns-x}\nspec: {clusterIP: 10.96.200.1, ports: [{port: 81}]}\n",
+		true:  "- apiVersion: v1\n  kind: Service\n  metadata: {name: extra, namespace: ns-x}\n  spec: {clusterIP: 10.96.200.1, ports: [{port: 81}]}\n",
+	}
+	for _, kubectl := range []bool{false, true} {
+		var b bytes.Buffer
+		cfg := synth.Config{Services: 520, Endpoints: 2}
+		var err error
+		if kubectl {
+			err = synth.WriteKubectl(&b, cfg, false)
+		} else {
+			err = synth.Write(&b, cfg)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := b.String()
+		// add puts the extra document before the first document (or
+		// item) that starts after the middle.
+		sep := map[bool]string{false: "\n---\n", true: "\n- "}[kubectl]
+		add := func(s string) string {
+			at := len(s)/2 + strings.Index(s[len(s)/2:], sep) + 1
+			return s[:at] + extra[kubectl] + s[at:]
+		}
+		f := writeFile(t, t.TempDir(), "cluster.yaml", text)
+		w := &watcher{in: &inputFlags{}}
+		in, diags := load.LoadFiles([]load.File{{Name: f, Data: []byte(text)}}, w.loadOptions())
+		spans, ok := splitDocs(f, []byte(text))
+		if diags.Err() != nil || !ok || len(spans) < spareMin {
+			t.Fatalf("kubectl %v: %d spans, %v", kubectl, len(spans), diags)
+		}
+		w.files = map[string]*api.Input{f: in}
+		w.docs = map[string][]docSpan{f: spans}
+		reused := 0
+		for i, edit := range []struct {
+			change  func(string) string
+			invalid bool
+		}{
+			{change: move(1)},
+			{change: move(5)},
+			{change: add},
+			{change: move(3)},
+			{change: func(s string) string { return strings.Replace(s, extra[kubectl], "", 1) }},
+			{change: func(s string) string { return strings.Replace(s, "port: 80\n", "port: 99999\n", 1) }, invalid: true},
+			{change: move(7)},
+			{change: move(2)},
+		} {
+			next := edit.change(text)
+			if next == text {
+				t.Fatalf("kubectl %v: edit %d changes nothing", kubectl, i)
+			}
+			if err := os.WriteFile(f, []byte(next), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			spare := w.spare[f]
+			l, diags := w.loadFile(f)
+			if edit.invalid {
+				if l != nil || diags.Err() == nil {
+					t.Fatalf("kubectl %v: edit %d: the invalid change loaded", kubectl, i)
+				}
+				continue // the watcher keeps the last valid version
+			}
+			if l == nil || diags.Err() != nil {
+				t.Fatalf("kubectl %v: edit %d: %v", kubectl, i, diags)
+			}
+			want, _ := load.LoadFiles([]load.File{{Name: f, Data: []byte(next)}}, w.loadOptions())
+			if diff := cmp.Diff(want, l.in); diff != "" {
+				t.Fatalf("kubectl %v: edit %d: loadFile differs from a whole load (-whole +loadFile):\n%s", kubectl, i, diff)
+			}
+			checkSpans(t, f, []byte(next), l.spans)
+			if cap(spare) > 0 && &spare[:1][0] == &l.spans[0] {
+				reused++
+			}
+			w.commit(map[string]*fileLoad{f: l}, map[string]*watchKey{}, nil)
+			text = next
+		}
+		if reused < 4 {
+			t.Errorf("kubectl %v: the spare array was reused for %d changes, want at least 4", kubectl, reused)
+		}
 	}
 }

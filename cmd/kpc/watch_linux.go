@@ -89,6 +89,9 @@ type watcher struct {
 	// docs holds the split of each file whose documents files holds
 	// (none: the file is loaded whole at its next change).
 	docs map[string][]docSpan
+	// spare holds, for a file of many documents, the array of its split
+	// before the last, which resplit reuses for the next one.
+	spare map[string][]docSpan
 	// readBuf is reused to read changed files (readReused).
 	readBuf []byte
 }
@@ -753,39 +756,65 @@ func markKeys(in *api.Input, set map[string]bool) {
 	if in == nil {
 		return
 	}
+	var kb keyBuf
+	mark := func(k []byte) {
+		if !set[string(k)] { // no allocation but for a new key
+			set[string(k)] = true
+		}
+	}
 	for _, s := range in.Services {
-		set[s.ID()] = true
+		mark(kb.of(s.Metadata.Namespace, s.Metadata.Name))
 	}
 	for _, s := range in.EndpointSlices {
-		if id := sliceKey(s); id != "" {
-			set[id] = true
+		if name := s.Metadata.Labels[api.ServiceNameLabel]; name != "" {
+			mark(kb.of(s.Metadata.Namespace, name))
 		}
 	}
 	for _, e := range in.Endpoints {
-		set[e.ID()] = true
+		mark(kb.of(e.Metadata.Namespace, e.Metadata.Name))
 	}
 }
 
 // collect appends the documents of in whose keys are in only to keys.
+// It runs over every document of a changed file, so it looks the keys up
+// without making them.
 func collect(keys map[string]*watchKey, in *api.Input, only map[string]bool) {
 	if in == nil {
 		return
 	}
+	var kb keyBuf
 	for _, s := range in.Services {
-		if id := s.ID(); only[id] {
-			keys[id].svcs = append(keys[id].svcs, s)
+		if k := kb.of(s.Metadata.Namespace, s.Metadata.Name); only[string(k)] {
+			w := keys[string(k)]
+			w.svcs = append(w.svcs, s)
 		}
 	}
 	for _, s := range in.EndpointSlices {
-		if id := sliceKey(s); id != "" && only[id] {
-			keys[id].slices = append(keys[id].slices, s)
+		name := s.Metadata.Labels[api.ServiceNameLabel]
+		if name == "" {
+			continue
+		}
+		if k := kb.of(s.Metadata.Namespace, name); only[string(k)] {
+			w := keys[string(k)]
+			w.slices = append(w.slices, s)
 		}
 	}
 	for _, e := range in.Endpoints {
-		if id := e.ID(); only[id] {
-			keys[id].eps = append(keys[id].eps, e)
+		if k := kb.of(e.Metadata.Namespace, e.Metadata.Name); only[string(k)] {
+			w := keys[string(k)]
+			w.eps = append(w.eps, e)
 		}
 	}
+}
+
+// keyBuf makes Service keys (Service.ID, sliceKey) in a reused buffer,
+// for map lookups that allocate nothing (m[string(b)]).
+type keyBuf []byte
+
+// of is the key of name in namespace ns, valid until the next call.
+func (b *keyBuf) of(ns, name string) []byte {
+	*b = append(append(append((*b)[:0], ns...), '/'), name...)
+	return *b
 }
 
 // commit records the changed files' documents and the touched keys' new
@@ -808,6 +837,7 @@ func (w *watcher) commit(loaded map[string]*fileLoad, keys map[string]*watchKey,
 			w.unlocate(f, w.files[f])
 			w.locate(f, in)
 		}
+		w.keepSpare(f, l.spans)
 		if l.spans != nil {
 			w.docs[f] = l.spans
 		} else {
@@ -816,6 +846,7 @@ func (w *watcher) commit(loaded map[string]*fileLoad, keys map[string]*watchKey,
 		if len(in.Services)+len(in.EndpointSlices)+len(in.Endpoints) == 0 && !hasContext(in) && !w.explicit(f) {
 			delete(w.files, f)
 			delete(w.docs, f)
+			delete(w.spare, f)
 			continue
 		}
 		w.files[f] = in
@@ -849,6 +880,22 @@ func (w *watcher) commit(loaded map[string]*fileLoad, keys map[string]*watchKey,
 			}
 		}
 	}
+}
+
+// spareMin is the fewest spans of a split whose array is kept (spare).
+const spareMin = 1024
+
+// keepSpare keeps the array of file f's split as its spare when spans,
+// its new split, is another array.
+func (w *watcher) keepSpare(f string, spans []docSpan) {
+	old := w.docs[f]
+	if len(old) < spareMin || len(spans) > 0 && &spans[0] == &old[0] {
+		return
+	}
+	if w.spare == nil {
+		w.spare = map[string][]docSpan{}
+	}
+	w.spare[f] = old[:0]
 }
 
 // abbrev names the first few keys.
