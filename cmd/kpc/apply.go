@@ -95,6 +95,7 @@ func runApply(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var prog *ir.Program
 	var loaded steps
 	if !o.delete || len(in.paths(fs)) > 0 {
+		in.objectsRequired = !o.delete
 		var code int
 		// The netlink backend renders both families before it sends
 		// anything; the iptables backends restore one family after the

@@ -23,6 +23,11 @@ type inputFlags struct {
 	strict bool
 	// nodePortRange is --service-node-port-range ("" = not checked).
 	nodePortRange string
+	// objectsRequired, set by kpc apply, makes an input without a
+	// Service, EndpointSlice or Endpoints an error, as kubectl apply
+	// refuses one ("no objects passed to apply"); elsewhere it is a
+	// warning.
+	objectsRequired bool
 }
 
 func (f *inputFlags) register(fs *pflag.FlagSet) {
@@ -141,9 +146,26 @@ func loadInputs(paths []string, in *inputFlags, serviceCIDRs []netip.Prefix, std
 	input, diags := load.Load(paths, stdin, opts)
 	if diags.Err() == nil {
 		diags = append(diags, load.Refine(load.CrossCheck(input))...)
+		if len(input.Services)+len(input.EndpointSlices)+len(input.Endpoints) == 0 {
+			noObjects(&diags, paths, in.objectsRequired)
+		}
 	}
 	diags.Sort()
 	return input, diags, diags.Err() == nil
+}
+
+// noObjects reports an input of paths that holds no Service, EndpointSlice
+// or Endpoints: its ruleset would serve no Service (and, loaded, remove
+// every Service rule kpc had made), which is rarely what was meant: a
+// directory of other files, an empty file, or a command in front of a
+// pipe that failed. An error when required, else a warning.
+func noObjects(diags *diag.List, paths []string, required bool) {
+	pos := diag.Pos{File: strings.Join(paths, ", ")}
+	if required {
+		diags.Add(pos, "", "", "no objects passed to apply: the input holds no Service, EndpointSlice or Endpoints (kpc apply --delete removes kpc's rules)")
+		return
+	}
+	diags.Warn(pos, "", "", "the input holds no Service, EndpointSlice or Endpoints: the ruleset serves no Service")
 }
 
 // printDiags writes diagnostics to w, one per line.

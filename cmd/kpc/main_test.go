@@ -103,6 +103,7 @@ func TestRun(t *testing.T) {
 	twice := writeFile(t, dir, "twice.yaml", seed+"---\n"+strings.Replace(seed[:strings.Index(seed, "---")], "name: my-service", "name: other", 1))
 	nodePort := writeFile(t, dir, "np.yaml", strings.NewReplacer("name: my-service\n", "name: np\n", "service-name: my-service", "service-name: np",
 		"spec:\n", "spec:\n  type: NodePort\n", "targetPort: 9376", "targetPort: 9376\n      nodePort: 30080").Replace(seed))
+	onlyConfigMap := writeFile(t, dir, "only-cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\n")
 	// kube-proxy's TestHealthCheckNodePort: healthCheckNodePort 30000.
 	healthCheck := filepath.Join("..", "..", "golden", "testdata", "kube-proxy-iptables-healthchecknodeport", "input.yaml")
 	tests := []cliCase{
@@ -132,6 +133,14 @@ func TestRun(t *testing.T) {
 			stdout: []string{"table ip kpc"}, stderr: []string{"warning: skipping ConfigMap"}},
 		{name: "validate strict cross-document warning", args: []string{"validate", "--strict", orphanSlice}, code: exitInvalid,
 			stdout: []string{"Service default/gone is not in the input"}},
+		{name: "compile no objects", args: []string{"compile", onlyConfigMap}, code: exitOK,
+			stdout: []string{"table ip kpc"}, stderr: []string{"only-cm.yaml: warning: the input holds no Service, EndpointSlice or Endpoints"}},
+		{name: "compile strict no objects", args: []string{"compile", "--strict", onlyConfigMap}, code: exitInvalid, emptyStdout: true,
+			stderr: []string{"only-cm.yaml: the input holds no Service, EndpointSlice or Endpoints"}},
+		{name: "validate empty stdin", args: []string{"validate", "-f", "-"}, code: exitOK,
+			stdout: []string{"-: warning: the input holds no Service, EndpointSlice or Endpoints"}},
+		{name: "apply no objects", args: []string{"apply", "--dry-run", onlyConfigMap}, code: exitInvalid, emptyStdout: true,
+			stderr: []string{"only-cm.yaml: no objects passed to apply"}},
 		{name: "validate cross-document warning", args: []string{"validate", orphanSlice}, code: exitOK,
 			stdout: []string{"warning: ", "Service default/gone is not in the input"}},
 		{name: "validate cluster IP taken twice", args: []string{"validate", twice}, code: exitInvalid,
