@@ -27,6 +27,7 @@ import (
 	"kpc/compiler/diag"
 	"kpc/compiler/ir"
 	"kpc/compiler/load"
+	"kpc/internal/gcpolicy"
 	"kpc/render/netlink"
 )
 
@@ -1068,8 +1069,13 @@ func (w *watcher) relevantDir(dir string) bool {
 	return false
 }
 
-// report passes what was done to the test hook.
+// report follows what was done: after a whole apply, the heap the
+// watcher keeps is built, and the collector's policy is set for the
+// changes to come (gcpolicy.Steady); then the test hook is told.
 func (w *watcher) report(what string) {
+	if what == "full" || what == "full-kept" {
+		gcpolicy.Steady()
+	}
 	if w.applied != nil {
 		w.applied(what)
 	}

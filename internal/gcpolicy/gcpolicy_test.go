@@ -2,7 +2,9 @@ package gcpolicy
 
 import (
 	"os"
+	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"testing"
 )
 
@@ -53,4 +55,35 @@ func TestLimitFor(t *testing.T) {
 			t.Errorf("limitFor(%d MiB) = %d MiB, want %d MiB", tt.live/mib, got/mib, tt.want/mib)
 		}
 	}
+}
+
+// TestSteady checks that Steady does nothing unless Apply set the soft
+// limit, and otherwise raises its floor above the memory in use, which
+// followLiveHeap then makes the limit.
+func TestSteady(t *testing.T) {
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
+	defer floor.Store(floor.Load())
+	floor.Store(0)
+	Steady()
+	if got := floor.Load(); got != 0 {
+		t.Fatalf("Steady without Apply set the floor to %d", got)
+	}
+	floor.Store(1 << 20)                  // below any heap
+	keep := make([]*[1 << 10]byte, 1<<12) // 4 MiB live
+	for i := range keep {
+		keep[i] = new([1 << 10]byte)
+	}
+	Steady()
+	got := floor.Load()
+	s := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
+	metrics.Read(s)
+	inUse := int64(s[0].Value.Uint64() - s[1].Value.Uint64())
+	if got < 4<<20+int64(float64(4<<20)*SteadyPerLive) || got < inUse/2 {
+		t.Errorf("floor %d MiB after Steady, with %d MiB in use and 4 MiB live", got>>20, inUse>>20)
+	}
+	Steady() // a lower floor is not taken
+	if again := floor.Load(); again < got {
+		t.Errorf("a second Steady lowered the floor from %d to %d", got, again)
+	}
+	runtime.KeepAlive(keep)
 }
