@@ -149,13 +149,14 @@ func checkService(doc *ast.StructLit, opts Options) []fieldError {
 		// The allocator runs for NodePort and LoadBalancer Services only,
 		// before validation, and stops at its first error (S12, S13).
 		allocated := typ == "NodePort" || typ == "LoadBalancer"
+		rangeMsg := nodePortRangeMsg(np, opts.NodePortRange)
 		switch owner, taken := nodePortOwner[np]; {
 		case allocated && !allocErr && taken && portOK && owner != port:
 			allocErr = true
 			add(npp, fmt.Sprintf("invalid value %d: provided port is already allocated", np))
-		case allocated && !allocErr && !opts.NodePortRange.IsZero() && !opts.NodePortRange.Contains(int(np)):
+		case allocated && !allocErr && rangeMsg != "":
 			allocErr = true
-			add(npp, nodePortRangeMsg(np, opts.NodePortRange))
+			add(npp, rangeMsg)
 		case protoOK && seenNodePorts[k]:
 			add(npp, fmt.Sprintf("duplicate value {%s, %d}", proto, np))
 		}
@@ -166,8 +167,10 @@ func checkService(doc *ast.StructLit, opts Options) []fieldError {
 			nodePortOwner[np] = port
 		}
 	}
-	if hc, ok := intLit(get(spec, "healthCheckNodePort")); ok && hc != 0 && !opts.NodePortRange.IsZero() && !opts.NodePortRange.Contains(int(hc)) {
-		add(specP.key("healthCheckNodePort"), nodePortRangeMsg(hc, opts.NodePortRange))
+	if hc, ok := intLit(get(spec, "healthCheckNodePort")); ok && hc != 0 {
+		if msg := nodePortRangeMsg(hc, opts.NodePortRange); msg != "" {
+			add(specP.key("healthCheckNodePort"), msg)
+		}
 	}
 
 	errs = append(errs, checkClusterIPs(spec, typ, opts)...)
@@ -222,8 +225,20 @@ func checkService(doc *ast.StructLit, opts Options) []fieldError {
 	return errs
 }
 
+// nodePortRangeMsg returns the node-port allocator's error for a requested
+// nodePort or healthCheckNodePort p (rule S12), or "" if the allocator can
+// take it. With the range r it is the allocator's own message. With no range
+// p is checked against 1-65535, which holds every range kube-apiserver
+// accepts for --service-node-port-range, and the message is that of the API
+// server's other port fields.
 func nodePortRangeMsg(p int64, r PortRange) string {
-	return fmt.Sprintf("invalid value %d: provided port is not in the valid range. The range of valid ports is %d-%d", p, r.Min, r.Max)
+	switch {
+	case r.IsZero() && (p < 1 || p > 65535):
+		return fmt.Sprintf("invalid value %d: must be between 1 and 65535, inclusive", p)
+	case !r.IsZero() && (p < int64(r.Min) || p > int64(r.Max)):
+		return fmt.Sprintf("invalid value %d: provided port is not in the valid range. The range of valid ports is %d-%d", p, r.Min, r.Max)
+	}
+	return ""
 }
 
 // checkClusterIPs checks clusterIP, clusterIPs, ipFamilies and

@@ -171,6 +171,22 @@ var invalidCases = []struct {
 		want: []string{
 			"-:7:32: Service default/s: spec.ports[0].nodePort: invalid value 20000: provided port is not in the valid range. The range of valid ports is 30000-32767",
 		}},
+	{name: "S12 nodePort above 65535 without a range", in: svc("type: NodePort\nports: [{port: 80, nodePort: 99999}]\n"),
+		want: []string{
+			"-:7:32: Service default/s: spec.ports[0].nodePort: invalid value 99999: must be between 1 and 65535, inclusive",
+		}},
+	{name: "S12 negative nodePort without a range", in: svc("type: NodePort\nports: [{port: 80, nodePort: -1}]\n"),
+		want: []string{
+			"-:7:32: Service default/s: spec.ports[0].nodePort: invalid value -1: must be between 1 and 65535, inclusive",
+		}},
+	{name: "S12 requested nodePort 65536 without allocation or range", in: svc("type: LoadBalancer\nallocateLoadBalancerNodePorts: false\nports:\n- {name: a, port: 80}\n- {name: b, port: 81, nodePort: 65536}\n"),
+		want: []string{
+			"-:10:35: Service default/s: spec.ports[1].nodePort: invalid value 65536: must be between 1 and 65535, inclusive",
+		}},
+	{name: "S12 nodePort above 65535 outside the range", in: svc("type: NodePort\nports: [{port: 80, nodePort: 70000}]\n"), opts: Options{NodePortRange: PortRange{30000, 32767}},
+		want: []string{
+			"-:7:32: Service default/s: spec.ports[0].nodePort: invalid value 70000: provided port is not in the valid range. The range of valid ports is 30000-32767",
+		}},
 
 	// Session affinity and type.
 	{name: "S15 sessionAffinity", in: svc("sessionAffinity: Sticky\nports: [{port: 80}]\n"),

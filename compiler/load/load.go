@@ -70,8 +70,9 @@ type Options struct {
 	// entry other than "None" must lie in one of these prefixes.
 	ServiceCIDRs []netip.Prefix
 	// NodePortRange, when non-zero, enables rule S12: every nodePort and
-	// healthCheckNodePort must lie in it. A zero range means "not checked"
-	// (kube-apiserver's default is 30000-32767).
+	// healthCheckNodePort must lie in it. A zero range means the cluster's
+	// range is unknown (kube-apiserver's default is 30000-32767): they must
+	// then only lie in 1-65535, as every range does.
 	NodePortRange PortRange
 }
 
