@@ -156,7 +156,8 @@ func writeFamilyFiles(prog *ir.Program, path string, stderr io.Writer) int {
 	// Each family is rendered straight into its staged file, so that the
 	// first family's text (300 MB at 50,000 mixed Services x 10
 	// endpoints) is not held while the second is rendered; the files are
-	// put in place only when both are written.
+	// put in place only when both are written, and either both or neither
+	// (see commitAll).
 	var files []*staged
 	discard := func() {
 		for _, f := range files {
@@ -182,14 +183,11 @@ func writeFamilyFiles(prog *ir.Program, path string, stderr io.Writer) int {
 		}
 		files = append(files, f)
 	}
-	for i, f := range files {
-		if err := f.commit(); err != nil {
-			for _, rest := range files[i+1:] {
-				rest.discard()
-			}
-			fmt.Fprintf(stderr, "kpc compile: %v\n", err)
-			return exitInvalid
-		}
+	if err := commitAll(files); err != nil {
+		fmt.Fprintf(stderr, "kpc compile: %v\n", err)
+		return exitInvalid
+	}
+	for _, f := range files {
 		fmt.Fprintf(stderr, "kpc: wrote %s\n", f.path)
 	}
 	return exitOK

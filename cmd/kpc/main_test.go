@@ -476,7 +476,7 @@ func TestStageOutput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.commit(); err != nil {
+	if err := commitAll([]*staged{s}); err != nil {
 		t.Fatal(err)
 	}
 	if b, _ := os.ReadFile(path); string(b) != "new\n" {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -129,8 +130,8 @@ func parse(fs *pflag.FlagSet, args []string, stdout io.Writer) (code int, done b
 // temporary file in the same directory renamed over path), or on stdout
 // when path is "" or "-". A symbolic link is followed, and a path that is
 // not a regular file (a device such as /dev/null, a FIFO) is written in
-// place once write has succeeded: renaming over it would replace it. An
-// error of write is returned as it is.
+// place once write has succeeded: renaming over it would replace it. A
+// directory is refused. An error of write is returned as it is.
 func writeOutput(path string, stdout io.Writer, write func(io.Writer) error) error {
 	if path == "" || path == "-" {
 		return write(stdout)
@@ -139,7 +140,7 @@ func writeOutput(path string, stdout io.Writer, write func(io.Writer) error) err
 	if err != nil {
 		return err
 	}
-	return st.commit()
+	return commitAll([]*staged{st})
 }
 
 // staged is output written but not yet in place (see stageOutput).
@@ -151,10 +152,8 @@ type staged struct {
 
 // stageOutput runs write on path's new contents as writeOutput does, but
 // leaves them aside: in a temporary file beside path, or in memory when
-// path exists and is not a regular file. commit puts them in place;
-// discard drops them. Several files are so written whole before any is
-// put in place (a rename that then fails can still leave the ones before
-// it in place).
+// path exists and is not a regular file, and refuses a directory.
+// commitAll puts staged files in place; discard drops them.
 func stageOutput(path string, write func(io.Writer) error) (*staged, error) {
 	wrap := func(err error) error {
 		var rerr renderError
@@ -163,12 +162,17 @@ func stageOutput(path string, write func(io.Writer) error) (*staged, error) {
 		}
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
-	if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() {
-		s := &staged{path: path}
-		if err := write(&s.data); err != nil {
-			return nil, wrap(err)
+	if st, err := os.Stat(path); err == nil {
+		switch {
+		case st.IsDir():
+			return nil, wrap(errors.New("is a directory"))
+		case !st.Mode().IsRegular():
+			s := &staged{path: path}
+			if err := write(&s.data); err != nil {
+				return nil, wrap(err)
+			}
+			return s, nil
 		}
-		return s, nil
 	}
 	if real, err := filepath.EvalSymlinks(path); err == nil {
 		path = real
@@ -202,15 +206,98 @@ func stageOutput(path string, write func(io.Writer) error) (*staged, error) {
 	return &staged{path: path, tmp: tmp.Name()}, nil
 }
 
-// commit puts the staged contents in place.
-func (s *staged) commit() error {
-	if s.tmp != "" {
-		if err := os.Rename(s.tmp, s.path); err != nil {
-			os.Remove(s.tmp)
-			return fmt.Errorf("writing %s: %w", s.path, err)
+// commitAll puts every staged file in place, or, on an error, leaves
+// every target as it was: the temporary files are renamed over their
+// targets first, then what is not a regular file is written in place, and
+// if a step fails the targets already renamed over are put back and the
+// temporary files left are removed. Until every step has succeeded, each
+// old file that a later failure would have to put back is kept under a
+// hard link beside it (its temporary file's name with ".old"); that the
+// link can be made is checked before anything is renamed. Each rename is
+// atomic and the set is not: a process killed between two renames leaves
+// the first target new, its old file under the ".old" link, and the next
+// temporary file beside its target; and what was written in place (a
+// device, a FIFO) cannot be taken back.
+func commitAll(files []*staged) error {
+	var renames, inPlace []*staged
+	for _, s := range files {
+		if s.tmp != "" {
+			renames = append(renames, s)
+		} else {
+			inPlace = append(inPlace, s)
 		}
+	}
+	// olds[i] is the link to renames[i]'s old file; "" when the last step
+	// needs none or there was no old file (putting back is removing).
+	olds := make([]string, len(renames))
+	removeOlds := func() {
+		for _, old := range olds {
+			if old != "" {
+				os.Remove(old)
+			}
+		}
+	}
+	for i, s := range renames {
+		if i == len(files)-1 {
+			break // the last step: no later one can fail
+		}
+		old := s.tmp + ".old"
+		if err := os.Link(s.path, old); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			removeOlds()
+			for _, s := range renames {
+				s.discard()
+			}
+			return fmt.Errorf("writing %s: keeping the old file until every file is in place: %w", s.path, err)
+		}
+		olds[i] = old
+	}
+	done := 0
+	var err error
+	for ; done < len(renames); done++ {
+		s := renames[done]
+		if rerr := os.Rename(s.tmp, s.path); rerr != nil {
+			err = fmt.Errorf("writing %s: %w", s.path, rerr)
+			break
+		}
+	}
+	if err == nil {
+		for _, s := range inPlace {
+			if err = s.writeInPlace(); err != nil {
+				break
+			}
+		}
+	}
+	if err == nil {
+		removeOlds()
 		return nil
 	}
+	for _, s := range renames[done:] {
+		s.discard()
+	}
+	errs := []error{err}
+	for i := done - 1; i >= 0; i-- {
+		s := renames[i]
+		if olds[i] == "" {
+			if rerr := os.Remove(s.path); rerr != nil {
+				errs = append(errs, fmt.Errorf("removing the new %s: %w", s.path, rerr))
+			}
+			continue
+		}
+		if rerr := os.Rename(olds[i], s.path); rerr != nil {
+			errs = append(errs, fmt.Errorf("putting back the old %s (it is kept as %s): %w", s.path, olds[i], rerr))
+		}
+		olds[i] = ""
+	}
+	removeOlds()
+	return errors.Join(errs...)
+}
+
+// writeInPlace writes the staged contents of a path that is not a
+// regular file into it.
+func (s *staged) writeInPlace() error {
 	f, err := os.OpenFile(s.path, os.O_WRONLY, 0)
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", s.path, err)
