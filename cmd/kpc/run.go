@@ -152,8 +152,10 @@ type staged struct {
 
 // stageOutput runs write on path's new contents as writeOutput does, but
 // leaves them aside: in a temporary file beside path, or in memory when
-// path exists and is not a regular file, and refuses a directory.
-// commitAll puts staged files in place; discard drops them.
+// path exists and is not a regular file, and refuses a directory. The
+// temporary file gets the permission bits of the file it is to replace,
+// or 0644 when there is none. commitAll puts staged files in place;
+// discard drops them.
 func stageOutput(path string, write func(io.Writer) error) (*staged, error) {
 	wrap := func(err error) error {
 		var rerr renderError
@@ -162,6 +164,7 @@ func stageOutput(path string, write func(io.Writer) error) (*staged, error) {
 		}
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
+	mode := fs.FileMode(0o644)
 	if st, err := os.Stat(path); err == nil {
 		switch {
 		case st.IsDir():
@@ -173,6 +176,7 @@ func stageOutput(path string, write func(io.Writer) error) (*staged, error) {
 			}
 			return s, nil
 		}
+		mode = st.Mode().Perm()
 	}
 	if real, err := filepath.EvalSymlinks(path); err == nil {
 		path = real
@@ -196,7 +200,7 @@ func stageOutput(path string, write func(io.Writer) error) (*staged, error) {
 	if err := tmp.Sync(); err != nil {
 		return fail(err)
 	}
-	if err := tmp.Chmod(0o644); err != nil {
+	if err := tmp.Chmod(mode); err != nil {
 		return fail(err)
 	}
 	if err := tmp.Close(); err != nil {
