@@ -328,16 +328,23 @@ func TestDiffLive(t *testing.T) {
 		empty  bool
 	}{
 		{name: "nothing applied", args: []string{"diff", "--live", "--netns", ns, "-f", good}, code: exitInvalid,
-			stdout: []string{"--- kernel", "- table ip kpc (not in the kernel)"}},
+			stdout: []string{"--- kernel", "+++ kpc apply (the manifests)", "\n+ table ip kpc (not in the kernel)"}},
 		{name: "apply", args: []string{"apply", "--netns", ns, "--state-dir", t.TempDir(), "-f", good}, code: exitOK},
 		{name: "no drift", args: []string{"diff", "--live", "--netns", ns, "-f", good}, code: exitOK, empty: true},
 		{name: "no drift json", args: []string{"diff", "--live", "--netns", ns, "-o", "json", good}, code: exitOK,
 			stdout: []string{`"equal": true`}},
+		// The kernel holds seed (my-service, 10.96.0.100, two endpoints:
+		// chain dnat-2), the manifests are other (10.96.0.200, one
+		// endpoint: chain dnat-1). A diff from the kernel to the
+		// manifests: "-" for seed's objects, "+" for other's.
 		{name: "other manifests", args: []string{"diff", "--live", "--netns", ns, "-f", other}, code: exitInvalid,
-			stdout: []string{"~ ip kpc set service-ips", "- element 10.96.0.200 . udp . 53", "+ element 10.96.0.100 . tcp . 80",
-				"- ip kpc chain dnat-1 (1 rules)", "+ element 10.96.0.100 . tcp . 80 . 1 : 10.4.5.6 . 9376"}},
+			stdout: []string{"--- kernel", "+++ kpc apply (the manifests)", "~ ip kpc set service-ips",
+				"    - element 10.96.0.100 . tcp . 80", "    + element 10.96.0.200 . udp . 53",
+				"\n+ ip kpc chain dnat-1 (1 rules)", "\n- ip kpc chain dnat-2 (1 rules)",
+				"    - element 10.96.0.100 . tcp . 80 . 1 : 10.4.5.6 . 9376", "    + element 10.96.0.200 . udp . 53 . 0 : 10.9.9.9 . 53"}},
 		{name: "other manifests json", args: []string{"diff", "--live", "--netns", ns, "-o", "json", "-f", other}, code: exitInvalid,
-			stdout: []string{`"equal": false`, `"lines": [`}},
+			stdout: []string{`"schemaVersion": 2`, `"equal": false`, `"old": "kernel (`, `"new": "kpc apply (the manifests)"`, `"lines": [`,
+				`"    - element 10.96.0.100 . tcp . 80 . 1 : 10.4.5.6 . 9376"`, `"    + element 10.96.0.200 . udp . 53 . 0 : 10.9.9.9 . 53"`}},
 		{name: "invalid input", args: []string{"diff", "--live", "--netns", ns, "-f", invalid}, code: exitUsage, empty: true},
 		{name: "missing netns", args: []string{"diff", "--live", "--netns", "kpc-no-such-ns", "-f", good}, code: exitUsage, empty: true},
 		{name: "format iptables", args: []string{"diff", "--live", "--format", "iptables", "-f", good}, code: exitUsage, empty: true},

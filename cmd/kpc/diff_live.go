@@ -10,17 +10,38 @@ import (
 	"github.com/spf13/pflag"
 )
 
-// liveReport is the JSON form of kpc diff --live.
+// liveReport is the JSON form of kpc diff --live. Old and New name the
+// sides as the text's --- and +++ lines do (and as kpc diff OLD NEW's
+// report does): the kernel's tables are the old side, what kpc apply
+// would install from the manifests the new one. Lines are the text's
+// (see netlink.Drift): "- " what only the kernel holds, "+ " what only
+// the manifests would install. Schema version 1 had no Old and New and
+// gave the signs of Lines the other way round.
 type liveReport struct {
 	SchemaVersion int      `json:"schemaVersion"`
 	Equal         bool     `json:"equal"`
 	Namespace     string   `json:"namespace,omitempty"`
+	Old           string   `json:"old"`
+	New           string   `json:"new"`
 	Lines         []string `json:"lines"`
 }
 
+// liveNew names the new side of kpc diff --live.
+const liveNew = "kpc apply (the manifests)"
+
+// liveOld names the old side of kpc diff --live: the kernel of network
+// namespace nsPath, or of the current one when nsPath is empty.
+func liveOld(nsPath string) string {
+	if nsPath == "" {
+		return "kernel (the current network namespace)"
+	}
+	return "kernel (" + nsPath + ")"
+}
+
 // runDiffLive compiles the manifests, reads kpc's nftables tables back
-// from the kernel over netlink and prints the drift (see netlink.Drift for
-// what is compared). Exit status: 0 without drift, 1 with drift, 2 on any
+// from the kernel over netlink and prints the drift as a diff from the
+// kernel to the manifests (see netlink.Drift for what is compared and
+// for the signs). Exit status: 0 without drift, 1 with drift, 2 on any
 // error (usage, invalid input, no access to the kernel).
 func runDiffLive(fs *pflag.FlagSet, in *inputFlags, nf *nodeFlags, netns, output string, stdin io.Reader, stdout, stderr io.Writer) int {
 	switch output {
@@ -60,18 +81,15 @@ func runDiffLive(fs *pflag.FlagSet, in *inputFlags, nf *nodeFlags, netns, output
 		if lines == nil {
 			lines = []string{}
 		}
-		b, err := json.MarshalIndent(liveReport{SchemaVersion: 1, Equal: len(lines) == 0, Namespace: nsPath, Lines: lines}, "", "  ")
+		b, err := json.MarshalIndent(liveReport{SchemaVersion: 2, Equal: len(lines) == 0, Namespace: nsPath,
+			Old: liveOld(nsPath), New: liveNew, Lines: lines}, "", "  ")
 		if err != nil {
 			fmt.Fprintf(stderr, "kpc diff: %v\n", err)
 			return exitUsage
 		}
 		fmt.Fprintf(stdout, "%s\n", b)
 	} else if len(lines) > 0 {
-		where := "the current network namespace"
-		if nsPath != "" {
-			where = nsPath
-		}
-		fmt.Fprintf(stdout, "--- kernel (%s)\n+++ kpc apply (the manifests)\n", where)
+		fmt.Fprintf(stdout, "--- %s\n+++ %s\n", liveOld(nsPath), liveNew)
 		for _, l := range lines {
 			fmt.Fprintln(stdout, l)
 		}

@@ -501,7 +501,7 @@ func TestCompareDrift(t *testing.T) {
 	ns := nstest.New(t, "kpcnl")
 	o := Options{NetNS: nstest.Path(ns)}
 	p := edgeProgram(ir.IPv4)
-	if d, err := Compare(p, o); err != nil || d.Equal() || !strings.Contains(d.String(), "- table ip kpc (not in the kernel)") {
+	if d, err := Compare(p, o); err != nil || d.Equal() || !strings.Contains(d.String(), "+ table ip kpc (not in the kernel)") {
 		t.Fatalf("Compare before any apply = %v, %v; want the table reported missing", d, err)
 	}
 	if _, err := Apply(p, o); err != nil {
@@ -517,15 +517,19 @@ add table ip6 kpc
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A diff from the kernel to the manifests: "-" for what only the
+	// kernel holds (the table, chain, rule and element added by hand), "+"
+	// for what only Apply would install (the element deleted by hand).
 	want := []string{
-		"+ table ip6 kpc (kpc would delete it)",
-		"+ ip kpc chain extra (0 rules)",
+		"- table ip6 kpc (kpc would delete it)",
+		"- ip kpc chain extra (0 rules)",
 		"~ ip kpc chain services",
 		"    rule 3 kernel: Counter",
+		"    rule 3 kpc:    (none)",
 		"~ ip kpc set cluster-ips",
-		"    + element 172.30.9.9",
+		"    - element 172.30.9.9",
 		"~ ip kpc set service-ips",
-		`    - element 172.30.0.10 . udp . 53 comment "ns/edge:'p' x" : goto service-EDGE0000-ns/edge/udp/p`,
+		`    + element 172.30.0.10 . udp . 53 comment "ns/edge:'p' x" : goto service-EDGE0000-ns/edge/udp/p`,
 	}
 	got := d.String()
 	t.Logf("drift report:\n%s", got)

@@ -35,10 +35,14 @@ import (
 // (which differ between a table loaded with nft -f and one applied over
 // netlink), and counters.
 type Drift struct {
-	// Lines describe the differences, sorted by object: "- " starts what
-	// the kernel lacks, "+ " what it has that kpc would not create, "~ " an
-	// object that exists on both sides but differs (details follow,
-	// indented).
+	// Lines describe the differences, sorted by object, as a unified diff
+	// from the kernel (the old side) to what Apply would install (the new
+	// side): "- " starts what only the kernel holds (Apply would delete
+	// it), "+ " what only Apply would install (the kernel lacks it), "~ "
+	// an object that exists on both sides but differs. The details of a
+	// "~" object follow, indented: its "- " and "+ " elements (on the same
+	// terms, the kernel's first), and its declaration or rules as
+	// "kernel:" and "kpc:" pairs.
 	Lines []string
 }
 
@@ -109,24 +113,25 @@ func tableLabel(t *nftables.Table) string {
 	return "ip " + t.Name
 }
 
-// compareModels lists the differences of one table.
+// compareModels lists the differences of one table, from got (the
+// kernel's) to want (what Apply would install); see Drift for the signs.
 func compareModels(label string, want, got *model) []string {
 	switch {
 	case !want.present && !got.present:
 		return nil
 	case !got.present:
-		return []string{fmt.Sprintf("- table %s (not in the kernel)", label)}
+		return []string{fmt.Sprintf("+ table %s (not in the kernel)", label)}
 	case !want.present:
-		return []string{fmt.Sprintf("+ table %s (kpc would delete it)", label)}
+		return []string{fmt.Sprintf("- table %s (kpc would delete it)", label)}
 	}
 	var out []string
 	for _, name := range unionKeys(want.chains, got.chains) {
 		w, g := want.chains[name], got.chains[name]
 		switch {
 		case g == nil:
-			out = append(out, fmt.Sprintf("- %s chain %s (%d rules)", label, name, len(w.rules)))
+			out = append(out, fmt.Sprintf("+ %s chain %s (%d rules)", label, name, len(w.rules)))
 		case w == nil:
-			out = append(out, fmt.Sprintf("+ %s chain %s (%d rules)", label, name, len(g.rules)))
+			out = append(out, fmt.Sprintf("- %s chain %s (%d rules)", label, name, len(g.rules)))
 		default:
 			var det []string
 			if w.head != g.head {
@@ -154,9 +159,9 @@ func compareModels(label string, want, got *model) []string {
 		w, g := want.sets[name], got.sets[name]
 		switch {
 		case g == nil:
-			out = append(out, fmt.Sprintf("- %s set %s (%d elements)", label, name, len(w.elems)))
+			out = append(out, fmt.Sprintf("+ %s set %s (%d elements)", label, name, len(w.elems)))
 		case w == nil:
-			out = append(out, fmt.Sprintf("+ %s set %s (%d elements)", label, name, len(g.elems)))
+			out = append(out, fmt.Sprintf("- %s set %s (%d elements)", label, name, len(g.elems)))
 		default:
 			var det []string
 			if w.head != g.head {
@@ -164,10 +169,10 @@ func compareModels(label string, want, got *model) []string {
 			}
 			if !w.dynamic {
 				lack, extra := setDiff(w.elems, g.elems)
-				for _, e := range lack {
+				for _, e := range extra {
 					det = append(det, "    - element "+e)
 				}
-				for _, e := range extra {
+				for _, e := range lack {
 					det = append(det, "    + element "+e)
 				}
 			}
