@@ -193,7 +193,11 @@ func (t *nftTable) writeDirectChains(buf *bytes.Buffer) {
 		}
 	}
 	for _, s := range d.Shared {
-		fmt.Fprintf(buf, "\t# %s, shared by %d dispatch entries\n", nftSharedComment(s), s.Entries)
+		entries := "entries"
+		if s.Entries == 1 {
+			entries = "entry"
+		}
+		fmt.Fprintf(buf, "\t# %s, shared by %d dispatch %s\n", nftSharedComment(s), s.Entries, entries)
 		fmt.Fprintf(buf, "\tchain %s {\n", s.Name)
 		c := &ir.Chain{Name: s.Name}
 		for j := range s.Rules {
@@ -232,7 +236,10 @@ func nftSharedComment(s nftdirect.Shared) string {
 		}
 	}
 	if n := len(s.Rules); n > 0 && strings.HasPrefix(s.Name, nftdirect.DNATPrefix) {
-		return fmt.Sprintf("uniform choice among %d endpoints", s.Rules[n-1].N)
+		if k := s.Rules[n-1].N; k != 1 {
+			return fmt.Sprintf("uniform choice among %d endpoints", k)
+		}
+		return "the one endpoint"
 	}
 	return "the " + s.From.String() + " chain of Services of the same shape"
 }

@@ -38,6 +38,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/google/nftables"
@@ -106,8 +107,17 @@ type Stats struct {
 
 // String summarizes the counts on one line.
 func (s Stats) String() string {
-	return fmt.Sprintf("%d tables, %d chains, %d sets and maps, %d rules, %d elements in %d netlink messages",
-		s.Tables, s.Chains, s.Sets, s.Rules, s.Elements, s.Messages)
+	return fmt.Sprintf("%s, %s, %s, %s, %s in %s",
+		count(s.Tables, "table", "tables"), count(s.Chains, "chain", "chains"), count(s.Sets, "set or map", "sets and maps"),
+		count(s.Rules, "rule", "rules"), count(s.Elements, "element", "elements"), count(s.Messages, "netlink message", "netlink messages"))
+}
+
+// count is n with the noun's singular for 1, else its plural.
+func count(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return strconv.Itoa(n) + " " + many
 }
 
 // Batch is a Program turned into the objects of one netlink batch. It is
