@@ -173,6 +173,9 @@ func TestRun(t *testing.T) {
 		{name: "gen kubectl json", args: []string{"gen", "--services", "3", "--format", "kubectl-json"}, code: exitOK, stdout: []string{`    "kind": "List"`}},
 		{name: "gen bad format", args: []string{"gen", "--format", "xml"}, code: exitUsage, stderr: []string{`not "xml"`}},
 		{name: "version", args: []string{"version"}, code: exitOK, stdout: []string{"kpc "}},
+		{name: "--version", args: []string{"--version"}, code: exitOK, stdout: []string{"kpc "}},
+		{name: "version with an argument", args: []string{"version", "extra"}, code: exitUsage, emptyStdout: true,
+			stderr: []string{"takes no arguments"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.check(t) })

@@ -51,6 +51,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	switch args[0] {
+	case "--version":
+		return runVersion(args[1:], stdin, stdout, stderr)
 	case "help", "-h", "--help":
 		if len(args) > 1 {
 			for _, c := range commands() {
@@ -89,6 +91,10 @@ func runVersion(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs := newFlagSet("version", "kpc version", stderr)
 	if code, done := parse(fs, args, stdout); done {
 		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "kpc version: takes no arguments, got %q\n", fs.Args())
+		return exitUsage
 	}
 	fmt.Fprintf(stdout, "kpc %s\n", version)
 	return exitOK
