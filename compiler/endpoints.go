@@ -89,7 +89,7 @@ func (c *compiler) endpointsFor(s *svc, sp *api.ServicePort, proto ir.Protocol, 
 	// All candidates, in input order, allocated together.
 	var all []endpoint
 	for _, es := range c.slices[s.id] {
-		if es.AddressType != addrType || unwatched(es.Metadata.Labels) {
+		if es.AddressType != addrType || api.Unwatched(es.Metadata.Labels) {
 			continue
 		}
 		for _, pp := range es.Ports {

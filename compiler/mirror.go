@@ -15,23 +15,17 @@ import (
 // The EndpointSlice mirroring controller's labels and limit
 // (pkg/controller/endpointslicemirroring).
 const (
-	// skipMirrorLabel set to "true" on an Endpoints keeps it from being
-	// mirrored.
-	skipMirrorLabel = "endpointslice.kubernetes.io/skip-mirror"
 	// mirroringController is the mirroring controller's api.ManagedByLabel
 	// value.
 	mirroringController = "endpointslicemirroring-controller.k8s.io"
 	// maxMirroredPerSubset is how many addresses of one subset the
 	// controller mirrors (ready ones first); it skips the rest.
 	maxMirroredPerSubset = 1000
-	// leaderAnnotation marks an Endpoints used as a leader-election lock,
-	// which the controller does not mirror.
-	leaderAnnotation = "control-plane.alpha.kubernetes.io/leader"
 )
 
 // mirrorEndpoints adds to c.slices the EndpointSlices that the mirroring
 // controller makes from the input's Endpoints: those of a Service of the
-// input without a selector (see shouldMirror), when the input holds no
+// input without a selector (see api.Endpoints.Mirrored), when the input holds no
 // slice that controller already made for the Service (a dump of a cluster
 // holds both). The subsets are first repacked as the API server stores
 // them (repackSubsets); then, as the controller does, each subset gives a
@@ -58,31 +52,13 @@ func (c *compiler) mirrorEndpoints() {
 		}
 		seen[id] = e
 		svc := services[id]
-		if svc == nil || len(svc.Spec.Selector) > 0 || !shouldMirror(e) || c.mirrored(id) {
+		if svc == nil || len(svc.Spec.Selector) > 0 || !e.Mirrored() || c.mirrored(id) {
 			continue
 		}
 		for i, ss := range repackSubsets(e.Subsets) {
 			c.slices[id] = append(c.slices[id], mirrorSubset(e, i, ss)...)
 		}
 	}
-}
-
-// shouldMirror reports whether the mirroring controller mirrors e: not
-// when it is labelled skip-mirror, nor a leader-election lock; and its
-// slices, which carry its labels, would be ignored by kube-proxy when it is
-// labelled for another proxy (or as a headless Service's).
-func shouldMirror(e *api.Endpoints) bool {
-	_, leader := e.Metadata.Annotations[leaderAnnotation]
-	return e.Metadata.Labels[skipMirrorLabel] != "true" && !leader && !unwatched(e.Metadata.Labels)
-}
-
-// unwatched reports whether kube-proxy's informers leave out an object
-// with these labels: they select neither another proxy's objects nor a
-// headless Service's.
-func unwatched(labels map[string]string) bool {
-	_, other := labels[api.ServiceProxyNameLabel]
-	_, headless := labels[api.HeadlessLabel]
-	return other || headless
 }
 
 // repackSubsets regroups subsets as the API server stores them

@@ -38,7 +38,7 @@ func TestMirrorEndpoints(t *testing.T) {
 	withSelector := mkSvc("db", "mysql", withClusterIP("10.96.0.30"), func(s *api.Service) { s.Spec.Selector = map[string]string{"app": "mysql"} })
 	basic := mkEndpoints("db", "mysql", []string{"192.0.2.51", "192.0.2.52", "192.0.2.51"}, []string{"192.0.2.53"}, "p80/3306")
 	skip := mkEndpoints("db", "mysql", []string{"192.0.2.51"}, nil, "p80/3306")
-	skip.Metadata.Labels = map[string]string{skipMirrorLabel: "true"}
+	skip.Metadata.Labels = map[string]string{api.SkipMirrorLabel: "true"}
 	mirroredSlice := mkSlice("db", "mysql", "mysql-abcde", "IPv4", 3307, mkEp("192.0.2.60"))
 	mirroredSlice.Metadata.Labels[api.ManagedByLabel] = mirroringController
 	twoFamilies := mkEndpoints("db", "mysql", []string{"192.0.2.51", "2001:db8::51"}, nil, "p80/3306")
@@ -69,7 +69,7 @@ func TestMirrorEndpoints(t *testing.T) {
 	otherProxy := mkEndpoints("db", "mysql", []string{"192.0.2.51"}, nil, "p80/3306")
 	otherProxy.Metadata.Labels = map[string]string{api.ServiceProxyNameLabel: "other"}
 	leader := mkEndpoints("db", "mysql", []string{"192.0.2.51"}, nil, "p80/3306")
-	leader.Metadata.Annotations = map[string]string{leaderAnnotation: "{}"}
+	leader.Metadata.Annotations = map[string]string{api.LeaderAnnotation: "{}"}
 	otherPort := mkEndpoints("db", "mysql", []string{"192.0.2.51"}, nil, "admin/33062")
 	tests := []struct {
 		name  string

@@ -178,7 +178,32 @@ const (
 	// HeadlessLabel marks the EndpointSlices of a headless Service, which
 	// kube-proxy's informers leave out.
 	HeadlessLabel = "service.kubernetes.io/headless"
+	// SkipMirrorLabel set to "true" on an Endpoints keeps the EndpointSlice
+	// mirroring controller from mirroring it.
+	SkipMirrorLabel = "endpointslice.kubernetes.io/skip-mirror"
+	// LeaderAnnotation marks an Endpoints used as a leader-election lock,
+	// which the mirroring controller does not mirror.
+	LeaderAnnotation = "control-plane.alpha.kubernetes.io/leader"
 )
+
+// Unwatched reports whether kube-proxy's informers leave out an object
+// with these labels: they select neither another proxy's objects nor a
+// headless Service's.
+func Unwatched(labels map[string]string) bool {
+	_, other := labels[ServiceProxyNameLabel]
+	_, headless := labels[HeadlessLabel]
+	return other || headless
+}
+
+// Mirrored reports whether the EndpointSlice mirroring controller mirrors
+// e for kube-proxy, its Service being one without a selector: not when it
+// is labelled skip-mirror, nor a leader-election lock; and its slices,
+// which carry its labels, would be left out by kube-proxy when it is
+// labelled for another proxy (or as a headless Service's).
+func (e *Endpoints) Mirrored() bool {
+	_, leader := e.Metadata.Annotations[LeaderAnnotation]
+	return e.Metadata.Labels[SkipMirrorLabel] != "true" && !leader && !Unwatched(e.Metadata.Labels)
+}
 
 // Endpoint is one endpoint of a slice.
 type Endpoint struct {

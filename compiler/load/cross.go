@@ -125,6 +125,9 @@ func CrossCheck(in *api.Input) diag.List {
 	for _, e := range sortedBy(in.Endpoints, func(e *api.Endpoints) diag.Pos { return e.Pos }, (*api.Endpoints).ID) {
 		svc := services[e.ID()]
 		if svc == nil {
+			if !e.Mirrored() {
+				continue // never mirrored: its Service does not matter
+			}
 			diags.Warn(e.Pos, "Endpoints "+e.ID(), "metadata.name", fmt.Sprintf("Service %s is not in the input: the EndpointSlice mirroring controller mirrors only the Endpoints of a Service without a selector, and kube-proxy reads only EndpointSlices", e.ID()))
 			continue
 		}
