@@ -101,13 +101,14 @@ func decodeJSONList(name string, data []byte, opts Options, out *sink) bool {
 // decodeData (or for standard input decodeStdin) decodes the input as it
 // is, without trying decodeJSONList again.
 func decodeDedented(name string, t text, opts Options, diags *diag.List, out *sink) {
-	// The text starts with '{': it is not UTF-16 (fromUTF16).
-	data := crlfToLF(t.data)
-	_, _, valid := checkText(name, data) // as valid as the input: only spaces are left out
-	if valid && decodeJSONText(name, text{data: data, indent: t.indent}, opts, out) {
+	// The text starts with '{': it is not UTF-16 (fromUTF16). crlfToLF
+	// rewrites the bytes in place: only what it returns is read after.
+	t.data = crlfToLF(t.data)
+	_, _, valid := checkText(name, t.data) // as valid as the input: only spaces are left out
+	if valid && decodeJSONText(name, t, opts, out) {
 		return
 	}
-	plain := crlfToLF(t.plain())
+	plain := t.plain()
 	if !valid {
 		pos, msg, _ := checkText(name, plain)
 		diags.Add(pos, "", "", msg)

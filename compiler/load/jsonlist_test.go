@@ -83,6 +83,7 @@ func TestChunkedJSONListMatchesSequential(t *testing.T) {
 		{"second value", valid + "{}\n", false, false},
 		{"leading space", " " + valid, false, false},
 		{"two spaces", strings.ReplaceAll(valid, "    ", "  "), false, false},
+		{"two spaces, CRLF", strings.ReplaceAll(strings.ReplaceAll(valid, "    ", "  "), "\n", "\r\n"), false, false},
 	}
 	file := filepath.Join(t.TempDir(), "list.json")
 	for _, tc := range cases {
