@@ -150,8 +150,12 @@ func decodeText(name string, data []byte, asJSON, list bool, opts Options, diags
 			break
 		}
 		if err != nil {
-			pos, msg := syntaxError(name, err, asJSON)
-			if !asJSON {
+			var pos diag.Pos
+			var msg string
+			if asJSON {
+				pos, msg = jsonSyntaxError(name, data, err)
+			} else {
+				pos, msg = syntaxError(name, err)
 				pos, msg = locateYAMLError(data, pos, msg)
 			}
 			diags.Add(pos, "", "", msg)
@@ -180,9 +184,7 @@ func extract(next func() (ast.Expr, error)) (e ast.Expr, err error) {
 func bareCR(name string, data []byte) (diag.Pos, bool) {
 	for i := bytes.IndexByte(data, '\r'); i >= 0; {
 		if i+1 >= len(data) || data[i+1] != '\n' {
-			line := bytes.Count(data[:i], []byte{'\n'}) + 1
-			col := i - bytes.LastIndexByte(data[:i], '\n')
-			return diag.Pos{File: name, Line: line, Col: col}, false
+			return offsetPos(name, data, i), false
 		}
 		j := bytes.IndexByte(data[i+1:], '\r')
 		if j < 0 {
@@ -191,6 +193,14 @@ func bareCR(name string, data []byte) (diag.Pos, bool) {
 		i += 1 + j
 	}
 	return diag.Pos{}, true
+}
+
+// offsetPos is the position of the byte at offset at of data (at may be
+// len(data), just past its last byte).
+func offsetPos(name string, data []byte, at int) diag.Pos {
+	line := 1 + bytes.Count(data[:at], []byte{'\n'})
+	col := at - bytes.LastIndexByte(data[:at], '\n')
+	return diag.Pos{File: name, Line: line, Col: col}
 }
 
 // fastYAMLEnabled enables fastYAML; tests compare with it off.
@@ -487,9 +497,7 @@ func locateYAMLError(data []byte, pos diag.Pos, msg string) (diag.Pos, string) {
 	if at < 0 {
 		return pos, msg
 	}
-	pos.Line = 1 + bytes.Count(data[:at], []byte("\n"))
-	pos.Col = at - bytes.LastIndexByte(data[:at], '\n')
-	return pos, msg
+	return offsetPos(pos.File, data, at), msg
 }
 
 // inBlockScalar reports whether the line of data starting at lineStart is
@@ -515,21 +523,30 @@ func inBlockScalar(data []byte, lineStart int) bool {
 	return false
 }
 
-// syntaxError turns a decoder error into a position and a message.
-func syntaxError(name string, err error, asJSON bool) (diag.Pos, string) {
-	pos := diag.Pos{File: name}
-	if asJSON {
-		var se *stdjson.SyntaxError
-		if ce, ok := err.(cueerrors.Error); ok {
-			if p := ce.Position(); p.IsValid() {
-				pos = toPos(p)
-			}
-		}
-		if errors.As(err, &se) {
-			return pos, "JSON syntax error: " + se.Error()
-		}
-		return pos, "JSON syntax error: " + strings.TrimPrefix(err.Error(), name+": ")
+// jsonSyntaxError turns an error of CUE's JSON decoder on data into a
+// position and a message: the offending byte's, or, for data that ends
+// inside a value, the position just past its last byte.
+func jsonSyntaxError(name string, data []byte, err error) (diag.Pos, string) {
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return offsetPos(name, data, len(data)), "JSON syntax error: unexpected end of input"
 	}
+	pos := diag.Pos{File: name}
+	if ce, ok := err.(cueerrors.Error); ok {
+		if p := ce.Position(); p.IsValid() {
+			pos = toPos(p)
+		}
+	}
+	var se *stdjson.SyntaxError
+	if errors.As(err, &se) {
+		return pos, "JSON syntax error: " + se.Error()
+	}
+	return pos, "JSON syntax error: " + strings.TrimPrefix(err.Error(), name+": ")
+}
+
+// syntaxError turns an error of the YAML decoder into a position and a
+// message.
+func syntaxError(name string, err error) (diag.Pos, string) {
+	pos := diag.Pos{File: name}
 	// The YAML decoder reports "name:LINE: msg" or "name: msg".
 	msg := err.Error()
 	if rest, ok := strings.CutPrefix(msg, name+":"); ok {
@@ -745,7 +762,7 @@ func (d *decoder) proxyConfigMap(conf *ast.Field, cmPos diag.Pos) {
 	if err != nil || !ok || kind != "KubeProxyConfiguration" {
 		why := "not a YAML mapping of kind KubeProxyConfiguration"
 		if err != nil {
-			_, why = syntaxError(d.file, err, false)
+			_, why = syntaxError(d.file, err)
 		}
 		d.diags.Add(toPosOr(at, cmPos), "ConfigMap kube-system/kube-proxy", `data[config.conf]`, "invalid value: "+why)
 		return

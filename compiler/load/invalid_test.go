@@ -3,6 +3,8 @@ package load
 import (
 	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -507,6 +509,71 @@ func TestLoadInvalid(t *testing.T) {
 				t.Errorf("no error")
 			}
 			_ = in
+		})
+	}
+}
+
+// TestJSONSyntaxErrors checks where JSON syntax errors are reported, in a
+// .json file, with the fast parsers and without: at the offending byte,
+// or just past the last byte of input that ends inside a value. The
+// wanted diagnostics follow the file's name.
+func TestJSONSyntaxErrors(t *testing.T) {
+	const service = `{"apiVersion":"v1","kind":"Service","metadata":{"name":"a"},"spec":{"ports":[{"port":80}]}}`
+	eoi := "JSON syntax error: unexpected end of input"
+	for _, tc := range []struct {
+		name string
+		in   string
+		file []string
+	}{
+		{"truncated object", service[:88],
+			[]string{":1:89: " + eoi}},
+		{"truncated in a key", service[:20],
+			[]string{":1:21: " + eoi}},
+		{"truncated in a string", service[:53],
+			[]string{":1:54: " + eoi}},
+		{"truncated after a line break", "{\n    \"apiVersion\": \"v1\",\n",
+			[]string{":3:1: " + eoi}},
+		{"truncated kubectl List", "{\n    \"apiVersion\": \"v1\",\n    \"items\": [\n        {\n            \"apiVersion\": \"v1\",\n            \"kind\": \"Serv",
+			[]string{":6:26: " + eoi}},
+		{"truncated second object", service + "\n" + service[:30],
+			[]string{":2:31: " + eoi}},
+		{"truncated after spaces", "  {\"a\": 1,\n   ",
+			[]string{":2:4: " + eoi}},
+		{"truncated list", "[" + service[:40],
+			[]string{":1:42: " + eoi}},
+		{"stray character", "{\"apiVersion\":\"v1\",\n\"kind\":\"Service\" x}\n",
+			[]string{":2:18: JSON syntax error: invalid character 'x' after object key:value pair"}},
+		{"missing comma", "{\"apiVersion\":\"v1\"\n\"kind\":\"Service\"}\n",
+			[]string{":2:1: JSON syntax error: invalid character '\"' after object key:value pair"}},
+		{"stray character after an object", service + " x\n",
+			[]string{":1:93: JSON syntax error: invalid character 'x' looking for beginning of value"}},
+		{"line break in a string", "{\"a\":\"abc\n\"}",
+			[]string{":1:10: JSON syntax error: invalid character '\\n' in string literal"}},
+		{"trailing comma", service[:len(service)-1] + ",}\n",
+			[]string{":1:92: JSON syntax error: invalid character '}' looking for beginning of object key string"}},
+		{"trailing comma in a list", "{\"apiVersion\":\"v1\",\n \"kind\":\"Service\",\"metadata\":{\"name\":\"a\"},\"spec\":{\"ports\":[{\"port\":80},]}}",
+			[]string{":2:72: JSON syntax error: invalid character ']' looking for beginning of value"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), "x.json")
+			if err := os.WriteFile(file, []byte(tc.in), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			prefix := func(name string, diags []string) []string {
+				var out []string
+				for _, d := range diags {
+					out = append(out, name+d)
+				}
+				return out
+			}
+			defer func(on bool) { fastYAMLEnabled = on }(fastYAMLEnabled)
+			for _, fast := range []bool{true, false} {
+				fastYAMLEnabled = fast
+				_, diags := Load([]string{file}, nil, Options{})
+				if diff := cmp.Diff(prefix(file, tc.file), diagStrings(diags)); diff != "" {
+					t.Errorf("file, fast %v: diagnostics (-want +got):\n%s", fast, diff)
+				}
+			}
 		})
 	}
 }

@@ -3,6 +3,7 @@ package load
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -128,5 +129,55 @@ func TestChunkedJSONListMatchesSequential(t *testing.T) {
 		if invalid := strings.Contains(tc.name, "invalid"); invalid && (len(gotDiags.Errors()) == 0 || len(gotInDiags.Errors()) == 0) {
 			t.Errorf("%s: no errors", tc.name)
 		}
+	}
+}
+
+// TestLargeJSONSyntaxErrors checks the position of a syntax error in a
+// List in kubectl's JSON layout large enough to be read dedented and
+// decoded in parts, in a file, with the fast parsers and without: just past the last byte of a truncated List, at
+// the offending byte of one with a stray character.
+func TestLargeJSONSyntaxErrors(t *testing.T) {
+	var b bytes.Buffer
+	if err := synth.WriteKubectl(&b, synth.Config{Services: 250, Endpoints: 4}, true); err != nil {
+		t.Fatal(err)
+	}
+	valid := b.String()
+	if len(valid) < 3*chunkBytes {
+		t.Fatalf("input of %d bytes is too small to be chunked", len(valid))
+	}
+	// at is the line:column of offset i of s.
+	at := func(s string, i int) string {
+		return fmt.Sprintf("%d:%d", strings.Count(s[:i], "\n")+1, i-strings.LastIndexByte(s[:i], '\n'))
+	}
+	mid := len(valid) / 2
+	line := strings.IndexByte(valid[mid:], '\n') + mid + 1 // a line's start
+	str := strings.Index(valid[mid:], `"name": "`) + mid + 5
+	comma := strings.Index(valid[mid:], ",\n") + mid + 1
+	eoi := "JSON syntax error: unexpected end of input"
+	for _, tc := range []struct {
+		name, in, want string
+	}{
+		{"truncated", valid[:mid], at(valid, mid) + ": " + eoi},
+		{"truncated at a line's start", valid[:line], at(valid, line) + ": " + eoi},
+		{"truncated in its indentation", valid[:line+6], at(valid, line+6) + ": " + eoi},
+		{"truncated in a string", valid[:str], at(valid, str) + ": " + eoi},
+		{"truncated before the List's end", valid[:len(valid)-2], at(valid, len(valid)-2) + ": " + eoi},
+		{"truncated CRLF", strings.ReplaceAll(valid[:line+6], "\n", "\r\n"), at(valid, line+6) + ": " + eoi},
+		{"stray character", valid[:comma] + "x" + valid[comma:], at(valid, comma) + ": JSON syntax error: invalid character 'x' looking for beginning of object key string"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), "list.json")
+			if err := os.WriteFile(file, []byte(tc.in), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			defer func(on bool) { fastYAMLEnabled = on }(fastYAMLEnabled)
+			for _, fast := range []bool{true, false} {
+				fastYAMLEnabled = fast
+				_, diags := Load([]string{file}, nil, Options{})
+				if diff := cmp.Diff([]string{file + ":" + tc.want}, diagStrings(diags)); diff != "" {
+					t.Errorf("file, fast %v: diagnostics (-want +got):\n%s", fast, diff)
+				}
+			}
+		})
 	}
 }
