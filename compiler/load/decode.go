@@ -82,9 +82,9 @@ func decodeFileTo(name string, data []byte, asJSON bool, opts Options, diags *di
 }
 
 // decodeStdin decodes standard input, read as JSON or YAML by its content
-// (see isJSON), and passes its documents to out. A large List in
-// kubectl's JSON layout is decoded as JSON without isJSON's scan of the
-// whole input: decoding it proves it JSON.
+// (see isJSON and decodeText), and passes its documents to out. A large
+// List in kubectl's JSON layout is decoded as JSON without decodeText's
+// scan of the whole input: decoding it proves it JSON.
 func decodeStdin(data []byte, opts Options, diags *diag.List, out *sink) {
 	if pos, msg, ok := checkText(stdinName, data); !ok {
 		diags.Add(pos, "", "", msg)
@@ -97,27 +97,46 @@ func decodeStdin(data []byte, opts Options, diags *diag.List, out *sink) {
 }
 
 // decodeText is decodeFileTo for data that checkText takes; list says
-// whether to try decodeJSONList on JSON (not when the caller has).
-func decodeText(name string, data []byte, asJSON, list bool, opts Options, diags *diag.List, out *sink) {
+// whether to try decodeJSONList on JSON (not when the caller has). It
+// reports whether the text decoded, false when it added an error of the
+// text as a whole (a syntax error) and stopped.
+//
+// Standard input read as JSON by its content (isJSON) that is not JSON is
+// read as YAML if it decodes so, as flow-style YAML does; else as JSON,
+// whose decoder reports where the input stops being JSON.
+func decodeText(name string, data []byte, asJSON, list bool, opts Options, diags *diag.List, out *sink) bool {
+	if asJSON && name == stdinName && !validJSON(data) {
+		// The documents wait until the YAML decoder has taken the whole
+		// text.
+		var docs []*document
+		var yd diag.List
+		if decodeText(name, data, false, false, opts, &yd, &sink{emit: func(d *document) { docs = append(docs, d) }}) {
+			*diags = append(*diags, yd...)
+			for _, d := range docs {
+				out.doc(d)
+			}
+			return true
+		}
+	}
 	if !asJSON {
 		if pos, msg, ok := yamlControl(name, data); !ok {
 			diags.Add(pos, "", "", msg)
-			return
+			return false
 		}
 		if pos, msg, ok := checkAliases(name, data); !ok {
 			diags.Add(pos, "", "", msg)
-			return
+			return false
 		}
 	}
 	if pos, ok := bareCR(name, data); !ok && !asJSON {
 		// The YAML parser counts a lone CR as a line break, CUE's
 		// positions do not.
 		diags.Add(pos, "", "", "carriage return not followed by a line feed: line endings must be LF or CRLF")
-		return
+		return false
 	}
 	d := &decoder{file: name, opts: opts, diags: diags, emit: out.doc}
 	if asJSON && list && decodeJSONList(name, data, opts, out) {
-		return
+		return true
 	}
 	if asJSON && fastYAMLEnabled {
 		// Other JSON: parsed here, validated by the workers.
@@ -125,14 +144,14 @@ func decodeText(name string, data []byte, asJSON, list bool, opts Options, diags
 			for _, e := range values {
 				d.document(e)
 			}
-			return
+			return true
 		}
 	}
 	skip := 0
 	if !asJSON && fastYAMLEnabled {
 		n, ok := fastDecode(name, data, opts, d, out)
 		if ok {
-			return
+			return true
 		}
 		wholeFallbacks.Add(1)
 		// The general decoder takes over where the fast one stopped.
@@ -159,7 +178,7 @@ func decodeText(name string, data []byte, asJSON, list bool, opts Options, diags
 				pos, msg = locateYAMLError(data, pos, msg)
 			}
 			diags.Add(pos, "", "", msg)
-			break
+			return false
 		}
 		if skip > 0 && !emptyDocument(expr) {
 			skip--
@@ -167,6 +186,7 @@ func decodeText(name string, data []byte, asJSON, list bool, opts Options, diags
 		}
 		d.document(expr)
 	}
+	return true
 }
 
 // extract calls next, turning a panic of the decoder into an error.

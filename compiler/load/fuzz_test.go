@@ -10,7 +10,8 @@ import (
 )
 
 // FuzzLoad feeds arbitrary bytes to Load as standard input (read as JSON
-// when it starts with '{', as YAML otherwise), in default and strict mode.
+// when it starts with '{' or '[', unless it is not JSON but YAML; as YAML
+// otherwise), in default and strict mode.
 // Load must not panic, must not report an internal error, must return
 // sorted diagnostics, and every object it returns must come from stdin.
 // Inputs are capped at 64 KiB to keep each run bounded.
@@ -24,6 +25,8 @@ func FuzzLoad(f *testing.F) {
 	f.Add(utf16Text(svc("ports: [{port: 80}]\n"), false))
 	f.Add([]byte("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: kube-proxy, namespace: kube-system}\ndata:\n  config.conf: |\n    kind: KubeProxyConfiguration\n    apiVersion: kubeproxy.config.k8s.io/v1alpha1\n    clusterCIDR: [1]\n"))
 	f.Add([]byte("apiVersion: v1\nkind: Endpoints\nmetadata: {name: a}\nsubsets:\n- addresses: [{ip: 10.4.5.6, nodeName: n}]\n  notReadyAddresses: [{ip: \"::1\"}]\n  ports: [{port: 80}, {name: b, port: 0}]\n"))
+	f.Add([]byte("{\r\n  \"apiVersion\": \"v1\",\r\n  \"kind\": \"Service\",\r\n  \"metadata\": {\"name\": \"a\"},\r\n  \"spec\": {\"ports\": [{\"port\": 8"))
+	f.Add([]byte("{apiVersion: v1, kind: Service, metadata: {name: a}, spec: {ports: [{port: 80}]}}\n---\n[1, {a: b},]\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) > 64<<10 {
 			return

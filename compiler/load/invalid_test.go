@@ -514,50 +514,64 @@ func TestLoadInvalid(t *testing.T) {
 }
 
 // TestJSONSyntaxErrors checks where JSON syntax errors are reported, in a
-// .json file, with the fast parsers and without: at the offending byte,
-// or just past the last byte of input that ends inside a value. The
-// wanted diagnostics follow the file's name.
+// .json file and on standard input (read as JSON when it starts with '{'
+// or '[', unless it is YAML in flow style), with the fast parsers and
+// without: at the offending byte, or just past the last byte of input
+// that ends inside a value. The wanted diagnostics follow the file's
+// name; stdin is nil when standard input wants the same as the file.
 func TestJSONSyntaxErrors(t *testing.T) {
 	const service = `{"apiVersion":"v1","kind":"Service","metadata":{"name":"a"},"spec":{"ports":[{"port":80}]}}`
 	eoi := "JSON syntax error: unexpected end of input"
 	for _, tc := range []struct {
-		name string
-		in   string
-		file []string
+		name  string
+		in    string
+		file  []string
+		stdin []string
 	}{
 		{"truncated object", service[:88],
-			[]string{":1:89: " + eoi}},
+			[]string{":1:89: " + eoi}, nil},
 		{"truncated in a key", service[:20],
-			[]string{":1:21: " + eoi}},
+			[]string{":1:21: " + eoi}, nil},
 		{"truncated in a string", service[:53],
-			[]string{":1:54: " + eoi}},
+			[]string{":1:54: " + eoi}, nil},
 		{"truncated after a line break", "{\n    \"apiVersion\": \"v1\",\n",
-			[]string{":3:1: " + eoi}},
+			[]string{":3:1: " + eoi}, nil},
 		{"truncated kubectl List", "{\n    \"apiVersion\": \"v1\",\n    \"items\": [\n        {\n            \"apiVersion\": \"v1\",\n            \"kind\": \"Serv",
-			[]string{":6:26: " + eoi}},
+			[]string{":6:26: " + eoi}, nil},
 		{"truncated second object", service + "\n" + service[:30],
-			[]string{":2:31: " + eoi}},
+			[]string{":2:31: " + eoi}, nil},
 		{"truncated after spaces", "  {\"a\": 1,\n   ",
-			[]string{":2:4: " + eoi}},
+			[]string{":2:4: " + eoi}, nil},
 		{"truncated list", "[" + service[:40],
-			[]string{":1:42: " + eoi}},
+			[]string{":1:42: " + eoi}, nil},
 		{"stray character", "{\"apiVersion\":\"v1\",\n\"kind\":\"Service\" x}\n",
-			[]string{":2:18: JSON syntax error: invalid character 'x' after object key:value pair"}},
+			[]string{":2:18: JSON syntax error: invalid character 'x' after object key:value pair"}, nil},
 		{"missing comma", "{\"apiVersion\":\"v1\"\n\"kind\":\"Service\"}\n",
-			[]string{":2:1: JSON syntax error: invalid character '\"' after object key:value pair"}},
+			[]string{":2:1: JSON syntax error: invalid character '\"' after object key:value pair"}, nil},
 		{"stray character after an object", service + " x\n",
-			[]string{":1:93: JSON syntax error: invalid character 'x' looking for beginning of value"}},
+			[]string{":1:93: JSON syntax error: invalid character 'x' looking for beginning of value"}, nil},
+		// YAML takes a line break in a double-quoted string.
 		{"line break in a string", "{\"a\":\"abc\n\"}",
-			[]string{":1:10: JSON syntax error: invalid character '\\n' in string literal"}},
+			[]string{":1:10: JSON syntax error: invalid character '\\n' in string literal"},
+			[]string{":1:1: apiVersion: required value: every document needs apiVersion and kind", ":1:1: kind: required value: every document needs apiVersion and kind"}},
+		// Flow-style YAML takes a trailing comma: standard input reads it.
 		{"trailing comma", service[:len(service)-1] + ",}\n",
-			[]string{":1:92: JSON syntax error: invalid character '}' looking for beginning of object key string"}},
+			[]string{":1:92: JSON syntax error: invalid character '}' looking for beginning of object key string"}, []string{}},
 		{"trailing comma in a list", "{\"apiVersion\":\"v1\",\n \"kind\":\"Service\",\"metadata\":{\"name\":\"a\"},\"spec\":{\"ports\":[{\"port\":80},]}}",
-			[]string{":2:72: JSON syntax error: invalid character ']' looking for beginning of value"}},
+			[]string{":2:72: JSON syntax error: invalid character ']' looking for beginning of value"}, []string{}},
+		{"flow-style YAML", "{apiVersion: v1, kind: Service, metadata: {name: a}, spec: {ports: [{port: 80}]}}\n",
+			[]string{":1:2: JSON syntax error: invalid character 'a' looking for beginning of object key string"}, []string{}},
+		{"flow-style YAML, not closed", "{apiVersion: v1, kind: Service, metadata: {name: a}, spec: {ports: [{port: 80}]}\n",
+			[]string{":1:2: JSON syntax error: invalid character 'a' looking for beginning of object key string"}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			file := filepath.Join(t.TempDir(), "x.json")
 			if err := os.WriteFile(file, []byte(tc.in), 0o644); err != nil {
 				t.Fatal(err)
+			}
+			stdin := tc.stdin
+			if stdin == nil {
+				stdin = tc.file
 			}
 			prefix := func(name string, diags []string) []string {
 				var out []string
@@ -572,6 +586,10 @@ func TestJSONSyntaxErrors(t *testing.T) {
 				_, diags := Load([]string{file}, nil, Options{})
 				if diff := cmp.Diff(prefix(file, tc.file), diagStrings(diags)); diff != "" {
 					t.Errorf("file, fast %v: diagnostics (-want +got):\n%s", fast, diff)
+				}
+				_, diags = Load([]string{"-"}, strings.NewReader(tc.in), Options{})
+				if diff := cmp.Diff(prefix("-", stdin), diagStrings(diags)); diff != "" {
+					t.Errorf("stdin, fast %v: diagnostics (-want +got):\n%s", fast, diff)
 				}
 			}
 		})

@@ -134,7 +134,8 @@ func TestChunkedJSONListMatchesSequential(t *testing.T) {
 
 // TestLargeJSONSyntaxErrors checks the position of a syntax error in a
 // List in kubectl's JSON layout large enough to be read dedented and
-// decoded in parts, in a file, with the fast parsers and without: just past the last byte of a truncated List, at
+// decoded in parts, in a file and on standard input, with the fast
+// parsers and without: just past the last byte of a truncated List, at
 // the offending byte of one with a stray character.
 func TestLargeJSONSyntaxErrors(t *testing.T) {
 	var b bytes.Buffer
@@ -176,6 +177,10 @@ func TestLargeJSONSyntaxErrors(t *testing.T) {
 				_, diags := Load([]string{file}, nil, Options{})
 				if diff := cmp.Diff([]string{file + ":" + tc.want}, diagStrings(diags)); diff != "" {
 					t.Errorf("file, fast %v: diagnostics (-want +got):\n%s", fast, diff)
+				}
+				_, diags = Load([]string{"-"}, strings.NewReader(tc.in), Options{})
+				if diff := cmp.Diff([]string{"-:" + tc.want}, diagStrings(diags)); diff != "" {
+					t.Errorf("stdin, fast %v: diagnostics (-want +got):\n%s", fast, diff)
 				}
 			}
 		})

@@ -215,17 +215,20 @@ func tooLarge(limit int64) error {
 }
 
 // isJSON reports whether a file is read as JSON: by its name, or for stdin
-// by its content (a stream of JSON values starting with '{'; anything else,
-// flow-style YAML included, is read as YAML).
+// by its content, when its first byte that is not a space is '{' or '['
+// (as kubectl's JSON and JSON files are); decodeText reads such standard
+// input as YAML if it is not JSON but is YAML (in flow style).
 func isJSON(name string, data []byte) bool {
 	if name != stdinName {
 		return strings.EqualFold(filepath.Ext(name), ".json")
 	}
 	t := bytes.TrimLeft(data, " \t\r\n")
-	if len(t) == 0 || t[0] != '{' {
-		return false
-	}
-	dec := json.NewDecoder(bytes.NewReader(t))
+	return len(t) > 0 && (t[0] == '{' || t[0] == '[')
+}
+
+// validJSON reports whether data is a stream of JSON values.
+func validJSON(data []byte) bool {
+	dec := json.NewDecoder(bytes.NewReader(data))
 	for {
 		var v json.RawMessage
 		if err := dec.Decode(&v); err == io.EOF {
