@@ -323,6 +323,44 @@ func TestValidateReports(t *testing.T) {
 	}
 }
 
+// TestValidateJUnitMessages checks the failures of the JUnit report: the
+// message is the field path and the diagnostic's message, or the message
+// alone for an error of a file as a whole; the text is the diagnostic,
+// with its position.
+func TestValidateJUnitMessages(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name, data string
+		pos, msg   string
+	}{
+		{"bad.yaml", bad, ":7:13", "spec.ports[0].port: invalid value 70000: must be between 1 and 65535, inclusive"},
+		{"trunc.json", `{"apiVersion":"v1","kind":"Service","metadata":{"name":"a"},"spec":{"ports":[{"port":80}`, ":1:89", "JSON syntax error: unexpected end of input"},
+		{"flow.yaml", "apiVersion: v1\nkind: Service\nmetadata:\n  name: [a\n", ":4", "YAML syntax error: did not find expected ',' or ']'"},
+	} {
+		path := writeFile(t, dir, tc.name, tc.data)
+		var stdout, stderr bytes.Buffer
+		if code := run([]string{"validate", "-o", "junit", path}, nil, &stdout, &stderr); code != exitInvalid {
+			t.Fatalf("%s: exit %d: %s", tc.name, code, stderr.String())
+		}
+		var suites junitSuites
+		if err := xml.Unmarshal(stdout.Bytes(), &suites); err != nil {
+			t.Fatalf("%s: junit: %v\n%s", tc.name, err, stdout.String())
+		}
+		var failures []*junitFailure
+		for _, c := range suites.Suites[0].Cases {
+			if c.Failure != nil {
+				failures = append(failures, c.Failure)
+			}
+		}
+		if len(failures) != 1 {
+			t.Fatalf("%s: %d failures, want 1:\n%s", tc.name, len(failures), stdout.String())
+		}
+		if f := failures[0]; f.Message != tc.msg || !strings.HasPrefix(f.Text, path+tc.pos+": ") || !strings.HasSuffix(f.Text, tc.msg) {
+			t.Errorf("%s: failure %q, %q; want message %q, text at %s%s", tc.name, f.Message, f.Text, tc.msg, path, tc.pos)
+		}
+	}
+}
+
 // TestCompileIPTablesBothFamilies checks that dual-stack input needs a
 // family, or gets one file per family with -o.
 func TestCompileIPTablesBothFamilies(t *testing.T) {

@@ -150,9 +150,13 @@ func writeJUnitReport(w io.Writer, paths []string, diags diag.List) error {
 		if name == "" {
 			name = d.Pos.File
 		}
+		msg := d.Msg
+		if d.Path != "" {
+			msg = d.Path + ": " + msg
+		}
 		suite.Cases = append(suite.Cases, junitCase{
 			Name: name, ClassName: d.Pos.File,
-			Failure: &junitFailure{Message: d.Path + ": " + d.Msg, Type: "invalid", Text: d.Error()},
+			Failure: &junitFailure{Message: msg, Type: "invalid", Text: d.Error()},
 		})
 		suite.Failures++
 	}
