@@ -446,9 +446,13 @@ func emptyDocument(e ast.Expr) bool {
 }
 
 // locateYAMLError finds in data the position of the YAML decoder's errors
-// that name none or the wrong line: the first alias of an unknown anchor,
-// a %YAML directive the decoder refuses (it reads YAML 1.1), and a tab
-// that indents.
+// that name none or the wrong line, or no column: the first alias of an
+// unknown anchor, a %YAML directive the decoder refuses (it reads YAML
+// 1.1), a tab that indents, and the scanner's errors at a character (see
+// scannerErrorAt). The decoder's other errors keep their line alone: those
+// of its parser ("did not find expected ...") name the line of the
+// construct being parsed, not where it failed, and those of a scalar
+// ("found unexpected end of stream") the line where it starts.
 func locateYAMLError(data []byte, pos diag.Pos, msg string) (diag.Pos, string) {
 	at := -1
 	if anchor, ok := strings.CutPrefix(msg, "YAML syntax error: unknown anchor '"); ok {
@@ -515,9 +519,78 @@ func locateYAMLError(data []byte, pos diag.Pos, msg string) (diag.Pos, string) {
 		}
 	}
 	if at < 0 {
+		var scanner bool
+		if at, scanner = scannerErrorAt(data, pos.Line, msg); scanner && pos.Line == 0 {
+			pos.Line = 1 // the decoder names none for the first
+		}
+	}
+	if at < 0 {
 		return pos, msg
 	}
 	return offsetPos(pos.File, data, at), msg
+}
+
+// scannerError is an error that the YAML scanner raises at the character
+// it reads, with the characters that may be: one of chars, followed by a
+// space, a tab, a line break or the end when blank is set (an indicator).
+type scannerError struct {
+	msg   string
+	chars string
+	blank bool
+}
+
+// scannerErrors are the scanner's errors at a character.
+var scannerErrors = []scannerError{
+	{"mapping values are not allowed in this context", ":", true},
+	{"block sequence entries are not allowed in this context", "-", true},
+	{"mapping keys are not allowed in this context", "?", true},
+	// What starts no token: a tab, and the characters that start no
+	// plain scalar and no other token ('|' and '>' in flow style).
+	{"found character that cannot start any token", "\t%@`|>", false},
+}
+
+// scannerErrorAt reports whether msg is one of scannerErrors, and returns
+// the offset in data of the character at which the YAML scanner raised it
+// on line line (0 when the decoder names none: the first), or -1. The
+// decoder names the line alone; the character is found when it is the
+// only one on that line that the error may be raised at. Not in text with
+// line breaks that the scanner counts and the decoder's positions do not
+// (NEL, LS, PS).
+func scannerErrorAt(data []byte, line int, msg string) (int, bool) {
+	i := slices.IndexFunc(scannerErrors, func(e scannerError) bool { return strings.HasSuffix(msg, e.msg) })
+	if i < 0 {
+		return -1, false
+	}
+	if bytes.ContainsAny(data, "\u0085\u2028\u2029") {
+		return -1, true
+	}
+	e := scannerErrors[i]
+	start := 0
+	for l := max(line, 1); l > 1; l-- {
+		nl := bytes.IndexByte(data[start:], '\n')
+		if nl < 0 {
+			return -1, true
+		}
+		start += nl + 1
+	}
+	end := len(data)
+	if nl := bytes.IndexByte(data[start:], '\n'); nl >= 0 {
+		end = start + nl
+	}
+	at := -1
+	for j := start; j < end; j++ {
+		if strings.IndexByte(e.chars, data[j]) < 0 {
+			continue
+		}
+		if e.blank && j+1 < len(data) && strings.IndexByte(" \t\r\n", data[j+1]) < 0 {
+			continue
+		}
+		if at >= 0 {
+			return -1, true // two that may be
+		}
+		at = j
+	}
+	return at, true
 }
 
 // inBlockScalar reports whether the line of data starting at lineStart is

@@ -75,7 +75,7 @@ func TestHostileInput(t *testing.T) {
 		{"an unknown anchor's name in a comment and a block scalar first", []byte("a: 1 # *nope\nb: |\n  rm *nope\nc: *nope\n"),
 			[]string{"-:4:4: YAML syntax error: unknown anchor 'nope' referenced"}},
 		{"a tab on the line after another error is not blamed", []byte("apiVersion: v1\nkind: Service\nmetadata:\n  name: @bad\n\t# c\n"),
-			[]string{"-:4: YAML syntax error: found character that cannot start any token"}},
+			[]string{"-:4:9: YAML syntax error: found character that cannot start any token"}},
 		{"YAML 1.2 directive", []byte("# c\n%YAML 1.2\n---\napiVersion: v1\n"),
 			[]string{"-:2:1: YAML syntax error: found incompatible YAML document: the %YAML directive asks for another version than YAML 1.1, which the decoder reads; remove the directive"}},
 	} {

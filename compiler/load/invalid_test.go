@@ -595,3 +595,50 @@ func TestJSONSyntaxErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestYAMLSyntaxErrorColumns checks the columns found for the YAML
+// scanner's errors at a character, of which the decoder names the line
+// alone (and none on the first line): where one character of the line may
+// be it, and not where two may be, nor for the errors of the parser.
+func TestYAMLSyntaxErrorColumns(t *testing.T) {
+	const head = "apiVersion: v1\nkind: Service\nmetadata:\n  name: a\n"
+	for _, tc := range []struct {
+		name, in, want string
+	}{
+		{"mapping value under a scalar", head + "   namespace: x\n",
+			"-:5:13: YAML syntax error: mapping values are not allowed in this context"},
+		{"mapping value on the first line", "a: b: c\n",
+			"-:1: YAML syntax error: mapping values are not allowed in this context"},
+		{"mapping value, one of two on the line", head + "   namespace: x: y\n",
+			"-:5: YAML syntax error: mapping values are not allowed in this context"},
+		{"mapping value, a colon in a plain scalar beside it", head + "   url: http://x\n",
+			"-:5:7: YAML syntax error: mapping values are not allowed in this context"},
+		{"mapping value at the end", head + "   namespace:",
+			"-:5:13: YAML syntax error: mapping values are not allowed in this context"},
+		{"block sequence entry", head + "  labels: - a\n",
+			"-:5:11: YAML syntax error: block sequence entries are not allowed in this context"},
+		{"mapping key", head + "  labels: ? a\n",
+			"-:5:11: YAML syntax error: mapping keys are not allowed in this context"},
+		{"reserved character", head + "  namespace: @x\n",
+			"-:5:14: YAML syntax error: found character that cannot start any token"},
+		{"reserved character on the first line", "`a: b\n",
+			"-:1:1: YAML syntax error: found character that cannot start any token"},
+		{"reserved character, one of two on the line", head + "  namespace: @x # @\n",
+			"-:5: YAML syntax error: found character that cannot start any token"},
+		{"block scalar indicator in flow style", head + "  labels: {a: |}\n",
+			"-:5:15: YAML syntax error: found character that cannot start any token"},
+		// The scanner counts LS as a line break: its lines are not the
+		// text's, and the decoder's line (3) is kept as it is.
+		{"a line break the scanner counts", "# x\u2028y\n" + head + "   namespace: x\n",
+			"-:3: YAML syntax error: mapping values are not allowed in this context"},
+		{"parser error", head + "  labels: {a: b\n",
+			"-:5: YAML syntax error: did not find expected ',' or '}'"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, diags := Load([]string{"-"}, strings.NewReader(tc.in), Options{})
+			if diff := cmp.Diff([]string{tc.want}, diagStrings(diags)); diff != "" {
+				t.Errorf("diagnostics (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
