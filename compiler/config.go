@@ -199,11 +199,20 @@ func (c *compiler) resolveConfig() {
 	var node *api.Node
 	switch {
 	case name != "":
+		var others []string
 		for _, n := range nodes {
 			if n.Metadata.Name == name {
 				node = n
 				break
 			}
+			others = append(others, n.Metadata.Name)
+		}
+		if node == nil && len(others) > 0 {
+			if len(others) > 3 {
+				others = append(others[:3], fmt.Sprintf("%d more", len(others)-3))
+			}
+			c.addNote("", fmt.Sprintf("no Node of the input is %s, the node compiled for (--node-name or hostnameOverride): the input's Nodes (%s) are not used; the node's addresses are those of --node-ip, its zone unknown",
+				name, strings.Join(others, ", ")))
 		}
 	case len(nodes) == 1:
 		node = nodes[0]

@@ -238,3 +238,36 @@ func TestConfigNotesAndErrors(t *testing.T) {
 		t.Errorf("default service CIDR = %v", p.Rulesets[0].ServiceCIDRs)
 	}
 }
+
+// TestNodeNameNotInInput checks the note that the node compiled for has
+// no Node document among the input's, which are then not used: none when
+// one of them is the node, or when there are none.
+func TestNodeNameNotInInput(t *testing.T) {
+	svcs := []*api.Service{mkSvc("ns", "s", withClusterIP("10.96.0.10"))}
+	var many []*api.Node
+	for _, n := range []string{"a", "b", "c", "d", "e"} {
+		many = append(many, mkNode(n, "zone-"+n, "InternalIP", "192.0.2.1"))
+	}
+	for _, tt := range []struct {
+		name  string
+		nodes []*api.Node
+		opts  Options
+		want  []string
+	}{
+		{"named node among the Nodes", many, Options{NodeName: "c"}, nil},
+		{"no Nodes", nil, Options{NodeName: "worker-9"}, nil},
+		{"no name", many[:1], Options{}, nil},
+		{"one other Node", many[:1], Options{NodeName: "worker-9"},
+			[]string{"no Node of the input is worker-9, the node compiled for (--node-name or hostnameOverride): the input's Nodes (a) are not used; the node's addresses are those of --node-ip, its zone unknown"}},
+		{"many other Nodes", many, Options{NodeName: "worker-9"},
+			[]string{"no Node of the input is worker-9, the node compiled for (--node-name or hostnameOverride): the input's Nodes (a, b, c, 2 more) are not used; the node's addresses are those of --node-ip, its zone unknown"}},
+	} {
+		p, d := Compile(&api.Input{Services: svcs, Nodes: tt.nodes}, tt.opts)
+		if d.Err() != nil {
+			t.Fatalf("%s: %v", tt.name, d)
+		}
+		if diff := cmp.Diff(tt.want, p.Notes); diff != "" {
+			t.Errorf("%s: notes (-want +got):\n%s", tt.name, diff)
+		}
+	}
+}
