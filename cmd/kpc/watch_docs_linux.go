@@ -396,23 +396,18 @@ func shiftLines(f string, n int, in *api.Input, diags diag.List) {
 	if in == nil {
 		return
 	}
-	for _, s := range in.Services {
-		shift(&s.Pos)
-	}
-	for _, s := range in.EndpointSlices {
-		shift(&s.Pos)
-	}
-	for _, e := range in.Endpoints {
-		shift(&e.Pos)
-	}
-	for _, n := range in.Nodes {
-		shift(&n.Pos)
-	}
-	for _, c := range in.ProxyConfigs {
-		shift(&c.Pos)
-	}
-	for _, c := range in.ServiceCIDRs {
-		shift(&c.Pos)
+	shiftDocs(in.Services, func(s *api.Service) *diag.Pos { return &s.Pos }, shift)
+	shiftDocs(in.EndpointSlices, func(s *api.EndpointSlice) *diag.Pos { return &s.Pos }, shift)
+	shiftDocs(in.Endpoints, func(e *api.Endpoints) *diag.Pos { return &e.Pos }, shift)
+	shiftDocs(in.Nodes, func(n *api.Node) *diag.Pos { return &n.Pos }, shift)
+	shiftDocs(in.ProxyConfigs, func(c *api.KubeProxyConfiguration) *diag.Pos { return &c.Pos }, shift)
+	shiftDocs(in.ServiceCIDRs, func(c *api.ServiceCIDR) *diag.Pos { return &c.Pos }, shift)
+}
+
+// shiftDocs applies shift to the position of each of docs.
+func shiftDocs[T any](docs []*T, pos func(*T) *diag.Pos, shift func(*diag.Pos)) {
+	for _, d := range docs {
+		shift(pos(d))
 	}
 }
 
