@@ -80,10 +80,11 @@ const strictExtra = `package schema
 #Extra: {}
 `
 
-// StrictFiles returns Files with #Extra closed: fields of Service and
-// EndpointSlice (and of their metadata) that the schema does not declare
-// fail with "field not allowed", like the API server's Strict field
-// validation. Node and KubeProxyConfiguration stay open.
+// StrictFiles returns Files with #Extra closed: fields of Service,
+// EndpointSlice and Endpoints (and of their metadata) that the schema does
+// not declare fail with "field not allowed", the unknown fields that the
+// API server's Strict field validation rejects and its Warn field
+// validation warns of. Node and KubeProxyConfiguration stay open.
 func StrictFiles() []File {
 	fs := Files()
 	for i := range fs {

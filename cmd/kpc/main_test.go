@@ -104,6 +104,7 @@ func TestRun(t *testing.T) {
 	nodePort := writeFile(t, dir, "np.yaml", strings.NewReplacer("name: my-service\n", "name: np\n", "service-name: my-service", "service-name: np",
 		"spec:\n", "spec:\n  type: NodePort\n", "targetPort: 9376", "targetPort: 9376\n      nodePort: 30080").Replace(seed))
 	onlyConfigMap := writeFile(t, dir, "only-cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\n")
+	misspelt := writeFile(t, dir, "misspelt.yaml", strings.Replace(seed, "targetPort: 9376", "tagetPort: 9376", 1))
 	// kube-proxy's TestHealthCheckNodePort: healthCheckNodePort 30000.
 	healthCheck := filepath.Join("..", "..", "golden", "testdata", "kube-proxy-iptables-healthchecknodeport", "input.yaml")
 	tests := []cliCase{
@@ -143,6 +144,14 @@ func TestRun(t *testing.T) {
 			stderr: []string{"only-cm.yaml: no objects passed to apply"}},
 		{name: "validate cross-document warning", args: []string{"validate", orphanSlice}, code: exitOK,
 			stdout: []string{"warning: ", "Service default/gone is not in the input"}},
+		{name: "validate unknown field", args: []string{"validate", misspelt}, code: exitOK,
+			stdout: []string{`misspelt.yaml:10:7: warning: Service default/my-service: spec.ports[0].tagetPort: unknown field "spec.ports[0].tagetPort"`}},
+		{name: "validate strict unknown field", args: []string{"validate", "--strict", misspelt}, code: exitInvalid,
+			stdout: []string{`misspelt.yaml:10:7: Service default/my-service: spec.ports[0].tagetPort: unknown field "spec.ports[0].tagetPort"`}},
+		{name: "compile unknown field", args: []string{"compile", misspelt}, code: exitOK,
+			stdout: []string{"table ip kpc"}, stderr: []string{`warning: Service default/my-service: spec.ports[0].tagetPort: unknown field`}},
+		{name: "compile strict unknown field", args: []string{"compile", "--strict", misspelt}, code: exitInvalid, emptyStdout: true,
+			stderr: []string{`misspelt.yaml:10:7: Service default/my-service: spec.ports[0].tagetPort: unknown field "spec.ports[0].tagetPort"`}},
 		{name: "validate cluster IP taken twice", args: []string{"validate", twice}, code: exitInvalid,
 			stdout: []string{"twice.yaml:31:14: Service default/other: spec.clusterIPs[0]: cluster IP 10.96.0.100 is already allocated to Service default/my-service"}},
 		{name: "validate bad output", args: []string{"validate", "-o", "yaml", good}, code: exitUsage},
@@ -389,8 +398,9 @@ func TestCompileIPTablesBothFamilies(t *testing.T) {
 }
 
 // TestGenKubectlDumps checks that kpc gen's kubectl dumps, large enough
-// to be parsed in parts, compile without a report to the same ruleset in
-// YAML and in JSON, from files and from standard input.
+// to be parsed in parts, validate without a report (not even a warning of
+// an unknown field) and compile without one to the same ruleset in YAML
+// and in JSON, from files and from standard input.
 func TestGenKubectlDumps(t *testing.T) {
 	dir := t.TempDir()
 	var rulesets []string
@@ -404,6 +414,7 @@ func TestGenKubectlDumps(t *testing.T) {
 		}
 		ext := map[string]string{"kubectl-yaml": "yaml", "kubectl-json": "json"}[format]
 		file := writeFile(t, dir, "dump."+ext, dump.String())
+		cliCase{name: "validate " + format, args: []string{"validate", file}, code: exitOK, emptyStdout: true}.check(t)
 		for _, in := range []struct {
 			args  []string
 			stdin io.Reader

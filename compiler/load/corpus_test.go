@@ -38,8 +38,9 @@ import (
 // API server's ("required value", "invalid value", ...). The errors must be
 // exactly the wanted ones. So must the warnings of CrossCheck (run when the
 // file loads without errors, like kpc does) in the cross directory and in
-// files with warn lines; elsewhere warnings are not checked (a lone
-// EndpointSlice draws one for its missing Service).
+// files with warn lines; elsewhere only the warnings of unknown fields are
+// checked, and there must be none (a lone EndpointSlice draws a warning
+// for its missing Service).
 
 // corpusDir is the corpus root.
 const corpusDir = "testdata/corpus"
@@ -262,6 +263,11 @@ func TestCorpus(t *testing.T) {
 				checkDefaults(t, in, c.defaults)
 			}
 			if len(c.warns) == 0 && !strings.HasPrefix(name, "cross/") {
+				for _, d := range diags.Warnings() {
+					if strings.HasPrefix(d.Msg, "unknown field") {
+						t.Errorf("unexpected warning: %s", d)
+					}
+				}
 				return
 			}
 			missing, extra = matchDiags(diags.Warnings(), c.warns, false)

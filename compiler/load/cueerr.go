@@ -26,7 +26,9 @@ import (
 //     value failed;
 //  2. a type mismatch: "invalid value "80": must be an integer";
 //  3. any other schema message (a forbidden field has no input position);
-//  4. a missing field: "required value"; in strict mode an unknown field;
+//  4. a missing field: "required value"; a field that the closed schema
+//     (schema.StrictFiles) does not declare: an unknown field (the
+//     fieldError is marked so);
 //  5. a bound error, reworded like the API server;
 //  6. anything else, as CUE words it.
 //
@@ -76,7 +78,8 @@ func cueErrors(err error, d *document) []fieldError {
 			continue
 		}
 		p := apiPath(d.expr, g.elems)
-		out = append(out, fieldError{path: p, msg: pickMessage(g.errs, d, p)})
+		c := pickMessage(g.errs, d, p)
+		out = append(out, fieldError{path: p, msg: c.msg, unknown: c.unknown})
 	}
 	return out
 }
@@ -123,10 +126,13 @@ func apiPath(root *ast.StructLit, elems []string) fpath {
 type candidate struct {
 	tier int
 	msg  string
+	// unknown says that the error is a field the closed schema does not
+	// declare.
+	unknown bool
 }
 
 // pickMessage chooses the message for a path's errors.
-func pickMessage(errs []cueerrors.Error, d *document, p fpath) string {
+func pickMessage(errs []cueerrors.Error, d *document, p fpath) candidate {
 	val, _ := locate(d.expr, p)
 	text, scalar := "", false
 	if val != nil {
@@ -161,32 +167,47 @@ func pickMessage(errs []cueerrors.Error, d *document, p fpath) string {
 		case format == "%s" && len(args) == 1:
 			// error("...") in the schema.
 			if msg, ok := args[0].(string); ok {
-				cands = append(cands, candidate{tier, render(msg, text, scalar)})
+				cands = append(cands, candidate{tier: tier, msg: render(msg, text, scalar)})
 			}
 		case format == "field is required but not present" || format == "required field missing: %s" ||
 			strings.HasPrefix(format, "incomplete value"):
-			cands = append(cands, candidate{4, "required value"})
-		case format == "field not allowed":
-			cands = append(cands, candidate{4, "unknown field"})
+			cands = append(cands, candidate{tier: 4, msg: "required value"})
+		case notAllowed(e):
+			cands = append(cands, candidate{tier: 4, msg: unknownFieldMsg(p), unknown: true})
 		case schemaText != "":
-			cands = append(cands, candidate{tier, render(schemaText, text, scalar)})
+			cands = append(cands, candidate{tier: tier, msg: render(schemaText, text, scalar)})
 		case strings.HasSuffix(format, "errors in empty disjunction:"):
 			// A summary; its branches are reported separately.
 		default:
 			msg := fmt.Sprintf(format, args...)
-			cands = append(cands, candidate{5, reword(msg, text, scalar)})
+			cands = append(cands, candidate{tier: 5, msg: reword(msg, text, scalar)})
 		}
 	}
 	if len(wants) > 0 {
-		cands = append(cands, candidate{2, typeMessage(wants, text, scalar, astKind(val))})
+		cands = append(cands, candidate{tier: 2, msg: typeMessage(wants, text, scalar, astKind(val))})
 	}
 	if len(cands) == 0 {
-		return strings.TrimSpace(errs[0].Error())
+		return candidate{msg: strings.TrimSpace(errs[0].Error())}
 	}
 	slices.SortFunc(cands, func(a, b candidate) int {
 		return cmp.Or(cmp.Compare(a.tier, b.tier), strings.Compare(a.msg, b.msg))
 	})
-	return cands[0].msg
+	return cands[0]
+}
+
+// notAllowed reports whether e is CUE's error for a field that a closed
+// struct does not declare.
+func notAllowed(e cueerrors.Error) bool {
+	format, _ := e.Msg()
+	return format == "field not allowed"
+}
+
+// unknownFieldMsg is the message for a field at p that the schema does not
+// declare, worded as the API server words it in both modes of field
+// validation (a warning in Warn mode, kubectl's default; an error in
+// Strict mode): unknown field "spec.ports[0].tagetPort".
+func unknownFieldMsg(p fpath) string {
+	return fmt.Sprintf("unknown field %q", p.String())
 }
 
 // render rewords a custom schema message like the API server:

@@ -470,8 +470,8 @@ var invalidCases = []struct {
 		}},
 	{name: "unknown field in strict mode", in: svc("ports: [{port: 80, targetport: 8080}]\nfoo: 1\n"), opts: Options{Strict: true},
 		want: []string{
-			"-:6:34: Service default/s: spec.ports[0].targetport: unknown field",
-			"-:7:8: Service default/s: spec.foo: unknown field",
+			`-:6:22: Service default/s: spec.ports[0].targetport: unknown field "spec.ports[0].targetport"`,
+			`-:7:3: Service default/s: spec.foo: unknown field "spec.foo"`,
 		}},
 	{name: "duplicate key in strict mode", in: svc("type: NodePort\ntype: ClusterIP\nports: [{port: 80}]\n"), opts: Options{Strict: true},
 		want: []string{

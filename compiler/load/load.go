@@ -22,13 +22,17 @@
 //     fields are unset; duplicate keys keep the last value (an error in
 //     strict mode);
 //  4. validate (in parallel with decoding, one CUE context per worker
-//     goroutine): unify with the schema definition, validate concretely,
-//     then run the Go checks (uniqueness, IPs, CIDRs, cluster IPs and
-//     families, the optional cluster-configuration checks of Options).
+//     goroutine): unify with the schema definition and validate
+//     concretely; for Service, EndpointSlice and Endpoints the definition
+//     is closed, and each field it does not declare is an error in strict
+//     mode, a warning otherwise (the open definition then gives the
+//     value); then run the Go checks (uniqueness, IPs, CIDRs, cluster IPs
+//     and families, the optional cluster-configuration checks of Options).
 //     Documents of a shape already validated are validated by shape
-//     (memo.go): the shape's evaluation is shared and each of the
-//     document's own values is unified with the schema's constraint at its
-//     path; any failure is evaluated in full for the error messages;
+//     (memo.go): the shape's evaluation, and its unknown fields, are
+//     shared and each of the document's own values is unified with the
+//     schema's constraint at its path; any failure is evaluated in full
+//     for the error messages;
 //  5. decode the defaulted value into the api type and apply the defaults
 //     CUE cannot express (sessionAffinityConfig dropped for None, clusterIPs
 //     from clusterIP).
@@ -60,11 +64,13 @@ const (
 // Options configures Load. The zero value is the API server's default
 // behaviour for checks that need no cluster state.
 type Options struct {
-	// Strict rejects unknown fields of Service and EndpointSlice (and their
-	// metadata) and duplicate keys, like kubectl --validate=strict. By
-	// default unknown fields are accepted silently and the last of
-	// duplicate keys wins with a warning (the API server's Warn mode).
-	// Node and KubeProxyConfiguration accept unknown fields in both modes.
+	// Strict rejects unknown fields of Service, EndpointSlice and
+	// Endpoints (and of their metadata) and duplicate keys, like kubectl
+	// --validate=strict. By default each unknown field is ignored with a
+	// warning and the last of duplicate keys wins with a warning (the API
+	// server's Warn mode, kubectl's default). Node and
+	// KubeProxyConfiguration accept unknown fields silently in both modes,
+	// as kube-proxy's lenient configuration loading does.
 	Strict bool
 	// ServiceCIDRs, when non-empty, enables rule S27: every clusterIPs
 	// entry other than "None" must lie in one of these prefixes.
@@ -99,9 +105,9 @@ func (r PortRange) Contains(p int) bool { return p >= r.Min && p <= r.Max }
 // everything else as YAML (possibly several documents).
 //
 // The returned list holds every problem found, sorted by position: errors
-// (diag.SevError) and warnings (diag.SevWarning: a duplicate key outside
-// Strict mode, and documents of a kind kpc does not read, which are
-// skipped, one warning per kind and file). An object with an error is left
+// (diag.SevError) and warnings (diag.SevWarning: an unknown field or a
+// duplicate key outside Strict mode, and documents of a kind kpc does not
+// read, which are skipped, one warning per kind and file). An object with an error is left
 // out of the result, so callers must check diags.Err() before using it;
 // the result is never nil. Load does not panic on any input.
 func Load(paths []string, stdin io.Reader, opts Options) (*api.Input, diag.List) {

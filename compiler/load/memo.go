@@ -302,6 +302,13 @@ type template struct {
 	// tree is the defaulted object of the first document, with the
 	// parameters marked.
 	tree *tnode
+	// unknown are the paths of the shape's fields that the closed schema
+	// does not declare, for the warnings of documents validated with the
+	// open one (found by the full evaluations of the shape's first
+	// documents): whether a field is declared is the schema's evaluation
+	// of the document's structure, the same for every document of the
+	// shape.
+	unknown []fpath
 }
 
 // memo is one evaluator's shapes for one schema (open or strict).
@@ -398,10 +405,11 @@ func (e *evaluator) kindType(k byte) cue.Value {
 	return e.types[k]
 }
 
-// learn records the shape of a valid document d, fully evaluated as v.
-// The first sighting of a shape only marks it; the second builds the
-// template, so that shapes seen once cost nothing more.
-func (e *evaluator) learn(m *memo, key string, d *document, def, v cue.Value) {
+// learn records the shape of a valid document d, fully evaluated as v,
+// with the paths of its unknown fields. The first sighting of a shape only
+// marks it; the second builds the template, so that shapes seen once cost
+// nothing more.
+func (e *evaluator) learn(m *memo, key string, d *document, def, v cue.Value, unknown []fpath) {
 	if _, ok := m.templates[key]; ok {
 		return
 	}
@@ -412,7 +420,7 @@ func (e *evaluator) learn(m *memo, key string, d *document, def, v cue.Value) {
 		return
 	}
 	delete(m.sightings, key)
-	t := &template{}
+	t := &template{unknown: unknown}
 	if len(m.templates) < maxShapes {
 		m.templates[key] = t
 	}

@@ -95,6 +95,33 @@ func locate(root *ast.StructLit, p fpath) (ast.Expr, token.Pos) {
 	return cur, anchor
 }
 
+// fieldAt returns the field at p, a path that ends in a field name, or nil
+// if there is none.
+func fieldAt(root *ast.StructLit, p fpath) *ast.Field {
+	if len(p) == 0 {
+		return nil
+	}
+	name, ok := p[len(p)-1].(string)
+	if !ok {
+		return nil
+	}
+	parent, _ := locate(root, p[:len(p)-1])
+	s, ok := parent.(*ast.StructLit)
+	if !ok {
+		return nil
+	}
+	return field(s, name)
+}
+
+// keyPos returns the position of the key of the field at p, or an invalid
+// position if there is no such field.
+func keyPos(root *ast.StructLit, p fpath) token.Pos {
+	if f := fieldAt(root, p); f != nil {
+		return f.Label.Pos()
+	}
+	return token.NoPos
+}
+
 // valueText renders a scalar AST value as the API server prints values:
 // strings quoted, numbers and booleans as written. ok is false for
 // mappings, lists and anything else.

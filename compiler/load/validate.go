@@ -232,6 +232,9 @@ func (e *evaluator) validate(d *document, opts Options) (ok bool) {
 		}
 	}()
 	strict := opts.Strict && d.info.strict
+	// Without Strict, the fields of such a kind that the closed schema does
+	// not declare are warnings, as in the API server's Warn mode.
+	warn := !opts.Strict && d.info.strict
 	defs, err := e.schema(strict)
 	if err != nil {
 		d.diags.Add(d.pos, d.object, "", "internal error: "+err.Error())
@@ -255,16 +258,47 @@ func (e *evaluator) validate(d *document, opts Options) (ok bool) {
 	fast := t != nil && e.accept(t, params)
 	var v cue.Value
 	var errs []fieldError
-	if !fast {
+	var unknown []fpath // the fields to warn of
+	if fast {
+		unknown = t.unknown
+	} else {
+		// The kinds that Strict applies to are evaluated with the closed
+		// schema in either mode, which finds their unknown fields.
+		full := def
+		if warn {
+			defs, err := e.schema(true)
+			if err != nil {
+				d.diags.Add(d.pos, d.object, "", "internal error: "+err.Error())
+				return true
+			}
+			full = defs[d.info.def]
+		}
 		e.docs++
 		d.evaluated = true
 		doc := e.ctx.BuildExpr(d.expr)
-		v = doc.Unify(def)
-		if err := doc.Err(); err != nil {
-			errs = cueErrors(err, d)
-		} else if err := v.Validate(cue.Concrete(true)); err != nil {
-			errs = cueErrors(err, d)
+		v = doc.Unify(full)
+		errs = evalErrors(doc, v, d)
+		if strict || warn {
+			var found []fpath
+			errs, found = splitUnknown(errs)
+			if strict {
+				for _, p := range found {
+					errs = append(errs, fieldError{path: p, msg: unknownFieldMsg(p), unknown: true})
+				}
+			} else if unknown = found; len(unknown) > 0 {
+				// The closed schema differs from the open one only in
+				// rejecting undeclared fields: if it rejects none, its
+				// evaluation is the open schema's; if it does, the open
+				// schema gives the value and the other errors.
+				e.docs++
+				v = doc.Unify(def)
+				errs = evalErrors(doc, v, d)
+			}
 		}
+	}
+	for _, p := range unknown {
+		fe := fieldError{path: p, unknown: true}
+		d.diags.Warn(fe.position(d), d.object, p.String(), unknownFieldMsg(p))
 	}
 	cueValid := len(errs) == 0
 	// M1. The schema requires a name too, but CUE reports a missing field
@@ -312,9 +346,34 @@ func (e *evaluator) validate(d *document, opts Options) (ok bool) {
 	}
 	d.out = out
 	if shaped && cueValid && !fast {
-		e.learn(m, key, d, def, v)
+		e.learn(m, key, d, def, v, unknown)
 	}
 	return true
+}
+
+// splitUnknown separates, of the errors of a document evaluated with the
+// closed schema, the fields it does not declare from the other errors.
+func splitUnknown(errs []fieldError) (others []fieldError, unknown []fpath) {
+	for _, fe := range errs {
+		if fe.unknown {
+			unknown = append(unknown, fe.path)
+		} else {
+			others = append(others, fe)
+		}
+	}
+	return others, unknown
+}
+
+// evalErrors returns the errors of a document built as doc and evaluated
+// as v.
+func evalErrors(doc, v cue.Value, d *document) []fieldError {
+	if err := doc.Err(); err != nil {
+		return cueErrors(err, d)
+	}
+	if err := v.Validate(cue.Concrete(true)); err != nil {
+		return cueErrors(err, d)
+	}
+	return nil
 }
 
 // shapeMemo enables shape memoisation (memo.go); tests compare with it
@@ -393,6 +452,9 @@ type fieldError struct {
 	// API server's path names a field the user did not write, e.g.
 	// spec.clusterIPs for a clusterIP).
 	at fpath
+	// unknown says that the field at path is not declared by the closed
+	// schema: it is reported at its key.
+	unknown bool
 }
 
 // position returns where the error is reported.
@@ -400,6 +462,11 @@ func (fe fieldError) position(d *document) diag.Pos {
 	at := fe.at
 	if at == nil {
 		at = fe.path
+	}
+	if fe.unknown {
+		if q := toPos(keyPos(d.expr, at)); q.File != "" {
+			return q
+		}
 	}
 	_, p := locate(d.expr, at)
 	if q := toPos(p); q.File != "" {
