@@ -168,6 +168,30 @@ func TestUnknownFields(t *testing.T) {
 		in:   svc("ports: [{port: 80}]\nextra: {a: {b: 1}}\n"),
 		want: []string{`-:7:3: warning: Service default/s: spec.extra: unknown field "spec.extra"`},
 	}, {
+		name: "beside an error",
+		in:   svc("ports: [{port: 0, tagetPort: 80}]\n"),
+		want: []string{
+			`-:6:18: Service default/s: spec.ports[0].port: invalid value 0: must be between 1 and 65535, inclusive`,
+			`-:6:21: warning: Service default/s: spec.ports[0].tagetPort: unknown field "spec.ports[0].tagetPort"`,
+		},
+	}, {
+		// CUE reports no undeclared field in a struct that holds another
+		// error: here the error that the misspelt field causes.
+		name: "the cause of an error",
+		in:   svc("type: LoadBalancer\nexternalTraficPolicy: Local\nhealthCheckNodePort: 30000\nports: [{port: 80}]\n"),
+		want: []string{
+			`-:7:3: warning: Service default/s: spec.externalTraficPolicy: unknown field "spec.externalTraficPolicy"`,
+			"-:8:24: Service default/s: spec.healthCheckNodePort: invalid value 30000: may only be set when `type` is 'LoadBalancer' and `externalTrafficPolicy` is 'Local'",
+		},
+	}, {
+		name:   "the cause of an error, under Strict",
+		strict: true,
+		in:     svc("tpye: LoadBalancer\nloadBalancerSourceRanges: [10.0.0.0/8]\nports: [{port: 80}]\n"),
+		want: []string{
+			`-:6:3: Service default/s: spec.tpye: unknown field "spec.tpye"`,
+			"-:7:29: Service default/s: spec.LoadBalancerSourceRanges: forbidden: may only be used when `type` is 'LoadBalancer'",
+		},
+	}, {
 		name: "Node and KubeProxyConfiguration accept them",
 		in: "apiVersion: v1\nkind: Node\nmetadata: {name: n, labls: {}}\nspec: {podCIDR: 10.244.0.0/24}\nstatus: {adresses: []}\n---\n" +
 			"apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nclustrCIDR: 10.244.0.0/16\nmode: nftables\n",
@@ -257,4 +281,39 @@ func TestUnknownFieldsByShape(t *testing.T) {
 	}
 	// And the whole, with shape memoisation off and on.
 	loadBoth(t, "unknown fields", []byte(in.String()), Options{})
+}
+
+// TestUnknownFieldsFromStructure checks the search of a document with
+// errors for its unknown fields, from its structure alone: it finds those
+// of typos, and none among the fields of kubectl's dump (which the schema
+// must declare outside the conditions that the structure cannot decide).
+func TestUnknownFieldsFromStructure(t *testing.T) {
+	e := &evaluator{ctx: cuecontext.New()}
+	closed, err := e.schema(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	decodeDocs := func(text string) []*document {
+		var diags diag.List
+		var docs []*document
+		decodeFile("-", []byte(text), false, Options{}, &diags, func(d *document) { docs = append(docs, d) })
+		if len(diags) != 0 {
+			t.Fatalf("diagnostics: %v", diags)
+		}
+		return docs
+	}
+	for _, d := range decodeDocs(dump) {
+		if got := e.unknownFields(d, closed[d.info.def]); len(got) != 0 {
+			t.Errorf("%s: unknown fields %v", d.object, got)
+		}
+	}
+	d := decodeDocs(typos)[0]
+	var got []string
+	for _, p := range e.unknownFields(d, closed[d.info.def]) {
+		got = append(got, p.String())
+	}
+	want := []string{"metadata.lables", "spec.internalTraficPolicy", "spec.ports[0].tagetPort"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("unknown fields of typos (-want +got):\n%s", diff)
+	}
 }

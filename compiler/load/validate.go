@@ -5,12 +5,15 @@ import (
 	"reflect"
 	"regexp"
 	"runtime"
+	"slices"
+	"strings"
 	"sync"
 
 	"cuelang.org/go/cue"
 	"cuelang.org/go/cue/ast"
 	"cuelang.org/go/cue/build"
 	"cuelang.org/go/cue/cuecontext"
+	cueerrors "cuelang.org/go/cue/errors"
 	"cuelang.org/go/cue/parser"
 
 	"kpc/compiler/api"
@@ -280,7 +283,7 @@ func (e *evaluator) validate(d *document, opts Options) (ok bool) {
 		errs = evalErrors(doc, v, d)
 		if strict || warn {
 			var found []fpath
-			errs, found = splitUnknown(errs)
+			errs, found = e.splitUnknown(d, errs, full)
 			if strict {
 				for _, p := range found {
 					errs = append(errs, fieldError{path: p, msg: unknownFieldMsg(p), unknown: true})
@@ -351,9 +354,9 @@ func (e *evaluator) validate(d *document, opts Options) (ok bool) {
 	return true
 }
 
-// splitUnknown separates, of the errors of a document evaluated with the
-// closed schema, the fields it does not declare from the other errors.
-func splitUnknown(errs []fieldError) (others []fieldError, unknown []fpath) {
+// splitUnknown separates, of the errors of d evaluated with the closed
+// schema closed, the fields it does not declare from the other errors.
+func (e *evaluator) splitUnknown(d *document, errs []fieldError, closed cue.Value) (others []fieldError, unknown []fpath) {
 	for _, fe := range errs {
 		if fe.unknown {
 			unknown = append(unknown, fe.path)
@@ -361,7 +364,72 @@ func splitUnknown(errs []fieldError) (others []fieldError, unknown []fpath) {
 			others = append(others, fe)
 		}
 	}
+	if len(others) > 0 {
+		unknown = e.unknownFields(d, closed)
+	}
 	return others, unknown
+}
+
+// skeletonRounds bounds the evaluations of unknownFields.
+const skeletonRounds = 4
+
+// unknownFields returns the paths of the fields of d that the closed
+// schema closed does not declare, for a document with errors: CUE reports
+// no undeclared field in a struct that holds another error. They are
+// found from the document's structure alone, its mappings and lists with
+// _ in place of every other value, which no constraint on a value
+// rejects; a field that the schema rejects otherwise (a forbidden field,
+// a mapping or list where it wants another type) is set aside, and the
+// rest evaluated again.
+func (e *evaluator) unknownFields(d *document, closed cue.Value) []fpath {
+	aside := map[*ast.Field]bool{}
+	var unknown []fpath
+	for range skeletonRounds {
+		e.docs++
+		err := e.ctx.BuildExpr(skeleton(d.expr, aside)).Unify(closed).Validate()
+		unknown = unknown[:0]
+		progress := false
+		for _, ce := range cueerrors.Errors(err) {
+			elems := ce.Path()
+			if notAllowed(ce) {
+				unknown = append(unknown, apiPath(d.expr, elems))
+				continue
+			}
+			if slices.ContainsFunc(elems, func(el string) bool { return strings.HasPrefix(el, "_") || strings.HasPrefix(el, "#") }) {
+				continue // a helper of the schema, not a field of the document
+			}
+			if f := fieldAt(d.expr, apiPath(d.expr, elems)); f != nil && !aside[f] {
+				aside[f] = true
+				progress = true
+			}
+		}
+		if !progress {
+			break
+		}
+	}
+	return unknown
+}
+
+// skeleton returns the mappings and lists of a document, with _ in place
+// of every other value, and without the fields aside.
+func skeleton(x ast.Expr, aside map[*ast.Field]bool) ast.Expr {
+	switch x := x.(type) {
+	case *ast.StructLit:
+		out := &ast.StructLit{Elts: make([]ast.Decl, 0, len(x.Elts))}
+		for _, el := range x.Elts {
+			if f, ok := el.(*ast.Field); ok && !aside[f] {
+				out.Elts = append(out.Elts, &ast.Field{Label: f.Label, Value: skeleton(f.Value, aside)})
+			}
+		}
+		return out
+	case *ast.ListLit:
+		out := &ast.ListLit{Elts: make([]ast.Expr, len(x.Elts))}
+		for i, el := range x.Elts {
+			out.Elts[i] = skeleton(el, aside)
+		}
+		return out
+	}
+	return ast.NewIdent("_")
 }
 
 // evalErrors returns the errors of a document built as doc and evaluated
