@@ -26,6 +26,105 @@ type Input struct {
 	// ServiceCIDRs are the cluster's Service ranges, as kube-proxy
 	// watches them.
 	ServiceCIDRs []*ServiceCIDR
+	// Invalid names the documents the loader left out as invalid, by
+	// position; none when the input is valid. An Input with any is not
+	// compiled into rules: it is only checked across documents
+	// (load.CrossCheck and compiler.Compile), as far as these documents
+	// cannot change the verdict (see Invalid).
+	Invalid []Invalid
+}
+
+// Invalid is a document the loader left out as invalid, named as far as
+// it could be read. Each is taken to be, once fixed, the object it names:
+// the checks across documents judge the valid objects only where that
+// object cannot change the verdict, so that what they report of an input
+// with invalid documents is still reported once those are fixed:
+//
+//   - a conflict between two valid objects (an address or port given to
+//     two Services, a name defined twice, an endpoint in two slices with
+//     different conditions) is reported: fixing another document cannot
+//     take it away; a conflict with an invalid document is not judged,
+//     nor is a valid object that an invalid document names too (which of
+//     the two is the object depends on the invalid one);
+//   - a slice or Endpoints is checked against its Service when that is
+//     valid, and is not said to have no Service in the input when an
+//     invalid document is, or may be, that Service;
+//   - nothing is judged that depends on the whole input: the cluster IPs
+//     and nodePorts allocated to Services without them (a range that
+//     runs out, an allocated address that another Service uses too), nor,
+//     when an invalid document is or may be a Node, KubeProxyConfiguration
+//     or ServiceCIDR, what depends on the cluster configuration those
+//     give (a family not configured, the configuration's own findings).
+type Invalid struct {
+	// Pos is where the document starts, or where the problem is when no
+	// document could be read.
+	Pos diag.Pos
+	// Kind is the document's kind, one that kpc reads; it is "" when that
+	// could not be read (a syntax error, a document without apiVersion
+	// and kind or with an apiVersion kpc does not read, a file that
+	// cannot be read): there, any number of documents of any kind may be
+	// left out, and each may be any object the input does not hold.
+	Kind string
+	// Namespace ("default" when not given, for the namespaced kinds) and
+	// Name are the document's as written; Name is "" when not given (or
+	// not read), and the object may then be any of its kind.
+	Namespace, Name string
+}
+
+// InvalidIndex answers what an Input's invalid documents are, or may be.
+// A nil *InvalidIndex is that of a valid input: there are none.
+type InvalidIndex struct {
+	named   map[invalidKey]bool
+	unnamed map[string]bool // kinds with a document whose name was not read
+	unread  bool            // a document whose kind was not read
+}
+
+type invalidKey struct{ kind, ns, name string }
+
+// NewInvalidIndex indexes docs; it returns nil when there are none.
+func NewInvalidIndex(docs []Invalid) *InvalidIndex {
+	if len(docs) == 0 {
+		return nil
+	}
+	x := &InvalidIndex{named: map[invalidKey]bool{}, unnamed: map[string]bool{}}
+	for _, d := range docs {
+		switch {
+		case d.Kind == "":
+			x.unread = true
+		case d.Name == "":
+			x.unnamed[d.Kind] = true
+		default:
+			x.named[invalidKey{d.Kind, d.Namespace, d.Name}] = true
+		}
+	}
+	return x
+}
+
+// Is reports whether an invalid document is the object of kind kind in
+// namespace ns ("" for the kinds without one) named name.
+func (x *InvalidIndex) Is(kind, ns, name string) bool {
+	return x != nil && x.named[invalidKey{kind, ns, name}]
+}
+
+// MayBe reports whether an invalid document is, or may be, the object of
+// kind kind in namespace ns named name; name "" stands for any object of
+// the kind.
+func (x *InvalidIndex) MayBe(kind, ns, name string) bool {
+	if x == nil {
+		return false
+	}
+	if x.unread || x.unnamed[kind] {
+		return true
+	}
+	if name != "" {
+		return x.named[invalidKey{kind, ns, name}]
+	}
+	for k := range x.named {
+		if k.kind == kind {
+			return true
+		}
+	}
+	return false
 }
 
 // ObjectMeta is the part of metadata kpc uses.

@@ -54,9 +54,10 @@ type document struct {
 	info      *kindInfo
 	object    string // "Service ns/name"
 
-	// Filled by validation.
+	// Filled by validation (diags, with the strict mode's duplicate keys,
+	// from decoding).
 	diags diag.List
-	out   any // *api.Service, ... or nil if invalid
+	out   any // *api.Service, ..., or *api.Invalid if invalid
 }
 
 // decoder splits one file into documents.
@@ -816,13 +817,17 @@ func (d *decoder) object(s *ast.StructLit, from *listKind) {
 		d.diags.Add(at, object, "apiVersion", fmt.Sprintf("unsupported value %q: %s must be %q", apiVersion, info.kind, info.apiVersion))
 		return
 	}
+	// The strict mode's duplicate keys are errors of the document, which
+	// is then invalid (the API server's strict field validation refuses
+	// it); otherwise warnings of the file.
+	var own diag.List
 	var dups []dupField
-	normalize(s, strict, object, nil, token.NoPos, pos, d.diags, &dups)
+	normalize(s, strict, object, nil, token.NoPos, pos, &own, &dups)
 	if len(dups) > 0 {
 		*d.diags = append(*d.diags, duplicateWarnings(s, dups, object, pos)...)
 	}
 	normalizeKind(info.kind, s)
-	d.emit(&document{pos: pos, expr: s, info: info, object: object})
+	d.emit(&document{pos: pos, expr: s, info: info, object: object, diags: own})
 }
 
 // proxyConfigOf returns the value of data["config.conf"] of a ConfigMap,

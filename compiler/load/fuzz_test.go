@@ -13,7 +13,9 @@ import (
 // when it starts with '{' or '[', unless it is not JSON but YAML; as YAML
 // otherwise), in default and strict mode.
 // Load must not panic, must not report an internal error, must return
-// sorted diagnostics, and every object it returns must come from stdin.
+// sorted diagnostics, every object it returns must come from stdin, and it
+// must name invalid documents exactly when it reports errors; CrossCheck
+// must not panic on what it returns.
 // Inputs are capped at 64 KiB to keep each run bounded.
 func FuzzLoad(f *testing.F) {
 	f.Add([]byte(svc("ports: [{name: http, port: 80, targetPort: 9376}]\n")))
@@ -52,6 +54,15 @@ func FuzzLoad(f *testing.F) {
 					t.Errorf("object at %v", p)
 				}
 			}
+			if (diags.Err() != nil) != (len(in.Invalid) > 0) {
+				t.Errorf("errors %v, but invalid documents %v", diags.Err(), in.Invalid)
+			}
+			for _, v := range in.Invalid {
+				if v.Pos.File != stdinName {
+					t.Errorf("invalid document at %v", v.Pos)
+				}
+			}
+			CrossCheck(in)
 		}
 	})
 }

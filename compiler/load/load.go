@@ -42,6 +42,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"slices"
 
 	"kpc/compiler/api"
 	"kpc/compiler/diag"
@@ -107,8 +108,10 @@ func (r PortRange) Contains(p int) bool { return p >= r.Min && p <= r.Max }
 // The returned list holds every problem found, sorted by position: errors
 // (diag.SevError) and warnings (diag.SevWarning: an unknown field or a
 // duplicate key outside Strict mode, and documents of a kind kpc does not
-// read, which are skipped, one warning per kind and file). An object with an error is left
-// out of the result, so callers must check diags.Err() before using it;
+// read, which are skipped, one warning per kind and file). An object with
+// an error is left out of the result and named in its Invalid, as is each
+// place where the input could not be read into documents (see
+// api.Invalid), so callers must check diags.Err() before compiling it;
 // the result is never nil. Load does not panic on any input.
 func Load(paths []string, stdin io.Reader, opts Options) (*api.Input, diag.List) {
 	var diags diag.List
@@ -135,6 +138,9 @@ func finish(out *sink, diags diag.List) (*api.Input, diag.List) {
 	docs, chunkDiags := out.documents()
 	diags = append(diags, chunkDiags...)
 	in := &api.Input{}
+	// The diagnostics so far are of the input not read into documents;
+	// the documents' own are appended after them.
+	unread := diags
 	for _, d := range docs {
 		diags = append(diags, d.diags...)
 		switch o := d.out.(type) {
@@ -150,11 +156,27 @@ func finish(out *sink, diags diag.List) (*api.Input, diag.List) {
 			in.Nodes = append(in.Nodes, o)
 		case *api.KubeProxyConfiguration:
 			in.ProxyConfigs = append(in.ProxyConfigs, o)
+		case *api.Invalid:
+			in.Invalid = append(in.Invalid, *o)
 		}
 	}
+	AddUnread(in, unread)
 	diags.Sort()
 	compactInput(in)
 	return in, foldSkipped(diags)
+}
+
+// AddUnread adds to in.Invalid the places of the errors of diags, which
+// are where the input was not read into documents (see api.Invalid), and
+// sorts it by position. Load adds its own; a caller of LoadFiles adds
+// those of ReadFiles.
+func AddUnread(in *api.Input, diags diag.List) {
+	for _, d := range diags {
+		if d.Severity == diag.SevError {
+			in.Invalid = append(in.Invalid, api.Invalid{Pos: d.Pos})
+		}
+	}
+	slices.SortStableFunc(in.Invalid, func(a, b api.Invalid) int { return a.Pos.Compare(b.Pos) })
 }
 
 // foldSkipped keeps, of the warnings that documents were skipped (sorted),

@@ -501,6 +501,7 @@ func TestLoadFilesMatchesLoad(t *testing.T) {
 		want, wantDiags := Load(paths, nil, Options{})
 		files, readDiags := ReadFiles(paths)
 		got, gotDiags := LoadFiles(files, Options{})
+		AddUnread(got, readDiags)
 		gotDiags = append(readDiags, gotDiags...)
 		gotDiags.Sort()
 		if diff := cmp.Diff(want, got); diff != "" {
@@ -512,5 +513,94 @@ func TestLoadFilesMatchesLoad(t *testing.T) {
 		if len(wantDiags) == 0 {
 			t.Errorf("%v: no diagnostics: the case tests nothing of them", paths)
 		}
+	}
+}
+
+// TestLoadNamesInvalid checks what an Input names of its invalid documents:
+// kind, namespace and name as far as they were read, and the places
+// where no document was read.
+func TestLoadNamesInvalid(t *testing.T) {
+	doc := `apiVersion: v1
+kind: Service
+metadata: {name: bad, namespace: ns}
+spec: {ports: [{port: 0}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {labels: {a: b}}
+spec: {ports: [{port: 80}]}
+---
+kind: Service
+metadata: {name: nokind}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: twice}
+spec: {ports: [{port: 80}]}
+spec: {ports: [{port: 81}]}
+---
+apiVersion: v1
+kind: Node
+metadata: {name: n1}
+status: {addresses: [{type: InternalIP, address: 5}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: ok}
+spec: {ports: [{port: 80}]}
+`
+	pos := func(line int) diag.Pos { return diag.Pos{File: "-", Line: line, Col: 1} }
+	tests := []struct {
+		name   string
+		strict bool
+		valid  []string // the Services loaded
+		want   []api.Invalid
+	}{
+		{
+			name:  "default",
+			valid: []string{"default/twice", "default/ok"},
+			want: []api.Invalid{
+				{Pos: pos(1), Kind: "Service", Namespace: "ns", Name: "bad"},
+				{Pos: pos(6), Kind: "Service", Namespace: "default"},
+				{Pos: pos(11)},
+				{Pos: pos(20), Kind: "Node", Name: "n1"},
+			},
+		},
+		{
+			// The API server's strict field validation refuses a
+			// duplicate key.
+			name:   "strict",
+			strict: true,
+			valid:  []string{"default/ok"},
+			want: []api.Invalid{
+				{Pos: pos(1), Kind: "Service", Namespace: "ns", Name: "bad"},
+				{Pos: pos(6), Kind: "Service", Namespace: "default"},
+				{Pos: pos(11)},
+				{Pos: pos(14), Kind: "Service", Namespace: "default", Name: "twice"},
+				{Pos: pos(20), Kind: "Node", Name: "n1"},
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in, diags := Load([]string{"-"}, strings.NewReader(doc), Options{Strict: tt.strict})
+			if diags.Err() == nil {
+				t.Fatal("no errors")
+			}
+			var valid []string
+			for _, s := range in.Services {
+				valid = append(valid, s.ID())
+			}
+			if diff := cmp.Diff(tt.valid, valid); diff != "" {
+				t.Errorf("Services (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.want, in.Invalid); diff != "" {
+				t.Errorf("Invalid (-want +got):\n%s\ndiagnostics:\n%v", diff, diags)
+			}
+		})
+	}
+	in, diags := Load([]string{"-"}, strings.NewReader(doc[strings.LastIndex(doc, "---"):]), Options{})
+	if len(diags) != 0 || in.Invalid != nil {
+		t.Errorf("a valid input: Invalid %v, diagnostics %v", in.Invalid, diags)
 	}
 }

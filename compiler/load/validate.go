@@ -1,6 +1,7 @@
 package load
 
 import (
+	"cmp"
 	"fmt"
 	"reflect"
 	"regexp"
@@ -230,7 +231,8 @@ func (e *evaluator) validate(d *document, opts Options) (ok bool) {
 	defer func() {
 		if r := recover(); r != nil {
 			d.diags.Add(d.pos, d.object, "", fmt.Sprintf("internal error validating the document: %v", r))
-			d.out = nil
+			// Not named: what panicked may not be read again.
+			d.out = &api.Invalid{Pos: d.pos, Kind: d.info.kind}
 			ok = false
 		}
 	}()
@@ -241,6 +243,7 @@ func (e *evaluator) validate(d *document, opts Options) (ok bool) {
 	defs, err := e.schema(strict)
 	if err != nil {
 		d.diags.Add(d.pos, d.object, "", "internal error: "+err.Error())
+		d.out = d.invalid()
 		return true
 	}
 	def := defs[d.info.def]
@@ -328,7 +331,9 @@ func (e *evaluator) validate(d *document, opts Options) (ok bool) {
 		seen[p] = true
 		d.diags.Add(fe.position(d), d.object, p, fe.msg)
 	}
-	if len(errs) > 0 {
+	// d.diags held the strict mode's duplicate keys, if any (decoder.object).
+	if len(errs) > 0 || len(d.diags) > 0 {
+		d.out = d.invalid()
 		return true
 	}
 	if fast {
@@ -345,6 +350,7 @@ func (e *evaluator) validate(d *document, opts Options) (ok bool) {
 	out, err := decode(d, v)
 	if err != nil {
 		d.diags.Add(d.pos, d.object, "", fmt.Sprintf("cannot decode the validated object: %v", err))
+		d.out = d.invalid()
 		return true
 	}
 	d.out = out
@@ -442,6 +448,19 @@ func evalErrors(doc, v cue.Value, d *document) []fieldError {
 		return cueErrors(err, d)
 	}
 	return nil
+}
+
+// invalid names d, which is invalid, for api.Input.Invalid.
+func (d *document) invalid() *api.Invalid {
+	// The names are copied: they may share the memory of the whole file.
+	v := &api.Invalid{Pos: d.pos, Kind: d.info.kind}
+	name, _ := metaString(d.expr, "name")
+	v.Name = strings.Clone(name)
+	if d.info.namespaced {
+		ns, _ := metaString(d.expr, "namespace")
+		v.Namespace = cmp.Or(strings.Clone(ns), "default")
+	}
+	return v
 }
 
 // shapeMemo enables shape memoisation (memo.go); tests compare with it
