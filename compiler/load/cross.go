@@ -49,13 +49,20 @@ const MaxControllerEndpoints = 100
 //     no port of its Service without a selector.
 //
 // Headless Services get no proxy rules (X7), so their slices are checked
-// only for the label, the controller label and the size. The result is
-// sorted; in is not modified.
+// only for the label, the controller label and the size.
+//
+// When some documents are invalid (in.Invalid), the valid ones are
+// checked as api.Invalid says: a slice or Endpoints that an invalid
+// document is too is not checked, nor one against a Service that an
+// invalid document is too; nor is one said to have no Service in the
+// input when an invalid document is, or may be, that Service. The result
+// is sorted; in is not modified.
 func CrossCheck(in *api.Input) diag.List {
 	var diags diag.List
 	if in == nil {
 		return diags
 	}
+	invalid := api.NewInvalidIndex(in.Invalid)
 	services := map[string]*api.Service{}
 	for _, s := range sortedBy(in.Services, func(s *api.Service) diag.Pos { return s.Pos }, (*api.Service).ID) {
 		if _, dup := services[s.ID()]; !dup {
@@ -68,6 +75,9 @@ func CrossCheck(in *api.Input) diag.List {
 	var dupGroups [][]*api.EndpointSlice
 	dupGroup := map[string]int{} // Service ID -> index in dupGroups
 	for _, es := range sortedBy(in.EndpointSlices, func(s *api.EndpointSlice) diag.Pos { return s.Pos }, (*api.EndpointSlice).ID) {
+		if invalid.Is("EndpointSlice", es.Metadata.Namespace, es.Metadata.Name) {
+			continue
+		}
 		obj := "EndpointSlice " + es.ID()
 		warn := func(path, msg string) { diags.Warn(es.Pos, obj, path, msg) }
 		if n := len(es.Endpoints); n > MaxControllerEndpoints {
@@ -80,6 +90,9 @@ func CrossCheck(in *api.Input) diag.List {
 		}
 		svcID := es.Metadata.Namespace + "/" + svcName
 		svc := services[svcID]
+		if unjudged(svc, invalid, es.Metadata.Namespace, svcName) {
+			continue
+		}
 		if svc == nil {
 			warn("metadata.labels["+api.ServiceNameLabel+"]", fmt.Sprintf("Service %s is not in the input: kube-proxy ignores this slice", svcID))
 			continue
@@ -124,6 +137,9 @@ func CrossCheck(in *api.Input) diag.List {
 	}
 	for _, e := range sortedBy(in.Endpoints, func(e *api.Endpoints) diag.Pos { return e.Pos }, (*api.Endpoints).ID) {
 		svc := services[e.ID()]
+		if invalid.Is("Endpoints", e.Metadata.Namespace, e.Metadata.Name) || unjudged(svc, invalid, e.Metadata.Namespace, e.Metadata.Name) {
+			continue
+		}
 		if svc == nil {
 			if !e.Mirrored() {
 				continue // never mirrored: its Service does not matter
@@ -146,6 +162,16 @@ func CrossCheck(in *api.Input) diag.List {
 	}
 	diags.Sort()
 	return diags
+}
+
+// unjudged reports whether the objects of Service ns/name, svc in the
+// input (nil if none), cannot be checked against it: an invalid document
+// is that Service too, or, when the input holds none, may be.
+func unjudged(svc *api.Service, invalid *api.InvalidIndex, ns, name string) bool {
+	if svc == nil {
+		return invalid.MayBe("Service", ns, name)
+	}
+	return invalid.Is("Service", ns, name)
 }
 
 // sortedBy returns a copy of xs sorted by position, then ID.
