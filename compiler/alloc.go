@@ -74,7 +74,9 @@ func (c *compiler) allocateClusterIPs() {
 		for _, r := range reqs {
 			ip, hashed, ok := pool.alloc(r.hash, func(a netip.Addr) bool { _, t := owner[a]; return t })
 			if !ok {
-				c.diags.Add(r.s.pos, r.s.obj, "spec.clusterIPs", fmt.Sprintf("cannot allocate a cluster IP: no free address in service CIDR %s", cidr))
+				if c.whole() {
+					c.diags.Add(r.s.pos, r.s.obj, "spec.clusterIPs", fmt.Sprintf("cannot allocate a cluster IP: no free address in service CIDR %s", cidr))
+				}
 				continue
 			}
 			owner[ip] = r.s.id
@@ -207,7 +209,7 @@ func (c *compiler) resolveFamilies(s *svc) {
 				other = ir.IPv4
 			}
 			fams = append(fams, other)
-		} else if policy == "RequireDualStack" {
+		} else if policy == "RequireDualStack" && !c.rangesUnsure {
 			c.diags.Add(s.pos, s.obj, "spec.ipFamilyPolicy", "RequireDualStack needs service CIDRs of both families (--service-cidr or ServiceCIDR documents)")
 		}
 	}
@@ -216,6 +218,9 @@ func (c *compiler) resolveFamilies(s *svc) {
 			continue
 		}
 		if len(c.cfg.serviceCIDRs[f]) == 0 {
+			if c.rangesUnsure {
+				continue // the invalid ServiceCIDR may be of f
+			}
 			p := "spec.ipFamilies"
 			if i, ok := requested[f]; ok {
 				p = fmt.Sprintf("spec.ipFamilies[%d]", i)
@@ -399,7 +404,9 @@ func (c *compiler) allocateNodePorts() {
 			path = strings.Join(paths, ", ")
 		}
 		if got == 0 {
-			c.diags.Add(r.s.pos, r.s.obj, strings.SplitN(path, ", ", 2)[0], fmt.Sprintf("cannot allocate a %s: no free port in %d-%d", what, lo, hi))
+			if c.whole() {
+				c.diags.Add(r.s.pos, r.s.obj, strings.SplitN(path, ", ", 2)[0], fmt.Sprintf("cannot allocate a %s: no free port in %d-%d", what, lo, hi))
+			}
 			continue
 		}
 		owner[got] = r.s.id

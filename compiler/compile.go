@@ -56,12 +56,31 @@ import (
 // error-severity entry (duplicate cluster IPs or nodePorts across Services,
 // a dispatch key claimed by two Services, an exhausted range, ...) means the
 // input is invalid. A nil in is an empty input.
+//
+// An input with invalid documents (in.Invalid, which Load gives with its
+// errors) is only checked: its Program is not a ruleset of the input. Its
+// diagnostics are those that the invalid documents, once fixed, cannot
+// take away (see api.Invalid): a Service, EndpointSlice or Endpoints that
+// an invalid document is too is left out; cluster IPs and nodePorts are still allocated, but a range
+// that runs out is not reported, nor is an allocated cluster IP checked
+// against the other Services' addresses; when an invalid document is, or
+// may be, a Node or KubeProxyConfiguration, the configuration's findings
+// are not reported, and when it is, or may be, a ServiceCIDR, neither are
+// a Service's families against the ranges of the ServiceCIDR documents
+// (those of Options.ServiceCIDRs are known).
 func Compile(in *api.Input, opts Options) (*ir.Program, diag.List) {
 	if in == nil {
 		in = &api.Input{}
 	}
-	c := &compiler{in: in, opts: opts}
+	c := &compiler{in: in, opts: opts, invalid: api.NewInvalidIndex(in.Invalid)}
+	if c.invalid != nil {
+		c.in = judged(in, c.invalid)
+	}
 	c.resolveConfig()
+	if c.invalid.MayBe("Node", "", "") || c.invalid.MayBe("KubeProxyConfiguration", "", "") {
+		c.diags = nil // resolveConfig's, the only ones so far
+	}
+	c.rangesUnsure = c.invalid.MayBe("ServiceCIDR", "", "") && !c.cfg.rangesGiven
 	c.collectServices()
 	c.allocateClusterIPs()
 	c.checkDefaultServiceCIDRs()
@@ -117,6 +136,11 @@ type compiler struct {
 	cfg   *config
 	diags diag.List
 	notes []note
+	// invalid indexes the input's invalid documents (nil when there are
+	// none); rangesUnsure says that the Service ranges come from the
+	// ServiceCIDR documents, and one of those may be invalid.
+	invalid      *api.InvalidIndex
+	rangesUnsure bool
 
 	// svcs are the proxied Services in processing order (by position,
 	// then namespace/name).
@@ -146,6 +170,27 @@ func (c *compiler) sortedNotes() []string {
 	}
 	return out
 }
+
+// judged returns in without the Services, EndpointSlices and Endpoints
+// that an invalid document is too: which of the two is the object depends
+// on the invalid one.
+func judged(in *api.Input, invalid *api.InvalidIndex) *api.Input {
+	out := *in
+	out.Services = slices.DeleteFunc(slices.Clone(in.Services), func(s *api.Service) bool {
+		return s != nil && invalid.Is("Service", s.Metadata.Namespace, s.Metadata.Name)
+	})
+	out.EndpointSlices = slices.DeleteFunc(slices.Clone(in.EndpointSlices), func(s *api.EndpointSlice) bool {
+		return s != nil && invalid.Is("EndpointSlice", s.Metadata.Namespace, s.Metadata.Name)
+	})
+	out.Endpoints = slices.DeleteFunc(slices.Clone(in.Endpoints), func(e *api.Endpoints) bool {
+		return e != nil && invalid.Is("Endpoints", e.Metadata.Namespace, e.Metadata.Name)
+	})
+	return &out
+}
+
+// whole reports whether the input has no invalid documents, so that what
+// depends on all of it (the allocation) can be judged.
+func (c *compiler) whole() bool { return c.invalid == nil }
 
 // svc is a proxied Service with its resolved cluster IPs and nodePorts.
 type svc struct {

@@ -104,6 +104,8 @@ type config struct {
 	// defaultCIDRs: no --service-cidr was given, serviceCIDRs are kubeadm's
 	// defaults.
 	defaultCIDRs bool
+	// rangesGiven: serviceCIDRs are Options.ServiceCIDRs.
+	rangesGiven bool
 	// unknownCIDRs marks the families whose default range the input's
 	// cluster IPs contradict: the cluster's range is unknown, and nothing
 	// is dropped as unallocated (see checkDefaultServiceCIDRs).
@@ -404,6 +406,7 @@ func (c *compiler) resolveServiceCIDRs() {
 			given = append(given, netip.PrefixFrom(a, min(p.Bits(), a.BitLen())).Masked())
 		}
 	}
+	c.cfg.rangesGiven = len(given) > 0
 	if len(given) == 0 {
 		given = c.documentServiceCIDRs()
 	}

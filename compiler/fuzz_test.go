@@ -25,6 +25,7 @@ type fuzzDoc struct {
 	ServiceCIDRs   []string                      `json:"serviceCIDRs"`
 	NodePortAddrs  []string                      `json:"nodePortAddresses"`
 	NodePortRange  [2]int                        `json:"nodePortRange"`
+	Invalid        []api.Invalid                 `json:"invalid"`
 }
 
 func FuzzCompile(f *testing.F) {
@@ -47,6 +48,8 @@ func FuzzCompile(f *testing.F) {
 	f.Add([]byte(`{"services":[{"metadata":{"name":"a"},"spec":{"type":"NodePort","clusterIPs":["::ffff:1.2.3.4","1.2.3.4"],"ports":[{"port":80,"protocol":"UDP","nodePort":70000},{"port":80}]}}],
 		"endpointSlices":[{"metadata":{"name":"s","labels":{"kubernetes.io/service-name":"a"}},"addressType":"IPv4","ports":[{"port":0},{}],"endpoints":[{"addresses":["1.2.3.5","x"]},{"addresses":[]}]}],
 		"nodePortRange":[65535,65535]}`))
+	f.Add([]byte(`{"services":[{"metadata":{"name":"a"},"spec":{"ports":[{"port":80}]}},{"metadata":{"name":"b"},"spec":{"externalIPs":["10.96.0.2"],"ports":[{"port":80}]}}],
+		"invalid":[{"Kind":"Service","Name":"b"},{"Kind":"ServiceCIDR"},{}],"serviceCIDRs":["10.96.0.0/30"]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var doc fuzzDoc
 		if err := json.Unmarshal(data, &doc); err != nil {
@@ -68,7 +71,8 @@ func FuzzCompile(f *testing.F) {
 				opts.ServiceCIDRs = append(opts.ServiceCIDRs, p)
 			}
 		}
-		in := &api.Input{Services: doc.Services, EndpointSlices: doc.EndpointSlices, Nodes: doc.Nodes, ProxyConfigs: doc.ProxyConfigs, Endpoints: doc.Endpoints, ServiceCIDRs: doc.ServiceCIDRDoc}
+		in := &api.Input{Services: doc.Services, EndpointSlices: doc.EndpointSlices, Nodes: doc.Nodes, ProxyConfigs: doc.ProxyConfigs, Endpoints: doc.Endpoints, ServiceCIDRs: doc.ServiceCIDRDoc,
+			Invalid: doc.Invalid}
 		p, _ := Compile(in, opts)
 		if p == nil {
 			t.Fatal("nil program")

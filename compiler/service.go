@@ -232,8 +232,10 @@ func (b *builder) addServicePort(p *servicePort) {
 		b.clusterIPs[p.clusterIP] = true
 		rs.ClusterIPs = append(rs.ClusterIPs, p.clusterIP)
 	}
+	// An allocated cluster IP of an input with invalid documents may not
+	// be the one the whole input gives it: it claims nothing.
 	cipKey := svcKey{p.clusterIP, p.proto, p.port}
-	if b.claim(s, cipKey, func() string { return clusterIPPath(s, b.f) }) {
+	if (b.c.whole() || s.explicit[b.f]) && b.claim(s, cipKey, func() string { return clusterIPPath(s, b.f) }) {
 		if hasInternal {
 			b.addServiceEntry(b.services, &rs.Services, p.entry(p.clusterIP, "cluster IP", ir.Target{Chain: internalChain}))
 		} else {

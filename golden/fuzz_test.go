@@ -18,7 +18,8 @@ import (
 )
 
 // FuzzPipeline feeds arbitrary bytes through the whole pipeline (load,
-// validate, compile, render nft and iptables). It must never panic, and
+// validate, compile, render nft and iptables; for input that does not
+// validate, the checks across its valid documents). It must never panic, and
 // every nft ruleset rendered from input that validates must be accepted by
 // the kernel: "nft -c -f" runs in a network namespace made for the fuzz run
 // (when root and nft are available; under CI they must be).
@@ -35,6 +36,11 @@ func FuzzPipeline(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		input, diags := load.Load([]string{"-"}, bytes.NewReader(data), load.Options{})
 		if diags.Err() != nil {
+			load.CrossCheck(input)
+			_, cdiags := compiler.Compile(input, compiler.Options{SkipServices: true, SkipSelfCheck: true, SkipRulesetBodies: true})
+			if err := cdiags.Err(); err != nil && strings.Contains(err.Error(), "internal error") {
+				t.Fatalf("%v\ninput:\n%s", err, data)
+			}
 			return
 		}
 		prog, cdiags := compiler.Compile(input, compiler.Options{})
