@@ -103,8 +103,11 @@ func runDiff(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 // the diagnostics (not the allocation notes: they show in the diff when
 // they change) and returns nil when the side is invalid.
 func compileSide(path string, in *inputFlags, opts compiler.Options, stdin io.Reader, stderr io.Writer) *ir.Program {
-	input, diags, ok := loadInputs([]string{path}, in, opts.ServiceCIDRs, stdin, stderr)
+	input, diags, ok := loadInputs([]string{path}, in, opts, stdin, stderr)
 	if !ok {
+		if in.strict {
+			diags.Strict()
+		}
 		printDiags(stderr, diags)
 		return nil
 	}

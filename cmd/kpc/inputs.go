@@ -133,25 +133,42 @@ func parsePortRange(s string) ([2]int, error) {
 	return [2]int{a, b}, nil
 }
 
-// loadInputs reads and validates the manifests and, when they are valid,
-// runs the cross-document checks (warnings, which the callers make errors
-// under --strict). It returns the diagnostics and ok=false when there were
-// errors; it prints nothing.
-func loadInputs(paths []string, in *inputFlags, serviceCIDRs []netip.Prefix, stdin io.Reader, stderr io.Writer) (*api.Input, diag.List, bool) {
-	opts := load.Options{Strict: in.strict, ServiceCIDRs: serviceCIDRs}
+// loadInputs reads and validates the manifests and runs the checks across
+// their documents (checkAcross) with the compiler options opts. It returns
+// the diagnostics, sorted, and ok=false when there were errors; it prints
+// nothing.
+func loadInputs(paths []string, in *inputFlags, opts compiler.Options, stdin io.Reader, stderr io.Writer) (*api.Input, diag.List, bool) {
+	lopts := load.Options{Strict: in.strict, ServiceCIDRs: opts.ServiceCIDRs}
 	if in.nodePortRange != "" {
 		r, _ := parsePortRange(in.nodePortRange) // checked by the caller
-		opts.NodePortRange = load.PortRange{Min: r[0], Max: r[1]}
+		lopts.NodePortRange = load.PortRange{Min: r[0], Max: r[1]}
 	}
-	input, diags := load.Load(paths, stdin, opts)
-	if diags.Err() == nil {
-		diags = append(diags, load.Refine(load.CrossCheck(input))...)
-		if len(input.Services)+len(input.EndpointSlices)+len(input.Endpoints) == 0 {
-			noObjects(&diags, paths, in.objectsRequired)
-		}
+	input, diags := load.Load(paths, stdin, lopts)
+	if diags.Err() == nil && len(input.Services)+len(input.EndpointSlices)+len(input.Endpoints) == 0 {
+		noObjects(&diags, paths, in.objectsRequired)
+	}
+	diags = checkAcross(input, diags, opts)
+	return input, diags, diags.Err() == nil
+}
+
+// checkAcross adds to diags, the diagnostics of loading input, those of
+// the checks across its documents, and sorts them: CrossCheck's warnings
+// (the callers make them errors under --strict), and, when some documents
+// are invalid, the compile's checks across Services (compiled with opts,
+// as far as the invalid documents cannot change them: see api.Invalid).
+// No command compiles an invalid input, and one run is to report every
+// problem of the documents, as the API server judges each object on its
+// own, not only those of the documents to fix first.
+func checkAcross(input *api.Input, diags diag.List, opts compiler.Options) diag.List {
+	invalid := diags.Err() != nil
+	diags = append(diags, load.Refine(load.CrossCheck(input))...)
+	if invalid {
+		opts.SkipServices, opts.SkipSelfCheck, opts.SkipRulesetBodies = true, true, true
+		_, cdiags := compiler.Compile(input, opts)
+		diags = append(diags, load.Refine(cdiags)...)
 	}
 	diags.Sort()
-	return input, diags, diags.Err() == nil
+	return diags
 }
 
 // noObjects reports an input of paths that holds no Service, EndpointSlice
@@ -239,10 +256,13 @@ func compileSetup(fs *pflag.FlagSet, in *inputFlags, nf *nodeFlags, u uses, stde
 // as it goes (it is a fifth of the peak at 50,000 Services).
 func loadCompile(paths []string, in *inputFlags, opts compiler.Options, timed *steps, stdin io.Reader, stderr io.Writer) (*ir.Program, bool) {
 	start := time.Now()
-	input, diags, ok := loadInputs(paths, in, opts.ServiceCIDRs, stdin, stderr)
+	input, diags, ok := loadInputs(paths, in, opts, stdin, stderr)
 	load.DropCaches() // the commands that build load once
 	timed.add("to load", start)
 	if !ok {
+		if in.strict {
+			diags.Strict()
+		}
 		printDiags(stderr, diags)
 		return nil, false
 	}

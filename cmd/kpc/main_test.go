@@ -67,6 +67,7 @@ type cliCase struct {
 	code        int
 	stdout      []string // substrings
 	stderr      []string
+	absent      []string // substrings of neither stdout nor stderr
 	emptyStdout bool
 }
 
@@ -88,6 +89,11 @@ func (c cliCase) check(t *testing.T) string {
 			t.Errorf("stderr lacks %q:\n%s", s, stderr.String())
 		}
 	}
+	for _, s := range c.absent {
+		if strings.Contains(stdout.String(), s) || strings.Contains(stderr.String(), s) {
+			t.Errorf("output has %q:\nstdout:\n%s\nstderr:\n%s", s, stdout.String(), stderr.String())
+		}
+	}
 	if c.emptyStdout && stdout.Len() > 0 {
 		t.Errorf("stdout not empty:\n%s", stdout.String())
 	}
@@ -105,6 +111,16 @@ func TestRun(t *testing.T) {
 		"spec:\n", "spec:\n  type: NodePort\n", "targetPort: 9376", "targetPort: 9376\n      nodePort: 30080").Replace(seed))
 	onlyConfigMap := writeFile(t, dir, "only-cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\n")
 	misspelt := writeFile(t, dir, "misspelt.yaml", strings.Replace(seed, "targetPort: 9376", "tagetPort: 9376", 1))
+	// Beside an invalid document, the valid ones are still checked across
+	// documents, as far as the invalid one cannot change the verdict.
+	twiceBad := writeFile(t, dir, "twice-bad.yaml", seed+"---\n"+strings.Replace(seed[:strings.Index(seed, "---")], "name: my-service", "name: other", 1)+"---\n"+bad)
+	orphanBad := writeFile(t, dir, "orphan-bad.yaml", bad+strings.Replace(seed[strings.Index(seed, "---"):], "service-name: my-service", "service-name: gone", 1)+
+		strings.NewReplacer("service-name: my-service", "service-name: bad", "name: my-service-1", "name: bad-1").Replace(seed[strings.Index(seed, "---"):]))
+	reservedTwice := writeFile(t, dir, "reserved-twice.yaml", strings.Replace(seed[:strings.Index(seed, "---")], "10.96.0.100", "10.96.0.0", 1)+"---\n"+
+		strings.Replace(seed[:strings.Index(seed, "---")], "name: my-service", "name: a", 1)+"---\n"+
+		strings.Replace(seed[:strings.Index(seed, "---")], "name: my-service", "name: b", 1))
+	const takenTwice = "twice-bad.yaml:31:14: Service default/other: spec.clusterIPs[0]: cluster IP 10.96.0.100 is already allocated to Service default/my-service"
+	const badPort = "twice-bad.yaml:43:13: Service default/bad: spec.ports[0].port: invalid value 70000"
 	// kube-proxy's TestHealthCheckNodePort: healthCheckNodePort 30000.
 	healthCheck := filepath.Join("..", "..", "golden", "testdata", "kube-proxy-iptables-healthchecknodeport", "input.yaml")
 	tests := []cliCase{
@@ -154,6 +170,28 @@ func TestRun(t *testing.T) {
 			stderr: []string{`misspelt.yaml:10:7: Service default/my-service: spec.ports[0].tagetPort: unknown field "spec.ports[0].tagetPort"`}},
 		{name: "validate cluster IP taken twice", args: []string{"validate", twice}, code: exitInvalid,
 			stdout: []string{"twice.yaml:31:14: Service default/other: spec.clusterIPs[0]: cluster IP 10.96.0.100 is already allocated to Service default/my-service"}},
+		{name: "validate cluster IP taken twice beside an invalid document", args: []string{"validate", twiceBad}, code: exitInvalid,
+			stdout: []string{takenTwice, badPort}},
+		{name: "validate json, beside an invalid document", args: []string{"validate", "-o", "json", twiceBad}, code: exitInvalid,
+			stdout: []string{`"valid": false`, `"message": "cluster IP 10.96.0.100 is already allocated to Service default/my-service"`, `"message": "invalid value 70000`}},
+		{name: "validate junit, beside an invalid document", args: []string{"validate", "-o", "junit", twiceBad}, code: exitInvalid,
+			stdout: []string{`failures="2"`, `name="Service default/other"`, `name="Service default/bad"`}},
+		{name: "compile beside an invalid document", args: []string{"compile", twiceBad}, code: exitInvalid, emptyStdout: true,
+			stderr: []string{takenTwice, badPort}},
+		{name: "apply beside an invalid document", args: []string{"apply", "--dry-run", twiceBad}, code: exitInvalid, emptyStdout: true,
+			stderr: []string{takenTwice, badPort}},
+		{name: "trace beside an invalid document", args: []string{"trace", "-f", twiceBad, "--from", "203.0.113.7", "--to", "10.96.0.100:80/tcp"}, code: exitInvalid,
+			stderr: []string{takenTwice, badPort}},
+		{name: "diff beside an invalid document", args: []string{"diff", good, twiceBad}, code: exitUsage,
+			stderr: []string{takenTwice, badPort}},
+		{name: "validate cross-document warning beside an invalid document", args: []string{"validate", orphanBad}, code: exitInvalid,
+			stdout: []string{"orphan-bad.yaml:7:13: Service default/bad: spec.ports[0].port:", "orphan-bad.yaml:14:33: warning: EndpointSlice default/my-service-1: metadata.labels[kubernetes.io/service-name]: Service default/gone is not in the input"},
+			absent: []string{"EndpointSlice default/bad-1"}},
+		{name: "compile strict cross-document warning beside an invalid document", args: []string{"compile", "--strict", orphanBad}, code: exitInvalid, emptyStdout: true,
+			stderr: []string{"orphan-bad.yaml:14:33: EndpointSlice default/my-service-1: metadata.labels[kubernetes.io/service-name]: Service default/gone is not in the input"}},
+		{name: "validate service CIDR reserved address beside a cluster IP taken twice", args: []string{"validate", "--service-cidr", "10.96.0.0/12", reservedTwice}, code: exitInvalid,
+			stdout: []string{"reserved-twice.yaml:6:14: Service default/my-service: spec.clusterIPs: invalid value [\"10.96.0.0\"]: failed to allocate IP 10.96.0.0: the network and broadcast addresses of service CIDR 10.96.0.0/12 are reserved",
+				"reserved-twice.yaml:28:14: Service default/b: spec.clusterIPs[0]: cluster IP 10.96.0.100 is already allocated to Service default/a"}},
 		{name: "validate bad output", args: []string{"validate", "-o", "yaml", good}, code: exitUsage},
 		{name: "trace", args: []string{"trace", "-f", good, "--from", "203.0.113.7", "--to", "10.96.0.100:80/tcp"}, code: exitOK,
 			stdout: []string{"DNAT", "10.4.5.6:9376", "10.1.2.3:9376", "p=0.5000"}},

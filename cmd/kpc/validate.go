@@ -49,16 +49,16 @@ func runValidate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return exitUsage
 		}
 	}
-	input, diags, ok := loadInputs(paths, &in, cidrs, stdin, stderr)
+	// The checks across Services that the API server makes as it
+	// allocates (a cluster IP or nodePort taken twice, a Service given
+	// twice) are the compiler's: an input that validates compiles.
+	opts := compiler.Options{ServiceCIDRs: cidrs, SkipServices: true, SkipRulesetBodies: true}
+	if in.nodePortRange != "" {
+		opts.NodePortRange, _ = parsePortRange(in.nodePortRange) // checked above
+	}
+	input, diags, ok := loadInputs(paths, &in, opts, stdin, stderr)
 	if ok {
-		// The checks across Services that the API server makes as it
-		// allocates (a cluster IP or nodePort taken twice, a Service
-		// given twice) are the compiler's: an input that validates
-		// compiles.
-		opts := compiler.Options{ServiceCIDRs: cidrs, SkipServices: true, SkipRulesetBodies: true}
-		if in.nodePortRange != "" {
-			opts.NodePortRange, _ = parsePortRange(in.nodePortRange) // checked above
-		}
+		// (loadInputs makes them itself when the input is invalid.)
 		_, cdiags := compiler.Compile(input, opts)
 		diags = append(diags, load.Refine(cdiags)...)
 		diags.Sort()

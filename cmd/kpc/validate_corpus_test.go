@@ -7,6 +7,7 @@ import (
 	"encoding/xml"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -123,6 +124,9 @@ func TestValidateCorpus(t *testing.T) {
 	}
 }
 
+// acrossFiles matches the compiler's errors of a conflict between objects.
+var acrossFiles = regexp.MustCompile(`^duplicate (Service|EndpointSlice|Endpoints) \(first defined at |is already (allocated to|used by) Service `)
+
 // TestValidateCorpusReports validates the whole corpus at once: exit 1,
 // and JSON and JUnit reports that parse; and checks the usage errors.
 func TestValidateCorpusReports(t *testing.T) {
@@ -137,12 +141,14 @@ func TestValidateCorpusReports(t *testing.T) {
 	}
 	withErrors := map[string]bool{}
 	for _, d := range rep.Diagnostics {
-		if d.Severity == "error" {
+		if d.Severity == "error" && !acrossFiles.MatchString(d.Message) {
 			withErrors[d.File] = true
 		}
 	}
 	// Without flags, the files that need none have errors exactly when
-	// they are invalid.
+	// they are invalid, besides the conflicts between files: read as one
+	// input, they reuse names, and the valid ones are still checked
+	// across documents.
 	for _, f := range files {
 		if e := readCorpusExpect(t, f); len(e.flags) == 0 && withErrors[f] == e.valid {
 			t.Errorf("%s: errors reported: %v, want %v", f, withErrors[f], !e.valid)

@@ -394,11 +394,8 @@ func (w *watcher) loadAll() (*ir.Program, *api.Input, map[string][]docSpan, bool
 	files, diags := load.ReadFiles(w.paths)
 	input, ld := load.LoadFiles(files, w.loadOptions())
 	load.DropCaches()
-	diags = append(diags, ld...)
-	if diags.Err() == nil {
-		diags = append(diags, load.Refine(load.CrossCheck(input))...)
-	}
-	diags.Sort()
+	load.AddUnread(input, diags)
+	diags = checkAcross(input, append(diags, ld...), w.copts)
 	docs := map[string][]docSpan{}
 	for _, f := range files {
 		if spans, ok := splitDocs(f.Name, f.Data); ok {
@@ -406,6 +403,9 @@ func (w *watcher) loadAll() (*ir.Program, *api.Input, map[string][]docSpan, bool
 		}
 	}
 	if diags.Err() != nil {
+		if w.in.strict {
+			diags.Strict()
+		}
 		printDiags(w.errw, diags)
 		return nil, nil, nil, false
 	}
