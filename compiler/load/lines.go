@@ -63,7 +63,9 @@ func lineStarts(data []byte) []int32 {
 }
 
 // toPos converts a CUE position: with the fast parsers' table of its
-// file (setLines), else with CUE's.
+// file (setLines), else with CUE's. The end of a text that ends with a
+// line break is the end of its last line, as in CUE's table (an empty
+// value there, "?" at the end, is at that line's end).
 func toPos(p token.Pos) diag.Pos {
 	if !p.IsValid() {
 		return diag.Pos{}
@@ -73,6 +75,8 @@ func toPos(p token.Pos) diag.Pos {
 		l, found := slices.BinarySearch(t.starts, int32(off))
 		if !found {
 			l-- // the line that starts before off
+		} else if l > 0 && l == len(t.starts)-1 && off >= p.File().Size()-1 {
+			l-- // the end of the text, after its last line break
 		}
 		col := off - int(t.starts[l]) + 1
 		if t.indent != nil {
