@@ -331,8 +331,9 @@ func (e *evaluator) validate(d *document, opts Options) (ok bool) {
 		seen[p] = true
 		d.diags.Add(fe.position(d), d.object, p, fe.msg)
 	}
-	// d.diags held the strict mode's duplicate keys, if any (decoder.object).
-	if len(errs) > 0 || len(d.diags) > 0 {
+	// d.diags may hold the strict mode's duplicate keys (decoder.object);
+	// its warnings (unknown fields, duplicate keys) leave d valid.
+	if len(errs) > 0 || d.diags.Err() != nil {
 		d.out = d.invalid()
 		return true
 	}
