@@ -4,8 +4,10 @@ package netlink
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/google/nftables/userdata"
@@ -69,6 +71,14 @@ func newDumper(o Options) (*dumper, error) {
 
 func (d *dumper) close() { d.conn.Close() }
 
+// dumpBuffer is the size of the buffer a dump's answers are read into.
+// The kernel fills each message of a dump up to the largest buffer the
+// socket was read with, at most 32 KiB, where mdlayher/netlink reads a
+// page at a time; and it walks a hashed set from the start for every
+// message of the dump of its elements, so that a large set dumps several
+// times faster in larger messages.
+const dumpBuffer = 1 << 16
+
 // dump sends one dump request and returns the answers' attributes (after
 // the nfgenmsg header).
 func (d *dumper) dump(msgType uint16, family byte, attrs []mdnetlink.Attribute) ([][]byte, error) {
@@ -83,18 +93,53 @@ func (d *dumper) dump(msgType uint16, family byte, attrs []mdnetlink.Attribute) 
 		},
 		Data: append([]byte{family, unix.NFNETLINK_V0, 0, 0}, b...),
 	}
-	msgs, err := d.conn.Execute(req)
+	sent, err := d.conn.Send(req)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("netlink: sending a dump request: %w", err)
 	}
+	rc, err := d.conn.SyscallConn()
+	if err != nil {
+		return nil, fmt.Errorf("netlink: reading a dump: %w", err)
+	}
+	buf := make([]byte, dumpBuffer)
 	var out [][]byte
-	for _, m := range msgs {
-		if len(m.Data) < 4 {
-			continue
+	for {
+		var n int
+		var rerr error
+		if err := rc.Read(func(fd uintptr) bool {
+			n, _, rerr = unix.Recvfrom(int(fd), buf, 0)
+			return !errors.Is(rerr, unix.EAGAIN)
+		}); err != nil {
+			return nil, fmt.Errorf("netlink: reading a dump: %w", err)
 		}
-		out = append(out, m.Data[4:])
+		if rerr != nil {
+			return nil, fmt.Errorf("netlink: reading a dump: %w", rerr)
+		}
+		msgs, err := syscall.ParseNetlinkMessage(buf[:n])
+		if err != nil {
+			return nil, fmt.Errorf("netlink: reading a dump: %w", err)
+		}
+		for _, m := range msgs {
+			if m.Header.Seq != sent.Header.Sequence {
+				continue
+			}
+			switch m.Header.Type {
+			case unix.NLMSG_DONE, unix.NLMSG_ERROR:
+				if len(m.Data) >= 4 {
+					if code := int32(binary.NativeEndian.Uint32(m.Data[:4])); code != 0 {
+						return nil, unix.Errno(-code)
+					}
+				}
+				if m.Header.Type == unix.NLMSG_DONE {
+					return out, nil
+				}
+			default:
+				if len(m.Data) >= 4 {
+					out = append(out, append([]byte(nil), m.Data[4:]...))
+				}
+			}
+		}
 	}
-	return out, nil
 }
 
 func nulString(b []byte) string {
