@@ -65,7 +65,7 @@ func runApply(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.stateDir, "state-dir", defaultStateDir,
 		"netlink: where to cache the tables last applied, for incremental applies (\"\" disables the cache: every apply is full)")
 	netns := fs.String("netns", "", "work in this network namespace: a name from \"ip netns\" or a path such as /proc/PID/ns/net")
-	timings := fs.Bool("timings", false, "print to stderr how long each step took (load and compile, build, diff, kernel, cache)")
+	timings := fs.Bool("timings", false, "print to stderr how long each step took (load and compile, build, diff, reading back, kernel, cache)")
 	watch := fs.Bool("watch", false, "netlink: apply, then keep applying as the files change, sending only the changed Services "+
 		"(a line per change; interrupt to stop)")
 	if code, done := parse(fs, args, stdout); done {

@@ -54,19 +54,29 @@ func netlinkApply(prog *ir.Program, o applyOptions, stdout io.Writer) (steps, er
 	case netlink.SyncIncremental:
 		_, err = fmt.Fprintf(stdout, "kpc apply: updated kpc's nftables tables in %s: %s\n", o.where(), rep)
 	default:
-		_, err = fmt.Fprintf(stdout, "kpc apply: kpc's nftables tables in %s already hold these manifests; nothing was sent\n", o.where())
+		checked := ""
+		if rep.Verified {
+			checked = " (" + netlink.CheckedNote + ")"
+		}
+		_, err = fmt.Fprintf(stdout, "kpc apply: kpc's nftables tables in %s already hold these manifests; nothing was sent%s\n", o.where(), checked)
 	}
 	return syncSteps(rep), err
 }
 
-// syncSteps are the steps of a Sync, as its report times them.
+// syncSteps are the steps of a Sync, as its report times them; reading
+// kpc's tables back is one when the Sync did.
 func syncSteps(rep *netlink.SyncReport) steps {
-	return steps{
+	s := steps{
 		{"to build the tables", rep.Build},
 		{"to read the kernel's tables and compute the difference", rep.Diff},
+	}
+	if rep.Verify > 0 {
+		s = append(s, step{"to read kpc's tables back and check them", rep.Verify})
+	}
+	return append(s, steps{
 		{"in the kernel", rep.Kernel},
 		{"to write the cache", rep.Cache},
-	}
+	}...)
 }
 
 // netlinkDelete removes kpc's nftables tables (and the cache of them).

@@ -102,14 +102,16 @@ func TestApplyNetlink(t *testing.T) {
 	more := writeFile(t, dir, "more.yaml", strings.Replace(seed, `["10.4.5.6"]`, `["10.4.5.6"]
   - addresses: ["10.4.5.7"]`, 1))
 	steps := []struct {
-		name     string
-		args     []string
-		code     int
-		stdout   string
-		timed    bool     // --timings: stderr holds the timings line
-		has      []string // in the kpc table afterwards
-		hasNot   []string
-		noChange bool
+		name      string
+		foreign   string // an nft script run in the namespace first
+		args      []string
+		code      int
+		stdout    string
+		stdoutNot string
+		timed     bool     // --timings: stderr holds the timings line
+		has       []string // in the kpc table afterwards
+		hasNot    []string
+		noChange  bool
 	}{
 		{name: "apply", args: []string{"apply", "--netns", ns, "--state-dir", state, good},
 			stdout: "replaced kpc's nftables tables", has: []string{"10.96.0.100 . tcp . 80", "10.4.5.6 . 9376"}},
@@ -118,8 +120,23 @@ func TestApplyNetlink(t *testing.T) {
 		{name: "one endpoint more", args: []string{"apply", "--netns", ns, "--state-dir", state, more},
 			stdout: "updated kpc's nftables tables", has: []string{"10.4.5.6 . 9376", "10.4.5.7 . 9376"}},
 		{name: "back, timed", args: []string{"apply", "--netns", ns, "--state-dir", state, "--timings", good},
-			stdout: "updated kpc's nftables tables", has: []string{"10.4.5.6 . 9376"}, hasNot: []string{"10.4.5.7"},
-			timed: true},
+			stdout: "updated kpc's nftables tables", stdoutNot: "read back", has: []string{"10.4.5.6 . 9376"},
+			hasNot: []string{"10.4.5.7"}, timed: true},
+		{name: "a rule added by hand", foreign: "add rule ip kpc services counter comment \"by hand\"\n",
+			args:   []string{"apply", "--netns", ns, "--state-dir", state, good},
+			stdout: "replaced kpc's nftables tables in network namespace " + nstest.Path(ns) + " (kpc's tables were changed by something else: chain services of table ip kpc holds other rules)",
+			hasNot: []string{"by hand"}},
+		{name: "an element added by hand", foreign: "add element ip kpc cluster-ips { 192.0.2.99 }\n",
+			args:   []string{"apply", "--netns", ns, "--state-dir", state, more},
+			stdout: "(kpc's tables were changed by something else: set cluster-ips of table ip kpc holds other elements)",
+			has:    []string{"10.4.5.7 . 9376"}, hasNot: []string{"192.0.2.99"}},
+		{name: "another table", foreign: "add table ip third\n", args: []string{"apply", "--netns", ns, "--state-dir", state, good},
+			stdout: "; something was committed to nftables since kpc's last commit: kpc's tables were read back and found unchanged",
+			has:    []string{"10.4.5.6 . 9376"}, hasNot: []string{"10.4.5.7"}},
+		{name: "another table, same manifests", foreign: "delete table ip third\n",
+			args:     []string{"apply", "--netns", ns, "--state-dir", state, good},
+			stdout:   "already hold these manifests; nothing was sent (something was committed to nftables since kpc's last commit: kpc's tables were read back and found unchanged)",
+			noChange: true},
 		{name: "dry run", args: []string{"apply", "--netns", ns, "--state-dir", state, "--dry-run", other},
 			stdout: "table ip kpc {", noChange: true},
 		{name: "replace", args: []string{"apply", "--netns", ns, "--state-dir", state, other}, stdout: "updated",
@@ -133,6 +150,9 @@ func TestApplyNetlink(t *testing.T) {
 		{name: "delete again", args: []string{"apply", "--netns", ns, "--state-dir", state, "--delete"}, stdout: "removed 0"},
 	}
 	for _, st := range steps {
+		if st.foreign != "" {
+			nstest.Run(t, ns, st.foreign, "nft", "-f", "-")
+		}
 		before := list()
 		code, stdout, stderr := kpcRun(st.args...)
 		if code != st.code {
@@ -140,6 +160,9 @@ func TestApplyNetlink(t *testing.T) {
 		}
 		if !strings.Contains(stdout, st.stdout) {
 			t.Errorf("%s: stdout lacks %q:\n%s", st.name, st.stdout, stdout)
+		}
+		if st.stdoutNot != "" && strings.Contains(stdout, st.stdoutNot) {
+			t.Errorf("%s: stdout has %q:\n%s", st.name, st.stdoutNot, stdout)
 		}
 		if st.timed && !timingsLine.MatchString(stderr) {
 			t.Errorf("%s: stderr lacks the timings:\n%q", st.name, stderr)

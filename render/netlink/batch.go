@@ -165,8 +165,11 @@ var errUnknownOutcome = errors.New("the outcome is unknown")
 
 // sendBatch sends msgs as one batch on a socket in the namespace of o and
 // returns the kernel's verdict. Nothing is changed when it returns an error
-// other than one wrapping errUnknownOutcome.
-func sendBatch(o Options, msgs []mdnetlink.Message) error {
+// other than one wrapping errUnknownOutcome. When at is not 0, the kernel
+// commits the batch only at that nftables generation, and refuses it when
+// another commit came since (see generationMoved); an accepted batch then
+// leaves the kernel at nextGeneration(at).
+func sendBatch(o Options, msgs []mdnetlink.Message, at uint32) error {
 	cfg := &mdnetlink.Config{}
 	if o.NetNS != "" {
 		f, err := os.Open(o.NetNS)
@@ -191,6 +194,14 @@ func sendBatch(o Options, msgs []mdnetlink.Message) error {
 		Data: []byte{unix.AF_UNSPEC, unix.NFNETLINK_V0, 0, unix.NFNL_SUBSYS_NFTABLES}}
 	begin, end := marker, marker
 	begin.Header.Type = mdnetlink.HeaderType(unix.NFNL_MSG_BATCH_BEGIN)
+	if at != 0 {
+		genid, err := mdnetlink.MarshalAttributes([]mdnetlink.Attribute{
+			{Type: unix.NFNL_BATCH_GENID, Data: binary.BigEndian.AppendUint32(nil, at)}})
+		if err != nil {
+			return fmt.Errorf("netlink: encoding the batch's generation: %w", err)
+		}
+		begin.Data = append(append([]byte(nil), marker.Data...), genid...)
+	}
 	end.Header.Type = mdnetlink.HeaderType(unix.NFNL_MSG_BATCH_END)
 	all = append(all, begin)
 	for _, m := range msgs {

@@ -17,11 +17,15 @@ import (
 // The state cache: the comparable state (see state.go) of the tables that
 // the last successful Sync left in one network namespace, in a file of its
 // own under Options.StateDir, named after the namespace's device and inode
-// numbers and the table name. It is only trusted when the fingerprint each
-// table holds in the kernel equals the one cached for it.
+// numbers and the table name, with the nftables generation at which the
+// kernel's tables were known to hold that state (see generation.go). It is
+// only trusted when the fingerprint each table holds in the kernel equals
+// the one cached for it, and, unless the generation is still the cached
+// one, once kpc's tables read back from the kernel are found to hold it.
 //
 // Format (integers little endian, "uv" an unsigned varint, strings a uv
-// length and the bytes): the magic "KPCNLST1"; uv table count; per table
+// length and the bytes): the magic "KPCNLST2"; uv generation (0 when
+// unknown); uv table count; per table
 // its family byte, name, defined byte and fingerprint; uv chain count, per
 // chain its name, head, rules sum (8 bytes) and uv count of referenced
 // sets with their names; uv set count, per set its name, head sum (8
@@ -32,8 +36,12 @@ import (
 
 // cacheMagic starts a cache file; its last character is the version of
 // the format and of the sums (state.go), which must change whenever either
-// does.
-const cacheMagic = "KPCNLST1"
+// does. cacheMagicNoGeneration starts the version before, which is read as
+// one whose generation is unknown.
+const (
+	cacheMagic             = "KPCNLST2"
+	cacheMagicNoGeneration = "KPCNLST1"
+)
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
@@ -70,10 +78,12 @@ func (e *encoder) flag(v bool) {
 	}
 }
 
-// encodeStates writes tables in the cache format.
-func encodeStates(tables []*tableState) []byte {
+// encodeStates writes tables and the generation they are known at in the
+// cache format.
+func encodeStates(tables []*tableState, gen uint32) []byte {
 	e := &encoder{b: make([]byte, 0, 1<<16)}
 	e.b = append(e.b, cacheMagic...)
+	e.uv(uint64(gen))
 	e.uv(uint64(len(tables)))
 	for _, t := range tables {
 		e.b = append(e.b, byte(t.family))
@@ -220,19 +230,31 @@ func (c *cachedBuckets) bucket(i int) ([]elemState, error) {
 	return out, nil
 }
 
-// decodeStates reads tables from the cache format.
-func decodeStates(b []byte) ([]*tableState, error) {
-	if len(b) < len(cacheMagic)+4 || string(b[:len(cacheMagic)]) != cacheMagic {
-		return nil, errCorrupt
+// decodeStates reads tables and their generation from the cache format.
+func decodeStates(b []byte) ([]*tableState, uint32, error) {
+	if len(b) < len(cacheMagic)+4 {
+		return nil, 0, errCorrupt
+	}
+	magic := string(b[:len(cacheMagic)])
+	if magic != cacheMagic && magic != cacheMagicNoGeneration {
+		return nil, 0, errCorrupt
 	}
 	body := b[:len(b)-4]
 	if crc32.Checksum(body, crcTable) != binary.LittleEndian.Uint32(b[len(b)-4:]) {
-		return nil, errCorrupt
+		return nil, 0, errCorrupt
 	}
 	d := &decoder{b: body, off: len(cacheMagic)}
+	var gen uint32
+	if magic == cacheMagic {
+		g := d.uv()
+		if g > 1<<32-1 {
+			return nil, 0, errCorrupt
+		}
+		gen = uint32(g)
+	}
 	nt := d.uv()
 	if nt > 2 {
-		return nil, errCorrupt
+		return nil, 0, errCorrupt
 	}
 	var tables []*tableState
 	for i := uint64(0); i < nt && d.err == nil; i++ {
@@ -258,7 +280,7 @@ func decodeStates(b []byte) ([]*tableState, error) {
 			s := &setState{name: d.str(), head: d.u64(), unmanaged: d.flag()}
 			n := d.uv()
 			if n == 0 || n > 1<<16 || n&(n-1) != 0 {
-				return nil, errCorrupt
+				return nil, 0, errCorrupt
 			}
 			s.buckets = make([]uint64, n)
 			for k := range s.buckets {
@@ -275,12 +297,12 @@ func decodeStates(b []byte) ([]*tableState, error) {
 		tables = append(tables, t)
 	}
 	if d.err != nil {
-		return nil, d.err
+		return nil, 0, d.err
 	}
 	if d.off != len(body) {
-		return nil, errCorrupt
+		return nil, 0, errCorrupt
 	}
-	return tables, nil
+	return tables, gen, nil
 }
 
 // count is the number of elements of a cached set (decoding them all); it
@@ -294,24 +316,26 @@ func (c *cachedBuckets) count() int {
 	return n
 }
 
-// readCache reads the cache file at path; a missing file is (nil, nil).
-func readCache(path string) ([]*tableState, error) {
+// readCache reads the cache file at path: the tables and the generation
+// they are known at; a missing file is (nil, 0, nil).
+func readCache(path string) ([]*tableState, uint32, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
+		return nil, 0, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("netlink: reading state cache: %w", err)
+		return nil, 0, fmt.Errorf("netlink: reading state cache: %w", err)
 	}
-	ts, err := decodeStates(b)
+	ts, gen, err := decodeStates(b)
 	if err != nil {
-		return nil, fmt.Errorf("netlink: state cache %s: %w", path, err)
+		return nil, 0, fmt.Errorf("netlink: state cache %s: %w", path, err)
 	}
-	return ts, nil
+	return ts, gen, nil
 }
 
-// writeCache replaces the cache file at path atomically.
-func writeCache(path string, tables []*tableState) error {
+// writeCache replaces the cache file at path atomically with tables and
+// the generation they are known at (0: unknown).
+func writeCache(path string, tables []*tableState, gen uint32) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("netlink: creating state directory: %w", err)
 	}
@@ -319,7 +343,7 @@ func writeCache(path string, tables []*tableState) error {
 	if err != nil {
 		return fmt.Errorf("netlink: writing state cache: %w", err)
 	}
-	_, err = tmp.Write(encodeStates(tables))
+	_, err = tmp.Write(encodeStates(tables, gen))
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}

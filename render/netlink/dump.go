@@ -17,8 +17,16 @@ import (
 
 // google/nftables v0.3.0 reads sets and elements back incompletely: a
 // verdict map's key type is overwritten by "verdict", set comments are not
-// decoded, and the verdict of a vmap element is dropped. This file dumps
-// sets and elements with its own small decoder instead.
+// decoded, and the verdict of a vmap element is dropped; and it reads a
+// table's flags and use count in the host's byte order, not the kernel's
+// big endian. This file dumps tables, sets and elements with its own small
+// decoder instead.
+
+// dumpedTable is a table as the kernel dumps it: its flags, and use, the
+// number of its chains, named sets, stateful objects and flowtables.
+type dumpedTable struct {
+	flags, use uint32
+}
 
 // dumpedSet is a set or map as the kernel dumps it.
 type dumpedSet struct {
@@ -149,6 +157,39 @@ func nulString(b []byte) string {
 		}
 	}
 	return string(b)
+}
+
+// table dumps the table of a family and name; nil when there is none.
+func (d *dumper) table(family byte, name string) (*dumpedTable, error) {
+	msgs, err := d.dump(unix.NFT_MSG_GETTABLE, family, nil)
+	if err != nil {
+		return nil, fmt.Errorf("netlink: listing tables: %w", err)
+	}
+	for _, m := range msgs {
+		ad, err := mdnetlink.NewAttributeDecoder(m)
+		if err != nil {
+			return nil, fmt.Errorf("netlink: decoding a table: %w", err)
+		}
+		ad.ByteOrder = binary.BigEndian
+		t, tname := &dumpedTable{}, ""
+		for ad.Next() {
+			switch ad.Type() {
+			case unix.NFTA_TABLE_NAME:
+				tname = nulString(ad.Bytes())
+			case unix.NFTA_TABLE_FLAGS:
+				t.flags = ad.Uint32()
+			case unix.NFTA_TABLE_USE:
+				t.use = ad.Uint32()
+			}
+		}
+		if err := ad.Err(); err != nil {
+			return nil, fmt.Errorf("netlink: decoding a table: %w", err)
+		}
+		if tname == name {
+			return t, nil
+		}
+	}
+	return nil, nil
 }
 
 // sets dumps the sets of a table (without elements).

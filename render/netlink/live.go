@@ -407,19 +407,26 @@ func timeoutString(flags uint32, ms int64) string {
 	return fmt.Sprintf("%dms", ms)
 }
 
+// specDataType is the data type the kernel reports for a set built here.
+func specDataType(set *nftables.Set) uint32 {
+	if set.IsMap && set.DataType.Name == nftables.TypeVerdict.Name {
+		return verdictDataType
+	}
+	return magic(set.DataType)
+}
+
+// specHead is the comparable declaration of a set built here.
+func specHead(set *nftables.Set) string {
+	flags := specFlags(set)
+	return setHead(flags, magic(set.KeyType), set.KeyType.Bytes, specDataType(set), set.DataType.Bytes,
+		timeoutString(flags, set.Timeout.Milliseconds()), set.Size, set.Comment)
+}
+
 // specModel is the comparable form of a set built here.
 func specModel(s *setSpec) *setModel {
 	set := s.set
-	dataType := magic(set.DataType)
-	if set.IsMap && set.DataType.Name == nftables.TypeVerdict.Name {
-		dataType = verdictDataType
-	}
-	flags := specFlags(set)
-	m := &setModel{
-		head: setHead(flags, magic(set.KeyType), set.KeyType.Bytes, dataType, set.DataType.Bytes,
-			timeoutString(flags, set.Timeout.Milliseconds()), set.Size, set.Comment),
-		dynamic: set.Dynamic,
-	}
+	dataType := specDataType(set)
+	m := &setModel{head: specHead(set), dynamic: set.Dynamic}
 	for _, e := range s.elems {
 		v := ""
 		if e.VerdictData != nil {
@@ -435,12 +442,14 @@ func specModel(s *setSpec) *setModel {
 	return m
 }
 
+// dumpedHead is the comparable declaration of a set read from the kernel.
+func dumpedHead(s *dumpedSet) string {
+	return setHead(s.flags, s.keyType, s.keyLen, s.dataType, s.dataLen, timeoutString(s.flags, s.timeout.Milliseconds()), s.size, s.comment)
+}
+
 // dumpedModel is the comparable form of a set read from the kernel.
 func dumpedModel(s *dumpedSet) *setModel {
-	m := &setModel{
-		head:    setHead(s.flags, s.keyType, s.keyLen, s.dataType, s.dataLen, timeoutString(s.flags, s.timeout.Milliseconds()), s.size, s.comment),
-		dynamic: s.flags&unix.NFT_SET_EVAL != 0,
-	}
+	m := &setModel{head: dumpedHead(s), dynamic: s.flags&unix.NFT_SET_EVAL != 0}
 	for _, e := range s.elems {
 		v := ""
 		if e.hasVerdict {
@@ -518,11 +527,19 @@ func expectedModel(t *tableSpec) *model {
 	if !t.define {
 		return m
 	}
-	for _, c := range t.chains {
-		m.chains[c.Name] = &chainModel{head: chainHead(c)}
-	}
+	m.chains = expectedChains(t)
 	for _, s := range t.sets {
 		m.sets[s.set.Name] = specModel(s)
+	}
+	return m
+}
+
+// expectedChains is the comparable form of the chains of a table built
+// here, by name.
+func expectedChains(t *tableSpec) map[string]*chainModel {
+	chains := make(map[string]*chainModel, len(t.chains))
+	for _, c := range t.chains {
+		chains[c.Name] = &chainModel{head: chainHead(c)}
 	}
 	for _, r := range t.rules {
 		anon := func(name string, id uint32) (string, bool) {
@@ -533,10 +550,10 @@ func expectedModel(t *tableSpec) *model {
 			}
 			return "", false
 		}
-		c := m.chains[r.rule.Chain.Name]
+		c := chains[r.rule.Chain.Name]
 		c.rules = append(c.rules, ruleString(r.rule.Exprs, r.rule.UserData, anon))
 	}
-	return m
+	return chains
 }
 
 // liveModel reads table t from the kernel.
@@ -565,33 +582,57 @@ func liveModel(c *conn, d *dumper, t *nftables.Table) (*model, error) {
 		}
 		m.sets[s.name] = dumpedModel(s)
 	}
+	rc, err := readConn(d)
+	if err != nil {
+		return nil, err
+	}
+	chains, err := liveChains(rc, t)
+	if err != nil {
+		return nil, err
+	}
+	for _, ch := range chains {
+		cm := &chainModel{head: chainHead(ch)}
+		if cm.rules, err = liveRules(rc, t, ch, anonSets); err != nil {
+			return nil, err
+		}
+		m.chains[ch.Name] = cm
+	}
+	return m, nil
+}
+
+// liveChains lists the chains of table t in the kernel, through rc (a
+// readConn).
+func liveChains(rc *nftables.Conn, t *nftables.Table) ([]*nftables.Chain, error) {
+	all, err := rc.ListChainsOfTableFamily(t.Family)
+	if err != nil {
+		return nil, fmt.Errorf("netlink: listing chains: %w", err)
+	}
+	var chains []*nftables.Chain
+	for _, ch := range all {
+		if ch.Table != nil && ch.Table.Name == t.Name {
+			chains = append(chains, ch)
+		}
+	}
+	return chains, nil
+}
+
+// liveRules reads the rules of chain ch of table t in the kernel, in
+// comparable form; anonSets holds the anonymous sets of the table, which
+// the rules' lookups are spelled with.
+func liveRules(rc *nftables.Conn, t *nftables.Table, ch *nftables.Chain, anonSets map[string]*setModel) ([]string, error) {
 	anon := func(name string, _ uint32) (string, bool) {
 		if s, ok := anonSets[name]; ok {
 			return "{" + strings.Join(s.elems, ", ") + "}", true
 		}
 		return "", false
 	}
-	rc, err := readConn(d)
+	rules, err := rc.GetRules(t, ch)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("netlink: listing rules of %s: %w", ch.Name, err)
 	}
-	chains, err := rc.ListChainsOfTableFamily(t.Family)
-	if err != nil {
-		return nil, fmt.Errorf("netlink: listing chains: %w", err)
+	out := make([]string, 0, len(rules))
+	for _, r := range rules {
+		out = append(out, ruleString(r.Exprs, r.UserData, anon))
 	}
-	for _, ch := range chains {
-		if ch.Table == nil || ch.Table.Name != t.Name {
-			continue
-		}
-		cm := &chainModel{head: chainHead(ch)}
-		rules, err := rc.GetRules(t, ch)
-		if err != nil {
-			return nil, fmt.Errorf("netlink: listing rules of %s: %w", ch.Name, err)
-		}
-		for _, r := range rules {
-			cm.rules = append(cm.rules, ruleString(r.Exprs, r.UserData, anon))
-		}
-		m.chains[ch.Name] = cm
-	}
-	return m, nil
+	return out, nil
 }

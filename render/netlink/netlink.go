@@ -76,7 +76,8 @@ type Options struct {
 	Timeout time.Duration
 	// StateDir is where Sync keeps its cache of the tables it applied
 	// last, one file per network namespace and table name; "" disables the
-	// cache, and every Sync replaces the tables.
+	// cache, and every Sync replaces the tables, unless their fingerprints
+	// say that they hold the Program (which it then reads back to check).
 	StateDir string
 	// Full makes Sync replace the tables even when an incremental update
 	// is possible.
@@ -89,6 +90,9 @@ type Options struct {
 	// beforeFlush, when set (by tests), returns messages to append to the
 	// batch after everything else.
 	beforeFlush func(tables []*tableSpec) []mdnetlink.Message
+	// afterPlan, when set (by tests), runs between Sync's reading of the
+	// kernel's tables and the batch it sends.
+	afterPlan func()
 }
 
 // Stats counts the objects and messages of a batch.
@@ -239,7 +243,7 @@ func Apply(p *ir.Program, o Options) (Stats, error) {
 	if o.DryRun {
 		return b.stats, nil
 	}
-	if err := b.send(o); err != nil {
+	if _, err := b.send(o); err != nil {
 		return b.stats, err
 	}
 	return b.stats, nil
@@ -247,22 +251,61 @@ func Apply(p *ir.Program, o Options) (Stats, error) {
 
 // Send replaces kpc's tables with the batch's in one transaction, as
 // Apply does.
-func (b *Batch) Send(o Options) error { return b.send(o) }
+func (b *Batch) Send(o Options) error {
+	_, err := b.send(o)
+	return err
+}
 
-// send queues the batch and sends it.
-func (b *Batch) send(o Options) error {
+// send queues the batch and sends it, and returns the nftables generation
+// its commit left (see sendWhole).
+func (b *Batch) send(o Options) (uint32, error) {
 	q := newQueue()
 	for _, t := range b.tables {
 		q.table(t)
 	}
 	msgs, err := q.finish()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if o.beforeFlush != nil {
 		msgs = append(msgs, o.beforeFlush(b.tables)...)
 	}
-	return sendBatch(o, msgs)
+	return sendWhole(o, msgs)
+}
+
+// wholeAttempts is how many times sendWhole sends a batch at the
+// generation it read before it sends it at any.
+const wholeAttempts = 3
+
+// sendWhole sends msgs, a batch whose outcome does not depend on what the
+// kernel holds (it replaces kpc's tables whole), and returns the nftables
+// generation its commit left: it reads the generation and sends the batch
+// at it, and again when another commit came in between; after
+// wholeAttempts such refusals it sends the batch at any generation, and
+// returns 0 (unknown).
+func sendWhole(o Options, msgs []mdnetlink.Message) (uint32, error) {
+	for attempt := 1; ; attempt++ {
+		var at uint32
+		if attempt <= wholeAttempts {
+			d, err := newDumper(o)
+			if err != nil {
+				return 0, err
+			}
+			at, err = d.generation()
+			d.close()
+			if err != nil {
+				return 0, err
+			}
+		}
+		err := sendBatch(o, msgs, at)
+		switch {
+		case at != 0 && generationMoved(err):
+			continue
+		case err != nil || at == 0:
+			return 0, err
+		}
+		return nextGeneration(at), nil
+	}
 }
 
 // timeout is Timeout or DefaultTimeout.
@@ -316,7 +359,7 @@ func Delete(o Options) (Stats, error) {
 	if err != nil {
 		return s, err
 	}
-	if err := sendBatch(o, msgs); err != nil {
+	if err := sendBatch(o, msgs, 0); err != nil {
 		return s, fmt.Errorf("netlink: deleting table %s: %w", name, err)
 	}
 	if o.StateDir != "" {

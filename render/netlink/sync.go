@@ -34,6 +34,19 @@ type SyncReport struct {
 	// Reason says why a Sync replaced the tables rather than updating
 	// them ("" for the other modes).
 	Reason string
+	// Verified says that kpc's tables were read back from the kernel and
+	// found to hold what the Sync assumed (the cached tables, or the
+	// Program's), because the nftables generation was not the one kpc's
+	// last commit left: something was committed since, to these tables or
+	// to others. Had they differed, the Sync would have replaced them
+	// (Mode SyncFull, with the difference in Reason).
+	Verified bool
+	// Generation is the nftables generation at which the kernel's tables
+	// are known to hold the Program after the Sync (see generation.go): the
+	// one its commit left, or the one it found them at; 0 when that is not
+	// known (a dry run that would change them, or another commit that came
+	// between two batches of the Sync).
+	Generation uint32
 	// Sent counts the messages of the batch sent (zero when unchanged).
 	// For a full replace it is Batch's; for an incremental update it counts
 	// the difference: Messages, Chains (created), Sets (created or remade)
@@ -48,33 +61,46 @@ type SyncReport struct {
 	// Batch counts the objects of the whole Program.
 	Batch Stats
 	// Build is the time taken to build the batch and its state, Diff to
-	// read the kernel's fingerprints and the cache and compute the
-	// difference, Kernel to send the batch and get its answer, and Cache to
-	// write the new cache.
-	Build, Diff, Kernel, Cache time.Duration
+	// read the kernel's generation and fingerprints and the cache and
+	// compute the difference, Verify to read kpc's tables back and compare
+	// them (when Verified, or when they differed), Kernel to send the batch
+	// and get its answer, and Cache to write the new cache.
+	Build, Diff, Verify, Kernel, Cache time.Duration
 }
 
 // String summarizes the report on one line.
 func (r *SyncReport) String() string {
+	checked := ""
+	if r.Verified {
+		checked = "; " + CheckedNote
+	}
 	switch r.Mode {
 	case SyncUnchanged:
-		return "unchanged: the kernel's tables already hold this program; nothing was sent"
+		return "unchanged: the kernel's tables already hold this program; nothing was sent" + checked
 	case SyncIncremental:
-		return fmt.Sprintf("incremental: %d netlink messages (%d elements added, %d deleted; %d chains created, %d rewritten, %d deleted; %d sets created, %d deleted)",
+		return fmt.Sprintf("incremental: %d netlink messages (%d elements added, %d deleted; %d chains created, %d rewritten, %d deleted; %d sets created, %d deleted)%s",
 			r.Sent.Messages, r.Sent.Elements, r.DeletedElements, r.Sent.Chains, r.FlushedChains-r.DeletedChains, r.DeletedChains,
-			r.Sent.Sets, r.DeletedSets)
+			r.Sent.Sets, r.DeletedSets, checked)
 	}
 	return fmt.Sprintf("full replace (%s): %s", r.Reason, r.Sent)
 }
+
+// CheckedNote says, in a report, what a Verified Sync did.
+const CheckedNote = "something was committed to nftables since kpc's last commit: kpc's tables were read back and found unchanged"
+
+// ChangedReason starts the Reason of a Sync that found kpc's tables
+// changed by something else; the difference follows.
+const ChangedReason = "kpc's tables were changed by something else: "
 
 // Sync brings kpc's tables in the kernel to p in one batch, sending only
 // the difference when it can.
 //
 // Each table kpc defines holds a fingerprint of its definition (see
 // fingerprint.go), and Sync keeps, under o.StateDir, the comparable state
-// of the tables it applied last in each network namespace. When the
+// of the tables it applied last in each network namespace, with the
+// nftables generation that apply left (see generation.go). When the
 // kernel's fingerprints are p's, nothing is sent. When they are the
-// cached tables', the kernel holds exactly those, and one batch sends the
+// cached tables', the kernel holds those, and one batch sends the
 // difference between them and p's: element additions and deletions, new,
 // rewritten (flushed and refilled) and deleted chains, new, remade and
 // deleted sets, and the new fingerprint. Everything else, and o.Full,
@@ -84,8 +110,15 @@ func (r *SyncReport) String() string {
 // incremental batch the kernel refuses. Sets the kernel fills (affinity)
 // keep their elements across updates unless their declaration changes.
 //
-// A changed table that still holds the cached fingerprint (edited by hand,
-// say) is not noticed; Compare, or a Sync with o.Full, repairs it.
+// A fingerprint only says what kpc put there: a table edited without it
+// (a rule or an element added by hand) keeps it. So unless the nftables
+// generation is still the cached one (nothing at all was committed in the
+// namespace since), Sync first reads kpc's tables back and compares them
+// with the state it is about to update (or, when the fingerprints say the
+// kernel holds p, with p's), and replaces them when they differ (see
+// verifyTables for what is compared). An update is sent at the generation
+// read before the tables (NFNL_BATCH_GENID): if anything was committed
+// meanwhile, the kernel refuses it and Sync replaces the tables instead.
 //
 // The cache is rewritten after every successful batch and removed when
 // the outcome of a batch is unknown. A lock file next to it keeps two
@@ -132,66 +165,64 @@ func (b *Batch) sync(o Options, start time.Time) (*SyncReport, error) {
 			defer unlock()
 		}
 	}
-	diffs, reason, err := b.plan(want, path, o)
+	pl, err := b.plan(want, path, o)
 	if err != nil {
 		return nil, err
 	}
-	rep.Diff = time.Since(start)
+	rep.Verified, rep.Verify = pl.verified, pl.verify
+	rep.Diff = time.Since(start) - pl.verify
+	reason := pl.reason
+	if o.afterPlan != nil {
+		o.afterPlan()
+	}
 
-	if diffs != nil {
+	if pl.diffs != nil {
 		rep.Mode = SyncIncremental
 		q := &queue{}
 		empty := true
-		for _, d := range diffs {
+		for _, d := range pl.diffs {
 			q.update(d)
 			empty = empty && d.empty()
 			rep.count(d)
 		}
 		rep.Sent.Messages = q.messages
 		if empty {
-			rep.Mode = SyncUnchanged
-			rep.Sent = Stats{}
-			return rep, nil
+			return b.unchanged(rep, pl, path, want, o)
 		}
 		if o.DryRun {
 			return rep, nil
 		}
 		start = time.Now()
-		err := sendDiffs(b.tables, diffs, o, rep)
+		gen, err := sendDiffs(b.tables, pl.diffs, o, rep, pl.gen)
 		rep.Kernel = time.Since(start)
 		switch {
 		case err == nil:
 			start = time.Now()
-			err = writeCache(path, want)
+			rep.Generation = gen
+			err = writeCache(path, want, gen)
 			rep.Cache = time.Since(start)
 			return rep, err
 		case unknownOutcome(err):
 			_ = removeCache(path)
 			return rep, err
+		case generationMoved(err):
+			reason = "something was committed to nftables while kpc read its tables"
+		default:
+			// The kernel refused the update, so nothing changed: replace.
+			reason = fmt.Sprintf("the kernel refused the incremental batch (%v)", err)
 		}
-		// The kernel refused the update, so nothing changed: replace.
-		reason = fmt.Sprintf("the kernel refused the incremental batch (%v)", err)
-		*rep = SyncReport{Batch: rep.Batch, Build: rep.Build, Diff: rep.Diff}
+		*rep = SyncReport{Batch: rep.Batch, Verified: rep.Verified, Build: rep.Build, Diff: rep.Diff, Verify: rep.Verify}
 	}
 
 	if reason == "" {
-		// The kernel holds p: make sure the cache describes it, so that
-		// the next change can be an update.
-		rep.Mode = SyncUnchanged
-		if path == "" || o.DryRun || cacheHolds(path, want) {
-			return rep, nil
-		}
-		start = time.Now()
-		err = writeCache(path, want)
-		rep.Cache = time.Since(start)
-		return rep, err
+		return b.unchanged(rep, pl, path, want, o)
 	}
 	rep.Mode, rep.Reason, rep.Sent = SyncFull, reason, b.stats
 	if o.DryRun {
 		return rep, nil
 	}
 	start = time.Now()
-	err = b.send(o)
+	gen, err := b.send(o)
 	rep.Kernel = time.Since(start)
 	if err != nil {
 		if unknownOutcome(err) && path != "" {
@@ -199,11 +230,26 @@ func (b *Batch) sync(o Options, start time.Time) (*SyncReport, error) {
 		}
 		return rep, err
 	}
+	rep.Generation = gen
 	if path != "" {
 		start = time.Now()
-		err = writeCache(path, want)
+		err = writeCache(path, want, gen)
 		rep.Cache = time.Since(start)
 	}
+	return rep, err
+}
+
+// unchanged finishes the report of a Sync that found the kernel holding
+// want: it makes sure the cache describes it at the generation it was
+// found at, so that the next change can be an update.
+func (b *Batch) unchanged(rep *SyncReport, pl *syncPlan, path string, want []*tableState, o Options) (*SyncReport, error) {
+	rep.Mode, rep.Sent, rep.Generation = SyncUnchanged, Stats{}, pl.gen
+	if path == "" || o.DryRun || pl.cacheCurrent {
+		return rep, nil
+	}
+	start := time.Now()
+	err := writeCache(path, want, pl.gen)
+	rep.Cache = time.Since(start)
 	return rep, err
 }
 
@@ -243,20 +289,40 @@ func familyOf(t *tableSpec) family {
 	return famIPv4
 }
 
-// plan decides between nothing, an update and a full replace: it returns
-// the table diffs of an update, or the reason for a full replace (nil
-// diffs), or neither when the kernel already holds want.
-func (b *Batch) plan(want []*tableState, path string, o Options) ([]*tableDiff, string, error) {
+// syncPlan is what plan decided.
+type syncPlan struct {
+	// diffs are the table diffs of an update; reason says why the tables
+	// are replaced instead; neither when the kernel already holds want.
+	diffs  []*tableDiff
+	reason string
+	// gen is the generation read before anything else, at which the
+	// update is sent.
+	gen uint32
+	// verified: kpc's tables were read back and found to hold the state
+	// the plan starts from, in verify; cacheCurrent: the cache already
+	// describes want at gen.
+	verified, cacheCurrent bool
+	verify                 time.Duration
+}
+
+// plan decides between nothing, an update and a full replace.
+func (b *Batch) plan(want []*tableState, path string, o Options) (*syncPlan, error) {
 	d, err := newDumper(o)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	defer d.close()
 	c, err := dial(o)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	defer c.close()
+	// The generation first: whatever is read after it is what the kernel
+	// holds at it, unless it moves.
+	pl := &syncPlan{}
+	if pl.gen, err = d.generation(); err != nil {
+		return nil, err
+	}
 	type kernelTable struct {
 		exists bool
 		fp     string
@@ -266,60 +332,102 @@ func (b *Batch) plan(want []*tableState, path string, o Options) ([]*tableDiff, 
 	for i, t := range b.tables {
 		exists, fp, err := kernelFingerprint(c, d, t.table)
 		if err != nil {
-			return nil, "", err
+			return nil, err
 		}
 		kernel[i] = kernelTable{exists, fp}
 		same = same && exists == want[i].defined && (!exists || fp != "" && fp == want[i].fingerprint)
 	}
-	switch {
-	case o.Full:
-		return nil, "requested", nil
-	case same:
-		return nil, "", nil
-	case path == "":
-		return nil, "no state directory", nil
+	if o.Full {
+		pl.reason = "requested"
+		return pl, nil
 	}
-	cached, err := readCache(path)
+	var cached []*tableState
+	var cachedGen uint32
+	var cacheErr error
+	if path != "" {
+		cached, cachedGen, cacheErr = readCache(path)
+	}
+	if same {
+		// The kernel's tables say they hold want. That is known when
+		// nothing was committed since the cache of want was written, and
+		// checked otherwise.
+		if cacheErr == nil && cachedGen == pl.gen && sameFingerprints(cached, want) {
+			pl.cacheCurrent = true
+			return pl, nil
+		}
+		return pl, b.verify(pl, d, want, want)
+	}
 	switch {
-	case err != nil:
-		return nil, err.Error(), nil
+	case path == "":
+		pl.reason = "no state directory"
+		return pl, nil
+	case cacheErr != nil:
+		pl.reason = cacheErr.Error()
+		return pl, nil
 	case cached == nil:
-		return nil, "no cache of the last apply in this network namespace", nil
+		pl.reason = "no cache of the last apply in this network namespace"
+		return pl, nil
 	case len(cached) != len(b.tables):
-		return nil, "the cache describes other tables", nil
+		pl.reason = "the cache describes other tables"
+		return pl, nil
 	}
 	var diffs []*tableDiff
 	for i, t := range b.tables {
 		old := cached[i]
 		switch {
 		case old.family != t.table.Family || old.name != t.table.Name:
-			return nil, "the cache describes other tables", nil
+			pl.reason = "the cache describes other tables"
 		case old.defined != kernel[i].exists:
-			return nil, fmt.Sprintf("table %s was created or deleted since the last apply", tableLabel(t.table)), nil
+			pl.reason = fmt.Sprintf("table %s was created or deleted since the last apply", tableLabel(t.table))
 		case old.defined && kernel[i].fp == "" && len(old.chains) == 0 && len(old.sets) == 0:
 			// An empty table (an input without Services) has no
 			// fingerprint set to tell it from another empty table.
-			return nil, fmt.Sprintf("the last apply left table %s empty, without a fingerprint to check it by", tableLabel(t.table)), nil
+			pl.reason = fmt.Sprintf("the last apply left table %s empty, without a fingerprint to check it by", tableLabel(t.table))
 		case old.defined && (kernel[i].fp == "" || kernel[i].fp != old.fingerprint):
-			return nil, fmt.Sprintf("table %s is not the one last applied (its fingerprint differs from the cache's)", tableLabel(t.table)), nil
+			pl.reason = fmt.Sprintf("table %s is not the one last applied (its fingerprint differs from the cache's)", tableLabel(t.table))
+		}
+		if pl.reason != "" {
+			return pl, nil
 		}
 		diff, err := diffTable(old, want[i], t)
 		if errors.Is(err, errNeedFull) {
-			return nil, err.Error(), nil
+			pl.reason = err.Error()
+			return pl, nil
 		}
 		if err != nil {
-			return nil, "", err
+			return nil, err
 		}
 		diffs = append(diffs, diff)
 	}
-	return diffs, "", nil
+	pl.diffs = diffs
+	if cachedGen == pl.gen {
+		return pl, nil
+	}
+	return pl, b.verify(pl, d, cached, want)
 }
 
-// cacheHolds reports whether the cache at path describes tables with the
+// verify reads kpc's tables back and checks that they hold old, the state
+// an update to want starts from (see verifyTables); when they do not, the
+// plan becomes a full replace that says why.
+func (b *Batch) verify(pl *syncPlan, d *dumper, old, want []*tableState) error {
+	start := time.Now()
+	diff, err := verifyTables(d, b.tables, old, want)
+	pl.verify = time.Since(start)
+	if err != nil {
+		return fmt.Errorf("netlink: reading kpc's tables back: %w", err)
+	}
+	if diff != "" {
+		pl.diffs, pl.reason = nil, ChangedReason+diff
+		return nil
+	}
+	pl.verified = true
+	return nil
+}
+
+// sameFingerprints reports whether cached describes tables with the
 // fingerprints of want.
-func cacheHolds(path string, want []*tableState) bool {
-	cached, err := readCache(path)
-	if err != nil || len(cached) != len(want) {
+func sameFingerprints(cached, want []*tableState) bool {
+	if len(cached) != len(want) {
 		return false
 	}
 	for i, t := range want {
@@ -331,10 +439,12 @@ func cacheHolds(path string, want []*tableState) bool {
 	return true
 }
 
-// sendDiffs sends table diffs as one batch, with the clients of
-// sticky-clients whose endpoint is gone (see sticky.go), and afterwards
-// destroys those recorded meanwhile.
-func sendDiffs(specs []*tableSpec, diffs []*tableDiff, o Options, rep *SyncReport) error {
+// sendDiffs sends table diffs as one batch at generation at (0: any), with
+// the clients of sticky-clients whose endpoint is gone (see sticky.go),
+// and afterwards destroys those recorded meanwhile. It returns the
+// generation at which the kernel holds what the diffs make: 0 when at is,
+// or when another commit came between the two batches.
+func sendDiffs(specs []*tableSpec, diffs []*tableDiff, o Options, rep *SyncReport, at uint32) (uint32, error) {
 	q := newQueue()
 	var work []*stickyWork
 	for i, d := range diffs {
@@ -345,7 +455,7 @@ func sendDiffs(specs []*tableSpec, diffs []*tableDiff, o Options, rep *SyncRepor
 	}
 	msgs, err := q.finish()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	destroy := func() ([]mdnetlink.Message, int, error) {
 		if len(work) == 0 {
@@ -373,21 +483,34 @@ func sendDiffs(specs []*tableSpec, diffs []*tableDiff, o Options, rep *SyncRepor
 	}
 	extra, n, err := destroy()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	rep.Sent.Messages += len(extra)
 	rep.StaleClients = n
-	if err := sendBatch(o, append(msgs, extra...)); err != nil {
-		return err
+	if err := sendBatch(o, append(msgs, extra...), at); err != nil {
+		return 0, err
+	}
+	var gen uint32
+	if at != 0 {
+		gen = nextGeneration(at)
 	}
 	// Clients recorded between the read and the commit.
 	extra, n, err = destroy()
 	if err != nil || len(extra) == 0 {
-		return err
+		return gen, err
 	}
 	rep.StaleClients += n
 	rep.Sent.Messages += len(extra)
-	return sendBatch(o, extra)
+	err = sendBatch(o, extra, gen)
+	switch {
+	case err == nil && gen != 0:
+		return nextGeneration(gen), nil
+	case gen != 0 && generationMoved(err):
+		// Something else committed after the update: the generation no
+		// longer tells that the tables are kpc's alone.
+		return 0, sendBatch(o, extra, 0)
+	}
+	return 0, err
 }
 
 // unknownOutcome reports whether err leaves unknown whether the kernel

@@ -268,10 +268,13 @@ func TestStateCache(t *testing.T) {
 		}
 		want = append(want, st)
 	}
-	enc := encodeStates(want)
-	got, err := decodeStates(enc)
+	enc := encodeStates(want, 1<<32-1)
+	got, gen, err := decodeStates(enc)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if gen != 1<<32-1 {
+		t.Errorf("generation %d after decoding, want %d", gen, uint32(1<<32-1))
 	}
 	if len(got) != len(want) {
 		t.Fatalf("%d tables, want %d", len(got), len(want))
@@ -299,13 +302,13 @@ func TestStateCache(t *testing.T) {
 		}
 	}
 	for _, bad := range [][]byte{nil, []byte("KPCNLST1"), enc[:len(enc)-1], append([]byte("x"), enc[1:]...)} {
-		if _, err := decodeStates(bad); err == nil {
+		if _, _, err := decodeStates(bad); err == nil {
 			t.Errorf("decoding %d damaged bytes succeeded", len(bad))
 		}
 	}
 	flipped := append([]byte(nil), enc...)
 	flipped[len(flipped)/2] ^= 1
-	if _, err := decodeStates(flipped); err == nil {
+	if _, _, err := decodeStates(flipped); err == nil {
 		t.Error("decoding a flipped bit succeeded")
 	}
 }
@@ -363,11 +366,11 @@ func TestSyncTouchesOneService(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	diffs, reason, err := b.plan(want, path, Options{NetNS: nstest.Path(ns)})
-	if err != nil || diffs == nil {
-		t.Fatalf("plan: %v, %q", err, reason)
+	pl, err := b.plan(want, path, Options{NetNS: nstest.Path(ns)})
+	if err != nil || pl.diffs == nil {
+		t.Fatalf("plan: %v, %+v", err, pl)
 	}
-	d := diffs[0]
+	d := pl.diffs[0]
 	if len(d.newChains)+len(d.newSets)+len(d.flushChains)+len(d.delSets)+len(d.remakeSets)+len(d.rules)+len(d.delChains) != 0 {
 		t.Errorf("the update changes chains or sets: %+v", d)
 	}

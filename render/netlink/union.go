@@ -715,7 +715,7 @@ func (u *Union) Update(changes []Change) (*UpdateReport, error) {
 	}
 	start = time.Now()
 	sr := &SyncReport{}
-	err = sendDiffs(specs, diffs, u.o, sr)
+	_, err = sendDiffs(specs, diffs, u.o, sr, 0)
 	rep.Kernel = time.Since(start)
 	rep.Messages += sr.Sent.Messages
 	rep.StaleClients = sr.StaleClients
