@@ -50,7 +50,8 @@ const watchDebounce = 10 * time.Millisecond
 //     allocation depends on every other Service), or a Service that claims
 //     a name, cluster IP or nodePort another Service holds (the full
 //     compile reports it);
-//   - what netlink.Union.Update refuses (ErrNeedFull: a layout change);
+//   - what netlink.Union.Update refuses (ErrNeedFull: a layout change, or
+//     a commit to nftables in the namespace that was not the watcher's);
 //   - a file that loads again after it did not.
 //
 // While a file does not load, or a changed Service does not compile,
@@ -384,7 +385,7 @@ func (w *watcher) full(reason string) string {
 		fmt.Fprintf(w.out, "%s; changes are applied whole while %s\n", what, w.why)
 		return "full"
 	}
-	return w.adoptAll(what, b)
+	return w.adoptAll(what, b, rep.Generation)
 }
 
 // loadAll loads and compiles every file as kpc apply does, and splits
@@ -440,15 +441,16 @@ func wholeLine(reason string, took time.Duration, rep *netlink.SyncReport) strin
 }
 
 // adoptAll builds every Service's part and a Union of them that adopts
-// b, the batch just applied, and finishes the line what.
-func (w *watcher) adoptAll(what string, b *netlink.Batch) string {
+// b, the batch just applied (which left the nftables generation gen), and
+// finishes the line what.
+func (w *watcher) adoptAll(what string, b *netlink.Batch, gen uint32) string {
 	start := time.Now()
 	// Only the summary of the whole batch is kept while the parts are
 	// built (nothing uses the batch after this): it is much smaller.
 	var u *netlink.Union
 	sum, err := b.Summary()
 	if err == nil {
-		u, err = w.adopt(sum)
+		u, err = w.adopt(sum, gen)
 	}
 	if err != nil {
 		for _, k := range w.keys {
@@ -498,7 +500,7 @@ func (w *watcher) wholeKept(reason string, changes []netlink.Change) string {
 	what := wholeLine(reason, time.Since(start), rep)
 	start = time.Now()
 	sum, err := b.Summary()
-	if err == nil && sum.NumberedMaps() == w.partOpts.NumberedMaps && recount(u, changes) && u.Adopt(sum) == nil {
+	if err == nil && sum.NumberedMaps() == w.partOpts.NumberedMaps && recount(u, changes) && u.Adopt(sum, rep.Generation) == nil {
 		for _, c := range changes {
 			if c.New != nil {
 				c.New.Slim()
@@ -508,7 +510,7 @@ func (w *watcher) wholeKept(reason string, changes []netlink.Change) string {
 		fmt.Fprintf(w.out, "%s; the other Services' parts were kept, adopted in %s\n", what, ms(time.Since(start)))
 		return "full-kept"
 	}
-	return w.adoptAll(what, b)
+	return w.adoptAll(what, b, rep.Generation)
 }
 
 // recount counts changes in u, as Update would have.
@@ -524,8 +526,8 @@ func recount(u *netlink.Union, changes []netlink.Change) bool {
 // adopt builds every Service key's part (on every CPU), counts it in a
 // new Union and slims it (from now on a part is only ever taken back),
 // and returns the Union once it adopted b, the summary of the whole
-// input's batch.
-func (w *watcher) adopt(b *netlink.Summary) (*netlink.Union, error) {
+// input's batch, which the kernel holds at nftables generation gen.
+func (w *watcher) adopt(b *netlink.Summary, gen uint32) (*netlink.Union, error) {
 	w.partOpts = w.nl
 	w.partOpts.NumberedMaps = b.NumberedMaps()
 	ids := make([]string, 0, len(w.keys))
@@ -582,7 +584,7 @@ func (w *watcher) adopt(b *netlink.Summary) (*netlink.Union, error) {
 	if first != nil {
 		return nil, first
 	}
-	if err := u.Adopt(b); err != nil {
+	if err := u.Adopt(b, gen); err != nil {
 		return nil, fmt.Errorf("the tables are not the union of their Services: %w", err)
 	}
 	return u, nil

@@ -162,6 +162,21 @@ func TestApplyWatch(t *testing.T) {
 		{"updates after a full apply that kept the parts", func() {
 			edit(t, dir, "svc-9.yaml", func(s string) string { return strings.Replace(s, `"10.128.`, `"10.132.`, 1) })
 		}, "update"},
+		// A commit that is not the watcher's, even to another table, makes
+		// the next change a full apply, which replaces what was changed by
+		// hand; then changes are updates again.
+		{"a change after a rule was added by hand", func() {
+			nstest.Run(t, h.ns, "add rule ip kpc services counter comment \"by hand\"\n", "nft", "-f", "-")
+			edit(t, dir, "svc-10.yaml", func(s string) string { return strings.Replace(s, `"10.128.`, `"10.133.`, 1) })
+		}, "full-kept"},
+		{"a change after a commit to another table", func() {
+			nstest.Run(t, h.ns, "add table ip other\n", "nft", "-f", "-")
+			nstest.Run(t, h.ns, "delete table ip other\n", "nft", "-f", "-")
+			edit(t, dir, "svc-11.yaml", func(s string) string { return strings.Replace(s, `"10.128.`, `"10.134.`, 1) })
+		}, "full-kept"},
+		{"updates after the commits by others", func() {
+			edit(t, dir, "svc-12.yaml", func(s string) string { return strings.Replace(s, `"10.128.`, `"10.135.`, 1) })
+		}, "update"},
 	}
 	h.run(steps)
 }

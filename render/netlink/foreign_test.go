@@ -3,6 +3,7 @@
 package netlink
 
 import (
+	"errors"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -163,5 +164,62 @@ func TestBatchAtGeneration(t *testing.T) {
 	}
 	if out := nstest.Run(t, ns, "", "nft", "list", "tables"); !strings.Contains(out, "table ip kpc") || gen() != nextGeneration(g1) {
 		t.Errorf("the batch at the generation was not committed (generation %d):\n%s", gen(), out)
+	}
+}
+
+// TestUnionForeignCommit checks that a Union refuses an update once
+// anything but its own updates was committed: a rule added to kpc's table
+// by hand, which leaves the fingerprint alone, or a commit to another
+// table (which the full apply the caller falls back to reads back).
+func TestUnionForeignCommit(t *testing.T) {
+	nstest.Require(t, "nft")
+	for _, foreign := range []string{"add rule ip kpc services counter\n", "add table ip other\n"} {
+		r := rand.New(rand.NewPCG(3, 3))
+		c := &cluster{}
+		for i := 0; i < 6; i++ {
+			c.mutate(r)
+		}
+		ns := nstest.New(t, "kpcnl")
+		o := Options{NetNS: nstest.Path(ns)}
+		u := NewUnion("kpc", o)
+		parts := map[int]*Part{}
+		var ids uint32
+		for _, s := range c.services {
+			parts[s.id] = servicePart(t, s, &ids)
+			if err := u.Count(parts[s.id]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		b, err := Build(compileText(t, c.yaml()), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := SyncBatch(b, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum, err := b.Summary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := u.Adopt(sum, rep.Generation); err != nil {
+			t.Fatal(err)
+		}
+		// One endpoint more for a Service: an update.
+		change := func() []Change {
+			s := c.services[0]
+			s.eps = append(s.eps, 30+len(s.eps))
+			next := servicePart(t, s, &ids)
+			ch := []Change{{Old: parts[s.id], New: next}}
+			parts[s.id] = next
+			return ch
+		}
+		if _, err := u.Update(change()); err != nil {
+			t.Fatalf("an update with nothing foreign: %v", err)
+		}
+		nstest.Run(t, ns, foreign, "nft", "-f", "-")
+		if _, err := u.Update(change()); !errors.Is(err, ErrNeedFull) || !strings.Contains(err.Error(), "committed") {
+			t.Errorf("an update after %q: %v, want it refused because of the commit", foreign, err)
+		}
 	}
 }

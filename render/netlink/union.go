@@ -52,8 +52,13 @@ type Union struct {
 	// adopted: Adopt succeeded, and nothing since made the kernel's
 	// tables unknown.
 	adopted bool
+	// gen is the nftables generation at which the kernel holds the
+	// Union's tables: the one the adopted apply or the last update left
+	// (0: unknown).
+	gen uint32
 	// Update writes into the fingerprint set of a table it changes a
-	// prefix unique to this Union and a sequence number.
+	// prefix unique to this Union and a sequence number (so that Sync no
+	// longer takes the table for the one it cached).
 	fpPrefix string
 	fpSeq    int
 }
@@ -140,10 +145,7 @@ type unionTable struct {
 	// fingerprint set.
 	parts                 int
 	exists, fingerprinted bool
-	// fp is the fingerprint the kernel's table holds: the whole input's
-	// (Adopt), or the last one Update wrote.
-	fp     string
-	chains map[string]*tally
+	chains                map[string]*tally
 	// base names the chains with a hook.
 	base map[string]bool
 	sets map[string]*unionSet
@@ -460,11 +462,14 @@ func (u *Union) restore(un *undo) {
 
 // Adopt checks that the Union's counts describe full, the summary of the
 // whole input's batch (Batch.Summary), and takes the kernel's versions
-// of multi-version objects, the set sizes and the tables from it. It returns an error naming the
-// first object that differs: then the Union cannot update these tables,
-// and every change needs Replace.
-func (u *Union) Adopt(full *Summary) error {
+// of multi-version objects, the set sizes and the tables from it. gen is
+// the nftables generation at which the kernel holds full's tables (the
+// SyncReport's Generation of the apply of full). It returns an error
+// naming the first object that differs: then the Union cannot update these
+// tables, and every change needs Replace.
+func (u *Union) Adopt(full *Summary, gen uint32) error {
 	u.adopted = false
+	u.gen = gen
 	for _, st := range full.tables {
 		part := st.part
 		ut, err := u.slot(part.table)
@@ -472,7 +477,7 @@ func (u *Union) Adopt(full *Summary) error {
 			return err
 		}
 		ut.present = map[string]uint64{}
-		ut.exists, ut.fingerprinted, ut.fp = part.define, st.fingerprinted, st.fp
+		ut.exists, ut.fingerprinted = part.define, st.fingerprinted
 		if !part.define {
 			if ut.parts != 0 {
 				return fmt.Errorf("table %s: the parts define it, the whole input does not", tableLabel(part.table))
@@ -538,9 +543,9 @@ func (u *Union) Adopt(full *Summary) error {
 }
 
 // A Summary is what Adopt reads of the batch of a whole input: for each
-// table, whether it is defined, its fingerprint, and the names, keys and
-// sums of its objects (those of a slim Part). It is much smaller than the
-// batch, which the caller can drop once it is summarized.
+// table, whether it is defined and has a fingerprint set, and the names,
+// keys and sums of its objects (those of a slim Part). It is much smaller
+// than the batch, which the caller can drop once it is summarized.
 type Summary struct {
 	name   string
 	maps   [2]int
@@ -550,7 +555,6 @@ type Summary struct {
 type summaryTable struct {
 	part          *partTable
 	fingerprinted bool
-	fp            string
 }
 
 // Summary summarizes the batch for Adopt.
@@ -558,7 +562,6 @@ func (b *Batch) Summary() (*Summary, error) {
 	s := &Summary{name: b.TableName(), maps: b.NumberedMaps()}
 	for _, t := range b.tables {
 		st := summaryTable{part: newPartTable(t), fingerprinted: t.hasSet(fingerprintSet)}
-		st.fp, _ = tableFingerprint(b.script, familyOf(t), t.table.Name)
 		if t.define {
 			pt, err := partOf(t)
 			if err != nil {
@@ -657,11 +660,15 @@ func (r *UpdateReport) String() string {
 }
 
 // Update sends the changes as one batch. It first checks that the
-// kernel's tables still hold the fingerprint this Union wrote last (or
-// Adopt's), so that a table changed by anyone else is not updated. An
-// error wrapping ErrNeedFull leaves the kernel and the Union as they were;
-// any other error leaves the kernel's tables unknown, and the next change
-// needs Replace.
+// nftables generation is still the one this Union's last update (or the
+// adopted apply) left, so that tables changed since by anyone else are not
+// updated, and sends the batch at that generation, so that the kernel
+// refuses it if anything is committed meanwhile. A generation that moved
+// is refused with ErrNeedFull even when the commit was another table's:
+// the Union cannot read kpc's tables back, and the caller's full apply
+// (Sync) checks them. An error wrapping ErrNeedFull leaves the kernel and
+// the Union as they were; any other error leaves the kernel's tables
+// unknown, and the next change needs Replace.
 func (u *Union) Update(changes []Change) (*UpdateReport, error) {
 	if !u.adopted {
 		return nil, needFull("the kernel's tables are not known to be the union of the parts")
@@ -693,7 +700,7 @@ func (u *Union) Update(changes []Change) (*UpdateReport, error) {
 		return rep, nil
 	}
 	if !u.o.DryRun {
-		if err := u.checkFingerprints(); err != nil {
+		if err := u.checkGeneration(); err != nil {
 			u.restore(un)
 			return nil, err
 		}
@@ -715,7 +722,7 @@ func (u *Union) Update(changes []Change) (*UpdateReport, error) {
 	}
 	start = time.Now()
 	sr := &SyncReport{}
-	_, err = sendDiffs(specs, diffs, u.o, sr, 0)
+	gen, err := sendDiffs(specs, diffs, u.o, sr, u.gen)
 	rep.Kernel = time.Since(start)
 	rep.Messages += sr.Sent.Messages
 	rep.StaleClients = sr.StaleClients
@@ -729,13 +736,7 @@ func (u *Union) Update(changes []Change) (*UpdateReport, error) {
 		return nil, err
 	}
 	u.fpSeq++
-	for _, d := range diffs {
-		for _, ut := range u.tables {
-			if ut.table == d.table {
-				ut.fp = fp
-			}
-		}
-	}
+	u.gen = gen
 	u.commit(un)
 	return rep, nil
 }
@@ -769,28 +770,23 @@ func after(was before) (bool, uint64, error) {
 	return false, 0, needFull("the parts contribute %d versions of it", len(t.versions()))
 }
 
-// checkFingerprints reads the fingerprint of each table the Union keeps
-// and refuses when one is not the one it wrote last.
-func (u *Union) checkFingerprints() error {
+// checkGeneration reads the nftables generation and refuses when it is not
+// the one the Union's last update or the adopted apply left: something was
+// committed since, and only a full apply can tell whether kpc's tables
+// still hold what the Union counts.
+func (u *Union) checkGeneration() error {
 	d, err := newDumper(u.o)
 	if err != nil {
 		return err
 	}
 	defer d.close()
-	c, err := dial(u.o)
+	gen, err := d.generation()
 	if err != nil {
 		return err
 	}
-	defer c.close()
-	for _, ut := range u.tables {
-		exists, fp, err := kernelFingerprint(c, d, ut.table)
-		if err != nil {
-			return err
-		}
-		if exists != ut.exists || ut.exists && fp != ut.fp {
-			u.adopted = false
-			return needFull("table %s is not the one last applied (its fingerprint is %q, not %q)", tableLabel(ut.table), fp, ut.fp)
-		}
+	if u.gen == 0 || gen != u.gen {
+		u.adopted = false
+		return needFull("something was committed to nftables since kpc's last commit (generation %d, not %d)", gen, u.gen)
 	}
 	return nil
 }

@@ -93,14 +93,17 @@ func TestUnionRandomSequences(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if err := b.Send(o); err != nil {
+				full := o
+				full.Full = true
+				rep, err := SyncBatch(b, full)
+				if err != nil {
 					t.Fatal(err)
 				}
 				sum, err := b.Summary()
 				if err != nil {
 					t.Fatal(err)
 				}
-				if err := u.Adopt(sum); err != nil {
+				if err := u.Adopt(sum, rep.Generation); err != nil {
 					t.Fatalf("Adopt: %v", err)
 				}
 			}
