@@ -83,3 +83,17 @@ func TestRefineAnyPosition(t *testing.T) {
 		}
 	}
 }
+
+// TestRefineLineStart checks where lineStart finds each line, asked in any
+// order: the line after a final line break starts at the end, and the
+// next is past it.
+func TestRefineLineStart(t *testing.T) {
+	f := &refineFile{data: []byte("a: 1\n\nb: 2\n"), line: 1}
+	for _, c := range []struct{ line, want int }{
+		{1, 0}, {3, 6}, {2, 5}, {4, 11}, {5, -1}, {1, 0}, {4, 11}, {3, 6},
+	} {
+		if got := f.lineStart(c.line); got != c.want {
+			t.Errorf("lineStart(%d) = %d, want %d", c.line, got, c.want)
+		}
+	}
+}
