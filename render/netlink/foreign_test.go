@@ -14,9 +14,9 @@ import (
 	"kpc/internal/nstest"
 )
 
-// foreignCluster returns two Programs of a small cluster: p, and p2 with
-// one endpoint more (an incremental update from p).
-func foreignCluster(t *testing.T) (p, p2 *ir.Program) {
+// smallUpdate returns two Programs of a small cluster, for the tests of
+// Sync: p, and p2 with one endpoint more (an incremental update from p).
+func smallUpdate(t *testing.T) (p, p2 *ir.Program) {
 	t.Helper()
 	r := rand.New(rand.NewPCG(7, 7))
 	c := &cluster{}
@@ -41,7 +41,7 @@ func foreignCluster(t *testing.T) (p, p2 *ir.Program) {
 // reads back nor sends anything.
 func TestSyncForeignCommits(t *testing.T) {
 	nstest.Require(t, "nft")
-	p, p2 := foreignCluster(t)
+	p, p2 := smallUpdate(t)
 	const (
 		rule    = "add rule ip kpc services counter comment \"foreign\"\n"
 		element = "add element ip kpc cluster-ips { 192.0.2.99 }\n"
@@ -102,7 +102,7 @@ func TestSyncForeignCommits(t *testing.T) {
 // sent at the generation read first, and Sync replaces the tables.
 func TestSyncCommitAfterPlan(t *testing.T) {
 	nstest.Require(t, "nft")
-	p, p2 := foreignCluster(t)
+	p, p2 := smallUpdate(t)
 	ns, dir := nstest.New(t, "kpcnl"), t.TempDir()
 	syncIn(t, p, ns, dir, false)
 	o := Options{NetNS: nstest.Path(ns), StateDir: dir, afterPlan: func() {

@@ -93,23 +93,14 @@ func TestSyncModes(t *testing.T) {
 	nstest.Require(t, "nft")
 	dir := t.TempDir()
 	ns := nstest.New(t, "kpcnl")
-	r := rand.New(rand.NewPCG(7, 7))
-	c := &cluster{}
-	for i := 0; i < 8; i++ {
-		c.mutate(r)
-	}
-	// An IPv4 Service first, whose endpoints change below.
-	c.services = append([]*clusterService{{id: 100, typ: "NodePort", ports: []clusterPort{{80, 8080, "TCP"}},
-		eps: []int{1, 2}, affinity: 600, notReady: map[int]bool{}}}, c.services...)
-	p := c.compile(t)
+	// An IPv4 Service first, with one endpoint more in p2.
+	p, p2 := smallUpdate(t)
 	if rep := syncIn(t, p, ns, dir, false); rep.Mode != SyncFull || !strings.Contains(rep.Reason, "no cache") {
 		t.Errorf("first Sync: %s, want a full replace for want of a cache", rep)
 	}
 	if rep := syncIn(t, p, ns, dir, false); rep.Mode != SyncUnchanged || rep.Sent.Messages != 0 {
 		t.Errorf("same program again: %s, want unchanged", rep)
 	}
-	c.services[0].eps = append(c.services[0].eps, 39)
-	p2 := c.compile(t)
 	rep := syncIn(t, p2, ns, dir, false)
 	if rep.Mode != SyncIncremental {
 		t.Fatalf("one endpoint more: %s, want incremental", rep)
