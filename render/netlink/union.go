@@ -56,6 +56,9 @@ type Union struct {
 	// Union's tables: the one the adopted apply or the last update left
 	// (0: unknown).
 	gen uint32
+	// w, when set (Follow), tells whether the commits since gen left
+	// kpc's tables alone.
+	w *Witness
 	// Update writes into the fingerprint set of a table it changes a
 	// prefix unique to this Union and a sequence number (so that Sync no
 	// longer takes the table for the one it cached).
@@ -648,6 +651,11 @@ type UpdateReport struct {
 	AddedChains, DeletedChains, RewrittenChain int
 	AddedSets, DeletedSets                     int
 	StaleClients                               int
+	// Foreign counts the commits of others since the Union's last one,
+	// which its Witness saw leave kpc's tables alone; Resent, the times
+	// the batch was sent again after the kernel refused it because of
+	// such a commit.
+	Foreign, Resent int
 	// Diff is the time taken to work out the batch, Kernel to send it
 	// and get the kernel's answer.
 	Diff, Kernel time.Duration
@@ -655,8 +663,18 @@ type UpdateReport struct {
 
 // String summarizes the report on one line.
 func (r *UpdateReport) String() string {
-	return fmt.Sprintf("%d netlink messages (%d elements added, %d deleted; %d chains created, %d rewritten, %d deleted; %d sets created, %d deleted)",
+	s := fmt.Sprintf("%d netlink messages (%d elements added, %d deleted; %d chains created, %d rewritten, %d deleted; %d sets created, %d deleted)",
 		r.Messages, r.AddedElements, r.DeletedElements, r.AddedChains, r.RewrittenChain, r.DeletedChains, r.AddedSets, r.DeletedSets)
+	switch {
+	case r.Foreign == 1:
+		s += ", after 1 commit to another table"
+	case r.Foreign > 1:
+		s += fmt.Sprintf(", after %d commits to other tables", r.Foreign)
+	}
+	if r.Resent > 0 {
+		s += fmt.Sprintf(", sent %d times", r.Resent+1)
+	}
+	return s
 }
 
 // Update sends the changes as one batch. It first checks that the
@@ -664,11 +682,15 @@ func (r *UpdateReport) String() string {
 // adopted apply) left, so that tables changed since by anyone else are not
 // updated, and sends the batch at that generation, so that the kernel
 // refuses it if anything is committed meanwhile. A generation that moved
-// is refused with ErrNeedFull even when the commit was another table's:
-// the Union cannot read kpc's tables back, and the caller's full apply
-// (Sync) checks them. An error wrapping ErrNeedFull leaves the kernel and
-// the Union as they were; any other error leaves the kernel's tables
-// unknown, and the next change needs Replace.
+// is refused with ErrNeedFull, unless the Union follows the namespace's
+// commits (Follow) and they all left kpc's tables alone: then the batch is
+// sent at the new generation (and sent again, a few times at most, when
+// the kernel refuses it because of another such commit). Without a
+// Witness, the Union cannot tell another table's commit from an edit of
+// its own tables, and the caller's full apply (Sync) reads them back. An
+// error wrapping ErrNeedFull leaves the kernel and the Union as they
+// were; any other error leaves the kernel's tables unknown, and the next
+// change needs Replace.
 func (u *Union) Update(changes []Change) (*UpdateReport, error) {
 	if !u.adopted {
 		return nil, needFull("the kernel's tables are not known to be the union of the parts")
@@ -699,11 +721,13 @@ func (u *Union) Update(changes []Change) (*UpdateReport, error) {
 	if diffs == nil {
 		return rep, nil
 	}
+	was := u.gen
 	if !u.o.DryRun {
 		if err := u.checkGeneration(); err != nil {
 			u.restore(un)
 			return nil, err
 		}
+		rep.Foreign = int(u.gen - was)
 	}
 	fp := fmt.Sprintf("%s%d", u.fpPrefix, u.fpSeq+1)
 	for _, d := range diffs {
@@ -722,7 +746,20 @@ func (u *Union) Update(changes []Change) (*UpdateReport, error) {
 	}
 	start = time.Now()
 	sr := &SyncReport{}
+	if u.o.afterPlan != nil {
+		u.o.afterPlan()
+	}
 	gen, err := sendDiffs(specs, diffs, u.o, sr, u.gen)
+	for try := 0; try < maxResends && u.w != nil && generationMoved(err); try++ {
+		// Another commit came after the check: if it left kpc's
+		// tables alone, the same batch goes at the new generation.
+		if cerr := u.checkGeneration(); cerr != nil {
+			break
+		}
+		rep.Resent++
+		rep.Foreign = int(u.gen - was)
+		gen, err = sendDiffs(specs, diffs, u.o, sr, u.gen)
+	}
 	rep.Kernel = time.Since(start)
 	rep.Messages += sr.Sent.Messages
 	rep.StaleClients = sr.StaleClients
@@ -770,10 +807,20 @@ func after(was before) (bool, uint64, error) {
 	return false, 0, needFull("the parts contribute %d versions of it", len(t.versions()))
 }
 
+// maxResends bounds how many times Update sends its batch again after the
+// kernel refused it because of a commit that left kpc's tables alone.
+const maxResends = 3
+
+// Follow has the Union take w's word on the commits since its last one
+// (see Update); nil stops that. The caller keeps w and closes it.
+func (u *Union) Follow(w *Witness) { u.w = w }
+
 // checkGeneration reads the nftables generation and refuses when it is not
-// the one the Union's last update or the adopted apply left: something was
-// committed since, and only a full apply can tell whether kpc's tables
-// still hold what the Union counts.
+// the one the Union's last update or the adopted apply left and the
+// Union's Witness (if any) cannot tell that every commit since left
+// kpc's tables alone: only a full apply can then tell whether they still
+// hold what the Union counts. When it can, the Union takes the new
+// generation for its own.
 func (u *Union) checkGeneration() error {
 	d, err := newDumper(u.o)
 	if err != nil {
@@ -783,6 +830,10 @@ func (u *Union) checkGeneration() error {
 	gen, err := d.generation()
 	if err != nil {
 		return err
+	}
+	if u.gen != 0 && gen != u.gen && u.w.Clean(u.gen, gen) {
+		u.gen = gen
+		return nil
 	}
 	if u.gen == 0 || gen != u.gen {
 		u.adopted = false

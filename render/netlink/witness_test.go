@@ -3,9 +3,13 @@
 package netlink
 
 import (
+	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 
 	"kpc/internal/nstest"
 )
@@ -105,5 +109,112 @@ func TestWitnessLost(t *testing.T) {
 	g3 := commit(t, ns, "add rule ip other c counter\n")
 	if !w.Clean(g2, g3) {
 		t.Errorf("Clean(%d, %d) = false: the commits after the overflow are not followed", g2, g3)
+	}
+}
+
+// TestUnionFollow checks that a Union with a Witness updates its tables
+// after commits that left them alone: a commit to another table before
+// the update, and one between its check of the generation and its batch
+// (which the kernel refuses, and the Union sends again); that it still
+// refuses an update after an edit of its own table; and that the kernel
+// then holds what a fresh load of the same cluster holds.
+func TestUnionFollow(t *testing.T) {
+	nstest.Require(t, "nft")
+	r := rand.New(rand.NewPCG(5, 5))
+	c := &cluster{}
+	for i := 0; i < 6; i++ {
+		c.mutate(r)
+	}
+	ns, fresh := nstest.New(t, "kpcnl"), nstest.New(t, "kpcnl")
+	o := Options{NetNS: nstest.Path(ns)}
+	u := NewUnion("kpc", o)
+	parts := map[int]*Part{}
+	var ids uint32
+	for _, s := range c.services {
+		parts[s.id] = servicePart(t, s, &ids)
+		if err := u.Count(parts[s.id]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := Build(compileText(t, c.yaml()), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := SyncBatch(b, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := Follow(o, "kpc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	u.Follow(w)
+	sum, err := b.Summary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := u.Adopt(sum, rep.Generation); err != nil {
+		t.Fatal(err)
+	}
+	change := func() []Change {
+		s := c.services[0]
+		s.eps = append(s.eps, 30+len(s.eps))
+		next := servicePart(t, s, &ids)
+		ch := []Change{{Old: parts[s.id], New: next}}
+		parts[s.id] = next
+		return ch
+	}
+	// The same foreign tables in both namespaces, so that their listings
+	// compare.
+	foreign := func(script string) {
+		nstest.Run(t, ns, script, "nft", "-f", "-")
+		nstest.Run(t, fresh, script, "nft", "-f", "-")
+	}
+	same := func(when string) {
+		t.Helper()
+		b, err := Build(compileText(t, c.yaml()), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		nstest.Run(t, fresh, "add table ip kpc\ndelete table ip kpc\n"+string(b.Script()), "nft", "-f", "-")
+		got := fingerprints.ReplaceAllString(listing(t, ns), "FP")
+		want := fingerprints.ReplaceAllString(listing(t, fresh), "FP")
+		if got != want {
+			t.Fatalf("%s: the kernel differs from a fresh load (-fresh +updated):\n%s", when, cmp.Diff(want, got))
+		}
+	}
+
+	foreign("add table ip other\nadd chain ip other c\n")
+	foreign("add rule ip other c counter\n")
+	up, err := u.Update(change())
+	if err != nil {
+		t.Fatalf("an update after two commits to another table: %v", err)
+	}
+	if up.Foreign != 2 || up.Resent != 0 {
+		t.Errorf("an update after two commits to another table: Foreign %d, Resent %d, want 2 and 0 (%s)", up.Foreign, up.Resent, up)
+	}
+	same("after two commits to another table")
+
+	once := false
+	u.o.afterPlan = func() {
+		if !once {
+			once = true
+			foreign("add rule ip other c accept\n")
+		}
+	}
+	up, err = u.Update(change())
+	u.o.afterPlan = nil
+	if err != nil {
+		t.Fatalf("an update with a commit to another table before its batch: %v", err)
+	}
+	if up.Resent != 1 || up.Foreign != 1 {
+		t.Errorf("an update with a commit to another table before its batch: Foreign %d, Resent %d, want 1 and 1 (%s)", up.Foreign, up.Resent, up)
+	}
+	same("after a commit to another table before the batch")
+
+	nstest.Run(t, ns, "add rule ip kpc services counter\n", "nft", "-f", "-")
+	if _, err := u.Update(change()); !errors.Is(err, ErrNeedFull) {
+		t.Errorf("an update after a rule was added to kpc's table: %v, want it refused", err)
 	}
 }
