@@ -81,6 +81,10 @@ type watcher struct {
 	// u is nil when changes cannot be sent as updates (why says why).
 	u   *netlink.Union
 	why string
+	// wit follows the namespace's nftables commits since the last full
+	// apply, so that a commit to another table does not make the next
+	// change a full apply (nil: every such commit does).
+	wit *netlink.Witness
 	ids uint32
 	// broken holds the files that did not load at their last change.
 	broken map[string]bool
@@ -415,18 +419,25 @@ func (w *watcher) loadAll() (*ir.Program, *api.Input, map[string][]docSpan, bool
 }
 
 // applyWhole builds prog's tables and applies them (SyncBatch). A
-// failure is printed, and the kernel keeps what it held.
+// failure is printed, and the kernel keeps what it held. The Witness of
+// the namespace's commits is closed during the apply, whose notifications
+// would only slow it down, and started again after it.
 func (w *watcher) applyWhole(prog *ir.Program) (*netlink.Batch, *netlink.SyncReport, bool) {
 	b, err := netlink.Build(prog, w.nl)
 	if err != nil {
 		fmt.Fprintf(w.errw, "kpc apply --watch: %v\n", err)
 		return nil, nil, false
 	}
+	w.wit.Close()
+	w.wit = nil
 	rep, err := netlink.SyncBatch(b, w.nl)
 	if w.failed = err; err != nil {
 		fmt.Fprintf(w.errw, "kpc apply --watch: %v\n", err)
 		w.why = "the last apply failed"
 		return nil, nil, false
+	}
+	if w.wit, err = netlink.Follow(w.nl, b.TableName()); err != nil {
+		fmt.Fprintf(w.errw, "kpc apply --watch: %v; after a commit to any table, the next change is applied whole\n", err)
 	}
 	return b, rep, true
 }
@@ -460,6 +471,7 @@ func (w *watcher) adoptAll(what string, b *netlink.Batch, gen uint32) string {
 		fmt.Fprintf(w.out, "%s; changes are applied whole: %s\n", what, w.why)
 		return "full"
 	}
+	u.Follow(w.wit)
 	w.u = u
 	fmt.Fprintf(w.out, "%s; %d Services counted for updates in %s\n", what, len(w.keys), ms(time.Since(start)))
 	return "full"
@@ -506,6 +518,7 @@ func (w *watcher) wholeKept(reason string, changes []netlink.Change) string {
 				c.New.Slim()
 			}
 		}
+		u.Follow(w.wit)
 		w.u = u
 		fmt.Fprintf(w.out, "%s; the other Services' parts were kept, adopted in %s\n", what, ms(time.Since(start)))
 		return "full-kept"
@@ -1001,6 +1014,7 @@ func (w *watcher) run(ctx context.Context, ready func()) error {
 		return fmt.Errorf("cannot watch the input: %w", err)
 	}
 	defer fw.Close()
+	defer func() { w.wit.Close() }()
 	for i, p := range w.paths {
 		w.paths[i] = filepath.Clean(p)
 	}

@@ -162,20 +162,25 @@ func TestApplyWatch(t *testing.T) {
 		{"updates after a full apply that kept the parts", func() {
 			edit(t, dir, "svc-9.yaml", func(s string) string { return strings.Replace(s, `"10.128.`, `"10.132.`, 1) })
 		}, "update"},
-		// A commit that is not the watcher's, even to another table, makes
-		// the next change a full apply, which replaces what was changed by
-		// hand; then changes are updates again.
+		// A commit to kpc's table that is not the watcher's makes the next
+		// change a full apply, which replaces what was changed by hand;
+		// then changes are updates again. Commits to other tables, which
+		// the watcher follows, leave its updates alone.
 		{"a change after a rule was added by hand", func() {
 			nstest.Run(t, h.ns, "add rule ip kpc services counter comment \"by hand\"\n", "nft", "-f", "-")
 			edit(t, dir, "svc-10.yaml", func(s string) string { return strings.Replace(s, `"10.128.`, `"10.133.`, 1) })
 		}, "full-kept"},
-		{"a change after a commit to another table", func() {
+		{"a change after commits to another table", func() {
 			nstest.Run(t, h.ns, "add table ip other\n", "nft", "-f", "-")
 			nstest.Run(t, h.ns, "delete table ip other\n", "nft", "-f", "-")
 			edit(t, dir, "svc-11.yaml", func(s string) string { return strings.Replace(s, `"10.128.`, `"10.134.`, 1) })
+		}, "update"},
+		{"a change after an element was added by hand", func() {
+			nstest.Run(t, h.ns, "add element ip kpc cluster-ips { 192.0.2.99 }\n", "nft", "-f", "-")
+			edit(t, dir, "svc-12.yaml", func(s string) string { return strings.Replace(s, `"10.128.`, `"10.135.`, 1) })
 		}, "full-kept"},
 		{"updates after the commits by others", func() {
-			edit(t, dir, "svc-12.yaml", func(s string) string { return strings.Replace(s, `"10.128.`, `"10.135.`, 1) })
+			edit(t, dir, "svc-13.yaml", func(s string) string { return strings.Replace(s, `"10.128.`, `"10.136.`, 1) })
 		}, "update"},
 	}
 	h.run(steps)
