@@ -174,7 +174,11 @@ func (w *Witness) note(m mdnetlink.Message) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if !genAfter(gen, w.seen) {
-		return // committed before the Witness knew the generation
+		// Committed before the Witness read the generation: the messages
+		// before this one were that commit's. (Lost messages may have
+		// been a later one's.)
+		w.touched = false
+		return
 	}
 	if w.touched || w.lost {
 		w.dirty = append(w.dirty, genRange{w.seen, gen})

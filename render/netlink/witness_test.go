@@ -3,13 +3,17 @@
 package netlink
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	mdnetlink "github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
 
 	"kpc/internal/nstest"
 )
@@ -216,5 +220,54 @@ func TestUnionFollow(t *testing.T) {
 	nstest.Run(t, ns, "add rule ip kpc services counter\n", "nft", "-f", "-")
 	if _, err := u.Update(change()); !errors.Is(err, ErrNeedFull) {
 		t.Errorf("an update after a rule was added to kpc's table: %v, want it refused", err)
+	}
+}
+
+// TestWitnessNote feeds a Witness notifications as the kernel sends them,
+// without a kernel: the messages of a commit, then its generation.
+func TestWitnessNote(t *testing.T) {
+	msg := func(typ uint16, attrs ...mdnetlink.Attribute) mdnetlink.Message {
+		b, err := mdnetlink.MarshalAttributes(attrs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return mdnetlink.Message{Header: mdnetlink.Header{Type: mdnetlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | typ)},
+			Data: append([]byte{unix.NFPROTO_IPV4, unix.NFNETLINK_V0, 0, 0}, b...)}
+	}
+	object := func(typ uint16, table string) mdnetlink.Message {
+		return msg(typ, mdnetlink.Attribute{Type: 1, Data: append([]byte(table), 0)})
+	}
+	gen := func(id uint32) mdnetlink.Message {
+		return msg(unix.NFT_MSG_NEWGEN, mdnetlink.Attribute{Type: unix.NFTA_GEN_ID, Data: binary.BigEndian.AppendUint32(nil, id)})
+	}
+	w := &Witness{table: []byte("kpc"), known: 10, seen: 10, wake: make(chan struct{})}
+	for _, m := range []mdnetlink.Message{
+		// A commit before the Witness read generation 10, to kpc's table.
+		object(unix.NFT_MSG_NEWRULE, "kpc"), gen(9),
+		// Another table's.
+		object(unix.NFT_MSG_NEWTABLE, "other"), object(unix.NFT_MSG_NEWSETELEM, "other"), gen(11),
+		// kpc's, among others.
+		object(unix.NFT_MSG_NEWCHAIN, "other"), object(unix.NFT_MSG_DELSETELEM, "kpc"), gen(12),
+		// A table whose name starts like kpc's.
+		object(unix.NFT_MSG_NEWCHAIN, "kpc2"), gen(13),
+		// A message of another subsystem names no table.
+		{Header: mdnetlink.Header{Type: mdnetlink.HeaderType(unix.NFNL_SUBSYS_CTNETLINK << 8)}, Data: []byte{2, 0, 0, 0, 8, 0, 1, 0, 'k', 'p', 'c', 0}},
+		gen(14),
+	} {
+		w.note(m)
+	}
+	if w.seen != 14 {
+		t.Fatalf("seen %d, want 14", w.seen)
+	}
+	if want := []genRange{{11, 12}}; !slices.Equal(w.dirty, want) {
+		t.Errorf("dirty %v, want %v", w.dirty, want)
+	}
+	for _, c := range []struct {
+		from, to uint32
+		want     bool
+	}{{10, 11, true}, {11, 12, false}, {12, 14, true}} {
+		if got := w.Clean(c.from, c.to); got != c.want {
+			t.Errorf("Clean(%d, %d) = %v, want %v", c.from, c.to, got, c.want)
+		}
 	}
 }
