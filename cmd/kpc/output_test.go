@@ -123,7 +123,7 @@ func snapshot(t *testing.T, dir string) map[string]string {
 
 // TestCompileOutputMode checks that -o keeps the permission bits of the
 // file it replaces (of a symbolic link's target, when it names one), and
-// gives a new file 0644.
+// gives a new file those newFileMode gives (TestNewFileMode).
 func TestCompileOutputMode(t *testing.T) {
 	dir := t.TempDir()
 	good := writeFile(t, dir, "seed.yaml", seed)
@@ -148,7 +148,7 @@ func TestCompileOutputMode(t *testing.T) {
 		{"new", func(t *testing.T) (string, string) {
 			p := filepath.Join(dir, "new.nft")
 			return p, p
-		}, 0, 0o644},
+		}, 0, newFileMode()},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -156,12 +157,31 @@ type staged struct {
 	data bytes.Buffer // what to write in place when tmp is ""
 }
 
+// newFileMode is the mode of a file created as 0666 under the process's
+// umask, which Linux gives in /proc/self/status (reading it there leaves
+// it alone, where umask(2) would set it); 0644 where it cannot be read.
+func newFileMode() fs.FileMode {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0o644
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Umask:"); ok {
+			if m, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32); err == nil {
+				return fs.FileMode(0o666 &^ m)
+			}
+		}
+	}
+	return 0o644
+}
+
 // stageOutput runs write on path's new contents as writeOutput does, but
 // leaves them aside: in a temporary file beside path, or in memory when
 // path exists and is not a regular file, and refuses a directory. The
 // temporary file gets the permission bits of the file it is to replace,
-// or 0644 when there is none. commitAll puts staged files in place;
-// discard drops them.
+// or, when there is none, those a shell's redirection would give a new
+// file (newFileMode). commitAll puts staged files in place; discard drops
+// them.
 func stageOutput(path string, write func(io.Writer) error) (*staged, error) {
 	wrap := func(err error) error {
 		var rerr renderError
@@ -170,7 +190,7 @@ func stageOutput(path string, write func(io.Writer) error) (*staged, error) {
 		}
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
-	mode := fs.FileMode(0o644)
+	mode := newFileMode()
 	if st, err := os.Stat(path); err == nil {
 		switch {
 		case st.IsDir():
