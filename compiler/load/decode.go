@@ -657,6 +657,11 @@ func syntaxError(name string, err error) (diag.Pos, string) {
 				}
 			}
 		}
+		if pos.Line == 0 {
+			// go.yaml.in/yaml/v3 leaves the line out when its 0-based
+			// line is 0: the error is on the first line.
+			pos.Line = 1
+		}
 	}
 	return pos, "YAML syntax error: " + msg
 }
