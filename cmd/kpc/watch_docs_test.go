@@ -479,3 +479,40 @@ func TestLoadFileChangesInSequence(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadFileChangedDocsSyntaxError checks that a YAML syntax error in a
+// changed document is reported at its line in the file, as a load of the
+// whole file reports it, also when it is on the document's first line
+// (where the YAML parser gives no line).
+func TestLoadFileChangedDocsSyntaxError(t *testing.T) {
+	doc := func(name string) string {
+		return "apiVersion: v1\nkind: Service\nmetadata: {name: " + name + "}\nspec: {ports: [{port: 80}]}\n"
+	}
+	base := doc("a") + "---\n" + doc("b") + "---\n" + doc("c")
+	for _, text := range []string{
+		doc("a") + "--- !<x\n" + doc("b") + "---\n" + doc("c"),
+		doc("a") + "---\n" + doc("b") + "--- " + strings.Repeat("- ", 10001) + "1\n",
+		doc("a") + "---\n" + strings.Replace(doc("b"), "name: b", "name: !<x b", 1) + "---\n" + doc("c"),
+	} {
+		f := writeFile(t, t.TempDir(), "f.yaml", base)
+		w := &watcher{in: &inputFlags{}}
+		in, diags := load.LoadFiles([]load.File{{Name: f, Data: []byte(base)}}, w.loadOptions())
+		spans, ok := splitDocs(f, []byte(base))
+		if diags.Err() != nil || !ok {
+			t.Fatalf("base: %v (split: %v)", diags, ok)
+		}
+		w.files = map[string]*api.Input{f: in}
+		w.docs = map[string][]docSpan{f: spans}
+		if err := os.WriteFile(f, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		l, got := w.loadFile(f)
+		if l != nil || got.Err() == nil {
+			t.Fatalf("%q: loadFile took it: %v", text, got)
+		}
+		_, want := load.LoadFiles([]load.File{{Name: f, Data: []byte(text)}}, w.loadOptions())
+		if diff := cmp.Diff(want.Error(), got.Error()); diff != "" {
+			t.Errorf("%q: diagnostics differ (-whole load +loadFile):\n%s", text, diff)
+		}
+	}
+}
