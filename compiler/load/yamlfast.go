@@ -171,12 +171,19 @@ func (p *yparser) nextMarker(l int) int {
 // offset, they are those of the whole file, as the line and column of a
 // position are (a column is the decoder's, counted in characters from
 // the line's start). It returns the non-empty documents, and false if
-// the decoder reported an error; p continues at the marker.
+// the decoder reported an error; p continues at the marker. A text with a
+// line break other than LF (NEL, LS, PS) is left to a decoding of the whole
+// file (false): the decoder counts such breaks as lines and its positions
+// do not, so the positions it gives depend on where the text it decodes
+// starts.
 func (p *yparser) general(l int) ([]ast.Expr, bool) {
 	end := p.nextMarker(l + 1)
 	from, to := p.start(l), len(p.data)
 	if end < p.lines() {
 		to = p.start(end)
+	}
+	if bytes.ContainsAny(p.data[from:to], "\u0085\u2028\u2029") {
+		return nil, false
 	}
 	clear(p.decls)
 	clear(p.exprs)

@@ -351,6 +351,39 @@ func TestGeneralDocuments(t *testing.T) {
 	}
 }
 
+// TestGeneralUnicodeBreaks checks documents with a line break other than
+// LF (NEL, LS, PS), which the YAML decoder counts as lines: the fast
+// parser leaves them to a decoding of the whole file, whose positions do
+// not depend on where a document starts, and Load gives what it gives
+// with CUE's decoder alone.
+func TestGeneralUnicodeBreaks(t *testing.T) {
+	svc := func(name string) string {
+		return "apiVersion: v1\nkind: Service\nmetadata: {name: " + name + "}\nspec: {ports: [{port: 80}]}\n"
+	}
+	for _, c := range []string{
+		"--- 0\n\u0085--- 0\n",
+		"0\n--\n--- 0\n\u0085--- 0\n--- 0", // found by FuzzFastYAML
+		svc("a") + "---\n" + "a: \u2028b\n" + "---\n" + svc("b"),
+		svc("a") + "--- x\u2029--- y\n---\n" + svc("b"),
+		svc("a") + "---\n" + strings.Replace(svc("b"), "spec:", "\u0085spec:", 1) + "---\n" + svc("c") + "---\n" + svc("d"),
+	} {
+		if _, ok := fastYAMLAll("f.yaml", []byte(c)); ok {
+			t.Errorf("%q: taken by the fast parser", c)
+		}
+		checkFastYAML(t, "f.yaml", []byte(c))
+		fastYAMLEnabled = false
+		want, wantDiags := Load([]string{"-"}, strings.NewReader(c), Options{})
+		fastYAMLEnabled = true
+		got, gotDiags := Load([]string{"-"}, strings.NewReader(c), Options{})
+		if d := cmp.Diff(wantDiags.Error(), gotDiags.Error()); d != "" {
+			t.Errorf("%q: diagnostics differ (-CUE +fast):\n%s", c, d)
+		}
+		if d := cmp.Diff(want, got); d != "" {
+			t.Errorf("%q: objects differ (-CUE +fast):\n%s", c, d)
+		}
+	}
+}
+
 // TestFastYAMLFallback checks inputs where the fast parser stops part way
 // (a construct outside its subset, a syntax error): the results must be
 // those of the general decoder alone.
