@@ -7,7 +7,9 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Pos is a position in an input file. Line and Col are 1-based; zero means
@@ -80,6 +82,41 @@ func (e *Error) Error() string {
 		b.WriteString(": ")
 	}
 	b.WriteString(e.Msg)
+	return printable(b.String())
+}
+
+// printable escapes, as strconv.Quote does, the runes of s that are not
+// printable and the bytes that are not UTF-8: object names, field names
+// and kinds come from the input, and a diagnostic must not write a
+// terminal's control sequences or break into several lines.
+func printable(s string) string {
+	bad := func(r rune, size int) bool { return (r == utf8.RuneError && size == 1) || !strconv.IsPrint(r) }
+	i := 0
+	for i < len(s) {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if bad(r, size) {
+			break
+		}
+		i += size
+	}
+	if i == len(s) {
+		return s
+	}
+	var b strings.Builder
+	b.WriteString(s[:i])
+	for i < len(s) {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case bad(r, size):
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		default:
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
 	return b.String()
 }
 

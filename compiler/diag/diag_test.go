@@ -17,6 +17,14 @@ func TestErrorFormat(t *testing.T) {
 		{"no position", Error{Msg: "boom"}, "<input>: boom"},
 		{"stdin warning", Error{Pos: Pos{"-", 1, 1}, Object: "EndpointSlice a/b", Msg: "no Service", Severity: SevWarning},
 			"-:1:1: warning: EndpointSlice a/b: no Service"},
+		// Names, fields and kinds from the input are escaped where they
+		// are not printable; what is printable, quotes and backslashes
+		// included, is left as it is.
+		{"control characters", Error{Pos: Pos{"-", 1, 2}, Object: "Service n\a/a\x1b[2J", Path: "spec.\x1b[31mred", Msg: `unknown field "spec.\x1b[31mred"`},
+			`-:1:2: Service n\a/a\x1b[2J: spec.\x1b[31mred: unknown field "spec.\x1b[31mred"`},
+		{"line breaks and tabs", Error{Msg: "skipping Pod\r\na\tb"}, `<input>: skipping Pod\r\na\tb`},
+		{"invalid UTF-8 and format characters", Error{Object: "Service d/\xff\u202e", Msg: "x"}, `<input>: Service d/\xff\u202e: x`},
+		{"printable", Error{Object: "Service d/caf\u00e9 \ufffd", Msg: `a "b" \c 日本`}, "<input>: Service d/caf\u00e9 \ufffd: a \"b\" \\c 日本"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
