@@ -71,9 +71,12 @@ func readAll(paths []string, stdin io.Reader, opts Options, diags *diag.List, ou
 // order, large JSON files dedented when dedent is set (see readText);
 // what cannot be read is added to diags.
 func readPath(p string, diags *diag.List, dedent bool, use func(name string, t text)) {
-	files, err := expand(p)
+	files, odd, err := expand(p)
 	if err != nil {
 		diags.Add(diag.Pos{File: p}, "", "", err.Error())
+	}
+	for _, f := range odd {
+		diags.Add(diag.Pos{File: f}, "", "", "cannot read input: not a regular file: a directory's manifests must be regular files (or links to them)")
 	}
 	for _, f := range files {
 		t, err := readText(f, dedent)
@@ -116,16 +119,18 @@ func ReadFiles(paths []string) ([]File, diag.List) {
 }
 
 // expand returns p itself if it is not a directory, or the *.yaml, *.yml
-// and *.json files under it, walked in lexical order.
-func expand(p string) ([]string, error) {
+// and *.json files under it, walked in lexical order. Those of them that
+// are not regular files, nor links to one, are returned apart (odd), not
+// to be read: opening a named pipe waits for a writer, and a device such
+// as /dev/zero has no end.
+func expand(p string) (files, odd []string, err error) {
 	st, err := os.Stat(p)
 	if err != nil {
-		return nil, fmt.Errorf("cannot read input: %w", err)
+		return nil, nil, fmt.Errorf("cannot read input: %w", err)
 	}
 	if !st.IsDir() {
-		return []string{p}, nil
+		return []string{p}, nil, nil
 	}
-	var files []string
 	err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -135,14 +140,26 @@ func expand(p string) ([]string, error) {
 		}
 		switch strings.ToLower(filepath.Ext(path)) {
 		case ".yaml", ".yml", ".json":
-			files = append(files, path)
+			mode := d.Type()
+			if mode&fs.ModeSymlink != 0 {
+				if st, err := os.Stat(path); err == nil {
+					mode = st.Mode().Type()
+				} else {
+					mode = 0 // read, to name the problem
+				}
+			}
+			if mode.IsRegular() {
+				files = append(files, path)
+			} else {
+				odd = append(odd, path)
+			}
 		}
 		return nil
 	})
 	if err != nil {
-		return files, fmt.Errorf("walking directory: %w", err)
+		return files, odd, fmt.Errorf("walking directory: %w", err)
 	}
-	return files, nil
+	return files, odd, nil
 }
 
 // readFile reads a file of at most MaxFileSize bytes.
