@@ -492,6 +492,13 @@ type fileLoad struct {
 // watcher holds the split of its last version, else whole. The
 // diagnostics are those of what was loaded.
 func (w *watcher) loadFile(f string) (*fileLoad, diag.List) {
+	if st, err := os.Stat(f); err == nil && !st.Mode().IsRegular() {
+		// Not opened: a named pipe would wait for a writer, a device
+		// such as /dev/zero has no end.
+		var diags diag.List
+		diags.Add(diag.Pos{File: f}, "", "", "cannot read input: not a regular file: a watched manifest must be a regular file (or a link to one)")
+		return nil, diags
+	}
 	if old := w.docs[f]; old != nil && w.files[f] != nil {
 		if data, ok := w.readReused(f); ok {
 			if l, diags, done := w.loadChanged(f, data, old); done {

@@ -10,11 +10,14 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"kpc/compiler/api"
+	"kpc/compiler/diag"
 	"kpc/compiler/load"
 	"kpc/internal/synth"
 )
@@ -513,6 +516,40 @@ func TestLoadFileChangedDocsSyntaxError(t *testing.T) {
 		_, want := load.LoadFiles([]load.File{{Name: f, Data: []byte(text)}}, w.loadOptions())
 		if diff := cmp.Diff(want.Error(), got.Error()); diff != "" {
 			t.Errorf("%q: diagnostics differ (-whole load +loadFile):\n%s", text, diff)
+		}
+	}
+}
+
+// TestLoadFileNotRegular checks that a changed manifest that is not a
+// regular file (a named pipe, a link to a device) is named, not read: the
+// watcher would wait for a writer, or read /dev/zero to the size limit.
+func TestLoadFileNotRegular(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo.yaml")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	zero := filepath.Join(dir, "zero.yaml")
+	if err := os.Symlink("/dev/zero", zero); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{fifo, zero} {
+		w := &watcher{in: &inputFlags{}}
+		done := make(chan struct{})
+		var l *fileLoad
+		var diags diag.List
+		go func() {
+			l, diags = w.loadFile(f)
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			t.Fatalf("%s: loadFile did not return", f)
+		}
+		want := f + ": cannot read input: not a regular file: a watched manifest must be a regular file (or a link to one)"
+		if l != nil || diags.Error() != want {
+			t.Errorf("%s: loaded %v, diagnostics %q; want %q", f, l != nil, diags.Error(), want)
 		}
 	}
 }
