@@ -39,6 +39,7 @@
 package load
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net/netip"
@@ -121,12 +122,17 @@ func Load(paths []string, stdin io.Reader, opts Options) (*api.Input, diag.List)
 }
 
 // LoadFiles loads files already read (ReadFiles), as Load loads the
-// files it reads: positions name each File's Name.
+// files it reads: positions name each File's Name. It leaves the files'
+// Data as they are.
 func LoadFiles(files []File, opts Options) (*api.Input, diag.List) {
 	var diags diag.List
 	out := &sink{v: startValidation(opts)}
 	for _, f := range files {
-		decodeData(f.Name, f.Data, opts, &diags, out)
+		data := f.Data
+		if bytes.IndexByte(data, '\r') >= 0 {
+			data = bytes.Clone(data) // crlfToLF rewrites it in place
+		}
+		decodeData(f.Name, data, opts, &diags, out)
 	}
 	return finish(out, diags)
 }

@@ -500,7 +500,17 @@ func TestLoadFilesMatchesLoad(t *testing.T) {
 	for _, paths := range [][]string{{dir}, {filepath.Join(dir, "a.yaml"), filepath.Join(dir, "missing.yaml")}} {
 		want, wantDiags := Load(paths, nil, Options{})
 		files, readDiags := ReadFiles(paths)
+		read := make([]string, len(files))
+		for i, f := range files {
+			read[i] = string(f.Data)
+		}
 		got, gotDiags := LoadFiles(files, Options{})
+		// The watcher splits the bytes it loaded into documents.
+		for i, f := range files {
+			if string(f.Data) != read[i] {
+				t.Errorf("%s: LoadFiles changed the file's data from %q to %q", f.Name, read[i], f.Data)
+			}
+		}
 		AddUnread(got, readDiags)
 		gotDiags = append(readDiags, gotDiags...)
 		gotDiags.Sort()
