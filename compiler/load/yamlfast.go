@@ -93,6 +93,9 @@ func (p *yparser) at(from, to int) *yparser {
 func (p *yparser) documents(from, to int, emit func(ast.Expr)) (int, bool) {
 	p.line, p.end, p.ok = from, to, true
 	n := 0
+	if p.unicodeBreaks(from, to) {
+		return 0, false
+	}
 	// A document end marker ("...") may follow a document or a start
 	// marker, and is followed by another end marker or a start marker (or
 	// a directive, which is left to the general decoder).
@@ -138,6 +141,24 @@ func (p *yparser) documents(from, to int, emit func(ast.Expr)) (int, bool) {
 		n += len(docs)
 	}
 	return n, true
+}
+
+// unicodeBreaks reports whether a line in [from, to) holds a line break
+// other than LF (NEL, LS, PS): the YAML decoder counts them as line
+// breaks, and the fast parser does not (a comment would hide what follows
+// one), so such text is the general decoder's, whole.
+func (p *yparser) unicodeBreaks(from, to int) bool {
+	i, _ := slices.BinarySearch(p.odd, from)
+	for ; i < len(p.odd) && p.odd[i] < to; i++ {
+		end := len(p.data)
+		if l := p.odd[i] + 1; l < p.lines() {
+			end = p.start(l)
+		}
+		if bytes.ContainsAny(p.data[p.start(p.odd[i]):end], "\u0085\u2028\u2029") {
+			return true
+		}
+	}
+	return false
 }
 
 // oddIn reports whether the document that starts at line l, which ends

@@ -363,6 +363,8 @@ func TestGeneralUnicodeBreaks(t *testing.T) {
 	for _, c := range []string{
 		"--- 0\n\u0085--- 0\n",
 		"0\n--\n--- 0\n\u0085--- 0\n--- 0", // found by FuzzFastYAML
+		"#\u0085#\u0085y3",                 // found by FuzzFastYAML: a comment hid "y3"
+		svc("a") + "# c\u0085spec: {ports: [{port: 81}]}\n",
 		svc("a") + "---\n" + "a: \u2028b\n" + "---\n" + svc("b"),
 		svc("a") + "--- x\u2029--- y\n---\n" + svc("b"),
 		svc("a") + "---\n" + strings.Replace(svc("b"), "spec:", "\u0085spec:", 1) + "---\n" + svc("c") + "---\n" + svc("d"),
