@@ -177,6 +177,13 @@ func decodeText(name string, data []byte, asJSON, list bool, opts Options, diags
 			} else {
 				pos, msg = syntaxError(name, err)
 				pos, msg = locateYAMLError(data, pos, msg)
+				if i := bytes.IndexAny(data, "\u0085\u2028\u2029"); i >= 0 && errors.As(err, new(decoderPanic)) {
+					// CUE's decoder places the lines that the YAML
+					// parser counts, which these breaks begin, in
+					// the text's LF lines, and can fail on them.
+					pos = offsetPos(name, data, i)
+					msg = fmt.Sprintf("cannot decode the input after this line break %U: write LF line breaks", []rune(string(data[i:]))[0])
+				}
 			}
 			diags.Add(pos, "", "", msg)
 			return false
@@ -190,15 +197,21 @@ func decodeText(name string, data []byte, asJSON, list bool, opts Options, diags
 	return true
 }
 
-// extract calls next, turning a panic of the decoder into an error.
+// extract calls next, turning a panic of the decoder into an error (a
+// decoderPanic).
 func extract(next func() (ast.Expr, error)) (e ast.Expr, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			e, err = nil, fmt.Errorf("cannot decode the input: %v", r)
+			e, err = nil, decoderPanic{r}
 		}
 	}()
 	return next()
 }
+
+// decoderPanic is the error of a decoder that panicked.
+type decoderPanic struct{ v any }
+
+func (p decoderPanic) Error() string { return fmt.Sprintf("cannot decode the input: %v", p.v) }
 
 // bareCR returns the position of the first carriage return not followed
 // by a line feed, or ok.

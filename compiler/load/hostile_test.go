@@ -66,6 +66,8 @@ func TestHostileInput(t *testing.T) {
 			[]string{"-:2: YAML syntax error: exceeded max depth of 10000"}},
 		{"unterminated tag on the first line", []byte("a: !<x 1\n"),
 			[]string{"-:1: YAML syntax error: did not find the expected '>'"}},
+		{"a NEL after which CUE's decoder cannot place a value", []byte("#\u0085#\u0085y3"),
+			[]string{"-:1:2: cannot decode the input after this line break U+0085: write LF line breaks"}},
 		{"unterminated flow mapping", []byte("apiVersion: v1\nkind: Service\nmetadata: {name: s\n"),
 			[]string{"-:3: YAML syntax error: did not find expected ',' or '}'"}},
 		{"tab indentation", []byte("apiVersion: v1\nkind: Service\nmetadata:\n\tname: s\n"),
