@@ -827,6 +827,10 @@ func (d *decoder) object(s *ast.StructLit, from *listKind) {
 	case info.named:
 		object += " " + name
 	}
+	if err := checkBreadth(s); err != nil {
+		d.diags.Add(toPosOr(err.pos, pos), object, "", err.msg)
+		return
+	}
 	if apiVersion != info.apiVersion && (info.older == "" || apiVersion != info.older) {
 		at := pos
 		if f := field(s, "apiVersion"); f != nil {

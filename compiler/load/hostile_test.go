@@ -84,6 +84,15 @@ func TestHostileInput(t *testing.T) {
 			[]string{"-:4:4: YAML syntax error: unknown anchor 'nope' referenced"}},
 		{"a tab on the line after another error is not blamed", []byte("apiVersion: v1\nkind: Service\nmetadata:\n  name: @bad\n\t# c\n"),
 			[]string{"-:4:9: YAML syntax error: found character that cannot start any token"}},
+		{"a list of more than MaxElements items", []byte(svc("ports: [{port: 80}]\nexternalIPs: [" + strings.Repeat("192.0.2.1, ", MaxElements) + "192.0.2.1]\n")),
+			[]string{"-:7:16: Service default/s: list of 25001 elements: kpc validates at most 25000 in one list or mapping"}},
+		{"a mapping of more than MaxElements fields", []byte(svc("ports: [{port: 80}]\nx:\n" + manyKeys(MaxElements+1))),
+			[]string{"-:8:5: Service default/s: mapping of 25001 elements: kpc validates at most 25000 in one list or mapping"}},
+		{"large lists of more than MaxLargeElements items in all", []byte(svc("ports: [{port: 80}]\nexternalIPs: [" + strings.Repeat("192.0.2.1, ", 20000) + "192.0.2.1]\n" +
+			"loadBalancerSourceRanges: [" + strings.Repeat("192.0.2.0/24, ", 20000) + "192.0.2.0/24]\n")),
+			[]string{"-:8:29: Service default/s: list of 20001 elements: the document's lists and mappings of more than 1000 elements hold more than 40000 elements in all, more than kpc validates"}},
+		{"more than MaxObjectValues values in small lists", []byte(svc("ports: [{port: 80}]\nx:\n" + strings.Repeat("- ["+strings.Repeat("1, ", 999)+"1]\n", 101))),
+			[]string{"-:107:2676: Service default/s: document has more than 100000 values: kpc validates at most that many in one object"}},
 		{"YAML 1.2 directive", []byte("# c\n%YAML 1.2\n---\napiVersion: v1\n"),
 			[]string{"-:2:1: YAML syntax error: found incompatible YAML document: the %YAML directive asks for another version than YAML 1.1, which the decoder reads; remove the directive"}},
 	} {
@@ -98,6 +107,15 @@ func TestHostileInput(t *testing.T) {
 			}
 		})
 	}
+}
+
+// manyKeys returns n lines "  kI: v" of a block mapping.
+func manyKeys(n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "  k%d: v\n", i)
+	}
+	return b.String()
 }
 
 // TestDepthLimit checks that 100 levels are accepted (with the warning

@@ -62,6 +62,60 @@ func checkSize(s *ast.StructLit, items *ast.Field) *sizeError {
 	return walk(s, 1)
 }
 
+// largeCollection is the size from which a mapping or list counts
+// towards MaxLargeElements.
+const largeCollection = 1_000
+
+// checkBreadth rejects a document with more than MaxObjectValues values,
+// with a mapping or list of more than MaxElements elements, or with more
+// than MaxLargeElements elements in its mappings and lists of more than
+// largeCollection elements.
+func checkBreadth(s *ast.StructLit) *sizeError {
+	large, nodes := 0, 0
+	var walk func(e ast.Expr) *sizeError
+	count := func(e ast.Expr, n int, what string) *sizeError {
+		if n > MaxElements {
+			return &sizeError{e.Pos(), fmt.Sprintf("%s of %d elements: kpc validates at most %d in one list or mapping", what, n, MaxElements)}
+		}
+		if n > largeCollection {
+			if large += n; large > MaxLargeElements {
+				return &sizeError{e.Pos(), fmt.Sprintf("%s of %d elements: the document's lists and mappings of more than %d elements hold more than %d elements in all, more than kpc validates",
+					what, n, largeCollection, MaxLargeElements)}
+			}
+		}
+		return nil
+	}
+	walk = func(e ast.Expr) *sizeError {
+		if nodes++; nodes > MaxObjectValues {
+			return &sizeError{e.Pos(), fmt.Sprintf("document has more than %d values: kpc validates at most that many in one object", MaxObjectValues)}
+		}
+		switch x := e.(type) {
+		case *ast.StructLit:
+			if err := count(e, len(x.Elts), "mapping"); err != nil {
+				return err
+			}
+			for _, el := range x.Elts {
+				if f, ok := el.(*ast.Field); ok {
+					if err := walk(f.Value); err != nil {
+						return err
+					}
+				}
+			}
+		case *ast.ListLit:
+			if err := count(e, len(x.Elts), "list"); err != nil {
+				return err
+			}
+			for _, el := range x.Elts {
+				if err := walk(el); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	return walk(s)
+}
+
 // normalize applies Go JSON decoding semantics to a document, in place:
 // fields whose value is null or an empty list are removed (unset), and of
 // duplicate keys in a mapping only the last is kept. In strict mode each
