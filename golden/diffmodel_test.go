@@ -43,6 +43,10 @@ func (c *genCluster) endpointSets(s *genService, p genPort, f ir.Family) (cluste
 		isReady := e.ready == nil || *e.ready
 		serving := e.serving == nil || *e.serving
 		terminating := e.terminating != nil && *e.terminating
+		if s.mirror {
+			// v1 Endpoints know ready and not ready only.
+			serving, terminating = isReady, false
+		}
 		ap := netip.AddrPortFrom(e.addr, p.target).String()
 		local := e.local && c.node
 		switch {
@@ -103,15 +107,14 @@ func (c *genCluster) model(m probeMeta, pkt Packet, mode ir.Mode) (want Expect, 
 		// kpc writes a table only for a family with a proxied Service
 		// (Compile's doc); kube-proxy's proxier of a family without one
 		// would still drop the unallocated addresses of its range.
-		proxied := slices.ContainsFunc(c.svcs, func(s *genService) bool {
-			_, ok := s.clusterIPs[m.fam]
-			return ok
-		})
-		if nft && proxied {
+		if nft && c.proxied(m.fam) {
 			return Expect{Verdict: "drop"}, false, true
 		}
 		return Expect{Verdict: "untouched"}, false, true
 	case "cluster-unused":
+		if m.svc.otherProxy {
+			return c.notWatched(m, nft)
+		}
 		if nft {
 			return Expect{Verdict: "reject"}, false, true
 		}
@@ -124,6 +127,13 @@ func (c *genCluster) model(m probeMeta, pkt Packet, mode ir.Mode) (want Expect, 
 		// kube-proxy skips Services without a cluster IP.
 		return Expect{Verdict: "untouched"}, false, true
 	}
+	if s.otherProxy {
+		return c.notWatched(m, nft)
+	}
+	if m.kind == "lb" && s.proxyMode {
+		// LB ingress with ipMode Proxy is not programmed.
+		return Expect{Verdict: "untouched"}, false, true
+	}
 	if m.kind == "nodeport" && !c.servesNodePort(pkt.Dst, mode) {
 		return Expect{Verdict: "untouched"}, false, true
 	}
@@ -131,7 +141,10 @@ func (c *genCluster) model(m probeMeta, pkt Packet, mode ir.Mode) (want Expect, 
 	pods, detector := c.podRange(f)
 	isPod := detector && pods.Contains(pkt.Src)
 	fromNode := pkt.FromNode
-	blocked := m.kind == "lb" && s.sourceRanges && !netip.MustParsePrefix(genAllowed[f][0]).Contains(pkt.Src)
+	// The LB IPs are allowed sources when a range holds the node's
+	// address, which kpc knows only from a Node.
+	blocked := m.kind == "lb" && s.sourceRanges && !netip.MustParsePrefix(genAllowed[f][0]).Contains(pkt.Src) &&
+		!(s.rangesNode && (netip.MustParsePrefix(genAllowed[f][1]).Contains(pkt.Src) || c.node && pkt.Src == s.lbIPs[f]))
 	if !hasAny {
 		if blocked {
 			return Expect{}, false, false
@@ -145,7 +158,14 @@ func (c *genCluster) model(m probeMeta, pkt Packet, mode ir.Mode) (want Expect, 
 		if len(eps) == 0 {
 			return Expect{Verdict: "drop"}, false, true
 		}
-		return Expect{Verdict: "dnat", Endpoints: eps, Masquerade: masq}, m.kind != "hairpin", true
+		// An endpoint reached from its own address is masqueraded
+		// (hairpin); the expectation says whether any endpoint is.
+		for _, e := range eps {
+			if netip.MustParseAddrPort(e).Addr() == pkt.Src {
+				masq = true
+			}
+		}
+		return Expect{Verdict: "dnat", Endpoints: eps, Masquerade: masq}, true, true
 	}
 	switch m.kind {
 	case "cluster", "hairpin":
@@ -166,6 +186,26 @@ func (c *genCluster) model(m probeMeta, pkt Packet, mode ir.Mode) (want Expect, 
 		return dnat(cluster, true)
 	}
 	return dnat(local, false)
+}
+
+// proxied reports whether a family has a Service kube-proxy proxies (kpc
+// then writes that family's table).
+func (c *genCluster) proxied(f ir.Family) bool {
+	return slices.ContainsFunc(c.svcs, func(s *genService) bool {
+		_, ok := s.clusterIPs[f]
+		return ok && !s.otherProxy
+	})
+}
+
+// notWatched is the fate of a packet to a Service kube-proxy does not
+// watch (labelled for another proxy): its cluster IP is an address of the
+// Service range that no proxied Service holds, dropped by nftables mode;
+// its other addresses are not kube-proxy's.
+func (c *genCluster) notWatched(m probeMeta, nft bool) (Expect, bool, bool) {
+	if nft && c.proxied(m.fam) && (m.kind == "cluster" || m.kind == "hairpin" || m.kind == "cluster-unused") {
+		return Expect{Verdict: "drop"}, false, true
+	}
+	return Expect{Verdict: "untouched"}, false, true
 }
 
 // checkModel compares the tracer's expectations (already in flows) with
