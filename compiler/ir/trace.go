@@ -88,7 +88,9 @@ type Reach struct {
 	// an affinity set).
 	Probability float64
 	// Masquerade says the packet is source-NATed to the node's address in
-	// postrouting.
+	// postrouting. An endpoint that is an address of the node (in
+	// Node.IPs: a host-network endpoint) never is: the packet is
+	// delivered locally, without a postrouting hook.
 	Masquerade bool
 	// Path lists the dispatch maps and chains traversed.
 	Path []string
@@ -522,7 +524,11 @@ func (t *tracer) result(branches []branch) Result {
 	for i := range branches {
 		b := &branches[i]
 		if b.status == dnatted {
-			reaches = append(reaches, Reach{Endpoint: b.ep, Probability: b.prob, Masquerade: b.masq, Path: b.path})
+			// A packet DNATed to an address of the node (a host-network
+			// endpoint) is delivered locally: it takes no postrouting
+			// hook, where the masquerade is.
+			masq := b.masq && !slices.Contains(t.rs.Node.IPs, b.ep.Addr())
+			reaches = append(reaches, Reach{Endpoint: b.ep, Probability: b.prob, Masquerade: masq, Path: b.path})
 		} else if other == nil {
 			other = b
 		}
