@@ -251,8 +251,9 @@ func genRandomService(r *rand.Rand, c *genCluster, i int) *genService {
 	s.otherProxy = r.IntN(10) == 0
 	s.split = r.IntN(5) == 0
 	s.mirror = s.typ != "ExternalName" && r.IntN(6) == 0
-	if r.IntN(5) == 0 {
-		// A host-network endpoint: the node's primary address.
+	if c.node && r.IntN(5) == 0 {
+		// A host-network endpoint: the node's primary address (known to
+		// kpc as the node's only from a Node).
 		for _, f := range s.fams {
 			s.endpoints[f] = append(s.endpoints[f], genEndpoint{addr: genNodeIPs[f][0], local: true})
 		}
@@ -620,12 +621,16 @@ func traceFlows(prog *ir.Program, c *genCluster, flows []Flow, metas []probeMeta
 					problems = append(problems, fmt.Sprintf("flow %q: tracer probabilities sum to %.4f", f.Name, total))
 				}
 				masq := res.Reaches[0].Masquerade
+				hostEP := slices.ContainsFunc(res.Reaches, func(r ir.Reach) bool { return slices.Contains(nodeIPs, r.Endpoint.Addr()) })
 				for _, r := range res.Reaches {
-					if r.Masquerade != masq && (metas[i].kind == "hairpin" || pkt.FromNode) {
+					if r.Masquerade != masq && (metas[i].kind == "hairpin" || pkt.FromNode || hostEP) {
 						// Only the endpoint that is the sender is
 						// masqueraded (hairpin; a node address is a
-						// host-network endpoint's).
-						kernel[i] = false
+						// host-network endpoint's), or a host-network
+						// endpoint is not (local delivery). The lab
+						// tells masquerade per source, not per
+						// endpoint: the flow is left out.
+						kernel[i] = pkt.FromNode
 						break
 					}
 					if r.Masquerade != masq {

@@ -159,12 +159,18 @@ func (c *genCluster) model(m probeMeta, pkt Packet, mode ir.Mode) (want Expect, 
 			return Expect{Verdict: "drop"}, false, true
 		}
 		// An endpoint reached from its own address is masqueraded
-		// (hairpin); the expectation says whether any endpoint is.
+		// (hairpin), but an endpoint on a node address (host network)
+		// never is: the packet is delivered locally, without the
+		// postrouting hook. The expectation says whether any endpoint
+		// is.
+		anyMasq := false
 		for _, e := range eps {
-			if netip.MustParseAddrPort(e).Addr() == pkt.Src {
-				masq = true
+			a := netip.MustParseAddrPort(e).Addr()
+			if !slices.Contains(c.nodeIPs[f], a) && (masq || a == pkt.Src) {
+				anyMasq = true
 			}
 		}
+		masq = anyMasq
 		return Expect{Verdict: "dnat", Endpoints: eps, Masquerade: masq}, true, true
 	}
 	switch m.kind {
