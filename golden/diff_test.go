@@ -579,9 +579,11 @@ func (c *genCluster) probeFlows(nodeIPs []netip.Addr) ([]Flow, []probeMeta) {
 }
 
 // traceFlows fills every flow's expectation from the tracer, in both
-// modes, and returns the tracer's own inconsistencies.
-// A hairpin flow whose endpoints are masqueraded for some endpoints only
-// (the sender's own) is left out of the kernel replay (kernel is false).
+// modes, and returns the tracer's own inconsistencies. kernel says which
+// flows the kernel replays: not those from a client or endpoint that are
+// masqueraded to some endpoints only (a hairpin to the sender's own, or
+// none to a host-network endpoint), as the lab tells masquerade per
+// source, not per endpoint.
 func traceFlows(prog *ir.Program, c *genCluster, flows []Flow, metas []probeMeta, nodeIPs []netip.Addr) (problems []string, kernel []bool) {
 	kernel = make([]bool, len(flows))
 	affinity := map[string]bool{}
@@ -658,7 +660,7 @@ func expectEqual(a, b Expect) bool {
 
 // runDiffCluster compiles a cluster, traces its probes and replays them on
 // every backend. It returns the disagreements, one line each.
-func runDiffCluster(t *testing.T, c *genCluster, bes []backend) (disagree []string, flowsRun int) {
+func runDiffCluster(t *testing.T, seed uint64, c *genCluster, bes []backend) (disagree []string, flowsRun int) {
 	t.Helper()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "input.yaml"), []byte(c.manifest()), 0o644); err != nil {
@@ -692,7 +694,7 @@ func runDiffCluster(t *testing.T, c *genCluster, bes []backend) (disagree []stri
 		flowsRun += n
 	}
 	if len(disagree) > 0 && *diffKeep != "" {
-		keep := filepath.Join(*diffKeep, fmt.Sprintf("case-%d", time.Now().UnixNano()))
+		keep := filepath.Join(*diffKeep, fmt.Sprintf("seed-%d", seed))
 		if err := os.MkdirAll(keep, 0o755); err == nil {
 			data, _ := yaml.Marshal(flows)
 			_ = os.WriteFile(filepath.Join(keep, "input.yaml"), []byte(c.manifest()), 0o644)
@@ -873,7 +875,7 @@ func TestDifferential(t *testing.T) {
 		}
 		seed := *diffSeed + uint64(i)
 		c := genRandomCluster(rand.New(rand.NewPCG(seed, 0x6b7063)))
-		d, n := runDiffCluster(t, c, replay)
+		d, n := runDiffCluster(t, seed, c, replay)
 		clusters++
 		if replay != nil {
 			kernel++
