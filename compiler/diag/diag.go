@@ -125,18 +125,38 @@ type List []*Error
 
 // Add appends an error diagnostic.
 func (l *List) Add(pos Pos, object, path, msg string) {
-	*l = append(*l, &Error{Pos: pos, Object: object, Path: path, Msg: msg})
+	*l = append(*l, &Error{Pos: pos, Object: Shorten(object), Path: Shorten(path), Msg: Shorten(msg)})
 }
 
 // Warn appends a warning diagnostic.
 func (l *List) Warn(pos Pos, object, path, msg string) {
-	*l = append(*l, &Error{Pos: pos, Object: object, Path: path, Msg: msg, Severity: SevWarning})
+	*l = append(*l, &Error{Pos: pos, Object: Shorten(object), Path: Shorten(path), Msg: Shorten(msg), Severity: SevWarning})
 }
 
 // Skip appends the warning that a document of kind kind was skipped (see
 // Error.Skipped).
 func (l *List) Skip(pos Pos, kind, msg string) {
-	*l = append(*l, &Error{Pos: pos, Msg: msg, Severity: SevWarning, Skipped: kind})
+	*l = append(*l, &Error{Pos: pos, Msg: Shorten(msg), Severity: SevWarning, Skipped: kind})
+}
+
+// MaxText bounds the length of a diagnostic's object, path and message:
+// they quote the input, whose names and values may be megabytes long.
+const MaxText = 1024
+
+// Shorten returns s, or when it is longer than MaxText bytes, its start
+// and its end with the length of what was left out between them.
+func Shorten(s string) string {
+	if len(s) <= MaxText {
+		return s
+	}
+	head, tail := MaxText/2-32, len(s)-(MaxText/2-32)
+	for head > 0 && !utf8.RuneStart(s[head]) {
+		head--
+	}
+	for tail < len(s) && !utf8.RuneStart(s[tail]) {
+		tail++
+	}
+	return fmt.Sprintf("%s…[%d bytes]…%s", s[:head], tail-head, s[tail:])
 }
 
 // Strict makes every warning an error (the commands' --strict), except the

@@ -2,6 +2,7 @@ package diag
 
 import (
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -60,5 +61,31 @@ func TestListSortErr(t *testing.T) {
 	var list List
 	if !errors.As(l.Err(), &list) || len(list) != 2 {
 		t.Errorf("Err() = %v", l.Err())
+	}
+}
+
+// TestShorten checks that long texts keep their start and end, cut at
+// rune boundaries, and that short ones are left alone.
+func TestShorten(t *testing.T) {
+	long := strings.Repeat("a", 600) + strings.Repeat("é", 300) + strings.Repeat("z", 600)
+	for _, tc := range []struct {
+		name, in string
+		want     string
+	}{
+		{"short", "spec.ports[0].port", "spec.ports[0].port"},
+		{"at the bound", strings.Repeat("x", MaxText), strings.Repeat("x", MaxText)},
+		{"long", long, strings.Repeat("a", 480) + "…[840 bytes]…" + strings.Repeat("z", 480)},
+		{"cut inside runes", strings.Repeat("é", 1000), strings.Repeat("é", 240) + "…[1040 bytes]…" + strings.Repeat("é", 240)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := Shorten(tc.in); got != tc.want {
+				t.Errorf("Shorten = %q (%d bytes), want %q", got, len(got), tc.want)
+			}
+		})
+	}
+	var l List
+	l.Add(Pos{File: "f"}, "Service default/"+long, long, long)
+	if got := len(l[0].Error()); got > 4*MaxText {
+		t.Errorf("a diagnostic of three long texts is %d bytes", got)
 	}
 }
