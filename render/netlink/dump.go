@@ -59,6 +59,20 @@ type dumper struct {
 
 // newDumper opens a netfilter netlink socket in the namespace of o.
 func newDumper(o Options) (*dumper, error) {
+	c, err := dialNetfilter(o)
+	if err != nil {
+		return nil, err
+	}
+	raiseBuffers(c)
+	_ = c.SetDeadline(time.Now().Add(o.timeout()))
+	return &dumper{conn: c}, nil
+}
+
+func (d *dumper) close() { d.conn.Close() }
+
+// dialNetfilter opens a netfilter netlink socket in the network namespace
+// of o.
+func dialNetfilter(o Options) (*mdnetlink.Conn, error) {
 	cfg := &mdnetlink.Config{}
 	if o.NetNS != "" {
 		f, err := os.Open(o.NetNS)
@@ -72,12 +86,8 @@ func newDumper(o Options) (*dumper, error) {
 	if err != nil {
 		return nil, fmt.Errorf("netlink: connecting to nf_tables: %w", err)
 	}
-	raiseBuffers(c)
-	_ = c.SetDeadline(time.Now().Add(o.timeout()))
-	return &dumper{conn: c}, nil
+	return c, nil
 }
-
-func (d *dumper) close() { d.conn.Close() }
 
 // dumpBuffer is the size of the buffer a dump's answers are read into.
 // The kernel fills each message of a dump up to the largest buffer the

@@ -128,19 +128,7 @@ func TestBatchAtGeneration(t *testing.T) {
 	nstest.Require(t, "nft")
 	ns := nstest.New(t, "kpcnl")
 	o := Options{NetNS: nstest.Path(ns)}
-	gen := func() uint32 {
-		t.Helper()
-		d, err := newDumper(o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer d.close()
-		g, err := d.generation()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return g
-	}
+	gen := func() uint32 { return generationOf(t, ns) }
 	g0 := gen()
 	nstest.Run(t, ns, "", "nft", "add", "table", "ip", "other")
 	g1 := gen()
@@ -167,6 +155,66 @@ func TestBatchAtGeneration(t *testing.T) {
 	}
 }
 
+// adoptedUnion is a cluster of six random Services (of seed) applied whole
+// into a namespace, and a Union of its Services' parts that adopted it.
+type adoptedUnion struct {
+	c     *cluster
+	u     *Union
+	parts map[int]*Part
+	ids   uint32
+}
+
+// newAdoptedUnion applies the cluster of seed into namespace ns and has a
+// Union of its parts adopt it. follow, when set, runs between the apply
+// and the adoption (to start a Witness of the commits after the apply).
+func newAdoptedUnion(t *testing.T, ns string, seed uint64, follow func(o Options, u *Union)) *adoptedUnion {
+	t.Helper()
+	r := rand.New(rand.NewPCG(seed, seed))
+	a := &adoptedUnion{c: &cluster{}, parts: map[int]*Part{}}
+	for i := 0; i < 6; i++ {
+		a.c.mutate(r)
+	}
+	o := Options{NetNS: nstest.Path(ns)}
+	a.u = NewUnion("kpc", o)
+	for _, s := range a.c.services {
+		a.parts[s.id] = servicePart(t, s, &a.ids)
+		if err := a.u.Count(a.parts[s.id]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := Build(compileText(t, a.c.yaml()), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := SyncBatch(b, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if follow != nil {
+		follow(o, a.u)
+	}
+	sum, err := b.Summary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.u.Adopt(sum, rep.Generation); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// change gives the cluster's first Service one endpoint more and returns
+// the update.
+func (a *adoptedUnion) change(t *testing.T) []Change {
+	t.Helper()
+	s := a.c.services[0]
+	s.eps = append(s.eps, 30+len(s.eps))
+	next := servicePart(t, s, &a.ids)
+	ch := []Change{{Old: a.parts[s.id], New: next}}
+	a.parts[s.id] = next
+	return ch
+}
+
 // TestUnionForeignCommit checks that a Union refuses an update once
 // anything but its own updates was committed: a rule added to kpc's table
 // by hand, which leaves the fingerprint alone, or a commit to another
@@ -174,51 +222,13 @@ func TestBatchAtGeneration(t *testing.T) {
 func TestUnionForeignCommit(t *testing.T) {
 	nstest.Require(t, "nft")
 	for _, foreign := range []string{"add rule ip kpc services counter\n", "add table ip other\n"} {
-		r := rand.New(rand.NewPCG(3, 3))
-		c := &cluster{}
-		for i := 0; i < 6; i++ {
-			c.mutate(r)
-		}
 		ns := nstest.New(t, "kpcnl")
-		o := Options{NetNS: nstest.Path(ns)}
-		u := NewUnion("kpc", o)
-		parts := map[int]*Part{}
-		var ids uint32
-		for _, s := range c.services {
-			parts[s.id] = servicePart(t, s, &ids)
-			if err := u.Count(parts[s.id]); err != nil {
-				t.Fatal(err)
-			}
-		}
-		b, err := Build(compileText(t, c.yaml()), o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rep, err := SyncBatch(b, o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sum, err := b.Summary()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := u.Adopt(sum, rep.Generation); err != nil {
-			t.Fatal(err)
-		}
-		// One endpoint more for a Service: an update.
-		change := func() []Change {
-			s := c.services[0]
-			s.eps = append(s.eps, 30+len(s.eps))
-			next := servicePart(t, s, &ids)
-			ch := []Change{{Old: parts[s.id], New: next}}
-			parts[s.id] = next
-			return ch
-		}
-		if _, err := u.Update(change()); err != nil {
+		a := newAdoptedUnion(t, ns, 3, nil)
+		if _, err := a.u.Update(a.change(t)); err != nil {
 			t.Fatalf("an update with nothing foreign: %v", err)
 		}
 		nstest.Run(t, ns, foreign, "nft", "-f", "-")
-		if _, err := u.Update(change()); !errors.Is(err, ErrNeedFull) || !strings.Contains(err.Error(), "committed") {
+		if _, err := a.u.Update(a.change(t)); !errors.Is(err, ErrNeedFull) || !strings.Contains(err.Error(), "committed") {
 			t.Errorf("an update after %q: %v, want it refused because of the commit", foreign, err)
 		}
 	}

@@ -7,7 +7,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"os"
 	"sync"
 	"time"
 
@@ -71,18 +70,9 @@ const witnessWait = 200 * time.Millisecond
 // Follow starts a Witness of the commits in the network namespace of o,
 // for the tables named table (in any family). The caller closes it.
 func Follow(o Options, table string) (*Witness, error) {
-	cfg := &mdnetlink.Config{}
-	if o.NetNS != "" {
-		f, err := os.Open(o.NetNS)
-		if err != nil {
-			return nil, fmt.Errorf("netlink: opening network namespace: %w", err)
-		}
-		defer f.Close()
-		cfg.NetNS = int(f.Fd())
-	}
-	c, err := mdnetlink.Dial(unix.NETLINK_NETFILTER, cfg)
+	c, err := dialNetfilter(o)
 	if err != nil {
-		return nil, fmt.Errorf("netlink: following nftables commits: %w", err)
+		return nil, err
 	}
 	if rc, err := c.SyscallConn(); err == nil {
 		forced := false

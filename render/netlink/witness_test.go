@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -124,51 +123,17 @@ func TestWitnessLost(t *testing.T) {
 // then holds what a fresh load of the same cluster holds.
 func TestUnionFollow(t *testing.T) {
 	nstest.Require(t, "nft")
-	r := rand.New(rand.NewPCG(5, 5))
-	c := &cluster{}
-	for i := 0; i < 6; i++ {
-		c.mutate(r)
-	}
 	ns, fresh := nstest.New(t, "kpcnl"), nstest.New(t, "kpcnl")
-	o := Options{NetNS: nstest.Path(ns)}
-	u := NewUnion("kpc", o)
-	parts := map[int]*Part{}
-	var ids uint32
-	for _, s := range c.services {
-		parts[s.id] = servicePart(t, s, &ids)
-		if err := u.Count(parts[s.id]); err != nil {
+	a := newAdoptedUnion(t, ns, 5, func(o Options, u *Union) {
+		w, err := Follow(o, "kpc")
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	b, err := Build(compileText(t, c.yaml()), o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rep, err := SyncBatch(b, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := Follow(o, "kpc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	u.Follow(w)
-	sum, err := b.Summary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := u.Adopt(sum, rep.Generation); err != nil {
-		t.Fatal(err)
-	}
-	change := func() []Change {
-		s := c.services[0]
-		s.eps = append(s.eps, 30+len(s.eps))
-		next := servicePart(t, s, &ids)
-		ch := []Change{{Old: parts[s.id], New: next}}
-		parts[s.id] = next
-		return ch
-	}
+		t.Cleanup(w.Close)
+		u.Follow(w)
+	})
+	c, u := a.c, a.u
+	change := func() []Change { return a.change(t) }
 	// The same foreign tables in both namespaces, so that their listings
 	// compare.
 	foreign := func(script string) {
