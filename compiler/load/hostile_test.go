@@ -7,7 +7,6 @@ import (
 	"runtime"
 	"strings"
 	"testing"
-	"time"
 
 	"cuelang.org/go/cue"
 	"cuelang.org/go/cue/cuecontext"
@@ -97,13 +96,9 @@ func TestHostileInput(t *testing.T) {
 			[]string{"-:2:1: YAML syntax error: found incompatible YAML document: the %YAML directive asks for another version than YAML 1.1, which the decoder reads; remove the directive"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			start := time.Now()
 			_, diags := Load([]string{"-"}, bytes.NewReader(tc.in), Options{})
 			if diff := cmp.Diff(tc.want, diagStrings(diags)); diff != "" {
 				t.Errorf("diagnostics (-want +got):\n%s", diff)
-			}
-			if d := time.Since(start); d > 20*time.Second {
-				t.Errorf("took %v", d)
 			}
 		})
 	}
