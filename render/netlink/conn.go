@@ -64,18 +64,30 @@ func dial(o Options) (*conn, error) {
 // raiseBuffers raises the socket's buffer limits, beyond
 // net.core.[rw]mem_max when the process may (CAP_NET_ADMIN), else as far
 // as the sysctls allow.
-func raiseBuffers(nl *mdnetlink.Conn) {
+func raiseBuffers(nl *mdnetlink.Conn) { setBuffers(nl, socketBuffer, socketBuffer) }
+
+// setBuffers sets the socket's send and receive buffers (0: leave it) as
+// raiseBuffers does.
+func setBuffers(nl *mdnetlink.Conn, send, recv int) {
 	forced := false
 	if rc, err := nl.SyscallConn(); err == nil {
 		_ = rc.Control(func(fd uintptr) {
-			e1 := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, socketBuffer)
-			e2 := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, socketBuffer)
-			forced = e1 == nil && e2 == nil
+			forced = true
+			if send > 0 {
+				forced = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, send) == nil
+			}
+			if recv > 0 {
+				forced = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, recv) == nil && forced
+			}
 		})
 	}
 	if !forced {
-		_ = nl.SetWriteBuffer(socketBuffer)
-		_ = nl.SetReadBuffer(socketBuffer)
+		if send > 0 {
+			_ = nl.SetWriteBuffer(send)
+		}
+		if recv > 0 {
+			_ = nl.SetReadBuffer(recv)
+		}
 	}
 }
 

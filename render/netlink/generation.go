@@ -37,15 +37,8 @@ func (d *dumper) generation() (uint32, error) {
 		if len(m.Data) < 4 {
 			continue
 		}
-		ad, err := mdnetlink.NewAttributeDecoder(m.Data[4:])
-		if err != nil {
-			return 0, fmt.Errorf("netlink: reading the nftables generation: %w", err)
-		}
-		ad.ByteOrder = binary.BigEndian
-		for ad.Next() {
-			if ad.Type() == unix.NFTA_GEN_ID {
-				return ad.Uint32(), nil
-			}
+		if id, ok := firstAttr(m.Data[4:], unix.NFTA_GEN_ID); ok && len(id) == 4 {
+			return binary.BigEndian.Uint32(id), nil
 		}
 	}
 	return 0, errors.New("netlink: reading the nftables generation: the kernel's answer has none")

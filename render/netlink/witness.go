@@ -74,15 +74,7 @@ func Follow(o Options, table string) (*Witness, error) {
 	if err != nil {
 		return nil, err
 	}
-	if rc, err := c.SyscallConn(); err == nil {
-		forced := false
-		_ = rc.Control(func(fd uintptr) {
-			forced = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, witnessBuffer) == nil
-		})
-		if !forced {
-			_ = c.SetReadBuffer(witnessBuffer)
-		}
-	}
+	setBuffers(c, 0, witnessBuffer)
 	if err := c.JoinGroup(unix.NFNLGRP_NFTABLES); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("netlink: following nftables commits: %w", err)
