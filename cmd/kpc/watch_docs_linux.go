@@ -4,7 +4,6 @@ package main
 
 import (
 	"bytes"
-	"hash/maphash"
 	"io"
 	"math"
 	"os"
@@ -19,25 +18,31 @@ import (
 // The watcher reads a changed file again, but loads only the YAML
 // documents of it that changed (or the items, of a List as kubectl
 // prints it): a file of 50,000 Services costs the loading of one
-// document, not of 100,000. It keeps, per file, the span of each document
-// (docSpan). Of a new version, the spans whose bytes are still at the
-// start and at the end are kept (those at the end moved by as many lines
-// as the changed middle grew), only the middle is split again (resplit),
-// and it is loaded alone, behind as many empty lines as precede it, so
-// that its positions are the file's own.
+// document, not of 100,000. It keeps, per file, the bytes it last loaded
+// and the span of each document in them (docSpan). Of a new version, the
+// spans within the bytes still at the start and at the end are kept
+// (those at the end moved by as many lines as the changed middle grew),
+// only the middle is split again (resplit), and it is loaded alone,
+// behind as many empty lines as precede it, so that its positions are the
+// file's own.
 
 // docSpan is one YAML document of a file, or one item of a List (list):
-// where it starts (byte offset and 1-based line) and a hash of its bytes.
-// A List's split is its head, its items and its tail. The first span of a
-// split also holds the file's size.
+// where it starts (byte offset and 1-based line). A List's split is its
+// head, its items and its tail. The first span of a split also holds the
+// file's size.
 type docSpan struct {
 	off, line, size int
-	sum             uint64
 	list            bool
 }
 
-// docSeed hashes documents; sums are compared within one process only.
-var docSeed = maphash.MakeSeed()
+// fileBytes are the bytes of a file that its split (docSpan) is of. own
+// says whether they are a buffer of the watcher's (readReused), which it
+// reads into again once they are replaced; the bytes of a whole load are
+// the loader's, which is not told it may drop them.
+type fileBytes struct {
+	b   []byte
+	own bool
+}
 
 // splitDocs splits a YAML stream at its "---" lines, or a file that is
 // one List in kubectl's layout into its items (splitItems). It reports
@@ -86,7 +91,6 @@ func splitFast(name string, data []byte) ([]docSpan, bool) {
 			}
 		}
 	}
-	hashSpans(data, spans)
 	spans[0].size = len(data)
 	return spans, true
 }
@@ -101,28 +105,48 @@ func plainYAML(name string, data []byte) bool {
 	return len(t) == 0 || t[0] != '{' && t[0] != '[' && t[0] < 0x80
 }
 
-// hashSpans sets the sum of each span of data.
-func hashSpans(data []byte, spans []docSpan) {
-	for i := range spans {
-		end := len(data)
-		if i+1 < len(spans) {
-			end = spans[i+1].off
-		}
-		spans[i].sum = maphash.Bytes(docSeed, data[spans[i].off:end])
+// commonPrefix is the length of the longest common prefix of a and b,
+// and commonSuffix that of their longest common suffix: found a block at
+// a time with bytes.Equal, which compares many bytes an instruction, then
+// a byte at a time in the block that differs.
+func commonPrefix(a, b []byte) int {
+	n := min(len(a), len(b))
+	i := 0
+	for i+compareBlock <= n && bytes.Equal(a[i:i+compareBlock], b[i:i+compareBlock]) {
+		i += compareBlock
 	}
+	for i < n && a[i] == b[i] {
+		i++
+	}
+	return i
 }
 
+func commonSuffix(a, b []byte) int {
+	n := min(len(a), len(b))
+	i := 0
+	for i+compareBlock <= n && bytes.Equal(a[len(a)-i-compareBlock:len(a)-i], b[len(b)-i-compareBlock:len(b)-i]) {
+		i += compareBlock
+	}
+	for i < n && a[len(a)-1-i] == b[len(b)-1-i] {
+		i++
+	}
+	return i
+}
+
+// compareBlock is the size of the blocks commonPrefix compares.
+const compareBlock = 4096
+
 // resplit splits data, the new contents of a file whose last split is
-// old, as splitDocs would, but looks only at what changed: the spans of
-// old whose bytes are still there at the start, and those still there at
-// the end (moved by the change in length), are kept after a hash of their
-// bytes, and only the bytes between them are split again. dc says which
-// spans changed. It reports false where the file is to be split whole.
-// The new split is made in buf when it has room (and is not old's array):
-// a file of 100,000 documents would otherwise take a new 4 MB split at
-// every change.
-func resplit(name string, data []byte, old, buf []docSpan) ([]docSpan, docChange, bool) {
-	if !plainYAML(name, data) {
+// old, of the bytes prev, as splitDocs would, but looks only at what
+// changed: the spans of old within the bytes still there at the start,
+// and those within the bytes still there at the end (moved by the change
+// in length), are kept, and only the bytes between them are split again.
+// dc says which spans changed. It reports false where the file is to be
+// split whole. The new split is made in buf when it has room (and is not
+// old's array): a file of 100,000 documents would otherwise take a new 4
+// MB split at every change.
+func resplit(name string, data, prev []byte, old, buf []docSpan) ([]docSpan, docChange, bool) {
+	if !plainYAML(name, data) || len(prev) != old[0].size {
 		return nil, docChange{}, false
 	}
 	n, list := len(old), old[0].list
@@ -132,10 +156,10 @@ func resplit(name string, data []byte, old, buf []docSpan) ([]docSpan, docChange
 		}
 		return old[0].size
 	}
+	same, sameEnd := commonPrefix(prev, data), commonSuffix(prev, data)
 	lo := 0
 	for lo < n {
-		a, b := old[lo].off, end(lo)
-		if b > len(data) || lo == n-1 && b != len(data) || maphash.Bytes(docSeed, data[a:b]) != old[lo].sum {
+		if b := end(lo); b > same || lo == n-1 && b != len(data) {
 			break
 		}
 		lo++
@@ -143,8 +167,8 @@ func resplit(name string, data []byte, old, buf []docSpan) ([]docSpan, docChange
 	d := len(data) - old[0].size
 	hi := n
 	for hi > lo && hi > 0 {
-		a, b := old[hi-1].off+d, end(hi-1)+d
-		if hi-1 == 0 || a < old[lo].off || maphash.Bytes(docSeed, data[a:b]) != old[hi-1].sum {
+		a := old[hi-1].off
+		if hi-1 == 0 || a+d < old[lo].off || old[0].size-a > sameEnd {
 			break
 		}
 		hi--
@@ -209,7 +233,6 @@ func resplit(name string, data []byte, old, buf []docSpan) ([]docSpan, docChange
 		s.line += delta
 		now = append(now, s)
 	}
-	hashSpans(data[:to], now[lo:lo+len(mid)])
 	now[0].size = len(data)
 	if list && !validItems(data, now, lo, lo+len(mid)) {
 		return nil, docChange{}, false
@@ -413,33 +436,49 @@ func shiftDocs[T any](docs []*T, pos func(*T) *diag.Pos, shift func(*diag.Pos)) 
 
 // spliceDocs makes a file's new Input from its old one and the load of
 // its changed middle: the old documents before line lo stay, those from
-// line hi on move by delta lines (as copies), and mid's come between. It
-// reports false when the old documents are not at known lines in order.
-// dropped receives the keys of the old middle's documents, moved those of
-// the documents that moved.
-func spliceDocs(old, mid *api.Input, lo, hi, delta int, dropped, moved map[string]bool) (*api.Input, bool) {
+// line hi on move by delta lines, and mid's come between. It reports
+// false when the old documents are not at known lines in order. dropped
+// receives the keys of the old middle's documents.
+//
+// The documents that move are moved where they are, not copied: they are
+// also the old Input's and the watcher's Service keys', which thus stay
+// the same documents, and a change near the top of a file of 100,000
+// documents costs no copy of the 100,000 and no update of their keys. The
+// returned unshift moves them back, for a change that is given up (the
+// old Input is then the file's again); it is nil when nothing moved.
+func spliceDocs(old, mid *api.Input, lo, hi, delta int, dropped map[string]bool) (in *api.Input, unshift func(), ok bool) {
 	if old == nil {
 		old = &api.Input{}
 	}
-	in := &api.Input{}
-	ok := true
-	in.Services, ok = spliceKind(old.Services, mid.Services, lo, hi, delta, ok, func(s *api.Service) *diag.Pos { return &s.Pos },
-		func(s *api.Service) string { return s.ID() }, dropped, moved)
-	in.EndpointSlices, ok = spliceKind(old.EndpointSlices, mid.EndpointSlices, lo, hi, delta, ok, func(s *api.EndpointSlice) *diag.Pos { return &s.Pos },
-		sliceKey, dropped, moved)
-	in.Endpoints, ok = spliceKind(old.Endpoints, mid.Endpoints, lo, hi, delta, ok, func(e *api.Endpoints) *diag.Pos { return &e.Pos },
-		func(e *api.Endpoints) string { return e.ID() }, dropped, moved)
-	in.Nodes, ok = spliceKind(old.Nodes, mid.Nodes, lo, hi, delta, ok, func(n *api.Node) *diag.Pos { return &n.Pos }, nil, nil, nil)
-	in.ProxyConfigs, ok = spliceKind(old.ProxyConfigs, mid.ProxyConfigs, lo, hi, delta, ok,
-		func(c *api.KubeProxyConfiguration) *diag.Pos { return &c.Pos }, nil, nil, nil)
-	in.ServiceCIDRs, ok = spliceKind(old.ServiceCIDRs, mid.ServiceCIDRs, lo, hi, delta, ok,
-		func(c *api.ServiceCIDR) *diag.Pos { return &c.Pos }, nil, nil, nil)
-	return in, ok
+	in = &api.Input{}
+	var undo []func()
+	ok = true
+	in.Services, undo, ok = spliceKind(old.Services, mid.Services, lo, hi, delta, ok, undo, func(s *api.Service) *diag.Pos { return &s.Pos },
+		func(s *api.Service) string { return s.ID() }, dropped)
+	in.EndpointSlices, undo, ok = spliceKind(old.EndpointSlices, mid.EndpointSlices, lo, hi, delta, ok, undo,
+		func(s *api.EndpointSlice) *diag.Pos { return &s.Pos }, sliceKey, dropped)
+	in.Endpoints, undo, ok = spliceKind(old.Endpoints, mid.Endpoints, lo, hi, delta, ok, undo, func(e *api.Endpoints) *diag.Pos { return &e.Pos },
+		func(e *api.Endpoints) string { return e.ID() }, dropped)
+	in.Nodes, undo, ok = spliceKind(old.Nodes, mid.Nodes, lo, hi, delta, ok, undo, func(n *api.Node) *diag.Pos { return &n.Pos }, nil, nil)
+	in.ProxyConfigs, undo, ok = spliceKind(old.ProxyConfigs, mid.ProxyConfigs, lo, hi, delta, ok, undo,
+		func(c *api.KubeProxyConfiguration) *diag.Pos { return &c.Pos }, nil, nil)
+	in.ServiceCIDRs, undo, ok = spliceKind(old.ServiceCIDRs, mid.ServiceCIDRs, lo, hi, delta, ok, undo,
+		func(c *api.ServiceCIDR) *diag.Pos { return &c.Pos }, nil, nil)
+	if len(undo) > 0 {
+		unshift = func() {
+			for _, u := range undo {
+				u()
+			}
+		}
+	}
+	return in, unshift, ok
 }
 
 // spliceKind is spliceDocs for one kind of document, in file order. The
-// old documents must be at known lines, in order.
-func spliceKind[T any](old, mid []*T, lo, hi, delta int, ok bool, pos func(*T) *diag.Pos, key func(*T) string, dropped, moved map[string]bool) ([]*T, bool) {
+// old documents must be at known lines, in order. The moved documents'
+// unshift is appended to undo.
+func spliceKind[T any](old, mid []*T, lo, hi, delta int, ok bool, undo []func(), pos func(*T) *diag.Pos, key func(*T) string,
+	dropped map[string]bool) ([]*T, []func(), bool) {
 	out := make([]*T, 0, len(old)+len(mid))
 	last := 1
 	i := 0
@@ -456,24 +495,26 @@ func spliceKind[T any](old, mid []*T, lo, hi, delta int, ok bool, pos func(*T) *
 		}
 	}
 	out = append(out, mid...)
-	for ; i < len(old); i++ {
-		d := old[i]
+	rest := old[i:]
+	for _, d := range rest {
 		ok = ok && pos(d).Line >= last
 		last = pos(d).Line
-		if delta != 0 {
-			c := *d
-			pos(&c).Line += delta
-			d = &c
-			if key != nil {
-				moved[key(d)] = true
-			}
-		}
 		out = append(out, d)
 	}
-	if len(out) == 0 {
-		return nil, ok // as a load gives none
+	if delta != 0 && len(rest) > 0 {
+		for _, d := range rest {
+			pos(d).Line += delta
+		}
+		undo = append(undo, func() {
+			for _, d := range rest {
+				pos(d).Line -= delta
+			}
+		})
 	}
-	return out, ok
+	if len(out) == 0 {
+		return nil, undo, ok // as a load gives none
+	}
+	return out, undo, ok
 }
 
 // fileLoad is a changed file, loaded.
@@ -482,10 +523,16 @@ type fileLoad struct {
 	// spans is the split of what was read (nil: load it whole next time).
 	spans []docSpan
 	// whole: the file was loaded whole. Otherwise touched holds the keys
-	// of the documents that left or came, moved those of the documents
-	// that only moved.
-	whole          bool
-	touched, moved map[string]bool
+	// of the documents that left or came, and unshift, when documents
+	// moved, moves them back (spliceDocs): the watcher calls it when it
+	// gives the change up, and commit drops it.
+	whole   bool
+	touched map[string]bool
+	unshift func()
+	// data are the bytes loaded, which spans (when set) split.
+	data fileBytes
+	// done: commit recorded the load.
+	done bool
 }
 
 // loadFile loads a changed file: only its changed documents when the
@@ -501,7 +548,13 @@ func (w *watcher) loadFile(f string) (*fileLoad, diag.List) {
 	}
 	if old := w.docs[f]; old != nil && w.files[f] != nil {
 		if data, ok := w.readReused(f); ok {
-			if l, diags, done := w.loadChanged(f, data, old); done {
+			l, diags, done := w.loadChanged(f, data, old)
+			if l != nil {
+				l.data = fileBytes{b: data, own: true}
+			} else {
+				w.recycle(fileBytes{b: data, own: true})
+			}
+			if done {
 				return l, diags
 			}
 		}
@@ -517,7 +570,7 @@ func (w *watcher) loadFile(f string) (*fileLoad, diag.List) {
 	}
 	l := &fileLoad{in: in, whole: true}
 	if spans, ok := splitDocs(f, files[0].Data); ok {
-		l.spans = spans
+		l.spans, l.data = spans, fileBytes{b: files[0].Data}
 	}
 	return l, diags
 }
@@ -526,7 +579,7 @@ func (w *watcher) loadFile(f string) (*fileLoad, diag.List) {
 // differ from those of old, its last split. It reports false when f is
 // to be loaded whole instead.
 func (w *watcher) loadChanged(f string, data []byte, old []docSpan) (*fileLoad, diag.List, bool) {
-	now, dc, ok := resplit(f, data, old, w.spare[f])
+	now, dc, ok := resplit(f, data, w.bytes[f].b, old, w.spare[f])
 	if !ok {
 		return nil, nil, false
 	}
@@ -545,22 +598,27 @@ func (w *watcher) loadChanged(f string, data []byte, old []docSpan) (*fileLoad, 
 			return nil, diags, true
 		}
 	}
-	l := &fileLoad{spans: now, touched: map[string]bool{}, moved: map[string]bool{}}
-	in, ok := spliceDocs(w.files[f], mid, lineOf(old, dc.lo), lineOf(old, dc.hiOld), delta, l.touched, l.moved)
+	l := &fileLoad{spans: now, touched: map[string]bool{}}
+	in, unshift, ok := spliceDocs(w.files[f], mid, lineOf(old, dc.lo), lineOf(old, dc.hiOld), delta, l.touched)
 	if !ok {
+		if unshift != nil {
+			unshift()
+		}
 		return nil, nil, false
 	}
+	l.unshift = unshift
 	markKeys(mid, l.touched)
 	l.in = in
 	return l, diags, true
 }
 
-// readReused reads a regular file into the watcher's read buffer, which
-// the next read overwrites: reading a file of 150 MB at each change into
-// a new buffer would have the collector mark the whole heap about every
-// other change. It reports false for anything but a plain read of a file
-// no larger than load.MaxFileSize (the caller then reads it as Load
-// does, which names the problem).
+// readReused reads a regular file into a buffer of the watcher's, which
+// is read into again once the load is given up or its bytes are replaced
+// (recycle): reading a file of 150 MB at each change into a new buffer
+// would have the collector mark the whole heap about every other change.
+// It reports false for anything but a plain read of a file no larger than
+// load.MaxFileSize (the caller then reads it as Load does, which names the
+// problem).
 func (w *watcher) readReused(f string) ([]byte, bool) {
 	fh, err := os.Open(f)
 	if err != nil {
@@ -572,12 +630,41 @@ func (w *watcher) readReused(f string) ([]byte, bool) {
 		return nil, false
 	}
 	n := int(st.Size())
-	if cap(w.readBuf) < n+1 {
-		w.readBuf = make([]byte, n+n/8+1)
+	buf := w.readBuf
+	w.readBuf = nil
+	if cap(buf) < n+1 {
+		buf = make([]byte, n+n/8+1)
 	}
-	m, err := io.ReadFull(fh, w.readBuf[:n+1])
+	m, err := io.ReadFull(fh, buf[:n+1])
 	if err != io.ErrUnexpectedEOF || m != n {
+		w.recycle(fileBytes{b: buf, own: true})
 		return nil, false // it grew or shrank while read
 	}
-	return w.readBuf[:n], true
+	return buf[:n], true
+}
+
+// recycle keeps b, when it is the watcher's and the largest so far, to
+// read into again.
+func (w *watcher) recycle(b fileBytes) {
+	if b.own && cap(b.b) > cap(w.readBuf) {
+		w.readBuf = b.b[:0]
+	}
+}
+
+// keepBytes records data as the bytes of file f's split (none: nil),
+// and recycles those they replace.
+func (w *watcher) keepBytes(f string, data fileBytes) {
+	if w.bytes == nil {
+		w.bytes = map[string]fileBytes{}
+	}
+	old := w.bytes[f]
+	if data.b == nil {
+		delete(w.bytes, f)
+	} else {
+		w.bytes[f] = data
+	}
+	if len(old.b) > 0 && len(data.b) > 0 && &old.b[:1][0] == &data.b[:1][0] {
+		return
+	}
+	w.recycle(old)
 }

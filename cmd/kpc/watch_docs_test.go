@@ -119,11 +119,11 @@ func TestLoadFileChangedDocs(t *testing.T) {
 					t.Errorf("%s not reported touched (touched: %v)", id, l.touched)
 				}
 			}
-			if e.noChange && len(l.touched)+len(l.moved) > 0 {
-				t.Errorf("the same bytes touched %v and moved %v", l.touched, l.moved)
+			if e.noChange && (len(l.touched) > 0 || l.unshift != nil) {
+				t.Errorf("the same bytes touched %v or moved documents", l.touched)
 			}
-			if e.moved != (len(l.moved) > 0) {
-				t.Errorf("moved %d keys, want some: %v", len(l.moved), e.moved)
+			if e.moved != (l.unshift != nil) {
+				t.Errorf("documents moved: %v, want %v", l.unshift != nil, e.moved)
 			}
 			// Every key whose documents differ between the two loads
 			// (positions aside) is touched.
@@ -138,6 +138,28 @@ func TestLoadFileChangedDocs(t *testing.T) {
 			for id := range old {
 				if now[id] == nil && !l.touched[id] {
 					t.Errorf("%s went but is not touched", id)
+				}
+			}
+			// The documents outside the change are the old ones (those
+			// after it moved where they are), not copies; unshift puts
+			// them back.
+			kept := 0
+			for _, s := range in.EndpointSlices {
+				if slices.Contains(l.in.EndpointSlices, s) {
+					kept++
+				}
+			}
+			if kept < len(in.EndpointSlices)-2 {
+				t.Errorf("%d of %d EndpointSlices are the old documents, want all but the changed", kept, len(in.EndpointSlices))
+			}
+			if l.unshift != nil {
+				l.unshift()
+				orig, diags := load.LoadFiles([]load.File{{Name: in.Services[0].Pos.File, Data: []byte(base)}}, load.Options{})
+				if err := diags.Err(); err != nil {
+					t.Fatal(err)
+				}
+				if diff := cmp.Diff(orig, in); diff != "" {
+					t.Errorf("unshift does not give the old load back (-old +unshifted):\n%s", diff)
 				}
 			}
 		})
@@ -162,7 +184,7 @@ func changeFile(t *testing.T, name, base, text string) (l *fileLoad, in, want *a
 		t.Fatalf("%s does not split", name)
 	}
 	w.files = map[string]*api.Input{f: in}
-	w.docs = map[string][]docSpan{f: spans}
+	w.docs, w.bytes = map[string][]docSpan{f: spans}, map[string]fileBytes{f: {b: []byte(base)}}
 	if err := os.WriteFile(f, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +259,7 @@ func TestLoadFileChangedDocsInvalid(t *testing.T) {
 	}
 	spans, _ := splitDocs(f, []byte(base))
 	w.files = map[string]*api.Input{f: in}
-	w.docs = map[string][]docSpan{f: spans}
+	w.docs, w.bytes = map[string][]docSpan{f: spans}, map[string]fileBytes{f: {b: []byte(base)}}
 	i := strings.Index(base, "  name: svc-15\n")
 	text := base[:i] + strings.Replace(base[i:], "port: 80\n", "port: 99999\n", 1)
 	if err := os.WriteFile(f, []byte(text), 0o644); err != nil {
@@ -285,7 +307,7 @@ func FuzzChangedDocs(f *testing.F) {
 			return
 		}
 		w.files = map[string]*api.Input{file: in}
-		w.docs = map[string][]docSpan{file: spans}
+		w.docs, w.bytes = map[string][]docSpan{file: spans}, map[string]fileBytes{file: {b: []byte(v1)}}
 		if err := os.WriteFile(file, []byte(v2), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -378,8 +400,8 @@ func TestLoadFileChangedItems(t *testing.T) {
 					t.Errorf("%s not reported touched (touched: %v)", id, l.touched)
 				}
 			}
-			if !e.whole && e.moved != (len(l.moved) > 0) {
-				t.Errorf("moved %d keys, want some: %v", len(l.moved), e.moved)
+			if !e.whole && e.moved != (l.unshift != nil) {
+				t.Errorf("documents moved: %v, want %v", l.unshift != nil, e.moved)
 			}
 		})
 	}
@@ -433,7 +455,7 @@ func TestLoadFileChangesInSequence(t *testing.T) {
 			t.Fatalf("kubectl %v: %d spans, %v", kubectl, len(spans), diags)
 		}
 		w.files = map[string]*api.Input{f: in}
-		w.docs = map[string][]docSpan{f: spans}
+		w.docs, w.bytes = map[string][]docSpan{f: spans}, map[string]fileBytes{f: {b: []byte(text)}}
 		reused := 0
 		for i, edit := range []struct {
 			change  func(string) string
@@ -505,7 +527,7 @@ func TestLoadFileChangedDocsSyntaxError(t *testing.T) {
 			t.Fatalf("base: %v (split: %v)", diags, ok)
 		}
 		w.files = map[string]*api.Input{f: in}
-		w.docs = map[string][]docSpan{f: spans}
+		w.docs, w.bytes = map[string][]docSpan{f: spans}, map[string]fileBytes{f: {b: []byte(base)}}
 		if err := os.WriteFile(f, []byte(text), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -552,4 +574,101 @@ func TestLoadFileNotRegular(t *testing.T) {
 			t.Errorf("%s: loaded %v, diagnostics %q; want %q", f, l != nil, diags.Error(), want)
 		}
 	}
+}
+
+// TestCommonPrefix checks commonPrefix and commonSuffix against a byte
+// loop, with differences in and around the blocks they compare.
+func TestCommonPrefix(t *testing.T) {
+	slow := func(a, b []byte, back bool) int {
+		n := 0
+		for n < len(a) && n < len(b) {
+			x, y := a[n], b[n]
+			if back {
+				x, y = a[len(a)-1-n], b[len(b)-1-n]
+			}
+			if x != y {
+				break
+			}
+			n++
+		}
+		return n
+	}
+	base := bytes.Repeat([]byte("0123456789abcdef"), 3*compareBlock/16+3)
+	for _, size := range []int{0, 1, compareBlock - 1, compareBlock, compareBlock + 1, len(base)} {
+		for _, at := range []int{0, 1, compareBlock - 1, compareBlock, compareBlock + 1, 2*compareBlock + 7, size - 1, -1} {
+			for _, grow := range []int{0, 1, -1, compareBlock} {
+				a := base[:size]
+				b := slices.Clone(a)
+				if at >= 0 && at < len(b) {
+					b[at] ^= 0xff
+				}
+				switch {
+				case grow > 0:
+					b = append(b, bytes.Repeat([]byte{'x'}, grow)...)
+				case grow < 0 && len(b) > 0:
+					b = b[1:]
+				}
+				if got, want := commonPrefix(a, b), slow(a, b, false); got != want {
+					t.Errorf("size %d, byte %d changed, grown %d: commonPrefix %d, want %d", size, at, grow, got, want)
+				}
+				if got, want := commonSuffix(a, b), slow(a, b, true); got != want {
+					t.Errorf("size %d, byte %d changed, grown %d: commonSuffix %d, want %d", size, at, grow, got, want)
+				}
+			}
+		}
+	}
+}
+
+// TestLoadFileGivenUp checks that a change the watcher gives up after
+// loading it (giveUp) leaves the file's documents at their old lines and
+// its buffer to read into again, so that the next change is loaded as
+// only its changed documents, and right.
+func TestLoadFileGivenUp(t *testing.T) {
+	var b bytes.Buffer
+	if err := synth.Write(&b, synth.Config{Services: 30, Endpoints: 2}); err != nil {
+		t.Fatal(err)
+	}
+	base := b.String()
+	f := writeFile(t, t.TempDir(), "cluster.yaml", base)
+	w := &watcher{in: &inputFlags{}}
+	in, diags := load.LoadFiles([]load.File{{Name: f, Data: []byte(base)}}, w.loadOptions())
+	spans, ok := splitDocs(f, []byte(base))
+	if diags.Err() != nil || !ok {
+		t.Fatalf("%v, split %v", diags, ok)
+	}
+	w.files = map[string]*api.Input{f: in}
+	w.docs, w.bytes = map[string][]docSpan{f: spans}, map[string]fileBytes{f: {b: []byte(base)}}
+
+	// Two lines near the top: every later document moves down.
+	given := strings.Replace(base, "- addresses: [\"10.128.0.1\"]\n", "- addresses: [\"10.128.0.1\"]\n  conditions: {ready: true}\n- addresses: [\"10.128.7.7\"]\n", 1)
+	if err := os.WriteFile(f, []byte(given), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l, diags := w.loadFile(f)
+	if l == nil || diags.Err() != nil || l.whole || l.unshift == nil {
+		t.Fatalf("the first change: %v (want its documents moved)", diags)
+	}
+	w.giveUp(map[string]*fileLoad{f: l})
+	orig, _ := load.LoadFiles([]load.File{{Name: f, Data: []byte(base)}}, w.loadOptions())
+	if diff := cmp.Diff(orig, in); diff != "" {
+		t.Fatalf("after giveUp the documents are not the old load's (-old +kept):\n%s", diff)
+	}
+	if cap(w.readBuf) < len(given) {
+		t.Errorf("the read buffer (%d bytes) is not read into again", cap(w.readBuf))
+	}
+
+	// The next change, made to the version the watcher kept.
+	next := strings.Replace(base, "port: 80\n", "port: 8080\n", 2)
+	if err := os.WriteFile(f, []byte(next), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l, diags = w.loadFile(f)
+	if l == nil || diags.Err() != nil || l.whole {
+		t.Fatalf("the next change is not loaded as its changed documents: %v", diags)
+	}
+	want, _ := load.LoadFiles([]load.File{{Name: f, Data: []byte(next)}}, w.loadOptions())
+	if diff := cmp.Diff(want, l.in); diff != "" {
+		t.Fatalf("the next change differs from a whole load (-whole +loadFile):\n%s", diff)
+	}
+	checkSpans(t, f, []byte(next), l.spans)
 }

@@ -98,6 +98,8 @@ type watcher struct {
 	// spare holds, for a file of many documents, the array of its split
 	// before the last, which resplit reuses for the next one.
 	spare map[string][]docSpan
+	// bytes holds, per file of docs, the bytes it splits.
+	bytes map[string]fileBytes
 	// readBuf is reused to read changed files (readReused).
 	readBuf []byte
 }
@@ -347,12 +349,16 @@ func sortedFiles(files map[string]*api.Input) []string {
 func (w *watcher) full(reason string) string {
 	start := time.Now()
 	w.u, w.why = nil, "the last input was not valid"
-	prog, input, docs, ok := w.loadAll()
+	prog, input, docs, data, ok := w.loadAll()
 	if !ok {
 		fmt.Fprintf(w.out, "kpc apply --watch: the input is not valid; the kernel keeps the last valid input's tables\n")
 		return "invalid"
 	}
 	w.docs = docs
+	for _, b := range w.bytes {
+		w.recycle(b)
+	}
+	w.bytes = data
 	clear(w.broken)
 	b, rep, ok := w.applyWhole(prog)
 	if !ok {
@@ -393,18 +399,18 @@ func (w *watcher) full(reason string) string {
 }
 
 // loadAll loads and compiles every file as kpc apply does, and splits
-// each into its documents (splitDocs) from the bytes it loaded. It prints
-// the diagnostics.
-func (w *watcher) loadAll() (*ir.Program, *api.Input, map[string][]docSpan, bool) {
+// each into its documents (splitDocs) from the bytes it loaded, which it
+// returns too. It prints the diagnostics.
+func (w *watcher) loadAll() (*ir.Program, *api.Input, map[string][]docSpan, map[string]fileBytes, bool) {
 	files, diags := load.ReadFiles(w.paths)
 	input, ld := load.LoadFiles(files, w.loadOptions())
 	load.DropCaches()
 	load.AddUnread(input, diags)
 	diags = checkAcross(input, append(diags, ld...), w.copts)
-	docs := map[string][]docSpan{}
+	docs, data := map[string][]docSpan{}, map[string]fileBytes{}
 	for _, f := range files {
 		if spans, ok := splitDocs(f.Name, f.Data); ok {
-			docs[f.Name] = spans
+			docs[f.Name], data[f.Name] = spans, fileBytes{b: f.Data}
 		}
 	}
 	if diags.Err() != nil {
@@ -412,10 +418,10 @@ func (w *watcher) loadAll() (*ir.Program, *api.Input, map[string][]docSpan, bool
 			diags.Strict()
 		}
 		printDiags(w.errw, diags)
-		return nil, nil, nil, false
+		return nil, nil, nil, nil, false
 	}
 	prog, ok := compileInput(input, diags, w.in, w.copts, nil, w.errw)
-	return prog, input, docs, ok
+	return prog, input, docs, data, ok
 }
 
 // applyWhole builds prog's tables and applies them (SyncBatch). A
@@ -610,6 +616,7 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Micros
 // touch when it can, else whole. It returns what it did (see applied).
 func (w *watcher) change(files []string, seen time.Time) string {
 	loaded := map[string]*fileLoad{}
+	defer w.giveUp(loaded)
 	fixed := false
 	for _, f := range files {
 		if _, err := os.Stat(f); errors.Is(err, fs.ErrNotExist) && !w.explicit(f) {
@@ -638,25 +645,20 @@ func (w *watcher) change(files []string, seen time.Time) string {
 	case w.u == nil:
 		return w.full(w.why)
 	}
-	// The keys whose documents changed, and those whose documents only
-	// moved down or up a file.
-	touched, moved := map[string]bool{}, map[string]bool{}
+	// The keys whose documents changed (those of documents that only
+	// moved down or up a file are the same documents).
+	touched := map[string]bool{}
 	for f, l := range loaded {
 		if !sameContext(l.in, w.files[f]) {
 			return w.full("the node context changed")
 		}
 		if !l.whole {
 			maps.Copy(touched, l.touched)
-			maps.Copy(moved, l.moved)
 			continue
 		}
 		markKeys(w.files[f], touched)
 		markKeys(l.in, touched)
 	}
-	for id := range touched {
-		delete(moved, id)
-	}
-	maps.Copy(touched, moved)
 	// The new documents of every touched key: those of the files not
 	// changed, and the new ones of the changed files, in file order.
 	newKeys := map[string]*watchKey{}
@@ -694,7 +696,7 @@ func (w *watcher) change(files []string, seen time.Time) string {
 	var changed []string
 	for _, id := range ids {
 		was, now := w.keys[id], newKeys[id]
-		if was != nil && (moved[id] || was.same(now)) {
+		if was != nil && was.same(now) {
 			continue
 		}
 		changed = append(changed, id)
@@ -765,6 +767,21 @@ func (w *watcher) change(files []string, seen time.Time) string {
 	fmt.Fprintf(w.out, "kpc apply --watch: updated %d Services (%s) in %s since the first file event: read and compile %s (with a %s wait for more events), diff %s, kernel %s; %s\n",
 		len(changed), abbrev(changed), ms(time.Since(seen)), ms(compiled), ms(watchDebounce), ms(rep.Diff), ms(rep.Kernel), rep)
 	return "update"
+}
+
+// giveUp undoes the loads of a change that commit did not record: the
+// files' documents go back where they were, and the buffers read into are
+// read into again.
+func (w *watcher) giveUp(loaded map[string]*fileLoad) {
+	for _, l := range loaded {
+		if l.done {
+			continue
+		}
+		if l.unshift != nil {
+			l.unshift()
+		}
+		w.recycle(l.data)
+	}
 }
 
 // markKeys adds to set the Service keys of in's documents.
@@ -851,6 +868,7 @@ func (b *keyBuf) of(ns, name string) []byte {
 func (w *watcher) commit(loaded map[string]*fileLoad, keys map[string]*watchKey, changed []string) {
 	context := false // a file with node context documents changed
 	for f, l := range loaded {
+		l.done = true // the moved documents stay where they are
 		in := l.in
 		context = context || hasContext(in) || hasContext(w.files[f])
 		if !l.whole {
@@ -869,13 +887,16 @@ func (w *watcher) commit(loaded map[string]*fileLoad, keys map[string]*watchKey,
 		w.keepSpare(f, l.spans)
 		if l.spans != nil {
 			w.docs[f] = l.spans
+			w.keepBytes(f, l.data)
 		} else {
 			delete(w.docs, f)
+			w.keepBytes(f, fileBytes{})
 		}
 		if len(in.Services)+len(in.EndpointSlices)+len(in.Endpoints) == 0 && !hasContext(in) && !w.explicit(f) {
 			delete(w.files, f)
 			delete(w.docs, f)
 			delete(w.spare, f)
+			w.keepBytes(f, fileBytes{})
 			continue
 		}
 		w.files[f] = in
