@@ -445,8 +445,9 @@ func shiftDocs[T any](docs []*T, pos func(*T) *diag.Pos, shift func(*diag.Pos)) 
 // the same documents, and a change near the top of a file of 100,000
 // documents costs no copy of the 100,000 and no update of their keys. The
 // returned unshift moves them back, for a change that is given up (the
-// old Input is then the file's again); it is nil when nothing moved.
-func spliceDocs(old, mid *api.Input, lo, hi, delta int, dropped map[string]bool) (in *api.Input, unshift func(), ok bool) {
+// old Input is then the file's again); it is nil when nothing moved. gone
+// receives the old middle's documents.
+func spliceDocs(old, mid *api.Input, lo, hi, delta int, dropped map[string]bool, gone map[any]bool) (in *api.Input, unshift func(), ok bool) {
 	if old == nil {
 		old = &api.Input{}
 	}
@@ -454,16 +455,16 @@ func spliceDocs(old, mid *api.Input, lo, hi, delta int, dropped map[string]bool)
 	var undo []func()
 	ok = true
 	in.Services, undo, ok = spliceKind(old.Services, mid.Services, lo, hi, delta, ok, undo, func(s *api.Service) *diag.Pos { return &s.Pos },
-		func(s *api.Service) string { return s.ID() }, dropped)
+		func(s *api.Service) string { return s.ID() }, dropped, gone)
 	in.EndpointSlices, undo, ok = spliceKind(old.EndpointSlices, mid.EndpointSlices, lo, hi, delta, ok, undo,
-		func(s *api.EndpointSlice) *diag.Pos { return &s.Pos }, sliceKey, dropped)
+		func(s *api.EndpointSlice) *diag.Pos { return &s.Pos }, sliceKey, dropped, gone)
 	in.Endpoints, undo, ok = spliceKind(old.Endpoints, mid.Endpoints, lo, hi, delta, ok, undo, func(e *api.Endpoints) *diag.Pos { return &e.Pos },
-		func(e *api.Endpoints) string { return e.ID() }, dropped)
-	in.Nodes, undo, ok = spliceKind(old.Nodes, mid.Nodes, lo, hi, delta, ok, undo, func(n *api.Node) *diag.Pos { return &n.Pos }, nil, nil)
+		func(e *api.Endpoints) string { return e.ID() }, dropped, gone)
+	in.Nodes, undo, ok = spliceKind(old.Nodes, mid.Nodes, lo, hi, delta, ok, undo, func(n *api.Node) *diag.Pos { return &n.Pos }, nil, nil, gone)
 	in.ProxyConfigs, undo, ok = spliceKind(old.ProxyConfigs, mid.ProxyConfigs, lo, hi, delta, ok, undo,
-		func(c *api.KubeProxyConfiguration) *diag.Pos { return &c.Pos }, nil, nil)
+		func(c *api.KubeProxyConfiguration) *diag.Pos { return &c.Pos }, nil, nil, gone)
 	in.ServiceCIDRs, undo, ok = spliceKind(old.ServiceCIDRs, mid.ServiceCIDRs, lo, hi, delta, ok, undo,
-		func(c *api.ServiceCIDR) *diag.Pos { return &c.Pos }, nil, nil)
+		func(c *api.ServiceCIDR) *diag.Pos { return &c.Pos }, nil, nil, gone)
 	if len(undo) > 0 {
 		unshift = func() {
 			for _, u := range undo {
@@ -478,7 +479,7 @@ func spliceDocs(old, mid *api.Input, lo, hi, delta int, dropped map[string]bool)
 // old documents must be at known lines, in order. The moved documents'
 // unshift is appended to undo.
 func spliceKind[T any](old, mid []*T, lo, hi, delta int, ok bool, undo []func(), pos func(*T) *diag.Pos, key func(*T) string,
-	dropped map[string]bool) ([]*T, []func(), bool) {
+	dropped map[string]bool, gone map[any]bool) ([]*T, []func(), bool) {
 	out := make([]*T, 0, len(old)+len(mid))
 	last := 1
 	i := 0
@@ -493,6 +494,7 @@ func spliceKind[T any](old, mid []*T, lo, hi, delta int, ok bool, undo []func(),
 		if key != nil {
 			dropped[key(old[i])] = true
 		}
+		gone[old[i]] = true
 	}
 	out = append(out, mid...)
 	rest := old[i:]
@@ -529,6 +531,10 @@ type fileLoad struct {
 	whole   bool
 	touched map[string]bool
 	unshift func()
+	// mid holds the documents of the changed middle, gone those of the
+	// old version that they replace (unless whole).
+	mid  *api.Input
+	gone map[any]bool
 	// data are the bytes loaded, which spans (when set) split.
 	data fileBytes
 	// done: commit recorded the load.
@@ -598,8 +604,8 @@ func (w *watcher) loadChanged(f string, data []byte, old []docSpan) (*fileLoad, 
 			return nil, diags, true
 		}
 	}
-	l := &fileLoad{spans: now, touched: map[string]bool{}}
-	in, unshift, ok := spliceDocs(w.files[f], mid, lineOf(old, dc.lo), lineOf(old, dc.hiOld), delta, l.touched)
+	l := &fileLoad{spans: now, touched: map[string]bool{}, mid: mid, gone: map[any]bool{}}
+	in, unshift, ok := spliceDocs(w.files[f], mid, lineOf(old, dc.lo), lineOf(old, dc.hiOld), delta, l.touched, l.gone)
 	if !ok {
 		if unshift != nil {
 			unshift()

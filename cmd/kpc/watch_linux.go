@@ -659,30 +659,60 @@ func (w *watcher) change(files []string, seen time.Time) string {
 		markKeys(w.files[f], touched)
 		markKeys(l.in, touched)
 	}
-	// The new documents of every touched key: those of the files not
-	// changed, and the new ones of the changed files, in file order.
+	// The new documents of every touched key, in file order: in a file
+	// not changed, and in a changed file's documents that stayed, those
+	// the key had; those of the changed documents, and of a file loaded
+	// whole, found by going over them. A file of 100,000 documents is not
+	// gone over for the few keys that changed.
 	newKeys := map[string]*watchKey{}
-	from := map[string]bool{}
+	had := map[string][]string{} // per file, the touched keys it had
 	for id := range touched {
 		newKeys[id] = &watchKey{}
 		for f := range w.where[id] {
-			from[f] = true
+			had[f] = append(had[f], id)
 		}
 	}
-	for f := range loaded {
-		from[f] = true
-	}
-	names := make([]string, 0, len(from))
-	for f := range from {
+	names := make([]string, 0, len(had)+len(loaded))
+	for f := range had {
 		names = append(names, f)
+	}
+	for f := range loaded {
+		if had[f] == nil {
+			names = append(names, f)
+		}
 	}
 	slices.Sort(names)
 	for _, f := range names {
-		in := w.files[f]
-		if l := loaded[f]; l != nil {
-			in = l.in
+		l := loaded[f]
+		if l != nil && l.whole {
+			collect(newKeys, l.in, touched)
+			continue
 		}
-		collect(newKeys, in, touched)
+		ids, mid, gone := had[f], map[string]*watchKey{}, map[any]bool(nil)
+		if l != nil {
+			in := map[string]bool{}
+			markKeys(l.mid, in)
+			for id := range in {
+				mid[id] = &watchKey{}
+				if !w.where[id][f] {
+					ids = append(ids, id)
+				}
+			}
+			collect(mid, l.mid, in)
+			gone = l.gone
+		}
+		for _, id := range ids {
+			now, was, m := newKeys[id], w.keys[id], mid[id]
+			if was == nil {
+				was = &watchKey{}
+			}
+			if m == nil {
+				m = &watchKey{}
+			}
+			now.svcs = mergeDocs(now.svcs, was.svcs, m.svcs, f, gone, func(s *api.Service) *diag.Pos { return &s.Pos })
+			now.slices = mergeDocs(now.slices, was.slices, m.slices, f, gone, func(s *api.EndpointSlice) *diag.Pos { return &s.Pos })
+			now.eps = mergeDocs(now.eps, was.eps, m.eps, f, gone, func(e *api.Endpoints) *diag.Pos { return &e.Pos })
+		}
 	}
 
 	// Compile what changed, and check its claims.
@@ -782,6 +812,23 @@ func (w *watcher) giveUp(loaded map[string]*fileLoad) {
 		}
 		w.recycle(l.data)
 	}
+}
+
+// mergeDocs appends to out a key's documents in file f: those of old (its
+// documents before the change, in file order) in f but not gone (the
+// documents a change of f replaced), and mid (its new documents in f), in
+// the order of their lines.
+func mergeDocs[T any](out, old, mid []*T, f string, gone map[any]bool, pos func(*T) *diag.Pos) []*T {
+	for _, d := range old {
+		if pos(d).File != f || gone[d] {
+			continue
+		}
+		for len(mid) > 0 && pos(mid[0]).Line < pos(d).Line {
+			out, mid = append(out, mid[0]), mid[1:]
+		}
+		out = append(out, d)
+	}
+	return append(out, mid...)
 }
 
 // markKeys adds to set the Service keys of in's documents.

@@ -5,9 +5,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -207,8 +210,13 @@ type watchHarness struct {
 func startWatch(t *testing.T, path string) *watchHarness {
 	h := &watchHarness{t: t, ns: nstest.New(t, "kpcw"), fresh: nstest.New(t, "kpcw"), path: path, done: make(chan string, 16)}
 	w := &watcher{paths: []string{path}, in: &inputFlags{},
-		out: &lockedWriter{mu: &h.mu, w: &h.out}, errw: &lockedWriter{mu: &h.mu, w: &h.errs},
-		applied: func(what string) { h.done <- what }}
+		out: &lockedWriter{mu: &h.mu, w: &h.out}, errw: &lockedWriter{mu: &h.mu, w: &h.errs}}
+	w.applied = func(what string) {
+		if err := keysConsistent(w); err != nil {
+			t.Errorf("after an apply done as %q: %v", what, err)
+		}
+		h.done <- what
+	}
 	w.copts.SkipSelfCheck = true
 	w.nl.NetNS = nstest.Path(h.ns)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -309,6 +317,15 @@ func TestApplyWatchOneFile(t *testing.T) {
 	}
 	h.run([]watchStep{
 		{"an endpoint moves", change(func(s string) string { return after(s, "svc-30-1", `"10.128.`, `"10.129.`) }), "update"},
+		{"a second EndpointSlice comes after the first", change(func(s string) string {
+			i := strings.Index(s, "  name: svc-31-1\n")
+			start := strings.LastIndex(s[:i], "---\n")
+			end := i + strings.Index(s[i:], "---\n")
+			second := strings.Replace(s[start:end], "name: svc-31-1", "name: svc-31-2", 1)
+			second = regexp.MustCompile(`"10\.[0-9]+\.`).ReplaceAllString(second, `"10.77.`)
+			return s[:end] + second + s[end:]
+		}), "update"},
+		{"the first of the two changes", change(func(s string) string { return after(s, "svc-31-1", `"10.129.`, `"10.132.`) }), "update"},
 		{"an endpoint is added near the top", change(func(s string) string {
 			return after(s, "svc-1-1", "- addresses: [", "- addresses: [\"10.130.0.1\"]\n  conditions: {ready: true}\n- addresses: [")
 		}), "update"},
@@ -323,4 +340,50 @@ func TestApplyWatchOneFile(t *testing.T) {
 		{"the node context changes", change(func(s string) string { return strings.Replace(s, "10.128.0.0/9", "10.128.0.0/10", 1) }), "full"},
 		{"updates again", change(func(s string) string { return after(s, "svc-10-1", `"10.128.`, `"10.131.`) }), "update"},
 	})
+}
+
+// keysConsistent checks that the watcher's Service keys hold what its
+// files do: for every key, the documents of the files, in file order
+// (as a gathering of every file gives them), and the files they are in.
+func keysConsistent(w *watcher) error {
+	if w.u == nil {
+		return nil // the next change reads the whole input again
+	}
+	all := map[string]bool{}
+	for _, in := range w.files {
+		markKeys(in, all)
+	}
+	want := map[string]*watchKey{}
+	for id := range all {
+		want[id] = &watchKey{}
+	}
+	for _, f := range sortedFiles(w.files) {
+		collect(want, w.files[f], all)
+	}
+	if len(want) != len(w.keys) {
+		return fmt.Errorf("%d Service keys, the files hold %d", len(w.keys), len(want))
+	}
+	for id, k := range want {
+		got := w.keys[id]
+		if got == nil {
+			return fmt.Errorf("key %s is missing", id)
+		}
+		if !slices.Equal(got.svcs, k.svcs) || !slices.Equal(got.slices, k.slices) || !slices.Equal(got.eps, k.eps) {
+			return fmt.Errorf("key %s holds other documents than the files", id)
+		}
+		files := map[string]bool{}
+		for _, s := range k.svcs {
+			files[s.Pos.File] = true
+		}
+		for _, s := range k.slices {
+			files[s.Pos.File] = true
+		}
+		for _, e := range k.eps {
+			files[e.Pos.File] = true
+		}
+		if !maps.Equal(files, w.where[id]) {
+			return fmt.Errorf("key %s is in files %v, recorded in %v", id, files, w.where[id])
+		}
+	}
+	return nil
 }
