@@ -672,22 +672,3 @@ func TestLoadFileGivenUp(t *testing.T) {
 	}
 	checkSpans(t, f, []byte(next), l.spans)
 }
-
-// TestKeepLoaded checks that the bytes of a whole load are kept in the
-// watcher's own buffers, not the loader's, and that a buffer as large as
-// the largest file is ready for the next change.
-func TestKeepLoaded(t *testing.T) {
-	big, small := bytes.Repeat([]byte("a: 1\n---\n"), 1000), []byte("b: 2\n")
-	data := map[string]fileBytes{"big.yaml": {b: big}, "small.yaml": {b: small}}
-	w := &watcher{}
-	w.keepLoaded(data)
-	for name, want := range map[string][]byte{"big.yaml": big, "small.yaml": small} {
-		got := w.bytes[name]
-		if !got.own || !bytes.Equal(got.b, want) || &got.b[0] == &want[0] {
-			t.Errorf("%s: own %v, equal %v, a copy %v", name, got.own, bytes.Equal(got.b, want), &got.b[0] != &want[0])
-		}
-	}
-	if cap(w.readBuf) < len(big)+1 {
-		t.Errorf("read buffer of %d bytes, want room for %d", cap(w.readBuf), len(big)+1)
-	}
-}

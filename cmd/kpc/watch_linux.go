@@ -358,7 +358,7 @@ func (w *watcher) full(reason string) string {
 	for _, b := range w.bytes {
 		w.recycle(b)
 	}
-	w.keepLoaded(data)
+	w.bytes = data
 	clear(w.broken)
 	b, rep, ok := w.applyWhole(prog)
 	if !ok {
@@ -396,26 +396,6 @@ func (w *watcher) full(reason string) string {
 		return "full"
 	}
 	return w.adoptAll(what, b, rep.Generation)
-}
-
-// keepLoaded keeps the bytes of a whole load's split files (data) in
-// buffers of the watcher's, and makes sure it has one as large as the
-// largest to read the next change into: a change then allocates no
-// buffer. (When the first two changes of a 46 MB file allocated one each,
-// one of them set off a collection of the whole heap: 415 ms.)
-func (w *watcher) keepLoaded(data map[string]fileBytes) {
-	largest := 0
-	for f, b := range data {
-		n := len(b.b)
-		c := make([]byte, n, n+n/8+1)
-		copy(c, b.b)
-		data[f] = fileBytes{b: c, own: true}
-		largest = max(largest, n)
-	}
-	w.bytes = data
-	if cap(w.readBuf) < largest+1 {
-		w.readBuf = make([]byte, 0, largest+largest/8+1)
-	}
 }
 
 // loadAll loads and compiles every file as kpc apply does, and splits
