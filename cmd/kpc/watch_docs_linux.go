@@ -4,6 +4,7 @@ package main
 
 import (
 	"bytes"
+	"hash/maphash"
 	"io"
 	"math"
 	"os"
@@ -18,31 +19,25 @@ import (
 // The watcher reads a changed file again, but loads only the YAML
 // documents of it that changed (or the items, of a List as kubectl
 // prints it): a file of 50,000 Services costs the loading of one
-// document, not of 100,000. It keeps, per file, the bytes it last loaded
-// and the span of each document in them (docSpan). Of a new version, the
-// spans within the bytes still at the start and at the end are kept
-// (those at the end moved by as many lines as the changed middle grew),
-// only the middle is split again (resplit), and it is loaded alone,
-// behind as many empty lines as precede it, so that its positions are the
-// file's own.
+// document, not of 100,000. It keeps, per file, the span of each document
+// (docSpan). Of a new version, the spans whose bytes are still at the
+// start and at the end are kept (those at the end moved by as many lines
+// as the changed middle grew), only the middle is split again (resplit),
+// and it is loaded alone, behind as many empty lines as precede it, so
+// that its positions are the file's own.
 
 // docSpan is one YAML document of a file, or one item of a List (list):
-// where it starts (byte offset and 1-based line). A List's split is its
-// head, its items and its tail. The first span of a split also holds the
-// file's size.
+// where it starts (byte offset and 1-based line) and a hash of its bytes.
+// A List's split is its head, its items and its tail. The first span of a
+// split also holds the file's size.
 type docSpan struct {
 	off, line, size int
+	sum             uint64
 	list            bool
 }
 
-// fileBytes are the bytes of a file that its split (docSpan) is of. own
-// says whether they are a buffer of the watcher's (readReused), which it
-// reads into again once they are replaced; the bytes of a whole load are
-// the loader's, which is not told it may drop them.
-type fileBytes struct {
-	b   []byte
-	own bool
-}
+// docSeed hashes documents; sums are compared within one process only.
+var docSeed = maphash.MakeSeed()
 
 // splitDocs splits a YAML stream at its "---" lines, or a file that is
 // one List in kubectl's layout into its items (splitItems). It reports
@@ -91,6 +86,7 @@ func splitFast(name string, data []byte) ([]docSpan, bool) {
 			}
 		}
 	}
+	hashSpans(data, spans)
 	spans[0].size = len(data)
 	return spans, true
 }
@@ -105,48 +101,28 @@ func plainYAML(name string, data []byte) bool {
 	return len(t) == 0 || t[0] != '{' && t[0] != '[' && t[0] < 0x80
 }
 
-// commonPrefix is the length of the longest common prefix of a and b,
-// and commonSuffix that of their longest common suffix: found a block at
-// a time with bytes.Equal, which compares many bytes an instruction, then
-// a byte at a time in the block that differs.
-func commonPrefix(a, b []byte) int {
-	n := min(len(a), len(b))
-	i := 0
-	for i+compareBlock <= n && bytes.Equal(a[i:i+compareBlock], b[i:i+compareBlock]) {
-		i += compareBlock
+// hashSpans sets the sum of each span of data.
+func hashSpans(data []byte, spans []docSpan) {
+	for i := range spans {
+		end := len(data)
+		if i+1 < len(spans) {
+			end = spans[i+1].off
+		}
+		spans[i].sum = maphash.Bytes(docSeed, data[spans[i].off:end])
 	}
-	for i < n && a[i] == b[i] {
-		i++
-	}
-	return i
 }
-
-func commonSuffix(a, b []byte) int {
-	n := min(len(a), len(b))
-	i := 0
-	for i+compareBlock <= n && bytes.Equal(a[len(a)-i-compareBlock:len(a)-i], b[len(b)-i-compareBlock:len(b)-i]) {
-		i += compareBlock
-	}
-	for i < n && a[len(a)-1-i] == b[len(b)-1-i] {
-		i++
-	}
-	return i
-}
-
-// compareBlock is the size of the blocks commonPrefix compares.
-const compareBlock = 4096
 
 // resplit splits data, the new contents of a file whose last split is
-// old, of the bytes prev, as splitDocs would, but looks only at what
-// changed: the spans of old within the bytes still there at the start,
-// and those within the bytes still there at the end (moved by the change
-// in length), are kept, and only the bytes between them are split again.
-// dc says which spans changed. It reports false where the file is to be
-// split whole. The new split is made in buf when it has room (and is not
-// old's array): a file of 100,000 documents would otherwise take a new 4
-// MB split at every change.
-func resplit(name string, data, prev []byte, old, buf []docSpan) ([]docSpan, docChange, bool) {
-	if !plainYAML(name, data) || len(prev) != old[0].size {
+// old, as splitDocs would, but looks only at what changed: the spans of
+// old whose bytes are still there at the start, and those still there at
+// the end (moved by the change in length), are kept after a hash of their
+// bytes, and only the bytes between them are split again. dc says which
+// spans changed. It reports false where the file is to be split whole.
+// The new split is made in buf when it has room (and is not old's array):
+// a file of 100,000 documents would otherwise take a new 4 MB split at
+// every change.
+func resplit(name string, data []byte, old, buf []docSpan) ([]docSpan, docChange, bool) {
+	if !plainYAML(name, data) {
 		return nil, docChange{}, false
 	}
 	n, list := len(old), old[0].list
@@ -156,22 +132,33 @@ func resplit(name string, data, prev []byte, old, buf []docSpan) ([]docSpan, doc
 		}
 		return old[0].size
 	}
-	same, sameEnd := commonPrefix(prev, data), commonSuffix(prev, data)
+	// The spans still at the end are hashed on another core while those
+	// still at the start are hashed here; the end's are then cut to those
+	// after the start's.
+	d := len(data) - old[0].size
+	tail := make(chan int, 1)
+	go func() {
+		hi := n
+		for hi > 1 {
+			a, b := old[hi-1].off+d, end(hi-1)+d
+			if a < 0 || maphash.Bytes(docSeed, data[a:b]) != old[hi-1].sum {
+				break
+			}
+			hi--
+		}
+		tail <- hi
+	}()
 	lo := 0
 	for lo < n {
-		if b := end(lo); b > same || lo == n-1 && b != len(data) {
+		a, b := old[lo].off, end(lo)
+		if b > len(data) || lo == n-1 && b != len(data) || maphash.Bytes(docSeed, data[a:b]) != old[lo].sum {
 			break
 		}
 		lo++
 	}
-	d := len(data) - old[0].size
-	hi := n
-	for hi > lo && hi > 0 {
-		a := old[hi-1].off
-		if hi-1 == 0 || a+d < old[lo].off || old[0].size-a > sameEnd {
-			break
-		}
-		hi--
+	hi := max(<-tail, lo)
+	for lo < n && hi < n && old[hi].off+d < old[lo].off {
+		hi++
 	}
 	if lo == n {
 		return old, docChange{lo: n, hiOld: n, hiNew: n}, true // the same bytes
@@ -233,6 +220,7 @@ func resplit(name string, data, prev []byte, old, buf []docSpan) ([]docSpan, doc
 		s.line += delta
 		now = append(now, s)
 	}
+	hashSpans(data[:to], now[lo:lo+len(mid)])
 	now[0].size = len(data)
 	if list && !validItems(data, now, lo, lo+len(mid)) {
 		return nil, docChange{}, false
@@ -535,10 +523,6 @@ type fileLoad struct {
 	// old version that they replace (unless whole).
 	mid  *api.Input
 	gone map[any]bool
-	// data are the bytes loaded, which spans (when set) split.
-	data fileBytes
-	// done: commit recorded the load.
-	done bool
 }
 
 // loadFile loads a changed file: only its changed documents when the
@@ -554,13 +538,7 @@ func (w *watcher) loadFile(f string) (*fileLoad, diag.List) {
 	}
 	if old := w.docs[f]; old != nil && w.files[f] != nil {
 		if data, ok := w.readReused(f); ok {
-			l, diags, done := w.loadChanged(f, data, old)
-			if l != nil {
-				l.data = fileBytes{b: data, own: true}
-			} else {
-				w.recycle(fileBytes{b: data, own: true})
-			}
-			if done {
+			if l, diags, done := w.loadChanged(f, data, old); done {
 				return l, diags
 			}
 		}
@@ -576,7 +554,7 @@ func (w *watcher) loadFile(f string) (*fileLoad, diag.List) {
 	}
 	l := &fileLoad{in: in, whole: true}
 	if spans, ok := splitDocs(f, files[0].Data); ok {
-		l.spans, l.data = spans, fileBytes{b: files[0].Data}
+		l.spans = spans
 	}
 	return l, diags
 }
@@ -585,7 +563,7 @@ func (w *watcher) loadFile(f string) (*fileLoad, diag.List) {
 // differ from those of old, its last split. It reports false when f is
 // to be loaded whole instead.
 func (w *watcher) loadChanged(f string, data []byte, old []docSpan) (*fileLoad, diag.List, bool) {
-	now, dc, ok := resplit(f, data, w.bytes[f].b, old, w.spare[f])
+	now, dc, ok := resplit(f, data, old, w.spare[f])
 	if !ok {
 		return nil, nil, false
 	}
@@ -622,13 +600,12 @@ func (w *watcher) loadChanged(f string, data []byte, old []docSpan) (*fileLoad, 
 	return l, diags, true
 }
 
-// readReused reads a regular file into a buffer of the watcher's, which
-// is read into again once the load is given up or its bytes are replaced
-// (recycle): reading a file of 150 MB at each change into a new buffer
-// would have the collector mark the whole heap about every other change.
-// It reports false for anything but a plain read of a file no larger than
-// load.MaxFileSize (the caller then reads it as Load does, which names the
-// problem).
+// readReused reads a regular file into the watcher's read buffer, which
+// the next read overwrites: reading a file of 150 MB at each change into
+// a new buffer would have the collector mark the whole heap about every
+// other change. It reports false for anything but a plain read of a file
+// no larger than load.MaxFileSize (the caller then reads it as Load
+// does, which names the problem).
 func (w *watcher) readReused(f string) ([]byte, bool) {
 	fh, err := os.Open(f)
 	if err != nil {
@@ -640,41 +617,12 @@ func (w *watcher) readReused(f string) ([]byte, bool) {
 		return nil, false
 	}
 	n := int(st.Size())
-	buf := w.readBuf
-	w.readBuf = nil
-	if cap(buf) < n+1 {
-		buf = make([]byte, n+n/8+1)
+	if cap(w.readBuf) < n+1 {
+		w.readBuf = make([]byte, n+n/8+1)
 	}
-	m, err := io.ReadFull(fh, buf[:n+1])
+	m, err := io.ReadFull(fh, w.readBuf[:n+1])
 	if err != io.ErrUnexpectedEOF || m != n {
-		w.recycle(fileBytes{b: buf, own: true})
 		return nil, false // it grew or shrank while read
 	}
-	return buf[:n], true
-}
-
-// recycle keeps b, when it is the watcher's and the largest so far, to
-// read into again.
-func (w *watcher) recycle(b fileBytes) {
-	if b.own && cap(b.b) > cap(w.readBuf) {
-		w.readBuf = b.b[:0]
-	}
-}
-
-// keepBytes records data as the bytes of file f's split (none: nil),
-// and recycles those they replace.
-func (w *watcher) keepBytes(f string, data fileBytes) {
-	if w.bytes == nil {
-		w.bytes = map[string]fileBytes{}
-	}
-	old := w.bytes[f]
-	if data.b == nil {
-		delete(w.bytes, f)
-	} else {
-		w.bytes[f] = data
-	}
-	if len(old.b) > 0 && len(data.b) > 0 && &old.b[:1][0] == &data.b[:1][0] {
-		return
-	}
-	w.recycle(old)
+	return w.readBuf[:n], true
 }

@@ -4,6 +4,8 @@ package main
 
 import (
 	"bytes"
+	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -184,7 +186,7 @@ func changeFile(t *testing.T, name, base, text string) (l *fileLoad, in, want *a
 		t.Fatalf("%s does not split", name)
 	}
 	w.files = map[string]*api.Input{f: in}
-	w.docs, w.bytes = map[string][]docSpan{f: spans}, map[string]fileBytes{f: {b: []byte(base)}}
+	w.docs = map[string][]docSpan{f: spans}
 	if err := os.WriteFile(f, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +261,7 @@ func TestLoadFileChangedDocsInvalid(t *testing.T) {
 	}
 	spans, _ := splitDocs(f, []byte(base))
 	w.files = map[string]*api.Input{f: in}
-	w.docs, w.bytes = map[string][]docSpan{f: spans}, map[string]fileBytes{f: {b: []byte(base)}}
+	w.docs = map[string][]docSpan{f: spans}
 	i := strings.Index(base, "  name: svc-15\n")
 	text := base[:i] + strings.Replace(base[i:], "port: 80\n", "port: 99999\n", 1)
 	if err := os.WriteFile(f, []byte(text), 0o644); err != nil {
@@ -307,7 +309,7 @@ func FuzzChangedDocs(f *testing.F) {
 			return
 		}
 		w.files = map[string]*api.Input{file: in}
-		w.docs, w.bytes = map[string][]docSpan{file: spans}, map[string]fileBytes{file: {b: []byte(v1)}}
+		w.docs = map[string][]docSpan{file: spans}
 		if err := os.WriteFile(file, []byte(v2), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -455,7 +457,7 @@ func TestLoadFileChangesInSequence(t *testing.T) {
 			t.Fatalf("kubectl %v: %d spans, %v", kubectl, len(spans), diags)
 		}
 		w.files = map[string]*api.Input{f: in}
-		w.docs, w.bytes = map[string][]docSpan{f: spans}, map[string]fileBytes{f: {b: []byte(text)}}
+		w.docs = map[string][]docSpan{f: spans}
 		reused := 0
 		for i, edit := range []struct {
 			change  func(string) string
@@ -527,7 +529,7 @@ func TestLoadFileChangedDocsSyntaxError(t *testing.T) {
 			t.Fatalf("base: %v (split: %v)", diags, ok)
 		}
 		w.files = map[string]*api.Input{f: in}
-		w.docs, w.bytes = map[string][]docSpan{f: spans}, map[string]fileBytes{f: {b: []byte(base)}}
+		w.docs = map[string][]docSpan{f: spans}
 		if err := os.WriteFile(f, []byte(text), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -576,53 +578,10 @@ func TestLoadFileNotRegular(t *testing.T) {
 	}
 }
 
-// TestCommonPrefix checks commonPrefix and commonSuffix against a byte
-// loop, with differences in and around the blocks they compare.
-func TestCommonPrefix(t *testing.T) {
-	slow := func(a, b []byte, back bool) int {
-		n := 0
-		for n < len(a) && n < len(b) {
-			x, y := a[n], b[n]
-			if back {
-				x, y = a[len(a)-1-n], b[len(b)-1-n]
-			}
-			if x != y {
-				break
-			}
-			n++
-		}
-		return n
-	}
-	base := bytes.Repeat([]byte("0123456789abcdef"), 3*compareBlock/16+3)
-	for _, size := range []int{0, 1, compareBlock - 1, compareBlock, compareBlock + 1, len(base)} {
-		for _, at := range []int{0, 1, compareBlock - 1, compareBlock, compareBlock + 1, 2*compareBlock + 7, size - 1, -1} {
-			for _, grow := range []int{0, 1, -1, compareBlock} {
-				a := base[:size]
-				b := slices.Clone(a)
-				if at >= 0 && at < len(b) {
-					b[at] ^= 0xff
-				}
-				switch {
-				case grow > 0:
-					b = append(b, bytes.Repeat([]byte{'x'}, grow)...)
-				case grow < 0 && len(b) > 0:
-					b = b[1:]
-				}
-				if got, want := commonPrefix(a, b), slow(a, b, false); got != want {
-					t.Errorf("size %d, byte %d changed, grown %d: commonPrefix %d, want %d", size, at, grow, got, want)
-				}
-				if got, want := commonSuffix(a, b), slow(a, b, true); got != want {
-					t.Errorf("size %d, byte %d changed, grown %d: commonSuffix %d, want %d", size, at, grow, got, want)
-				}
-			}
-		}
-	}
-}
-
 // TestLoadFileGivenUp checks that a change the watcher gives up after
-// loading it (giveUp) leaves the file's documents at their old lines and
-// its buffer to read into again, so that the next change is loaded as
-// only its changed documents, and right.
+// loading it (giveUp) leaves the file's documents at their old lines, so
+// that the next change is loaded as only its changed documents, and
+// right.
 func TestLoadFileGivenUp(t *testing.T) {
 	var b bytes.Buffer
 	if err := synth.Write(&b, synth.Config{Services: 30, Endpoints: 2}); err != nil {
@@ -637,7 +596,7 @@ func TestLoadFileGivenUp(t *testing.T) {
 		t.Fatalf("%v, split %v", diags, ok)
 	}
 	w.files = map[string]*api.Input{f: in}
-	w.docs, w.bytes = map[string][]docSpan{f: spans}, map[string]fileBytes{f: {b: []byte(base)}}
+	w.docs = map[string][]docSpan{f: spans}
 
 	// Two lines near the top: every later document moves down.
 	given := strings.Replace(base, "- addresses: [\"10.128.0.1\"]\n", "- addresses: [\"10.128.0.1\"]\n  conditions: {ready: true}\n- addresses: [\"10.128.7.7\"]\n", 1)
@@ -652,9 +611,6 @@ func TestLoadFileGivenUp(t *testing.T) {
 	orig, _ := load.LoadFiles([]load.File{{Name: f, Data: []byte(base)}}, w.loadOptions())
 	if diff := cmp.Diff(orig, in); diff != "" {
 		t.Fatalf("after giveUp the documents are not the old load's (-old +kept):\n%s", diff)
-	}
-	if cap(w.readBuf) < len(given) {
-		t.Errorf("the read buffer (%d bytes) is not read into again", cap(w.readBuf))
 	}
 
 	// The next change, made to the version the watcher kept.
@@ -671,4 +627,60 @@ func TestLoadFileGivenUp(t *testing.T) {
 		t.Fatalf("the next change differs from a whole load (-whole +loadFile):\n%s", diff)
 	}
 	checkSpans(t, f, []byte(next), l.spans)
+}
+
+// TestResplit checks resplit, whose two ends are hashed at once, against
+// a fresh split: edits of a stream of identical documents (where the
+// spans still at the start and those still at the end overlap) and 300
+// random edits of a stream of numbered ones.
+func TestResplit(t *testing.T) {
+	same := strings.Repeat("a: 1\n---\n", 50)
+	var numbered strings.Builder
+	for i := range 40 {
+		fmt.Fprintf(&numbered, "---\nn: %d\nv: [%d, %d]\n", i, i*i, i%7)
+	}
+	check := func(t *testing.T, base, next string) {
+		t.Helper()
+		old, ok := splitDocs("f.yaml", []byte(base))
+		if !ok {
+			t.Fatalf("%q does not split", base)
+		}
+		now, dc, ok := resplit("f.yaml", []byte(next), old, nil)
+		want, wok := splitDocs("f.yaml", []byte(next))
+		if !ok {
+			if wok {
+				t.Fatalf("resplit of %q gave up; a fresh split does not", next)
+			}
+			return
+		}
+		if diff := cmp.Diff(want, now, cmp.AllowUnexported(docSpan{})); diff != "" {
+			t.Fatalf("resplit of %q differs from a fresh split (-fresh +resplit):\n%s", next, diff)
+		}
+		if dc.lo > dc.hiOld || dc.lo > dc.hiNew || len(old)-dc.hiOld != len(now)-dc.hiNew {
+			t.Fatalf("resplit of %q: change %+v of %d spans to %d", next, dc, len(old), len(now))
+		}
+	}
+	for _, c := range []struct{ name, base, next string }{
+		{"a document added in the middle", same, same[:9*25] + "a: 1\n---\n" + same[9*25:]},
+		{"a document removed from the middle", same, same[:9*25] + same[9*26:]},
+		{"a document added at the end", same, same + "a: 1\n---\n"},
+		{"the first document changed", same, "a: 2\n" + same[5:]},
+		{"the last document changed", same, same[:len(same)-9] + "a: 2\n---\n"},
+		{"the same bytes", same, same},
+		{"all but one document gone", same, same[:9]},
+	} {
+		t.Run(c.name, func(t *testing.T) { check(t, c.base, c.next) })
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	base := numbered.String()
+	for i := range 300 {
+		at := rng.IntN(len(base) + 1)
+		cut := min(len(base)-at, rng.IntN(40))
+		ins := []string{"", "x", "\n", "---\n", "n: 99\n", "---\nm: 1\n", "7"}[rng.IntN(7)]
+		next := base[:at] + ins + base[at+cut:]
+		t.Run(fmt.Sprint("random ", i), func(t *testing.T) { check(t, base, next) })
+		if _, ok := splitDocs("f.yaml", []byte(next)); ok && rng.IntN(2) == 0 {
+			base = next
+		}
+	}
 }

@@ -98,8 +98,6 @@ type watcher struct {
 	// spare holds, for a file of many documents, the array of its split
 	// before the last, which resplit reuses for the next one.
 	spare map[string][]docSpan
-	// bytes holds, per file of docs, the bytes it splits.
-	bytes map[string]fileBytes
 	// readBuf is reused to read changed files (readReused).
 	readBuf []byte
 }
@@ -349,16 +347,12 @@ func sortedFiles(files map[string]*api.Input) []string {
 func (w *watcher) full(reason string) string {
 	start := time.Now()
 	w.u, w.why = nil, "the last input was not valid"
-	prog, input, docs, data, ok := w.loadAll()
+	prog, input, docs, ok := w.loadAll()
 	if !ok {
 		fmt.Fprintf(w.out, "kpc apply --watch: the input is not valid; the kernel keeps the last valid input's tables\n")
 		return "invalid"
 	}
 	w.docs = docs
-	for _, b := range w.bytes {
-		w.recycle(b)
-	}
-	w.bytes = data
 	clear(w.broken)
 	b, rep, ok := w.applyWhole(prog)
 	if !ok {
@@ -399,18 +393,18 @@ func (w *watcher) full(reason string) string {
 }
 
 // loadAll loads and compiles every file as kpc apply does, and splits
-// each into its documents (splitDocs) from the bytes it loaded, which it
-// returns too. It prints the diagnostics.
-func (w *watcher) loadAll() (*ir.Program, *api.Input, map[string][]docSpan, map[string]fileBytes, bool) {
+// each into its documents (splitDocs) from the bytes it loaded. It prints
+// the diagnostics.
+func (w *watcher) loadAll() (*ir.Program, *api.Input, map[string][]docSpan, bool) {
 	files, diags := load.ReadFiles(w.paths)
 	input, ld := load.LoadFiles(files, w.loadOptions())
 	load.DropCaches()
 	load.AddUnread(input, diags)
 	diags = checkAcross(input, append(diags, ld...), w.copts)
-	docs, data := map[string][]docSpan{}, map[string]fileBytes{}
+	docs := map[string][]docSpan{}
 	for _, f := range files {
 		if spans, ok := splitDocs(f.Name, f.Data); ok {
-			docs[f.Name], data[f.Name] = spans, fileBytes{b: f.Data}
+			docs[f.Name] = spans
 		}
 	}
 	if diags.Err() != nil {
@@ -418,10 +412,10 @@ func (w *watcher) loadAll() (*ir.Program, *api.Input, map[string][]docSpan, map[
 			diags.Strict()
 		}
 		printDiags(w.errw, diags)
-		return nil, nil, nil, nil, false
+		return nil, nil, nil, false
 	}
 	prog, ok := compileInput(input, diags, w.in, w.copts, nil, w.errw)
-	return prog, input, docs, data, ok
+	return prog, input, docs, ok
 }
 
 // applyWhole builds prog's tables and applies them (SyncBatch). A
@@ -800,17 +794,12 @@ func (w *watcher) change(files []string, seen time.Time) string {
 }
 
 // giveUp undoes the loads of a change that commit did not record: the
-// files' documents go back where they were, and the buffers read into are
-// read into again.
+// files' documents go back where they were.
 func (w *watcher) giveUp(loaded map[string]*fileLoad) {
 	for _, l := range loaded {
-		if l.done {
-			continue
-		}
 		if l.unshift != nil {
 			l.unshift()
 		}
-		w.recycle(l.data)
 	}
 }
 
@@ -915,7 +904,7 @@ func (b *keyBuf) of(ns, name string) []byte {
 func (w *watcher) commit(loaded map[string]*fileLoad, keys map[string]*watchKey, changed []string) {
 	context := false // a file with node context documents changed
 	for f, l := range loaded {
-		l.done = true // the moved documents stay where they are
+		l.unshift = nil // the moved documents stay where they are
 		in := l.in
 		context = context || hasContext(in) || hasContext(w.files[f])
 		if !l.whole {
@@ -934,16 +923,13 @@ func (w *watcher) commit(loaded map[string]*fileLoad, keys map[string]*watchKey,
 		w.keepSpare(f, l.spans)
 		if l.spans != nil {
 			w.docs[f] = l.spans
-			w.keepBytes(f, l.data)
 		} else {
 			delete(w.docs, f)
-			w.keepBytes(f, fileBytes{})
 		}
 		if len(in.Services)+len(in.EndpointSlices)+len(in.Endpoints) == 0 && !hasContext(in) && !w.explicit(f) {
 			delete(w.files, f)
 			delete(w.docs, f)
 			delete(w.spare, f)
-			w.keepBytes(f, fileBytes{})
 			continue
 		}
 		w.files[f] = in
