@@ -69,11 +69,7 @@ func TestSplitDocs(t *testing.T) {
 // the same documents at the same positions, and the keys it reports as
 // touched or moved.
 func TestLoadFileChangedDocs(t *testing.T) {
-	var b bytes.Buffer
-	if err := synth.Write(&b, synth.Config{Services: 30, Endpoints: 2}); err != nil {
-		t.Fatal(err)
-	}
-	base := b.String()
+	base := synthText(t, synth.Config{Services: 30, Endpoints: 2})
 	svc := func(name string) string { return "  name: " + name + "\n" }
 	edits := []struct {
 		name     string
@@ -175,22 +171,11 @@ func TestLoadFileChangedDocs(t *testing.T) {
 // loads of base and of text.
 func changeFile(t *testing.T, name, base, text string) (l *fileLoad, in, want *api.Input) {
 	t.Helper()
-	f := writeFile(t, t.TempDir(), name, base)
-	w := &watcher{in: &inputFlags{}}
-	in, diags := load.LoadFiles([]load.File{{Name: f, Data: []byte(base)}}, w.loadOptions())
-	if err := diags.Err(); err != nil {
-		t.Fatal(err)
-	}
-	spans, ok := splitDocs(f, []byte(base))
-	if !ok {
-		t.Fatalf("%s does not split", name)
-	}
-	w.files = map[string]*api.Input{f: in}
-	w.docs = map[string][]docSpan{f: spans}
+	w, f, in := watchedFile(t, name, base)
 	if err := os.WriteFile(f, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	l, diags = w.loadFile(f)
+	l, diags := w.loadFile(f)
 	if err := diags.Err(); err != nil || l == nil {
 		t.Fatalf("loadFile: %v", diags)
 	}
@@ -203,6 +188,33 @@ func changeFile(t *testing.T, name, base, text string) (l *fileLoad, in, want *a
 	}
 	checkSpans(t, f, []byte(text), l.spans)
 	return l, in, want
+}
+
+// synthText is kpc gen's manifests of a synthetic cluster.
+func synthText(t *testing.T, c synth.Config) string {
+	t.Helper()
+	var b bytes.Buffer
+	if err := synth.Write(&b, c); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+// watchedFile writes text to file name in a new directory, and returns a
+// watcher that holds its load and its split, as after a whole apply, the
+// file's path and the load.
+func watchedFile(t *testing.T, name, text string) (*watcher, string, *api.Input) {
+	t.Helper()
+	f := writeFile(t, t.TempDir(), name, text)
+	w := &watcher{in: &inputFlags{}}
+	in, diags := load.LoadFiles([]load.File{{Name: f, Data: []byte(text)}}, w.loadOptions())
+	spans, ok := splitDocs(f, []byte(text))
+	if diags.Err() != nil || !ok {
+		t.Fatalf("%s: %v (split: %v)", name, diags, ok)
+	}
+	w.files = map[string]*api.Input{f: in}
+	w.docs = map[string][]docSpan{f: spans}
+	return w, f, in
 }
 
 // keysOf gathers an Input's documents by Service key.
@@ -248,20 +260,8 @@ func TestMiddleText(t *testing.T) {
 // document is reported at its place in the file, as a load of the whole
 // file reports it.
 func TestLoadFileChangedDocsInvalid(t *testing.T) {
-	var b bytes.Buffer
-	if err := synth.Write(&b, synth.Config{Services: 20, Endpoints: 2}); err != nil {
-		t.Fatal(err)
-	}
-	base := b.String()
-	f := writeFile(t, t.TempDir(), "cluster.yaml", base)
-	w := &watcher{in: &inputFlags{}}
-	in, diags := load.LoadFiles([]load.File{{Name: f, Data: []byte(base)}}, w.loadOptions())
-	if err := diags.Err(); err != nil {
-		t.Fatal(err)
-	}
-	spans, _ := splitDocs(f, []byte(base))
-	w.files = map[string]*api.Input{f: in}
-	w.docs = map[string][]docSpan{f: spans}
+	base := synthText(t, synth.Config{Services: 20, Endpoints: 2})
+	w, f, _ := watchedFile(t, "cluster.yaml", base)
 	i := strings.Index(base, "  name: svc-15\n")
 	text := base[:i] + strings.Replace(base[i:], "port: 80\n", "port: 99999\n", 1)
 	if err := os.WriteFile(f, []byte(text), 0o644); err != nil {
@@ -521,15 +521,7 @@ func TestLoadFileChangedDocsSyntaxError(t *testing.T) {
 		doc("a") + "---\n" + doc("b") + "--- " + strings.Repeat("- ", 10001) + "1\n",
 		doc("a") + "---\n" + strings.Replace(doc("b"), "name: b", "name: !<x b", 1) + "---\n" + doc("c"),
 	} {
-		f := writeFile(t, t.TempDir(), "f.yaml", base)
-		w := &watcher{in: &inputFlags{}}
-		in, diags := load.LoadFiles([]load.File{{Name: f, Data: []byte(base)}}, w.loadOptions())
-		spans, ok := splitDocs(f, []byte(base))
-		if diags.Err() != nil || !ok {
-			t.Fatalf("base: %v (split: %v)", diags, ok)
-		}
-		w.files = map[string]*api.Input{f: in}
-		w.docs = map[string][]docSpan{f: spans}
+		w, f, _ := watchedFile(t, "f.yaml", base)
 		if err := os.WriteFile(f, []byte(text), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -583,20 +575,8 @@ func TestLoadFileNotRegular(t *testing.T) {
 // that the next change is loaded as only its changed documents, and
 // right.
 func TestLoadFileGivenUp(t *testing.T) {
-	var b bytes.Buffer
-	if err := synth.Write(&b, synth.Config{Services: 30, Endpoints: 2}); err != nil {
-		t.Fatal(err)
-	}
-	base := b.String()
-	f := writeFile(t, t.TempDir(), "cluster.yaml", base)
-	w := &watcher{in: &inputFlags{}}
-	in, diags := load.LoadFiles([]load.File{{Name: f, Data: []byte(base)}}, w.loadOptions())
-	spans, ok := splitDocs(f, []byte(base))
-	if diags.Err() != nil || !ok {
-		t.Fatalf("%v, split %v", diags, ok)
-	}
-	w.files = map[string]*api.Input{f: in}
-	w.docs = map[string][]docSpan{f: spans}
+	base := synthText(t, synth.Config{Services: 30, Endpoints: 2})
+	w, f, in := watchedFile(t, "cluster.yaml", base)
 
 	// Two lines near the top: every later document moves down.
 	given := strings.Replace(base, "- addresses: [\"10.128.0.1\"]\n", "- addresses: [\"10.128.0.1\"]\n  conditions: {ready: true}\n- addresses: [\"10.128.7.7\"]\n", 1)
