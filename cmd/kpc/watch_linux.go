@@ -390,7 +390,31 @@ func (w *watcher) full(reason string) string {
 		fmt.Fprintf(w.out, "%s; changes are applied whole while %s\n", what, w.why)
 		return "full"
 	}
-	return w.adoptAll(what, b, rep.Generation)
+	done := w.adoptAll(what, b, rep.Generation)
+	if w.u != nil {
+		w.readyReadBuf()
+	}
+	return done
+}
+
+// readyReadBuf makes the buffer that changed files are read into
+// (readReused) as large as the largest file split, its pages touched,
+// once the whole apply is done: the first change then reads the file as
+// fast as the next ones (in a 46 MB file it took 25 ms instead of 5, to
+// allocate and fault in the buffer).
+func (w *watcher) readyReadBuf() {
+	largest := 0
+	for _, spans := range w.docs {
+		largest = max(largest, spans[0].size)
+	}
+	if largest == 0 || cap(w.readBuf) >= largest+1 {
+		return
+	}
+	b := make([]byte, largest+largest/8+1)
+	for i := 0; i < len(b); i += os.Getpagesize() {
+		b[i] = 0
+	}
+	w.readBuf = b[:0]
 }
 
 // loadAll loads and compiles every file as kpc apply does, and splits

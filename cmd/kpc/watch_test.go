@@ -215,6 +215,13 @@ func startWatch(t *testing.T, path string) *watchHarness {
 		if err := keysConsistent(w); err != nil {
 			t.Errorf("after an apply done as %q: %v", what, err)
 		}
+		if w.u != nil {
+			for f, spans := range w.docs {
+				if cap(w.readBuf) <= spans[0].size {
+					t.Errorf("after an apply done as %q: a read buffer of %d bytes for %s of %d", what, cap(w.readBuf), f, spans[0].size)
+				}
+			}
+		}
 		h.done <- what
 	}
 	w.copts.SkipSelfCheck = true
