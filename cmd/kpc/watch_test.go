@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -393,4 +394,61 @@ func keysConsistent(w *watcher) error {
 		}
 	}
 	return nil
+}
+
+// TestApplyWatchRandomEdits makes 30 random edits of one file of a whole
+// synthetic cluster, each applied by the watcher as soon as it is saved:
+// endpoint addresses changed, endpoints added and removed (which move
+// every later document down or up), comment lines put in. After each,
+// the kernel must list as a fresh load of the file, and every Service key
+// must hold what the file does (keysConsistent, in the harness).
+func TestApplyWatchRandomEdits(t *testing.T) {
+	nstest.Require(t, "nft")
+	dir := t.TempDir()
+	file := writeFile(t, dir, "cluster.yaml", synthText(t, synth.Config{Services: 40, Endpoints: 3}))
+	h := startWatch(t, file)
+	h.wait("start", "full")
+	entry := regexp.MustCompile(`- addresses: \["10\.[0-9.]+"\]\n  nodeName: node-[0-9]+\n  conditions: \{ready: true\}\n`)
+	rng := rand.New(rand.NewPCG(7, 11))
+	modes := map[string]int{}
+	for i := range 30 {
+		var what string
+		edit(t, dir, "cluster.yaml", func(s string) string {
+			all := entry.FindAllStringIndex(s, -1)
+			at := all[rng.IntN(len(all))]
+			addr := fmt.Sprintf("10.200.%d.%d", i/200, i%200+1)
+			switch k := rng.IntN(4); {
+			case k == 0:
+				what = "an address changes"
+				return s[:at[0]] + `- addresses: ["` + addr + `"]` + s[at[0]+strings.Index(s[at[0]:], "]")+1:]
+			case k == 1:
+				what = "an endpoint is added"
+				return s[:at[1]] + `- addresses: ["` + addr + "\"]\n  nodeName: node-1\n  conditions: {ready: true}\n" + s[at[1]:]
+			case k == 2 && strings.HasPrefix(s[at[1]:], "- addresses: "):
+				what = "an endpoint is removed"
+				return s[:at[0]] + s[at[1]:]
+			default:
+				what = "a comment line comes"
+				return s[:at[0]] + "# edit " + addr + "\n" + s[at[0]:]
+			}
+		})
+		step := fmt.Sprintf("edit %d (%s)", i, what)
+		select {
+		case got := <-h.done:
+			if got == "invalid" {
+				h.mu.Lock()
+				errs := h.errs.String()
+				h.mu.Unlock()
+				t.Fatalf("%s: the input did not load or compile:\n%s", step, errs)
+			}
+			modes[got]++
+		case <-time.After(20 * time.Second):
+			t.Fatalf("%s: nothing applied in 20 s", step)
+		}
+		h.check(step)
+	}
+	if modes["update"] == 0 {
+		t.Errorf("no edit was sent as an update: %v", modes)
+	}
+	t.Logf("applied as: %v", modes)
 }
