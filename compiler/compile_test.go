@@ -528,10 +528,17 @@ func TestCompileBehaviour(t *testing.T) {
 				EndpointSlices: []*api.EndpointSlice{mkSlice("ns", "headless", "h", "IPv4", 80, mkEp("10.0.0.1"))},
 			},
 			check: func(t *testing.T, p *ir.Program) {
-				if len(p.Rulesets) != 0 || len(p.Notes) != 0 {
-					t.Errorf("want an empty program, got %d rulesets, notes %v", len(p.Rulesets), p.Notes)
+				// The given IPv4 service CIDR keeps its family's table,
+				// with no Service in it.
+				if len(p.Rulesets) != 1 || len(p.Notes) != 0 {
+					t.Fatalf("want one ruleset and no notes, got %d rulesets, notes %v", len(p.Rulesets), p.Notes)
+				}
+				if rs := p.Rulesets[0]; rs.Family != ir.IPv4 || len(rs.Services)+len(rs.ClusterIPs)+len(rs.Chains) != 0 || !rs.DropServiceCIDRs {
+					t.Errorf("want an IPv4 ruleset of no Service that drops 172.30.0.0/16, got %s with %d services, %d cluster IPs, %d chains, drop %v",
+						rs.Family, len(rs.Services), len(rs.ClusterIPs), len(rs.Chains), rs.DropServiceCIDRs)
 				}
 			},
+			flows: []flow{{desc: "unallocated address in the service CIDR", src: pod, dst: "172.30.0.7", port: 80, want: drop}},
 		},
 		{
 			name: "externalIPs with eTP Cluster are masqueraded",

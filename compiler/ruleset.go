@@ -53,7 +53,7 @@ type npKey struct {
 
 // buildRuleset compiles svcs, the Services proxied in family f, whose
 // prepared ports are ports (see prepareServices); it returns nil when there
-// is none.
+// is none and the family's service CIDRs are not given.
 func (c *compiler) buildRuleset(f ir.Family, svcs []*svc, ports [][]*servicePort) *ir.Ruleset {
 	b := &builder{
 		c: c, f: f,
@@ -101,7 +101,11 @@ func (c *compiler) buildRuleset(f ir.Family, svcs []*svc, ports [][]*servicePort
 	for i, s := range svcs {
 		b.addService(s, ports[i])
 	}
-	if len(b.rs.ClusterIPs) == 0 {
+	// kube-proxy keeps a table per family of the node even when it holds
+	// no Service; what such a table does to packets is drop those to the
+	// family's service CIDRs. A family is kept when its CIDRs were given
+	// (flags or ServiceCIDR documents), not when they are the defaults.
+	if len(b.rs.ClusterIPs) == 0 && (c.cfg.defaultCIDRs || len(b.rs.ServiceCIDRs) == 0) {
 		return nil
 	}
 	if c.opts.SkipRulesetBodies {

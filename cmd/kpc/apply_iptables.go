@@ -63,13 +63,14 @@ func (t iptTools) run(stdin []byte, suffix string, args ...string) ([]byte, erro
 	return out.Bytes(), nil
 }
 
-// rulesetOf returns prog's Ruleset of family f, or nil.
+// rulesetOf returns prog's Ruleset of family f, or nil when it has none
+// that holds a Service (see servingRulesets).
 func rulesetOf(prog *ir.Program, f ir.Family) *ir.Ruleset {
 	if prog == nil {
 		return nil
 	}
-	for _, rs := range prog.Rulesets {
-		if rs != nil && rs.Family == f {
+	for _, rs := range servingRulesets(prog) {
+		if rs.Family == f {
 			return rs
 		}
 	}

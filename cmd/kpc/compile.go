@@ -40,7 +40,7 @@ func runCompile(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		return code
 	}
-	if strings.EqualFold(*format, "iptables") && *family == "" && *out != "" && *out != "-" && len(prog.Rulesets) > 1 {
+	if strings.EqualFold(*format, "iptables") && *family == "" && *out != "" && *out != "-" && len(servingRulesets(prog)) > 1 {
 		return report(writeFamilyFiles(prog, *out, stderr))
 	}
 	render, err := renderer(prog, *format, *family, *domain, *out != "" && *out != "-")
@@ -140,13 +140,31 @@ func pickFamily(prog *ir.Program, name string) (ir.Family, error) {
 	default:
 		return 0, fmt.Errorf("--family %q: want ipv4 or ipv6", name)
 	}
-	if len(prog.Rulesets) > 1 {
+	serving := servingRulesets(prog)
+	if len(serving) > 1 {
 		return 0, fmt.Errorf("the input has IPv4 and IPv6 Services: choose one with --family ipv4|ipv6, or give -o PATH to get PATH.ipv4 and PATH.ipv6 (iptables-restore and ip6tables-restore take one family each)")
 	}
-	if len(prog.Rulesets) == 1 {
+	if len(serving) == 1 {
+		return serving[0].Family, nil
+	}
+	if len(prog.Rulesets) > 0 {
 		return prog.Rulesets[0].Family, nil
 	}
 	return ir.IPv4, nil
+}
+
+// servingRulesets returns prog's Rulesets that hold a Service. A family's
+// Ruleset without one (kept for its service CIDRs) does nothing in
+// iptables, which, as kube-proxy's iptables mode, drops no unallocated
+// address.
+func servingRulesets(prog *ir.Program) []*ir.Ruleset {
+	var out []*ir.Ruleset
+	for _, rs := range prog.Rulesets {
+		if rs != nil && len(rs.ClusterIPs) > 0 {
+			out = append(out, rs)
+		}
+	}
+	return out
 }
 
 // writeFamilyFiles writes one iptables-restore file per family, PATH.ipv4

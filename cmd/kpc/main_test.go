@@ -110,6 +110,10 @@ func TestRun(t *testing.T) {
 	nodePort := writeFile(t, dir, "np.yaml", strings.NewReplacer("name: my-service\n", "name: np\n", "service-name: my-service", "service-name: np",
 		"spec:\n", "spec:\n  type: NodePort\n", "targetPort: 9376", "targetPort: 9376\n      nodePort: 30080").Replace(seed))
 	onlyConfigMap := writeFile(t, dir, "only-cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\n")
+	// Service ranges of both families, Services of one: the ip6 table is
+	// kept for its range, and iptables output is of IPv4 alone.
+	bothRanges := writeFile(t, dir, "both-ranges.yaml", "apiVersion: networking.k8s.io/v1\nkind: ServiceCIDR\nmetadata:\n  name: kubernetes\n"+
+		"spec:\n  cidrs: [10.96.0.0/12, \"fd00:10:96::/108\"]\n---\n"+seed)
 	misspelt := writeFile(t, dir, "misspelt.yaml", strings.Replace(seed, "targetPort: 9376", "tagetPort: 9376", 1))
 	// Beside an invalid document, the valid ones are still checked across
 	// documents, as far as the invalid one cannot change the verdict.
@@ -136,6 +140,10 @@ func TestRun(t *testing.T) {
 		{name: "compile stdin", args: []string{"compile", "-f", "-"}, stdin: seed, code: exitOK, stdout: []string{"table ip kpc"}},
 		{name: "compile iptables", args: []string{"compile", "--format", "iptables", good}, code: exitOK,
 			stdout: []string{"*nat", "--probability 0.5000000000", "COMMIT"}},
+		{name: "compile one family's Services, both ranges", args: []string{"compile", bothRanges}, code: exitOK,
+			stdout: []string{"table ip kpc", "table ip6 kpc", "ip6 daddr fd00:10:96::/108 drop"}},
+		{name: "compile iptables of one family's Services, both ranges", args: []string{"compile", "--format", "iptables", bothRanges}, code: exitOK,
+			stdout: []string{"iptables-restore input (IPv4)", "10.96.0.100/32"}},
 		{name: "compile ir", args: []string{"compile", "--format", "ir", good}, code: exitOK, stdout: []string{"ruleset IPv4 table kpc"}},
 		{name: "compile bad format", args: []string{"compile", "--format", "pf", good}, code: exitUsage, stderr: []string{`--format "pf"`}},
 		{name: "compile invalid", args: []string{"compile", "-f", invalid}, code: exitInvalid, emptyStdout: true,
@@ -285,6 +293,28 @@ func TestCompileTimings(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "out.rules.ipv6")); err != nil {
 		t.Errorf("both families: %v", err)
+	}
+}
+
+// TestCompileIPTablesOneFamily checks that, with Service ranges of both
+// families but Services of one, -o PATH writes one iptables file, of that
+// family, since iptables drops no unallocated address.
+func TestCompileIPTablesOneFamily(t *testing.T) {
+	dir := t.TempDir()
+	oneFamily := writeFile(t, dir, "one-family.yaml", "apiVersion: networking.k8s.io/v1\nkind: ServiceCIDR\nmetadata:\n  name: kubernetes\n"+
+		"spec:\n  cidrs: [10.96.0.0/12, \"fd00:10:96::/108\"]\n---\n"+seed)
+	out := filepath.Join(dir, "one.rules")
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"compile", "--format", "iptables", "-f", oneFamily, "-o", out}, nil, &stdout, &stderr); code != exitOK {
+		t.Fatalf("one family: exit %d: %s", code, stderr.String())
+	}
+	if b, err := os.ReadFile(out); err != nil || !bytes.Contains(b, []byte("(IPv4)")) {
+		t.Errorf("one family: %s: %v, want the IPv4 file", out, err)
+	}
+	for _, f := range []string{out + ".ipv4", out + ".ipv6"} {
+		if _, err := os.Stat(f); err == nil {
+			t.Errorf("one family: %s written", f)
+		}
 	}
 }
 
