@@ -16,7 +16,6 @@ import (
 	cueerrors "cuelang.org/go/cue/errors"
 	"cuelang.org/go/cue/token"
 	"cuelang.org/go/encoding/json"
-	"cuelang.org/go/encoding/yaml"
 
 	"kpc/compiler/diag"
 	"kpc/schema"
@@ -162,7 +161,7 @@ func decodeText(name string, data []byte, asJSON, list bool, opts Options, diags
 	if asJSON {
 		next = json.NewDecoder(nil, name, bytes.NewReader(data)).Extract
 	} else {
-		next = yaml.NewDecoder(name, bytes.NewReader(data)).Extract
+		next = yamlExtract(name, data)
 	}
 	for {
 		expr, err := extract(next)
@@ -876,7 +875,7 @@ func proxyConfigOf(cm *ast.StructLit) *ast.Field {
 func (d *decoder) proxyConfigMap(conf *ast.Field, cmPos diag.Pos) {
 	text, _ := stringLit(conf.Value)
 	at := conf.Value.Pos()
-	expr, err := extract(yaml.NewDecoder(d.file, strings.NewReader(text)).Extract)
+	expr, err := extract(yamlExtract(d.file, []byte(text)))
 	inner, ok := expr.(*ast.StructLit)
 	kind, _ := stringField(inner, "kind")
 	if err != nil || !ok || kind != "KubeProxyConfiguration" {

@@ -170,7 +170,7 @@ func TestDecodeMatchesCUE(t *testing.T) {
 	}
 	decodeFile("gen", genServices(20), false, Options{}, &diags, emit)
 	decodeFile("-", []byte(
-		"apiVersion: v1\nkind: Node\nmetadata: {name: n}\nspec: {podCIDRs: [10.244.0.0/24]}\nstatus: {addresses: [{type: InternalIP, address: 192.0.2.1}]}\n---\n"+
+		"apiVersion: v1\nkind: Node\nmetadata: {name: node-1}\nspec: {podCIDRs: [10.244.0.0/24]}\nstatus: {addresses: [{type: InternalIP, address: 192.0.2.1}]}\n---\n"+
 			"apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nmode: iptables\niptables: {masqueradeBit: 14, localhostNodePorts: false}\nnodePortAddresses: [primary]\n"),
 		false, Options{}, &diags, emit)
 	if len(diags) != 0 {

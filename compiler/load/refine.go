@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"cuelang.org/go/cue/ast"
-	"cuelang.org/go/encoding/yaml"
 
 	"kpc/compiler/diag"
 )
@@ -150,7 +149,7 @@ func (f *refineFile) documentAt(line, col int) *ast.StructLit {
 	if col > 2 && col-3 < len(doc) && doc[col-3] == '-' {
 		doc[col-3] = ' '
 	}
-	expr, err := extract(yaml.NewDecoder(f.name, bytes.NewReader(doc)).Extract)
+	expr, err := extract(yamlExtract(f.name, doc))
 	if err != nil {
 		return nil
 	}

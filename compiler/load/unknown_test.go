@@ -193,12 +193,12 @@ func TestUnknownFields(t *testing.T) {
 		},
 	}, {
 		name: "Node and KubeProxyConfiguration accept them",
-		in: "apiVersion: v1\nkind: Node\nmetadata: {name: n, labls: {}}\nspec: {podCIDR: 10.244.0.0/24}\nstatus: {adresses: []}\n---\n" +
+		in: "apiVersion: v1\nkind: Node\nmetadata: {name: node-1, labls: {}}\nspec: {podCIDR: 10.244.0.0/24}\nstatus: {adresses: []}\n---\n" +
 			"apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nclustrCIDR: 10.244.0.0/16\nmode: nftables\n",
 	}, {
 		name:   "Node and KubeProxyConfiguration accept them under Strict too",
 		strict: true,
-		in: "apiVersion: v1\nkind: Node\nmetadata: {name: n, labls: {}}\nspec: {podCIDR: 10.244.0.0/24}\nstatus: {adresses: []}\n---\n" +
+		in: "apiVersion: v1\nkind: Node\nmetadata: {name: node-1, labls: {}}\nspec: {podCIDR: 10.244.0.0/24}\nstatus: {adresses: []}\n---\n" +
 			"apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nclustrCIDR: 10.244.0.0/16\nmode: nftables\n",
 	}, {
 		name: "what kubectl get -o yaml prints",

@@ -11,7 +11,6 @@ import (
 	"cuelang.org/go/cue/ast"
 	"cuelang.org/go/cue/literal"
 	"cuelang.org/go/cue/token"
-	"cuelang.org/go/encoding/yaml"
 )
 
 // fastYAML parses the common subset of YAML that Kubernetes manifests and
@@ -210,7 +209,7 @@ func (p *yparser) general(l int) ([]ast.Expr, bool) {
 	clear(p.exprs)
 	p.decls, p.exprs = p.decls[:0], p.exprs[:0]
 	p.line, p.ok = end, true
-	next := yaml.NewDecoder(p.file.Name(), bytes.NewReader(p.data[from:to])).Extract
+	next := yamlExtract(p.file.Name(), p.data[from:to])
 	var docs []ast.Expr
 	for {
 		e, err := extract(next)
@@ -1287,6 +1286,12 @@ func resolvePlain(s string) (string, token.Token, bool) {
 		return "false", token.FALSE, true
 	case "<<":
 		return "", 0, false // a merge key, which CUE refuses as a value
+	}
+	if v, ok := yaml11Bool(s); ok { // as kubectl reads it
+		if v {
+			return "true", token.TRUE, true
+		}
+		return "false", token.FALSE, true
 	}
 	switch c := s[0]; {
 	case c == '.':

@@ -15,18 +15,18 @@ import (
 	"cuelang.org/go/cue/ast"
 	"cuelang.org/go/cue/literal"
 	"cuelang.org/go/cue/token"
-	"cuelang.org/go/encoding/yaml"
 	"github.com/google/go-cmp/cmp"
 
 	"kpc/internal/synth"
 )
 
-// cueYAML decodes data with CUE's YAML decoder.
+// cueYAML decodes data with CUE's YAML decoder, as the loader uses it
+// (yamlExtract).
 func cueYAML(name string, data []byte) ([]ast.Expr, error) {
-	dec := yaml.NewDecoder(name, bytes.NewReader(data))
+	next := yamlExtract(name, data)
 	var out []ast.Expr
 	for {
-		e, err := dec.Extract()
+		e, err := next()
 		if err == io.EOF {
 			return out, nil
 		}
@@ -76,7 +76,9 @@ func sameASTLabels(a, b ast.Node, path string, quotedPos bool) string {
 			}
 			nx, _, _ := ast.LabelName(fx.Label)
 			ny, _, _ := ast.LabelName(fy.Label)
-			if nx != ny || fmt.Sprintf("%T", fx.Label) != fmt.Sprintf("%T", fy.Label) {
+			if lostBool(fx.Label, fy.Label, nx, ny) {
+				nx = ny
+			} else if nx != ny || fmt.Sprintf("%T", fx.Label) != fmt.Sprintf("%T", fy.Label) {
 				return fmt.Sprintf("%s: label %q (%T) vs %q (%T)", path, nx, fx.Label, ny, fy.Label)
 			}
 			if _, quoted := fx.Label.(*ast.BasicLit); (quotedPos || !quoted) && !dropped(fx.Label, fy.Label) && lc(fx.Label) != lc(fy.Label) {
@@ -98,7 +100,7 @@ func sameASTLabels(a, b ast.Node, path string, quotedPos bool) string {
 		}
 	case *ast.BasicLit:
 		y := b.(*ast.BasicLit)
-		if x.Kind != y.Kind || x.Value != y.Value {
+		if (x.Kind != y.Kind || x.Value != y.Value) && !lostBool(x, y, x.Value, unquoted(y)) {
 			return fmt.Sprintf("%s: literal %s %s vs %s %s", path, x.Kind, x.Value, y.Kind, y.Value)
 		}
 	case *ast.UnaryExpr:
@@ -111,6 +113,15 @@ func sameASTLabels(a, b ast.Node, path string, quotedPos bool) string {
 		return fmt.Sprintf("%s: unexpected %T", path, a)
 	}
 	return ""
+}
+
+// lostBool reports whether a, of the fast parser, is the YAML 1.1 boolean
+// (aText: "true" or "false") that b, of CUE's decoder, would be if the
+// decoder had not dropped its position (bText is b's word): without it,
+// asYAML11 cannot tell a plain word from a quoted one (see plainAt).
+func lostBool(a, b ast.Node, aText, bText string) bool {
+	v, ok := yaml11Bool(bText)
+	return ok && b.Pos().Filename() == "" && a.Pos().Filename() != "" && aText == boolText(v)
 }
 
 // checkFastYAML compares fastYAML with CUE's decoder on data; it returns
