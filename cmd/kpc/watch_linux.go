@@ -541,6 +541,7 @@ func (w *watcher) wholeKept(reason string, changes []netlink.Change) string {
 		for _, c := range changes {
 			if c.New != nil {
 				c.New.Slim()
+				u.Share(c.New)
 			}
 		}
 		u.Follow(w.wit)
@@ -607,6 +608,7 @@ func (w *watcher) adopt(b *netlink.Summary, gen uint32) (*netlink.Union, error) 
 				if err == nil {
 					err = u.Count(k.part)
 					k.part.Slim()
+					u.Share(k.part)
 				}
 				if err != nil && first == nil {
 					first = err
@@ -809,6 +811,7 @@ func (w *watcher) change(files []string, seen time.Time) string {
 	for _, c := range changes {
 		if c.New != nil {
 			c.New.Slim()
+			w.u.Share(c.New)
 		}
 	}
 	w.commit(loaded, newKeys, changed)

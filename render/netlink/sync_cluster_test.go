@@ -158,8 +158,17 @@ func (c *cluster) yaml() string {
 	return b.String()
 }
 
-// clusterHeader is the node's Node and KubeProxyConfiguration.
-const clusterHeader = `apiVersion: v1
+// clusterHeader is the node's Node and KubeProxyConfiguration, and the
+// cluster's Service ranges of both families: a family without a Service
+// keeps its table.
+const clusterHeader = `apiVersion: networking.k8s.io/v1
+kind: ServiceCIDR
+metadata:
+  name: kubernetes
+spec:
+  cidrs: [10.96.0.0/16, "fd00:10:96::/112"]
+---
+apiVersion: v1
 kind: Node
 metadata:
   name: node-a

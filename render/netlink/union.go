@@ -3,6 +3,7 @@
 package netlink
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"slices"
@@ -64,7 +65,14 @@ type Union struct {
 	// longer takes the table for the one it cached).
 	fpPrefix string
 	fpSeq    int
+	// bare holds, per family, the distinct tables of no Service that
+	// Share found in slim Parts (at most maxBare each).
+	bare [2][]*partTable
 }
+
+// maxBare bounds the distinct tables of no Service a Union shares per
+// family.
+const maxBare = 8
 
 // ErrNeedFull says that a change cannot be sent as an update of the
 // Union's tables; the caller replaces them (Replace).
@@ -209,6 +217,9 @@ type partTable struct {
 	slotted, maps int
 	chains        []partChain
 	sets          []partSet
+	// serviceless: the Program's Ruleset of the table's family holds no
+	// Service (see Union.Share).
+	serviceless bool
 }
 
 // partChain is a chain of a Part: its name, whether it has a hook, and a
@@ -279,6 +290,11 @@ func NewPart(p *ir.Program, o Options, ids *uint32) (*Part, error) {
 		if err != nil {
 			return nil, err
 		}
+		fam := ir.IPv4
+		if t.table.Family == famIPv6.table {
+			fam = ir.IPv6
+		}
+		pt.serviceless = !slices.ContainsFunc(p.Rulesets, func(rs *ir.Ruleset) bool { return rs.Family == fam && len(rs.ClusterIPs) > 0 })
 		part.tables = append(part.tables, pt)
 		byChain := map[string][]*ruleSpec{}
 		for _, r := range t.rules {
@@ -289,6 +305,55 @@ func NewPart(p *ir.Program, o Options, ids *uint32) (*Part, error) {
 		}
 	}
 	return part, nil
+}
+
+// Share has p, once slim, hold the same copy as the Parts shared before it
+// of each table it contributes for a family in which it holds no Service.
+// Such a table (kept for the family's service CIDRs) is the same in the
+// Part of every Service of the other family: at 50,000 Services its copies
+// held about 100 MB.
+func (u *Union) Share(p *Part) {
+	if !p.slim {
+		return
+	}
+	for i, pt := range p.tables {
+		if pt.spec != nil || !pt.serviceless {
+			continue
+		}
+		f := 0
+		if pt.table.Family == famIPv6.table {
+			f = 1
+		}
+		j := slices.IndexFunc(u.bare[f], pt.same)
+		switch {
+		case j >= 0:
+			p.tables[i] = u.bare[f][j]
+		case len(u.bare[f]) < maxBare:
+			u.bare[f] = append(u.bare[f], pt)
+		}
+	}
+}
+
+// same reports whether two slim tables are equal.
+func (pt *partTable) same(o *partTable) bool {
+	if pt.table.Name != o.table.Name || pt.table.Family != o.table.Family || pt.define != o.define ||
+		pt.slotted != o.slotted || pt.maps != o.maps || len(pt.chains) != len(o.chains) || len(pt.sets) != len(o.sets) {
+		return false
+	}
+	for i, c := range pt.chains {
+		d := o.chains[i]
+		if c.name != d.name || c.base != d.base || c.sum != d.sum {
+			return false
+		}
+	}
+	for i, s := range pt.sets {
+		t := o.sets[i]
+		if s.name != t.name || s.head != t.head || s.size != t.size || !slices.Equal(s.sums, t.sums) ||
+			!slices.EqualFunc(s.keys, t.keys, bytes.Equal) {
+			return false
+		}
+	}
+	return true
 }
 
 // unsizedHeadSum is setHeadSum without the declared size, which depends on
