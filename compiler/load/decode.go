@@ -462,10 +462,13 @@ func emptyDocument(e ast.Expr) bool {
 // that name none or the wrong line, or no column: the first alias of an
 // unknown anchor, a %YAML directive the decoder refuses (it reads YAML
 // 1.1), a tab that indents, and the scanner's errors at a character (see
-// scannerErrorAt). The decoder's other errors keep their line alone: those
-// of its parser ("did not find expected ...") name the line of the
-// construct being parsed, not where it failed, and those of a scalar
-// ("found unexpected end of stream") the line where it starts.
+// scannerErrorAt), and the parser's errors in block style, which name the
+// line of the construct being parsed, not where it failed (see
+// parserErrorAt). The decoder's other errors keep their line alone: those
+// of its parser in flow style ("did not find expected ',' or '}'") and
+// those of a scalar ("found unexpected end of stream") name the line where
+// the collection or the scalar starts. A YAML syntax error near a line
+// with "{{" says that the text may be a template.
 func locateYAMLError(data []byte, pos diag.Pos, msg string) (diag.Pos, string) {
 	at := -1
 	if anchor, ok := strings.CutPrefix(msg, "YAML syntax error: unknown anchor '"); ok {
@@ -538,9 +541,15 @@ func locateYAMLError(data []byte, pos diag.Pos, msg string) (diag.Pos, string) {
 		}
 	}
 	if at < 0 {
-		return pos, msg
+		at = parserErrorAt(data, pos.Line, msg)
 	}
-	return offsetPos(pos.File, data, at), msg
+	if at >= 0 {
+		pos = offsetPos(pos.File, data, at)
+	}
+	if strings.HasPrefix(msg, "YAML syntax error") && nearTemplate(data, pos.Line) {
+		msg += templateHint
+	}
+	return pos, msg
 }
 
 // scannerError is an error that the YAML scanner raises at the character

@@ -599,7 +599,9 @@ func TestJSONSyntaxErrors(t *testing.T) {
 // TestYAMLSyntaxErrorColumns checks the columns found for the YAML
 // scanner's errors at a character, of which the decoder names the line
 // alone (and none on the first line): where one character of the line may
-// be it, and not where two may be, nor for the errors of the parser.
+// be it, and not where two may be, nor for the errors of the parser in
+// flow style; and the lines and columns found for those of the parser in
+// block style (see parserErrorAt).
 func TestYAMLSyntaxErrorColumns(t *testing.T) {
 	const head = "apiVersion: v1\nkind: Service\nmetadata:\n  name: a\n"
 	for _, tc := range []struct {
@@ -633,6 +635,18 @@ func TestYAMLSyntaxErrorColumns(t *testing.T) {
 			"-:3: YAML syntax error: mapping values are not allowed in this context"},
 		{"parser error", head + "  labels: {a: b\n",
 			"-:5: YAML syntax error: did not find expected ',' or '}'"},
+		// The block parser's errors name the construct's line; the line
+		// at which the text stops parsing is found.
+		{"a key indented less than its mapping", head + "spec:\n  ports:\n  - port: 80\n   name: x\n",
+			"-:8:4: YAML syntax error: did not find expected key"},
+		{"a key indented less, on the reported line", "a:\n  b: 1\n c: 2\n",
+			"-:3:2: YAML syntax error: did not find expected key"},
+		{"a key after a sequence at its indentation", "a:\n  - b\n  x: 1\n",
+			"-:3:3: YAML syntax error: did not find expected '-' indicator"},
+		{"a misindented key in an item of a List", "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Service\n  metadata:\n    name: a\n   namespace: b\n",
+			"-:8:4: YAML syntax error: did not find expected key"},
+		{"a template", head + "  labels:\n{{ include \"labels\" . }}\n",
+			`-:6:1: YAML syntax error: could not find expected ':'; the text around it holds "{{": is it a template (a Helm chart's, say)? Render it first (helm template, say)`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, diags := Load([]string{"-"}, strings.NewReader(tc.in), Options{})

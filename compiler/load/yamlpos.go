@@ -1,0 +1,132 @@
+package load
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// blockParserErrors are the YAML parser's errors in block style that name
+// the line of the construct being parsed (a mapping, a sequence, a key)
+// rather than the line it failed at.
+var blockParserErrors = []string{
+	"did not find expected key",
+	"did not find expected '-' indicator",
+	"could not find expected ':'",
+}
+
+// Bounds of parserErrorAt's search: the text it parses again at a time
+// and in all, and the lines it tries.
+const (
+	maxReparsed      = 1 << 20
+	maxReparsedTotal = 16 << 20
+	maxLinesOver     = 1000
+)
+
+// parserErrorAt finds where the YAML parser failed with msg, one of
+// blockParserErrors, that it reported at line (from 1): the first line
+// from the reported one on at which the text parsed from the nearest
+// line above it that is not indented fails with the same error. It
+// returns the offset of the first character of that line, or -1. The
+// text is parsed again with go.yaml.in/yaml/v3, the parser under CUE's
+// decoder. A prefix that ends inside a flow collection or a quoted scalar
+// fails with another error, and is passed over.
+func parserErrorAt(data []byte, line int, msg string) int {
+	i := -1
+	for j, e := range blockParserErrors {
+		if strings.HasSuffix(msg, e) {
+			i = j
+		}
+	}
+	if i < 0 || line < 1 || bytes.ContainsAny(data, "\u0085\u2028\u2029") {
+		return -1
+	}
+	want := blockParserErrors[i]
+	at := 0 // where the reported line starts
+	for l := 1; l < line; l++ {
+		nl := bytes.IndexByte(data[at:], '\n')
+		if nl < 0 {
+			return -1
+		}
+		at += nl + 1
+	}
+	// The text is parsed from the nearest line above the reported one
+	// that begins with neither a blank, a comment nor a document marker
+	// (the reported line may be the one that fails, unindented, as a
+	// template's "{{ ... }}" line is), or from the start.
+	from := 0
+	for end := at - 1; end > 0; {
+		start := bytes.LastIndexByte(data[:end], '\n') + 1
+		if at-start > maxReparsed {
+			return -1
+		}
+		b := data[start:end]
+		if len(b) > 0 && !bytes.ContainsRune([]byte(" \t\r#"), rune(b[0])) && !isMarkerLine(b) && !isEndMarker(b) {
+			from = start
+			break
+		}
+		end = start - 1
+	}
+	total := 0
+	for n := 0; n < maxLinesOver && at < len(data) && at-from <= maxReparsed; n++ {
+		end := len(data)
+		if nl := bytes.IndexByte(data[at:], '\n'); nl >= 0 {
+			end = at + nl + 1
+		}
+		if total += end - from; total > maxReparsedTotal {
+			return -1
+		}
+		if err := parseAll(data[from:end]); err != nil && strings.HasSuffix(err.Error(), want) {
+			return at + len(lineOf(data[at:])) - len(bytes.TrimLeft(lineOf(data[at:]), " "))
+		}
+		at = end
+	}
+	return -1
+}
+
+// lineOf returns b up to its first line break.
+func lineOf(b []byte) []byte {
+	if nl := bytes.IndexByte(b, '\n'); nl >= 0 {
+		return b[:nl]
+	}
+	return b
+}
+
+// parseAll parses every document of text, returning the first error.
+func parseAll(text []byte) error {
+	dec := yaml.NewDecoder(bytes.NewReader(text))
+	for {
+		var n yaml.Node
+		if err := dec.Decode(&n); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+// templateHint is added to a YAML syntax error near a line with "{{":
+// the text of a Helm chart or another template, not a manifest.
+const templateHint = `; the text around it holds "{{": is it a template (a Helm chart's, say)? Render it first (helm template, say)`
+
+// nearTemplate reports whether a line within two of line (from 1) of data
+// holds "{{".
+func nearTemplate(data []byte, line int) bool {
+	if !bytes.Contains(data, []byte("{{")) {
+		return false
+	}
+	l, off := 1, 0
+	for off <= len(data) && l <= line+2 {
+		b := lineOf(data[off:])
+		if l >= line-2 && bytes.Contains(b, []byte("{{")) {
+			return true
+		}
+		off += len(b) + 1
+		l++
+	}
+	return false
+}
