@@ -40,6 +40,7 @@ import (
 	"cmp"
 	"fmt"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -283,7 +284,7 @@ func (c *compiler) collectServices() {
 	for _, s := range all {
 		id := s.ID()
 		if first, dup := seen[id]; dup {
-			c.diags.Add(s.Pos, "Service "+id, "metadata.name", fmt.Sprintf("duplicate Service (first defined at %s)", first.Pos))
+			c.duplicate(s.Pos, first.Pos, "Service", id, sameObject(s, first, func(s *api.Service) *diag.Pos { return &s.Pos }))
 			continue
 		}
 		seen[id] = s
@@ -312,6 +313,26 @@ func (c *compiler) collectServices() {
 	}
 }
 
+// duplicate reports a second document at pos of the object kind id, first
+// defined at first: an error, or, when both are the same object (same),
+// a warning, as kubectl applies the second unchanged. The second is left
+// out either way.
+func (c *compiler) duplicate(pos, first diag.Pos, kind, id string, same bool) {
+	if same {
+		c.diags.Warn(pos, kind+" "+id, "metadata.name", fmt.Sprintf("the same %s as at %s: this copy is left out", kind, first))
+		return
+	}
+	c.diags.Add(pos, kind+" "+id, "metadata.name", fmt.Sprintf("duplicate %s (first defined at %s)", kind, first))
+}
+
+// sameObject reports whether two documents hold the same object, where
+// they are aside (pos gives a document's position).
+func sameObject[T any](a, b *T, pos func(*T) *diag.Pos) bool {
+	x, y := *a, *b
+	*pos(&x), *pos(&y) = diag.Pos{}, diag.Pos{}
+	return reflect.DeepEqual(x, y)
+}
+
 // indexSlices groups EndpointSlices by the Service they name (label
 // kubernetes.io/service-name, same namespace), each group sorted by name.
 func (c *compiler) indexSlices() {
@@ -320,7 +341,7 @@ func (c *compiler) indexSlices() {
 	for _, es := range sortedByPos(c.in.EndpointSlices, func(e *api.EndpointSlice) diag.Pos { return e.Pos }) {
 		id := es.ID()
 		if first, dup := seen[id]; dup && es.Metadata.Name != "" {
-			c.diags.Add(es.Pos, "EndpointSlice "+id, "metadata.name", fmt.Sprintf("duplicate EndpointSlice (first defined at %s)", first.Pos))
+			c.duplicate(es.Pos, first.Pos, "EndpointSlice", id, sameObject(es, first, func(s *api.EndpointSlice) *diag.Pos { return &s.Pos }))
 			continue
 		}
 		seen[id] = es

@@ -1,0 +1,84 @@
+package compiler
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"kpc/compiler/api"
+	"kpc/compiler/diag"
+)
+
+// TestDuplicateObjects checks that a second document of the same object
+// (kubectl applies it unchanged) is a warning and left out, and that a
+// second, different document of the same name is an error.
+func TestDuplicateObjects(t *testing.T) {
+	svc := func(line int, ip string) *api.Service { return mkSvc("ns", "a", at(line), withClusterIP(ip)) }
+	slice := func(line int, ip string) *api.EndpointSlice {
+		return withPos(mkSlice("ns", "a", "a-1", "IPv4", 80, mkEp(ip)), line)
+	}
+	eps := func(line int, ip string) *api.Endpoints {
+		e := mkEndpoints("ns", "b", []string{ip}, nil, "p80/80")
+		e.Pos = diag.Pos{File: "svc.yaml", Line: line, Col: 1}
+		return e
+	}
+	selectorless := mkSvc("ns", "b", at(90), withClusterIP("172.30.0.9"), func(s *api.Service) { s.Spec.Selector = nil })
+	tests := []struct {
+		name string
+		in   api.Input
+		want []string
+	}{{
+		name: "the same Service twice",
+		in:   api.Input{Services: []*api.Service{svc(20, "172.30.0.5"), svc(1, "172.30.0.5")}},
+		want: []string{"svc.yaml:20:1: warning: Service ns/a: metadata.name: the same Service as at svc.yaml:1:1: this copy is left out"},
+	}, {
+		name: "two Services of one name",
+		in:   api.Input{Services: []*api.Service{svc(1, "172.30.0.5"), svc(20, "172.30.0.6")}},
+		want: []string{"svc.yaml:20:1: Service ns/a: metadata.name: duplicate Service (first defined at svc.yaml:1:1)"},
+	}, {
+		name: "the same EndpointSlice twice",
+		in:   api.Input{Services: []*api.Service{svc(1, "172.30.0.5")}, EndpointSlices: []*api.EndpointSlice{slice(30, "10.0.0.1"), slice(10, "10.0.0.1")}},
+		want: []string{"svc.yaml:30:1: warning: EndpointSlice ns/a-1: metadata.name: the same EndpointSlice as at svc.yaml:10:1: this copy is left out"},
+	}, {
+		name: "two EndpointSlices of one name",
+		in:   api.Input{Services: []*api.Service{svc(1, "172.30.0.5")}, EndpointSlices: []*api.EndpointSlice{slice(10, "10.0.0.1"), slice(30, "10.0.0.2")}},
+		want: []string{"svc.yaml:30:1: EndpointSlice ns/a-1: metadata.name: duplicate EndpointSlice (first defined at svc.yaml:10:1)"},
+	}, {
+		name: "the same Endpoints twice",
+		in:   api.Input{Services: []*api.Service{selectorless}, Endpoints: []*api.Endpoints{eps(40, "10.0.0.3"), eps(50, "10.0.0.3")}},
+		want: []string{"svc.yaml:50:1: warning: Endpoints ns/b: metadata.name: the same Endpoints as at svc.yaml:40:1: this copy is left out"},
+	}, {
+		name: "two Endpoints of one name",
+		in:   api.Input{Services: []*api.Service{selectorless}, Endpoints: []*api.Endpoints{eps(40, "10.0.0.3"), eps(50, "10.0.0.4")}},
+		want: []string{"svc.yaml:50:1: Endpoints ns/b: metadata.name: duplicate Endpoints (first defined at svc.yaml:40:1)"},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			prog, diags := Compile(&tt.in, kubeProxyTestOpts())
+			var got []string
+			for _, d := range diags {
+				got = append(got, d.Error())
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Fatalf("diagnostics (-want +got):\n%s", diff)
+			}
+			if diags.Err() != nil {
+				return
+			}
+			// The copy changes nothing: the program is that of the input
+			// without it.
+			once := tt.in
+			once.Services = once.Services[:1]
+			if len(once.EndpointSlices) > 0 {
+				once.EndpointSlices = once.EndpointSlices[:1]
+			}
+			if len(once.Endpoints) > 0 {
+				once.Endpoints = once.Endpoints[:1]
+			}
+			want, _ := Compile(&once, kubeProxyTestOpts())
+			if diff := cmp.Diff(dumpString(t, want, nil), dumpString(t, prog, nil)); diff != "" {
+				t.Errorf("the program differs from the one without the copy (-without +with):\n%s", diff)
+			}
+		})
+	}
+}
