@@ -58,6 +58,7 @@ func (c *compiler) allocateClusterIPs() {
 			owner[ip] = s.id
 		}
 	}
+	notes := map[*svc]map[ir.Family]string{}
 	for _, f := range families {
 		var reqs []*requester
 		for _, s := range c.svcs {
@@ -82,13 +83,26 @@ func (c *compiler) allocateClusterIPs() {
 			owner[ip] = r.s.id
 			r.s.ips[f] = ip
 			why := "no spec.clusterIP"
-			if len(r.s.explicit) > 0 {
+			if i := slices.Index(r.s.fams, f); len(r.s.explicit) > 0 {
 				why = fmt.Sprintf("no %s address in spec.clusterIPs", f)
+			} else if i > 0 {
+				why = fmt.Sprintf("no spec.clusterIPs[%d]", i)
 			}
 			if hashed != ip {
 				why += fmt.Sprintf("; its hashed address %s was taken by %s", hashed, owner[hashed])
 			}
-			c.addNote(r.s.id, fmt.Sprintf("allocated cluster IP %s to %s (%s)", ip, r.s.id, why))
+			if notes[r.s] == nil {
+				notes[r.s] = map[ir.Family]string{}
+			}
+			notes[r.s][f] = fmt.Sprintf("allocated cluster IP %s to %s (%s)", ip, r.s.id, why)
+		}
+	}
+	// A Service's notes come in the order of its cluster IPs.
+	for _, s := range c.svcs {
+		for _, f := range s.fams {
+			if n, ok := notes[s][f]; ok {
+				c.addNote(s.id, n)
+			}
 		}
 	}
 }
@@ -100,8 +114,8 @@ func (c *compiler) allocateClusterIPs() {
 // not say: that family's Ruleset then has no ServiceCIDRs, so nothing is
 // dropped as unallocated, as kube-proxy drops nothing when it knows no
 // Service range; dropping the guessed range could drop traffic to real
-// addresses of the cluster. A note names the first such Service. Missing
-// cluster IPs are still allocated from the default range.
+// addresses of the cluster. A note names the first such Service, and says
+// how many missing cluster IPs were still allocated from the default range.
 func (c *compiler) checkDefaultServiceCIDRs() {
 	if !c.cfg.defaultCIDRs {
 		return
@@ -127,8 +141,21 @@ func (c *compiler) checkDefaultServiceCIDRs() {
 		if n > 1 {
 			more = fmt.Sprintf(", as are those of %d more Services", n-1)
 		}
-		c.addNote("", fmt.Sprintf("cluster IP %s of %s is outside the default %s service CIDR %s%s: the cluster's range is not known, so no %s address is dropped as unallocated; give --service-cidr with the cluster's ranges",
-			first.ips[f], first.id, f, c.cfg.serviceCIDRs[f][0], more, f))
+		allocated := 0
+		for _, s := range c.svcs {
+			if _, ok := s.ips[f]; ok && !s.explicit[f] {
+				allocated++
+			}
+		}
+		also := ""
+		switch {
+		case allocated == 1:
+			also = ", and the cluster IP kpc allocated is from that default range, which the cluster may not use"
+		case allocated > 1:
+			also = fmt.Sprintf(", and the %d cluster IPs kpc allocated are from that default range, which the cluster may not use", allocated)
+		}
+		c.addNote("", fmt.Sprintf("cluster IP %s of %s is outside the default %s service CIDR %s%s: the cluster's range is not known, so no %s address is dropped as unallocated%s; give --service-cidr with the cluster's ranges",
+			first.ips[f], first.id, f, c.cfg.serviceCIDRs[f][0], more, f, also))
 	}
 }
 
@@ -213,6 +240,7 @@ func (c *compiler) resolveFamilies(s *svc) {
 			c.diags.Add(s.pos, s.obj, "spec.ipFamilyPolicy", "RequireDualStack needs service CIDRs of both families (--service-cidr or ServiceCIDR documents)")
 		}
 	}
+	s.fams = fams
 	for _, f := range fams {
 		if s.explicit[f] {
 			continue

@@ -153,6 +153,34 @@ func TestDualStack(t *testing.T) {
 	}
 }
 
+// TestDualStackNotes checks the allocation notes of a dual-stack Service
+// without cluster IPs: in the order of its families, the second named by
+// its index in spec.clusterIPs.
+func TestDualStackNotes(t *testing.T) {
+	for _, fams := range [][]string{{"IPv6", "IPv4"}, {"IPv4", "IPv6"}} {
+		in := &api.Input{Services: []*api.Service{mkSvc("ns", "a", func(s *api.Service) {
+			s.Spec.IPFamilyPolicy, s.Spec.IPFamilies = "RequireDualStack", fams
+		})}}
+		p := mustCompile(t, in, Options{})
+		if len(p.Notes) != 2 {
+			t.Fatalf("%v: notes %q, want two", fams, p.Notes)
+		}
+		want := []string{"ns/a (no spec.clusterIP)", "ns/a (no spec.clusterIPs[1])"}
+		var got []string
+		for i, n := range p.Notes {
+			ip, rest, _ := strings.Cut(strings.TrimPrefix(n, "allocated cluster IP "), " to ")
+			a := netip.MustParseAddr(ip)
+			if (fams[i] == "IPv6") != a.Is6() {
+				t.Errorf("%v: note %d is of %s: %q", fams, i, ip, n)
+			}
+			got = append(got, rest)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%v: notes (-want +got):\n%s", fams, diff)
+		}
+	}
+}
+
 func TestFamilyErrors(t *testing.T) {
 	in := &api.Input{Services: []*api.Service{
 		mkSvc("ns", "a", at(1), func(s *api.Service) { s.Spec.IPFamilies = []string{"IPv6"} }),
@@ -314,6 +342,13 @@ func TestDefaultServiceCIDRs(t *testing.T) {
 		want: map[ir.Family][]netip.Prefix{ir.IPv4: nil, ir.IPv6: v6Default},
 		wantNote: "cluster IP 10.43.0.10 of ns/a is outside the default IPv4 service CIDR 10.96.0.0/12, as are those of 1 more Services: " +
 			"the cluster's range is not known, so no IPv4 address is dropped as unallocated; give --service-cidr with the cluster's ranges",
+	}, {
+		name: "an IPv4 cluster IP outside, and one allocated from the default",
+		svcs: []*api.Service{mkSvc("ns", "a", withClusterIP("10.43.0.10")), mkSvc("ns", "e")},
+		want: map[ir.Family][]netip.Prefix{ir.IPv4: nil},
+		wantNote: "cluster IP 10.43.0.10 of ns/a is outside the default IPv4 service CIDR 10.96.0.0/12: " +
+			"the cluster's range is not known, so no IPv4 address is dropped as unallocated, and the cluster IP kpc allocated is from that default range, " +
+			"which the cluster may not use; give --service-cidr with the cluster's ranges",
 	}, {
 		name:     "an IPv6 cluster IP outside",
 		svcs:     []*api.Service{mkSvc("ns", "a", withClusterIP("10.96.0.10")), mkSvc("ns", "b", v6("fd00:43::10"))},

@@ -204,8 +204,10 @@ type svc struct {
 	ips map[ir.Family]netip.Addr
 	// explicit marks the families whose IP came from spec.
 	explicit map[ir.Family]bool
-	// want lists families to allocate, with the path to blame.
-	want []ir.Family
+	// want lists families to allocate, with the path to blame; fams the
+	// Service's families, in the order of its cluster IPs (the primary
+	// first).
+	want, fams []ir.Family
 	// nodePorts is per spec.ports index (0: none).
 	nodePorts []int
 	// npConflict marks ports whose explicit nodePort clashed (not
