@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 )
@@ -14,7 +15,8 @@ import (
 // for golden files (want.ir); it is not parsed back. Matches are spelled in
 // an nft-like syntax ("ip saddr != 10.0.0.0/8 ip daddr 172.30.0.45 ->
 // mark-masq") and actions by intent ("balance 2: endpoint-A, endpoint-B").
-// A nil Program writes nothing. The only errors are w's.
+// A Program without a Ruleset says so; a nil Program writes nothing. The
+// only errors are w's.
 func Dump(w io.Writer, p *Program) error {
 	if p == nil {
 		return nil
@@ -22,6 +24,9 @@ func Dump(w io.Writer, p *Program) error {
 	d := &dumper{w: w}
 	for _, n := range p.Notes {
 		d.linef("note: %s", n)
+	}
+	if !slices.ContainsFunc(p.Rulesets, func(rs *Ruleset) bool { return rs != nil }) {
+		d.linef("no ruleset: no Service of the input has a cluster IP that kube-proxy proxies (headless and ExternalName Services get no rules)")
 	}
 	for i, rs := range p.Rulesets {
 		if rs == nil {

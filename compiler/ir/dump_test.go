@@ -143,3 +143,22 @@ func TestDumpErrors(t *testing.T) {
 		t.Errorf("zero Target String = %q", Target{}.String())
 	}
 }
+
+// TestDumpEmpty checks that a Program without a Ruleset says so, after its
+// notes, and that a nil one writes nothing.
+func TestDumpEmpty(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		p    *Program
+		want string
+	}{
+		{"nil", nil, ""},
+		{"no Ruleset", &Program{Notes: []string{"n"}, Rulesets: []*Ruleset{nil}},
+			"note: n\nno ruleset: no Service of the input has a cluster IP that kube-proxy proxies (headless and ExternalName Services get no rules)\n"},
+	} {
+		var b strings.Builder
+		if err := Dump(&b, tc.p); err != nil || b.String() != tc.want {
+			t.Errorf("%s: %q, %v; want %q", tc.name, b.String(), err, tc.want)
+		}
+	}
+}
