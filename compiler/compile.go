@@ -87,6 +87,7 @@ func Compile(in *api.Input, opts Options) (*ir.Program, diag.List) {
 	c.checkDefaultServiceCIDRs()
 	c.allocateNodePorts()
 	c.indexSlices()
+	c.noteNoEndpoints()
 
 	prog := &ir.Program{}
 	// The catalog only reads what the steps above resolved: it is built
@@ -313,6 +314,19 @@ func (c *compiler) collectServices() {
 		})
 		c.svcs = append(c.svcs, &svcs[len(svcs)-1])
 	}
+}
+
+// noteNoEndpoints notes an input with Services that have a selector but
+// no EndpointSlice or Endpoints at all: a project's manifests, say, without
+// the cluster's slices. Each such Service has no endpoint, and kube-proxy
+// rejects its traffic.
+func (c *compiler) noteNoEndpoints() {
+	if len(c.in.EndpointSlices) > 0 || len(c.in.Endpoints) > 0 ||
+		!slices.ContainsFunc(c.svcs, func(s *svc) bool { return !s.otherProxy && len(s.api.Spec.Selector) > 0 }) {
+		return
+	}
+	c.addNote("", "the input holds no EndpointSlice: every Service with a selector has no endpoint, and its traffic is rejected, "+
+		"as kube-proxy rejects it; to compile what a cluster serves, add its EndpointSlices (kubectl get endpointslices -A -o yaml)")
 }
 
 // duplicate reports a second document at pos of the object kind id, first

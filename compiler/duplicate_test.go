@@ -1,6 +1,8 @@
 package compiler
 
 import (
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -80,5 +82,32 @@ func TestDuplicateObjects(t *testing.T) {
 				t.Errorf("the program differs from the one without the copy (-without +with):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestNoEndpointSliceNote checks the note of an input whose Services with
+// a selector have no EndpointSlice or Endpoints at all.
+func TestNoEndpointSliceNote(t *testing.T) {
+	const note = "the input holds no EndpointSlice"
+	selector := func(s *api.Service) { s.Spec.Selector = map[string]string{"app": "a"} }
+	tests := []struct {
+		name string
+		in   api.Input
+		want bool
+	}{
+		{"a Service with a selector, no slice", api.Input{Services: []*api.Service{mkSvc("ns", "a", withClusterIP("172.30.0.5"), selector)}}, true},
+		{"with a slice", api.Input{Services: []*api.Service{mkSvc("ns", "a", withClusterIP("172.30.0.5"), selector)},
+			EndpointSlices: []*api.EndpointSlice{mkSlice("ns", "a", "a-1", "IPv4", 80, mkEp("10.0.0.1"))}}, false},
+		{"a Service without a selector", api.Input{Services: []*api.Service{mkSvc("ns", "a", withClusterIP("172.30.0.5"), func(s *api.Service) { s.Spec.Selector = nil })}}, false},
+	}
+	for _, tt := range tests {
+		p, diags := Compile(&tt.in, kubeProxyTestOpts())
+		if err := diags.Err(); err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		got := slices.ContainsFunc(p.Notes, func(n string) bool { return strings.HasPrefix(n, note) })
+		if got != tt.want {
+			t.Errorf("%s: note %v, want %v (notes %q)", tt.name, got, tt.want, p.Notes)
+		}
 	}
 }
