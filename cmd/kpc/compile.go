@@ -19,7 +19,7 @@ func runCompile(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	in.register(fs)
 	nf.register(fs)
 	format := fs.String("format", "nft", "output format: nft, iptables, ir, dns (a zone file of the cluster domain)")
-	family := fs.String("family", "", "iptables: the family to write (ipv4 or ipv6); default the only family present (with both, -o PATH writes PATH.ipv4 and PATH.ipv6)")
+	family := fs.String("family", "", "iptables: the family to write (ipv4 or ipv6); default the only family that holds a Service (with both, -o PATH writes PATH.ipv4 and PATH.ipv6)")
 	domain := fs.String("cluster-domain", "cluster.local", "dns: the cluster domain (the zone's origin)")
 	out := fs.StringP("output", "o", "", "write to this file atomically instead of stdout")
 	timings := fs.Bool("timings", false, "print to stderr how long each step took (load, compile, render and write)")
