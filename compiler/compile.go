@@ -317,11 +317,12 @@ func (c *compiler) collectServices() {
 }
 
 // noteNoEndpoints notes an input with Services that have a selector but
-// no EndpointSlice or Endpoints at all: a project's manifests, say, without
-// the cluster's slices. Each such Service has no endpoint, and kube-proxy
+// no EndpointSlice or Endpoints at all (nor an invalid document that may
+// be one): a project's manifests, say, without the cluster's slices. Each such Service has no endpoint, and kube-proxy
 // rejects its traffic.
 func (c *compiler) noteNoEndpoints() {
 	if len(c.in.EndpointSlices) > 0 || len(c.in.Endpoints) > 0 ||
+		c.invalid.MayBe("EndpointSlice", "", "") || c.invalid.MayBe("Endpoints", "", "") ||
 		!slices.ContainsFunc(c.svcs, func(s *svc) bool { return !s.otherProxy && len(s.api.Spec.Selector) > 0 }) {
 		return
 	}
