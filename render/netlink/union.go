@@ -294,7 +294,7 @@ func NewPart(p *ir.Program, o Options, ids *uint32) (*Part, error) {
 		if t.table.Family == famIPv6.table {
 			fam = ir.IPv6
 		}
-		pt.serviceless = !slices.ContainsFunc(p.Rulesets, func(rs *ir.Ruleset) bool { return rs.Family == fam && len(rs.ClusterIPs) > 0 })
+		pt.serviceless = !slices.ContainsFunc(p.Rulesets, func(rs *ir.Ruleset) bool { return rs != nil && rs.Family == fam && len(rs.ClusterIPs) > 0 })
 		part.tables = append(part.tables, pt)
 		byChain := map[string][]*ruleSpec{}
 		for _, r := range t.rules {
