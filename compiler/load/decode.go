@@ -543,6 +543,9 @@ func locateYAMLError(data []byte, pos diag.Pos, msg string) (diag.Pos, string) {
 	if at < 0 {
 		at = parserErrorAt(data, pos.Line, msg)
 	}
+	if at < 0 {
+		at = mapKeyAt(data, pos.Line, msg)
+	}
 	if at >= 0 {
 		pos = offsetPos(pos.File, data, at)
 	}

@@ -645,6 +645,12 @@ func TestYAMLSyntaxErrorColumns(t *testing.T) {
 			"-:3:3: YAML syntax error: did not find expected '-' indicator"},
 		{"a misindented key in an item of a List", "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Service\n  metadata:\n    name: a\n   namespace: b\n",
 			"-:8:4: YAML syntax error: did not find expected key"},
+		{"a mapping for a key", "a:\n  {b: c}: 1\n",
+			"-:2:3: YAML syntax error: invalid map key: !!map"},
+		{"a sequence for a key", "a:\n  x: 1\n  [b]: 1\n",
+			"-:3:3: YAML syntax error: invalid map key: !!seq"},
+		{"a template's value", "apiVersion: v1\nkind: Service\nmetadata:\n  name: {{ .Release.Name }}\n",
+			`-:4:9: YAML syntax error: invalid map key: !!map; the text around it holds "{{": is it a template (a Helm chart's, say)? Render it first (helm template, say)`},
 		{"a template", head + "  labels:\n{{ include \"labels\" . }}\n",
 			`-:6:1: YAML syntax error: could not find expected ':'; the text around it holds "{{": is it a template (a Helm chart's, say)? Render it first (helm template, say)`},
 	} {

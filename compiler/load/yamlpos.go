@@ -87,6 +87,34 @@ func parserErrorAt(data []byte, line int, msg string) int {
 	return -1
 }
 
+// mapKeyAt finds the key of CUE's "invalid map key" error on line (from
+// 1): the first '{' of the line for a mapping used as a key (as a
+// template's "{{ .Values.x }}" is), the first '[' for a sequence. It
+// returns its offset, or -1.
+func mapKeyAt(data []byte, line int, msg string) int {
+	var open byte
+	switch {
+	case strings.HasSuffix(msg, "invalid map key: !!map"):
+		open = '{'
+	case strings.HasSuffix(msg, "invalid map key: !!seq"):
+		open = '['
+	default:
+		return -1
+	}
+	at := 0
+	for l := 1; l < line; l++ {
+		nl := bytes.IndexByte(data[at:], '\n')
+		if nl < 0 {
+			return -1
+		}
+		at += nl + 1
+	}
+	if i := bytes.IndexByte(lineOf(data[at:]), open); i >= 0 {
+		return at + i
+	}
+	return -1
+}
+
 // lineOf returns b up to its first line break.
 func lineOf(b []byte) []byte {
 	if nl := bytes.IndexByte(b, '\n'); nl >= 0 {
