@@ -2,11 +2,15 @@ package load
 
 import (
 	"bytes"
+	"fmt"
+	"strings"
 	"unicode/utf8"
 
 	"cuelang.org/go/cue/ast"
 	"cuelang.org/go/cue/token"
 	"cuelang.org/go/encoding/yaml"
+
+	"kpc/compiler/diag"
 )
 
 // kubectl turns YAML into the JSON it sends to the API server with
@@ -126,4 +130,61 @@ func plainAt(data []byte, pos token.Pos, word string) bool {
 		}
 	}
 	return i <= len(data) && bytes.HasPrefix(data[i:], []byte(word))
+}
+
+// hintYAML11 adds to each diagnostic about a boolean that the file spells
+// as a YAML 1.1 word (an unquoted yes where a string is wanted, say) what
+// kubectl makes of the word. The files are read again, and only for such
+// diagnostics; standard input is not.
+func hintYAML11(diags diag.List) {
+	var files map[string][]byte
+	for _, d := range diags {
+		if !strings.HasPrefix(d.Msg, "invalid value true: ") && !strings.HasPrefix(d.Msg, "invalid value false: ") ||
+			d.Pos.File == "" || d.Pos.File == stdinName || d.Pos.Line < 1 || d.Pos.Col < 1 {
+			continue
+		}
+		if files == nil {
+			files = map[string][]byte{}
+		}
+		data, ok := files[d.Pos.File]
+		if !ok {
+			if b, err := readFile(d.Pos.File); err == nil {
+				data, _, _, _ = fromUTF16(d.Pos.File, b)
+			}
+			files[d.Pos.File] = data
+		}
+		word := wordAt(data, d.Pos.Line, d.Pos.Col)
+		if _, ok := yaml11Bool(word); ok {
+			quote := ""
+			if strings.Contains(d.Msg, "must be a string") {
+				quote = fmt.Sprintf(": write %q for a string", word)
+			}
+			d.Msg += fmt.Sprintf(" (kubectl reads YAML 1.1, where an unquoted %s is a boolean%s)", word, quote)
+		}
+	}
+}
+
+// wordAt returns the text at line:col (from 1, col in characters) of data
+// up to a blank, a line break, a comma, a closing bracket or a comment.
+func wordAt(data []byte, line, col int) string {
+	at := 0
+	for l := 1; l < line; l++ {
+		nl := bytes.IndexByte(data[at:], '\n')
+		if nl < 0 {
+			return ""
+		}
+		at += nl + 1
+	}
+	for k := 1; k < col; k++ {
+		if at >= len(data) || data[at] == '\n' {
+			return ""
+		}
+		_, w := utf8.DecodeRune(data[at:])
+		at += w
+	}
+	end := at
+	for end < len(data) && !bytes.ContainsRune([]byte(" \t\r\n,]}#"), rune(data[end])) {
+		end++
+	}
+	return string(data[at:end])
 }

@@ -2,6 +2,8 @@ package load
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -157,5 +159,31 @@ func TestYAML11Anchors(t *testing.T) {
 	want := []string{"true true", "true true", `STRING "no"`, `STRING "no"`, "false false", "false false"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("literals (-want +got):\n%s", diff)
+	}
+}
+
+// TestYAML11Hint checks the hint added to an error about a boolean that
+// the file spells as a YAML 1.1 word, and not to one spelt true.
+func TestYAML11Hint(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "s.yaml")
+	text := "apiVersion: v1\nkind: Service\nmetadata:\n  name: s\n  labels: {a: true, b: Yes, c: é, d: off}\nspec:\n  ports:\n  - port: on\n"
+	if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, diags := Load([]string{file}, nil, Options{})
+	var got []string
+	for _, d := range diags {
+		if d.Path != "metadata.labels" { // the é, which is no qualified name
+			got = append(got, fmt.Sprintf("%d:%d: %s: %s", d.Pos.Line, d.Pos.Col, d.Path, d.Msg))
+		}
+	}
+	want := []string{
+		"5:15: metadata.labels[a]: invalid value true: must be a string",
+		`5:24: metadata.labels[b]: invalid value true: must be a string (kubectl reads YAML 1.1, where an unquoted Yes is a boolean: write "Yes" for a string)`,
+		`5:38: metadata.labels[d]: invalid value false: must be a string (kubectl reads YAML 1.1, where an unquoted off is a boolean: write "off" for a string)`,
+		"8:11: spec.ports[0].port: invalid value true: must be an integer (kubectl reads YAML 1.1, where an unquoted on is a boolean)",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("diagnostics (-want +got):\n%s", diff)
 	}
 }
