@@ -190,6 +190,37 @@ func TestApplyWatch(t *testing.T) {
 	h.run(steps)
 }
 
+// TestApplyWatchServiceRanges runs the watcher on IPv4 Services with
+// Service ranges of both families: each Service's share holds the IPv6
+// table kept for its range (Union.Share keeps one copy), and an IPv6
+// Service that comes and goes is an update of that table.
+func TestApplyWatchServiceRanges(t *testing.T) {
+	nstest.Require(t, "nft")
+	dir := t.TempDir()
+	splitCluster(t, dir, synth.Config{Services: 8, Endpoints: 2, Plain: true})
+	writeFile(t, dir, "ranges.yaml", "apiVersion: networking.k8s.io/v1\nkind: ServiceCIDR\nmetadata:\n  name: kubernetes\n"+
+		"spec:\n  cidrs: [10.96.0.0/12, \"fd00:10:96::/108\"]\n")
+	h := startWatch(t, dir)
+	h.wait("start", "full")
+	h.check("start")
+	if !strings.Contains(watchListing(t, h.ns), "ip6 daddr fd00:10:96::/108 drop") {
+		t.Fatal("start: no IPv6 table dropping the IPv6 range")
+	}
+	v6 := "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: six\n  namespace: ns-1\nspec:\n" +
+		"  clusterIP: fd00:10:96::60\n  ipFamilies: [IPv6]\n  ports:\n  - port: 53\n    protocol: UDP\n"
+	h.run([]watchStep{
+		{"an endpoint moves", func() {
+			edit(t, dir, "svc-1.yaml", func(s string) string { return strings.Replace(s, `"10.128.`, `"10.129.`, 1) })
+		}, "update"},
+		{"an IPv6 Service comes", func() {
+			edit(t, dir, "svc-2.yaml", func(s string) string { return s + v6 })
+		}, "update"},
+		{"the IPv6 Service goes", func() {
+			edit(t, dir, "svc-2.yaml", func(s string) string { return strings.Replace(s, v6, "", 1) })
+		}, "update"},
+	})
+}
+
 // watchStep is one change of a watch test and what it must cause.
 type watchStep struct {
 	name string
