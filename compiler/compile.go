@@ -301,6 +301,11 @@ func (c *compiler) collectServices() {
 		if other {
 			c.addNote(id, fmt.Sprintf("Service %s is labelled %s=%q: kube-proxy leaves it to that proxy, and kpc writes no rules for it", id, api.ServiceProxyNameLabel, proxy))
 		}
+		if s.Spec.Type == "LoadBalancer" && s.Spec.LoadBalancerIP != "" && !other &&
+			!slices.ContainsFunc(s.Status.LoadBalancer.Ingress, func(in api.LoadBalancerIngress) bool { return in.IP == s.Spec.LoadBalancerIP }) {
+			c.addNote(id, fmt.Sprintf("Service %s asks its cloud provider for load balancer IP %s (spec.loadBalancerIP); kube-proxy serves the addresses of status.loadBalancer.ingress, "+
+				"which the input does not give it: that IP gets no rules", id, s.Spec.LoadBalancerIP))
+		}
 		svcs = append(svcs, svc{
 			otherProxy: other,
 			api:        s,

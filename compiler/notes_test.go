@@ -111,3 +111,31 @@ func TestNoEndpointSliceNote(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadBalancerIPNote checks the note of a LoadBalancer Service whose
+// spec.loadBalancerIP is not among its status's ingress addresses.
+func TestLoadBalancerIPNote(t *testing.T) {
+	const note = "asks its cloud provider for load balancer IP 192.0.2.80"
+	lb := func(status ...string) *api.Service {
+		return mkSvc("ns", "a", withClusterIP("172.30.0.5"), withType("LoadBalancer"), withLB(status...),
+			func(s *api.Service) { s.Spec.LoadBalancerIP = "192.0.2.80" })
+	}
+	for _, tt := range []struct {
+		name string
+		svc  *api.Service
+		want bool
+	}{
+		{"no ingress", lb(), true},
+		{"another ingress address", lb("192.0.2.81"), true},
+		{"the address in the ingress", lb("192.0.2.80"), false},
+	} {
+		p, diags := Compile(&api.Input{Services: []*api.Service{tt.svc}}, kubeProxyTestOpts())
+		if err := diags.Err(); err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		got := slices.ContainsFunc(p.Notes, func(n string) bool { return strings.Contains(n, note) })
+		if got != tt.want {
+			t.Errorf("%s: note %v, want %v (notes %q)", tt.name, got, tt.want, p.Notes)
+		}
+	}
+}
