@@ -201,22 +201,36 @@ func TestSlimPart(t *testing.T) {
 	for i := 0; i < 4; i++ {
 		c.mutate(r)
 	}
-	var ids uint32
 	u := NewUnion("kpc", Options{})
-	var parts []*Part
-	for _, s := range c.services {
-		p := servicePart(t, s, &ids)
-		if err := u.Count(p); err != nil {
-			t.Fatal(err)
-		}
-		parts = append(parts, p)
-	}
+	parts := countAll(t, u, c.services)
 	for _, p := range parts {
 		p.Slim()
 		if err := u.Count(p); err == nil {
 			t.Fatal("a slim part was counted again")
 		}
 	}
+	uncountAll(t, u, parts)
+}
+
+// countAll counts the part of each Service of services in u.
+func countAll(t *testing.T, u *Union, services []*clusterService) []*Part {
+	t.Helper()
+	var ids uint32
+	var parts []*Part
+	for _, s := range services {
+		p := servicePart(t, s, &ids)
+		if err := u.Count(p); err != nil {
+			t.Fatal(err)
+		}
+		parts = append(parts, p)
+	}
+	return parts
+}
+
+// uncountAll takes every part back from u and checks that nothing is
+// counted any more.
+func uncountAll(t *testing.T, u *Union, parts []*Part) {
+	t.Helper()
 	for _, p := range parts {
 		if err := u.Uncount(p); err != nil {
 			t.Fatal(err)
@@ -270,21 +284,16 @@ func BenchmarkNewPart(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(progs)), "ns/part")
 }
 
-// TestShareBare checks that the tables without elements of slim Parts are
-// shared, those with elements not, and that shared Parts are taken back as
-// they were counted.
+// TestShareBare checks that the slim Parts' tables of a family in which
+// they hold no Service are shared, the others not, and that shared Parts
+// are taken back as they were counted.
 func TestShareBare(t *testing.T) {
 	c := &cluster{}
 	port := []clusterPort{{port: 80, target: 8080, proto: "TCP"}}
 	c.services = []*clusterService{{id: 1, typ: "ClusterIP", ports: port, eps: []int{1}}, {id: 2, typ: "ClusterIP", ports: port, eps: []int{2}}, {id: 3, typ: "ClusterIP", v6: true, ports: port, eps: []int{3}}}
-	var ids uint32
 	u := NewUnion("kpc", Options{})
-	var parts []*Part
-	for _, s := range c.services {
-		p := servicePart(t, s, &ids)
-		if err := u.Count(p); err != nil {
-			t.Fatal(err)
-		}
+	parts := countAll(t, u, c.services)
+	for _, p := range parts {
 		before := slices.Clone(p.tables)
 		u.Share(p) // not slim: nothing shared
 		if !slices.Equal(before, p.tables) || len(u.bare[0])+len(u.bare[1]) > 1 {
@@ -292,7 +301,6 @@ func TestShareBare(t *testing.T) {
 		}
 		p.Slim()
 		u.Share(p)
-		parts = append(parts, p)
 	}
 	ip6 := func(p *Part) *partTable {
 		for _, pt := range p.tables {
@@ -312,26 +320,5 @@ func TestShareBare(t *testing.T) {
 	if n := len(u.bare[1]); n != 1 {
 		t.Errorf("%d bare IPv6 tables kept, want 1", n)
 	}
-	for _, p := range parts {
-		if err := u.Uncount(p); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, ut := range u.tables {
-		if ut.parts != 0 {
-			t.Errorf("table %s: %d parts left after every Part was taken back", tableLabel(ut.table), ut.parts)
-		}
-		for name, tl := range ut.chains {
-			if tl.total() != 0 {
-				t.Errorf("chain %s: %d contributions left", name, tl.total())
-			}
-		}
-		for name, us := range ut.sets {
-			for k, tl := range us.elems {
-				if us.head.total() != 0 || tl.total() != 0 {
-					t.Errorf("set %s, element %x: %d, %d contributions left", name, k, us.head.total(), tl.total())
-				}
-			}
-		}
-	}
+	uncountAll(t, u, parts)
 }
