@@ -817,6 +817,14 @@ func (d *decoder) object(s *ast.StructLit, from *listKind) {
 			return
 		}
 	}
+	if msg, unknown := unknownKind(apiVersion, kind); info == nil && unknown {
+		at := pos
+		if f := field(s, "kind"); f != nil {
+			at = d.pos(f.Value)
+		}
+		d.diags.Add(at, "", "kind", msg)
+		return
+	}
 	if info == nil {
 		id := name
 		if hasNS {
