@@ -662,3 +662,15 @@ func TestYAMLSyntaxErrorColumns(t *testing.T) {
 		})
 	}
 }
+
+// TestTemplateValueHint checks the hint added to an error about a value
+// that holds "{{", and that a valid value holding it gets none.
+func TestTemplateValueHint(t *testing.T) {
+	in := "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  annotations: {a: \"{{ x }}\"}\nspec:\n  clusterIP: \"{{ .Values.ip }}\"\n  ports:\n  - port: 80\n"
+	_, diags := Load([]string{"-"}, strings.NewReader(in), Options{})
+	want := []string{`-:7:14: Service default/web: spec.clusterIPs[0]: invalid value "{{ .Values.ip }}": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)` +
+		` (the value holds "{{": is the file a template, a Helm chart's, say? Render it first: helm template, say)`}
+	if diff := cmp.Diff(want, diagStrings(diags)); diff != "" {
+		t.Errorf("diagnostics (-want +got):\n%s", diff)
+	}
+}

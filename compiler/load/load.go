@@ -184,6 +184,7 @@ func finish(out *sink, diags diag.List) (*api.Input, diag.List) {
 	}
 	AddUnread(in, unread)
 	hintYAML11(diags)
+	hintTemplates(diags)
 	diags.Sort()
 	compactInput(in)
 	return in, foldSkipped(diags)

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"kpc/compiler/diag"
 )
 
 // blockParserErrors are the YAML parser's errors in block style that name
@@ -140,6 +142,20 @@ func parseAll(text []byte) error {
 // templateHint is added to a YAML syntax error near a line with "{{":
 // the text of a Helm chart or another template, not a manifest.
 const templateHint = `; the text around it holds "{{": is it a template (a Helm chart's, say)? Render it first (helm template, say)`
+
+// hintTemplates adds to each error about a value that holds "{{" (a Helm
+// chart's "{{ .Release.Name }}", quoted, is valid YAML) that the file may
+// be an unrendered template.
+func hintTemplates(diags diag.List) {
+	for _, d := range diags {
+		if d.Severity == diag.SevError && strings.HasPrefix(d.Msg, "invalid value \"") && strings.Contains(d.Msg, "{{") {
+			d.Msg += valueTemplateHint
+		}
+	}
+}
+
+// valueTemplateHint is added to an error about a value that holds "{{".
+const valueTemplateHint = ` (the value holds "{{": is the file a template, a Helm chart's, say? Render it first: helm template, say)`
 
 // nearTemplate reports whether a line within two of line (from 1) of data
 // holds "{{".
