@@ -590,13 +590,9 @@ func scannerErrorAt(data []byte, line int, msg string) (int, bool) {
 		return -1, true
 	}
 	e := scannerErrors[i]
-	start := 0
-	for l := max(line, 1); l > 1; l-- {
-		nl := bytes.IndexByte(data[start:], '\n')
-		if nl < 0 {
-			return -1, true
-		}
-		start += nl + 1
+	start, ok := lineStart(data, line)
+	if !ok {
+		return -1, true
 	}
 	end := len(data)
 	if nl := bytes.IndexByte(data[start:], '\n'); nl >= 0 {

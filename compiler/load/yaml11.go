@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"strings"
-	"unicode/utf8"
 
 	"cuelang.org/go/cue/ast"
 	"cuelang.org/go/cue/token"
@@ -109,16 +108,13 @@ func plainAt(data []byte, pos token.Pos, word string) bool {
 		return false
 	}
 	col := pos.Column()
-	i := pos.Offset() - (col - 1)
-	if i < 0 || col < 1 {
+	start := pos.Offset() - (col - 1)
+	if start < 0 || col < 1 {
 		return false
 	}
-	for k := 1; k < col; k++ {
-		if i >= len(data) || data[i] == '\n' {
-			return false
-		}
-		_, w := utf8.DecodeRune(data[i:])
-		i += w
+	i, ok := columnAt(data, start, col)
+	if !ok {
+		return false
 	}
 	if i < len(data) && data[i] == '&' {
 		// An anchor, then the scalar after blanks and line breaks.
@@ -167,20 +163,13 @@ func hintYAML11(diags diag.List) {
 // wordAt returns the text at line:col (from 1, col in characters) of data
 // up to a blank, a line break, a comma, a closing bracket or a comment.
 func wordAt(data []byte, line, col int) string {
-	at := 0
-	for l := 1; l < line; l++ {
-		nl := bytes.IndexByte(data[at:], '\n')
-		if nl < 0 {
-			return ""
-		}
-		at += nl + 1
+	start, ok := lineStart(data, line)
+	if !ok {
+		return ""
 	}
-	for k := 1; k < col; k++ {
-		if at >= len(data) || data[at] == '\n' {
-			return ""
-		}
-		_, w := utf8.DecodeRune(data[at:])
-		at += w
+	at, ok := columnAt(data, start, col)
+	if !ok {
+		return ""
 	}
 	end := at
 	for end < len(data) && !bytes.ContainsRune([]byte(" \t\r\n,]}#"), rune(data[end])) {

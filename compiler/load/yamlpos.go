@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"strings"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 
@@ -47,13 +48,9 @@ func parserErrorAt(data []byte, line int, msg string) int {
 		return -1
 	}
 	want := blockParserErrors[i]
-	at := 0 // where the reported line starts
-	for l := 1; l < line; l++ {
-		nl := bytes.IndexByte(data[at:], '\n')
-		if nl < 0 {
-			return -1
-		}
-		at += nl + 1
+	at, ok := lineStart(data, line) // where the reported line starts
+	if !ok {
+		return -1
 	}
 	// The text is parsed from the nearest line above the reported one
 	// that begins with neither a blank, a comment nor a document marker
@@ -103,18 +100,43 @@ func mapKeyAt(data []byte, line int, msg string) int {
 	default:
 		return -1
 	}
-	at := 0
-	for l := 1; l < line; l++ {
-		nl := bytes.IndexByte(data[at:], '\n')
-		if nl < 0 {
-			return -1
-		}
-		at += nl + 1
+	at, ok := lineStart(data, line)
+	if !ok {
+		return -1
 	}
 	if i := bytes.IndexByte(lineOf(data[at:]), open); i >= 0 {
 		return at + i
 	}
 	return -1
+}
+
+// lineStart returns the offset at which line (from 1; 0 counts as 1) of
+// data starts, and whether data has that line.
+func lineStart(data []byte, line int) (int, bool) {
+	at := 0
+	for l := 1; l < line; l++ {
+		nl := bytes.IndexByte(data[at:], '\n')
+		if nl < 0 {
+			return 0, false
+		}
+		at += nl + 1
+	}
+	return at, true
+}
+
+// columnAt returns the offset of column col (from 1, in characters, as
+// CUE's decoder counts them) of the line starting at start, and whether
+// the line has that column.
+func columnAt(data []byte, start, col int) (int, bool) {
+	at := start
+	for k := 1; k < col; k++ {
+		if at >= len(data) || data[at] == '\n' {
+			return 0, false
+		}
+		_, w := utf8.DecodeRune(data[at:])
+		at += w
+	}
+	return at, true
 }
 
 // lineOf returns b up to its first line break.
