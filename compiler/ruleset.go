@@ -105,7 +105,7 @@ func (c *compiler) buildRuleset(f ir.Family, svcs []*svc, ports [][]*servicePort
 	// no Service; what such a table does to packets is drop those to the
 	// family's service CIDRs. A family is kept when its CIDRs were given
 	// (flags or ServiceCIDR documents), not when they are the defaults.
-	if len(b.rs.ClusterIPs) == 0 && (c.cfg.defaultCIDRs || len(b.rs.ServiceCIDRs) == 0) {
+	if !b.rs.HoldsServices() && (c.cfg.defaultCIDRs || len(b.rs.ServiceCIDRs) == 0) {
 		return nil
 	}
 	if c.opts.SkipRulesetBodies {

@@ -99,7 +99,7 @@ func compileCase(t *testing.T, c goldenCase) result {
 // servesFamily reports whether p has a Ruleset of family f that holds a
 // Service.
 func servesFamily(p *ir.Program, f ir.Family) bool {
-	return slices.ContainsFunc(p.Rulesets, func(rs *ir.Ruleset) bool { return rs.Family == f && len(rs.ClusterIPs) > 0 })
+	return slices.ContainsFunc(p.Rulesets, func(rs *ir.Ruleset) bool { return rs.Family == f && rs.HoldsServices() })
 }
 
 // TestGolden compares every case's outputs with its want files.

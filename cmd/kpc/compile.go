@@ -160,7 +160,7 @@ func pickFamily(prog *ir.Program, name string) (ir.Family, error) {
 func servingRulesets(prog *ir.Program) []*ir.Ruleset {
 	var out []*ir.Ruleset
 	for _, rs := range prog.Rulesets {
-		if rs != nil && len(rs.ClusterIPs) > 0 {
+		if rs != nil && rs.HoldsServices() {
 			out = append(out, rs)
 		}
 	}

@@ -133,6 +133,11 @@ type Ruleset struct {
 	AffinitySets []AffinitySet
 }
 
+// HoldsServices reports whether rs holds a Service. A Ruleset without one
+// is kept for its family's Service ranges, whose unallocated addresses it
+// drops.
+func (rs *Ruleset) HoldsServices() bool { return len(rs.ClusterIPs) > 0 }
+
 // Settings returns a Ruleset with rs's settings only: its family, table,
 // node, masquerade mark and conntrack setting, and its Service ranges and
 // what is done with them, without chains, dispatch entries, cluster IPs,

@@ -294,7 +294,7 @@ func NewPart(p *ir.Program, o Options, ids *uint32) (*Part, error) {
 		if t.table.Family == famIPv6.table {
 			fam = ir.IPv6
 		}
-		pt.serviceless = !slices.ContainsFunc(p.Rulesets, func(rs *ir.Ruleset) bool { return rs != nil && rs.Family == fam && len(rs.ClusterIPs) > 0 })
+		pt.serviceless = !slices.ContainsFunc(p.Rulesets, func(rs *ir.Ruleset) bool { return rs != nil && rs.Family == fam && rs.HoldsServices() })
 		part.tables = append(part.tables, pt)
 		byChain := map[string][]*ruleSpec{}
 		for _, r := range t.rules {
@@ -317,7 +317,7 @@ func (u *Union) Share(p *Part) {
 		return
 	}
 	for i, pt := range p.tables {
-		if pt.spec != nil || !pt.serviceless {
+		if !pt.serviceless {
 			continue
 		}
 		f := 0
