@@ -239,6 +239,12 @@ func TestLoadForms(t *testing.T) {
 		diags:  []string{"testdata/no-such-file.yaml: cannot read input: stat testdata/no-such-file.yaml: no such file or directory"},
 		errors: true,
 	}, {
+		name:  "a URL, which kubectl reads",
+		paths: []string{"https://example.com/deploy.yaml"},
+		diags: []string{"https://example.com/deploy.yaml: cannot read input: kpc reads files, not URLs (it works offline): " +
+			"download it first, e.g. curl -fsSL 'https://example.com/deploy.yaml' | kpc compile -f -"},
+		errors: true,
+	}, {
 		name:   "YAML in a .json file is a JSON error",
 		paths:  []string{yamlAsJSONName},
 		diags:  []string{yamlAsJSONName + ":1:1: JSON syntax error: invalid character 'a' looking for beginning of value"},

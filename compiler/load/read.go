@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -118,6 +119,12 @@ func ReadFiles(paths []string) ([]File, diag.List) {
 	return out, diags
 }
 
+// isURL reports whether p is an http or https URL, which kubectl's -f
+// reads and kpc does not.
+func isURL(p string) bool {
+	return strings.HasPrefix(p, "http://") || strings.HasPrefix(p, "https://")
+}
+
 // expand returns p itself if it is not a directory, or the *.yaml, *.yml
 // and *.json files under it, walked in lexical order. Those of them that
 // are not regular files, nor links to one, are returned apart (odd), not
@@ -126,6 +133,9 @@ func ReadFiles(paths []string) ([]File, diag.List) {
 func expand(p string) (files, odd []string, err error) {
 	st, err := os.Stat(p)
 	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) && isURL(p) {
+			return nil, nil, fmt.Errorf("cannot read input: kpc reads files, not URLs (it works offline): download it first, e.g. curl -fsSL '%s' | kpc compile -f -", p)
+		}
 		return nil, nil, fmt.Errorf("cannot read input: %w", err)
 	}
 	if !st.IsDir() {
