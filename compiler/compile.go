@@ -326,13 +326,31 @@ func (c *compiler) collectServices() {
 // be one): a project's manifests, say, without the cluster's slices. Each such Service has no endpoint, and kube-proxy
 // rejects its traffic.
 func (c *compiler) noteNoEndpoints() {
-	if len(c.in.EndpointSlices) > 0 || len(c.in.Endpoints) > 0 ||
-		c.invalid.MayBe("EndpointSlice", "", "") || c.invalid.MayBe("Endpoints", "", "") ||
+	if len(c.in.EndpointSlices) > 0 || c.invalid.MayBe("EndpointSlice", "", "") ||
 		!slices.ContainsFunc(c.svcs, func(s *svc) bool { return !s.otherProxy && len(s.api.Spec.Selector) > 0 }) {
 		return
 	}
-	c.addNote("", "the input holds no EndpointSlice: every Service with a selector has no endpoint, and its traffic is rejected, "+
-		"as kube-proxy rejects it; to compile what a cluster serves, add its EndpointSlices (kubectl get endpointslices -A -o yaml)")
+	text := "the input holds no EndpointSlice: every Service with a selector has no endpoint, and its traffic is rejected, " +
+		"as kube-proxy rejects it; to compile what a cluster serves, add its EndpointSlices (kubectl get endpointslices -A -o yaml)"
+	if c.selectorEndpoints() {
+		text += "; the Endpoints of a Service with a selector are the endpoints controller's, and kube-proxy reads none"
+	}
+	c.addNote("", text)
+}
+
+// selectorEndpoints reports whether the input holds Endpoints of a
+// Service with a selector, which serve nothing (see ignoredEndpoints).
+func (c *compiler) selectorEndpoints() bool {
+	if len(c.in.Endpoints) == 0 {
+		return false
+	}
+	selected := make(map[string]bool, len(c.svcs))
+	for _, s := range c.svcs {
+		if len(s.api.Spec.Selector) > 0 {
+			selected[s.api.ID()] = true
+		}
+	}
+	return slices.ContainsFunc(c.in.Endpoints, func(e *api.Endpoints) bool { return e != nil && selected[e.ID()] })
 }
 
 // duplicate reports a second document at pos of the object kind id, first

@@ -52,13 +52,33 @@ func (c *compiler) mirrorEndpoints() {
 		}
 		seen[id] = e
 		svc := services[id]
-		if svc == nil || len(svc.Spec.Selector) > 0 || !e.Mirrored() || c.mirrored(id) {
+		if svc != nil && len(svc.Spec.Selector) > 0 {
+			c.ignoredEndpoints(e, svc)
+			continue
+		}
+		if svc == nil || !e.Mirrored() || c.mirrored(id) {
 			continue
 		}
 		for i, ss := range repackSubsets(e.Subsets) {
 			c.slices[id] = append(c.slices[id], mirrorSubset(e, i, ss)...)
 		}
 	}
+}
+
+// ignoredEndpoints warns about Endpoints e of Service svc, which has a
+// selector, when the input holds EndpointSlices but none of svc: the
+// cluster's endpoints controller manages such Endpoints, the mirroring
+// controller makes no slice of them and kube-proxy reads only slices, so
+// they serve nothing. (Without any slice, noteNoEndpoints says so once;
+// a dump of a cluster holds the controller's slices of every Service
+// with a selector.)
+func (c *compiler) ignoredEndpoints(e *api.Endpoints, svc *api.Service) {
+	if len(c.in.EndpointSlices) == 0 || len(c.slices[e.ID()]) > 0 || svc.Spec.Type == "ExternalName" {
+		return
+	}
+	c.diags.Warn(e.Pos, "Endpoints "+e.ID(), "", "ignored: Service "+svc.ID()+" has a selector, so its endpoints come from "+
+		"its EndpointSlices, of which the input holds none (the endpoints controller owns these Endpoints, and nothing "+
+		"mirrors them): remove spec.selector to serve these addresses, or add the Service's EndpointSlices")
 }
 
 // repackSubsets regroups subsets as the API server stores them

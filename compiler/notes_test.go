@@ -112,6 +112,44 @@ func TestNoEndpointSliceNote(t *testing.T) {
 	}
 }
 
+// TestIgnoredEndpoints checks what is said of the Endpoints of a Service
+// with a selector, which serve nothing: a warning when the input holds
+// EndpointSlices but none of that Service, a clause of the no-slice note
+// when it holds none.
+func TestIgnoredEndpoints(t *testing.T) {
+	const warning = "ignored: Service ns/a has a selector, so its endpoints come from its EndpointSlices"
+	const clause = "the Endpoints of a Service with a selector are the endpoints controller's"
+	selector := func(s *api.Service) { s.Spec.Selector = map[string]string{"app": "a"} }
+	a := mkSvc("ns", "a", withClusterIP("172.30.0.5"), selector)
+	eps := mkEndpoints("ns", "a", []string{"192.0.2.51"}, nil, "p80/8080")
+	other := mkSvc("ns", "b", withClusterIP("172.30.0.6"), selector)
+	otherSlice := mkSlice("ns", "b", "b-1", "IPv4", 80, mkEp("10.0.0.2"))
+	tests := []struct {
+		name            string
+		in              api.Input
+		warned, clauses bool
+	}{
+		{"another Service's slice", api.Input{Services: []*api.Service{a, other}, Endpoints: []*api.Endpoints{eps},
+			EndpointSlices: []*api.EndpointSlice{otherSlice}}, true, false},
+		{"no slice at all", api.Input{Services: []*api.Service{a}, Endpoints: []*api.Endpoints{eps}}, false, true},
+		{"the Service's own slice (a dump)", api.Input{Services: []*api.Service{a}, Endpoints: []*api.Endpoints{eps},
+			EndpointSlices: []*api.EndpointSlice{mkSlice("ns", "a", "a-1", "IPv4", 80, mkEp("10.0.0.1"))}}, false, false},
+		{"no selector: mirrored", api.Input{Services: []*api.Service{mkSvc("ns", "a", withClusterIP("172.30.0.5"))},
+			Endpoints: []*api.Endpoints{eps}, EndpointSlices: []*api.EndpointSlice{otherSlice}}, false, false},
+	}
+	for _, tt := range tests {
+		p, diags := Compile(&tt.in, kubeProxyTestOpts())
+		if err := diags.Err(); err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		warned := slices.ContainsFunc(diags, func(d *diag.Error) bool { return strings.HasPrefix(d.Msg, warning) })
+		clauses := slices.ContainsFunc(p.Notes, func(n string) bool { return strings.Contains(n, clause) })
+		if warned != tt.warned || clauses != tt.clauses {
+			t.Errorf("%s: warning %v, note's clause %v; want %v, %v (diagnostics %v, notes %q)", tt.name, warned, clauses, tt.warned, tt.clauses, diags, p.Notes)
+		}
+	}
+}
+
 // TestLoadBalancerIPNote checks the note of a LoadBalancer Service whose
 // spec.loadBalancerIP is not among its status's ingress addresses.
 func TestLoadBalancerIPNote(t *testing.T) {
