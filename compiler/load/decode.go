@@ -65,6 +65,9 @@ type decoder struct {
 	opts  Options
 	diags *diag.List
 	emit  func(*document)
+	// src, when set, is the file's text, at the offsets of its positions
+	// (see blockPos).
+	src []byte
 }
 
 // decodeFile decodes the documents of one file and passes them to emit.
@@ -134,7 +137,7 @@ func decodeText(name string, data []byte, asJSON, list bool, opts Options, diags
 		diags.Add(pos, "", "", "carriage return not followed by a line feed: line endings must be LF or CRLF")
 		return false
 	}
-	d := &decoder{file: name, opts: opts, diags: diags, emit: out.doc}
+	d := &decoder{file: name, opts: opts, diags: diags, emit: out.doc, src: data}
 	if asJSON && list && decodeJSONList(name, data, opts, out) {
 		return true
 	}
@@ -370,6 +373,9 @@ func (c *chunk) run(check func(*document), ws *workspace) {
 		c.docs = append(c.docs, doc)
 		check(doc)
 	}}
+	if c.p.dedent == nil {
+		d.src = c.p.data
+	}
 	if c.json {
 		c.ok = c.runJSONItems(d, ws)
 		return
@@ -886,8 +892,9 @@ func proxyConfigOf(cm *ast.StructLit) *ast.Field {
 
 // proxyConfigMap reads the KubeProxyConfiguration of kube-system/kube-proxy
 // (kubectl get configmap -n kube-system kube-proxy -o yaml), from its
-// data["config.conf"] conf. Its positions are all the value's: the text
-// is a string of the ConfigMap.
+// data["config.conf"] conf. When the value is a literal block scalar
+// (config.conf: |), as kubectl prints it, its positions are those of its
+// lines in the file (blockPos); otherwise they are all the value's.
 func (d *decoder) proxyConfigMap(conf *ast.Field, cmPos diag.Pos) {
 	text, _ := stringLit(conf.Value)
 	at := conf.Value.Pos()
@@ -902,13 +909,58 @@ func (d *decoder) proxyConfigMap(conf *ast.Field, cmPos diag.Pos) {
 		d.diags.Add(toPosOr(at, cmPos), "ConfigMap kube-system/kube-proxy", `data[config.conf]`, "invalid value: "+why)
 		return
 	}
+	moved := d.blockPos(at)
 	ast.Walk(inner, func(n ast.Node) bool {
 		if n != nil {
-			ast.SetPos(n, at)
+			ast.SetPos(n, moved(n.Pos()))
 		}
 		return true
 	}, nil)
 	d.object(inner, nil)
+}
+
+// blockPos returns the function that places a position of the text of
+// the block scalar at `at` in the file: a literal block (| with its
+// chomping and indentation indicators) holds its lines as they are but
+// for their indentation, so line l, column c of the text is line l of the
+// block, column c after its indentation. Positions it cannot place (no
+// source, another kind of scalar, a line shorter than the indentation)
+// become `at`.
+func (d *decoder) blockPos(at token.Pos) func(token.Pos) token.Pos {
+	whole := func(token.Pos) token.Pos { return at }
+	off := at.Offset()
+	if !at.IsValid() || at.File() == nil || d.src == nil || off < 0 || off >= len(d.src) || d.src[off] != '|' {
+		return whole
+	}
+	nl := bytes.IndexByte(d.src[off:], '\n')
+	if nl < 0 {
+		return whole
+	}
+	body := d.src[off+nl+1:]
+	indent := -1
+	for rest := body; len(rest) > 0 && indent < 0; {
+		line := lineOf(rest)
+		if trimmed := bytes.TrimLeft(line, " "); len(bytes.TrimSpace(trimmed)) > 0 {
+			indent = len(line) - len(trimmed)
+		}
+		rest = rest[min(len(line)+1, len(rest)):]
+	}
+	if indent <= 0 {
+		return whole
+	}
+	start := off + nl + 1
+	return func(p token.Pos) token.Pos {
+		q := toPos(p)
+		if q.Line < 1 || q.Col < 1 {
+			return at
+		}
+		ls, ok := lineStart(body, q.Line)
+		if !ok || len(lineOf(body[ls:])) < indent+q.Col-1 ||
+			len(bytes.TrimLeft(body[ls:ls+indent], " ")) > 0 {
+			return at
+		}
+		return at.File().Pos(start+ls+indent+q.Col-1, p.RelPos())
+	}
 }
 
 // toPosOr converts p, or returns def if p is not a valid position.

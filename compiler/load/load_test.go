@@ -213,10 +213,24 @@ func TestLoadForms(t *testing.T) {
 			"    apiVersion: kubeproxy.config.k8s.io/v1alpha1\n    kind: KubeProxyConfiguration\n    clusterCIDR: 10.244.0.0/16\n  kubeconfig.conf: x\n---\n" +
 			"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: kube-proxy, namespace: other}\ndata: {config.conf: 'kind: KubeProxyConfiguration'}\n---\n" +
 			"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: kube-proxy, namespace: kube-system}\ndata: {config.conf: 'kind: Other'}\n",
-		want: []string{"KubeProxyConfiguration -:5:16"},
+		want: []string{"KubeProxyConfiguration -:6:5"},
 		diags: []string{
 			"-:11:1: warning: skipping ConfigMap other/kube-proxy: kpc reads Service, EndpointSlice, Endpoints, Node, KubeProxyConfiguration and ServiceCIDR",
 			"-:19:21: ConfigMap kube-system/kube-proxy: data[config.conf]: invalid value: not a YAML mapping of kind KubeProxyConfiguration",
+		},
+		errors: true,
+	}, {
+		// The text of a literal block keeps its lines: an error in it is
+		// placed where it is in the file; in a quoted string, at the value.
+		name:  "an error in kube-proxy's ConfigMap",
+		paths: []string{"-"},
+		stdin: "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: kube-proxy, namespace: kube-system}\ndata:\n  config.conf: |+ # kubeadm's\n" +
+			"      apiVersion: kubeproxy.config.k8s.io/v1alpha1\n      kind: KubeProxyConfiguration\n\n      iptables:\n        masqueradeBit: \"14\"\n---\n" +
+			"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: kube-proxy, namespace: kube-system}\n" +
+			"data: {config.conf: \"apiVersion: kubeproxy.config.k8s.io/v1alpha1\\nkind: KubeProxyConfiguration\\nmode: x\\n\"}\n",
+		diags: []string{
+			`-:10:24: KubeProxyConfiguration: iptables.masqueradeBit: invalid value "14": must be an integer`,
+			`-:15:21: KubeProxyConfiguration: mode: unsupported value "x": must be one of "iptables", "ipvs", "nftables", "kernelspace"`,
 		},
 		errors: true,
 	}, {
