@@ -86,9 +86,11 @@ type Options struct {
 	// Endpoints (and of their metadata) and duplicate keys, like kubectl
 	// --validate=strict. By default each unknown field is ignored with a
 	// warning and the last of duplicate keys wins with a warning (the API
-	// server's Warn mode, kubectl's default). Node and
-	// KubeProxyConfiguration accept unknown fields silently in both modes,
-	// as kube-proxy's lenient configuration loading does.
+	// server's Warn mode, kubectl's default). Of a KubeProxyConfiguration
+	// every field kube-proxy does not know, and of a Node the misspellings
+	// of the fields kpc reads, are warnings, or errors with Strict (see
+	// lenientUnknown); their other fields are read leniently, as kube-proxy
+	// reads them.
 	Strict bool
 	// ServiceCIDRs, when non-empty, enables rule S27: every clusterIPs
 	// entry other than "None" must lie in one of these prefixes.

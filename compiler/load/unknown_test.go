@@ -192,14 +192,19 @@ func TestUnknownFields(t *testing.T) {
 			"-:7:29: Service default/s: spec.LoadBalancerSourceRanges: forbidden: may only be used when `type` is 'LoadBalancer'",
 		},
 	}, {
-		name: "Node and KubeProxyConfiguration accept them",
+		// Their other fields are read leniently: lenient_test.go.
+		name: "Node and KubeProxyConfiguration: misspellings are warnings",
 		in: "apiVersion: v1\nkind: Node\nmetadata: {name: node-1, labls: {}}\nspec: {podCIDR: 10.244.0.0/24}\nstatus: {adresses: []}\n---\n" +
 			"apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nclustrCIDR: 10.244.0.0/16\nmode: nftables\n",
+		want: []string{`-:9:1: warning: KubeProxyConfiguration: clustrCIDR: unknown field "clustrCIDR": ` +
+			`kube-proxy ignores it (and logs "Using lenient decoding as strict decoding failed"); did you mean "clusterCIDR"?`},
 	}, {
-		name:   "Node and KubeProxyConfiguration accept them under Strict too",
+		name:   "Node and KubeProxyConfiguration: misspellings are errors under Strict",
 		strict: true,
 		in: "apiVersion: v1\nkind: Node\nmetadata: {name: node-1, labls: {}}\nspec: {podCIDR: 10.244.0.0/24}\nstatus: {adresses: []}\n---\n" +
 			"apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nclustrCIDR: 10.244.0.0/16\nmode: nftables\n",
+		want: []string{`-:9:1: KubeProxyConfiguration: clustrCIDR: unknown field "clustrCIDR": ` +
+			`kube-proxy ignores it (and logs "Using lenient decoding as strict decoding failed"); did you mean "clusterCIDR"?`},
 	}, {
 		name: "what kubectl get -o yaml prints",
 		in:   dump,

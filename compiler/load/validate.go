@@ -307,6 +307,16 @@ func (e *evaluator) validate(d *document, opts Options) (ok bool) {
 		d.diags.Warn(fe.position(d), d.object, p.String(), unknownFieldMsg(p))
 	}
 	cueValid := len(errs) == 0
+	// The node context kinds' unknown fields: warnings, or errors with
+	// Strict.
+	for _, u := range lenientUnknown(d.info.kind, d.expr) {
+		fe := fieldError{path: u.path, msg: u.msg, unknown: true}
+		if opts.Strict {
+			errs = append(errs, fe)
+		} else {
+			d.diags.Warn(fe.position(d), d.object, u.path.String(), u.msg)
+		}
+	}
 	// M1. The schema requires a name too, but CUE reports a missing field
 	// only when the document has no other error.
 	if d.info.named && field(asStruct(get(d.expr, "metadata")), "name") == nil {
