@@ -909,13 +909,23 @@ func (d *decoder) proxyConfigMap(conf *ast.Field, cmPos diag.Pos) {
 		d.diags.Add(toPosOr(at, cmPos), "ConfigMap kube-system/kube-proxy", `data[config.conf]`, "invalid value: "+why)
 		return
 	}
+	// Every position is read before any is set: a node may share its
+	// position with another (a field with its label).
 	moved := d.blockPos(at)
+	type placed struct {
+		n   ast.Node
+		pos token.Pos
+	}
+	var nodes []placed
 	ast.Walk(inner, func(n ast.Node) bool {
 		if n != nil {
-			ast.SetPos(n, moved(n.Pos()))
+			nodes = append(nodes, placed{n, n.Pos()})
 		}
 		return true
 	}, nil)
+	for _, p := range nodes {
+		ast.SetPos(p.n, moved(p.pos))
+	}
 	d.object(inner, nil)
 }
 
