@@ -369,18 +369,23 @@ func checkClusterIPs(spec *ast.StructLit, typ string, opts Options) []fieldError
 	if related {
 		return errs
 	}
+	// The allocator checks both lists and reports each.
+	policyErr := false
 	if policy == "SingleStack" {
-		var pos fpath
-		if !explicit {
-			pos = ipsAt
-		}
-		switch {
-		case len(ips) == 2:
+		if len(ips) == 2 {
+			pos := fpath(nil)
+			if !explicit {
+				pos = ipsAt
+			}
+			policyErr = true
 			add(policyP, pos, "invalid value \"SingleStack\": must be 'RequireDualStack' or 'PreferDualStack' when multiple cluster IPs are specified")
-		case len(fams) == 2:
+		}
+		if len(fams) == 2 {
+			pos := fpath(nil)
 			if !explicit {
 				pos = fpath{"spec", "ipFamilies"}
 			}
+			policyErr = true
 			add(policyP, pos, "invalid value \"SingleStack\": must be 'RequireDualStack' or 'PreferDualStack' when multiple IP families are specified")
 		}
 	}
@@ -388,7 +393,7 @@ func checkClusterIPs(spec *ast.StructLit, typ string, opts Options) []fieldError
 	// S26, S27 (only with Options.ServiceCIDRs): the families and IPs the
 	// cluster's Service CIDRs allow, in the allocator's order.
 	if len(opts.ServiceCIDRs) > 0 {
-		errs = append(errs, checkAllocation(ips, ipsAt, addrs, fams, policy, headless && selectorless, opts.ServiceCIDRs)...)
+		errs = append(errs, checkAllocation(ips, ipsAt, addrs, fams, policy, policyErr, headless && selectorless, opts.ServiceCIDRs)...)
 	}
 	return errs
 }
@@ -397,8 +402,9 @@ func checkClusterIPs(spec *ast.StructLit, typ string, opts Options) []fieldError
 // families against the configured Service CIDRs (rules S26, S27). ips are
 // the normalised clusterIPs (ipsAt is where they are written), addrs their
 // parsed values, fams the ipFamilies and policy the defaulted
-// ipFamilyPolicy.
-func checkAllocation(ips []string, ipsAt fpath, addrs []netip.Addr, fams []string, policy string, headlessSelectorless bool, cidrs []netip.Prefix) []fieldError {
+// ipFamilyPolicy; policyErr says that rule S25 failed, after which the
+// allocator stops where it stops for its own first errors.
+func checkAllocation(ips []string, ipsAt fpath, addrs []netip.Addr, fams []string, policy string, policyErr, headlessSelectorless bool, cidrs []netip.Prefix) []fieldError {
 	var errs []fieldError
 	configured := map[string]bool{}
 	for _, p := range cidrs {
@@ -421,7 +427,7 @@ func checkAllocation(ips []string, ipsAt fpath, addrs []netip.Addr, fams []strin
 			errs = append(errs, fieldError{path: ipsP.index(i), at: at(i), msg: fmt.Sprintf("invalid value %s: %s is not configured on this cluster", list, family(a))})
 		}
 	}
-	if len(errs) > 0 || headlessSelectorless {
+	if len(errs) > 0 || policyErr || headlessSelectorless {
 		// The allocator stops here; a headless Service without a selector
 		// may have any families.
 		return errs
