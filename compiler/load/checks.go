@@ -326,8 +326,16 @@ func checkClusterIPs(spec *ast.StructLit, typ string, opts Options) []fieldError
 	}
 	headless := len(ips) > 0 && ips[0] == "None"
 	if !bad {
-		if len(ips) == 2 && family(addrs[0]) == family(addrs[1]) {
-			add(ipsP, ipsAt, fmt.Sprintf("invalid value %s: may specify no more than one IP for each IP family", list))
+		// More than one IP must include both families (any number of
+		// IPs, as the API server checks it; the limit of 2 is above).
+		if len(ips) > 1 {
+			fs := map[string]bool{}
+			for _, a := range addrs {
+				fs[family(a)] = true
+			}
+			if len(fs) < 2 {
+				add(ipsP, ipsAt, fmt.Sprintf("invalid value %s: may specify no more than one IP for each IP family", list))
+			}
 		}
 		if !headless {
 			for i := 0; i < len(ips) && i < len(fams); i++ {
