@@ -206,17 +206,20 @@ func checkService(doc *ast.StructLit, opts Options) []fieldError {
 				fmt.Sprintf("invalid value %q: must match annotations[%s] when both are specified", mode, topologyHintsAnnotation))
 		}
 	}
-	// S31: the source-ranges annotation, checked when the field is empty.
+	// S31: the source-ranges annotation, checked when the field is empty:
+	// forbidden on a non-LB, and each of its CIDRs checked (on a non-LB too),
+	// one error for each bad one, as the API server does.
 	if len(ranges) == 0 {
 		if v, ok := stringLit(get(ann, lbSourceRangesAnnotation)); ok {
 			ap := fpath{"metadata", "annotations", lbSourceRangesAnnotation}
 			if typ != "LoadBalancer" {
 				add(ap, "forbidden: may only be used when `type` is 'LoadBalancer'")
-			} else if strings.TrimSpace(v) != "" {
+			}
+			if v = strings.TrimSpace(v); v != "" {
 				for _, c := range strings.Split(v, ",") {
+					c = strings.TrimSpace(c)
 					if msg := parseCIDR(c); msg != "" {
-						add(ap, fmt.Sprintf("invalid value %q: %s", v, msg))
-						break
+						add(ap, fmt.Sprintf("invalid value %q: %s", c, msg))
 					}
 				}
 			}
