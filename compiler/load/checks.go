@@ -206,17 +206,20 @@ func checkService(doc *ast.StructLit, opts Options) []fieldError {
 				fmt.Sprintf("invalid value %q: must match annotations[%s] when both are specified", mode, topologyHintsAnnotation))
 		}
 	}
-	// S31: the source-ranges annotation, checked when the field is empty.
+	// S31: the source-ranges annotation, checked when the field is empty:
+	// forbidden on a non-LB, and each of its CIDRs checked (on a non-LB too),
+	// one error for each bad one, as the API server does.
 	if len(ranges) == 0 {
 		if v, ok := stringLit(get(ann, lbSourceRangesAnnotation)); ok {
 			ap := fpath{"metadata", "annotations", lbSourceRangesAnnotation}
 			if typ != "LoadBalancer" {
 				add(ap, "forbidden: may only be used when `type` is 'LoadBalancer'")
-			} else if strings.TrimSpace(v) != "" {
+			}
+			if v = strings.TrimSpace(v); v != "" {
 				for _, c := range strings.Split(v, ",") {
+					c = strings.TrimSpace(c)
 					if msg := parseCIDR(c); msg != "" {
-						add(ap, fmt.Sprintf("invalid value %q: %s", v, msg))
-						break
+						add(ap, fmt.Sprintf("invalid value %q: %s", c, msg))
 					}
 				}
 			}
@@ -326,8 +329,16 @@ func checkClusterIPs(spec *ast.StructLit, typ string, opts Options) []fieldError
 	}
 	headless := len(ips) > 0 && ips[0] == "None"
 	if !bad {
-		if len(ips) == 2 && family(addrs[0]) == family(addrs[1]) {
-			add(ipsP, ipsAt, fmt.Sprintf("invalid value %s: may specify no more than one IP for each IP family", list))
+		// More than one IP must include both families (any number of
+		// IPs, as the API server checks it; the limit of 2 is above).
+		if len(ips) > 1 {
+			fs := map[string]bool{}
+			for _, a := range addrs {
+				fs[family(a)] = true
+			}
+			if len(fs) < 2 {
+				add(ipsP, ipsAt, fmt.Sprintf("invalid value %s: may specify no more than one IP for each IP family", list))
+			}
 		}
 		if !headless {
 			for i := 0; i < len(ips) && i < len(fams); i++ {
@@ -369,18 +380,23 @@ func checkClusterIPs(spec *ast.StructLit, typ string, opts Options) []fieldError
 	if related {
 		return errs
 	}
+	// The allocator checks both lists and reports each.
+	policyErr := false
 	if policy == "SingleStack" {
-		var pos fpath
-		if !explicit {
-			pos = ipsAt
-		}
-		switch {
-		case len(ips) == 2:
+		if len(ips) == 2 {
+			pos := fpath(nil)
+			if !explicit {
+				pos = ipsAt
+			}
+			policyErr = true
 			add(policyP, pos, "invalid value \"SingleStack\": must be 'RequireDualStack' or 'PreferDualStack' when multiple cluster IPs are specified")
-		case len(fams) == 2:
+		}
+		if len(fams) == 2 {
+			pos := fpath(nil)
 			if !explicit {
 				pos = fpath{"spec", "ipFamilies"}
 			}
+			policyErr = true
 			add(policyP, pos, "invalid value \"SingleStack\": must be 'RequireDualStack' or 'PreferDualStack' when multiple IP families are specified")
 		}
 	}
@@ -388,7 +404,7 @@ func checkClusterIPs(spec *ast.StructLit, typ string, opts Options) []fieldError
 	// S26, S27 (only with Options.ServiceCIDRs): the families and IPs the
 	// cluster's Service CIDRs allow, in the allocator's order.
 	if len(opts.ServiceCIDRs) > 0 {
-		errs = append(errs, checkAllocation(ips, ipsAt, addrs, fams, policy, headless && selectorless, opts.ServiceCIDRs)...)
+		errs = append(errs, checkAllocation(ips, ipsAt, addrs, fams, policy, policyErr, headless && selectorless, opts.ServiceCIDRs)...)
 	}
 	return errs
 }
@@ -397,8 +413,9 @@ func checkClusterIPs(spec *ast.StructLit, typ string, opts Options) []fieldError
 // families against the configured Service CIDRs (rules S26, S27). ips are
 // the normalised clusterIPs (ipsAt is where they are written), addrs their
 // parsed values, fams the ipFamilies and policy the defaulted
-// ipFamilyPolicy.
-func checkAllocation(ips []string, ipsAt fpath, addrs []netip.Addr, fams []string, policy string, headlessSelectorless bool, cidrs []netip.Prefix) []fieldError {
+// ipFamilyPolicy; policyErr says that rule S25 failed, after which the
+// allocator stops where it stops for its own first errors.
+func checkAllocation(ips []string, ipsAt fpath, addrs []netip.Addr, fams []string, policy string, policyErr, headlessSelectorless bool, cidrs []netip.Prefix) []fieldError {
 	var errs []fieldError
 	configured := map[string]bool{}
 	for _, p := range cidrs {
@@ -421,7 +438,7 @@ func checkAllocation(ips []string, ipsAt fpath, addrs []netip.Addr, fams []strin
 			errs = append(errs, fieldError{path: ipsP.index(i), at: at(i), msg: fmt.Sprintf("invalid value %s: %s is not configured on this cluster", list, family(a))})
 		}
 	}
-	if len(errs) > 0 || headlessSelectorless {
+	if len(errs) > 0 || policyErr || headlessSelectorless {
 		// The allocator stops here; a headless Service without a selector
 		// may have any families.
 		return errs

@@ -304,7 +304,7 @@ var invalidCases = []struct {
 		}},
 	{name: "S31 source-ranges annotation value", in: strings.Replace(svc("type: LoadBalancer\nports: [{port: 80}]\n"), "name: s", "name: s\n  annotations: {service.beta.kubernetes.io/load-balancer-source-ranges: \"192.0.2.0/24, 198.51.100.7/24\"}", 1),
 		want: []string{
-			"-:5:73: Service default/s: metadata.annotations[service.beta.kubernetes.io/load-balancer-source-ranges]: invalid value \"192.0.2.0/24, 198.51.100.7/24\": must not have bits set beyond the prefix length (198.51.100.0/24)",
+			"-:5:73: Service default/s: metadata.annotations[service.beta.kubernetes.io/load-balancer-source-ranges]: invalid value \"198.51.100.7/24\": must not have bits set beyond the prefix length (198.51.100.0/24)",
 		}},
 	{name: "S32 allocateLoadBalancerNodePorts on NodePort", in: svc("type: NodePort\nallocateLoadBalancerNodePorts: false\nports: [{port: 80}]\n"),
 		want: []string{

@@ -307,6 +307,7 @@ func (e *evaluator) validate(d *document, opts Options) (ok bool) {
 		d.diags.Warn(fe.position(d), d.object, p.String(), unknownFieldMsg(p))
 	}
 	cueValid := len(errs) == 0
+	schemaErrs := len(errs)
 	// The node context kinds' unknown fields: warnings, or errors with
 	// Strict.
 	for _, u := range lenientUnknown(d.info.kind, d.expr) {
@@ -332,13 +333,24 @@ func (e *evaluator) validate(d *document, opts Options) (ok bool) {
 	case "ServiceCIDR":
 		errs = append(errs, checkServiceCIDR(d.expr)...)
 	}
+	// The schema's first error on a path stands for all of them, and the
+	// checks add none on that path; the checks may report several reasons
+	// on one path, as the API server does (two on spec.ipFamilyPolicy for
+	// SingleStack with two cluster IPs and two families).
+	schemaPath := make(map[string]bool, schemaErrs)
 	seen := make(map[string]bool, len(errs))
-	for _, fe := range errs {
+	for i, fe := range errs {
 		p := fe.path.String()
-		if seen[p] {
-			continue // one error per path, the schema's first
+		if i < schemaErrs {
+			if schemaPath[p] {
+				continue
+			}
+			schemaPath[p] = true
+		} else if k := p + "\x00" + fe.msg; schemaPath[p] || seen[k] {
+			continue
+		} else {
+			seen[k] = true
 		}
-		seen[p] = true
 		d.diags.Add(fe.position(d), d.object, p, fe.msg)
 	}
 	// d.diags may hold the strict mode's duplicate keys (decoder.object);
