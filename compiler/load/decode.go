@@ -701,7 +701,11 @@ func (d *decoder) document(expr ast.Expr) {
 		if x.Kind == token.NULL {
 			return // an empty document
 		}
-		d.diags.Add(d.pos(x), "", "", fmt.Sprintf("document is a %s, not a Kubernetes object (a mapping with apiVersion and kind)", litKind(x)))
+		msg := fmt.Sprintf("document is a %s, not a Kubernetes object (a mapping with apiVersion and kind)", litKind(x))
+		if s, ok := stringLit(x); ok && kubectlTable(s) {
+			msg += ": it looks like kubectl's table output; ask kubectl for -o yaml or -o json"
+		}
+		d.diags.Add(d.pos(x), "", "", msg)
 	case *ast.BinaryExpr:
 		// "*null | _": the decoder's value for an empty input.
 		return
@@ -710,6 +714,18 @@ func (d *decoder) document(expr ast.Expr) {
 	default:
 		d.diags.Add(d.pos(x), "", "", "document is not a Kubernetes object (a mapping with apiVersion and kind)")
 	}
+}
+
+// kubectlTable reports whether s starts like the table kubectl get prints
+// without -o: a header of at least three capitalised column names, NAME
+// first (or NAMESPACE with -A). YAML folds the table's lines into one
+// string.
+func kubectlTable(s string) bool {
+	cols := strings.Fields(s)
+	if len(cols) < 3 || cols[0] != "NAME" && cols[0] != "NAMESPACE" {
+		return false
+	}
+	return !slices.ContainsFunc(cols[:3], func(c string) bool { return strings.ToUpper(c) != c })
 }
 
 // pos is the position of n, or the file if n has none.

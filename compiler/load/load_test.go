@@ -253,6 +253,19 @@ func TestLoadForms(t *testing.T) {
 		diags:  []string{"testdata/no-such-file.yaml: cannot read input: stat testdata/no-such-file.yaml: no such file or directory"},
 		errors: true,
 	}, {
+		name:  "kubectl's table output",
+		paths: []string{"-"},
+		stdin: "NAME         TYPE        CLUSTER-IP   EXTERNAL-IP   PORT(S)   AGE\nkubernetes   ClusterIP   10.96.0.1    <none>        443/TCP   5d\n",
+		diags: []string{"-:1:1: document is a string, not a Kubernetes object (a mapping with apiVersion and kind): " +
+			"it looks like kubectl's table output; ask kubectl for -o yaml or -o json"},
+		errors: true,
+	}, {
+		name:   "a string",
+		paths:  []string{"-"},
+		stdin:  "NAME of a thing\n",
+		diags:  []string{"-:1:1: document is a string, not a Kubernetes object (a mapping with apiVersion and kind)"},
+		errors: true,
+	}, {
 		name:  "a URL, which kubectl reads",
 		paths: []string{"https://example.com/deploy.yaml"},
 		diags: []string{"https://example.com/deploy.yaml: cannot read input: kpc reads files, not URLs (it works offline): " +
