@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -848,7 +849,16 @@ func (d *decoder) object(s *ast.StructLit, from *listKind) {
 		if hasNS {
 			id = ns + "/" + name
 		}
-		d.diags.Skip(pos, kind, fmt.Sprintf("skipping %s %s: kpc reads Service, EndpointSlice, Endpoints, Node, KubeProxyConfiguration and ServiceCIDR", kind, id))
+		msg := fmt.Sprintf("skipping %s %s: kpc reads Service, EndpointSlice, Endpoints, Node, KubeProxyConfiguration and ServiceCIDR", kind, id)
+		if kind == "Kustomization" && strings.HasPrefix(apiVersion, "kustomize.config.k8s.io/") {
+			dir := filepath.Dir(d.file)
+			if d.file == stdinName {
+				dir = "DIR"
+			}
+			msg += "; the other files are read as they are: to compile what the kustomization makes, " +
+				"run kubectl kustomize " + dir + " | kpc compile -f -"
+		}
+		d.diags.Skip(pos, kind, msg)
 		if dups := topDuplicates(s); len(dups) > 0 {
 			*d.diags = append(*d.diags, duplicateWarnings(s, dups, kind+" "+id, pos)...)
 		}

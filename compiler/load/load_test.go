@@ -253,6 +253,13 @@ func TestLoadForms(t *testing.T) {
 		diags:  []string{"testdata/no-such-file.yaml: cannot read input: stat testdata/no-such-file.yaml: no such file or directory"},
 		errors: true,
 	}, {
+		name:  "a kustomization",
+		paths: []string{"-"},
+		stdin: "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [service.yaml]\n",
+		diags: []string{"-:1:1: warning: skipping Kustomization (no name): kpc reads Service, EndpointSlice, Endpoints, Node, " +
+			"KubeProxyConfiguration and ServiceCIDR; the other files are read as they are: to compile what the kustomization " +
+			"makes, run kubectl kustomize DIR | kpc compile -f -"},
+	}, {
 		name:  "kubectl's table output",
 		paths: []string{"-"},
 		stdin: "NAME         TYPE        CLUSTER-IP   EXTERNAL-IP   PORT(S)   AGE\nkubernetes   ClusterIP   10.96.0.1    <none>        443/TCP   5d\n",
