@@ -52,11 +52,17 @@ var (
 )
 
 // lenientField is a field of a node context document that its reader does
-// not know.
+// not know; warn says it stays a warning under Strict (kpc reads it).
 type lenientField struct {
 	path fpath
 	msg  string
+	warn bool
 }
+
+// legacyMasqueradeAll is said of a top-level masqueradeAll, which kpc
+// reads though kube-proxy's configuration has none.
+const legacyMasqueradeAll = `field "masqueradeAll" is not kube-proxy's: its configuration has iptables.masqueradeAll ` +
+	`and nftables.masqueradeAll, and kube-proxy ignores a top-level one; kpc reads it as both`
 
 // lenientUnknown returns the unknown fields of a KubeProxyConfiguration
 // (every field kube-proxy's strict decoding refuses) or a Node (the
@@ -66,6 +72,10 @@ func lenientUnknown(kind string, doc *ast.StructLit) []lenientField {
 	check := func(s *ast.StructLit, at fpath, known, read []string, onlyNear bool) {
 		for _, f := range structFields(s) {
 			if slices.Contains(known, f.name) {
+				continue
+			}
+			if kind == "KubeProxyConfiguration" && at == nil && f.name == "masqueradeAll" {
+				out = append(out, lenientField{path: fpath{f.name}, msg: legacyMasqueradeAll, warn: true})
 				continue
 			}
 			near := nearestKind(f.name, read)

@@ -312,7 +312,7 @@ func (e *evaluator) validate(d *document, opts Options) (ok bool) {
 	// Strict.
 	for _, u := range lenientUnknown(d.info.kind, d.expr) {
 		fe := fieldError{path: u.path, msg: u.msg, unknown: true}
-		if opts.Strict {
+		if opts.Strict && !u.warn {
 			errs = append(errs, fe)
 		} else {
 			d.diags.Warn(fe.position(d), d.object, u.path.String(), u.msg)
