@@ -26,6 +26,11 @@ func runCompile(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if code, done := parse(fs, args, stdout); done {
 		return code
 	}
+	// The flags' values are checked before the input is read.
+	if err := checkFormat(*format, *family); err != nil {
+		fmt.Fprintf(stderr, "kpc compile: %v\n", err)
+		return exitUsage
+	}
 	var timed steps
 	dns := strings.EqualFold(*format, "dns")
 	prog, code := build(fs, &in, &nf, uses{services: dns, rendered: !strings.EqualFold(*format, "ir"), settingsOnly: dns}, &timed, stdin, stderr)
@@ -97,7 +102,7 @@ func renderer(prog *ir.Program, format, family, domain string, staged bool) (fun
 			return bw.Flush()
 		}, nil
 	default:
-		return nil, fmt.Errorf("--format %q: want nft, iptables, ir or dns", format)
+		return nil, formatError(format)
 	}
 	return func(w io.Writer) error {
 		// An error of the writer is returned as it is; any other is the
@@ -131,14 +136,8 @@ func (e *errWriter) Write(p []byte) (int, error) {
 // pickFamily chooses the family of an iptables file: the named one, else
 // the only one present, else IPv4 with both present being an error.
 func pickFamily(prog *ir.Program, name string) (ir.Family, error) {
-	switch strings.ToLower(name) {
-	case "ipv4", "4", "ip":
-		return ir.IPv4, nil
-	case "ipv6", "6", "ip6":
-		return ir.IPv6, nil
-	case "":
-	default:
-		return 0, fmt.Errorf("--family %q: want ipv4 or ipv6", name)
+	if name != "" {
+		return parseFamily(name)
 	}
 	serving := servingRulesets(prog)
 	if len(serving) > 1 {
@@ -151,6 +150,36 @@ func pickFamily(prog *ir.Program, name string) (ir.Family, error) {
 		return prog.Rulesets[0].Family, nil
 	}
 	return ir.IPv4, nil
+}
+
+// parseFamily reads --family.
+func parseFamily(name string) (ir.Family, error) {
+	switch strings.ToLower(name) {
+	case "ipv4", "4", "ip":
+		return ir.IPv4, nil
+	case "ipv6", "6", "ip6":
+		return ir.IPv6, nil
+	}
+	return 0, fmt.Errorf("--family %q: want ipv4 or ipv6", name)
+}
+
+// formatError is the error of an unknown --format.
+func formatError(format string) error {
+	return fmt.Errorf("--format %q: want nft, iptables, ir or dns", format)
+}
+
+// checkFormat checks --format and --family before anything is read.
+func checkFormat(format, family string) error {
+	switch strings.ToLower(format) {
+	case "nft", "iptables", "ir", "dns":
+	default:
+		return formatError(format)
+	}
+	if family != "" {
+		_, err := parseFamily(family)
+		return err
+	}
+	return nil
 }
 
 // servingRulesets returns prog's Rulesets that hold a Service. A family's

@@ -146,6 +146,12 @@ func TestRun(t *testing.T) {
 			stdout: []string{"iptables-restore input (IPv4)", "10.96.0.100/32"}},
 		{name: "compile ir", args: []string{"compile", "--format", "ir", good}, code: exitOK, stdout: []string{"ruleset IPv4 table kpc"}},
 		{name: "compile bad format", args: []string{"compile", "--format", "pf", good}, code: exitUsage, stderr: []string{`--format "pf"`}},
+		// Bad flag values are refused before the input is read: its
+		// diagnostics and notes do not come first.
+		{name: "compile bad format before reading", args: []string{"compile", "--format", "pf", invalid}, code: exitUsage,
+			stderr: []string{`kpc compile: --format "pf": want nft, iptables, ir or dns`}, absent: []string{"bad.yaml"}, emptyStdout: true},
+		{name: "compile bad family before reading", args: []string{"compile", "--format", "iptables", "--family", "ipv5", invalid}, code: exitUsage,
+			stderr: []string{`kpc compile: --family "ipv5": want ipv4 or ipv6`}, absent: []string{"bad.yaml"}, emptyStdout: true},
 		{name: "compile invalid", args: []string{"compile", "-f", invalid}, code: exitInvalid, emptyStdout: true,
 			stderr: []string{"bad.yaml:7:13: Service default/bad: spec.ports[0].port:"}},
 		{name: "compile bad node ip", args: []string{"compile", "--node-ip", "nope", good}, code: exitUsage, stderr: []string{`--node-ip "nope"`}},
