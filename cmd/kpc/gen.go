@@ -9,7 +9,7 @@ import (
 )
 
 func runGen(args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	fs := newFlagSet("gen", "kpc gen --services N [--endpoints M] [--plain] [--format manifests|kubectl-yaml|kubectl-json]", stderr)
+	fs := newFlagSet("gen", "kpc gen [--services N] [--endpoints M] [--plain] [--format manifests|kubectl-yaml|kubectl-json]", stderr)
 	services := fs.Int("services", 1000, "number of Services")
 	endpoints := fs.Int("endpoints", 5, "endpoints per Service")
 	plain := fs.Bool("plain", false, "single-port IPv4 ClusterIP Services only (no NodePorts, policies, affinity or IPv6)")

@@ -57,7 +57,7 @@ func (f *nodeFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.nodeName, "node-name", "", "the node to compile for (endpoints with this nodeName are local)")
 	fs.StringArrayVar(&f.nodeIPs, "node-ip", nil, "the node's IP address; repeatable, comma-separated allowed")
 	fs.StringArrayVar(&f.clusterCIDRs, "cluster-cidr", nil, "pod CIDR of the cluster (kube-proxy --cluster-cidr); repeatable")
-	fs.StringArrayVar(&f.serviceCIDRs, "service-cidr", nil, "Service CIDR (default 10.96.0.0/12 and fd00:10:96::/108); repeatable")
+	fs.StringArrayVar(&f.serviceCIDRs, "service-cidr", nil, "Service CIDR (default: the input's ServiceCIDR documents, else 10.96.0.0/12 and fd00:10:96::/108); repeatable, comma-separated allowed")
 	fs.StringArrayVar(&f.nodePortAddresses, "nodeport-addresses", nil, `CIDRs or "primary" whose node addresses serve NodePorts; repeatable`)
 	fs.BoolVar(&f.masqueradeAll, "masquerade-all", false, "masquerade all traffic sent to cluster IPs")
 	fs.IntVar(&f.masqueradeBit, "masquerade-bit", 14, "packet-mark bit used to mark traffic for masquerade (0-31)")

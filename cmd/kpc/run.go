@@ -31,7 +31,7 @@ type command struct {
 
 func commands() []command {
 	return []command{
-		{"compile", "compile manifests to a ruleset (nft, iptables)", runCompile},
+		{"compile", "compile manifests to a ruleset (nft, iptables), the IR or a DNS zone", runCompile},
 		{"apply", "program the kernel with the compiled ruleset (netlink, iptables), or remove it", runApply},
 		{"validate", "validate manifests as the API server would", runValidate},
 		{"trace", "show where a packet goes through the compiled rules", runTrace},

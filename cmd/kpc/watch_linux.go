@@ -657,7 +657,11 @@ func (w *watcher) change(files []string, seen time.Time) string {
 		loaded[f] = l
 	}
 	if len(w.broken) > 0 {
-		fmt.Fprintf(w.out, "kpc apply --watch: %d files do not load; the kernel keeps the last valid input's tables\n", len(w.broken))
+		what := fmt.Sprintf("%d files do not load", len(w.broken))
+		if len(w.broken) == 1 {
+			what = "1 file does not load"
+		}
+		fmt.Fprintf(w.out, "kpc apply --watch: %s; the kernel keeps the last valid input's tables\n", what)
 		return "invalid"
 	}
 	switch {
