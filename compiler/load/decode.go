@@ -846,7 +846,7 @@ func (d *decoder) object(s *ast.StructLit, from *listKind) {
 	}
 	if info == nil {
 		id := name
-		if hasNS {
+		if hasNS && !clusterScoped[kind] {
 			id = ns + "/" + name
 		}
 		msg := fmt.Sprintf("skipping %s %s: kpc reads Service, EndpointSlice, Endpoints, Node, KubeProxyConfiguration and ServiceCIDR", kind, id)
@@ -897,6 +897,18 @@ func (d *decoder) object(s *ast.StructLit, from *listKind) {
 	}
 	normalizeKind(info.kind, s)
 	d.emit(&document{pos: pos, expr: s, info: info, object: object, diags: own})
+}
+
+// clusterScoped holds the kinds of the Kubernetes API that have no
+// namespace: the API server ignores one written in their metadata, and a
+// skip warning names them without it.
+var clusterScoped = map[string]bool{
+	"Namespace": true, "PersistentVolume": true, "ClusterRole": true, "ClusterRoleBinding": true,
+	"CustomResourceDefinition": true, "StorageClass": true, "PriorityClass": true, "IngressClass": true,
+	"ValidatingWebhookConfiguration": true, "MutatingWebhookConfiguration": true, "APIService": true,
+	"ValidatingAdmissionPolicy": true, "ValidatingAdmissionPolicyBinding": true, "CSIDriver": true, "CSINode": true,
+	"VolumeAttachment": true, "RuntimeClass": true, "CertificateSigningRequest": true, "FlowSchema": true,
+	"PriorityLevelConfiguration": true, "IPAddress": true, "VolumeAttributesClass": true,
 }
 
 // proxyConfigOf returns the value of data["config.conf"] of a ConfigMap,

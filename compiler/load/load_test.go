@@ -253,6 +253,12 @@ func TestLoadForms(t *testing.T) {
 		diags:  []string{"testdata/no-such-file.yaml: cannot read input: stat testdata/no-such-file.yaml: no such file or directory"},
 		errors: true,
 	}, {
+		name:  "a cluster-scoped kind with a namespace",
+		paths: []string{"-"},
+		stdin: "apiVersion: v1\nkind: PersistentVolume\nmetadata: {name: pv1, namespace: dev}\n",
+		diags: []string{"-:1:1: warning: skipping PersistentVolume pv1: kpc reads Service, EndpointSlice, Endpoints, Node, " +
+			"KubeProxyConfiguration and ServiceCIDR"},
+	}, {
 		name:  "a kustomization",
 		paths: []string{"-"},
 		stdin: "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [service.yaml]\n",
