@@ -10,8 +10,10 @@ import (
 	"strings"
 	"testing"
 
+	"cuelang.org/go/cue/cuecontext"
 	"github.com/google/go-cmp/cmp"
 
+	"kpc/compiler/diag"
 	"kpc/internal/synth"
 )
 
@@ -154,4 +156,38 @@ func mutate(docs []string, r *rand.Rand) []byte {
 		}
 	}
 	return []byte(b.String())
+}
+
+// TestManagedFieldsShareShape checks that documents kept with their
+// managedFields, which name each object's owner by its uid, share a shape
+// (so that a dump of a cluster is validated by shape), and that an entry
+// that is not a mapping is still refused.
+func TestManagedFieldsShareShape(t *testing.T) {
+	doc := func(i int, entry string) string {
+		return fmt.Sprintf("apiVersion: v1\nkind: Service\nmetadata:\n  name: s%d\n  managedFields:\n  - %s\n"+
+			"spec:\n  ports: [{port: 80}]\n---\n", i, entry)
+	}
+	var in strings.Builder
+	for i := range 5 {
+		in.WriteString(doc(i, fmt.Sprintf(`{manager: kube-controller-manager, fieldsType: FieldsV1, fieldsV1: {f:metadata: {f:ownerReferences: {'k:{"uid":"%08d-0000"}': {}}}}}`, i)))
+	}
+	var diags diag.List
+	var docs []*document
+	decodeFile("-", []byte(in.String()), false, Options{}, &diags, func(d *document) { docs = append(docs, d) })
+	if len(docs) != 5 || len(diags) != 0 {
+		t.Fatalf("decoded %d documents, diagnostics %v", len(docs), diags)
+	}
+	e := &evaluator{ctx: cuecontext.New()}
+	for i, d := range docs {
+		if !e.validate(d, Options{}) || d.out == nil || len(d.diags) != 0 {
+			t.Fatalf("document %d: not valid: %v", i, d.diags)
+		}
+		if want := i < 2; d.evaluated != want {
+			t.Errorf("document %d: evaluated in full: %v, want %v", i, d.evaluated, want)
+		}
+	}
+	_, diags = Load([]string{"-"}, strings.NewReader(doc(0, "just a string")), Options{})
+	if diags.Err() == nil || !strings.Contains(diags.Error(), "metadata.managedFields[0]") {
+		t.Errorf("an entry that is not a mapping: diagnostics %v", diags)
+	}
 }
