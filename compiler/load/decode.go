@@ -896,6 +896,9 @@ func (d *decoder) object(s *ast.StructLit, from *listKind) {
 		*d.diags = append(*d.diags, duplicateWarnings(s, dups, object, pos)...)
 	}
 	normalizeKind(info.kind, s)
+	if info.kind == "Service" {
+		d.dropLegacy(s, object, &own)
+	}
 	d.emit(&document{pos: pos, expr: s, info: info, object: object, diags: own})
 }
 

@@ -253,6 +253,24 @@ func TestLoadForms(t *testing.T) {
 		diags:  []string{"testdata/no-such-file.yaml: cannot read input: stat testdata/no-such-file.yaml: no such file or directory"},
 		errors: true,
 	}, {
+		// A dump's Service may keep fields an older API server allowed;
+		// a manifest to create may not.
+		name:  "fields a stored Service kept from an older version",
+		paths: []string{"-"},
+		stdin: "apiVersion: v1\nkind: Service\nmetadata: {name: a, uid: 08c55f35-7572-4c29-8ed4-07e956bf41c3, resourceVersion: \"7\"}\n" +
+			"spec: {ports: [{port: 80}], externalTrafficPolicy: Cluster, healthCheckNodePort: 32100}\n---\n" +
+			"apiVersion: v1\nkind: Service\nmetadata: {name: b, resourceVersion: \"7\"}\nspec: {ports: [{port: 80}], externalTrafficPolicy: Cluster}\n",
+		want: []string{"Service default/a -:1:1"},
+		diags: []string{
+			"-:4:52: warning: Service default/a: spec.externalTrafficPolicy: ignored: may only be set for externally-accessible services " +
+				"(a create is refused); this object, stored by the API server (it has a uid), kept it from an older version, and kube-proxy ignores it",
+			"-:4:82: warning: Service default/a: spec.healthCheckNodePort: ignored: may only be set when `type` is 'LoadBalancer' and " +
+				"`externalTrafficPolicy` is 'Local' (a create is refused); this object, stored by the API server (it has a uid), kept it " +
+				"from an older version, and kube-proxy ignores it",
+			`-:9:52: Service default/b: spec.externalTrafficPolicy: invalid value "Cluster": may only be set for externally-accessible services`,
+		},
+		errors: true,
+	}, {
 		name:  "a cluster-scoped kind with a namespace",
 		paths: []string{"-"},
 		stdin: "apiVersion: v1\nkind: PersistentVolume\nmetadata: {name: pv1, namespace: dev}\n",
