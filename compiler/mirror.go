@@ -17,7 +17,7 @@ import (
 const (
 	// mirroringController is the mirroring controller's api.ManagedByLabel
 	// value.
-	mirroringController = "endpointslicemirroring-controller.k8s.io"
+	mirroringController = api.MirroringController
 	// maxMirroredPerSubset is how many addresses of one subset the
 	// controller mirrors (ready ones first); it skips the rest.
 	maxMirroredPerSubset = 1000

@@ -270,6 +270,9 @@ const (
 	ServiceNameLabel = "kubernetes.io/service-name"
 	// ManagedByLabel names the controller that manages an EndpointSlice.
 	ManagedByLabel = "endpointslice.kubernetes.io/managed-by"
+	// MirroringController is the ManagedByLabel value of the slices the
+	// EndpointSlice mirroring controller makes of Endpoints.
+	MirroringController = "endpointslicemirroring-controller.k8s.io"
 	// ServiceProxyNameLabel names the proxy that serves a Service (and its
 	// EndpointSlices) instead of kube-proxy, whose informers select only
 	// objects without it.

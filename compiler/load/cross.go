@@ -43,7 +43,8 @@ const MaxControllerEndpoints = 100
 //     conditions or nodeName (X6): kube-proxy merges them and keeps one;
 //   - a slice labelled as the EndpointSlice controller's for a Service
 //     without a selector, which that controller never manages;
-//   - a slice with more than MaxControllerEndpoints endpoints;
+//   - a slice with more than MaxControllerEndpoints endpoints, unless a
+//     controller's label says it made it;
 //   - an Endpoints whose Service is not in the input (the mirroring
 //     controller ignores it), or with a port whose name and protocol match
 //     no port of its Service without a selector.
@@ -80,7 +81,11 @@ func CrossCheck(in *api.Input) diag.List {
 		}
 		obj := "EndpointSlice " + es.ID()
 		warn := func(path, msg string) { diags.Warn(es.Pos, obj, path, msg) }
-		if n := len(es.Endpoints); n > MaxControllerEndpoints {
+		// A controller's slice (a dump's) holds what the cluster's
+		// limits allow: the mirroring controller's default is 1000, and
+		// --max-endpoints-per-slice may be raised to 1000.
+		managed := es.Metadata.Labels[api.ManagedByLabel]
+		if n := len(es.Endpoints); n > MaxControllerEndpoints && managed != ControllerName && managed != api.MirroringController {
 			warn("endpoints", fmt.Sprintf("%d endpoints: the EndpointSlice controller puts at most %d in one slice (--max-endpoints-per-slice); kube-proxy reads them all", n, MaxControllerEndpoints))
 		}
 		svcName, ok := es.Metadata.Labels[api.ServiceNameLabel]
