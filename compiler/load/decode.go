@@ -830,9 +830,9 @@ func (d *decoder) object(s *ast.StructLit, from *listKind) {
 	if name == "" {
 		name = "(no name)"
 	}
-	if info == nil && kind == "ConfigMap" && apiVersion == "v1" && ns == "kube-system" && name == "kube-proxy" {
-		if conf := proxyConfigOf(s); conf != nil {
-			d.proxyConfigMap(conf, pos)
+	if key, ok := proxyConfigMaps[name]; ok && info == nil && kind == "ConfigMap" && apiVersion == "v1" && ns == "kube-system" {
+		if conf := proxyConfigOf(s, key); conf != nil {
+			d.proxyConfigMap(conf, name, key, pos)
 			return
 		}
 	}
@@ -914,14 +914,22 @@ var clusterScoped = map[string]bool{
 	"PriorityLevelConfiguration": true, "IPAddress": true, "VolumeAttributesClass": true,
 }
 
-// proxyConfigOf returns the value of data["config.conf"] of a ConfigMap,
-// where kubeadm keeps kube-proxy's KubeProxyConfiguration, or nil.
-func proxyConfigOf(cm *ast.StructLit) *ast.Field {
+// proxyConfigMaps are the ConfigMaps of kube-system that hold kube-proxy's
+// KubeProxyConfiguration, with the key of data that holds it: kubeadm's,
+// and EKS's.
+var proxyConfigMaps = map[string]string{
+	"kube-proxy":        "config.conf",
+	"kube-proxy-config": "config",
+}
+
+// proxyConfigOf returns the value of data[key] of a ConfigMap, where it
+// keeps kube-proxy's KubeProxyConfiguration, or nil.
+func proxyConfigOf(cm *ast.StructLit, key string) *ast.Field {
 	data, ok := get(cm, "data").(*ast.StructLit)
 	if !ok {
 		return nil
 	}
-	f := field(data, "config.conf")
+	f := field(data, key)
 	if f == nil {
 		return nil
 	}
@@ -931,12 +939,12 @@ func proxyConfigOf(cm *ast.StructLit) *ast.Field {
 	return f
 }
 
-// proxyConfigMap reads the KubeProxyConfiguration of kube-system/kube-proxy
+// proxyConfigMap reads the KubeProxyConfiguration of kube-system/name
 // (kubectl get configmap -n kube-system kube-proxy -o yaml), from its
-// data["config.conf"] conf. When the value is a literal block scalar
+// data[key], conf. When the value is a literal block scalar
 // (config.conf: |), as kubectl prints it, its positions are those of its
 // lines in the file (blockPos); otherwise they are all the value's.
-func (d *decoder) proxyConfigMap(conf *ast.Field, cmPos diag.Pos) {
+func (d *decoder) proxyConfigMap(conf *ast.Field, name, key string, cmPos diag.Pos) {
 	text, _ := stringLit(conf.Value)
 	at := conf.Value.Pos()
 	expr, err := extract(yamlExtract(d.file, []byte(text)))
@@ -947,7 +955,7 @@ func (d *decoder) proxyConfigMap(conf *ast.Field, cmPos diag.Pos) {
 		if err != nil {
 			_, why = syntaxError(d.file, err)
 		}
-		d.diags.Add(toPosOr(at, cmPos), "ConfigMap kube-system/kube-proxy", `data[config.conf]`, "invalid value: "+why)
+		d.diags.Add(toPosOr(at, cmPos), "ConfigMap kube-system/"+name, "data["+key+"]", "invalid value: "+why)
 		return
 	}
 	// Every position is read before any is set: a node may share its

@@ -220,6 +220,17 @@ func TestLoadForms(t *testing.T) {
 		},
 		errors: true,
 	}, {
+		name:  "EKS's kube-proxy ConfigMap",
+		paths: []string{"-"},
+		stdin: "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: kube-proxy-config, namespace: kube-system}\ndata:\n  config: |-\n" +
+			"    apiVersion: kubeproxy.config.k8s.io/v1alpha1\n    kind: KubeProxyConfiguration\n    clusterCIDR: 10.0.0.0/16\n---\n" +
+			"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: kube-proxy-config, namespace: kube-system}\ndata: {config: 'kind: Other'}\n",
+		want: []string{"KubeProxyConfiguration -:6:5"},
+		diags: []string{
+			"-:13:16: ConfigMap kube-system/kube-proxy-config: data[config]: invalid value: not a YAML mapping of kind KubeProxyConfiguration",
+		},
+		errors: true,
+	}, {
 		// The text of a literal block keeps its lines: an error in it is
 		// placed where it is in the file; in a quoted string, at the value.
 		name:  "an error in kube-proxy's ConfigMap",
