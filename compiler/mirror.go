@@ -56,7 +56,11 @@ func (c *compiler) mirrorEndpoints() {
 			c.ignoredEndpoints(e, svc)
 			continue
 		}
-		if svc == nil || !e.Mirrored() || c.mirrored(id) {
+		if svc == nil || c.mirrored(id) {
+			continue
+		}
+		if !e.Mirrored() {
+			c.unmirrored(e, svc)
 			continue
 		}
 		for i, ss := range repackSubsets(e.Subsets) {
@@ -79,6 +83,21 @@ func (c *compiler) ignoredEndpoints(e *api.Endpoints, svc *api.Service) {
 	c.diags.Warn(e.Pos, "Endpoints "+e.ID(), "", "ignored: Service "+svc.ID()+" has a selector, so its endpoints come from "+
 		"its EndpointSlices, of which the input holds none (the endpoints controller owns these Endpoints, and nothing "+
 		"mirrors them): remove spec.selector to serve these addresses, or add the Service's EndpointSlices")
+}
+
+// unmirrored notes the Endpoints e of Service svc, which has no selector,
+// that the mirroring controller leaves alone (labelled skip-mirror, a
+// leader-election lock or another proxy's), when the input holds no slice
+// of svc: svc then has no endpoint. default/kubernetes is the common
+// case: the API server writes its Endpoints, labelled skip-mirror, and its
+// slice, and a dump of Services and Endpoints alone leaves the slice out.
+func (c *compiler) unmirrored(e *api.Endpoints, svc *api.Service) {
+	if _, other := svc.Metadata.Labels[api.ServiceProxyNameLabel]; other || len(c.slices[e.ID()]) > 0 || svc.Spec.Type == "ExternalName" {
+		return
+	}
+	c.addNote(e.ID(), "Service "+svc.ID()+" has no endpoint: its Endpoints are not mirrored (the mirroring controller "+
+		"leaves them alone), and the input holds no EndpointSlice of it; kube-proxy reads only slices "+
+		"(kubectl get endpointslices -A -o yaml)")
 }
 
 // repackSubsets regroups subsets as the API server stores them

@@ -150,6 +150,36 @@ func TestIgnoredEndpoints(t *testing.T) {
 	}
 }
 
+// TestUnmirroredNote checks the note of a Service without a selector
+// whose Endpoints the mirroring controller leaves alone (as the API server
+// labels default/kubernetes's), when the input holds no slice of it.
+func TestUnmirroredNote(t *testing.T) {
+	const note = "Service default/kubernetes has no endpoint: its Endpoints are not mirrored"
+	svc := mkSvc("default", "kubernetes", withClusterIP("10.96.0.1"))
+	eps := mkEndpoints("default", "kubernetes", []string{"192.0.2.10"}, nil, "https/6443")
+	eps.Metadata.Labels = map[string]string{api.SkipMirrorLabel: "true"}
+	tests := []struct {
+		name string
+		in   api.Input
+		want bool
+	}{
+		{"no slice", api.Input{Services: []*api.Service{svc}, Endpoints: []*api.Endpoints{eps}}, true},
+		{"the API server's slice", api.Input{Services: []*api.Service{svc}, Endpoints: []*api.Endpoints{eps},
+			EndpointSlices: []*api.EndpointSlice{mkSlice("default", "kubernetes", "kubernetes", "IPv4", 6443, mkEp("192.0.2.10"))}}, false},
+		{"mirrored", api.Input{Services: []*api.Service{svc}, Endpoints: []*api.Endpoints{mkEndpoints("default", "kubernetes", []string{"192.0.2.10"}, nil, "https/6443")}}, false},
+	}
+	for _, tt := range tests {
+		p, diags := Compile(&tt.in, kubeProxyTestOpts())
+		if err := diags.Err(); err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		got := slices.ContainsFunc(p.Notes, func(n string) bool { return strings.HasPrefix(n, note) })
+		if got != tt.want {
+			t.Errorf("%s: note %v, want %v (notes %q)", tt.name, got, tt.want, p.Notes)
+		}
+	}
+}
+
 // TestLoadBalancerIPNote checks the note of a LoadBalancer Service whose
 // spec.loadBalancerIP is not among its status's ingress addresses.
 func TestLoadBalancerIPNote(t *testing.T) {
