@@ -87,6 +87,7 @@ func Compile(in *api.Input, opts Options) (*ir.Program, diag.List) {
 	c.checkDefaultServiceCIDRs()
 	c.allocateNodePorts()
 	c.indexSlices()
+	c.reportCopies()
 	c.noteNoEndpoints()
 
 	prog := &ir.Program{}
@@ -138,6 +139,9 @@ type compiler struct {
 	cfg   *config
 	diags diag.List
 	notes []note
+	// copies are the documents left out as copies of others (duplicate),
+	// reported by reportCopies.
+	copies []sameCopy
 	// invalid indexes the input's invalid documents (nil when there are
 	// none); rangesUnsure says that the Service ranges come from the
 	// ServiceCIDR documents, and one of those may be invalid.
@@ -359,10 +363,46 @@ func (c *compiler) selectorEndpoints() bool {
 // out either way.
 func (c *compiler) duplicate(pos, first diag.Pos, kind, id string, same bool) {
 	if same {
-		c.diags.Warn(pos, kind+" "+id, "metadata.name", fmt.Sprintf("the same %s as at %s: this copy is left out", kind, first))
+		c.copies = append(c.copies, sameCopy{pos, first, kind, id})
 		return
 	}
 	c.diags.Add(pos, kind+" "+id, "metadata.name", fmt.Sprintf("duplicate %s (first defined at %s)", kind, first))
+}
+
+// sameCopy is a document left out as a copy of the one at first.
+type sameCopy struct {
+	pos, first diag.Pos
+	kind, id   string
+}
+
+// reportCopies warns of the copies left out: one warning for each pair of
+// files (the copies' and the originals'), at the first copy, counting the
+// others, so that a dump saved twice in a directory draws one line, not
+// one for every object.
+func (c *compiler) reportCopies() {
+	type files struct{ copy, first string }
+	groups := map[files][]sameCopy{}
+	var order []files
+	for _, cp := range c.copies {
+		k := files{cp.pos.File, cp.first.File}
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], cp)
+	}
+	for _, k := range order {
+		g := groups[k]
+		cp := slices.MinFunc(g, func(a, b sameCopy) int { return a.pos.Compare(b.pos) })
+		msg := fmt.Sprintf("the same %s as at %s: this copy is left out", cp.kind, cp.first)
+		switch n := len(g) - 1; {
+		case n == 1:
+			msg += fmt.Sprintf("; so is 1 more copy in %s of an object of %s", k.copy, k.first)
+		case n > 1:
+			msg += fmt.Sprintf("; so are %d more copies in %s of objects of %s", n, k.copy, k.first)
+		}
+		c.diags.Warn(cp.pos, cp.kind+" "+cp.id, "metadata.name", msg)
+	}
+	c.copies = nil
 }
 
 // sameObject reports whether two documents hold the same object, where

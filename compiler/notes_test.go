@@ -50,6 +50,15 @@ func TestDuplicateObjects(t *testing.T) {
 		in:   api.Input{Services: []*api.Service{selectorless}, Endpoints: []*api.Endpoints{eps(40, "10.0.0.3"), eps(50, "10.0.0.3")}},
 		want: []string{"svc.yaml:50:1: warning: Endpoints ns/b: metadata.name: the same Endpoints as at svc.yaml:40:1: this copy is left out"},
 	}, {
+		// A dump saved twice draws one warning, not one for each object.
+		name: "a file of copies",
+		in: api.Input{
+			Services:       []*api.Service{svc(1, "172.30.0.5"), inFile(svc(1, "172.30.0.5"), "svc2.yaml")},
+			EndpointSlices: []*api.EndpointSlice{slice(10, "10.0.0.1"), inFile(slice(10, "10.0.0.1"), "svc2.yaml")},
+		},
+		want: []string{"svc2.yaml:1:1: warning: Service ns/a: metadata.name: the same Service as at svc.yaml:1:1: this copy is left out; " +
+			"so is 1 more copy in svc2.yaml of an object of svc.yaml"},
+	}, {
 		name: "two Endpoints of one name",
 		in:   api.Input{Services: []*api.Service{selectorless}, Endpoints: []*api.Endpoints{eps(40, "10.0.0.3"), eps(50, "10.0.0.4")}},
 		want: []string{"svc.yaml:50:1: Endpoints ns/b: metadata.name: duplicate Endpoints (first defined at svc.yaml:40:1)"},
@@ -83,6 +92,17 @@ func TestDuplicateObjects(t *testing.T) {
 			}
 		})
 	}
+}
+
+// inFile moves a Service's or a slice's position to file f.
+func inFile[T api.Service | api.EndpointSlice](o *T, f string) *T {
+	switch x := any(o).(type) {
+	case *api.Service:
+		x.Pos.File = f
+	case *api.EndpointSlice:
+		x.Pos.File = f
+	}
+	return o
 }
 
 // TestNoEndpointSliceNote checks the note of an input whose Services with
