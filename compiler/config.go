@@ -266,6 +266,7 @@ func (c *compiler) resolveConfig() {
 	}
 
 	c.resolvePodCIDRs(kpc, node)
+	c.noteMode(kpc.Mode)
 	c.resolveServiceCIDRs()
 	c.resolveNodePortAddresses(kpc)
 
@@ -511,4 +512,17 @@ func (cfg *config) irNode(f ir.Family) ir.Node {
 		n.PodCIDRs = []netip.Prefix{p}
 	}
 	return n
+}
+
+// noteMode notes a KubeProxyConfiguration mode whose dataplane is not the
+// one kpc compiles (the rules of the nftables and iptables modes).
+func (c *compiler) noteMode(mode string) {
+	switch mode {
+	case "ipvs":
+		c.addNote("", "the KubeProxyConfiguration's mode is ipvs: kpc compiles the rules of kube-proxy's nftables and iptables modes, "+
+			"and a node in ipvs mode serves Services through IPVS, which handles some packets differently")
+	case "kernelspace":
+		c.addNote("", "the KubeProxyConfiguration's mode is kernelspace, Windows's, which kube-proxy on Linux refuses: "+
+			"kpc compiles the rules of kube-proxy's nftables and iptables modes")
+	}
 }

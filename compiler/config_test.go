@@ -239,6 +239,30 @@ func TestConfigNotesAndErrors(t *testing.T) {
 	}
 }
 
+// TestModeNote checks the note of a KubeProxyConfiguration mode whose
+// dataplane is not the one kpc compiles.
+func TestModeNote(t *testing.T) {
+	svcs := []*api.Service{mkSvc("ns", "s", withClusterIP("10.96.0.10"))}
+	for mode, want := range map[string]string{
+		"ipvs":        "mode is ipvs: kpc compiles the rules of kube-proxy's nftables and iptables modes",
+		"kernelspace": "mode is kernelspace, Windows's, which kube-proxy on Linux refuses",
+		"nftables":    "",
+		"iptables":    "",
+		"":            "",
+	} {
+		p, _ := Compile(&api.Input{Services: svcs, ProxyConfigs: []*api.KubeProxyConfiguration{{Mode: mode}}}, Options{})
+		got := ""
+		for _, n := range p.Notes {
+			if strings.Contains(n, "mode is ") {
+				got = n
+			}
+		}
+		if want == "" && got != "" || want != "" && !strings.Contains(got, want) {
+			t.Errorf("mode %q: note %q, want one with %q", mode, got, want)
+		}
+	}
+}
+
 // TestNodeNameNotInInput checks the note that the node compiled for has
 // no Node document among the input's, which are then not used: none when
 // one of them is the node, or when there are none.
