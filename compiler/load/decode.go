@@ -188,6 +188,9 @@ func decodeText(name string, data []byte, asJSON, list bool, opts Options, diags
 					msg = fmt.Sprintf("cannot decode the input after this line break %U: write LF line breaks", []rune(string(data[i:]))[0])
 				}
 			}
+			if kubectlWarning(data) {
+				msg += kubectlWarningHint
+			}
 			diags.Add(pos, "", "", msg)
 			return false
 		}
@@ -717,6 +720,33 @@ func (d *decoder) document(expr ast.Expr) {
 	}
 }
 
+// kubectlWarning reports whether data starts with a warning kubectl
+// printed on its standard error ("Warning: v1 Endpoints is deprecated in
+// v1.33+; ..."), which "&> FILE" or "2>&1 |" put in front of a dump.
+func kubectlWarning(data []byte) bool {
+	return bytes.HasPrefix(bytes.TrimPrefix(data, []byte("\uFEFF")), []byte("Warning: "))
+}
+
+// kubectlWarningHint is added to the syntax error of such an input.
+const kubectlWarningHint = `; the input starts with a warning kubectl printed on its standard error ("Warning: ..."): redirect only its standard output (> FILE, not &> FILE or 2>&1)`
+
+// dropKubectlWarning removes from a document the field that a warning
+// kubectl printed on its standard error, in front of a YAML dump, reads
+// as ("Warning: v1 Endpoints is deprecated ..." on line 1), with a warning.
+func (d *decoder) dropKubectlWarning(s *ast.StructLit) {
+	f := field(s, "Warning")
+	if f == nil {
+		return
+	}
+	at := d.pos(f)
+	if _, ok := stringLit(f.Value); !ok || at.Line != 1 || at.Col != 1 {
+		return
+	}
+	s.Elts = slices.DeleteFunc(s.Elts, func(el ast.Decl) bool { return el == ast.Decl(f) })
+	d.diags.Warn(at, "", "", "ignored: line 1 is a warning kubectl printed on its standard error (\"Warning: ...\"); "+
+		"redirect only its standard output (> FILE, not &> FILE or 2>&1)")
+}
+
 // kubectlTable reports whether s starts like the table kubectl get prints
 // without -o: a header of at least three capitalised column names, NAME
 // first (or NAMESPACE with -A). YAML folds the table's lines into one
@@ -772,6 +802,9 @@ func newListKind(kind, apiVersion string) *listKind {
 // object handles one object: a top-level document or a List item.
 func (d *decoder) object(s *ast.StructLit, from *listKind) {
 	pos := d.pos(s)
+	if from == nil {
+		d.dropKubectlWarning(s)
+	}
 	kind, kindOK := stringField(s, "kind")
 	if err := checkSize(s, listItems(s, kind)); err != nil {
 		d.diags.Add(toPosOr(err.pos, pos), "", "", err.msg)

@@ -295,6 +295,21 @@ func TestLoadForms(t *testing.T) {
 			"KubeProxyConfiguration and ServiceCIDR; the other files are read as they are: to compile what the kustomization " +
 			"makes, run kubectl kustomize DIR | kpc compile -f -"},
 	}, {
+		name:  "kubectl's warning in front of a YAML dump",
+		paths: []string{"-"},
+		stdin: "Warning: v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice\napiVersion: v1\nkind: List\n" +
+			"items:\n- apiVersion: v1\n  kind: Service\n  metadata: {name: a}\n  spec: {ports: [{port: 80}]}\n",
+		want: []string{"Service default/a -:5:3"},
+		diags: []string{`-:1:1: warning: ignored: line 1 is a warning kubectl printed on its standard error ("Warning: ..."); ` +
+			"redirect only its standard output (> FILE, not &> FILE or 2>&1)"},
+	}, {
+		name:  "kubectl's warning in front of a JSON dump",
+		paths: []string{"-"},
+		stdin: "Warning: v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice\n{\"apiVersion\": \"v1\", \"kind\": \"List\", \"items\": []}\n",
+		diags: []string{`-:2:1: YAML syntax error: could not find expected ':'; the input starts with a warning kubectl printed on its ` +
+			`standard error ("Warning: ..."): redirect only its standard output (> FILE, not &> FILE or 2>&1)`},
+		errors: true,
+	}, {
 		name:  "kubectl's table output",
 		paths: []string{"-"},
 		stdin: "NAME         TYPE        CLUSTER-IP   EXTERNAL-IP   PORT(S)   AGE\nkubernetes   ClusterIP   10.96.0.1    <none>        443/TCP   5d\n",
