@@ -916,7 +916,13 @@ func (d *decoder) object(s *ast.StructLit, from *listKind) {
 		if f := field(s, "apiVersion"); f != nil {
 			at = d.pos(f.Value)
 		}
-		d.diags.Add(at, object, "apiVersion", fmt.Sprintf("unsupported value %q: %s must be %q", apiVersion, info.kind, info.apiVersion))
+		msg := fmt.Sprintf("unsupported value %q: %s must be %q", apiVersion, info.kind, info.apiVersion)
+		if info.kind == "EndpointSlice" && apiVersion == "discovery.k8s.io/v1beta1" {
+			msg += " (kubectl prints v1beta1 slices from clusters of 1.20 and older, and API servers since 1.25 no longer serve it: " +
+				"dump the slices of a newer cluster, or convert them: topology's kubernetes.io/hostname is nodeName, " +
+				"topology.kubernetes.io/zone is zone)"
+		}
+		d.diags.Add(at, object, "apiVersion", msg)
 		return
 	}
 	// The strict mode's duplicate keys are errors of the document, which

@@ -424,7 +424,9 @@ var invalidCases = []struct {
 		}},
 	{name: "apiVersion wrong for the kind", in: "apiVersion: discovery.k8s.io/v1beta1\nkind: EndpointSlice\nmetadata: {name: e}\naddressType: IPv4\n",
 		want: []string{
-			"-:1:13: EndpointSlice default/e: apiVersion: unsupported value \"discovery.k8s.io/v1beta1\": EndpointSlice must be \"discovery.k8s.io/v1\"",
+			"-:1:13: EndpointSlice default/e: apiVersion: unsupported value \"discovery.k8s.io/v1beta1\": EndpointSlice must be \"discovery.k8s.io/v1\"" +
+				" (kubectl prints v1beta1 slices from clusters of 1.20 and older, and API servers since 1.25 no longer serve it: dump the slices " +
+				"of a newer cluster, or convert them: topology's kubernetes.io/hostname is nodeName, topology.kubernetes.io/zone is zone)",
 		}},
 	{name: "ServiceCIDR ranges", in: "apiVersion: networking.k8s.io/v1\nkind: ServiceCIDR\nmetadata: {name: c}\nspec:\n  cidrs: [10.96.0.1/12, 10.43.0.0/16, x]\n",
 		want: []string{
