@@ -20,22 +20,54 @@ import (
 // parsed once more with go.yaml.in/yaml/v3 and the expanded size of every
 // document is computed (memoised per node, so in linear time). A document
 // that expands to more than MaxNodes values rejects the file. Syntax errors
-// are left to the real decoder.
+// are left to the real decoder; but one in a later document stops this
+// decoder before it hands over the documents in front of it, which CUE's
+// decoder expands before it meets the error (a merge of a mapping into
+// itself recursing until the stack overflows), so then each document,
+// split at its "---" line, is checked on its own.
 func checkAliases(name string, data []byte) (diag.Pos, string, bool) {
 	if !bytes.Contains(data, []byte("<<")) || !bytes.ContainsRune(data, '*') {
 		return diag.Pos{}, "", true
 	}
+	pos, msg, ok, complete := checkAliasesOf(name, data, 0)
+	if !ok || complete {
+		return pos, msg, ok
+	}
+	// The documents' first lines: after each "---" or "..." line but the
+	// first line's.
+	start, startLine := 0, 0
+	for off, l := 0, 0; ; l++ {
+		b := lineOf(data[off:])
+		if off == len(data) || l > 0 && (isMarkerLine(b) || isEndMarker(b)) {
+			if pos, msg, ok, _ := checkAliasesOf(name, data[start:off], startLine); !ok {
+				return pos, msg, false
+			}
+			start, startLine = off, l
+		}
+		if off == len(data) {
+			return diag.Pos{}, "", true
+		}
+		off = min(off+len(b)+1, len(data))
+	}
+}
+
+// checkAliasesOf checks the documents of data, whose first line is line+1
+// of the file, until one does not parse (complete false).
+func checkAliasesOf(name string, data []byte, line int) (pos diag.Pos, msg string, ok, complete bool) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	for {
 		var n yaml.Node
 		err := dec.Decode(&n)
-		if errors.Is(err, io.EOF) || err != nil {
-			return diag.Pos{}, "", true
+		if errors.Is(err, io.EOF) {
+			return diag.Pos{}, "", true, true
+		}
+		if err != nil {
+			return diag.Pos{}, "", true, false
 		}
 		c := &expansion{memo: map[*yaml.Node]int{}, busy: map[*yaml.Node]bool{}}
 		if c.size(&n) > MaxNodes {
-			return diag.Pos{File: name, Line: n.Line, Col: n.Column},
-				fmt.Sprintf("YAML aliases and merge keys expand to more than %d values", MaxNodes), false
+			return diag.Pos{File: name, Line: line + n.Line, Col: n.Column},
+				fmt.Sprintf("YAML aliases and merge keys expand to more than %d values", MaxNodes), false, false
 		}
 	}
 }

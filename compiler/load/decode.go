@@ -986,6 +986,13 @@ func proxyConfigOf(cm *ast.StructLit, key string) *ast.Field {
 func (d *decoder) proxyConfigMap(conf *ast.Field, name, key string, cmPos diag.Pos) {
 	text, _ := stringLit(conf.Value)
 	at := conf.Value.Pos()
+	// The text is YAML of its own, decoded here: its aliases are bounded
+	// as a file's are (a mapping merged into itself would overflow the
+	// decoder's stack).
+	if _, msg, ok := checkAliases(d.file, []byte(text)); !ok {
+		d.diags.Add(toPosOr(at, cmPos), "ConfigMap kube-system/"+name, "data["+key+"]", "invalid value: "+msg)
+		return
+	}
 	expr, err := extract(yamlExtract(d.file, []byte(text)))
 	inner, ok := expr.(*ast.StructLit)
 	kind, _ := stringField(inner, "kind")

@@ -41,6 +41,13 @@ func TestHostileInput(t *testing.T) {
 			[]string{"-:1: YAML syntax error: aliases expand to more than 50000 nodes"}},
 		{"merge-key bomb", []byte(mergeBomb),
 			[]string{"-:1:1: YAML aliases and merge keys expand to more than 1000000 values"}},
+		// A later document's syntax error stops go.yaml.in/yaml/v3 before
+		// it hands over the first, which CUE's decoder merges into itself
+		// until the stack overflows.
+		{"a mapping merged into itself before a syntax error", []byte("x: &x\n  <<: *x\n  a: y\n---\n@\nd-"),
+			[]string{"-:1:1: YAML aliases and merge keys expand to more than 1000000 values"}},
+		{"the same in a later document", []byte("a: 1\n---\nx: &x\n  <<: *x\n  a: y\n---\n@\n"),
+			[]string{"-:2:1: YAML aliases and merge keys expand to more than 1000000 values"}},
 		{"recursive alias", []byte("a: &a [*a]\n"),
 			[]string{"-:1: YAML syntax error: anchor \"a\" value contains itself"}},
 		{"nested 101 levels", []byte(nested(99)),

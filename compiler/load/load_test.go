@@ -231,6 +231,14 @@ func TestLoadForms(t *testing.T) {
 		},
 		errors: true,
 	}, {
+		// Its text is YAML decoded apart: its aliases are bounded too.
+		name:  "a mapping merged into itself in kube-proxy's ConfigMap",
+		paths: []string{"-"},
+		stdin: "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: kube-proxy, namespace: kube-system}\ndata:\n  config.conf: |\n" +
+			"    kind: KubeProxyConfiguration\n    x: &x\n      <<: *x\n      a: y\n",
+		diags:  []string{"-:5:16: ConfigMap kube-system/kube-proxy: data[config.conf]: invalid value: YAML aliases and merge keys expand to more than 1000000 values"},
+		errors: true,
+	}, {
 		// The text of a literal block keeps its lines: an error in it is
 		// placed where it is in the file; in a quoted string, at the value.
 		name:  "an error in kube-proxy's ConfigMap",
