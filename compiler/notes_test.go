@@ -110,16 +110,26 @@ func inFile[T api.Service | api.EndpointSlice](o *T, f string) *T {
 func TestNoEndpointSliceNote(t *testing.T) {
 	const note = "the input holds no EndpointSlice"
 	selector := func(s *api.Service) { s.Spec.Selector = map[string]string{"app": "a"} }
-	tests := []struct {
-		name string
-		in   api.Input
-		want bool
-	}{
+	tests := []noteCase{
 		{"a Service with a selector, no slice", api.Input{Services: []*api.Service{mkSvc("ns", "a", withClusterIP("172.30.0.5"), selector)}}, true},
 		{"with a slice", api.Input{Services: []*api.Service{mkSvc("ns", "a", withClusterIP("172.30.0.5"), selector)},
 			EndpointSlices: []*api.EndpointSlice{mkSlice("ns", "a", "a-1", "IPv4", 80, mkEp("10.0.0.1"))}}, false},
 		{"a Service without a selector", api.Input{Services: []*api.Service{mkSvc("ns", "a", withClusterIP("172.30.0.5"), func(s *api.Service) { s.Spec.Selector = nil })}}, false},
 	}
+	checkNote(t, note, tests)
+}
+
+// noteCase is an input, and whether its Program has a note.
+type noteCase struct {
+	name string
+	in   api.Input
+	want bool
+}
+
+// checkNote compiles each case's input, which must be valid, and checks
+// whether its Program has a note that starts with note.
+func checkNote(t *testing.T, note string, tests []noteCase) {
+	t.Helper()
 	for _, tt := range tests {
 		p, diags := Compile(&tt.in, kubeProxyTestOpts())
 		if err := diags.Err(); err != nil {
@@ -178,26 +188,13 @@ func TestUnmirroredNote(t *testing.T) {
 	svc := mkSvc("default", "kubernetes", withClusterIP("10.96.0.1"))
 	eps := mkEndpoints("default", "kubernetes", []string{"192.0.2.10"}, nil, "https/6443")
 	eps.Metadata.Labels = map[string]string{api.SkipMirrorLabel: "true"}
-	tests := []struct {
-		name string
-		in   api.Input
-		want bool
-	}{
+	tests := []noteCase{
 		{"no slice", api.Input{Services: []*api.Service{svc}, Endpoints: []*api.Endpoints{eps}}, true},
 		{"the API server's slice", api.Input{Services: []*api.Service{svc}, Endpoints: []*api.Endpoints{eps},
 			EndpointSlices: []*api.EndpointSlice{mkSlice("default", "kubernetes", "kubernetes", "IPv4", 6443, mkEp("192.0.2.10"))}}, false},
 		{"mirrored", api.Input{Services: []*api.Service{svc}, Endpoints: []*api.Endpoints{mkEndpoints("default", "kubernetes", []string{"192.0.2.10"}, nil, "https/6443")}}, false},
 	}
-	for _, tt := range tests {
-		p, diags := Compile(&tt.in, kubeProxyTestOpts())
-		if err := diags.Err(); err != nil {
-			t.Fatalf("%s: %v", tt.name, err)
-		}
-		got := slices.ContainsFunc(p.Notes, func(n string) bool { return strings.HasPrefix(n, note) })
-		if got != tt.want {
-			t.Errorf("%s: note %v, want %v (notes %q)", tt.name, got, tt.want, p.Notes)
-		}
-	}
+	checkNote(t, note, tests)
 }
 
 // TestLoadBalancerIPNote checks the note of a LoadBalancer Service whose

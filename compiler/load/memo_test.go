@@ -171,13 +171,7 @@ func TestManagedFieldsShareShape(t *testing.T) {
 	for i := range 5 {
 		in.WriteString(doc(i, fmt.Sprintf(`{manager: kube-controller-manager, fieldsType: FieldsV1, fieldsV1: {f:metadata: {f:ownerReferences: {'k:{"uid":"%08d-0000"}': {}}}}}`, i)))
 	}
-	var diags diag.List
-	var docs []*document
-	decodeFile("-", []byte(in.String()), false, Options{}, &diags, func(d *document) { docs = append(docs, d) })
-	if len(docs) != 5 || len(diags) != 0 {
-		t.Fatalf("decoded %d documents, diagnostics %v", len(docs), diags)
-	}
-	e := &evaluator{ctx: cuecontext.New()}
+	docs, e := decodeForShapes(t, in.String(), 5)
 	for i, d := range docs {
 		if !e.validate(d, Options{}) || d.out == nil || len(d.diags) != 0 {
 			t.Fatalf("document %d: not valid: %v", i, d.diags)
@@ -186,8 +180,22 @@ func TestManagedFieldsShareShape(t *testing.T) {
 			t.Errorf("document %d: evaluated in full: %v, want %v", i, d.evaluated, want)
 		}
 	}
-	_, diags = Load([]string{"-"}, strings.NewReader(doc(0, "just a string")), Options{})
+	_, diags := Load([]string{"-"}, strings.NewReader(doc(0, "just a string")), Options{})
 	if diags.Err() == nil || !strings.Contains(diags.Error(), "metadata.managedFields[0]") {
 		t.Errorf("an entry that is not a mapping: diagnostics %v", diags)
 	}
+}
+
+// decodeForShapes decodes text, which must hold n documents and decode
+// without a diagnostic, and returns them with an evaluator to validate
+// them one at a time.
+func decodeForShapes(t *testing.T, text string, n int) ([]*document, *evaluator) {
+	t.Helper()
+	var diags diag.List
+	var docs []*document
+	decodeFile("-", []byte(text), false, Options{}, &diags, func(d *document) { docs = append(docs, d) })
+	if len(docs) != n || len(diags) != 0 {
+		t.Fatalf("decoded %d documents, diagnostics %v", len(docs), diags)
+	}
+	return docs, &evaluator{ctx: cuecontext.New()}
 }

@@ -255,13 +255,7 @@ func TestUnknownFieldsByShape(t *testing.T) {
 		in.WriteString(strings.Replace(typos, "name: s\n", "name: s"+string(rune('a'+i))+"\n", 1))
 		in.WriteString("---\n")
 	}
-	var diags diag.List
-	var docs []*document
-	decodeFile("-", []byte(in.String()), false, Options{}, &diags, func(d *document) { docs = append(docs, d) })
-	if len(docs) != 5 || len(diags) != 0 {
-		t.Fatalf("decoded %d documents, diagnostics %v", len(docs), diags)
-	}
-	e := &evaluator{ctx: cuecontext.New()}
+	docs, e := decodeForShapes(t, in.String(), 5)
 	for i, d := range docs {
 		if !e.validate(d, Options{}) {
 			t.Fatalf("document %d: the evaluator failed", i)
