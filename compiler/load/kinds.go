@@ -29,21 +29,22 @@ func unknownKind(apiVersion, kind string) (string, bool) {
 		return "", false
 	}
 	msg := fmt.Sprintf("unsupported value %q: apiVersion %s has no such kind, and kubectl refuses it (no matches for kind)", kind, apiVersion)
-	if near := nearestKind(kind, known); near != "" {
+	if near := nearestName(kind, known); near != "" {
 		msg += fmt.Sprintf("; did you mean %q?", near)
 	}
 	return msg, true
 }
 
-// nearestKind returns the kind of known that kind is a misspelling of (the
-// same but for case, or at most two edits away), or "".
-func nearestKind(kind string, known []string) string {
+// nearestName returns the name of known that name is a misspelling of
+// (the same but for case, or at most two edits away), or "": a kind, or a
+// field.
+func nearestName(name string, known []string) string {
 	best, bestDist := "", 3
 	for _, k := range known {
-		if strings.EqualFold(k, kind) {
+		if strings.EqualFold(k, name) {
 			return k
 		}
-		if d := editDistance(strings.ToLower(k), strings.ToLower(kind)); d < bestDist {
+		if d := editDistance(strings.ToLower(k), strings.ToLower(name)); d < bestDist {
 			best, bestDist = k, d
 		}
 	}

@@ -78,7 +78,7 @@ func lenientUnknown(kind string, doc *ast.StructLit) []lenientField {
 				out = append(out, lenientField{path: fpath{f.name}, msg: legacyMasqueradeAll, warn: true})
 				continue
 			}
-			near := nearestKind(f.name, read)
+			near := nearestName(f.name, read)
 			if onlyNear && near == "" {
 				continue
 			}
