@@ -290,10 +290,7 @@ func NewPart(p *ir.Program, o Options, ids *uint32) (*Part, error) {
 		if err != nil {
 			return nil, err
 		}
-		fam := ir.IPv4
-		if t.table.Family == famIPv6.table {
-			fam = ir.IPv6
-		}
+		fam := familyOf(t).ir
 		pt.serviceless = !slices.ContainsFunc(p.Rulesets, func(rs *ir.Ruleset) bool { return rs != nil && rs.Family == fam && rs.HoldsServices() })
 		part.tables = append(part.tables, pt)
 		byChain := map[string][]*ruleSpec{}
@@ -320,10 +317,7 @@ func (u *Union) Share(p *Part) {
 		if !pt.serviceless {
 			continue
 		}
-		f := 0
-		if pt.table.Family == famIPv6.table {
-			f = 1
-		}
+		f := familyIndex(pt.table)
 		j := slices.IndexFunc(u.bare[f], pt.same)
 		switch {
 		case j >= 0:
@@ -364,12 +358,18 @@ func unsizedHeadSum(s *nftables.Set) uint64 {
 	return setHeadSum(&c)
 }
 
+// familyIndex is the index of t's family in the Union's per-family
+// arrays: 0 for IPv4, 1 for IPv6.
+func familyIndex(t *nftables.Table) int {
+	if t.Family == famIPv6.table {
+		return 1
+	}
+	return 0
+}
+
 // slot is the unionTable of a table.
 func (u *Union) slot(t *nftables.Table) (*unionTable, error) {
-	ut := u.tables[0]
-	if t.Family == famIPv6.table {
-		ut = u.tables[1]
-	}
+	ut := u.tables[familyIndex(t)]
 	if t.Name != ut.table.Name {
 		return nil, fmt.Errorf("netlink: a part defines table %s, the union holds %s", t.Name, ut.table.Name)
 	}
