@@ -39,21 +39,21 @@ func (d *decoder) dropLegacy(s *ast.StructLit, object string, diags *diag.List) 
 	}
 	policy, _ := stringLit(get(spec, "externalTrafficPolicy"))
 	accessible := typ == "LoadBalancer" || typ == "NodePort" || typ == "ClusterIP" && len(elems(get(spec, "externalIPs"))) > 0
-	drop := map[string]string{}
-	if !accessible {
-		drop["externalTrafficPolicy"] = "may only be set for externally-accessible services"
-	}
-	if typ != "LoadBalancer" || policy != "Local" {
-		drop["healthCheckNodePort"] = "may only be set when `type` is 'LoadBalancer' and `externalTrafficPolicy` is 'Local'"
-	}
 	spec.Elts = slices.DeleteFunc(spec.Elts, func(el ast.Decl) bool {
 		f, ok := el.(*ast.Field)
 		if !ok {
 			return false
 		}
 		name, _, err := labelName(f.Label)
-		why, legacy := drop[name]
-		if err != nil || !legacy {
+		var why string
+		switch {
+		case err != nil:
+			return false
+		case name == "externalTrafficPolicy" && !accessible:
+			why = "may only be set for externally-accessible services"
+		case name == "healthCheckNodePort" && (typ != "LoadBalancer" || policy != "Local"):
+			why = "may only be set when `type` is 'LoadBalancer' and `externalTrafficPolicy` is 'Local'"
+		default:
 			return false
 		}
 		diags.Warn(d.pos(f.Value), object, "spec."+name, "ignored: "+why+" (a create is refused); this object, stored by the "+
