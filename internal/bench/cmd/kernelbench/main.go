@@ -472,7 +472,7 @@ func printTable(w io.Writer, rs []*result) {
 		lo, hi := slices.Min(r.wall), slices.Max(r.wall)
 		rss := ""
 		if len(r.rssKB) > 0 && slices.Max(r.rssKB) > 0 {
-			rss = fmt.Sprintf("%d MB", slices.Max(r.rssKB)/1024)
+			rss = fmt.Sprintf("%d MiB", slices.Max(r.rssKB)/1024)
 		}
 		note := r.note
 		if r.minusRef != nil && len(r.minusRef.wall) > 0 {
