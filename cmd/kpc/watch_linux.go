@@ -1145,22 +1145,25 @@ func (w *watcher) run(ctx context.Context, ready func()) error {
 			if !ok {
 				return errors.New("the file watcher stopped")
 			}
+			// The watcher names a file of the directory "." as "./f",
+			// where the input says "f".
+			name := filepath.Clean(ev.Name)
 			if ev.Has(fsnotify.Create) {
-				if st, err := os.Stat(ev.Name); err == nil && st.IsDir() && w.relevantDir(ev.Name) {
+				if st, err := os.Stat(name); err == nil && st.IsDir() && w.relevantDir(name) {
 					// A new directory: watch it, and read it whole.
-					if err := watchPaths(fw, []string{ev.Name}); err != nil {
+					if err := watchPaths(fw, []string{name}); err != nil {
 						fmt.Fprintf(w.errw, "kpc apply --watch: %v\n", err)
 					}
 					pending[""] = true
 				}
 			}
-			if ev.Op == fsnotify.Chmod || !w.relevant(ev.Name) {
+			if ev.Op == fsnotify.Chmod || !w.relevant(name) {
 				continue
 			}
 			if len(pending) == 0 {
 				first = time.Now()
 			}
-			pending[ev.Name] = true
+			pending[name] = true
 			if timer == nil {
 				timer = time.After(watchDebounce)
 			}

@@ -381,6 +381,30 @@ func TestApplyWatchOneFile(t *testing.T) {
 	})
 }
 
+// TestApplyWatchBareName watches a file named without a directory, in
+// the working directory, whose events the file watcher names "./f".
+func TestApplyWatchBareName(t *testing.T) {
+	nstest.Require(t, "nft")
+	var b bytes.Buffer
+	if err := synth.Write(&b, synth.Config{Services: 10, Endpoints: 2}); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	writeFile(t, dir, "cluster.yaml", b.String())
+	t.Chdir(dir)
+	h := startWatch(t, "cluster.yaml")
+	h.wait("start", "full")
+	h.check("start")
+	h.run([]watchStep{
+		{"an endpoint moves", func() {
+			edit(t, dir, "cluster.yaml", func(s string) string {
+				i := strings.Index(s, "  name: svc-3-1\n")
+				return s[:i] + strings.Replace(s[i:], `"10.128.`, `"10.129.`, 1)
+			})
+		}, "update"},
+	})
+}
+
 // keysConsistent checks that the watcher's Service keys hold what its
 // files do: for every key, the documents of the files, in file order
 // (as a gathering of every file gives them), and the files they are in.
