@@ -63,6 +63,9 @@ type Error struct {
 	// Skipped, in the warning that a document of a kind kpc does not read
 	// was skipped, is that kind: Strict leaves such warnings warnings.
 	Skipped string
+	// Lasting marks a warning that Strict leaves a warning (see
+	// List.WarnLasting).
+	Lasting bool
 }
 
 // Error formats the diagnostic as "file:line:col: Kind ns/name: path: msg".
@@ -133,6 +136,13 @@ func (l *List) Warn(pos Pos, object, path, msg string) {
 	*l = append(*l, &Error{Pos: pos, Object: Shorten(object), Path: Shorten(path), Msg: Shorten(msg), Severity: SevWarning})
 }
 
+// WarnLasting appends a warning that stays one under Strict: said of
+// what kpc reads though kube-proxy's own configuration has no such field,
+// whose input kpc follows whatever the strictness.
+func (l *List) WarnLasting(pos Pos, object, path, msg string) {
+	*l = append(*l, &Error{Pos: pos, Object: Shorten(object), Path: Shorten(path), Msg: Shorten(msg), Severity: SevWarning, Lasting: true})
+}
+
 // Skip appends the warning that a document of kind kind was skipped (see
 // Error.Skipped).
 func (l *List) Skip(pos Pos, kind, msg string) {
@@ -160,11 +170,12 @@ func Shorten(s string) string {
 }
 
 // Strict makes every warning an error (the commands' --strict), except the
-// warnings that a document was skipped: a directory of manifests holds
-// Deployments and ConfigMaps beside its Services.
+// warnings that a document was skipped (a directory of manifests holds
+// Deployments and ConfigMaps beside its Services) and the lasting ones
+// (WarnLasting).
 func (l List) Strict() {
 	for _, e := range l {
-		if e.Skipped == "" {
+		if e.Skipped == "" && !e.Lasting {
 			e.Severity = SevError
 		}
 	}

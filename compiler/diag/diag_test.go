@@ -89,3 +89,21 @@ func TestShorten(t *testing.T) {
 		t.Errorf("a diagnostic of three long texts is %d bytes", got)
 	}
 }
+
+// TestStrict checks which warnings Strict makes errors: all but the
+// skipped documents' and the lasting ones.
+func TestStrict(t *testing.T) {
+	var l List
+	pos := Pos{File: "a.yaml", Line: 1, Col: 1}
+	l.Add(pos, "Service default/a", "spec", "an error")
+	l.Warn(pos, "Service default/a", "spec.x", "a warning")
+	l.Skip(pos, "Deployment", "skipped")
+	l.WarnLasting(pos, "KubeProxyConfiguration", "masqueradeAll", "read all the same")
+	l.Strict()
+	want := []Severity{SevError, SevError, SevWarning, SevWarning}
+	for i, e := range l {
+		if e.Severity != want[i] {
+			t.Errorf("%q: severity %v after Strict, want %v", e.Msg, e.Severity, want[i])
+		}
+	}
+}

@@ -58,6 +58,9 @@ func TestLenientUnknown(t *testing.T) {
 	for _, tt := range tests {
 		for _, strict := range []bool{false, true} {
 			_, diags := Load([]string{"-"}, strings.NewReader(tt.text), Options{Strict: strict})
+			if strict {
+				diags.Strict() // as the commands' --strict does
+			}
 			var got []string
 			for _, d := range diags {
 				got = append(got, d.Error())

@@ -312,9 +312,12 @@ func (e *evaluator) validate(d *document, opts Options) (ok bool) {
 	// Strict.
 	for _, u := range lenientUnknown(d.info.kind, d.expr) {
 		fe := fieldError{path: u.path, msg: u.msg, unknown: true}
-		if opts.Strict && !u.warn {
+		switch {
+		case u.warn:
+			d.diags.WarnLasting(fe.position(d), d.object, u.path.String(), u.msg)
+		case opts.Strict:
 			errs = append(errs, fe)
-		} else {
+		default:
 			d.diags.Warn(fe.position(d), d.object, u.path.String(), u.msg)
 		}
 	}
