@@ -19,7 +19,7 @@ func runDiff(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := newFlagSet("diff", "kpc diff OLD NEW [flags]   (OLD and NEW: a manifest file, a directory, or - for stdin)\n       kpc diff --live -f FILE|DIR|- [flags]", stderr)
 	var in inputFlags
 	var nf nodeFlags
-	fs.BoolVar(&in.strict, "strict", false, "reject unknown fields and duplicate keys, and make cross-document warnings errors")
+	fs.BoolVar(&in.strict, "strict", false, "make every warning an error (unknown fields, duplicate keys, cross-document checks, ...), but for skipped documents of other kinds")
 	fs.StringVar(&in.nodePortRange, "service-node-port-range", "", "check nodePorts against this range, e.g. 30000-32767")
 	nf.register(fs)
 	format := fs.String("format", "nft", "ruleset format whose lines are compared and whose semantics traffic is traced in: nft or iptables")

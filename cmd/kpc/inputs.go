@@ -32,7 +32,7 @@ type inputFlags struct {
 
 func (f *inputFlags) register(fs *pflag.FlagSet) {
 	fs.StringArrayVarP(&f.files, "filename", "f", nil, "manifest file, directory (read recursively) or - for stdin; repeatable; positional paths work too")
-	fs.BoolVar(&f.strict, "strict", false, "reject unknown fields and duplicate keys, and make cross-document warnings errors")
+	fs.BoolVar(&f.strict, "strict", false, "make every warning an error (unknown fields, duplicate keys, cross-document checks, ...), but for skipped documents of other kinds")
 	fs.StringVar(&f.nodePortRange, "service-node-port-range", "", "check nodePorts against this range, e.g. 30000-32767")
 }
 
