@@ -40,7 +40,6 @@ import (
 	"cmp"
 	"fmt"
 	"net/netip"
-	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -291,7 +290,7 @@ func (c *compiler) collectServices() {
 	for _, s := range all {
 		id := s.ID()
 		if first, dup := seen[id]; dup {
-			c.duplicate(s.Pos, first.Pos, "Service", id, sameObject(s, first, func(s *api.Service) *diag.Pos { return &s.Pos }))
+			c.duplicate(s.Pos, first.Pos, "Service", id, api.SameObject(s, first, func(s *api.Service) *diag.Pos { return &s.Pos }))
 			continue
 		}
 		seen[id] = s
@@ -405,14 +404,6 @@ func (c *compiler) reportCopies() {
 	c.copies = nil
 }
 
-// sameObject reports whether two documents hold the same object, where
-// they are aside (pos gives a document's position).
-func sameObject[T any](a, b *T, pos func(*T) *diag.Pos) bool {
-	x, y := *a, *b
-	*pos(&x), *pos(&y) = diag.Pos{}, diag.Pos{}
-	return reflect.DeepEqual(x, y)
-}
-
 // indexSlices groups EndpointSlices by the Service they name (label
 // kubernetes.io/service-name, same namespace), each group sorted by name.
 func (c *compiler) indexSlices() {
@@ -421,7 +412,7 @@ func (c *compiler) indexSlices() {
 	for _, es := range sortedByPos(c.in.EndpointSlices, func(e *api.EndpointSlice) diag.Pos { return e.Pos }) {
 		id := es.ID()
 		if first, dup := seen[id]; dup && es.Metadata.Name != "" {
-			c.duplicate(es.Pos, first.Pos, "EndpointSlice", id, sameObject(es, first, func(s *api.EndpointSlice) *diag.Pos { return &s.Pos }))
+			c.duplicate(es.Pos, first.Pos, "EndpointSlice", id, api.SameObject(es, first, func(s *api.EndpointSlice) *diag.Pos { return &s.Pos }))
 			continue
 		}
 		seen[id] = es

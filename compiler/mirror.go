@@ -47,7 +47,7 @@ func (c *compiler) mirrorEndpoints() {
 	for _, e := range sortedByPos(c.in.Endpoints, func(e *api.Endpoints) diag.Pos { return e.Pos }) {
 		id := e.ID()
 		if first, dup := seen[id]; dup {
-			c.duplicate(e.Pos, first.Pos, "Endpoints", id, sameObject(e, first, func(e *api.Endpoints) *diag.Pos { return &e.Pos }))
+			c.duplicate(e.Pos, first.Pos, "Endpoints", id, api.SameObject(e, first, func(e *api.Endpoints) *diag.Pos { return &e.Pos }))
 			continue
 		}
 		seen[id] = e

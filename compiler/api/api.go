@@ -9,6 +9,7 @@ package api
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"strconv"
 
 	"kpc/compiler/diag"
@@ -464,4 +465,13 @@ type IPTablesConfig struct {
 type NFTablesConfig struct {
 	MasqueradeAll bool   `json:"masqueradeAll,omitempty"`
 	MasqueradeBit *int32 `json:"masqueradeBit,omitempty"`
+}
+
+// SameObject reports whether two documents hold the same object, where
+// they are aside (pos gives a document's position): the second is then a
+// copy that kubectl applies unchanged.
+func SameObject[T any](a, b *T, pos func(*T) *diag.Pos) bool {
+	x, y := *a, *b
+	*pos(&x), *pos(&y) = diag.Pos{}, diag.Pos{}
+	return reflect.DeepEqual(x, y)
 }

@@ -75,8 +75,10 @@ func CrossCheck(in *api.Input) diag.List {
 	// the order of the input.
 	var dupGroups [][]*api.EndpointSlice
 	dupGroup := map[string]int{} // Service ID -> index in dupGroups
+	slicePos := func(s *api.EndpointSlice) *diag.Pos { return &s.Pos }
+	firstSlice := map[string]*api.EndpointSlice{}
 	for _, es := range sortedBy(in.EndpointSlices, func(s *api.EndpointSlice) diag.Pos { return s.Pos }, (*api.EndpointSlice).ID) {
-		if invalid.Is("EndpointSlice", es.Metadata.Namespace, es.Metadata.Name) {
+		if invalid.Is("EndpointSlice", es.Metadata.Namespace, es.Metadata.Name) || isCopy(firstSlice, es.ID(), es, slicePos) {
 			continue
 		}
 		obj := "EndpointSlice " + es.ID()
@@ -140,9 +142,12 @@ func CrossCheck(in *api.Input) diag.List {
 			checkDuplicates(es, seen, func(path, msg string) { diags.Warn(es.Pos, obj, path, msg) })
 		}
 	}
+	endpointsPos := func(e *api.Endpoints) *diag.Pos { return &e.Pos }
+	firstEndpoints := map[string]*api.Endpoints{}
 	for _, e := range sortedBy(in.Endpoints, func(e *api.Endpoints) diag.Pos { return e.Pos }, (*api.Endpoints).ID) {
 		svc := services[e.ID()]
-		if invalid.Is("Endpoints", e.Metadata.Namespace, e.Metadata.Name) || unjudged(svc, invalid, e.Metadata.Namespace, e.Metadata.Name) {
+		if invalid.Is("Endpoints", e.Metadata.Namespace, e.Metadata.Name) || unjudged(svc, invalid, e.Metadata.Namespace, e.Metadata.Name) ||
+			isCopy(firstEndpoints, e.ID(), e, endpointsPos) {
 			continue
 		}
 		if svc == nil {
@@ -167,6 +172,18 @@ func CrossCheck(in *api.Input) diag.List {
 	}
 	diags.Sort()
 	return diags
+}
+
+// isCopy reports whether o, of id, is a copy of the first document of
+// that id (first records them), which the compiler leaves out with a
+// warning of its own: its findings would repeat the first's.
+func isCopy[T any](first map[string]*T, id string, o *T, pos func(*T) *diag.Pos) bool {
+	f, ok := first[id]
+	if !ok {
+		first[id] = o
+		return false
+	}
+	return api.SameObject(f, o, pos)
 }
 
 // unjudged reports whether the objects of Service ns/name, svc in the

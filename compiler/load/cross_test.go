@@ -80,6 +80,45 @@ endpoints: [{addresses: [192.0.2.10]}]
 	}
 }
 
+// TestCrossCheckCopies checks that a copy of a slice or an Endpoints (a
+// dump saved twice), which the compiler leaves out with a warning of its
+// own, does not repeat the first's findings; a different object of the
+// same name is checked.
+func TestCrossCheckCopies(t *testing.T) {
+	slice := `apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: orphan-1
+  labels: {kubernetes.io/service-name: orphan}
+addressType: IPv4
+ports: [{port: 80}]
+endpoints: [{addresses: [192.0.2.10]}]
+`
+	endpoints := `apiVersion: v1
+kind: Endpoints
+metadata: {name: lone}
+subsets: [{addresses: [{ip: 192.0.2.11}], ports: [{port: 80}]}]
+`
+	other := strings.Replace(slice, "192.0.2.10", "192.0.2.12", 1)
+	doc := slice + "---\n" + endpoints + "---\n" + slice + "---\n" + endpoints + "---\n" + other
+	in, diags := Load([]string{"-"}, strings.NewReader(doc), Options{})
+	if diags.Err() != nil {
+		t.Fatal(diags)
+	}
+	var got []string
+	for _, d := range CrossCheck(in) {
+		got = append(got, d.Error())
+	}
+	want := []string{
+		`-:1:1: warning: EndpointSlice default/orphan-1: metadata.labels[kubernetes.io/service-name]: Service default/orphan is not in the input: kube-proxy ignores this slice`,
+		`-:10:1: warning: Endpoints default/lone: metadata.name: Service default/lone is not in the input: the EndpointSlice mirroring controller mirrors only the Endpoints of a Service without a selector, and kube-proxy reads only EndpointSlices`,
+		`-:29:1: warning: EndpointSlice default/orphan-1: metadata.labels[kubernetes.io/service-name]: Service default/orphan is not in the input: kube-proxy ignores this slice`,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("CrossCheck (-want +got):\n%s", diff)
+	}
+}
+
 // TestCrossCheckInvalid checks the slices and Endpoints of an input with
 // invalid documents: those of a valid Service are checked, those of a
 // Service that an invalid document is, or may be, are not.
