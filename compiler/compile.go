@@ -306,8 +306,12 @@ func (c *compiler) collectServices() {
 		}
 		if s.Spec.Type == "LoadBalancer" && s.Spec.LoadBalancerIP != "" && !other &&
 			!slices.ContainsFunc(s.Status.LoadBalancer.Ingress, func(in api.LoadBalancerIngress) bool { return in.IP == s.Spec.LoadBalancerIP }) {
+			given := "which the input does not give (its cloud provider sets it)"
+			if len(s.Status.LoadBalancer.Ingress) > 0 {
+				given = "which holds other addresses in the input"
+			}
 			c.addNote(id, fmt.Sprintf("Service %s asks its cloud provider for load balancer IP %s (spec.loadBalancerIP); kube-proxy serves the addresses of status.loadBalancer.ingress, "+
-				"which the input does not give it: that IP gets no rules", id, s.Spec.LoadBalancerIP))
+				"%s: that IP gets no rules", id, s.Spec.LoadBalancerIP, given))
 		}
 		svcs = append(svcs, svc{
 			otherProxy: other,

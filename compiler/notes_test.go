@@ -208,19 +208,23 @@ func TestLoadBalancerIPNote(t *testing.T) {
 	for _, tt := range []struct {
 		name string
 		svc  *api.Service
-		want bool
+		// want is the note's end, "" for no note.
+		want string
 	}{
-		{"no ingress", lb(), true},
-		{"another ingress address", lb("192.0.2.81"), true},
-		{"the address in the ingress", lb("192.0.2.80"), false},
+		{"no ingress", lb(), "which the input does not give (its cloud provider sets it): that IP gets no rules"},
+		{"another ingress address", lb("192.0.2.81"), "which holds other addresses in the input: that IP gets no rules"},
+		{"the address in the ingress", lb("192.0.2.80"), ""},
 	} {
 		p, diags := Compile(&api.Input{Services: []*api.Service{tt.svc}}, kubeProxyTestOpts())
 		if err := diags.Err(); err != nil {
 			t.Fatalf("%s: %v", tt.name, err)
 		}
-		got := slices.ContainsFunc(p.Notes, func(n string) bool { return strings.Contains(n, note) })
-		if got != tt.want {
-			t.Errorf("%s: note %v, want %v (notes %q)", tt.name, got, tt.want, p.Notes)
+		i := slices.IndexFunc(p.Notes, func(n string) bool { return strings.Contains(n, note) })
+		switch {
+		case tt.want == "" && i >= 0:
+			t.Errorf("%s: note %q, want none", tt.name, p.Notes[i])
+		case tt.want != "" && (i < 0 || !strings.HasSuffix(p.Notes[i], tt.want)):
+			t.Errorf("%s: notes %q, want one ending %q", tt.name, p.Notes, tt.want)
 		}
 	}
 }
