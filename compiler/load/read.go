@@ -126,7 +126,8 @@ func isURL(p string) bool {
 }
 
 // expand returns p itself if it is not a directory, or the *.yaml, *.yml
-// and *.json files under it, walked in lexical order. Those of them that
+// and *.json files under it, walked in lexical order, but for hidden ones
+// (Hidden). Those of them that
 // are not regular files, nor links to one, are returned apart (odd), not
 // to be read: opening a named pipe waits for a writer, and a device such
 // as /dev/zero has no end.
@@ -141,9 +142,19 @@ func expand(p string) (files, odd []string, err error) {
 	if !st.IsDir() {
 		return []string{p}, nil, nil
 	}
-	err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+	root := p
+	if lst, err := os.Lstat(p); err == nil && lst.Mode()&fs.ModeSymlink != 0 {
+		root += string(filepath.Separator) // a link to a directory: walk the directory
+	}
+	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
+		}
+		if path != root && Hidden(d.Name()) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
 		}
 		if d.IsDir() {
 			return nil
@@ -170,6 +181,16 @@ func expand(p string) (files, odd []string, err error) {
 		return files, odd, fmt.Errorf("walking directory: %w", err)
 	}
 	return files, odd, nil
+}
+
+// Hidden reports whether a file or directory found in a directory of the
+// input is left out: its name starts with a dot. A directory mounted from
+// a ConfigMap holds each file twice, the one named by its key a link into
+// the hidden "..data" directory; a repository holds ".github" workflows,
+// and editors keep lock and swap files so. A hidden path given itself is
+// read.
+func Hidden(name string) bool {
+	return strings.HasPrefix(name, ".")
 }
 
 // readFile reads a file of at most MaxFileSize bytes.

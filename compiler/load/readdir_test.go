@@ -64,3 +64,53 @@ func TestReadDirectoryOddFiles(t *testing.T) {
 		t.Errorf("%d Services, want a.yaml's and its link's", len(in.Services))
 	}
 }
+
+// TestReadDirectoryHidden checks that a directory's hidden files and
+// directories are left out: a ConfigMap mounted as a directory reads once
+// (its files are links through the hidden "..data" to a hidden directory),
+// and a repository's ".github" workflows, an editor's lock file, are not
+// manifests. A hidden path given itself is read.
+func TestReadDirectoryHidden(t *testing.T) {
+	dir := t.TempDir()
+	svc := func(name string) []byte {
+		return []byte("apiVersion: v1\nkind: Service\nmetadata: {name: " + name + "}\nspec: {ports: [{port: 80}]}\n")
+	}
+	write := func(name string, data []byte) {
+		t.Helper()
+		path := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("..2026_11_28_01_00_00.1/web.yaml", svc("web"))
+	write(".github/workflows/ci.yml", []byte("on: push\njobs: {}\n"))
+	write(".hidden.yaml", svc("hidden"))
+	for link, to := range map[string]string{"..data": "..2026_11_28_01_00_00.1", "web.yaml": "..data/web.yaml", ".#web.yaml": "root@host.1234"} {
+		if err := os.Symlink(to, filepath.Join(dir, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tt := range []struct {
+		path string
+		want []string
+	}{
+		{dir, []string{"web"}},
+		{filepath.Join(dir, ".hidden.yaml"), []string{"hidden"}},
+		{filepath.Join(dir, "..data"), []string{"web"}},
+	} {
+		in, diags := Load([]string{tt.path}, nil, Options{})
+		if len(diags) != 0 {
+			t.Errorf("%s: %v", tt.path, diagStrings(diags))
+		}
+		var got []string
+		for _, s := range in.Services {
+			got = append(got, s.Metadata.Name)
+		}
+		if diff := cmp.Diff(tt.want, got); diff != "" {
+			t.Errorf("%s: Services (-want +got):\n%s", tt.path, diff)
+		}
+	}
+}
