@@ -403,7 +403,11 @@ func (c *compiler) reportCopies() {
 		case n > 1:
 			msg += fmt.Sprintf("; so are %d more copies in %s of objects of %s", n, k.copy, k.first)
 		}
-		c.diags.Warn(cp.pos, cp.kind+" "+cp.id, "metadata.name", msg)
+		path := "metadata.name"
+		if cp.id == "" {
+			path = "" // a KubeProxyConfiguration, which has no name
+		}
+		c.diags.Warn(cp.pos, strings.TrimSpace(cp.kind+" "+cp.id), path, msg)
 	}
 	c.copies = nil
 }

@@ -181,6 +181,8 @@ func (c *compiler) resolveConfig() {
 
 	var kpc *api.KubeProxyConfiguration
 	pcs := sortedByPos(c.in.ProxyConfigs, func(k *api.KubeProxyConfiguration) diag.Pos { return k.Pos })
+	pcs = dropCopies(c, pcs, "KubeProxyConfiguration", func(*api.KubeProxyConfiguration) string { return "" },
+		func(k *api.KubeProxyConfiguration) *diag.Pos { return &k.Pos })
 	if len(pcs) > 0 {
 		kpc = pcs[0]
 		for _, extra := range pcs[1:] {
@@ -198,6 +200,7 @@ func (c *compiler) resolveConfig() {
 		name = strings.ToLower(strings.TrimSpace(kpc.HostnameOverride))
 	}
 	nodes := sortedByPos(c.in.Nodes, func(n *api.Node) diag.Pos { return n.Pos })
+	nodes = dropCopies(c, nodes, "Node", func(n *api.Node) string { return n.Metadata.Name }, func(n *api.Node) *diag.Pos { return &n.Pos })
 	var node *api.Node
 	switch {
 	case name != "":
@@ -387,6 +390,28 @@ func (c *compiler) documentServiceCIDRs() []netip.Prefix {
 				out = append(out, p.Masked())
 			}
 		}
+	}
+	return out
+}
+
+// dropCopies returns objs, in position order, without the documents that
+// are copies of an earlier one of the same name (a file saved twice, a
+// directory mounted from a ConfigMap read with its hidden copy), each
+// reported as a copy left out.
+func dropCopies[T any](c *compiler, objs []*T, kind string, name func(*T) string, pos func(*T) *diag.Pos) []*T {
+	first := map[string]*T{}
+	var out []*T
+	for _, o := range objs {
+		n := name(o)
+		f, seen := first[n]
+		if seen && api.SameObject(f, o, pos) {
+			c.duplicate(*pos(o), *pos(f), kind, n, true)
+			continue
+		}
+		if !seen {
+			first[n] = o
+		}
+		out = append(out, o)
 	}
 	return out
 }

@@ -84,6 +84,25 @@ func TestNodeContext(t *testing.T) {
 			warnings: []string{"n.yaml:9: warning: Node node-b: several Nodes and no node name (--node-name or hostnameOverride): compiling for no node"},
 		},
 		{
+			name: "a Node and its copy, a configuration and its copy: one of each",
+			in: api.Input{
+				Nodes: []*api.Node{
+					func() *api.Node { n := *nodeA; n.Pos = diag.Pos{File: "a.yaml", Line: 1}; return &n }(),
+					func() *api.Node { n := *nodeA; n.Pos = diag.Pos{File: "b.yaml", Line: 1}; return &n }(),
+				},
+				ProxyConfigs: []*api.KubeProxyConfiguration{
+					{Pos: diag.Pos{File: "a.yaml", Line: 9}, ClusterCIDR: "10.244.0.0/16"},
+					{Pos: diag.Pos{File: "b.yaml", Line: 9}, ClusterCIDR: "10.244.0.0/16"},
+				},
+			},
+			want: map[ir.Family]ir.Node{
+				ir.IPv4: {Name: "node-a", Zone: "zone-a", IPs: addrs("192.0.2.1", "192.0.2.9", "198.51.100.1"), PodCIDRs: []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16")},
+					NodePortAddrs: addrs("192.0.2.1"), NodePortDefault: true, LocalhostNodePorts: true},
+				ir.IPv6: {Name: "node-a", Zone: "zone-a", IPs: addrs("2001:db8::1"), NodePortAddrs: addrs("2001:db8::1"), NodePortDefault: true},
+			},
+			warnings: []string{"b.yaml:1: warning: Node node-a: metadata.name: the same Node as at a.yaml:1: this copy is left out; so is 1 more copy in b.yaml of an object of a.yaml"},
+		},
+		{
 			name: "named node without a document; flags give the IPs",
 			in:   api.Input{Nodes: []*api.Node{nodeA}},
 			opts: Options{NodeName: "elsewhere", NodeIPs: addrs("203.0.113.5", "203.0.113.4")},
