@@ -95,6 +95,12 @@ type watcher struct {
 	// docs holds the split of each file whose documents files holds
 	// (none: the file is loaded whole at its next change).
 	docs map[string][]docSpan
+	// links holds, per directory of the input, its files that are
+	// symbolic links (from the last whole apply). A ConfigMap mounted as
+	// a directory updates all its files at once by replacing the hidden
+	// link "..data" they go through: an event on a hidden name of the
+	// directory has them read again.
+	links map[string][]string
 	// spare holds, for a file of many documents, the array of its split
 	// before the last, which resplit reuses for the next one.
 	spare map[string][]docSpan
@@ -361,6 +367,7 @@ func (w *watcher) full(reason string) string {
 	applied := time.Since(start)
 
 	w.files = byFile(input)
+	w.links = symlinked(slices.Concat(slices.Collect(maps.Keys(w.files)), slices.Collect(maps.Keys(w.docs))))
 	w.keys = map[string]*watchKey{}
 	w.claims = map[string]string{}
 	w.setContext()
@@ -1076,11 +1083,18 @@ func watchPaths(fw *fsnotify.Watcher, paths []string) error {
 			}
 			continue
 		}
-		err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+		root := p
+		if lst, err := os.Lstat(p); err == nil && lst.Mode()&fs.ModeSymlink != 0 {
+			root += string(filepath.Separator) // a link to a directory: watch the directory
+		}
+		err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 			if err != nil {
 				return err
 			}
 			if d.IsDir() {
+				if path != root && load.Hidden(d.Name()) {
+					return filepath.SkipDir
+				}
 				return fw.Add(path)
 			}
 			return nil
@@ -1093,19 +1107,52 @@ func watchPaths(fw *fsnotify.Watcher, paths []string) error {
 }
 
 // relevant reports whether an event's file is part of the input: a file
-// given, or a manifest under a directory given.
+// given, or a manifest under a directory given, not hidden (load.Hidden).
 func (w *watcher) relevant(name string) bool {
 	for _, p := range w.paths {
 		if name == p {
 			return true
 		}
-		if rel, err := filepath.Rel(p, name); err == nil && !strings.HasPrefix(rel, "..") && rel != "." && manifest(name) {
+		if within(p, name) && manifest(name) {
 			if st, err := os.Stat(p); err == nil && st.IsDir() {
 				return true
 			}
 		}
 	}
 	return false
+}
+
+// within reports whether name is under directory dir, and not hidden
+// there: no part of its path below dir is hidden (load.Hidden), as the
+// input's reading leaves out.
+func within(dir, name string) bool {
+	rel, err := filepath.Rel(dir, name)
+	if err != nil || rel == "." || rel == ".." || strings.HasPrefix(rel, "../") {
+		return false
+	}
+	for part := range strings.SplitSeq(rel, "/") {
+		if load.Hidden(part) {
+			return false
+		}
+	}
+	return true
+}
+
+// symlinked returns, by directory, the files that are symbolic links.
+func symlinked(files []string) map[string][]string {
+	links := map[string][]string{}
+	for _, f := range files {
+		if st, err := os.Lstat(f); err == nil && st.Mode()&fs.ModeSymlink != 0 {
+			d := filepath.Dir(f)
+			if !slices.Contains(links[d], f) {
+				links[d] = append(links[d], f)
+			}
+		}
+	}
+	for _, l := range links {
+		slices.Sort(l)
+	}
+	return links
 }
 
 // run applies the whole input, then follows the files' changes until ctx
@@ -1157,13 +1204,25 @@ func (w *watcher) run(ctx context.Context, ready func()) error {
 					pending[""] = true
 				}
 			}
-			if ev.Op == fsnotify.Chmod || !w.relevant(name) {
+			if ev.Op == fsnotify.Chmod {
+				continue
+			}
+			changed := []string{name}
+			if !w.relevant(name) {
+				changed = nil
+				if load.Hidden(filepath.Base(name)) {
+					changed = w.links[filepath.Dir(name)] // a ConfigMap's "..data" replaced, say
+				}
+			}
+			if len(changed) == 0 {
 				continue
 			}
 			if len(pending) == 0 {
 				first = time.Now()
 			}
-			pending[name] = true
+			for _, f := range changed {
+				pending[f] = true
+			}
 			if timer == nil {
 				timer = time.After(watchDebounce)
 			}
@@ -1194,14 +1253,10 @@ func (w *watcher) run(ctx context.Context, ready func()) error {
 	}
 }
 
-// relevantDir reports whether a new directory is under a directory given.
+// relevantDir reports whether a new directory is under a directory given,
+// and not hidden there.
 func (w *watcher) relevantDir(dir string) bool {
-	for _, p := range w.paths {
-		if rel, err := filepath.Rel(p, dir); err == nil && !strings.HasPrefix(rel, "..") && rel != "." {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(w.paths, func(p string) bool { return within(p, dir) })
 }
 
 // report follows what was done: after a whole apply, the heap the

@@ -405,6 +405,80 @@ func TestApplyWatchBareName(t *testing.T) {
 	})
 }
 
+// TestApplyWatchConfigMap watches a directory mounted from a ConfigMap:
+// its file is a link through the hidden link "..data" to a hidden
+// directory, and the kubelet updates it by making a new hidden directory
+// and replacing "..data" (its atomic writer); the file's own link does not
+// change. The directory is also given through "..data", a link to a
+// directory.
+func TestApplyWatchConfigMap(t *testing.T) {
+	nstest.Require(t, "nft")
+	var b bytes.Buffer
+	if err := synth.Write(&b, synth.Config{Services: 10, Endpoints: 2}); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "..2026_11_28_01_00_00.1"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, dir, "..2026_11_28_01_00_00.1/cluster.yaml", b.String())
+	for link, to := range map[string]string{"..data": "..2026_11_28_01_00_00.1", "cluster.yaml": "..data/cluster.yaml"} {
+		if err := os.Symlink(to, filepath.Join(dir, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// update writes the ConfigMap's next version as the kubelet does.
+	version := 1
+	update := func(change func(string) string) func() {
+		return func() {
+			old := fmt.Sprintf("..2026_11_28_01_00_00.%d", version)
+			version++
+			next := fmt.Sprintf("..2026_11_28_01_00_00.%d", version)
+			text, err := os.ReadFile(filepath.Join(dir, old, "cluster.yaml"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Mkdir(filepath.Join(dir, next), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			writeFile(t, dir, next+"/cluster.yaml", change(string(text)))
+			if err := os.Symlink(next, filepath.Join(dir, "..data_tmp")); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.RemoveAll(filepath.Join(dir, old)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	moved := func(svc, to string) func(string) string {
+		return func(s string) string {
+			i := strings.Index(s, "  name: "+svc+"\n")
+			return s[:i] + strings.Replace(s[i:], `"10.128.`, to, 1)
+		}
+	}
+	for _, path := range []string{dir, filepath.Join(dir, "..data")} {
+		t.Run(filepath.Base(path), func(t *testing.T) {
+			h := startWatch(t, path)
+			h.wait("start", "full")
+			h.check("start")
+			if path != dir {
+				// Through "..data" the file is not a link: edit it there.
+				h.run([]watchStep{{"an endpoint moves", func() {
+					edit(t, path, "cluster.yaml", moved("svc-4-1", `"10.130.`))
+				}, "update"}})
+				return
+			}
+			h.run([]watchStep{
+				{"the ConfigMap is updated", update(moved("svc-3-1", `"10.129.`)), "update"},
+				{"and again", update(moved("svc-5-1", `"10.129.`)), "update"},
+			})
+		})
+	}
+}
+
 // keysConsistent checks that the watcher's Service keys hold what its
 // files do: for every key, the documents of the files, in file order
 // (as a gathering of every file gives them), and the files they are in.
