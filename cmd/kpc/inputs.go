@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -31,14 +33,24 @@ type inputFlags struct {
 }
 
 func (f *inputFlags) register(fs *pflag.FlagSet) {
-	fs.StringArrayVarP(&f.files, "filename", "f", nil, "manifest file, directory (read recursively) or - for stdin; repeatable; positional paths work too")
+	fs.StringArrayVarP(&f.files, "filename", "f", nil, "manifest file, directory (read recursively) or - for stdin; repeatable, comma-separated allowed; positional paths work too")
 	fs.BoolVar(&f.strict, "strict", false, "make every warning an error (unknown fields, duplicate keys, cross-document checks, ...), but for skipped documents of other kinds")
 	fs.StringVar(&f.nodePortRange, "service-node-port-range", "", "check nodePorts against this range, e.g. 30000-32767")
 }
 
-// paths returns the -f values followed by positional arguments.
+// paths returns the -f values followed by positional arguments. A -f
+// value that names no file but holds commas is a list of paths, as
+// kubectl's -f takes one (-f svc.yaml,slices.yaml).
 func (f *inputFlags) paths(fs *pflag.FlagSet) []string {
-	return append(append([]string(nil), f.files...), fs.Args()...)
+	var out []string
+	for _, p := range f.files {
+		if _, err := os.Stat(p); err != nil && strings.Contains(p, ",") && p != "-" {
+			out = append(out, slices.DeleteFunc(strings.Split(p, ","), func(s string) bool { return s == "" })...)
+			continue
+		}
+		out = append(out, p)
+	}
+	return append(out, fs.Args()...)
 }
 
 // nodeFlags carry the node context and cluster configuration; they win over
