@@ -66,6 +66,17 @@ addressType: IPv4
 ports: [{name: https, port: 8443}]
 endpoints: [{addresses: [192.0.2.10]}]
 `
+	got := crossCheckText(t, doc)
+	want := []string{`-:13:1: warning: EndpointSlice default/web-1: ports[0]: port "https"/TCP matches no port of Service default/web (ports are joined by name and protocol): its endpoints get no traffic`}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("CrossCheck (-want +got):\n%s", diff)
+	}
+}
+
+// crossCheckText loads doc, which must be valid, and returns CrossCheck's
+// findings as text.
+func crossCheckText(t *testing.T, doc string) []string {
+	t.Helper()
 	in, diags := Load([]string{"-"}, strings.NewReader(doc), Options{})
 	if diags.Err() != nil {
 		t.Fatal(diags)
@@ -74,10 +85,7 @@ endpoints: [{addresses: [192.0.2.10]}]
 	for _, d := range CrossCheck(in) {
 		got = append(got, d.Error())
 	}
-	want := []string{`-:13:1: warning: EndpointSlice default/web-1: ports[0]: port "https"/TCP matches no port of Service default/web (ports are joined by name and protocol): its endpoints get no traffic`}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("CrossCheck (-want +got):\n%s", diff)
-	}
+	return got
 }
 
 // TestCrossCheckCopies checks that a copy of a slice or an Endpoints (a
@@ -101,14 +109,7 @@ subsets: [{addresses: [{ip: 192.0.2.11}], ports: [{port: 80}]}]
 `
 	other := strings.Replace(slice, "192.0.2.10", "192.0.2.12", 1)
 	doc := slice + "---\n" + endpoints + "---\n" + slice + "---\n" + endpoints + "---\n" + other
-	in, diags := Load([]string{"-"}, strings.NewReader(doc), Options{})
-	if diags.Err() != nil {
-		t.Fatal(diags)
-	}
-	var got []string
-	for _, d := range CrossCheck(in) {
-		got = append(got, d.Error())
-	}
+	got := crossCheckText(t, doc)
 	want := []string{
 		`-:1:1: warning: EndpointSlice default/orphan-1: metadata.labels[kubernetes.io/service-name]: Service default/orphan is not in the input: kube-proxy ignores this slice`,
 		`-:10:1: warning: Endpoints default/lone: metadata.name: Service default/lone is not in the input: the EndpointSlice mirroring controller mirrors only the Endpoints of a Service without a selector, and kube-proxy reads only EndpointSlices`,
