@@ -28,16 +28,13 @@ import (
 // EndpointSlices in a file named after the Service.
 func splitCluster(t *testing.T, dir string, c synth.Config) {
 	t.Helper()
-	var b bytes.Buffer
-	if err := synth.Write(&b, c); err != nil {
-		t.Fatal(err)
-	}
+	text := synthText(t, c)
 	kind := regexp.MustCompile(`(?m)^kind: (\S+)`)
 	name := regexp.MustCompile(`(?m)^  name: (\S+)`)
 	label := regexp.MustCompile(`kubernetes.io/service-name: (\S+)`)
 	files := map[string][]string{}
 	var order []string
-	for _, doc := range strings.Split(b.String(), "\n---\n") {
+	for _, doc := range strings.Split(text, "\n---\n") {
 		file := "context"
 		switch kind.FindStringSubmatch(doc)[1] {
 		case "Service":
@@ -338,12 +335,9 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 // load of the whole file.
 func TestApplyWatchOneFile(t *testing.T) {
 	nstest.Require(t, "nft")
-	var b bytes.Buffer
-	if err := synth.Write(&b, synth.Config{Services: 40, Endpoints: 3}); err != nil {
-		t.Fatal(err)
-	}
+	text := synthText(t, synth.Config{Services: 40, Endpoints: 3})
 	dir := t.TempDir()
-	file := writeFile(t, dir, "cluster.yaml", b.String())
+	file := writeFile(t, dir, "cluster.yaml", text)
 	h := startWatch(t, file)
 	h.wait("start", "full")
 	h.check("start")
@@ -385,12 +379,9 @@ func TestApplyWatchOneFile(t *testing.T) {
 // the working directory, whose events the file watcher names "./f".
 func TestApplyWatchBareName(t *testing.T) {
 	nstest.Require(t, "nft")
-	var b bytes.Buffer
-	if err := synth.Write(&b, synth.Config{Services: 10, Endpoints: 2}); err != nil {
-		t.Fatal(err)
-	}
+	text := synthText(t, synth.Config{Services: 10, Endpoints: 2})
 	dir := t.TempDir()
-	writeFile(t, dir, "cluster.yaml", b.String())
+	writeFile(t, dir, "cluster.yaml", text)
 	t.Chdir(dir)
 	h := startWatch(t, "cluster.yaml")
 	h.wait("start", "full")
@@ -413,15 +404,12 @@ func TestApplyWatchBareName(t *testing.T) {
 // directory.
 func TestApplyWatchConfigMap(t *testing.T) {
 	nstest.Require(t, "nft")
-	var b bytes.Buffer
-	if err := synth.Write(&b, synth.Config{Services: 10, Endpoints: 2}); err != nil {
-		t.Fatal(err)
-	}
+	text := synthText(t, synth.Config{Services: 10, Endpoints: 2})
 	dir := t.TempDir()
 	if err := os.Mkdir(filepath.Join(dir, "..2026_11_28_01_00_00.1"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, dir, "..2026_11_28_01_00_00.1/cluster.yaml", b.String())
+	writeFile(t, dir, "..2026_11_28_01_00_00.1/cluster.yaml", text)
 	for link, to := range map[string]string{"..data": "..2026_11_28_01_00_00.1", "cluster.yaml": "..data/cluster.yaml"} {
 		if err := os.Symlink(to, filepath.Join(dir, link)); err != nil {
 			t.Fatal(err)
