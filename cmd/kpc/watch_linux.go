@@ -96,11 +96,11 @@ type watcher struct {
 	// (none: the file is loaded whole at its next change).
 	docs map[string][]docSpan
 	// links holds, per directory of the input, its files that are
-	// symbolic links (from the last whole apply). A ConfigMap mounted as
-	// a directory updates all its files at once by replacing the hidden
-	// link "..data" they go through: an event on a hidden name of the
-	// directory has them read again.
-	links map[string][]string
+	// symbolic links through a hidden name of the directory (from the
+	// last whole apply). A ConfigMap mounted as a directory updates all
+	// its files at once by replacing the hidden link "..data" they go
+	// through: an event on that name has them read again.
+	links map[string][]viaLink
 	// spare holds, for a file of many documents, the array of its split
 	// before the last, which resplit reuses for the next one.
 	spare map[string][]docSpan
@@ -1138,19 +1138,31 @@ func within(dir, name string) bool {
 	return true
 }
 
-// symlinked returns, by directory, the files that are symbolic links.
-func symlinked(files []string) map[string][]string {
-	links := map[string][]string{}
+// viaLink is a file that is a symbolic link whose target goes through
+// a hidden name of the file's own directory ("..data/svc.yaml").
+type viaLink struct{ file, via string }
+
+// symlinked returns, by directory, the files that are symbolic links
+// through a hidden name of their directory.
+func symlinked(files []string) map[string][]viaLink {
+	links := map[string][]viaLink{}
 	for _, f := range files {
-		if st, err := os.Lstat(f); err == nil && st.Mode()&fs.ModeSymlink != 0 {
-			d := filepath.Dir(f)
-			if !slices.Contains(links[d], f) {
-				links[d] = append(links[d], f)
-			}
+		to, err := os.Readlink(f)
+		if err != nil || filepath.IsAbs(to) {
+			continue
+		}
+		via, _, _ := strings.Cut(filepath.Clean(to), "/")
+		if !load.Hidden(via) || via == ".." {
+			continue
+		}
+		d := filepath.Dir(f)
+		l := viaLink{f, via}
+		if !slices.Contains(links[d], l) {
+			links[d] = append(links[d], l)
 		}
 	}
 	for _, l := range links {
-		slices.Sort(l)
+		slices.SortFunc(l, func(a, b viaLink) int { return strings.Compare(a.file, b.file) })
 	}
 	return links
 }
@@ -1210,8 +1222,10 @@ func (w *watcher) run(ctx context.Context, ready func()) error {
 			changed := []string{name}
 			if !w.relevant(name) {
 				changed = nil
-				if load.Hidden(filepath.Base(name)) {
-					changed = w.links[filepath.Dir(name)] // a ConfigMap's "..data" replaced, say
+				for _, l := range w.links[filepath.Dir(name)] {
+					if l.via == filepath.Base(name) { // a ConfigMap's "..data" replaced, say
+						changed = append(changed, l.file)
+					}
 				}
 			}
 			if len(changed) == 0 {

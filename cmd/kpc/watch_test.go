@@ -569,3 +569,30 @@ func TestApplyWatchRandomEdits(t *testing.T) {
 	}
 	t.Logf("applied as: %v", modes)
 }
+
+// TestSymlinked checks which files the watcher reads again when a hidden
+// name of their directory changes: the links whose target goes through
+// that name.
+func TestSymlinked(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "plain.yaml", "")
+	links := map[string]string{
+		"cm.yaml":    "..data/cm.yaml",
+		"store.yaml": "./.store/store.yaml",
+		"up.yaml":    "../up.yaml",
+		"abs.yaml":   "/etc/abs.yaml",
+		"sub.yaml":   "sub/sub.yaml",
+	}
+	var files []string
+	for link, to := range links {
+		if err := os.Symlink(to, filepath.Join(dir, link)); err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, filepath.Join(dir, link))
+	}
+	files = append(files, filepath.Join(dir, "plain.yaml"), filepath.Join(dir, "cm.yaml"))
+	want := map[string][]viaLink{dir: {{filepath.Join(dir, "cm.yaml"), "..data"}, {filepath.Join(dir, "store.yaml"), ".store"}}}
+	if diff := cmp.Diff(want, symlinked(files), cmp.AllowUnexported(viaLink{})); diff != "" {
+		t.Errorf("symlinked (-want +got):\n%s", diff)
+	}
+}
