@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -128,10 +129,23 @@ func runApply(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		o.report(append(loaded, done...))
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "kpc apply: %v\n", err)
+		fmt.Fprintf(stderr, "kpc apply: %v\n", permissionHint(err, o.backend))
 		return exitInvalid
 	}
 	return exitOK
+}
+
+// permissionHint adds to an error whose cause is a refused permission
+// what the backend needs: kpc's own errors name the step, the kernel's
+// only say "operation not permitted".
+func permissionHint(err error, backend string) error {
+	if !errors.Is(err, os.ErrPermission) {
+		return err
+	}
+	if backend == "netlink" {
+		return fmt.Errorf("%w (the netlink backend needs CAP_NET_ADMIN and a writable --state-dir: run kpc as root)", err)
+	}
+	return fmt.Errorf("%w (%s-restore needs CAP_NET_ADMIN: run kpc as root)", err, backend)
 }
 
 func isOneOf(s string, list []string) bool {
@@ -184,7 +198,7 @@ func runWatch(fs *pflag.FlagSet, in *inputFlags, nf *nodeFlags, o applyOptions, 
 		return exitUsage
 	}
 	if err := watchApply(paths, in, copts, o, stdout, stderr); err != nil {
-		fmt.Fprintf(stderr, "kpc apply: %v\n", err)
+		fmt.Fprintf(stderr, "kpc apply: %v\n", permissionHint(err, o.backend))
 		return exitInvalid
 	}
 	return exitOK

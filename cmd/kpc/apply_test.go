@@ -4,9 +4,12 @@ package main
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"regexp"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -385,6 +388,31 @@ func TestDiffLive(t *testing.T) {
 		}
 		if st.empty && stdout != "" {
 			t.Errorf("%s: stdout not empty:\n%s", st.name, stdout)
+		}
+	}
+}
+
+// TestPermissionHint checks that an error the kernel gave for a missing
+// privilege says what kpc needs, and that other errors are left alone.
+func TestPermissionHint(t *testing.T) {
+	eperm := fmt.Errorf("netlink: reading the nftables generation: %w", syscall.EPERM)
+	for _, tt := range []struct {
+		name    string
+		err     error
+		backend string
+		want    string
+	}{
+		{"netlink, EPERM", eperm, "netlink", eperm.Error() + " (the netlink backend needs CAP_NET_ADMIN and a writable --state-dir: run kpc as root)"},
+		{"netlink, EACCES", fmt.Errorf("locking state cache: %w", syscall.EACCES), "netlink", "locking state cache: permission denied (the netlink backend needs CAP_NET_ADMIN and a writable --state-dir: run kpc as root)"},
+		{"iptables, EPERM", eperm, "iptables", eperm.Error() + " (iptables-restore needs CAP_NET_ADMIN: run kpc as root)"},
+		{"another error", errors.New("no such table"), "netlink", "no such table"},
+	} {
+		got := permissionHint(tt.err, tt.backend)
+		if got.Error() != tt.want {
+			t.Errorf("%s: %q, want %q", tt.name, got, tt.want)
+		}
+		if !errors.Is(got, tt.err) {
+			t.Errorf("%s: the hint does not wrap the error", tt.name)
 		}
 	}
 }

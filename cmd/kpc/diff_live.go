@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -74,6 +75,9 @@ func runDiffLive(fs *pflag.FlagSet, in *inputFlags, nf *nodeFlags, netns, output
 	}
 	lines, err := liveDrift(prog, nsPath)
 	if err != nil {
+		if errors.Is(err, os.ErrPermission) {
+			err = fmt.Errorf("%w (reading kpc's tables needs CAP_NET_ADMIN: run kpc as root)", err)
+		}
 		fmt.Fprintf(stderr, "kpc diff: %v\n", err)
 		return exitUsage
 	}
