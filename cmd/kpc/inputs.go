@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -34,8 +35,33 @@ type inputFlags struct {
 
 func (f *inputFlags) register(fs *pflag.FlagSet) {
 	fs.StringArrayVarP(&f.files, "filename", "f", nil, "manifest file, directory (read recursively) or - for stdin; repeatable, comma-separated allowed; positional paths work too")
+	fs.VarPF(recursiveFlag{}, "recursive", "R", "accepted as kubectl takes it: directories are always read recursively").NoOptDefVal = "true"
+	fs.VarPF(kustomizeFlag{command: fs.Name()}, "kustomize", "k", "").Hidden = true
 	fs.BoolVar(&f.strict, "strict", false, "make every warning an error (unknown fields, duplicate keys, cross-document checks, ...), but for skipped documents of other kinds")
 	fs.StringVar(&f.nodePortRange, "service-node-port-range", "", "check nodePorts against this range, e.g. 30000-32767")
+}
+
+// recursiveFlag is kubectl's -R: kpc reads directories recursively
+// always, so only its default value is taken.
+type recursiveFlag struct{}
+
+func (recursiveFlag) String() string { return "true" }
+func (recursiveFlag) Type() string   { return "bool" }
+func (recursiveFlag) Set(s string) error {
+	if v, err := strconv.ParseBool(s); err != nil || !v {
+		return errors.New("kpc reads directories recursively always; name the files to read fewer")
+	}
+	return nil
+}
+
+// kustomizeFlag is kubectl's -k, which kpc does not take: the error
+// says how to render the kustomization first.
+type kustomizeFlag struct{ command string }
+
+func (kustomizeFlag) String() string { return "" }
+func (kustomizeFlag) Type() string   { return "string" }
+func (k kustomizeFlag) Set(s string) error {
+	return fmt.Errorf("kpc reads no kustomizations: render it first, kubectl kustomize %s | kpc %s -f -", s, k.command)
 }
 
 // paths returns the -f values followed by positional arguments. A -f
