@@ -432,6 +432,11 @@ func (w *watcher) loadAll() (*ir.Program, *api.Input, map[string][]docSpan, bool
 	input, ld := load.LoadFiles(files, w.loadOptions())
 	load.DropCaches()
 	load.AddUnread(input, diags)
+	if diags.Err() == nil && ld.Err() == nil && !holdsObjects(input) {
+		// A file truncated to be written again (a shell's >), say: kpc
+		// apply refuses such an input, and the watcher keeps the tables.
+		noObjects(&diags, w.paths, true)
+	}
 	diags = checkAcross(input, append(diags, ld...), w.copts)
 	docs := map[string][]docSpan{}
 	for _, f := range files {
@@ -676,6 +681,13 @@ func (w *watcher) change(files []string, seen time.Time) string {
 		return w.full("the input loads again")
 	case w.u == nil:
 		return w.full(w.why)
+	}
+	if !w.holdsObjects(loaded) {
+		var diags diag.List
+		noObjects(&diags, w.paths, true)
+		printDiags(w.errw, diags)
+		fmt.Fprintf(w.out, "kpc apply --watch: the input is not valid; the kernel keeps the last valid input's tables\n")
+		return "invalid"
 	}
 	// The keys whose documents changed (those of documents that only
 	// moved down or up a file are the same documents).
@@ -1265,6 +1277,31 @@ func (w *watcher) run(ctx context.Context, ready func()) error {
 			clear(pending)
 		}
 	}
+}
+
+// holdsObjects reports whether in holds a Service, an EndpointSlice or an
+// Endpoints.
+func holdsObjects(in *api.Input) bool {
+	return len(in.Services)+len(in.EndpointSlices)+len(in.Endpoints) > 0
+}
+
+// holdsObjects reports whether the input, with the files of loaded as
+// they now are, holds a Service, an EndpointSlice or an Endpoints.
+func (w *watcher) holdsObjects(loaded map[string]*fileLoad) bool {
+	for f, in := range w.files {
+		if l, ok := loaded[f]; ok {
+			in = l.in
+		}
+		if holdsObjects(in) {
+			return true
+		}
+	}
+	for f, l := range loaded {
+		if _, ok := w.files[f]; !ok && holdsObjects(l.in) {
+			return true
+		}
+	}
+	return false
 }
 
 // relevantDir reports whether a new directory is under a directory given,

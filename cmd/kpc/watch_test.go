@@ -396,6 +396,26 @@ func TestApplyWatchBareName(t *testing.T) {
 	})
 }
 
+// TestApplyWatchTruncated checks that a watched file emptied to be
+// written again (a shell's "kubectl get ... > file" truncates it first)
+// does not remove every Service from the kernel: an input without a
+// Service, EndpointSlice or Endpoints is refused, as kpc apply refuses it.
+func TestApplyWatchTruncated(t *testing.T) {
+	nstest.Require(t, "nft")
+	text := synthText(t, synth.Config{Services: 10, Endpoints: 2})
+	dir := t.TempDir()
+	file := writeFile(t, dir, "cluster.yaml", text)
+	h := startWatch(t, file)
+	h.wait("start", "full")
+	h.check("start")
+	h.run([]watchStep{
+		{"the file is emptied", func() { writeFile(t, dir, "cluster.yaml", "") }, "invalid"},
+		{"and written again", func() { writeFile(t, dir, "cluster.yaml", text) }, "unchanged"},
+		{"it is emptied but for a comment", func() { writeFile(t, dir, "cluster.yaml", "# soon\n") }, "invalid"},
+		{"an endpoint moves", func() { writeFile(t, dir, "cluster.yaml", strings.Replace(text, `"10.128.`, `"10.129.`, 1)) }, "update"},
+	})
+}
+
 // TestApplyWatchConfigMap watches a directory mounted from a ConfigMap:
 // its file is a link through the hidden link "..data" to a hidden
 // directory, and the kubelet updates it by making a new hidden directory
