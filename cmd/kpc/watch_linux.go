@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+	"golang.org/x/sys/unix"
 
 	"kpc/compiler"
 	"kpc/compiler/api"
@@ -35,6 +36,11 @@ import (
 // more before it reads the files: an editor's save is often several
 // events, and a tool that writes many files writes them in a burst.
 const watchDebounce = 10 * time.Millisecond
+
+// watchWriterWait bounds how long kpc apply --watch waits for a changed
+// file's writer to close it (see beingWritten) before it reads the file
+// all the same.
+const watchWriterWait = 10 * time.Second
 
 // A watcher keeps kpc's tables equal to the manifests under its paths as
 // they change (kpc apply --watch). It keeps every file's documents and, per
@@ -101,6 +107,10 @@ type watcher struct {
 	// its files at once by replacing the hidden link "..data" they go
 	// through: an event on that name has them read again.
 	links map[string][]viaLink
+	// waited is how long the changes being applied were waited for, from
+	// their first file event (watchDebounce, or longer for a writer to
+	// close a file).
+	waited time.Duration
 	// spare holds, for a file of many documents, the array of its split
 	// before the last, which resplit reuses for the next one.
 	spare map[string][]docSpan
@@ -844,7 +854,7 @@ func (w *watcher) change(files []string, seen time.Time) string {
 		return "update"
 	}
 	fmt.Fprintf(w.out, "kpc apply --watch: updated %d Services (%s) in %s since the first file event: read and compile %s (with a %s wait for more events), diff %s, kernel %s; %s\n",
-		len(changed), abbrev(changed), ms(time.Since(seen)), ms(compiled), ms(watchDebounce), ms(rep.Diff), ms(rep.Kernel), rep)
+		len(changed), abbrev(changed), ms(time.Since(seen)), ms(compiled), ms(w.waited), ms(rep.Diff), ms(rep.Kernel), rep)
 	return "update"
 }
 
@@ -1264,6 +1274,13 @@ func (w *watcher) run(ctx context.Context, ready func()) error {
 			}
 		case <-timer:
 			timer = nil
+			if w.writing(pending) && time.Since(first) < watchWriterWait {
+				// A file is still open for writing (a shell's > or a
+				// copy under way): half of it is no input to apply.
+				timer = time.After(watchDebounce)
+				continue
+			}
+			w.waited = time.Since(first)
 			if pending[""] {
 				w.report(w.full("files were added or events lost"))
 			} else {
@@ -1277,6 +1294,34 @@ func (w *watcher) run(ctx context.Context, ready func()) error {
 			clear(pending)
 		}
 	}
+}
+
+// writing reports whether a file of pending is open for writing.
+func (w *watcher) writing(pending map[string]bool) bool {
+	for f := range pending {
+		if f != "" && beingWritten(f) {
+			return true
+		}
+	}
+	return false
+}
+
+// beingWritten reports whether some process holds file f open for
+// writing: the kernel then refuses a read lease on it (fcntl F_SETLEASE,
+// which root, or the file's owner, may take). Where leases are not to be
+// had (another owner without CAP_LEASE, a file system without them), it
+// reports false.
+func beingWritten(f string) bool {
+	fd, err := unix.Open(f, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETLEASE, unix.F_RDLCK); err != nil {
+		return errors.Is(err, unix.EAGAIN)
+	}
+	_, _ = unix.FcntlInt(uintptr(fd), unix.F_SETLEASE, unix.F_UNLCK)
+	return false
 }
 
 // holdsObjects reports whether in holds a Service, an EndpointSlice or an

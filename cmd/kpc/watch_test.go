@@ -416,6 +416,48 @@ func TestApplyWatchTruncated(t *testing.T) {
 	})
 }
 
+// TestApplyWatchWriter checks that a file written in place in several
+// writes is applied once its writer closes it, not half-written: here
+// its first half is a valid input of fewer Services.
+func TestApplyWatchWriter(t *testing.T) {
+	nstest.Require(t, "nft")
+	text := synthText(t, synth.Config{Services: 10, Endpoints: 2})
+	dir := t.TempDir()
+	file := writeFile(t, dir, "cluster.yaml", text)
+	h := startWatch(t, file)
+	h.wait("start", "full")
+	h.check("start")
+	next := strings.Replace(text, `"10.128.`, `"10.129.`, 1)
+	half := strings.Index(next, "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: svc-5\n")
+	h.run([]watchStep{{"the file is written in two halves", func() {
+		fh, err := os.OpenFile(file, os.O_WRONLY|os.O_TRUNC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer fh.Close()
+		if _, err := fh.WriteString(next[:half]); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case what := <-h.done:
+			t.Fatalf("applied as %q while the file was half written", what)
+		case <-time.After(300 * time.Millisecond):
+		}
+		if !beingWritten(file) {
+			t.Error("beingWritten: false for a file open for writing")
+		}
+		if _, err := fh.WriteString(next[half:]); err != nil {
+			t.Fatal(err)
+		}
+		if err := fh.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if beingWritten(file) {
+			t.Error("beingWritten: true for a file closed")
+		}
+	}, "update"}})
+}
+
 // TestApplyWatchConfigMap watches a directory mounted from a ConfigMap:
 // its file is a link through the hidden link "..data" to a hidden
 // directory, and the kubelet updates it by making a new hidden directory
