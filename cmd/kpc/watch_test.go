@@ -329,18 +329,26 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
+// watchOneFile starts the watcher on one file of a synthetic cluster in a
+// directory of its own, and checks its first, whole apply.
+func watchOneFile(t *testing.T, c synth.Config) (h *watchHarness, dir, file, text string) {
+	t.Helper()
+	nstest.Require(t, "nft")
+	text = synthText(t, c)
+	dir = t.TempDir()
+	file = writeFile(t, dir, "cluster.yaml", text)
+	h = startWatch(t, file)
+	h.wait("start", "full")
+	h.check("start")
+	return h, dir, file, text
+}
+
 // TestApplyWatchOneFile watches one file of a whole synthetic cluster,
 // node context included, as kpc gen writes it: each change loads only
 // the documents that changed, and the kernel must still list as a fresh
 // load of the whole file.
 func TestApplyWatchOneFile(t *testing.T) {
-	nstest.Require(t, "nft")
-	text := synthText(t, synth.Config{Services: 40, Endpoints: 3})
-	dir := t.TempDir()
-	file := writeFile(t, dir, "cluster.yaml", text)
-	h := startWatch(t, file)
-	h.wait("start", "full")
-	h.check("start")
+	h, dir, _, _ := watchOneFile(t, synth.Config{Services: 40, Endpoints: 3})
 	change := func(f func(string) string) func() {
 		return func() { edit(t, dir, "cluster.yaml", f) }
 	}
@@ -401,13 +409,7 @@ func TestApplyWatchBareName(t *testing.T) {
 // does not remove every Service from the kernel: an input without a
 // Service, EndpointSlice or Endpoints is refused, as kpc apply refuses it.
 func TestApplyWatchTruncated(t *testing.T) {
-	nstest.Require(t, "nft")
-	text := synthText(t, synth.Config{Services: 10, Endpoints: 2})
-	dir := t.TempDir()
-	file := writeFile(t, dir, "cluster.yaml", text)
-	h := startWatch(t, file)
-	h.wait("start", "full")
-	h.check("start")
+	h, dir, _, text := watchOneFile(t, synth.Config{Services: 10, Endpoints: 2})
 	h.run([]watchStep{
 		{"the file is emptied", func() { writeFile(t, dir, "cluster.yaml", "") }, "invalid"},
 		{"and written again", func() { writeFile(t, dir, "cluster.yaml", text) }, "unchanged"},
@@ -420,13 +422,7 @@ func TestApplyWatchTruncated(t *testing.T) {
 // writes is applied once its writer closes it, not half-written: here
 // its first half is a valid input of fewer Services.
 func TestApplyWatchWriter(t *testing.T) {
-	nstest.Require(t, "nft")
-	text := synthText(t, synth.Config{Services: 10, Endpoints: 2})
-	dir := t.TempDir()
-	file := writeFile(t, dir, "cluster.yaml", text)
-	h := startWatch(t, file)
-	h.wait("start", "full")
-	h.check("start")
+	h, _, file, text := watchOneFile(t, synth.Config{Services: 10, Endpoints: 2})
 	next := strings.Replace(text, `"10.128.`, `"10.129.`, 1)
 	half := strings.Index(next, "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: svc-5\n")
 	h.run([]watchStep{{"the file is written in two halves", func() {
