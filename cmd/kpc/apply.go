@@ -93,6 +93,9 @@ func runApply(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if *watch {
 		return runWatch(fs, &in, &nf, o, stdout, stderr)
 	}
+	if code := probe(o, stderr); code != exitOK {
+		return code
+	}
 	var prog *ir.Program
 	var loaded steps
 	if !o.delete || len(in.paths(fs)) > 0 {
@@ -129,6 +132,21 @@ func runApply(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		o.report(append(loaded, done...))
 	}
 	if err != nil {
+		fmt.Fprintf(stderr, "kpc apply: %v\n", permissionHint(err, o.backend))
+		return exitInvalid
+	}
+	return exitOK
+}
+
+// probe checks, before the input is loaded, that the netlink backend can
+// reach the kernel and its state directory (a dry run needs neither):
+// without CAP_NET_ADMIN, a large input would be loaded and compiled for
+// seconds before the kernel refused it.
+func probe(o applyOptions, stderr io.Writer) int {
+	if o.backend != "netlink" || o.dryRun {
+		return exitOK
+	}
+	if err := netlinkProbe(o); err != nil {
 		fmt.Fprintf(stderr, "kpc apply: %v\n", permissionHint(err, o.backend))
 		return exitInvalid
 	}
@@ -188,6 +206,9 @@ func runWatch(fs *pflag.FlagSet, in *inputFlags, nf *nodeFlags, o applyOptions, 
 	case o.delete || o.dryRun || o.full:
 		fmt.Fprintf(stderr, "kpc apply: --watch does not go with --delete, --dry-run or --full\n")
 		return exitUsage
+	}
+	if code := probe(o, stderr); code != exitOK {
+		return code
 	}
 	paths, copts, code := compileSetup(fs, in, nf, uses{rendered: true}, stderr)
 	if code != exitOK {

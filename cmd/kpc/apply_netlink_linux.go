@@ -15,6 +15,10 @@ func netlinkOptions(o applyOptions) netlink.Options {
 	return netlink.Options{NetNS: o.netns, StateDir: o.stateDir, Full: o.full, DryRun: o.dryRun}
 }
 
+// netlinkProbe checks that the netlink backend can do its work (see
+// netlink.Probe) before the input is loaded.
+func netlinkProbe(o applyOptions) error { return netlink.Probe(netlinkOptions(o)) }
+
 // netlinkApply brings kpc's nftables tables to prog in one netlink
 // transaction: only the difference from the last apply when the kernel
 // still holds what it applied (see netlink.Sync), else a full replace. With

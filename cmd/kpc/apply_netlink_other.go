@@ -12,6 +12,7 @@ import (
 
 var errNoNetlink = errors.New("the netlink backend needs Linux")
 
+func netlinkProbe(applyOptions) error                                  { return errNoNetlink }
 func netlinkApply(*ir.Program, applyOptions, io.Writer) (steps, error) { return nil, errNoNetlink }
 func netlinkDelete(*ir.Program, applyOptions, io.Writer) error         { return errNoNetlink }
 

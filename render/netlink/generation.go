@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 
 	mdnetlink "github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
@@ -56,3 +57,29 @@ func nextGeneration(g uint32) uint32 {
 // another commit came after the generation it was sent at (nothing was
 // changed).
 func generationMoved(err error) bool { return errors.Is(err, unix.ERESTART) }
+
+// Probe checks, before any work, what Sync will need of the namespace of
+// o: that its nftables can be read (CAP_NET_ADMIN in it), and, unless
+// the cache is off, that the state directory can be written. A command
+// that loads and compiles a large input first would otherwise learn of a
+// missing privilege only after seconds of work.
+func Probe(o Options) error {
+	d, err := newDumper(o)
+	if err != nil {
+		return err
+	}
+	defer d.close()
+	if _, err := d.generation(); err != nil {
+		return err
+	}
+	if o.StateDir == "" {
+		return nil
+	}
+	if err := os.MkdirAll(o.StateDir, 0o700); err != nil {
+		return fmt.Errorf("netlink: state directory: %w", err)
+	}
+	if err := unix.Access(o.StateDir, unix.W_OK); err != nil {
+		return fmt.Errorf("netlink: state directory: %w", &os.PathError{Op: "access", Path: o.StateDir, Err: err})
+	}
+	return nil
+}
