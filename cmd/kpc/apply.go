@@ -157,13 +157,19 @@ func probe(o applyOptions, stderr io.Writer) int {
 // what the backend needs: kpc's own errors name the step, the kernel's
 // only say "operation not permitted".
 func permissionHint(err error, backend string) error {
+	if backend == "netlink" {
+		return needs(err, "the netlink backend needs CAP_NET_ADMIN and a writable --state-dir")
+	}
+	return needs(err, backend+"-restore needs CAP_NET_ADMIN")
+}
+
+// needs adds what, a privilege the step needs, to an error whose cause
+// is a refused permission.
+func needs(err error, what string) error {
 	if !errors.Is(err, os.ErrPermission) {
 		return err
 	}
-	if backend == "netlink" {
-		return fmt.Errorf("%w (the netlink backend needs CAP_NET_ADMIN and a writable --state-dir: run kpc as root)", err)
-	}
-	return fmt.Errorf("%w (%s-restore needs CAP_NET_ADMIN: run kpc as root)", err, backend)
+	return fmt.Errorf("%w (%s: run kpc as root)", err, what)
 }
 
 func isOneOf(s string, list []string) bool {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -75,10 +74,7 @@ func runDiffLive(fs *pflag.FlagSet, in *inputFlags, nf *nodeFlags, netns, output
 	}
 	lines, err := liveDrift(prog, nsPath)
 	if err != nil {
-		if errors.Is(err, os.ErrPermission) {
-			err = fmt.Errorf("%w (reading kpc's tables needs CAP_NET_ADMIN: run kpc as root)", err)
-		}
-		fmt.Fprintf(stderr, "kpc diff: %v\n", err)
+		fmt.Fprintf(stderr, "kpc diff: %v\n", needs(err, "reading kpc's tables needs CAP_NET_ADMIN"))
 		return exitUsage
 	}
 	if output == "json" {
