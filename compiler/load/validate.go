@@ -302,6 +302,9 @@ func (e *evaluator) validate(d *document, opts Options) (ok bool) {
 			}
 		}
 	}
+	if len(errs) > 0 {
+		errs = append(errs, e.hiddenRequired(d, v, def, errs)...)
+	}
 	for _, p := range unknown {
 		fe := fieldError{path: p, unknown: true}
 		d.diags.Warn(fe.position(d), d.object, p.String(), unknownFieldMsg(p))
@@ -322,7 +325,8 @@ func (e *evaluator) validate(d *document, opts Options) (ok bool) {
 		}
 	}
 	// M1. The schema requires a name too, but CUE reports a missing field
-	// only when the document has no other error.
+	// only when the document has no other error, and hiddenRequired finds
+	// it only in a metadata that is there.
 	if d.info.named && field(asStruct(get(d.expr, "metadata")), "name") == nil {
 		errs = append(errs, fieldError{path: fpath{"metadata", "name"}, msg: "required value"})
 	}
