@@ -59,11 +59,13 @@ func checkMeta(doc *ast.StructLit, dnsLabel bool) []fieldError {
 	}
 	metaP := fpath{"metadata"}
 
-	// M4: generateName, in prefix mode (a trailing '-' is allowed).
+	// M4: generateName, in prefix mode: apimachinery's maskTrailingDash
+	// replaces a trailing '-' and the character before it by one 'a'
+	// ("web_-" is checked as "wea").
 	if g, ok := stringLit(get(meta, "generateName")); ok && g != "" {
 		masked := g
 		if len(masked) > 1 && strings.HasSuffix(masked, "-") {
-			masked = masked[:len(masked)-1] + "a"
+			masked = masked[:len(masked)-2] + "a"
 		}
 		valid, msg := isDNSSubdomain(masked), msgDNSSub
 		if dnsLabel {
