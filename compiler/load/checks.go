@@ -3,10 +3,12 @@ package load
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
 	"cuelang.org/go/cue/ast"
+	"cuelang.org/go/cue/token"
 )
 
 // The checks in this file are the single-document rules that CUE does not
@@ -69,6 +71,15 @@ func intLit(e ast.Expr) (int64, bool) {
 	return n, true
 }
 
+// boolLit returns the value of a boolean literal.
+func boolLit(e ast.Expr) (value, ok bool) {
+	b, isLit := e.(*ast.BasicLit)
+	if !isLit || b.Kind != token.TRUE && b.Kind != token.FALSE {
+		return false, false
+	}
+	return b.Kind == token.TRUE, true
+}
+
 // strOr returns e's string value, def if e is nil, and ok false if e is
 // not a string.
 func strOr(e ast.Expr, def string) (string, bool) {
@@ -113,8 +124,8 @@ func checkService(doc *ast.StructLit, opts Options) []fieldError {
 	names := map[string]bool{}
 	seenPorts := map[protoPort]bool{}
 	seenNodePorts := map[protoPort]bool{}
-	nodePortOwner := map[int64]int64{}
-	allocErr := false // the allocator reports one error
+	var requests []nodePortRequest
+	var dupNodePorts []fieldError
 	ports := elems(get(spec, "ports"))
 	for i, el := range ports {
 		p := asStruct(el)
@@ -141,33 +152,46 @@ func checkService(doc *ast.StructLit, opts Options) []fieldError {
 			seenPorts[k] = true
 		}
 		np, npOK := intLit(get(p, "nodePort"))
-		if !npOK || np == 0 {
+		if !npOK {
+			np = 0
+		}
+		if portOK {
+			requests = append(requests, nodePortRequest{index: i, port: port, nodePort: np})
+		}
+		if np == 0 {
 			continue
 		}
-		npp := pp.key("nodePort")
-		k := protoPort{proto, np}
-		// The allocator runs for NodePort and LoadBalancer Services only,
-		// before validation, and stops at its first error (S12, S13).
-		allocated := typ == "NodePort" || typ == "LoadBalancer"
-		rangeMsg := nodePortRangeMsg(np, opts.NodePortRange)
-		switch owner, taken := nodePortOwner[np]; {
-		case allocated && !allocErr && taken && portOK && owner != port:
-			allocErr = true
-			add(npp, fmt.Sprintf("invalid value %d: provided port is already allocated", np))
-		case allocated && !allocErr && rangeMsg != "":
-			allocErr = true
-			add(npp, rangeMsg)
-		case protoOK && seenNodePorts[k]:
-			add(npp, fmt.Sprintf("duplicate value {%s, %d}", proto, np))
-		}
-		if protoOK {
+		// S10: one nodePort per protocol.
+		if k := (protoPort{proto, np}); protoOK && seenNodePorts[k] {
+			dupNodePorts = append(dupNodePorts, fieldError{path: pp.key("nodePort"), msg: fmt.Sprintf("duplicate value {%s, %d}", proto, np)})
+		} else if protoOK {
 			seenNodePorts[k] = true
 		}
-		if _, taken := nodePortOwner[np]; !taken && portOK {
-			nodePortOwner[np] = port
+	}
+	// S12, S13, S35: the allocator runs for NodePort and LoadBalancer
+	// Services only, before validation, and stops at its first error.
+	// The entry the allocator fails is not also a Duplicate.
+	allocErr := false
+	if typ == "NodePort" || typ == "LoadBalancer" {
+		all, ok := boolLit(get(spec, "allocateLoadBalancerNodePorts"))
+		fill := typ == "NodePort" || !ok || all
+		if at, msg, taken := allocateNodePorts(requests, fill, opts.NodePortRange); msg != "" {
+			allocErr = true
+			npp := specP.key("ports").index(at).key("nodePort")
+			add(npp, msg)
+			dupNodePorts = slices.DeleteFunc(dupNodePorts, func(fe fieldError) bool { return slices.Equal(fe.path, npp) })
+		} else if hc, ok := intLit(get(spec, "healthCheckNodePort")); ok && taken[hc] && typ == "LoadBalancer" {
+			// Allocated after the nodePorts when the Service needs it. The
+			// API server's InternalError ("failed to allocate requested
+			// HealthCheck NodePort"), reported at the field.
+			if policy, _ := stringLit(get(spec, "externalTrafficPolicy")); policy == "Local" {
+				allocErr = true
+				add(specP.key("healthCheckNodePort"), fmt.Sprintf("invalid value %d: provided port is already allocated", hc))
+			}
 		}
 	}
-	if hc, ok := intLit(get(spec, "healthCheckNodePort")); ok && hc != 0 {
+	errs = append(errs, dupNodePorts...)
+	if hc, ok := intLit(get(spec, "healthCheckNodePort")); ok && hc != 0 && !allocErr {
 		if msg := nodePortRangeMsg(hc, opts.NodePortRange); msg != "" {
 			add(specP.key("healthCheckNodePort"), msg)
 		}
@@ -226,6 +250,63 @@ func checkService(doc *ast.StructLit, opts Options) []fieldError {
 		}
 	}
 	return errs
+}
+
+// nodePortRequest is a port entry of a Service: its index, port and
+// requested nodePort (0: none).
+type nodePortRequest struct {
+	index          int
+	port, nodePort int64
+}
+
+// allocateNodePorts replays the API server's allocation of a Service's
+// nodePorts (initNodePorts) and returns its first error: the index of the
+// entry it names and the message ("" for none), and the nodePorts taken.
+// An entry without a nodePort (allocated when fill is true) takes the one
+// requested by any entry of the same port number, even a later one, so
+// that entry's error names the earlier one. Ports it would pick itself
+// are not known and conflict with nothing.
+func allocateNodePorts(reqs []nodePortRequest, fill bool, r PortRange) (int, string, map[int64]bool) {
+	taken := map[int64]bool{}
+	allocate := func(np int64) string {
+		if msg := nodePortRangeMsg(np, r); msg != "" {
+			return msg
+		}
+		if taken[np] {
+			return fmt.Sprintf("invalid value %d: provided port is already allocated", np)
+		}
+		taken[np] = true
+		return ""
+	}
+	byPort := map[int64]int64{} // the nodePort each port number got; -1 one the allocator picks
+	for _, q := range reqs {
+		if q.nodePort == 0 && !fill {
+			continue
+		}
+		switch got := byPort[q.port]; {
+		case got == 0:
+			np := int64(0)
+			for _, o := range reqs {
+				if o.port == q.port && o.nodePort != 0 {
+					np = o.nodePort
+					break
+				}
+			}
+			if np == 0 {
+				byPort[q.port] = -1
+				continue
+			}
+			if msg := allocate(np); msg != "" {
+				return q.index, msg, taken
+			}
+			byPort[q.port] = np
+		case q.nodePort != 0 && q.nodePort != got:
+			if msg := allocate(q.nodePort); msg != "" {
+				return q.index, msg, taken
+			}
+		}
+	}
+	return 0, "", taken
 }
 
 // nodePortRangeMsg returns the node-port allocator's error for a requested
