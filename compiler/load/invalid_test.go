@@ -666,13 +666,26 @@ func TestYAMLSyntaxErrorColumns(t *testing.T) {
 }
 
 // TestTemplateValueHint checks the hint added to an error about a value
-// that holds "{{", and that a valid value holding it gets none.
+// (invalid or unsupported) that holds "{{" or a shell variable, and that a
+// valid value holding either gets none.
 func TestTemplateValueHint(t *testing.T) {
-	in := "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  annotations: {a: \"{{ x }}\"}\nspec:\n  clusterIP: \"{{ .Values.ip }}\"\n  ports:\n  - port: 80\n"
-	_, diags := Load([]string{"-"}, strings.NewReader(in), Options{})
-	want := []string{`-:7:14: Service default/web: spec.clusterIPs[0]: invalid value "{{ .Values.ip }}": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)` +
-		` (the value holds "{{": is the file a template, a Helm chart's, say? Render it first: helm template, say)`}
-	if diff := cmp.Diff(want, diagStrings(diags)); diff != "" {
-		t.Errorf("diagnostics (-want +got):\n%s", diff)
+	const helm = ` (the value holds "{{": is the file a template, a Helm chart's, say? Render it first: helm template, say)`
+	const shell = ` (the value holds a shell variable: is the file a template for envsubst, say? Substitute the variables first)`
+	for _, tc := range []struct{ name, in, want string }{
+		{"an invalid value", "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  annotations: {a: \"{{ x }}\"}\nspec:\n  clusterIP: \"{{ .Values.ip }}\"\n  ports:\n  - port: 80\n",
+			`-:7:14: Service default/web: spec.clusterIPs[0]: invalid value "{{ .Values.ip }}": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)` + helm},
+		{"an unsupported value", "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  type: \"{{ .Values.type }}\"\n  ports:\n  - port: 80\n",
+			`-:5:9: Service default/web: spec.type: unsupported value "{{ .Values.type }}": must be one of "ClusterIP", "NodePort", "LoadBalancer", "ExternalName"` + helm},
+		{"a shell variable", "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  annotations: {a: \"${X}\"}\nspec:\n  type: LoadBalancer\n  loadBalancerSourceRanges: [\"$CLIENT_IP/32\"]\n  ports:\n  - port: 80\n",
+			`-:8:30: Service default/web: spec.LoadBalancerSourceRanges[0]: invalid value "$CLIENT_IP/32": must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)` + shell},
+		{"a shell variable in braces", "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  namespace: ${NS}\nspec:\n  ports:\n  - port: 80\n",
+			`-:5:14: Service ${NS}/web: metadata.namespace: invalid value "${NS}": must be a lowercase RFC 1123 label: at most 63 characters, a-z, 0-9 and '-', starting and ending with a letter or digit` + shell},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, diags := Load([]string{"-"}, strings.NewReader(tc.in), Options{})
+			if diff := cmp.Diff([]string{tc.want}, diagStrings(diags)); diff != "" {
+				t.Errorf("diagnostics (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

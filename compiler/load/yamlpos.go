@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"regexp"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -165,19 +167,43 @@ func parseAll(text []byte) error {
 // the text of a Helm chart or another template, not a manifest.
 const templateHint = `; the text around it holds "{{": is it a template (a Helm chart's, say)? Render it first (helm template, say)`
 
-// hintTemplates adds to each error about a value that holds "{{" (a Helm
-// chart's "{{ .Release.Name }}", quoted, is valid YAML) that the file may
-// be an unrendered template.
+// hintTemplates adds to each error about a value (invalid or unsupported)
+// that holds "{{" (a Helm chart's "{{ .Release.Name }}", quoted, is valid
+// YAML) that the file may be an unrendered template, and to one about a
+// value that holds a shell variable ("${NAMESPACE}", "$IP/32") that the
+// file may be one for envsubst.
 func hintTemplates(diags diag.List) {
 	for _, d := range diags {
-		if d.Severity == diag.SevError && strings.HasPrefix(d.Msg, "invalid value \"") && strings.Contains(d.Msg, "{{") {
+		if d.Severity != diag.SevError {
+			continue
+		}
+		rest, ok := strings.CutPrefix(d.Msg, "invalid value ")
+		if !ok {
+			rest, ok = strings.CutPrefix(d.Msg, "unsupported value ")
+		}
+		q, err := strconv.QuotedPrefix(rest)
+		if !ok || err != nil {
+			continue
+		}
+		switch v, _ := strconv.Unquote(q); {
+		case strings.Contains(v, "{{"):
 			d.Msg += valueTemplateHint
+		case shellVariable.MatchString(v):
+			d.Msg += valueVariableHint
 		}
 	}
 }
 
 // valueTemplateHint is added to an error about a value that holds "{{".
 const valueTemplateHint = ` (the value holds "{{": is the file a template, a Helm chart's, say? Render it first: helm template, say)`
+
+// shellVariable matches a value that holds a shell variable, as envsubst
+// replaces them: "$NAME" or "${NAME}".
+var shellVariable = regexp.MustCompile(`\$(\{[A-Za-z_][A-Za-z0-9_]*\}|[A-Za-z_][A-Za-z0-9_]*)`)
+
+// valueVariableHint is added to an error about a value that holds a shell
+// variable.
+const valueVariableHint = ` (the value holds a shell variable: is the file a template for envsubst, say? Substitute the variables first)`
 
 // nearTemplate reports whether a line within two of line (from 1) of data
 // holds "{{".
