@@ -81,7 +81,7 @@ var invalidCases = []struct {
 		}},
 	{name: "M6 label value not a string", in: strings.Replace(svc("ports: [{port: 80}]\n"), "name: s", "name: s\n  labels: {version: 1.0}", 1),
 		want: []string{
-			"-:5:21: Service default/s: metadata.labels[version]: invalid value 1.0: must be a string",
+			"-:5:21: Service default/s: metadata.labels[version]: invalid value 1: must be a string",
 		}},
 	{name: "M7 annotation value not a string", in: strings.Replace(svc("ports: [{port: 80}]\n"), "name: s", "name: s\n  annotations: {replicas: 3}", 1),
 		want: []string{

@@ -2,6 +2,7 @@ package load
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 
@@ -180,6 +181,8 @@ func normalize(s *ast.StructLit, strict bool, object string, path fpath, near to
 			normalize(v, strict, object, sub, posOr(v.Pos(), near), base, diags, dups)
 		case *ast.ListLit:
 			normalizeList(v, strict, object, sub, posOr(v.Pos(), near), base, diags, dups)
+		default:
+			wholeNumber(v)
 		}
 		if err == nil {
 			if seen != nil {
@@ -220,8 +223,30 @@ func normalizeList(l *ast.ListLit, strict bool, object string, path fpath, near 
 			normalize(v, strict, object, sub, posOr(v.Pos(), near), base, diags, dups)
 		case *ast.ListLit:
 			normalizeList(v, strict, object, sub, posOr(v.Pos(), near), base, diags, dups)
+		default:
+			wholeNumber(v)
 		}
 	}
+}
+
+// wholeNumber turns a number literal with a fraction or an exponent whose
+// value is a whole number (80.0, 8e1) into an integer literal, in place:
+// kubectl decodes a manifest's numbers as floats where they are not
+// integers as written, and sends a whole one as an integer, so that the API
+// server takes `port: 80.0` for 80.
+func wholeNumber(e ast.Expr) {
+	if u, ok := e.(*ast.UnaryExpr); ok && (u.Op == token.SUB || u.Op == token.ADD) {
+		e = u.X
+	}
+	b, ok := e.(*ast.BasicLit)
+	if !ok || b.Kind != token.FLOAT {
+		return
+	}
+	f, err := strconv.ParseFloat(strings.ReplaceAll(b.Value, "_", ""), 64)
+	if err != nil || f != math.Trunc(f) || math.Abs(f) > 1<<53 {
+		return
+	}
+	b.Kind, b.Value = token.INT, strconv.FormatInt(int64(f), 10)
 }
 
 // dupField is a field that won over an earlier field of its name in the

@@ -3,6 +3,7 @@ package load
 import (
 	"bytes"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"cuelang.org/go/cue/ast"
@@ -128,14 +129,19 @@ func plainAt(data []byte, pos token.Pos, word string) bool {
 	return i <= len(data) && bytes.HasPrefix(data[i:], []byte(word))
 }
 
-// hintYAML11 adds to each diagnostic about a boolean that the file spells
-// as a YAML 1.1 word (an unquoted yes where a string is wanted, say) what
-// kubectl makes of the word. The files are read again, and only for such
-// diagnostics; standard input is not.
+// hintYAML11 adds to each diagnostic about a value that the file spells
+// otherwise than kubectl sends it what kubectl makes of the spelling: a
+// boolean that is a YAML 1.1 word (an unquoted yes where a string is
+// wanted, say), and a whole number written as a float (a label value 1.0,
+// which kubectl sends as 1; see wholeNumber). The files are read again,
+// and only for such diagnostics; standard input is not.
 func hintYAML11(diags diag.List) {
 	var files map[string][]byte
 	for _, d := range diags {
-		if !strings.HasPrefix(d.Msg, "invalid value true: ") && !strings.HasPrefix(d.Msg, "invalid value false: ") ||
+		value, _, found := strings.Cut(strings.TrimPrefix(d.Msg, "invalid value "), ": ")
+		_, numErr := strconv.ParseInt(value, 10, 64)
+		boolean := value == "true" || value == "false"
+		if !strings.HasPrefix(d.Msg, "invalid value ") || !found || !boolean && numErr != nil ||
 			d.Pos.File == "" || d.Pos.File == stdinName || d.Pos.Line < 1 || d.Pos.Col < 1 {
 			continue
 		}
@@ -150,12 +156,15 @@ func hintYAML11(diags diag.List) {
 			files[d.Pos.File] = data
 		}
 		word := wordAt(data, d.Pos.Line, d.Pos.Col)
-		if _, ok := yaml11Bool(word); ok {
-			quote := ""
-			if strings.Contains(d.Msg, "must be a string") {
-				quote = fmt.Sprintf(": write %q for a string", word)
-			}
+		quote := ""
+		if strings.Contains(d.Msg, "must be a string") {
+			quote = fmt.Sprintf(": write %q for a string", word)
+		}
+		if _, ok := yaml11Bool(word); ok && boolean {
 			d.Msg += fmt.Sprintf(" (kubectl reads YAML 1.1, where an unquoted %s is a boolean%s)", word, quote)
+		} else if f, err := strconv.ParseFloat(strings.TrimPrefix(word, "+"), 64); err == nil && !boolean && word != value &&
+			strconv.FormatFloat(f, 'f', -1, 64) == value {
+			d.Msg += fmt.Sprintf(" (kubectl sends the number %s as %s%s)", word, value, quote)
 		}
 	}
 }

@@ -163,10 +163,12 @@ func TestYAML11Anchors(t *testing.T) {
 }
 
 // TestYAML11Hint checks the hint added to an error about a boolean that
-// the file spells as a YAML 1.1 word, and not to one spelt true.
+// the file spells as a YAML 1.1 word, and not to one spelt true; and the
+// one added to an error about a whole number spelt as a float, which
+// kubectl sends as an integer.
 func TestYAML11Hint(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "s.yaml")
-	text := "apiVersion: v1\nkind: Service\nmetadata:\n  name: s\n  labels: {a: true, b: Yes, c: é, d: off}\nspec:\n  ports:\n  - port: on\n"
+	text := "apiVersion: v1\nkind: Service\nmetadata:\n  name: s\n  labels: {a: true, b: Yes, c: é, d: off, e: 2, f: 2.0}\nspec:\n  ports:\n  - port: on\n    targetPort: 7e5\n"
 	if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +183,10 @@ func TestYAML11Hint(t *testing.T) {
 		"5:15: metadata.labels[a]: invalid value true: must be a string",
 		`5:24: metadata.labels[b]: invalid value true: must be a string (kubectl reads YAML 1.1, where an unquoted Yes is a boolean: write "Yes" for a string)`,
 		`5:38: metadata.labels[d]: invalid value false: must be a string (kubectl reads YAML 1.1, where an unquoted off is a boolean: write "off" for a string)`,
+		"5:46: metadata.labels[e]: invalid value 2: must be a string",
+		`5:52: metadata.labels[f]: invalid value 2: must be a string (kubectl sends the number 2.0 as 2: write "2.0" for a string)`,
 		"8:11: spec.ports[0].port: invalid value true: must be an integer (kubectl reads YAML 1.1, where an unquoted on is a boolean)",
+		"9:17: spec.ports[0].targetPort: invalid value 700000: must be a port number between 1 and 65535, inclusive, or an IANA_SVC_NAME (at most 15 characters, a-z, 0-9 and '-', at least one letter, no leading, trailing or double '-') (kubectl sends the number 7e5 as 700000)",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("diagnostics (-want +got):\n%s", diff)
