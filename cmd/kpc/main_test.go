@@ -427,7 +427,9 @@ func TestValidateJUnitMessages(t *testing.T) {
 	}{
 		{"bad.yaml", bad, ":7:13", "spec.ports[0].port: invalid value 70000: must be between 1 and 65535, inclusive"},
 		{"trunc.json", `{"apiVersion":"v1","kind":"Service","metadata":{"name":"a"},"spec":{"ports":[{"port":80}`, ":1:89", "JSON syntax error: unexpected end of input"},
-		{"flow.yaml", "apiVersion: v1\nkind: Service\nmetadata:\n  name: [a\n", ":4", "YAML syntax error: did not find expected ',' or ']'"},
+		{"flow.yaml", "apiVersion: v1\nkind: Service\nmetadata:\n  name: [a\n", ":4:9",
+			"YAML syntax error: did not find expected ',' or ']' in the flow sequence that starts here: close it, or separate its entries with commas"},
+		{"quote.yaml", "apiVersion: v1\nkind: Service\nmetadata:\n  name: \"a\n", ":4", "YAML syntax error: found unexpected end of stream"},
 	} {
 		path := writeFile(t, dir, tc.name, tc.data)
 		var stdout, stderr bytes.Buffer

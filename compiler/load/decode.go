@@ -474,11 +474,12 @@ func emptyDocument(e ast.Expr) bool {
 // 1.1), a tab that indents, and the scanner's errors at a character (see
 // scannerErrorAt), and the parser's errors in block style, which name the
 // line of the construct being parsed, not where it failed (see
-// parserErrorAt). The decoder's other errors keep their line alone: those
-// of its parser in flow style ("did not find expected ',' or '}'") and
-// those of a scalar ("found unexpected end of stream") name the line where
-// the collection or the scalar starts. A YAML syntax error near a line
-// with "{{" says that the text may be a template.
+// parserErrorAt). Those of its parser in flow style ("did not find
+// expected ',' or '}'") name the line where the collection starts: they
+// are placed at its opening bracket (see flowOpenAt). The decoder's other
+// errors keep their line alone: those of a scalar ("found unexpected end
+// of stream") name the line where the scalar starts. A YAML syntax error
+// near a line with "{{" says that the text may be a template.
 func locateYAMLError(data []byte, pos diag.Pos, msg string) (diag.Pos, string) {
 	at := -1
 	if anchor, ok := strings.CutPrefix(msg, "YAML syntax error: unknown anchor '"); ok {
@@ -555,6 +556,15 @@ func locateYAMLError(data []byte, pos diag.Pos, msg string) (diag.Pos, string) {
 	}
 	if at < 0 {
 		at = mapKeyAt(data, pos.Line, msg)
+	}
+	if at < 0 {
+		if at = flowOpenAt(data, pos.Line, msg); at >= 0 {
+			kind := "mapping"
+			if strings.HasSuffix(msg, "']'") {
+				kind = "sequence"
+			}
+			msg += " in the flow " + kind + " that starts here: close it, or separate its entries with commas"
+		}
 	}
 	if at >= 0 {
 		pos = offsetPos(pos.File, data, at)

@@ -456,7 +456,7 @@ var invalidCases = []struct {
 		}},
 	{name: "YAML syntax error after a valid document", in: svc("ports: [{port: 80}]\n") + "---\napiVersion: v1\nkind: Service\nmetadata: {name: t\n",
 		want: []string{
-			"-:10: YAML syntax error: did not find expected ',' or '}'",
+			"-:10:11: YAML syntax error: did not find expected ',' or '}' in the flow mapping that starts here: close it, or separate its entries with commas",
 		}},
 	{name: "spec not a mapping", in: "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: [80]\n",
 		want: []string{
@@ -601,9 +601,10 @@ func TestJSONSyntaxErrors(t *testing.T) {
 // TestYAMLSyntaxErrorColumns checks the columns found for the YAML
 // scanner's errors at a character, of which the decoder names the line
 // alone (and none on the first line): where one character of the line may
-// be it, and not where two may be, nor for the errors of the parser in
-// flow style; and the lines and columns found for those of the parser in
-// block style (see parserErrorAt).
+// be it, and not where two may be; the opening bracket of the collection
+// of the parser's errors in flow style (see flowOpenAt); and the lines and
+// columns found for those of the parser in block style (see
+// parserErrorAt).
 func TestYAMLSyntaxErrorColumns(t *testing.T) {
 	const head = "apiVersion: v1\nkind: Service\nmetadata:\n  name: a\n"
 	for _, tc := range []struct {
@@ -635,8 +636,16 @@ func TestYAMLSyntaxErrorColumns(t *testing.T) {
 		// text's, and the decoder's line (3) is kept as it is.
 		{"a line break the scanner counts", "# x\u2028y\n" + head + "   namespace: x\n",
 			"-:3: YAML syntax error: mapping values are not allowed in this context"},
-		{"parser error", head + "  labels: {a: b\n",
-			"-:5: YAML syntax error: did not find expected ',' or '}'"},
+		// The parser's errors in flow style name the collection's line:
+		// its opening bracket is found there.
+		{"flow mapping not closed", head + "  labels: {a: b\n",
+			"-:5:11: YAML syntax error: did not find expected ',' or '}' in the flow mapping that starts here: close it, or separate its entries with commas"},
+		{"flow mapping not closed after a closed one and a quoted brace", head + "  labels: {a: b}\n  annotations: {x: \"}\", y: '{'\n",
+			"-:6:16: YAML syntax error: did not find expected ',' or '}' in the flow mapping that starts here: close it, or separate its entries with commas"},
+		{"flow sequence not closed, with a closed mapping in it", "apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec:\n  ports: [{port: 80}, {port: 81} # [\n",
+			"-:5:10: YAML syntax error: did not find expected ',' or ']' in the flow sequence that starts here: close it, or separate its entries with commas"},
+		{"flow mapping whose brackets the line closes", head + "spec:\n  clusterIP: {{ pillar['ip'] }}\n",
+			"-:6: YAML syntax error: did not find expected ',' or '}'; the text around it holds \"{{\": is it a template (a Helm chart's, say)? Render it first (helm template, say)"},
 		// The block parser's errors name the construct's line; the line
 		// at which the text stops parsing is found.
 		{"a key indented less than its mapping", head + "spec:\n  ports:\n  - port: 80\n   name: x\n",

@@ -112,6 +112,49 @@ func mapKeyAt(data []byte, line int, msg string) int {
 	return -1
 }
 
+// flowOpenAt finds the collection of the YAML parser's error in flow style
+// on line (from 1), "did not find expected ',' or '}'" (or ']'), which
+// names the line where the collection starts: the last '{' (or '[') of the
+// line that the line does not close, outside quotes and comments. It
+// returns its offset, or -1.
+func flowOpenAt(data []byte, line int, msg string) int {
+	var open, close byte
+	switch {
+	case strings.HasSuffix(msg, "did not find expected ',' or '}'"):
+		open, close = '{', '}'
+	case strings.HasSuffix(msg, "did not find expected ',' or ']'"):
+		open, close = '[', ']'
+	default:
+		return -1
+	}
+	at, ok := lineStart(data, line)
+	if !ok || bytes.ContainsAny(data, "\u0085\u2028\u2029") {
+		return -1
+	}
+	l := lineOf(data[at:])
+	var opened []int // the offsets in l of the brackets of the kind still open
+	for i := 0; i < len(l); i++ {
+		switch c := l[i]; {
+		case c == '"' || c == '\'':
+			for i++; i < len(l) && l[i] != c; i++ {
+				if c == '"' && l[i] == '\\' {
+					i++
+				}
+			}
+		case c == '#' && (i == 0 || l[i-1] == ' ' || l[i-1] == '\t'):
+			i = len(l)
+		case c == open:
+			opened = append(opened, i)
+		case c == close && len(opened) > 0:
+			opened = opened[:len(opened)-1]
+		}
+	}
+	if len(opened) == 0 {
+		return -1
+	}
+	return at + opened[len(opened)-1]
+}
+
 // lineStart returns the offset at which line (from 1; 0 counts as 1) of
 // data starts, and whether data has that line.
 func lineStart(data []byte, line int) (int, bool) {
