@@ -134,10 +134,18 @@ func (c *genCluster) model(m probeMeta, pkt Packet, mode ir.Mode) (want Expect, 
 		// LB ingress with ipMode Proxy is not programmed.
 		return Expect{Verdict: "untouched"}, false, true
 	}
+	cluster, local, hasAny := c.endpointSets(s, p, f)
 	if m.kind == "nodeport" && !c.servesNodePort(pkt.Dst, mode) {
+		// iptables mode checks a NodePort without (external) endpoints
+		// on every local address (the probes' are all local).
+		switch {
+		case !nft && !hasAny:
+			return Expect{Verdict: "reject"}, false, true
+		case !nft && s.eTPLocal && len(local) == 0:
+			return Expect{Verdict: "drop"}, false, true
+		}
 		return Expect{Verdict: "untouched"}, false, true
 	}
-	cluster, local, hasAny := c.endpointSets(s, p, f)
 	pods, detector := c.podRange(f)
 	isPod := detector && pods.Contains(pkt.Src)
 	fromNode := pkt.FromNode
@@ -146,9 +154,16 @@ func (c *genCluster) model(m probeMeta, pkt Packet, mode ir.Mode) (want Expect, 
 	blocked := m.kind == "lb" && s.sourceRanges && !netip.MustParsePrefix(genAllowed[f][0]).Contains(pkt.Src) &&
 		!(s.rangesNode && (netip.MustParsePrefix(genAllowed[f][1]).Contains(pkt.Src) || c.node && pkt.Src == s.lbIPs[f]))
 	if !hasAny {
-		if blocked {
+		switch {
+		case !nft && fromNode && (m.kind == "external" || m.kind == "lb") && !slices.Contains(c.nodeIPs[f], pkt.Dst):
+			// iptables mode checks external addresses on the input and
+			// forward paths only: the packet leaves the node.
+			return Expect{Verdict: "untouched"}, false, true
+		case blocked && nft:
 			return Expect{}, false, false
 		}
+		// iptables mode has no source ranges for a Service without
+		// endpoints.
 		return Expect{Verdict: "reject"}, false, true
 	}
 	if blocked {

@@ -558,6 +558,11 @@ func (g *iptGen) fixedRules() {
 	ctNew := "-m conntrack --ctstate NEW"
 	hook := func(b string) string { return g.fixed(iptHookPrefix + b) }
 
+	// kube-proxy's jumps: the cluster IPs' checks (SERVICES) on the paths
+	// of forwarded and locally sent packets, the other addresses' and the
+	// NodePorts' (EXTERNAL-SERVICES) on those of forwarded and locally
+	// delivered ones. A packet the node sends to an external IP of a
+	// Service without endpoints leaves the node, as under kube-proxy.
 	for _, b := range []string{"INPUT", "FORWARD", "OUTPUT"} {
 		f.add(hook(b), ctNew, iptComment("kpc load balancer firewall"), "-j", g.fixed(iptProxyFirewall))
 		switch b {
@@ -566,8 +571,12 @@ func (g *iptGen) fixedRules() {
 		case "FORWARD":
 			f.add(hook(b), iptComment("kpc forwarding rules"), "-j", g.fixed(iptForward))
 		}
-		f.add(hook(b), ctNew, iptComment("kpc service portals"), "-j", g.fixed(iptServices))
-		f.add(hook(b), ctNew, iptComment("kpc externally-visible service portals"), "-j", g.fixed(iptExternalServices))
+		if b != "INPUT" {
+			f.add(hook(b), ctNew, iptComment("kpc service portals"), "-j", g.fixed(iptServices))
+		}
+		if b != "OUTPUT" {
+			f.add(hook(b), ctNew, iptComment("kpc externally-visible service portals"), "-j", g.fixed(iptExternalServices))
+		}
 		if localnet && b != "FORWARD" {
 			f.add(hook(b), "-j", g.fixed(iptFirewall))
 		}
@@ -827,35 +836,31 @@ func (g *iptGen) dispatch() error {
 		if c == nil || c.Kind != ir.FirewallChain {
 			return &UnsupportedError{Backend: "iptables", Feature: fmt.Sprintf("firewall entry %s %s %d: target %q is not a firewall chain", e.Addr, e.Protocol, e.Port, e.Target.Chain)}
 		}
-		allowAll, allowed, err := iptFirewallRanges(c)
+		allowAll, _, err := iptFirewallRanges(c)
 		if err != nil {
 			return err
 		}
-		if allowAll {
-			continue
-		}
 		k := key{e.Addr, e.Protocol, e.Port}
-		svc := iptEntryComment(e.Comment, "")
-		if t := chainTarget[k]; t != "" {
-			// Allowed sources are DNATed by the nat firewall chain; what
-			// reaches filter with this destination was not allowed.
-			if prev, ok := g.fwTarget[c.Name]; ok && prev != t {
-				return &UnsupportedError{Backend: "iptables", Feature: fmt.Sprintf("firewall chain %q in front of two different chains", c.Name)}
-			}
-			g.fwTarget[c.Name] = t
-			if _, ok := g.fwComment[c.Name]; !ok {
-				g.fwComment[c.Name] = svc
-			}
-			fwDispatch[k] = g.nameOf(c.Name)
-			f.add(g.fixed(iptProxyFirewall), iptComment(svc+" traffic not accepted by "+g.nameOf(c.Name)), g.dst(e.Addr, e.Protocol, e.Port), "-j DROP")
+		t := chainTarget[k]
+		if allowAll || t == "" {
+			// Nothing DNATs a destination of no Service entry: the
+			// Service has no endpoints, and kube-proxy's iptables mode
+			// writes no firewall for it (usesFWChain needs endpoints):
+			// EXTERNAL-SERVICES rejects every source.
 			continue
 		}
-		// Nothing DNATs this destination: let the allowed sources through
-		// the filter check and drop the rest.
-		for _, p := range allowed {
-			f.add(g.fixed(iptProxyFirewall), iptComment(iptEntryComment(e.Comment, e.Kind)), "-s", p.Masked().String(), g.dst(e.Addr, e.Protocol, e.Port), "-j RETURN")
+		// Allowed sources are DNATed by the nat firewall chain; what
+		// reaches filter with this destination was not allowed.
+		svc := iptEntryComment(e.Comment, "")
+		if prev, ok := g.fwTarget[c.Name]; ok && prev != t {
+			return &UnsupportedError{Backend: "iptables", Feature: fmt.Sprintf("firewall chain %q in front of two different chains", c.Name)}
 		}
-		f.add(g.fixed(iptProxyFirewall), iptComment(svc+" traffic not accepted by the source ranges"), g.dst(e.Addr, e.Protocol, e.Port), "-j DROP")
+		g.fwTarget[c.Name] = t
+		if _, ok := g.fwComment[c.Name]; !ok {
+			g.fwComment[c.Name] = svc
+		}
+		fwDispatch[k] = g.nameOf(c.Name)
+		f.add(g.fixed(iptProxyFirewall), iptComment(svc+" traffic not accepted by "+g.nameOf(c.Name)), g.dst(e.Addr, e.Protocol, e.Port), "-j DROP")
 	}
 
 	for _, e := range rs.Services {
@@ -930,11 +935,11 @@ func (g *iptGen) noEndpoints() {
 	for _, e := range g.rs.NoEndpoints {
 		g.addVerdict(g.verdictChain(e.Addr), comment(e.Comment, e.Target), g.dst(e.Addr, e.Protocol, e.Port), e.Target)
 	}
+	// The NodePorts' checks match every local address, as kube-proxy's
+	// do, whatever addresses serve NodePorts.
 	for _, e := range g.rs.NoEndpointNodePorts {
 		p := iptProto(e.Protocol)
-		for _, d := range g.npDsts {
-			g.addVerdict(g.fixed(iptExternalServices), comment(e.Comment, e.Target),
-				d+" -m "+p+" -p "+p+" --dport "+strconv.Itoa(int(e.Port)), e.Target)
-		}
+		g.addVerdict(g.fixed(iptExternalServices), comment(e.Comment, e.Target),
+			"-m addrtype --dst-type LOCAL -m "+p+" -p "+p+" --dport "+strconv.Itoa(int(e.Port)), e.Target)
 	}
 }

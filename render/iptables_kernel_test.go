@@ -311,7 +311,9 @@ func TestIPTablesKernelDNAT(t *testing.T) {
 		{iptLocalPolicy, "203.0.113.2", "203.0.113.30:80", "192.0.2.31:80|192.0.2.32:80"},
 		{iptNoEndpoints, "203.0.113.2", "198.51.100.50:80", "none"},
 		{iptNoEndpoints, "203.0.113.2", "198.51.100.52:80", "none"},
-		{iptNoEndpoints, "203.0.113.2", "203.0.113.50:80", "none"},
+		// kube-proxy checks external IPs on the input and forward paths:
+		// from the node, the packet leaves it.
+		{iptNoEndpoints, "203.0.113.2", "203.0.113.50:80", "untouched"},
 		{iptNoEndpoints, "203.0.113.2", "203.0.113.51:80", "192.0.2.51:80"},
 	}
 	for _, be := range iptBackends {

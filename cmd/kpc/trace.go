@@ -21,7 +21,7 @@ func runTrace(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	to := fs.String("to", "", "destination ADDR:PORT[/tcp|udp|sctp], e.g. 10.96.0.10:53/udp or [2001:db8::1]:80 (required)")
 	fromNode := fs.Bool("from-node", false, "the packet is sent by a process on the node itself (output hook)")
 	toNode := fs.Bool("to-node", false, "the destination is an address of the node: it serves NodePorts on every local address when no --nodeport-addresses restrict them (needed only for addresses that neither --node-ip nor a Node document gives)")
-	mode := fs.String("mode", "nft", "whose semantics to trace: nft or iptables (they differ for stray ports on cluster IPs)")
+	mode := fs.String("mode", "nft", "whose semantics to trace: nft or iptables (they differ for stray ports on cluster IPs, NodePorts on localhost, health-check ports, and where Services without endpoints are refused)")
 	if code, done := parse(fs, args, stdout); done {
 		return code
 	}

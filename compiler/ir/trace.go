@@ -21,7 +21,14 @@ const (
 	// service-CIDR drop, NodePorts are also served on 127.0.0.0/8 to the
 	// node's own processes when Node.LocalhostNodePorts is set, and TCP to
 	// a local address and a health-check NodePort is accepted
-	// (VerdictAccept).
+	// (VerdictAccept). Its filter checks hang off the paths as kube-proxy
+	// hooks them: those of cluster IPs on the forward and output paths,
+	// those of other addresses and of NodePorts on the forward and input
+	// paths (a packet the node sends to an external IP of a Service
+	// without endpoints leaves the node); a NodePort's check matches every
+	// local address, whatever addresses serve NodePorts; and the source
+	// ranges of a load-balancer IP only apply when the Service has
+	// endpoints (without, every source is rejected).
 	ModeIPTables
 )
 
@@ -300,6 +307,9 @@ func (t *tracer) run() Result {
 	// 1. Firewall.
 	branches = t.stage(branches, func(b branch) []branch {
 		if e, ok := t.firewall[t.serviceKey()]; ok {
+			if _, dispatched := t.services[t.serviceKey()]; t.mode == ModeIPTables && !dispatched {
+				return []branch{b}
+			}
 			return t.runTarget(e.Target, t.with(b, StepFirewall), 0)
 		}
 		return []branch{b}
@@ -346,10 +356,10 @@ func (t *tracer) filter(b branch) branch {
 		b.status = accepted
 		return b
 	}
-	if e, ok := t.noEndpoints[t.serviceKey()]; ok {
+	if e, ok := t.noEndpoints[t.serviceKey()]; ok && t.checked(t.clusterIPs[t.pkt.Dst]) {
 		return verdictBranch(e.Target, t.with(b, StepNoEndpoints))
 	}
-	if t.nodePortDst() {
+	if t.mode == ModeNFT && t.nodePortDst() || t.mode == ModeIPTables && t.localDst() {
 		if e, ok := t.noEndpointNodePorts[t.nodePortKey()]; ok {
 			return verdictBranch(e.Target, t.with(b, StepNoEndpointNodePorts))
 		}
@@ -371,6 +381,26 @@ func (t *tracer) filter(b branch) branch {
 		}
 	}
 	return b
+}
+
+// checked reports whether the packet meets the filter check of a
+// NoEndpoints entry of a cluster IP (clusterIP) or of another address. In
+// ModeNFT it meets every one. In ModeIPTables kube-proxy's filter table
+// checks cluster IPs on the forward and output paths and the other
+// addresses on the forward and input paths: a packet from the node meets
+// the latter only when it is addressed to the node itself (it comes back
+// in), and one from elsewhere to a local address meets the former never.
+func (t *tracer) checked(clusterIP bool) bool {
+	if t.mode == ModeNFT {
+		return true
+	}
+	switch {
+	case t.srcLocal():
+		return clusterIP || t.localDst()
+	case t.localDst():
+		return !clusterIP
+	}
+	return true
 }
 
 // verdictBranch applies a NoEndpoints target (drop or reject).

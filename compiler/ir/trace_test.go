@@ -341,3 +341,70 @@ func TestTraceHealthCheckNodePort(t *testing.T) {
 		t.Errorf("VerdictAccept.String() = %q", VerdictAccept.String())
 	}
 }
+
+// TestTraceIPTablesFilterPaths checks where iptables mode meets the filter
+// checks of Services without endpoints, as kube-proxy hooks them: cluster
+// IPs on the forward and output paths, other addresses and NodePorts on
+// the forward and input paths, a NodePort's check on every local address,
+// and no source ranges for a load-balancer IP without endpoints; nftables
+// mode meets every check, and the source ranges.
+func TestTraceIPTablesFilterPaths(t *testing.T) {
+	node, pod, outside, allowed := a("192.0.2.10"), a("10.244.1.5"), a("203.0.113.9"), a("198.51.100.9")
+	cip, ext, lb, lbLive := a("10.96.0.1"), a("203.0.113.50"), a("203.0.113.60"), a("203.0.113.61")
+	fw, live := "firewall-X", "service-Y"
+	p := &Program{Rulesets: []*Ruleset{{
+		Family: IPv4,
+		Node:   Node{IPs: []netip.Addr{node}, NodePortAddrs: []netip.Addr{node}},
+		Services: []ServiceEntry{
+			{Addr: lbLive, Protocol: TCP, Port: 80, Target: Target{Chain: live}},
+		},
+		Firewall: []ServiceEntry{
+			{Addr: lb, Protocol: TCP, Port: 80, Target: Target{Chain: fw}},
+			{Addr: lbLive, Protocol: TCP, Port: 80, Target: Target{Chain: fw}},
+		},
+		NoEndpoints: []ServiceEntry{
+			{Addr: cip, Protocol: TCP, Port: 80, Target: Target{Reject: true}},
+			{Addr: ext, Protocol: TCP, Port: 80, Target: Target{Reject: true}},
+			{Addr: lb, Protocol: TCP, Port: 80, Target: Target{Reject: true}},
+		},
+		NoEndpointNodePorts: []NodePortEntry{{Protocol: TCP, Port: 30000, Target: Target{Reject: true}}},
+		ClusterIPs:          []netip.Addr{cip},
+		Chains: []*Chain{
+			{Name: fw, Kind: FirewallChain, Rules: []Rule{{Match: Match{SrcNotIn: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}}, Action: &Drop{}}}},
+			{Name: live, Kind: ServiceChain, Rules: []Rule{{Action: &DNAT{Addr: a("10.244.2.7"), Port: 8080, Protocol: TCP}}}},
+		},
+	}}}
+	tcp := func(src, dst netip.Addr, port uint16, fromNode, toNode bool) Packet {
+		return Packet{Src: src, Dst: dst, Protocol: TCP, Port: port, FromNode: fromNode, ToNode: toNode}
+	}
+	for _, tt := range []struct {
+		name      string
+		pkt       Packet
+		nft, ipts Verdict
+	}{
+		{"cluster IP from a pod", tcp(pod, cip, 80, false, false), VerdictReject, VerdictReject},
+		{"cluster IP from the node", tcp(node, cip, 80, true, false), VerdictReject, VerdictReject},
+		{"external IP from outside", tcp(outside, ext, 80, false, false), VerdictReject, VerdictReject},
+		{"external IP from the node", tcp(node, ext, 80, true, false), VerdictReject, VerdictUntouched},
+		{"external IP of the node, from the node", tcp(node, ext, 80, true, true), VerdictReject, VerdictReject},
+		{"NodePort on a served address", tcp(outside, node, 30000, false, false), VerdictReject, VerdictReject},
+		{"NodePort on another local address", tcp(outside, a("198.51.100.77"), 30000, false, true), VerdictUntouched, VerdictReject},
+		{"NodePort on loopback from the node", tcp(a("127.0.0.1"), a("127.0.0.1"), 30000, true, false), VerdictUntouched, VerdictReject},
+		{"NodePort on an address not the node's", tcp(outside, a("198.51.100.77"), 30000, false, false), VerdictUntouched, VerdictUntouched},
+		{"LB IP without endpoints, allowed source", tcp(allowed, lb, 80, false, false), VerdictReject, VerdictReject},
+		{"LB IP without endpoints, other source", tcp(outside, lb, 80, false, false), VerdictDrop, VerdictReject},
+		{"LB IP with endpoints, other source", tcp(outside, lbLive, 80, false, false), VerdictDrop, VerdictDrop},
+		{"LB IP with endpoints, allowed source", tcp(allowed, lbLive, 80, false, false), VerdictDNAT, VerdictDNAT},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, m := range []struct {
+				mode Mode
+				want Verdict
+			}{{ModeNFT, tt.nft}, {ModeIPTables, tt.ipts}} {
+				if got := Trace(p, tt.pkt, m.mode); got.Verdict != m.want {
+					t.Errorf("mode %d: verdict %v (path %v), want %v", m.mode, got.Verdict, got.Path, m.want)
+				}
+			}
+		})
+	}
+}
