@@ -97,7 +97,7 @@ func TestSvc5(t *testing.T) {
 				{Match: ir.Match{SrcNotIn: prefixes("203.0.113.0/25")}, Action: &ir.Drop{}, Comment: "other traffic to " + spn + " load balancer IPs"},
 			}},
 			{Name: svc, Kind: ir.ServiceChain, Service: spn, Protocol: ir.TCP, Comment: spn + " cluster endpoints", Rules: []ir.Rule{
-				{Match: ir.Match{DstAddr: cip, SrcNotIn: prefixes("10.0.0.0/8")}, Action: &ir.MarkMasq{}, Comment: spn + " cluster IP"},
+				{Match: ir.Match{DstAddr: cip, DstPort: 80, SrcNotIn: prefixes("10.0.0.0/8")}, Action: &ir.MarkMasq{}, Comment: spn + " cluster IP"},
 				{Match: ir.Match{Affinity: aff}, Action: &ir.Goto{Chain: ep}, Comment: spn + " -> 10.180.0.3:80"},
 				{Action: &ir.Balance{Chains: []string{ep}}},
 			}},
@@ -432,7 +432,7 @@ func TestCompileBehaviour(t *testing.T) {
 			opts: func() *Options { o := kubeProxyTestOpts(); o.MasqueradeAll = ptr(true); return &o }(),
 			check: func(t *testing.T, p *ir.Program) {
 				c := findChain(p.Rulesets[0], "service-")
-				if want := (ir.Match{DstAddr: netip.MustParseAddr("172.30.0.70")}); c == nil || !cmp.Equal(c.Rules[0].Match, want, cmpNet) {
+				if want := (ir.Match{DstAddr: netip.MustParseAddr("172.30.0.70"), DstPort: 80}); c == nil || !cmp.Equal(c.Rules[0].Match, want, cmpNet) {
 					t.Errorf("first rule = %+v, want match %+v", c.Rules[0], want)
 				}
 			},

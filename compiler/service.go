@@ -286,10 +286,10 @@ func (b *builder) addServicePort(p *servicePort) {
 		switch {
 		case cfg.masqueradeAll:
 			internalRules = []ir.Rule{{
-				Match: ir.Match{DstAddr: p.clusterIP}, Action: &ir.MarkMasq{}, Comment: p.name + " cluster IP"}}
+				Match: ir.Match{DstAddr: p.clusterIP, DstPort: p.port}, Action: &ir.MarkMasq{}, Comment: p.name + " cluster IP"}}
 		case cfg.podCIDR[b.f].IsValid():
 			internalRules = []ir.Rule{{
-				Match:   ir.Match{DstAddr: p.clusterIP, SrcNotIn: []netip.Prefix{cfg.podCIDR[b.f]}},
+				Match:   ir.Match{DstAddr: p.clusterIP, DstPort: p.port, SrcNotIn: []netip.Prefix{cfg.podCIDR[b.f]}},
 				Action:  &ir.MarkMasq{},
 				Comment: p.name + " cluster IP",
 			}}
