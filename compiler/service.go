@@ -237,9 +237,9 @@ func (b *builder) addServicePort(p *servicePort) {
 	cipKey := svcKey{p.clusterIP, p.proto, p.port}
 	if (b.c.whole() || s.explicit[b.f]) && b.claim(s, cipKey, func() string { return clusterIPPath(s, b.f) }) {
 		if hasInternal {
-			b.addServiceEntry(b.services, &rs.Services, p.entry(p.clusterIP, "cluster IP", ir.Target{Chain: internalChain}))
+			b.addServiceEntry(b.services, &rs.Services, p.entry(p.clusterIP, ir.ClusterIPKind, ir.Target{Chain: internalChain}))
 		} else {
-			b.addServiceEntry(b.noEndpoint, &rs.NoEndpoints, p.entry(p.clusterIP, "cluster IP", internalVerdict))
+			b.addServiceEntry(b.noEndpoint, &rs.NoEndpoints, p.entry(p.clusterIP, ir.ClusterIPKind, internalVerdict))
 		}
 	}
 	for _, ext := range p.externalIPs {

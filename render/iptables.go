@@ -61,11 +61,13 @@ import (
 //     health-check NodePorts; PREFIX-FORWARD drops conntrack-invalid
 //     packets and accepts marked and established ones; PREFIX-FIREWALL
 //     (IPv4 localhost NodePorts only) drops packets to 127.0.0.0/8 from
-//     elsewhere. Unlike kube-proxy, which checks cluster IPs only in
-//     FORWARD and OUTPUT and other addresses only in INPUT and FORWARD,
-//     new connections in all three go through both chains, as the IR (and
-//     kube-proxy's nftables mode) says: a node process connecting to the
-//     external IP of a Service without endpoints is refused.
+//     elsewhere. As in kube-proxy, new connections meet the cluster IPs'
+//     checks in FORWARD and OUTPUT and the others' in INPUT and FORWARD
+//     (a node process connecting to the remote external IP of a Service
+//     without endpoints is not refused, unlike in nftables mode; see
+//     ir.ModeIPTables), a NodePort's check matches every local address,
+//     and a load-balancer IP's source ranges are written only for a
+//     Service with endpoints.
 //
 // RejectClusterIPs and DropServiceCIDRs are ignored, as in kube-proxy's
 // iptables mode. Intents iptables cannot spell give an *UnsupportedError:
@@ -879,7 +881,7 @@ func (g *iptGen) dispatch() error {
 			// A verdict at dispatch: stop dispatching, then the filter
 			// table refuses the connection.
 			n.add(services, c, d, "-j RETURN")
-			g.addVerdict(g.verdictChain(e.Addr), c, d, e.Target)
+			g.addVerdict(g.verdictChain(e), c, d, e.Target)
 		}
 	}
 	for _, d := range g.npDsts {
@@ -905,10 +907,12 @@ func (g *iptGen) dispatch() error {
 	return nil
 }
 
-// verdictChain is the filter chain that refuses new connections to addr:
-// PREFIX-SERVICES for cluster IPs, PREFIX-EXTERNAL-SERVICES otherwise.
-func (g *iptGen) verdictChain(addr netip.Addr) string {
-	if g.clusterIP[addr] {
+// verdictChain is the filter chain that refuses new connections to the
+// address of e: PREFIX-SERVICES for a cluster IP, PREFIX-EXTERNAL-SERVICES
+// for the others (an external IP that is another Service's cluster IP
+// too), as kube-proxy places them.
+func (g *iptGen) verdictChain(e ir.ServiceEntry) string {
+	if e.IsClusterIP(g.clusterIP) {
 		return g.fixed(iptServices)
 	}
 	return g.fixed(iptExternalServices)
@@ -933,7 +937,7 @@ func (g *iptGen) noEndpoints() {
 		return iptComment(iptEntryComment(svc, "") + " has no endpoints")
 	}
 	for _, e := range g.rs.NoEndpoints {
-		g.addVerdict(g.verdictChain(e.Addr), comment(e.Comment, e.Target), g.dst(e.Addr, e.Protocol, e.Port), e.Target)
+		g.addVerdict(g.verdictChain(e), comment(e.Comment, e.Target), g.dst(e.Addr, e.Protocol, e.Port), e.Target)
 	}
 	// The NodePorts' checks match every local address, as kube-proxy's
 	// do, whatever addresses serve NodePorts.

@@ -191,9 +191,25 @@ type ServiceEntry struct {
 	Target   Target
 	// Comment names the Kubernetes object: "ns/name:port".
 	Comment string
-	// Kind says what the address is, for comments: "cluster IP",
-	// "external IP", "load balancer IP".
+	// Kind says what the address is: "cluster IP" (ClusterIPKind),
+	// "external IP", "load balancer IP". Comments name it, and iptables
+	// mode checks a NoEndpoints entry of a cluster IP on other paths than
+	// the others' (see IsClusterIP).
 	Kind string
+}
+
+// ClusterIPKind is the Kind of a ServiceEntry of a cluster IP.
+const ClusterIPKind = "cluster IP"
+
+// IsClusterIP reports whether e is the entry of a cluster IP: by its
+// Kind, or, for an entry without one, by whether clusterIPs holds its
+// address. An external IP that is also another Service's cluster IP is
+// not one.
+func (e ServiceEntry) IsClusterIP(clusterIPs map[netip.Addr]bool) bool {
+	if e.Kind != "" {
+		return e.Kind == ClusterIPKind
+	}
+	return clusterIPs[e.Addr]
 }
 
 // NodePortEntry is one element of the NodePort dispatch map.

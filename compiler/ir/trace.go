@@ -356,7 +356,7 @@ func (t *tracer) filter(b branch) branch {
 		b.status = accepted
 		return b
 	}
-	if e, ok := t.noEndpoints[t.serviceKey()]; ok && t.checked(t.clusterIPs[t.pkt.Dst]) {
+	if e, ok := t.noEndpoints[t.serviceKey()]; ok && t.checked(e.IsClusterIP(t.clusterIPs)) {
 		return verdictBranch(e.Target, t.with(b, StepNoEndpoints))
 	}
 	if t.mode == ModeNFT && t.nodePortDst() || t.mode == ModeIPTables && t.localDst() {

@@ -345,12 +345,13 @@ func TestTraceHealthCheckNodePort(t *testing.T) {
 // TestTraceIPTablesFilterPaths checks where iptables mode meets the filter
 // checks of Services without endpoints, as kube-proxy hooks them: cluster
 // IPs on the forward and output paths, other addresses and NodePorts on
-// the forward and input paths, a NodePort's check on every local address,
-// and no source ranges for a load-balancer IP without endpoints; nftables
-// mode meets every check, and the source ranges.
+// the forward and input paths (by the entry's kind, not its address), a
+// NodePort's check on every local address, and no source ranges for a
+// load-balancer IP without endpoints; nftables mode meets every check, and
+// the source ranges.
 func TestTraceIPTablesFilterPaths(t *testing.T) {
 	node, pod, outside, allowed := a("192.0.2.10"), a("10.244.1.5"), a("203.0.113.9"), a("198.51.100.9")
-	cip, ext, lb, lbLive := a("10.96.0.1"), a("203.0.113.50"), a("203.0.113.60"), a("203.0.113.61")
+	cip, cip2, ext, lb, lbLive := a("10.96.0.1"), a("10.96.0.2"), a("203.0.113.50"), a("203.0.113.60"), a("203.0.113.61")
 	fw, live := "firewall-X", "service-Y"
 	p := &Program{Rulesets: []*Ruleset{{
 		Family: IPv4,
@@ -366,9 +367,11 @@ func TestTraceIPTablesFilterPaths(t *testing.T) {
 			{Addr: cip, Protocol: TCP, Port: 80, Target: Target{Reject: true}},
 			{Addr: ext, Protocol: TCP, Port: 80, Target: Target{Reject: true}},
 			{Addr: lb, Protocol: TCP, Port: 80, Target: Target{Reject: true}},
+			// An external IP that is another Service's cluster IP.
+			{Addr: cip2, Protocol: TCP, Port: 8080, Target: Target{Reject: true}, Kind: "external IP"},
 		},
 		NoEndpointNodePorts: []NodePortEntry{{Protocol: TCP, Port: 30000, Target: Target{Reject: true}}},
-		ClusterIPs:          []netip.Addr{cip},
+		ClusterIPs:          []netip.Addr{cip, cip2},
 		Chains: []*Chain{
 			{Name: fw, Kind: FirewallChain, Rules: []Rule{{Match: Match{SrcNotIn: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}}, Action: &Drop{}}}},
 			{Name: live, Kind: ServiceChain, Rules: []Rule{{Action: &DNAT{Addr: a("10.244.2.7"), Port: 8080, Protocol: TCP}}}},
@@ -387,6 +390,8 @@ func TestTraceIPTablesFilterPaths(t *testing.T) {
 		{"external IP from outside", tcp(outside, ext, 80, false, false), VerdictReject, VerdictReject},
 		{"external IP from the node", tcp(node, ext, 80, true, false), VerdictReject, VerdictUntouched},
 		{"external IP of the node, from the node", tcp(node, ext, 80, true, true), VerdictReject, VerdictReject},
+		{"external IP that is a cluster IP, from the node", tcp(node, cip2, 8080, true, false), VerdictReject, VerdictUntouched},
+		{"external IP that is a cluster IP, from a pod", tcp(pod, cip2, 8080, false, false), VerdictReject, VerdictReject},
 		{"NodePort on a served address", tcp(outside, node, 30000, false, false), VerdictReject, VerdictReject},
 		{"NodePort on another local address", tcp(outside, a("198.51.100.77"), 30000, false, true), VerdictUntouched, VerdictReject},
 		{"NodePort on loopback from the node", tcp(a("127.0.0.1"), a("127.0.0.1"), 30000, true, false), VerdictUntouched, VerdictReject},
