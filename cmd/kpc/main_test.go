@@ -127,6 +127,9 @@ func TestRun(t *testing.T) {
 	const badPort = "twice-bad.yaml:43:13: Service default/bad: spec.ports[0].port: invalid value 70000"
 	// kube-proxy's TestHealthCheckNodePort: healthCheckNodePort 30000.
 	healthCheck := filepath.Join("..", "..", "golden", "testdata", "kube-proxy-iptables-healthchecknodeport", "input.yaml")
+	// A Service without endpoints, with an external IP.
+	noEndpoints := writeFile(t, dir, "no-endpoints.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: gone}\nspec:\n  clusterIP: 10.96.0.50\n"+
+		"  externalIPs: [203.0.113.50]\n  selector: {app: gone}\n  ports: [{port: 80}]\n")
 	tests := []cliCase{
 		{name: "no args", args: nil, code: exitUsage, stderr: []string{"Usage: kpc COMMAND"}},
 		{name: "help", args: []string{"help"}, code: exitOK, stdout: []string{"compile", "validate", "trace"}},
@@ -230,6 +233,12 @@ func TestRun(t *testing.T) {
 			stdout: []string{"verdict: untouched (a Service address, but no Service port matches)"}},
 		{name: "trace not a Service address", args: []string{"trace", "-f", good, "--from", "203.0.113.7", "--to", "192.0.2.99:81"}, code: exitOK,
 			stdout: []string{"verdict: untouched (not a Service address)"}},
+		{name: "trace the node to an external IP without endpoints, nft mode", args: []string{"trace", "-f", noEndpoints, "--from", "192.0.2.10", "--from-node", "--to", "203.0.113.50:80"}, code: exitOK,
+			stdout: []string{"verdict: reject", "path:    no-endpoint-services"}},
+		{name: "trace the node to an external IP without endpoints, iptables mode", args: []string{"trace", "-f", noEndpoints, "--mode", "iptables", "--from", "192.0.2.10", "--from-node", "--to", "203.0.113.50:80"}, code: exitOK,
+			stdout: []string{"verdict: untouched (a Service without endpoints, but iptables mode checks this address on other paths than this packet's)"}},
+		{name: "trace a pod to an external IP without endpoints, iptables mode", args: []string{"trace", "-f", noEndpoints, "--mode", "iptables", "--from", "10.244.1.5", "--to", "203.0.113.50:80"}, code: exitOK,
+			stdout: []string{"verdict: reject"}},
 		{name: "trace NodePort at an unlisted node address, iptables mode", args: []string{"trace", "-f", nodePort, "--node-ip", "192.0.2.10", "--mode", "iptables", "--from", "203.0.113.7", "--to", "192.0.2.11:30080"}, code: exitOK,
 			stdout: []string{"verdict: untouched", "hint:    192.0.2.11 is not one of the node's known addresses"}},
 		{name: "trace health-check NodePort, iptables mode", args: []string{"trace", "-f", healthCheck, "--mode", "iptables", "--from", "203.0.113.7", "--to", "192.168.0.2:30000"}, code: exitOK,

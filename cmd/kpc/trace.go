@@ -47,7 +47,7 @@ func runTrace(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return code
 	}
 	res := ir.Trace(prog, pkt, m)
-	printTrace(stdout, pkt, res, serviceAddr(prog, pkt.Dst))
+	printTrace(stdout, pkt, res, untouchedWhy(prog, pkt))
 	if hint := nodePortHint(prog, pkt, res, m); hint != "" {
 		fmt.Fprintf(stdout, "hint:    %s\n", hint)
 	}
@@ -124,7 +124,7 @@ func parsePacket(from, to string) (ir.Packet, error) {
 	return p, nil
 }
 
-func printTrace(w io.Writer, pkt ir.Packet, res ir.Result, svcAddr bool) {
+func printTrace(w io.Writer, pkt ir.Packet, res ir.Result, untouched string) {
 	origin := ""
 	if pkt.FromNode {
 		origin = " (from the node)"
@@ -133,7 +133,7 @@ func printTrace(w io.Writer, pkt ir.Packet, res ir.Result, svcAddr bool) {
 		origin += " (to the node)"
 	}
 	fmt.Fprintf(w, "packet:  %s -> %s %s%s\n", pkt.Src, netip.AddrPortFrom(pkt.Dst, pkt.Port), pkt.Protocol, origin)
-	fmt.Fprintf(w, "verdict: %s\n", verdictName(res.Verdict, svcAddr))
+	fmt.Fprintf(w, "verdict: %s\n", verdictName(res.Verdict, untouched))
 	if len(res.Path) > 0 {
 		fmt.Fprintf(w, "path:    %s\n", strings.Join(res.Path, " -> "))
 	}
@@ -150,7 +150,8 @@ func printTrace(w io.Writer, pkt ir.Packet, res ir.Result, svcAddr bool) {
 	}
 }
 
-func verdictName(v ir.Verdict, svcAddr bool) string {
+// verdictName names a verdict; untouched says why a packet is.
+func verdictName(v ir.Verdict, untouched string) string {
 	switch v {
 	case ir.VerdictDNAT:
 		return "DNAT to an endpoint"
@@ -161,10 +162,24 @@ func verdictName(v ir.Verdict, svcAddr bool) string {
 	case ir.VerdictAccept:
 		return "accept (a health-check NodePort: accepted in the filter table, delivered to the node)"
 	}
-	if svcAddr {
-		return "untouched (a Service address, but no Service port matches)"
+	return "untouched (" + untouched + ")"
+}
+
+// untouchedWhy says why a packet that no rule changes is untouched.
+func untouchedWhy(prog *ir.Program, pkt ir.Packet) string {
+	dst := pkt.Dst.Unmap()
+	for _, rs := range prog.Rulesets {
+		if rs != nil && slices.ContainsFunc(rs.NoEndpoints, func(e ir.ServiceEntry) bool {
+			return e.Addr == dst && e.Protocol == pkt.Protocol && e.Port == pkt.Port
+		}) {
+			// Only iptables mode leaves such a packet alone.
+			return "a Service without endpoints, but iptables mode checks this address on other paths than this packet's"
+		}
 	}
-	return "untouched (not a Service address)"
+	if serviceAddr(prog, dst) {
+		return "a Service address, but no Service port matches"
+	}
+	return "not a Service address"
 }
 
 // serviceAddr reports whether a is an address some Service of prog is
