@@ -19,12 +19,13 @@ const requiredRounds = 4
 // sessionAffinity, say), while the API server reports every error at once.
 // CUE also reports no error under a struct that lacks a required field.
 // They are found by evaluating d again with the fields of errs (the errors
-// of d evaluated with def) set aside and a placeholder (_) in place of
-// each missing field, and again with those of the new errors, for at most
-// requiredRounds rounds. A missing field at or under a field set aside is
-// the set-aside field's own error, and "incomplete value" (a placeholder,
-// or a default that refers to a field set aside) is a consequence: neither
-// is returned.
+// of d evaluated with def, as first) set aside and a placeholder (see
+// placeholder) in place of each missing field, and again with those of the
+// new errors, for at most requiredRounds rounds. A missing field at or
+// under a field set aside or a placeholder is that field's own error, and
+// "incomplete value" where a regular field is (a default that refers to a
+// field set aside) is a consequence: neither is returned. "incomplete
+// value" where none is, is a missing required field.
 func (e *evaluator) hiddenRequired(d *document, first, def cue.Value, errs []fieldError) []fieldError {
 	aside := map[*ast.Field]bool{}
 	var asidePaths []fpath
