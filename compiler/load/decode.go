@@ -569,8 +569,12 @@ func locateYAMLError(data []byte, pos diag.Pos, msg string) (diag.Pos, string) {
 	if at >= 0 {
 		pos = offsetPos(pos.File, data, at)
 	}
-	if strings.HasPrefix(msg, "YAML syntax error") && nearTemplate(data, pos.Line) {
+	switch {
+	case !strings.HasPrefix(msg, "YAML syntax error"):
+	case nearTemplate(data, pos.Line, "{{"):
 		msg += templateHint
+	case nearTemplate(data, pos.Line, "%{"):
+		msg += percentTemplateHint
 	}
 	return pos, msg
 }

@@ -354,6 +354,16 @@ var invalidCases = []struct {
 		want: []string{
 			"-:7:1: EndpointSlice default/e: endpoints: too many: 1001: must have at most 1000 items",
 		}},
+	{name: "E2 more than 1000 endpoints skip the endpoints' checks", in: slice("addressType: IPv4\nendpoints:\n- {addresses: [10.0.0.1], hostname: A_B}\n" +
+		repeat(1000, func(i int) string { return fmt.Sprintf("- addresses: [10.1.%d.%d]", i/250, i%250+1) })),
+		want: []string{
+			"-:7:1: EndpointSlice default/e: endpoints: too many: 1001: must have at most 1000 items",
+		}},
+	{name: "E12 more than 20000 ports skip the ports' checks", in: slice("addressType: IPv4\nports:\n- {name: HTTP, protocol: tcp}\n" +
+		repeat(20000, func(i int) string { return fmt.Sprintf("- {name: p%d, port: %d}", i, i%65535+1) })),
+		want: []string{
+			"-:7:1: EndpointSlice default/e: ports: too many: 20001: must have at most 20000 items",
+		}},
 	{name: "E3 no addresses", in: slice("addressType: IPv4\nendpoints:\n- addresses: []\n- conditions: {ready: true}\n"),
 		want: []string{
 			"-:7:3: EndpointSlice default/e: endpoints[0].addresses: required value",
@@ -644,6 +654,8 @@ func TestYAMLSyntaxErrorColumns(t *testing.T) {
 			"-:6:16: YAML syntax error: did not find expected ',' or '}' in the flow mapping that starts here: close it, or separate its entries with commas"},
 		{"flow sequence not closed, with a closed mapping in it", "apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec:\n  ports: [{port: 80}, {port: 81} # [\n",
 			"-:5:10: YAML syntax error: did not find expected ',' or ']' in the flow sequence that starts here: close it, or separate its entries with commas"},
+		{"a k3s placeholder", head + "spec:\n  clusterIP: %{CLUSTER_DNS}%\n",
+			"-:6: YAML syntax error: found character that cannot start any token; the text around it holds \"%{\": is it a template (k3s's %{VAR}%, say)? Substitute its variables first"},
 		{"flow mapping whose brackets the line closes", head + "spec:\n  clusterIP: {{ pillar['ip'] }}\n",
 			"-:6: YAML syntax error: did not find expected ',' or '}'; the text around it holds \"{{\": is it a template (a Helm chart's, say)? Render it first (helm template, say)"},
 		// The block parser's errors name the construct's line; the line
@@ -687,6 +699,9 @@ func TestTemplateValueHint(t *testing.T) {
 			`-:5:9: Service default/web: spec.type: unsupported value "{{ .Values.type }}": must be one of "ClusterIP", "NodePort", "LoadBalancer", "ExternalName"` + helm},
 		{"a shell variable", "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  annotations: {a: \"${X}\"}\nspec:\n  type: LoadBalancer\n  loadBalancerSourceRanges: [\"$CLIENT_IP/32\"]\n  ports:\n  - port: 80\n",
 			`-:8:30: Service default/web: spec.LoadBalancerSourceRanges[0]: invalid value "$CLIENT_IP/32": must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)` + shell},
+		{"a k3s placeholder", "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  clusterIP: \"%{CLUSTER_DNS}%\"\n  ports:\n  - port: 53\n",
+			`-:5:14: Service default/web: spec.clusterIPs[0]: invalid value "%{CLUSTER_DNS}%": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)` +
+				` (the value holds "%{": is the file a template, k3s's say? Substitute its variables first)`},
 		{"a shell variable in braces", "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  namespace: ${NS}\nspec:\n  ports:\n  - port: 80\n",
 			`-:5:14: Service ${NS}/web: metadata.namespace: invalid value "${NS}": must be a lowercase RFC 1123 label: at most 63 characters, a-z, 0-9 and '-', starting and ending with a letter or digit` + shell},
 	} {

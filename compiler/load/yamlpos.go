@@ -231,6 +231,8 @@ func hintTemplates(diags diag.List) {
 		switch v, _ := strconv.Unquote(q); {
 		case strings.Contains(v, "{{"):
 			d.Msg += valueTemplateHint
+		case strings.Contains(v, "%{"):
+			d.Msg += valuePercentHint
 		case shellVariable.MatchString(v):
 			d.Msg += valueVariableHint
 		}
@@ -248,16 +250,23 @@ var shellVariable = regexp.MustCompile(`\$(\{[A-Za-z_][A-Za-z0-9_]*\}|[A-Za-z_][
 // variable.
 const valueVariableHint = ` (the value holds a shell variable: is the file a template for envsubst, say? Substitute the variables first)`
 
+// percentTemplateHint is added to a YAML syntax error near a line with
+// "%{": the text of a template with k3s's %{VAR}% placeholders, say.
+const percentTemplateHint = `; the text around it holds "%{": is it a template (k3s's %{VAR}%, say)? Substitute its variables first`
+
+// valuePercentHint is added to an error about a value that holds "%{".
+const valuePercentHint = ` (the value holds "%{": is the file a template, k3s's say? Substitute its variables first)`
+
 // nearTemplate reports whether a line within two of line (from 1) of data
-// holds "{{".
-func nearTemplate(data []byte, line int) bool {
-	if !bytes.Contains(data, []byte("{{")) {
+// holds mark ("{{", "%{").
+func nearTemplate(data []byte, line int, mark string) bool {
+	if !bytes.Contains(data, []byte(mark)) {
 		return false
 	}
 	l, off := 1, 0
 	for off <= len(data) && l <= line+2 {
 		b := lineOf(data[off:])
-		if l >= line-2 && bytes.Contains(b, []byte("{{")) {
+		if l >= line-2 && bytes.Contains(b, []byte(mark)) {
 			return true
 		}
 		off += len(b) + 1
