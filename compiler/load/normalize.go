@@ -393,6 +393,13 @@ func normalizeKind(kind string, s *ast.StructLit) {
 		}
 	case "EndpointSlice":
 		dropZero(s, "addressType:s")
+	case "Endpoints":
+		// SetDefaults_Endpoints: an empty protocol is TCP.
+		for _, ss := range elems(get(s, "subsets")) {
+			for _, p := range elems(get(asStruct(ss), "ports")) {
+				dropZero(asStruct(p), "protocol:s")
+			}
+		}
 	}
 }
 

@@ -335,6 +335,7 @@ func (e *evaluator) validate(d *document, opts Options) (ok bool) {
 		errs = append(errs, checkService(d.expr, opts)...)
 	case "EndpointSlice":
 		errs = append(errs, checkEndpointSlice(d.expr)...)
+		errs, schemaErrs = skipAfterTooMany(errs, schemaErrs)
 	case "Endpoints":
 		errs = append(errs, checkEndpoints(d.expr)...)
 	case "ServiceCIDR":
@@ -388,6 +389,44 @@ func (e *evaluator) validate(d *document, opts Options) (ok bool) {
 		e.learn(m, key, d, def, v, unknown)
 	}
 	return true
+}
+
+// skipAfterTooMany drops the errors of an EndpointSlice that the API
+// server does not reach: it returns from validating the endpoints (E2),
+// the ports (E12), an endpoint's hints (E10: its zones, then its nodes)
+// or an endpoint's node hints (E11) once there are too many of them. The
+// first n of errs are the schema's; it returns the errors kept and how
+// many of them are the schema's.
+func skipAfterTooMany(errs []fieldError, n int) ([]fieldError, int) {
+	type skip struct{ under, keep fpath }
+	var skips []skip
+	for _, fe := range errs {
+		if !strings.HasPrefix(fe.msg, "too many: ") {
+			continue
+		}
+		switch p := fe.path; {
+		case len(p) == 1 && (p[0] == "endpoints" || p[0] == "ports"):
+			skips = append(skips, skip{p, p})
+		case len(p) == 4 && p[0] == "endpoints" && p[2] == "hints" && p[3] == "forZones":
+			skips = append(skips, skip{p[:3], p})
+		case len(p) == 4 && p[0] == "endpoints" && p[2] == "hints" && p[3] == "forNodes":
+			skips = append(skips, skip{p, p})
+		}
+	}
+	if len(skips) == 0 {
+		return errs, n
+	}
+	kept, schema := errs[:0:0], 0
+	for i, fe := range errs {
+		if slices.ContainsFunc(skips, func(s skip) bool { return pathUnder(fe.path, s.under) && !slices.Equal(fe.path, s.keep) }) {
+			continue
+		}
+		kept = append(kept, fe)
+		if i < n {
+			schema++
+		}
+	}
+	return kept, schema
 }
 
 // splitUnknown separates, of the errors of d evaluated with the closed
