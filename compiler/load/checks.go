@@ -172,6 +172,7 @@ func checkService(doc *ast.StructLit, opts Options) []fieldError {
 	// Services only, before validation, and stops at its first error.
 	// The entry the allocator fails is not also a Duplicate.
 	allocErr := false
+	hc, hcOK := intLit(get(spec, "healthCheckNodePort"))
 	if typ == "NodePort" || typ == "LoadBalancer" {
 		all, ok := boolLit(get(spec, "allocateLoadBalancerNodePorts"))
 		fill := typ == "NodePort" || !ok || all
@@ -180,7 +181,7 @@ func checkService(doc *ast.StructLit, opts Options) []fieldError {
 			npp := specP.key("ports").index(at).key("nodePort")
 			add(npp, msg)
 			dupNodePorts = slices.DeleteFunc(dupNodePorts, func(fe fieldError) bool { return slices.Equal(fe.path, npp) })
-		} else if hc, ok := intLit(get(spec, "healthCheckNodePort")); ok && taken[hc] && typ == "LoadBalancer" {
+		} else if hcOK && taken[hc] && typ == "LoadBalancer" {
 			// Allocated after the nodePorts when the Service needs it. The
 			// API server's InternalError ("failed to allocate requested
 			// HealthCheck NodePort"), reported at the field.
@@ -191,7 +192,7 @@ func checkService(doc *ast.StructLit, opts Options) []fieldError {
 		}
 	}
 	errs = append(errs, dupNodePorts...)
-	if hc, ok := intLit(get(spec, "healthCheckNodePort")); ok && hc != 0 && !allocErr {
+	if hcOK && hc != 0 && !allocErr {
 		if msg := nodePortRangeMsg(hc, opts.NodePortRange); msg != "" {
 			add(specP.key("healthCheckNodePort"), msg)
 		}
