@@ -206,6 +206,15 @@ func resplit(name string, data []byte, old, buf []docSpan) ([]docSpan, docChange
 		i = p
 	}
 	delta := line + bytes.Count(data[last:to], []byte{'\n'})
+	if !list && lo+len(mid)+n-hi == 1 {
+		// One document, which may now be a List in kubectl's layout:
+		// split afresh, and a List is loaded whole (its head changed).
+		spans, ok := splitDocs(name, data)
+		if !ok || spans[0].list {
+			return nil, docChange{}, false
+		}
+		return spans, docChange{lo: 0, hiOld: n, hiNew: len(spans)}, true
+	}
 	now := buf[:0]
 	if size := lo + len(mid) + n - hi; cap(now) < size || cap(now) > 0 && &now[:1][0] == &old[0] {
 		now = make([]docSpan, 0, size)
