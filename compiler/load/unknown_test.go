@@ -118,6 +118,13 @@ subsets:
   ports: [{appProtocol: http, name: http, port: 8080, protocol: TCP}]
 `
 
+// dumpWarnings are the API server's warnings for dump's Service, which it
+// returned when the Service was created.
+var dumpWarnings = []string{
+	"-:34:16: warning: Service shop/web: spec.externalIPs: deprecated, and may no longer be implemented in some clusters",
+	`-:49:24: warning: Service shop/web: spec.trafficDistribution: "PreferClose" is deprecated; use "PreferSameZone"`,
+}
+
 // TestUnknownFields checks the warnings (errors under Strict) for the
 // fields that a Service, EndpointSlice or Endpoints (or their metadata)
 // does not have, as the API server's Warn field validation, kubectl's
@@ -206,16 +213,22 @@ func TestUnknownFields(t *testing.T) {
 		want: []string{`-:9:1: KubeProxyConfiguration: clustrCIDR: unknown field "clustrCIDR": ` +
 			`kube-proxy ignores it (and logs "Using lenient decoding as strict decoding failed"); did you mean "clusterCIDR"?`},
 	}, {
+		// The API server's warnings, which stay warnings under Strict.
 		name: "what kubectl get -o yaml prints",
 		in:   dump,
+		want: dumpWarnings,
 	}, {
 		name:   "what kubectl get -o yaml prints, under Strict",
 		in:     dump,
 		strict: true,
+		want:   dumpWarnings,
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, diags := Load([]string{"-"}, strings.NewReader(tt.in), Options{Strict: tt.strict})
+			if tt.strict {
+				diags.Strict() // as the commands' --strict does
+			}
 			if diff := cmp.Diff(tt.want, diagStrings(diags)); diff != "" {
 				t.Errorf("diagnostics (-want +got):\n%s", diff)
 			}

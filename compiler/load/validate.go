@@ -367,6 +367,15 @@ func (e *evaluator) validate(d *document, opts Options) (ok bool) {
 		d.out = d.invalid()
 		return true
 	}
+	if d.info.kind == "Service" {
+		// The API server's warnings, which fail no create: warnings under
+		// Strict too. Their paths spell loadBalancerSourceRanges as the
+		// warnings do, with a small l.
+		for _, w := range serviceWarnings(d.expr) {
+			p := strings.Replace(w.path.String(), "spec.LoadBalancerSourceRanges", "spec.loadBalancerSourceRanges", 1)
+			d.diags.WarnLasting(w.position(d), d.object, p, w.msg)
+		}
+	}
 	if fast {
 		out, err := decodeObject(d, func(rv reflect.Value) error { return decodeTree(t.tree, params, rv) })
 		if err == nil {
