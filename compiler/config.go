@@ -44,8 +44,9 @@ type Options struct {
 	// MasqueradeBit (--masquerade-bit) is the mark bit; nil: from
 	// KubeProxyConfiguration, else 14 (mark 0x4000).
 	MasqueradeBit *int
-	// LocalhostNodePorts (iptables mode) serves NodePorts on 127.0.0.0/8
-	// from the node. Nil: from KubeProxyConfiguration, else true.
+	// LocalhostNodePorts (iptables mode) serves NodePorts on loopback
+	// from the node (see ir.Node.LocalhostNodePorts). Nil: from
+	// KubeProxyConfiguration, else true.
 	LocalhostNodePorts *bool
 	// NodePortRange is the range NodePorts are allocated from; zero means
 	// 30000-32767.

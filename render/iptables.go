@@ -781,8 +781,9 @@ func (g *iptGen) dst(a netip.Addr, proto ir.Protocol, port uint16) string {
 
 // nodePortDsts returns the destination matches of NodePort addresses, one
 // per rule: local addresses (without loopback unless localhost NodePorts
-// are on), or each NodePort address (and 127.0.0.0/8 with localhost
-// NodePorts).
+// are on), or each NodePort address (and, with localhost NodePorts, the
+// address of the node's loopback interface, 127.0.0.1, as kube-proxy
+// matches the node IPs inside nodePortAddresses one by one).
 func (g *iptGen) nodePortDsts() []string {
 	node := &g.rs.Node
 	localhost := g.fam.family == ir.IPv4 && node.LocalhostNodePorts
@@ -798,7 +799,7 @@ func (g *iptGen) nodePortDsts() []string {
 	var out []string
 	for _, a := range node.NodePortAddrs {
 		if localhost && a.IsLoopback() {
-			continue // 127.0.0.0/8 below
+			continue // 127.0.0.1 below
 		}
 		d := "-d " + a.String() + g.fam.hostBits
 		if !slices.Contains(out, d) {
@@ -806,7 +807,7 @@ func (g *iptGen) nodePortDsts() []string {
 		}
 	}
 	if localhost {
-		out = append(out, "-d 127.0.0.0/8")
+		out = append(out, "-d 127.0.0.1"+g.fam.hostBits)
 	}
 	return out
 }

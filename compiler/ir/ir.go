@@ -179,7 +179,10 @@ type Node struct {
 	// as when NodePortAllLocal is set.
 	NodePortDefault bool
 	// LocalhostNodePorts (iptables mode only, IPv4 only): NodePorts are
-	// also served on 127.0.0.0/8 from the node itself.
+	// also served on loopback from the node itself: on 127.0.0.0/8 when
+	// every local address serves them (NodePortAllLocal or
+	// NodePortDefault), else on the loopback interface's 127.0.0.1, the
+	// one local address kube-proxy finds inside nodePortAddresses.
 	LocalhostNodePorts bool
 }
 

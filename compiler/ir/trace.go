@@ -18,7 +18,7 @@ const (
 	// (DropServiceCIDRs).
 	ModeNFT Mode = iota
 	// ModeIPTables models iptables mode: no cluster-IP reject, no
-	// service-CIDR drop, NodePorts are also served on 127.0.0.0/8 to the
+	// service-CIDR drop, NodePorts are also served on loopback to the
 	// node's own processes when Node.LocalhostNodePorts is set, and TCP to
 	// a local address and a health-check NodePort is accepted
 	// (VerdictAccept). Its filter checks hang off the paths as kube-proxy
@@ -146,8 +146,9 @@ const maxTraceDepth = 64
 // destination is a NodePort address when it is in Node.IPs (with
 // NodePortAllLocal, or NodePortDefault in ModeIPTables, loopback excluded)
 // or in NodePortAddrs, and in
-// ModeIPTables also 127.0.0.0/8 from the node when LocalhostNodePorts is
-// set. If some branches DNAT and others do not (an IR the compiler never
+// ModeIPTables also loopback from the node when LocalhostNodePorts is
+// set (127.0.0.0/8 when every local address serves NodePorts, else
+// 127.0.0.1). If some branches DNAT and others do not (an IR the compiler never
 // produces), the verdict is VerdictDNAT and the others are ignored.
 //
 // Trace indexes p for the one packet; to trace many, use a Tracer.
@@ -529,7 +530,7 @@ func (t *tracer) nodePortDst() bool {
 	n := &t.rs.Node
 	d := t.pkt.Dst
 	if t.mode == ModeIPTables && n.LocalhostNodePorts && t.pkt.FromNode && d.Is4() && d.IsLoopback() {
-		return true
+		return n.NodePortAllLocal || n.NodePortDefault || d == netip.AddrFrom4([4]byte{127, 0, 0, 1})
 	}
 	if n.NodePortAllLocal || t.mode == ModeIPTables && n.NodePortDefault {
 		return !d.IsLoopback() && (t.pkt.ToNode || slices.Contains(n.IPs, d))

@@ -168,6 +168,14 @@ func TestTrace(t *testing.T) {
 			}}},
 		},
 		{
+			// kube-proxy matches the node IPs inside nodePortAddresses one
+			// by one: of 127.0.0.0/8, the loopback interface's 127.0.0.1.
+			name: "localhost NodePort on another loopback address, with NodePort addresses, in iptables mode: untouched",
+			pkt:  Packet{Src: a("127.0.0.1"), Dst: a("127.0.0.2"), Protocol: TCP, Port: 3007, FromNode: true},
+			mode: ModeIPTables,
+			want: Result{Verdict: VerdictUntouched},
+		},
+		{
 			name: "localhost NodePort in nftables mode: untouched",
 			pkt:  Packet{Src: a("127.0.0.1"), Dst: a("127.0.0.1"), Protocol: TCP, Port: 3007, FromNode: true},
 			want: Result{Verdict: VerdictUntouched},
