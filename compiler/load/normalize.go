@@ -242,6 +242,20 @@ func wholeNumber(e ast.Expr) {
 	if !ok || b.Kind != token.FLOAT {
 		return
 	}
+	// CUE's YAML decoder writes a float that looks like an integer (one
+	// beyond 64 bits, or tagged !!float) as "number & 123", which is no
+	// literal: it is the float kubectl sends, in Go's shortest form.
+	if v, ok := strings.CutPrefix(b.Value, "number & "); ok {
+		f, err := strconv.ParseFloat(strings.ReplaceAll(v, "_", ""), 64)
+		if err != nil {
+			b.Value = v
+			return
+		}
+		b.Value = strconv.FormatFloat(f, 'g', -1, 64)
+		if !strings.ContainsAny(b.Value, ".e") {
+			b.Value += ".0"
+		}
+	}
 	f, err := strconv.ParseFloat(strings.ReplaceAll(b.Value, "_", ""), 64)
 	if err != nil || f != math.Trunc(f) || math.Abs(f) > 1<<53 {
 		return
