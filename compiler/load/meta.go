@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"cuelang.org/go/cue/ast"
+	"cuelang.org/go/cue/token"
 )
 
 // The ObjectMeta rules that need Go (M4, M6, M7, M8, M9) and the label-map
@@ -73,6 +75,27 @@ func checkMeta(doc *ast.StructLit, dnsLabel bool) []fieldError {
 		}
 		if !valid {
 			errs = append(errs, fieldError{path: metaP.key("generateName"), msg: fmt.Sprintf("invalid value %q: %s", g, msg)})
+		}
+	}
+
+	// The fields the API server decodes into a metav1.Time or an int64
+	// fail the request's decoding when they are not one (an HTTP 400
+	// before any rule runs): a time is null or RFC 3339 (time.RFC3339, as
+	// Time.UnmarshalJSON parses it), an integer fits in 64 bits.
+	for _, name := range []string{"creationTimestamp", "deletionTimestamp"} {
+		if v, ok := stringLit(get(meta, name)); ok {
+			if _, err := time.Parse(time.RFC3339, v); err != nil {
+				errs = append(errs, fieldError{path: metaP.key(name),
+					msg: fmt.Sprintf("invalid value %q: must be a time in RFC 3339 form, such as 2006-01-02T15:04:05Z (the API server cannot decode it)", v)})
+			}
+		}
+	}
+	for _, name := range []string{"generation", "deletionGracePeriodSeconds"} {
+		if text, ok := intText(get(meta, name)); ok {
+			if _, err := strconv.ParseInt(text, 0, 64); err != nil {
+				errs = append(errs, fieldError{path: metaP.key(name),
+					msg: fmt.Sprintf("invalid value %s: must fit in a 64-bit integer (the API server cannot decode a larger one)", text)})
+			}
 		}
 	}
 
@@ -144,7 +167,9 @@ func checkMeta(doc *ast.StructLit, dnsLabel bool) []fieldError {
 				errs = append(errs, fieldError{path: refP.key(f), at: at.key(f), msg: fmt.Sprintf("invalid value \"\": %s must not be empty", f)})
 			}
 		}
-		if apiVersion == "v1" && kind == "Event" {
+		// BannedOwners, by group and version: "/v1" is the core group's v1
+		// too (ParseGroupVersion).
+		if (apiVersion == "v1" || apiVersion == "/v1") && kind == "Event" {
 			errs = append(errs, fieldError{path: refP, at: at, msg: "invalid value: /v1, Kind=Event is disallowed from being an owner"})
 		}
 		if b, ok := get(ref, "controller").(*ast.BasicLit); ok && b.Value == "true" {
@@ -218,4 +243,19 @@ func structFields(s *ast.StructLit) []mapField {
 		out = append(out, mapField{name, f.Value})
 	}
 	return out
+}
+
+// intText returns an integer literal's text, with its sign.
+func intText(e ast.Expr) (string, bool) {
+	sign := ""
+	if u, ok := e.(*ast.UnaryExpr); ok {
+		if u.Op == token.SUB {
+			sign = "-"
+		}
+		e = u.X
+	}
+	if b, ok := e.(*ast.BasicLit); ok && b.Kind == token.INT {
+		return sign + strings.ReplaceAll(b.Value, "_", ""), true
+	}
+	return "", false
 }
