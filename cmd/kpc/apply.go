@@ -64,7 +64,7 @@ func runApply(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.delete, "delete", false, "remove kpc's tables (netlink) or kpc's chains and jumps (iptables) instead of applying")
 	fs.BoolVar(&o.full, "full", false, "netlink: replace kpc's tables whole instead of sending only the difference from the last apply")
 	fs.StringVar(&o.stateDir, "state-dir", defaultStateDir,
-		"netlink: where to cache the tables last applied, for incremental applies (\"\" disables the cache: every apply is full)")
+		"netlink: where to cache the tables last applied, for incremental applies (\"\" keeps none: an apply then replaces kpc's tables whole, unless they already hold the manifests)")
 	netns := fs.String("netns", "", "work in this network namespace: a name from \"ip netns\" or a path such as /proc/PID/ns/net")
 	timings := fs.Bool("timings", false, "print to stderr how long each step took (load and compile, build, diff, reading back, kernel, cache)")
 	watch := fs.Bool("watch", false, "netlink: apply, then keep applying as the files change, sending only the changed Services "+

@@ -60,7 +60,7 @@ func netlinkApply(prog *ir.Program, o applyOptions, stdout io.Writer) (steps, er
 	default:
 		checked := ""
 		if rep.Verified {
-			checked = " (" + netlink.CheckedNote + ")"
+			checked = " (" + rep.Checked + ")"
 		}
 		_, err = fmt.Fprintf(stdout, "kpc apply: kpc's nftables tables in %s already hold these manifests; nothing was sent%s\n", o.where(), checked)
 	}

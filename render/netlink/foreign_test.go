@@ -80,6 +80,9 @@ func TestSyncForeignCommits(t *testing.T) {
 			if rep.Mode != tc.mode || rep.Verified != tc.verified {
 				t.Errorf("Sync: %s (read back: %v), want %s (read back: %v)", rep, rep.Verified, tc.mode, tc.verified)
 			}
+			if tc.verified && rep.Checked != CheckedNote {
+				t.Errorf("Sync: read back because %q, want %q", rep.Checked, CheckedNote)
+			}
 			if tc.mode == SyncFull && !strings.HasPrefix(rep.Reason, ChangedReason) {
 				t.Errorf("Sync: %s, want a full replace because kpc's tables changed", rep)
 			}
@@ -94,6 +97,45 @@ func TestSyncForeignCommits(t *testing.T) {
 				t.Errorf("the same Sync again: %s (read back: %v), want unchanged without reading back", rep, rep.Verified)
 			}
 		})
+	}
+}
+
+// TestSyncWithoutCache checks a Sync without a state directory, or with
+// an empty one: the tables are replaced whole, unless they already hold
+// the Program, which it reads them back to know, and says so (and then
+// caches, when it has a state directory).
+func TestSyncWithoutCache(t *testing.T) {
+	nstest.Require(t, "nft")
+	p, p2 := smallUpdate(t)
+	for _, dir := range []string{"", "empty"} {
+		ns := nstest.New(t, "kpcnl")
+		if dir != "" {
+			dir = t.TempDir()
+		}
+		if rep := syncIn(t, p, ns, dir, false); rep.Mode != SyncFull {
+			t.Fatalf("first Sync: %s, want a full replace", rep)
+		}
+		if dir != "" {
+			dir = t.TempDir() // a state directory without the cache
+		}
+		rep := syncIn(t, p, ns, dir, false)
+		if rep.Mode != SyncUnchanged || !rep.Verified || rep.Checked != uncachedNote {
+			t.Errorf("state directory %q, the same Program: %s (read back: %v, because %q), want unchanged, read back because %q",
+				dir, rep, rep.Verified, rep.Checked, uncachedNote)
+		}
+		if strings.Contains(rep.String(), "committed") {
+			t.Errorf("state directory %q: %q speaks of a commit", dir, rep)
+		}
+		// The tables read back are cached: the next Sync is incremental,
+		// but without a state directory.
+		want := SyncIncremental
+		if dir == "" {
+			want = SyncFull
+		}
+		if rep := syncIn(t, p2, ns, dir, false); rep.Mode != want || rep.Verified {
+			t.Errorf("state directory %q, another Program: %s (read back: %v), want %s", dir, rep, rep.Verified, want)
+		}
+		checkNoDrift(t, "after the Syncs", ns, programCase{p: p2})
 	}
 }
 

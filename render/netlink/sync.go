@@ -41,6 +41,9 @@ type SyncReport struct {
 	// to others. Had they differed, the Sync would have replaced them
 	// (Mode SyncFull, with the difference in Reason).
 	Verified bool
+	// Checked says why, when Verified: CheckedNote, or that there was no
+	// cache to trust.
+	Checked string
 	// Generation is the nftables generation at which the kernel's tables
 	// are known to hold the Program after the Sync (see generation.go): the
 	// one its commit left, or the one it found them at; 0 when that is not
@@ -72,7 +75,7 @@ type SyncReport struct {
 func (r *SyncReport) String() string {
 	checked := ""
 	if r.Verified {
-		checked = "; " + CheckedNote
+		checked = "; " + r.Checked
 	}
 	switch r.Mode {
 	case SyncUnchanged:
@@ -85,8 +88,12 @@ func (r *SyncReport) String() string {
 	return fmt.Sprintf("full replace (%s): %s", r.Reason, r.Sent)
 }
 
-// CheckedNote says, in a report, what a Verified Sync did.
+// CheckedNote says, in a report, what a Verified Sync did when the cache
+// was older than the kernel's last commit.
 const CheckedNote = "something was committed to nftables since kpc's last commit: kpc's tables were read back and found unchanged"
+
+// uncachedNote says it when there was no cache to trust.
+const uncachedNote = "no cache of kpc's last apply here: kpc's tables were read back and found to hold them"
 
 // ChangedReason starts the Reason of a Sync that found kpc's tables
 // changed by something else; the difference follows.
@@ -169,7 +176,7 @@ func (b *Batch) sync(o Options, start time.Time) (*SyncReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	rep.Verified, rep.Verify = pl.verified, pl.verify
+	rep.Verified, rep.Verify, rep.Checked = pl.verified, pl.verify, pl.checked
 	rep.Diff = time.Since(start) - pl.verify
 	reason := pl.reason
 	if o.afterPlan != nil {
@@ -211,7 +218,7 @@ func (b *Batch) sync(o Options, start time.Time) (*SyncReport, error) {
 			// The kernel refused the update, so nothing changed: replace.
 			reason = fmt.Sprintf("the kernel refused the incremental batch (%v)", err)
 		}
-		*rep = SyncReport{Batch: rep.Batch, Verified: rep.Verified, Build: rep.Build, Diff: rep.Diff, Verify: rep.Verify}
+		*rep = SyncReport{Batch: rep.Batch, Verified: rep.Verified, Checked: rep.Checked, Build: rep.Build, Diff: rep.Diff, Verify: rep.Verify}
 	}
 
 	if reason == "" {
@@ -303,6 +310,8 @@ type syncPlan struct {
 	// describes want at gen.
 	verified, cacheCurrent bool
 	verify                 time.Duration
+	// checked says why the tables were read back (SyncReport.Checked).
+	checked string
 }
 
 // plan decides between nothing, an update and a full replace.
@@ -355,6 +364,10 @@ func (b *Batch) plan(want []*tableState, path string, o Options) (*syncPlan, err
 			pl.cacheCurrent = true
 			return pl, nil
 		}
+		pl.checked = CheckedNote
+		if path == "" || cacheErr != nil || cached == nil {
+			pl.checked = uncachedNote
+		}
 		return pl, b.verify(pl, d, want, want)
 	}
 	switch {
@@ -403,6 +416,7 @@ func (b *Batch) plan(want []*tableState, path string, o Options) (*syncPlan, err
 	if cachedGen == pl.gen {
 		return pl, nil
 	}
+	pl.checked = CheckedNote
 	return pl, b.verify(pl, d, cached, want)
 }
 
