@@ -89,7 +89,7 @@ func iptablesApply(prog *ir.Program, o applyOptions, stdout io.Writer) error {
 		t := newIPTTools(f, o)
 		r := render.IPTables{Family: f}
 		if rulesetOf(prog, f) == nil {
-			if err := iptablesRemove(t, prog, o.dryRun, stdout); err != nil {
+			if err := iptablesRemove(t, prog, o.dryRun, stdout, fmt.Sprintf("kpc apply: no %s Service in the input", f)); err != nil {
 				return err
 			}
 			continue
@@ -159,7 +159,7 @@ func iptablesApply(prog *ir.Program, o applyOptions, stdout io.Writer) error {
 // iptablesDelete removes kpc's chains and jumps of both families.
 func iptablesDelete(prog *ir.Program, o applyOptions, stdout io.Writer) error {
 	for _, f := range []ir.Family{ir.IPv4, ir.IPv6} {
-		if err := iptablesRemove(newIPTTools(f, o), prog, o.dryRun, stdout); err != nil {
+		if err := iptablesRemove(newIPTTools(f, o), prog, o.dryRun, stdout, "kpc apply --delete"); err != nil {
 			return err
 		}
 	}
@@ -168,8 +168,9 @@ func iptablesDelete(prog *ir.Program, o applyOptions, stdout io.Writer) error {
 
 // iptablesRemove removes kpc's jumps from the built-in chains, then every
 // chain named with kpc's prefix (in one restore: all are flushed, then
-// deleted). It changes nothing when there is nothing of kpc's.
-func iptablesRemove(t iptTools, prog *ir.Program, dryRun bool, stdout io.Writer) error {
+// deleted). It changes nothing when there is nothing of kpc's. what
+// starts the line that says what was removed.
+func iptablesRemove(t iptTools, prog *ir.Program, dryRun bool, stdout io.Writer, what string) error {
 	hooks, err := render.IPTables{Family: t.family}.Hooks(prog)
 	if err != nil {
 		return err
@@ -226,7 +227,7 @@ func iptablesRemove(t iptTools, prog *ir.Program, dryRun bool, stdout io.Writer)
 		if dryRun {
 			verb = "dry run, nothing was changed; would remove"
 		}
-		fmt.Fprintf(stdout, "kpc apply --delete: %s %d jumps and %d %s chains named %s*\n", verb, removed, n, t.command, prefix)
+		fmt.Fprintf(stdout, "%s: %s %d jumps and %d %s chains named %s*\n", what, verb, removed, n, t.command, prefix)
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -310,6 +311,14 @@ func TestApplyIPTables(t *testing.T) {
 				t.Errorf("after replace, kpc's chains are\n%s\nwant (the file's)\n%s", got, wantChains)
 			}
 			checkForeign("replace")
+
+			// A family left without a Service has kpc's chains and jumps
+			// removed, and the line says why.
+			apply(filepath.Join("..", "..", "examples"))
+			if out := apply(other); !strings.Contains(out, "kpc apply: no IPv6 Service in the input: removed 6 jumps and") {
+				t.Errorf("apply after a dual-stack input: %q, want the IPv6 chains' removal said of the input", out)
+			}
+			checkForeign("dual-stack and back")
 
 			apply("--delete")
 			if s := save(); strings.Contains(s, "KPC-") {
