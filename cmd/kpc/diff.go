@@ -27,6 +27,7 @@ func runDiff(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	live := fs.Bool("live", false, "compare kpc's nftables tables in the kernel (read over netlink) with what \"kpc apply\" would install from the manifests (-f or PATH...)")
 	netns := fs.String("netns", "", "with --live: the network namespace to read, a name from \"ip netns\" or a path")
 	fs.StringArrayVarP(&in.files, "filename", "f", nil, "with --live: manifest file, directory or - for stdin; repeatable")
+	fs.VarPF(recursiveFlag{}, "recursive", "R", "accepted as kubectl takes it: directories are always read recursively").NoOptDefVal = "true"
 	if code, done := parse(fs, args, stdout); done {
 		return code
 	}

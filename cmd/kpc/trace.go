@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -112,6 +113,14 @@ func parsePacket(from, to string) (ir.Packet, error) {
 	}
 	ap, err := netip.ParseAddrPort(to)
 	if err != nil {
+		// A port beyond 16 bits is a range error, not a form error.
+		if i := strings.LastIndexByte(to, ':'); i > 0 {
+			if _, aerr := netip.ParseAddrPort(to[:i+1] + "1"); aerr == nil {
+				if n, nerr := strconv.ParseUint(to[i+1:], 10, 64); nerr == nil && n > 65535 || errors.Is(nerr, strconv.ErrRange) {
+					return p, fmt.Errorf("--to %q: port must be between 1 and 65535", to)
+				}
+			}
+		}
 		return p, fmt.Errorf("--to %q: want ADDR:PORT (IPv6 as [ADDR]:PORT)", to)
 	}
 	if ap.Port() == 0 {
