@@ -143,21 +143,29 @@ func printTrace(w io.Writer, pkt ir.Packet, res ir.Result, untouched string) {
 	}
 	fmt.Fprintf(w, "packet:  %s -> %s %s%s\n", pkt.Src, netip.AddrPortFrom(pkt.Dst, pkt.Port), pkt.Protocol, origin)
 	fmt.Fprintf(w, "verdict: %s\n", verdictName(res.Verdict, untouched))
-	if len(res.Path) > 0 {
+	paths := len(res.Path) > 0
+	if paths {
 		fmt.Fprintf(w, "path:    %s\n", strings.Join(res.Path, " -> "))
 	}
 	if res.Verdict != ir.VerdictDNAT {
 		fmt.Fprintf(w, "masquerade: %s\n", yesNo(res.Masquerade))
-		return
-	}
-	fmt.Fprintln(w, "endpoints:")
-	for _, r := range res.Reaches {
-		fmt.Fprintf(w, "  %-24s p=%s  masquerade=%s\n", r.Endpoint, strconv.FormatFloat(r.Probability, 'f', 4, 64), yesNo(r.Masquerade))
-		if len(r.Path) > 0 {
-			fmt.Fprintf(w, "    via %s\n", strings.Join(r.Path, " -> "))
+	} else {
+		fmt.Fprintln(w, "endpoints:")
+		for _, r := range res.Reaches {
+			fmt.Fprintf(w, "  %-24s p=%s  masquerade=%s\n", r.Endpoint, strconv.FormatFloat(r.Probability, 'f', 4, 64), yesNo(r.Masquerade))
+			if len(r.Path) > 0 {
+				paths = true
+				fmt.Fprintf(w, "    via %s\n", strings.Join(r.Path, " -> "))
+			}
 		}
 	}
+	if paths {
+		fmt.Fprintln(w, chainsNote)
+	}
 }
+
+// chainsNote says where a trace's chains are found.
+const chainsNote = "chains:  the IR's, as kpc compile --format ir prints them (the nft and iptables outputs share and rename them)"
 
 // verdictName names a verdict; untouched says why a packet is.
 func verdictName(v ir.Verdict, untouched string) string {

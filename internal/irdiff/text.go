@@ -42,7 +42,7 @@ func (r *Report) WriteText(w io.Writer) error {
 		}
 	}
 	if len(r.Rulesets) > 0 {
-		fmt.Fprintln(bw, "Rulesets:")
+		fmt.Fprintln(bw, "Rulesets (the IR's chains, as kpc compile --format ir prints them):")
 		for _, rs := range r.Rulesets {
 			switch rs.Change {
 			case Added:
