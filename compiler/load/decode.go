@@ -922,7 +922,7 @@ func (d *decoder) object(s *ast.StructLit, from *listKind) {
 		object += " " + name
 	}
 	if err := checkBreadth(s); err != nil {
-		d.diags.Add(toPosOr(err.pos, pos), object, "", err.msg)
+		d.diags.Add(toPosOr(err.pos, pos), object, err.path.String(), err.msg)
 		return
 	}
 	if apiVersion != info.apiVersion && (info.older == "" || apiVersion != info.older) {

@@ -17,6 +17,8 @@ import (
 type sizeError struct {
 	pos token.Pos
 	msg string
+	// path is the field path of the list or mapping too large, when known.
+	path fpath
 }
 
 // checkSize rejects documents nested deeper than MaxDepth or with more than
@@ -30,12 +32,12 @@ func checkSize(s *ast.StructLit, items *ast.Field) *sizeError {
 	walk = func(e ast.Expr, depth int) *sizeError {
 		nodes++
 		if nodes > MaxNodes {
-			return &sizeError{e.Pos(), fmt.Sprintf("document has more than %d values", MaxNodes)}
+			return &sizeError{pos: e.Pos(), msg: fmt.Sprintf("document has more than %d values", MaxNodes)}
 		}
 		switch x := e.(type) {
 		case *ast.StructLit:
 			if depth > MaxDepth {
-				return &sizeError{e.Pos(), fmt.Sprintf("document is nested more than %d levels deep", MaxDepth)}
+				return &sizeError{pos: e.Pos(), msg: fmt.Sprintf("document is nested more than %d levels deep", MaxDepth)}
 			}
 			for _, el := range x.Elts {
 				if f, ok := el.(*ast.Field); ok {
@@ -50,7 +52,7 @@ func checkSize(s *ast.StructLit, items *ast.Field) *sizeError {
 			}
 		case *ast.ListLit:
 			if depth > MaxDepth {
-				return &sizeError{e.Pos(), fmt.Sprintf("document is nested more than %d levels deep", MaxDepth)}
+				return &sizeError{pos: e.Pos(), msg: fmt.Sprintf("document is nested more than %d levels deep", MaxDepth)}
 			}
 			for _, el := range x.Elts {
 				if err := walk(el, depth+1); err != nil {
@@ -73,48 +75,49 @@ const largeCollection = 1_000
 // largeCollection elements.
 func checkBreadth(s *ast.StructLit) *sizeError {
 	large, nodes := 0, 0
-	var walk func(e ast.Expr) *sizeError
-	count := func(e ast.Expr, n int, what string) *sizeError {
+	var walk func(e ast.Expr, p fpath) *sizeError
+	count := func(e ast.Expr, p fpath, n int, what string) *sizeError {
 		if n > MaxElements {
-			return &sizeError{e.Pos(), fmt.Sprintf("%s of %d elements: kpc validates at most %d in one list or mapping", what, n, MaxElements)}
+			return &sizeError{e.Pos(), fmt.Sprintf("%s of %d elements: kpc validates at most %d in one list or mapping", what, n, MaxElements), p}
 		}
 		if n > largeCollection {
 			if large += n; large > MaxLargeElements {
 				return &sizeError{e.Pos(), fmt.Sprintf("%s of %d elements: the document's lists and mappings of more than %d elements hold more than %d elements in all, more than kpc validates",
-					what, n, largeCollection, MaxLargeElements)}
+					what, n, largeCollection, MaxLargeElements), p}
 			}
 		}
 		return nil
 	}
-	walk = func(e ast.Expr) *sizeError {
+	walk = func(e ast.Expr, p fpath) *sizeError {
 		if nodes++; nodes > MaxObjectValues {
-			return &sizeError{e.Pos(), fmt.Sprintf("document has more than %d values: kpc validates at most that many in one object", MaxObjectValues)}
+			return &sizeError{e.Pos(), fmt.Sprintf("document has more than %d values: kpc validates at most that many in one object", MaxObjectValues), nil}
 		}
 		switch x := e.(type) {
 		case *ast.StructLit:
-			if err := count(e, len(x.Elts), "mapping"); err != nil {
+			if err := count(e, p, len(x.Elts), "mapping"); err != nil {
 				return err
 			}
 			for _, el := range x.Elts {
 				if f, ok := el.(*ast.Field); ok {
-					if err := walk(f.Value); err != nil {
+					name, _, _ := labelName(f.Label)
+					if err := walk(f.Value, p.key(name)); err != nil {
 						return err
 					}
 				}
 			}
 		case *ast.ListLit:
-			if err := count(e, len(x.Elts), "list"); err != nil {
+			if err := count(e, p, len(x.Elts), "list"); err != nil {
 				return err
 			}
-			for _, el := range x.Elts {
-				if err := walk(el); err != nil {
+			for i, el := range x.Elts {
+				if err := walk(el, p.index(i)); err != nil {
 					return err
 				}
 			}
 		}
 		return nil
 	}
-	return walk(s)
+	return walk(s, nil)
 }
 
 // normalize applies Go JSON decoding semantics to a document, in place:
