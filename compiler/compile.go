@@ -219,7 +219,8 @@ type svc struct {
 	npConflict []bool
 	hcnp       int
 	// otherProxy: the Service carries the service-proxy-name label, and
-	// kube-proxy leaves it to that proxy (no rules). Its addresses are
+	// kube-proxy leaves it to that proxy, or the headless label, which
+	// kube-proxy does not watch either (no rules). Its addresses are
 	// still allocated and catalogued.
 	otherProxy bool
 }
@@ -300,10 +301,17 @@ func (c *compiler) collectServices() {
 		if s.Spec.ClusterIP == "None" || (len(s.Spec.ClusterIPs) > 0 && s.Spec.ClusterIPs[0] == "None") {
 			continue
 		}
+		// kube-proxy's informers select neither Services labelled for
+		// another proxy nor those labelled headless (api.Unwatched).
 		proxy, other := s.Metadata.Labels[api.ServiceProxyNameLabel]
-		if other {
+		_, headless := s.Metadata.Labels[api.HeadlessLabel]
+		switch {
+		case other:
 			c.addNote(id, fmt.Sprintf("Service %s is labelled %s=%q: kube-proxy leaves it to that proxy, and kpc writes no rules for it", id, api.ServiceProxyNameLabel, proxy))
+		case headless:
+			c.addNote(id, fmt.Sprintf("Service %s is labelled %s: kube-proxy does not watch objects with that label (it marks a headless Service's), and kpc writes no rules for it", id, api.HeadlessLabel))
 		}
+		other = other || headless
 		if s.Spec.Type == "LoadBalancer" && s.Spec.LoadBalancerIP != "" && !other &&
 			!slices.ContainsFunc(s.Status.LoadBalancer.Ingress, func(in api.LoadBalancerIngress) bool { return in.IP == s.Spec.LoadBalancerIP }) {
 			given := "which the input does not give (its cloud provider sets it)"

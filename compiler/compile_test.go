@@ -186,6 +186,27 @@ func TestCompileBehaviour(t *testing.T) {
 			},
 		},
 		{
+			// kube-proxy's informers leave the label's objects out, though
+			// the Service has a cluster IP.
+			name: "a Service labelled headless gets no rules",
+			in: api.Input{
+				Services: []*api.Service{
+					mkSvc("ns", "echo", withClusterIP("172.30.0.62"),
+						func(s *api.Service) { s.Metadata.Labels = map[string]string{api.HeadlessLabel: ""} }),
+				},
+				EndpointSlices: []*api.EndpointSlice{mkSlice("ns", "echo", "echo-1", "IPv4", 80, mkEp("10.180.0.62"))},
+			},
+			check: func(t *testing.T, p *ir.Program) {
+				if !slices.Contains(p.Notes, `Service ns/echo is labelled service.kubernetes.io/headless: kube-proxy does not watch objects with that label (it marks a headless Service's), and kpc writes no rules for it`) {
+					t.Errorf("notes = %q", p.Notes)
+				}
+			},
+			flows: []flow{
+				{desc: "its cluster IP", src: pod, dst: "172.30.0.62", port: 80, want: drop},
+				{desc: "its cluster IP, iptables mode", src: pod, dst: "172.30.0.62", port: 80, mode: ir.ModeIPTables, want: untouched},
+			},
+		},
+		{
 			name: "a Service of another proxy gets no rules but keeps its addresses",
 			in: api.Input{
 				Services: []*api.Service{

@@ -92,7 +92,7 @@ func (c *compiler) ignoredEndpoints(e *api.Endpoints, svc *api.Service) {
 // case: the API server writes its Endpoints, labelled skip-mirror, and its
 // slice, and a dump of Services and Endpoints alone leaves the slice out.
 func (c *compiler) unmirrored(e *api.Endpoints, svc *api.Service) {
-	if _, other := svc.Metadata.Labels[api.ServiceProxyNameLabel]; other || len(c.slices[e.ID()]) > 0 || svc.Spec.Type == "ExternalName" {
+	if api.Unwatched(svc.Metadata.Labels) || len(c.slices[e.ID()]) > 0 || svc.Spec.Type == "ExternalName" {
 		return
 	}
 	c.addNote(e.ID(), "Service "+svc.ID()+" has no endpoint: its Endpoints are not mirrored (the mirroring controller "+
