@@ -121,6 +121,12 @@ func decodeText(name string, data []byte, asJSON, list bool, opts Options, diags
 			}
 			return true
 		}
+		// A template's text ("{{- if ... }}" first) is no JSON: the YAML
+		// decoder's error says what it is.
+		if bytes.HasPrefix(bytes.TrimLeft(data, " \t\r\n"), []byte("{{")) {
+			*diags = append(*diags, yd...)
+			return false
+		}
 	}
 	if !asJSON {
 		if pos, msg, ok := yamlControl(name, data); !ok {
@@ -564,6 +570,19 @@ func locateYAMLError(data []byte, pos diag.Pos, msg string) (diag.Pos, string) {
 				kind = "sequence"
 			}
 			msg += " in the flow " + kind + " that starts here: close it, or separate its entries with commas"
+		}
+	}
+	if at < 0 && strings.HasPrefix(msg, "YAML syntax error") {
+		// Else, a template's mark on the reported line, which the hint
+		// below names.
+		if start, ok := lineStart(data, pos.Line); ok && pos.Line > 0 {
+			line := lineOf(data[start:])
+			for _, mark := range []string{"{{", "%{"} {
+				if i := bytes.Index(line, []byte(mark)); i >= 0 {
+					at = start + i
+					break
+				}
+			}
 		}
 	}
 	if at >= 0 {

@@ -655,9 +655,9 @@ func TestYAMLSyntaxErrorColumns(t *testing.T) {
 		{"flow sequence not closed, with a closed mapping in it", "apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec:\n  ports: [{port: 80}, {port: 81} # [\n",
 			"-:5:10: YAML syntax error: did not find expected ',' or ']' in the flow sequence that starts here: close it, or separate its entries with commas"},
 		{"a k3s placeholder", head + "spec:\n  clusterIP: %{CLUSTER_DNS}%\n",
-			"-:6: YAML syntax error: found character that cannot start any token; the text around it holds \"%{\": is it a template (k3s's %{VAR}%, say)? Substitute its variables first"},
+			"-:6:14: YAML syntax error: found character that cannot start any token; the text around it holds \"%{\": is it a template (k3s's %{VAR}%, say)? Substitute its variables first"},
 		{"flow mapping whose brackets the line closes", head + "spec:\n  clusterIP: {{ pillar['ip'] }}\n",
-			"-:6: YAML syntax error: did not find expected ',' or '}'; the text around it holds \"{{\": is it a template (a Helm chart's, say)? Render it first (helm template, say)"},
+			"-:6:14: YAML syntax error: did not find expected ',' or '}'; the text around it holds \"{{\": is it a template (a Helm chart's, say)? Render it first (helm template, say)"},
 		// The block parser's errors name the construct's line; the line
 		// at which the text stops parsing is found.
 		{"a key indented less than its mapping", head + "spec:\n  ports:\n  - port: 80\n   name: x\n",
@@ -674,6 +674,8 @@ func TestYAMLSyntaxErrorColumns(t *testing.T) {
 			"-:3:3: YAML syntax error: invalid map key: !!seq"},
 		{"a template's value", "apiVersion: v1\nkind: Service\nmetadata:\n  name: {{ .Release.Name }}\n",
 			`-:4:9: YAML syntax error: invalid map key: !!map; the text around it holds "{{": is it a template (a Helm chart's, say)? Render it first (helm template, say)`},
+		{"a Helm template's first line", "{{- if .Values.enabled -}}\napiVersion: v1\nkind: Service\n",
+			`-:1:1: YAML syntax error: did not find expected node content; the text around it holds "{{": is it a template (a Helm chart's, say)? Render it first (helm template, say)`},
 		{"a template", head + "  labels:\n{{ include \"labels\" . }}\n",
 			`-:6:1: YAML syntax error: could not find expected ':'; the text around it holds "{{": is it a template (a Helm chart's, say)? Render it first (helm template, say)`},
 	} {
