@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"testing"
@@ -633,5 +634,32 @@ func TestStageOutput(t *testing.T) {
 	}
 	if l := leftovers(); len(l) != 0 {
 		t.Errorf("left behind: %v", l)
+	}
+}
+
+// TestVersionText checks what kpc version prints of a build.
+func TestVersionText(t *testing.T) {
+	bi := func(settings ...string) *debug.BuildInfo {
+		b := &debug.BuildInfo{GoVersion: "go1.26.8"}
+		for i := 0; i+1 < len(settings); i += 2 {
+			b.Settings = append(b.Settings, debug.BuildSetting{Key: settings[i], Value: settings[i+1]})
+		}
+		return b
+	}
+	tests := []struct {
+		v    string
+		bi   *debug.BuildInfo
+		want string
+	}{
+		{"v1.2.0", bi("vcs.revision", "0123456789abcdef0123"), "v1.2.0"},
+		{"dev", nil, "dev"},
+		{"dev", bi(), "dev (go1.26.8)"},
+		{"dev", bi("vcs.revision", "0123456789abcdef0123", "vcs.modified", "false"), "dev (commit 0123456789ab, go1.26.8)"},
+		{"dev", bi("vcs.revision", "0123456789abcdef0123", "vcs.modified", "true"), "dev (commit 0123456789ab with local changes, go1.26.8)"},
+	}
+	for _, tt := range tests {
+		if got := versionText(tt.v, tt.bi); got != tt.want {
+			t.Errorf("versionText(%q, %+v) = %q, want %q", tt.v, tt.bi, got, tt.want)
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 
@@ -97,8 +98,50 @@ func runVersion(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "kpc version: takes no arguments, got %q\n", fs.Args())
 		return exitUsage
 	}
-	fmt.Fprintf(stdout, "kpc %s\n", version)
+	fmt.Fprintf(stdout, "kpc %s\n", versionText(version, readBuildInfo()))
 	return exitOK
+}
+
+// readBuildInfo is debug.ReadBuildInfo's answer, or nil.
+func readBuildInfo() *debug.BuildInfo {
+	bi, _ := debug.ReadBuildInfo()
+	return bi
+}
+
+// versionText is v, and for a build without a release version the
+// commit it was built from (as go build records it in a git checkout)
+// and the Go version, so that a report names what ran.
+func versionText(v string, bi *debug.BuildInfo) string {
+	if v != "dev" || bi == nil {
+		return v
+	}
+	var rev, modified string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			modified = s.Value
+		}
+	}
+	var parts []string
+	if rev != "" {
+		if len(rev) > 12 {
+			rev = rev[:12]
+		}
+		c := "commit " + rev
+		if modified == "true" {
+			c += " with local changes"
+		}
+		parts = append(parts, c)
+	}
+	if bi.GoVersion != "" {
+		parts = append(parts, bi.GoVersion)
+	}
+	if len(parts) == 0 {
+		return v
+	}
+	return v + " (" + strings.Join(parts, ", ") + ")"
 }
 
 // newFlagSet returns a flag set that reports errors instead of exiting.
