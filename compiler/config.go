@@ -10,6 +10,7 @@ import (
 	"kpc/compiler/api"
 	"kpc/compiler/diag"
 	"kpc/compiler/ir"
+	"kpc/internal/netparse"
 )
 
 // Options are the command-line settings of a compile. Flags win over the
@@ -145,8 +146,8 @@ func parseIP(s string) (netip.Addr, bool) {
 
 // parseCIDR parses a CIDR and masks it; IPv4-mapped prefixes are refused.
 func parseCIDR(s string) (netip.Prefix, bool) {
-	p, err := netip.ParsePrefix(strings.TrimSpace(s))
-	if err != nil || p.Addr().Is4In6() || p.Addr().Zone() != "" {
+	p, ok := netparse.CIDR(strings.TrimSpace(s))
+	if !ok || p.Addr().Is4In6() {
 		return netip.Prefix{}, false
 	}
 	return p.Masked(), true
@@ -262,6 +263,12 @@ func (c *compiler) resolveConfig() {
 				}
 			}
 		}
+		// kube-proxy's bindAddress, when it is an address, is its
+		// primary node IP (detectNodeIPs), and so a local one.
+		if b, ok := netparse.IP(kpc.BindAddress); ok && len(opts.NodeIPs) == 0 && !b.IsUnspecified() && familyOf(b.Unmap()) == f {
+			b = b.Unmap()
+			ips = append([]netip.Addr{b}, slices.DeleteFunc(ips, func(a netip.Addr) bool { return a == b })...)
+		}
 		if len(ips) > 0 {
 			cfg.primary[f] = ips[0]
 		}
@@ -274,21 +281,38 @@ func (c *compiler) resolveConfig() {
 	c.resolveServiceCIDRs()
 	c.resolveNodePortAddresses(kpc)
 
-	// Masquerading.
+	// Masquerading, from the section of kube-proxy's mode: nftables
+	// mode reads nftables.*, the others (blank is iptables) iptables.*.
+	// The other section is ignored, with a note when it says otherwise.
+	section, other := "iptables", "nftables"
+	all, bitPtr := kpc.IPTables.MasqueradeAll, kpc.IPTables.MasqueradeBit
+	otherAll, otherBit := kpc.NFTables.MasqueradeAll, kpc.NFTables.MasqueradeBit
+	if kpc.Mode == "nftables" {
+		section, other = other, section
+		all, bitPtr, otherAll, otherBit = otherAll, otherBit, all, bitPtr
+	}
+	mode := kpc.Mode
+	if mode == "" {
+		mode = "blank, iptables"
+	}
+	if otherAll && !all && opts.MasqueradeAll == nil {
+		c.addNote("", fmt.Sprintf("%s.masqueradeAll is ignored: kube-proxy's mode (%s) reads %s.masqueradeAll", other, mode, section))
+	}
+	if otherBit != nil && (bitPtr == nil || *bitPtr != *otherBit) && opts.MasqueradeBit == nil {
+		c.addNote("", fmt.Sprintf("%s.masqueradeBit is ignored: kube-proxy's mode (%s) reads %s.masqueradeBit", other, mode, section))
+	}
 	switch {
 	case opts.MasqueradeAll != nil:
 		cfg.masqueradeAll = *opts.MasqueradeAll
 	default:
-		cfg.masqueradeAll = kpc.MasqueradeAll || kpc.IPTables.MasqueradeAll || kpc.NFTables.MasqueradeAll
+		cfg.masqueradeAll = kpc.MasqueradeAll || all
 	}
 	bit, bitFrom, bitPos, bitObj := defaultMasqueradeBit, "", kpc.Pos, "KubeProxyConfiguration"
 	switch {
 	case opts.MasqueradeBit != nil:
 		bit, bitFrom, bitPos, bitObj = *opts.MasqueradeBit, "--masquerade-bit", diag.Pos{}, ""
-	case kpc.NFTables.MasqueradeBit != nil:
-		bit, bitFrom = int(*kpc.NFTables.MasqueradeBit), "nftables.masqueradeBit"
-	case kpc.IPTables.MasqueradeBit != nil:
-		bit, bitFrom = int(*kpc.IPTables.MasqueradeBit), "iptables.masqueradeBit"
+	case bitPtr != nil:
+		bit, bitFrom = int(*bitPtr), section+".masqueradeBit"
 	}
 	if bit < 0 || bit > 31 {
 		c.diags.Add(bitPos, bitObj, bitFrom, fmt.Sprintf("masquerade bit %d is outside 0-31", bit))
@@ -324,8 +348,13 @@ func (c *compiler) resolveConfig() {
 func (c *compiler) resolvePodCIDRs(kpc *api.KubeProxyConfiguration, node *api.Node) {
 	var cidrs []netip.Prefix
 	var from string
+	// --cluster-cidr is kube-proxy's clusterCIDR, which only the
+	// ClusterCIDR detector reads.
+	if len(c.opts.ClusterCIDRs) > 0 && kpc.DetectLocalMode != "" && kpc.DetectLocalMode != "ClusterCIDR" {
+		c.addNote("", fmt.Sprintf("--cluster-cidr is ignored: detectLocalMode %s does not read the cluster's pod range", kpc.DetectLocalMode))
+	}
 	switch {
-	case len(c.opts.ClusterCIDRs) > 0:
+	case len(c.opts.ClusterCIDRs) > 0 && (kpc.DetectLocalMode == "" || kpc.DetectLocalMode == "ClusterCIDR"):
 		from = "--cluster-cidr"
 		for _, p := range c.opts.ClusterCIDRs {
 			if p.IsValid() {

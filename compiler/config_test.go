@@ -167,6 +167,47 @@ func TestNodeContext(t *testing.T) {
 			},
 		},
 		{
+			name: "nftables mode reads the nftables section's mark",
+			in: api.Input{ProxyConfigs: []*api.KubeProxyConfiguration{{
+				Mode:     "nftables",
+				IPTables: api.IPTablesConfig{MasqueradeBit: ptr(int32(3))},
+				NFTables: api.NFTablesConfig{MasqueradeBit: ptr(int32(5))},
+			}}},
+			wantMark: 0x20,
+			want: map[ir.Family]ir.Node{
+				ir.IPv4: {NodePortAllLocal: true, LocalhostNodePorts: true},
+				ir.IPv6: {NodePortAllLocal: true},
+			},
+		},
+		{
+			name: "iptables mode (blank) reads the iptables section's mark, and ignores the nftables one",
+			in: api.Input{ProxyConfigs: []*api.KubeProxyConfiguration{{
+				NFTables: api.NFTablesConfig{MasqueradeBit: ptr(int32(40))},
+			}}},
+			want: map[ir.Family]ir.Node{
+				ir.IPv4: {NodePortAllLocal: true, LocalhostNodePorts: true},
+				ir.IPv6: {NodePortAllLocal: true},
+			},
+		},
+		{
+			name: "bindAddress is the primary node IP, and a local one",
+			in: api.Input{Nodes: []*api.Node{nodeA},
+				ProxyConfigs: []*api.KubeProxyConfiguration{{Mode: "nftables", BindAddress: "198.51.100.05"}}},
+			want: map[ir.Family]ir.Node{
+				ir.IPv4: {Name: "node-a", Zone: "zone-a", IPs: addrs("192.0.2.1", "192.0.2.9", "198.51.100.1", "198.51.100.5"), NodePortAddrs: addrs("198.51.100.5"), NodePortDefault: true, LocalhostNodePorts: true},
+				ir.IPv6: {Name: "node-a", Zone: "zone-a", IPs: addrs("2001:db8::1"), NodePortAddrs: addrs("2001:db8::1"), NodePortDefault: true},
+			},
+		},
+		{
+			name: "clusterCIDR and nodePortAddresses read as kube-proxy reads them (leading zeros)",
+			in: api.Input{Nodes: []*api.Node{nodeA},
+				ProxyConfigs: []*api.KubeProxyConfiguration{{ClusterCIDR: "010.244.0.0/16", NodePortAddresses: []string{"192.0.2.009/32"}}}},
+			want: map[ir.Family]ir.Node{
+				ir.IPv4: {Name: "node-a", Zone: "zone-a", IPs: addrs("192.0.2.1", "192.0.2.9", "198.51.100.1"), NodePortAddrs: addrs("192.0.2.9"), PodCIDRs: prefixes("10.244.0.0/16")},
+				ir.IPv6: {Name: "node-a", Zone: "zone-a", IPs: addrs("2001:db8::1"), NodePortAddrs: addrs("2001:db8::1"), NodePortAllLocal: true},
+			},
+		},
+		{
 			name: "detectLocalMode NodeCIDR uses the Node's podCIDRs",
 			in: api.Input{
 				Nodes: []*api.Node{func() *api.Node {
@@ -255,6 +296,50 @@ func TestConfigNotesAndErrors(t *testing.T) {
 	}
 	if got := netip.MustParsePrefix("10.96.0.0/12"); p.Rulesets[0].ServiceCIDRs[0] != got {
 		t.Errorf("default service CIDR = %v", p.Rulesets[0].ServiceCIDRs)
+	}
+
+	// --cluster-cidr is clusterCIDR, which the NodeCIDR detector does not
+	// read.
+	nodeCIDR := &api.Input{Services: in.Services, ProxyConfigs: []*api.KubeProxyConfiguration{{DetectLocalMode: "NodeCIDR"}}}
+	p, _ = Compile(nodeCIDR, Options{ClusterCIDRs: prefixes("10.0.0.0/8")})
+	if len(p.Notes) != 1 || !strings.Contains(p.Notes[0], "--cluster-cidr is ignored: detectLocalMode NodeCIDR") || len(p.Rulesets[0].Node.PodCIDRs) != 0 {
+		t.Errorf("NodeCIDR with --cluster-cidr: notes %v pod CIDRs %v", p.Notes, p.Rulesets[0].Node.PodCIDRs)
+	}
+}
+
+// TestMasqueradeAllOfTheMode checks that masqueradeAll is read from the
+// section of kube-proxy's mode, as kube-proxy converts its configuration,
+// with a note when the other section's is ignored.
+func TestMasqueradeAllOfTheMode(t *testing.T) {
+	svcs := []*api.Service{mkSvc("ns", "s", withClusterIP("10.96.0.10"))}
+	slices := []*api.EndpointSlice{mkSlice("ns", "s", "s-1", "IPv4", 80, mkEp("10.180.0.1"))}
+	pod := ir.Packet{Src: netip.MustParseAddr("10.180.0.9"), Dst: netip.MustParseAddr("10.96.0.10"), Protocol: ir.TCP, Port: 80}
+	tests := []struct {
+		mode           string
+		iptAll, nftAll bool
+		masq           bool
+		note           string
+	}{
+		{mode: "", iptAll: true, masq: true},
+		{mode: "iptables", nftAll: true, note: "nftables.masqueradeAll is ignored: kube-proxy's mode (iptables) reads iptables.masqueradeAll"},
+		{mode: "ipvs", iptAll: true, masq: true},
+		{mode: "nftables", nftAll: true, masq: true},
+		{mode: "nftables", iptAll: true, note: "iptables.masqueradeAll is ignored: kube-proxy's mode (nftables) reads nftables.masqueradeAll"},
+	}
+	for _, tt := range tests {
+		cfg := &api.KubeProxyConfiguration{Mode: tt.mode, ClusterCIDR: "10.180.0.0/16",
+			IPTables: api.IPTablesConfig{MasqueradeAll: tt.iptAll}, NFTables: api.NFTablesConfig{MasqueradeAll: tt.nftAll}}
+		p, d := Compile(&api.Input{Services: svcs, EndpointSlices: slices, ProxyConfigs: []*api.KubeProxyConfiguration{cfg}}, Options{})
+		if err := d.Err(); err != nil {
+			t.Fatal(err)
+		}
+		res := ir.Trace(p, pod, ir.ModeNFT)
+		if len(res.Reaches) != 1 || res.Reaches[0].Masquerade != tt.masq {
+			t.Errorf("mode %q, iptables.masqueradeAll %v, nftables.masqueradeAll %v: pod traffic %+v, want masquerade %v", tt.mode, tt.iptAll, tt.nftAll, res, tt.masq)
+		}
+		if got := strings.Join(p.Notes, "\n"); tt.note != "" && !strings.Contains(got, tt.note) || tt.note == "" && strings.Contains(got, "masqueradeAll") {
+			t.Errorf("mode %q: notes %q, want %q", tt.mode, got, tt.note)
+		}
 	}
 }
 

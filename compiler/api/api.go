@@ -437,6 +437,7 @@ type KubeProxyConfiguration struct {
 	APIVersion        string          `json:"apiVersion"`
 	Kind              string          `json:"kind"`
 	HostnameOverride  string          `json:"hostnameOverride,omitempty"`
+	BindAddress       string          `json:"bindAddress,omitempty"`
 	ClusterCIDR       string          `json:"clusterCIDR,omitempty"`
 	NodePortAddresses []string        `json:"nodePortAddresses,omitempty"`
 	MasqueradeAll     bool            `json:"masqueradeAll,omitempty"`

@@ -491,7 +491,7 @@ var invalidCases = []struct {
 		}},
 	{name: "KubeProxyConfiguration mode", in: "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nmode: userspace\niptables: {masqueradeBit: 32}\n",
 		want: []string{
-			"-:3:7: KubeProxyConfiguration: mode: unsupported value \"userspace\": must be one of \"iptables\", \"ipvs\", \"nftables\", \"kernelspace\"",
+			"-:3:7: KubeProxyConfiguration: mode: unsupported value \"userspace\": must be one of \"iptables\", \"ipvs\", \"nftables\" or blank (iptables): kube-proxy on Linux refuses another",
 			"-:4:27: KubeProxyConfiguration: iptables.masqueradeBit: invalid value 32: must be between 0 and 31, inclusive",
 		}},
 	{name: "Node without a name", in: "apiVersion: v1\nkind: Node\nmetadata: {labels: {a: b}}\n",

@@ -249,7 +249,7 @@ func TestLoadForms(t *testing.T) {
 			"data: {config.conf: \"apiVersion: kubeproxy.config.k8s.io/v1alpha1\\nkind: KubeProxyConfiguration\\nmode: x\\n\"}\n",
 		diags: []string{
 			`-:10:24: KubeProxyConfiguration: iptables.masqueradeBit: invalid value "14": must be an integer`,
-			`-:15:21: KubeProxyConfiguration: mode: unsupported value "x": must be one of "iptables", "ipvs", "nftables", "kernelspace"`,
+			`-:15:21: KubeProxyConfiguration: mode: unsupported value "x": must be one of "iptables", "ipvs", "nftables" or blank (iptables): kube-proxy on Linux refuses another`,
 		},
 		errors: true,
 	}, {

@@ -340,6 +340,8 @@ func (e *evaluator) validate(d *document, opts Options) (ok bool) {
 		errs = append(errs, checkEndpoints(d.expr)...)
 	case "ServiceCIDR":
 		errs = append(errs, checkServiceCIDR(d.expr)...)
+	case "KubeProxyConfiguration":
+		errs = append(errs, checkKubeProxyConfig(d.expr)...)
 	}
 	// The schema's first error on a path stands for all of them, and the
 	// checks add none on that path; the checks may report several reasons

@@ -3,10 +3,10 @@ package load
 import (
 	"fmt"
 	"net/netip"
-	"strconv"
-	"strings"
 
 	"cuelang.org/go/cue/ast"
+
+	"kpc/internal/netparse"
 )
 
 // The API server answers the create of a valid Service with warnings
@@ -115,7 +115,7 @@ func ips0(es []ast.Expr) ast.Expr {
 // have leading zeros, read as decimal), and warns of nothing it cannot
 // read.
 func ipWarning(s string) string {
-	ip, ok := parseIPSloppy(s)
+	ip, ok := netparse.IP(s)
 	if !ok {
 		return ""
 	}
@@ -143,71 +143,4 @@ func cidrWarning(s string) string {
 		return fmt.Sprintf("IPv6 CIDR value %q should be in RFC 5952 canonical format (%q)", s, p)
 	}
 	return ""
-}
-
-// parseIPSloppy parses an address as Go 1.16's net.ParseIP did: an IPv4
-// part is one or more decimal digits (leading zeros allowed) up to 255,
-// an IPv6 group one or more hex digits up to ffff, and an IPv6 address may
-// end in such an IPv4 address. No zone.
-func parseIPSloppy(s string) (netip.Addr, bool) {
-	if !strings.Contains(s, ":") {
-		b, ok := sloppyIPv4(s)
-		if !ok {
-			return netip.Addr{}, false
-		}
-		return netip.AddrFrom4(b), true
-	}
-	// Rewrite the groups and the IPv4 tail in their shortest forms, which
-	// netip reads.
-	parts := strings.Split(s, ":")
-	for i, g := range parts {
-		if g == "" {
-			continue
-		}
-		if i == len(parts)-1 && strings.Contains(g, ".") {
-			b, ok := sloppyIPv4(g)
-			if !ok {
-				return netip.Addr{}, false
-			}
-			parts[i] = netip.AddrFrom4(b).String()
-			continue
-		}
-		n, err := strconv.ParseUint(g, 16, 64)
-		if err != nil || n > 0xffff || strings.ContainsAny(g, "+-_xX") {
-			return netip.Addr{}, false
-		}
-		parts[i] = strconv.FormatUint(n, 16)
-	}
-	a, err := netip.ParseAddr(strings.Join(parts, ":"))
-	if err != nil || a.Zone() != "" {
-		return netip.Addr{}, false
-	}
-	return a, true
-}
-
-// sloppyIPv4 reads four dot-separated decimal parts, each up to 255.
-func sloppyIPv4(s string) ([4]byte, bool) {
-	var b [4]byte
-	parts := strings.Split(s, ".")
-	if len(parts) != 4 {
-		return b, false
-	}
-	for i, p := range parts {
-		if p == "" || strings.Trim(p, "0123456789") != "" {
-			return b, false
-		}
-		p = strings.TrimLeft(p, "0")
-		if len(p) > 3 {
-			return b, false
-		}
-		n := 0
-		for _, c := range p {
-			n = n*10 + int(c-'0')
-		}
-		if n > 255 {
-			return b, false
-		}
-		b[i] = byte(n)
-	}
-	return b, true
 }

@@ -103,33 +103,3 @@ func TestServiceWarnings(t *testing.T) {
 		}
 	}
 }
-
-// TestParseIPSloppy checks the reading of Go 1.16's net.ParseIP, which
-// the API server's warnings use.
-func TestParseIPSloppy(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"192.0.2.1", "192.0.2.1"},
-		{"192.0.2.01", "192.0.2.1"},
-		{"010.000.002.0001", "10.0.2.1"},
-		{"192.0.2.256", ""},
-		{"192.0.2", ""},
-		{"192.0.2.+1", ""},
-		{"2001:db8::1", "2001:db8::1"},
-		{"2001:db8::00001", "2001:db8::1"},
-		{"::ffff:192.0.2.01", "::ffff:192.0.2.1"},
-		{"2001:db8::10000", ""},
-		{"fe80::1%eth0", ""},
-		{"2001:db8::0x1", ""},
-		{"", ""},
-	}
-	for _, tt := range tests {
-		a, ok := parseIPSloppy(tt.in)
-		got := ""
-		if ok {
-			got = a.String()
-		}
-		if got != tt.want {
-			t.Errorf("parseIPSloppy(%q) = %q, want %q", tt.in, got, tt.want)
-		}
-	}
-}

@@ -1,0 +1,140 @@
+package load
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"cuelang.org/go/cue/ast"
+
+	"kpc/internal/netparse"
+)
+
+// checkKubeProxyConfig runs the checks of kube-proxy's own validation
+// (pkg/proxy/apis/config/validation Validate, after the v1alpha1 defaults)
+// that a configuration fails when kube-proxy refuses to start with it,
+// for the fields kube-proxy on Linux reads. The schema checks the mode,
+// detectLocalMode and iptables.masqueradeBit.
+func checkKubeProxyConfig(doc *ast.StructLit) []fieldError {
+	var errs []fieldError
+	add := func(p fpath, msg string) { errs = append(errs, fieldError{path: p, msg: msg}) }
+	str := func(s *ast.StructLit, name string) (string, bool) { return stringLit(get(s, name)) }
+	mode, _ := str(doc, "mode")
+
+	// nftables.masqueradeBit is checked in nftables mode only.
+	if mode == "nftables" {
+		nft := asStruct(get(doc, "nftables"))
+		if n, ok := intLit(get(nft, "masqueradeBit")); ok && (n < 0 || n > 31) {
+			add(fpath{"nftables", "masqueradeBit"}, fmt.Sprintf("invalid value %d: must be within the range [0, 31]", n))
+		}
+	}
+
+	// Conntrack: counts and timeouts not negative.
+	ct := asStruct(get(doc, "conntrack"))
+	for _, name := range []string{"maxPerCore", "min"} {
+		if n, ok := intLit(get(ct, name)); ok && n < 0 {
+			add(fpath{"conntrack", name}, fmt.Sprintf("invalid value %d: must be greater than or equal to 0", n))
+		}
+	}
+	for _, name := range []string{"tcpEstablishedTimeout", "tcpCloseWaitTimeout", "udpTimeout", "udpStreamTimeout"} {
+		errs = append(errs, checkDuration(ct, fpath{"conntrack", name}, false)...)
+	}
+	errs = append(errs, checkDuration(doc, fpath{"configSyncPeriod"}, true)...)
+
+	if n, ok := intLit(get(doc, "oomScoreAdj")); ok && (n < -1000 || n > 1000) {
+		add(fpath{"oomScoreAdj"}, fmt.Sprintf("invalid value %d: must be within the range [-1000, 1000]", n))
+	}
+	if n, ok := intLit(get(asStruct(get(doc, "clientConnection")), "burst")); ok && n < 0 {
+		add(fpath{"clientConnection", "burst"}, fmt.Sprintf("invalid value %d: must be greater than or equal to 0", n))
+	}
+	if s, ok := str(doc, "bindAddress"); ok && s != "" {
+		if _, ok := netparse.IP(s); !ok {
+			add(fpath{"bindAddress"}, fmt.Sprintf("invalid value %q: not a valid textual representation of an IP address", s))
+		}
+	}
+
+	// nodePortAddresses: CIDRs, or "primary" alone.
+	for i, el := range elems(get(doc, "nodePortAddresses")) {
+		s, ok := stringLit(el)
+		if !ok {
+			continue
+		}
+		p := fpath{"nodePortAddresses"}.index(i)
+		if s == "primary" {
+			if n := len(elems(get(doc, "nodePortAddresses"))); i != 0 || n != 1 {
+				add(p, `invalid value "primary": can't use both 'primary' and CIDRs`)
+			}
+			break
+		}
+		if _, ok := netparse.CIDR(s); !ok {
+			add(p, fmt.Sprintf("invalid value %q: must be a valid CIDR", s))
+		}
+	}
+
+	// The local-traffic detector's settings.
+	switch local, _ := str(doc, "detectLocalMode"); local {
+	case "", "ClusterCIDR":
+		if s, ok := str(doc, "clusterCIDR"); ok && s != "" {
+			errs = append(errs, checkClusterCIDRs(s)...)
+		}
+	case "BridgeInterface", "InterfaceNamePrefix":
+		name := "bridgeInterface"
+		if local == "InterfaceNamePrefix" {
+			name = "interfaceNamePrefix"
+		}
+		if s, _ := str(asStruct(get(doc, "detectLocal")), name); s == "" {
+			errs = append(errs, fieldError{path: fpath{"detectLocal", name}, at: fpath{"detectLocalMode"},
+				msg: fmt.Sprintf("required value: detectLocalMode %s needs it (kube-proxy refuses an empty one)", local)})
+		}
+	}
+	return errs
+}
+
+// checkClusterCIDRs checks clusterCIDR as kube-proxy reads it: split at
+// commas (spaces are not trimmed), one CIDR or a dual-stack pair.
+func checkClusterCIDRs(s string) []fieldError {
+	p := fpath{"clusterCIDR"}
+	cidrs := strings.Split(s, ",")
+	const pair = "must be one CIDR or a dual-stack pair of CIDRs (e.g. 10.100.0.0/16,fde4:8dba:82e1::/48)"
+	if len(cidrs) > 2 {
+		return []fieldError{{path: p, msg: fmt.Sprintf("invalid value %q: %s", s, pair)}}
+	}
+	var errs []fieldError
+	fams := map[bool]int{}
+	for _, c := range cidrs {
+		pr, ok := netparse.CIDR(c)
+		if !ok {
+			errs = append(errs, fieldError{path: p, msg: fmt.Sprintf("invalid value %q: %q must be a valid CIDR block (e.g. 10.100.0.0/16 or fde4:8dba:82e1::/48)", s, c)})
+			continue
+		}
+		fams[pr.Addr().Unmap().Is4()]++
+	}
+	if len(errs) == 0 && len(cidrs) == 2 && len(fams) != 2 {
+		errs = append(errs, fieldError{path: p, msg: fmt.Sprintf("invalid value %q: %s", s, pair)})
+	}
+	return errs
+}
+
+// checkDuration checks a metav1.Duration field of s: a string that
+// time.ParseDuration reads (else kube-proxy cannot decode its
+// configuration), and not negative. positive is for a field that must be
+// greater than 0, whose zero the v1alpha1 defaults replace (kubeadm
+// writes configSyncPeriod: 0s).
+func checkDuration(s *ast.StructLit, p fpath, positive bool) []fieldError {
+	e := get(s, p[len(p)-1].(string))
+	v, ok := stringLit(e)
+	if !ok {
+		return nil
+	}
+	d, err := time.ParseDuration(v)
+	switch {
+	case err != nil:
+		return []fieldError{{path: p, msg: fmt.Sprintf("invalid value %s: must be a duration such as 30s or 1h0m0s (kube-proxy cannot decode it)", strconv.Quote(v))}}
+	case positive && d < 0:
+		return []fieldError{{path: p, msg: fmt.Sprintf("invalid value %q: must be greater than 0", v)}}
+	case d < 0:
+		return []fieldError{{path: p, msg: fmt.Sprintf("invalid value %q: must be greater than or equal to 0", v)}}
+	}
+	return nil
+}
