@@ -41,6 +41,7 @@ func checkKubeProxyConfig(doc *ast.StructLit) []fieldError {
 		errs = append(errs, checkDuration(ct, fpath{"conntrack", name}, false)...)
 	}
 	errs = append(errs, checkDuration(doc, fpath{"configSyncPeriod"}, true)...)
+	errs = append(errs, checkSyncPeriods(doc, mode)...)
 
 	if n, ok := intLit(get(doc, "oomScoreAdj")); ok && (n < -1000 || n > 1000) {
 		add(fpath{"oomScoreAdj"}, fmt.Sprintf("invalid value %d: must be within the range [-1000, 1000]", n))
@@ -87,6 +88,40 @@ func checkKubeProxyConfig(doc *ast.StructLit) []fieldError {
 			errs = append(errs, fieldError{path: fpath{"detectLocal", name}, at: fpath{"detectLocalMode"},
 				msg: fmt.Sprintf("required value: detectLocalMode %s needs it (kube-proxy refuses an empty one)", local)})
 		}
+	}
+	return errs
+}
+
+// checkSyncPeriods checks the sync periods of the section of the mode,
+// which kube-proxy's v1alpha1 conversion reads (nftables, ipvs, else
+// iptables), after the defaults of a zero one (30s and 1s): the period
+// positive, the minimum not negative and not above the period.
+func checkSyncPeriods(doc *ast.StructLit, mode string) []fieldError {
+	section := "iptables"
+	if mode == "nftables" || mode == "ipvs" {
+		section = mode
+	}
+	s := asStruct(get(doc, section))
+	syncP, minP := fpath{section, "syncPeriod"}, fpath{section, "minSyncPeriod"}
+	errs := append(checkDuration(s, syncP, true), checkDuration(s, minP, false)...)
+	if len(errs) > 0 {
+		return errs
+	}
+	value := func(name string, def time.Duration) time.Duration {
+		v, _ := stringLit(get(s, name))
+		d, err := time.ParseDuration(v)
+		if err != nil || d == 0 {
+			return def
+		}
+		return d
+	}
+	if sync, minSync := value("syncPeriod", 30*time.Second), value("minSyncPeriod", time.Second); minSync > sync {
+		at := syncP
+		if get(s, "syncPeriod") == nil {
+			at = minP
+		}
+		errs = append(errs, fieldError{path: syncP, at: at,
+			msg: fmt.Sprintf("invalid value %s: must be greater than or equal to %s.minSyncPeriod (%s)", sync, section, minSync)})
 	}
 	return errs
 }

@@ -78,6 +78,29 @@ func TestKubeProxyConfigChecks(t *testing.T) {
 			"-:5:27: clientConnection.burst: invalid value -1: must be greater than or equal to 0",
 		},
 	}, {
+		name: "sync periods of the mode's section",
+		in: head + "iptables: {minSyncPeriod: 1m, syncPeriod: 30s}\n---\n" + head + "iptables: {minSyncPeriod: 1m}\n---\n" +
+			head + "mode: nftables\niptables: {minSyncPeriod: 1m}\nnftables: {syncPeriod: -1s, minSyncPeriod: -1s}\n---\n" +
+			head + "iptables: {minSyncPeriod: 0s, syncPeriod: 0s}\n",
+		want: []string{
+			"-:3:43: iptables.syncPeriod: invalid value 30s: must be greater than or equal to iptables.minSyncPeriod (1m0s)",
+			"-:7:27: iptables.syncPeriod: invalid value 30s: must be greater than or equal to iptables.minSyncPeriod (1m0s)",
+			`-:13:24: nftables.syncPeriod: invalid value "-1s": must be greater than 0`,
+			`-:13:44: nftables.minSyncPeriod: invalid value "-1s": must be greater than or equal to 0`,
+		},
+	}, {
+		name: "what kube-proxy cannot decode: numbers beyond int32, quoted numbers, durations that are not strings",
+		in: head + "oomScoreAdj: 99999999999999999999\nclientConnection: {burst: '5'}\nconfigSyncPeriod: 900\n" +
+			"nftables: {masqueradeBit: 4294967296}\nconntrack: {min: -3000000000, udpTimeout: 30}\n",
+		want: []string{
+			"-:3:14: oomScoreAdj: invalid value 1e+20: must be an integer",
+			`-:4:27: clientConnection.burst: invalid value "5": must be an integer`,
+			"-:5:19: configSyncPeriod: invalid value 900: must be a string",
+			"-:6:27: nftables.masqueradeBit: invalid value 4294967296: must be less than or equal to 2147483647",
+			"-:7:18: conntrack.min: invalid value -3000000000: must be greater than or equal to -2147483648",
+			"-:7:43: conntrack.udpTimeout: invalid value 30: must be a string",
+		},
+	}, {
 		name: "mode kernelspace, Windows's",
 		in:   head + "mode: kernelspace\n",
 		want: []string{`-:3:7: mode: unsupported value "kernelspace": must be one of "iptables", "ipvs", "nftables" or blank (iptables): kube-proxy on Linux refuses another`},
