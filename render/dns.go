@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 
 	"kpc/compiler/ir"
@@ -17,26 +18,33 @@ import (
 // following the Kubernetes DNS-Based Service Discovery specification
 // (github.com/kubernetes/dns docs/specification.md, schema 1.1.0):
 //
-//   - $ORIGIN and $TTL (5 seconds, CoreDNS's default), an SOA and an NS
-//     record naming ns.dns.<domain>, with an A/AAAA record for that name:
-//     the cluster IPs of kube-system/kube-dns when the input has it, else
-//     the 10th address of the first service CIDR (kubeadm's convention,
-//     10.96.0.10 when the Program has no Ruleset); and the dns-version TXT
-//     record.
+//   - $ORIGIN and $TTL (5 seconds, CoreDNS's default), an SOA naming
+//     ns.dns.<domain>, with an A/AAAA record for that name: the cluster
+//     IPs of kube-system/kube-dns when the input has it, else the 10th
+//     address of the first service CIDR (kubeadm's convention, 10.96.0.10
+//     when the Program has no Ruleset); an NS record naming
+//     kube-dns.kube-system.svc.<domain> when the input has that Service
+//     (as CoreDNS names its own Service), else ns.dns.<domain>; and the
+//     dns-version TXT record, with CoreDNS's TTL of 28800 seconds.
 //   - A Service with cluster IPs: one A or AAAA record per cluster IP at
-//     <svc>.<ns>.svc.<domain>, and per named port an SRV record
-//     _<port>._<proto>.<svc>.<ns>.svc.<domain> (priority 0, weight 100,
-//     the Service port) targeting the Service name.
+//     <svc>.<ns>.svc.<domain>; per port an SRV record at that name (the
+//     extension CoreDNS writes for peer-finder) and per named port an SRV
+//     record _<port>._<proto>.<svc>.<ns>.svc.<domain>, both of priority 0,
+//     weight 100 and the Service port, targeting the Service name.
 //   - A headless Service: one A/AAAA record at the Service name per ready
-//     endpoint (every endpoint when publishNotReadyAddresses is set); per
-//     such endpoint an A/AAAA record at <hostname>.<svc>.<ns>.svc.<domain>,
-//     where hostname is the endpoint's hostname or, when it has none, a
-//     name derived from its address as CoreDNS does (dots and colons
-//     replaced by dashes: 192-0-2-1, 2001-db8--1; the fully expanded IPv6
-//     form when the short one would begin or end with a dash); and per
-//     named Service port one SRV record per such endpoint that serves the
-//     port, targeting the endpoint's name, with the endpoint's port (the
-//     port a client of a headless Service connects to).
+//     endpoint (the slices' condition, which the EndpointSlice controller
+//     sets for every endpoint of a Service with publishNotReadyAddresses;
+//     CoreDNS reads nothing else); per such endpoint an A/AAAA record at
+//     <hostname>.<svc>.<ns>.svc.<domain>, where hostname is the endpoint's
+//     hostname or, when it has none, a name derived from its address as
+//     CoreDNS does (dots and colons replaced by dashes: 192-0-2-1,
+//     2001-db8--1; the fully expanded IPv6 form when the short one would
+//     begin or end with a dash); and per named Service port one SRV
+//     record per such endpoint that serves the port, targeting the
+//     endpoint's name, with the endpoint's port (the port a client of a
+//     headless Service connects to) and CoreDNS's weight, 100 shared out
+//     among the N ready endpoints of the endpoint's family (floor(100/N);
+//     CoreDNS shares it per slice, and a slice holds one family).
 //   - An ExternalName Service: a CNAME to its externalName.
 //
 // Not written: PTR records (they belong in the in-addr.arpa and ip6.arpa
@@ -59,14 +67,24 @@ const DNSSchemaVersion = "1.1.0"
 // dnsTTL is the zone's default TTL in seconds.
 const dnsTTL = 5
 
+// dnsVersionTTL is the TTL CoreDNS gives the dns-version record.
+const dnsVersionTTL = 28800
+
 // dnsRecord is one resource record; Name and Data are fully qualified.
+// TTL 0 is the zone's default.
 type dnsRecord struct {
 	Name string
+	TTL  int
 	Type string
 	Data string
 }
 
-func (r dnsRecord) String() string { return r.Name + "\tIN\t" + r.Type + "\t" + r.Data }
+func (r dnsRecord) String() string {
+	if r.TTL > 0 {
+		return r.Name + "\t" + strconv.Itoa(r.TTL) + "\tIN\t" + r.Type + "\t" + r.Data
+	}
+	return r.Name + "\tIN\t" + r.Type + "\t" + r.Data
+}
 
 // Render writes the zone.
 func (d DNS) Render(w io.Writer, p *ir.Program) error {
@@ -86,15 +104,19 @@ func (d DNS) Render(w io.Writer, p *ir.Program) error {
 	fmt.Fprintf(bw, "$ORIGIN %s\n$TTL %d\n", origin, dnsTTL)
 	ns := "ns.dns." + origin
 	fmt.Fprintf(bw, "@\tIN\tSOA\t%s hostmaster.%s 1 7200 1800 86400 %d\n", ns, origin, dnsTTL)
-	fmt.Fprintf(bw, "@\tIN\tNS\t%s\n", ns)
 	addrs, why := nameServerAddrs(p)
+	nsTarget := ns
+	if why == "" {
+		nsTarget = "kube-dns.kube-system.svc." + origin
+	}
+	fmt.Fprintf(bw, "@\tIN\tNS\t%s\n", nsTarget)
 	if why != "" {
 		fmt.Fprintf(bw, "; %s\n", why)
 	}
 	for _, a := range addrs {
 		fmt.Fprintln(bw, addrRecord(ns, a))
 	}
-	fmt.Fprintln(bw, dnsRecord{Name: "dns-version." + origin, Type: "TXT", Data: `"` + DNSSchemaVersion + `"`})
+	fmt.Fprintln(bw, dnsRecord{Name: "dns-version." + origin, TTL: dnsVersionTTL, Type: "TXT", Data: `"` + DNSSchemaVersion + `"`})
 	for i := range p.Services {
 		s := &p.Services[i]
 		recs, err := serviceRecords(s, origin)
@@ -244,11 +266,20 @@ func serviceRecords(s *ir.ServiceInfo, origin string) ([]dnsRecord, error) {
 		}
 		other = append(other, dnsRecord{Name: base, Type: "CNAME", Data: target + "."})
 	case s.Headless:
+		// CoreDNS shares the weight out per slice; slices hold one
+		// family each, and here per family.
+		ready := map[bool]int{}
+		for i := range s.Endpoints {
+			if s.Endpoints[i].Ready {
+				ready[s.Endpoints[i].Addr.Is4()]++
+			}
+		}
 		for i := range s.Endpoints {
 			e := &s.Endpoints[i]
-			if !e.Ready && !s.PublishNotReadyAddresses {
+			if !e.Ready {
 				continue
 			}
+			weight := 100 / ready[e.Addr.Is4()]
 			label := endpointLabel(e)
 			if !validLabel(label) {
 				return nil, fmt.Errorf("endpoint %s: hostname %q is not a DNS label", e.Addr, e.Hostname)
@@ -263,7 +294,7 @@ func serviceRecords(s *ir.ServiceInfo, origin string) ([]dnsRecord, error) {
 				}
 				for _, ep := range e.Ports {
 					if ep.Name == p.Name && ep.Protocol == p.Protocol {
-						srv = append(srv, dnsRecord{Name: owner, Type: "SRV", Data: fmt.Sprintf("0 100 %d %s", ep.Port, epName)})
+						srv = append(srv, dnsRecord{Name: owner, Type: "SRV", Data: fmt.Sprintf("0 %d %d %s", weight, ep.Port, epName)})
 					}
 				}
 			}
@@ -274,6 +305,7 @@ func serviceRecords(s *ir.ServiceInfo, origin string) ([]dnsRecord, error) {
 		}
 		if len(addrRecs) > 0 {
 			for _, p := range s.Ports {
+				srv = append(srv, dnsRecord{Name: base, Type: "SRV", Data: fmt.Sprintf("0 100 %d %s", p.Port, base)})
 				if owner, ok := srvName(p); ok {
 					srv = append(srv, dnsRecord{Name: owner, Type: "SRV", Data: fmt.Sprintf("0 100 %d %s", p.Port, base)})
 				}

@@ -53,6 +53,10 @@ func TestServiceRecords(t *testing.T) {
 			"web.shop.svc.cluster.local.\tIN\tAAAA\tfd00::5",
 			"_dns._udp.web.shop.svc.cluster.local.\tIN\tSRV\t0 100 53 web.shop.svc.cluster.local.",
 			"_http._tcp.web.shop.svc.cluster.local.\tIN\tSRV\t0 100 80 web.shop.svc.cluster.local.",
+			// CoreDNS's extension for peer-finder: every port, named or not.
+			"web.shop.svc.cluster.local.\tIN\tSRV\t0 100 53 web.shop.svc.cluster.local.",
+			"web.shop.svc.cluster.local.\tIN\tSRV\t0 100 80 web.shop.svc.cluster.local.",
+			"web.shop.svc.cluster.local.\tIN\tSRV\t0 100 81 web.shop.svc.cluster.local.",
 		},
 	}, {
 		name: "headless: ready endpoints, hostnames or derived names, endpoint ports",
@@ -64,17 +68,15 @@ func TestServiceRecords(t *testing.T) {
 			"192-0-2-2.db.data.svc.cluster.local.\tIN\tA\t192.0.2.2",
 			"2001-0db8-0000-0000-0000-0000-0000-0000.db.data.svc.cluster.local.\tIN\tAAAA\t2001:db8::",
 			"db-0.db.data.svc.cluster.local.\tIN\tA\t192.0.2.1",
-			"_pg._tcp.db.data.svc.cluster.local.\tIN\tSRV\t0 100 15432 192-0-2-2.db.data.svc.cluster.local.",
-			"_pg._tcp.db.data.svc.cluster.local.\tIN\tSRV\t0 100 15432 db-0.db.data.svc.cluster.local.",
+			// 100 shared out among the two ready IPv4 endpoints.
+			"_pg._tcp.db.data.svc.cluster.local.\tIN\tSRV\t0 50 15432 192-0-2-2.db.data.svc.cluster.local.",
+			"_pg._tcp.db.data.svc.cluster.local.\tIN\tSRV\t0 50 15432 db-0.db.data.svc.cluster.local.",
 		},
 	}, {
-		name: "headless publishing not-ready addresses",
+		// The EndpointSlice controller marks every endpoint of such a
+		// Service ready; CoreDNS reads only the condition.
+		name: "a not-ready endpoint of a Service publishing not-ready addresses: nothing",
 		svc:  published,
-		want: []string{
-			"db.data.svc.cluster.local.\tIN\tA\t192.0.2.3",
-			"db-2.db.data.svc.cluster.local.\tIN\tA\t192.0.2.3",
-			"_pg._tcp.db.data.svc.cluster.local.\tIN\tSRV\t0 100 15432 db-2.db.data.svc.cluster.local.",
-		},
 	}, {
 		name: "ExternalName",
 		svc:  ir.ServiceInfo{Namespace: "a", Name: "ext", Type: "ExternalName", ExternalName: "API.example.com."},

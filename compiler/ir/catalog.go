@@ -54,9 +54,9 @@ type ServiceInfo struct {
 	// HealthCheckNodePort is the healthCheckNodePort after allocation
 	// (LoadBalancer with externalTrafficPolicy Local), else 0.
 	HealthCheckNodePort uint16
-	// PublishNotReadyAddresses is spec.publishNotReadyAddresses: DNS
-	// publishes every endpoint of the Service, ready or not (kube-proxy
-	// ignores it).
+	// PublishNotReadyAddresses is spec.publishNotReadyAddresses, by which
+	// the EndpointSlice controller marks every endpoint ready; kube-proxy
+	// and CoreDNS read only the slices' conditions (a diff reports it).
 	PublishNotReadyAddresses bool
 	// Endpoints are the endpoints of the Service's EndpointSlices (none
 	// for ExternalName Services), one per address, sorted by address.
