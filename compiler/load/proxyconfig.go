@@ -94,7 +94,8 @@ func checkKubeProxyConfig(doc *ast.StructLit) []fieldError {
 
 // checkSyncPeriods checks the sync periods of the section of the mode,
 // which kube-proxy's v1alpha1 conversion reads (nftables, ipvs, else
-// iptables), after the defaults of a zero one (30s and 1s): the period
+// iptables), after the defaults of a zero one (30s, and 1s for the
+// minimum but in the IPVS section): the period
 // positive, the minimum not negative and not above the period.
 func checkSyncPeriods(doc *ast.StructLit, mode string) []fieldError {
 	section := "iptables"
@@ -115,7 +116,11 @@ func checkSyncPeriods(doc *ast.StructLit, mode string) []fieldError {
 		}
 		return d
 	}
-	if sync, minSync := value("syncPeriod", 30*time.Second), value("minSyncPeriod", time.Second); minSync > sync {
+	defMin := time.Second
+	if section == "ipvs" {
+		defMin = 0 // the IPVS section's minimum has no default
+	}
+	if sync, minSync := value("syncPeriod", 30*time.Second), value("minSyncPeriod", defMin); minSync > sync {
 		at := syncP
 		if get(s, "syncPeriod") == nil {
 			at = minP
