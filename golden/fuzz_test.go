@@ -34,7 +34,7 @@ func FuzzPipeline(f *testing.F) {
 	}
 	check := nftChecker(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		input, diags := load.Load([]string{"-"}, bytes.NewReader(data), load.Options{})
+		input, diags := load.Load([]string{"-"}, bytes.NewReader(data), load.Options{KubeProxy: true}) // as kpc compile reads it
 		if diags.Err() != nil {
 			load.CrossCheck(input)
 			_, cdiags := compiler.Compile(input, compiler.Options{SkipServices: true, SkipSelfCheck: true, SkipRulesetBodies: true})

@@ -55,7 +55,7 @@ type result struct {
 // compileCase runs load, validation, compile and every renderer.
 func compileCase(t *testing.T, c goldenCase) result {
 	t.Helper()
-	input, diags := load.Load([]string{filepath.Join(c.dir, "input.yaml")}, nil, load.Options{})
+	input, diags := load.Load([]string{filepath.Join(c.dir, "input.yaml")}, nil, load.Options{KubeProxy: true}) // as kpc compile reads it
 	var prog *ir.Program
 	if diags.Err() == nil {
 		var cd diag.List

@@ -59,7 +59,7 @@ func reviewCases(t *testing.T, root string) []goldenCase {
 // It returns nil and the errors when the input is invalid.
 func compileFile(t *testing.T, path string) (*ir.Program, diag.List) {
 	t.Helper()
-	input, diags := load.Load([]string{path}, nil, load.Options{})
+	input, diags := load.Load([]string{path}, nil, load.Options{KubeProxy: true}) // as kpc compile reads it
 	if diags.Err() != nil {
 		return nil, diags.Errors()
 	}

@@ -31,6 +31,10 @@ type inputFlags struct {
 	// refuses one ("no objects passed to apply"); elsewhere it is a
 	// warning.
 	objectsRequired bool
+	// validating, set by kpc validate, judges every document as a create
+	// (the API server's verdict); the other commands read them as
+	// kube-proxy reads them (load.Options.KubeProxy).
+	validating bool
 }
 
 func (f *inputFlags) register(fs *pflag.FlagSet) {
@@ -176,7 +180,7 @@ func parsePortRange(s string) ([2]int, error) {
 // the diagnostics, sorted, and ok=false when there were errors; it prints
 // nothing.
 func loadInputs(paths []string, in *inputFlags, opts compiler.Options, stdin io.Reader, stderr io.Writer) (*api.Input, diag.List, bool) {
-	lopts := load.Options{Strict: in.strict, ServiceCIDRs: opts.ServiceCIDRs}
+	lopts := load.Options{Strict: in.strict, ServiceCIDRs: opts.ServiceCIDRs, KubeProxy: !in.validating}
 	if in.nodePortRange != "" {
 		r, _ := parsePortRange(in.nodePortRange) // checked by the caller
 		lopts.NodePortRange = load.PortRange{Min: r[0], Max: r[1]}

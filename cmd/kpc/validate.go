@@ -17,7 +17,7 @@ import (
 
 func runValidate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := newFlagSet("validate", "kpc validate [-f FILE|DIR|-]... [PATH...] [-o text|json|junit]", stderr)
-	var in inputFlags
+	in := inputFlags{validating: true}
 	in.register(fs)
 	serviceCIDRs := fs.StringArray("service-cidr", nil, "check cluster IPs and IP families against these Service CIDRs; repeatable, comma-separated allowed")
 	format := fs.StringP("output", "o", "text", "report format: text, json or junit")

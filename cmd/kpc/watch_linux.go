@@ -1069,7 +1069,7 @@ func abbrev(ids []string) string {
 
 // loadOptions are the load options of the inputs.
 func (w *watcher) loadOptions() load.Options {
-	opts := load.Options{Strict: w.in.strict, ServiceCIDRs: w.copts.ServiceCIDRs}
+	opts := load.Options{Strict: w.in.strict, ServiceCIDRs: w.copts.ServiceCIDRs, KubeProxy: true}
 	if w.in.nodePortRange != "" {
 		r, _ := parsePortRange(w.in.nodePortRange)
 		opts.NodePortRange = load.PortRange{Min: r[0], Max: r[1]}

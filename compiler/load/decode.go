@@ -971,6 +971,7 @@ func (d *decoder) object(s *ast.StructLit, from *listKind) {
 	if info.kind == "Service" {
 		d.dropLegacy(s, object, &own)
 	}
+	d.rewriteLegacyIPs(info.kind, s, object, &own)
 	d.emit(&document{pos: pos, expr: s, info: info, object: object, diags: own})
 }
 

@@ -1,20 +1,27 @@
 package load
 
 import (
+	"fmt"
+	"net/netip"
 	"slices"
+	"strconv"
 
 	"cuelang.org/go/cue/ast"
 
 	"kpc/compiler/diag"
+	"kpc/internal/netparse"
 )
 
-// A Service the API server stored under an older version may hold fields
+// An object the API server stored under an older version may hold fields
 // that a create is now refused for, and that the API server keeps until
 // the object is written again: validation runs on writes, not on reads.
-// kube-proxy ignores them. In a dump of a cluster (an object with the uid
-// and resourceVersion only the API server sets) they are dropped with a
-// warning, so that the dump compiles as the cluster serves it; in a
-// manifest to be created they stay errors.
+// kube-proxy reads them as it reads any: it ignores the fields it does not
+// use, and parses addresses loosely. In a dump of a cluster (an object
+// with the uid and resourceVersion only the API server sets), and in
+// whatever the commands that compile read (Options.KubeProxy), they are
+// read as kube-proxy reads them, with a warning, so that the input
+// compiles as the cluster serves it; kpc validate, which judges a create,
+// refuses them in a manifest.
 
 // stored reports whether s is an object the API server stored.
 func stored(s *ast.StructLit) bool {
@@ -30,7 +37,8 @@ func stored(s *ast.StructLit) bool {
 // policy (S35), with a warning each on diags.
 func (d *decoder) dropLegacy(s *ast.StructLit, object string, diags *diag.List) {
 	spec := structAt(s, "spec")
-	if spec == nil || !stored(s) {
+	isStored := stored(s)
+	if spec == nil || !isStored && !d.opts.KubeProxy {
 		return
 	}
 	typ, _ := stringLit(get(spec, "type"))
@@ -53,11 +61,110 @@ func (d *decoder) dropLegacy(s *ast.StructLit, object string, diags *diag.List) 
 			why = "may only be set for externally-accessible services"
 		case name == "healthCheckNodePort" && (typ != "LoadBalancer" || policy != "Local"):
 			why = "may only be set when `type` is 'LoadBalancer' and `externalTrafficPolicy` is 'Local'"
+		case (name == "clusterIP" || name == "clusterIPs") && typ == "ExternalName":
+			why = "may not be set for ExternalName services"
 		default:
 			return false
 		}
-		diags.Warn(d.pos(f.Value), object, "spec."+name, "ignored: "+why+" (a create is refused); this object, stored by the "+
-			"API server (it has a uid), kept it from an older version, and kube-proxy ignores it")
+		diags.Warn(d.pos(f.Value), object, "spec."+name, "ignored: "+why+" (a create is refused); "+legacyWhy(isStored, "ignores it"))
 		return true
 	})
 }
+
+// legacyWhy says why a value a create is refused for is read: the object
+// was stored by the API server, or is read as kube-proxy reads it, which
+// does what verb says ("ignores it", "reads it so").
+func legacyWhy(isStored bool, verb string) string {
+	if isStored {
+		return "this object, stored by the API server (it has a uid), kept it from an older version, and kube-proxy " + verb
+	}
+	return "kube-proxy " + verb + " (kpc validate, which judges a create, refuses it)"
+}
+
+// rewriteLegacyIPs rewrites the addresses and CIDRs of s that a create is
+// refused for but kube-proxy parses (ParseIPSloppy, ParseCIDRSloppy:
+// leading zeros, an IPv4-mapped IPv6 address, bits beyond a prefix) into
+// the canonical form kube-proxy reads them as, with a warning each, for a
+// stored object or under Options.KubeProxy (see above).
+func (d *decoder) rewriteLegacyIPs(kind string, s *ast.StructLit, object string, diags *diag.List) {
+	isStored := stored(s)
+	if !isStored && !d.opts.KubeProxy {
+		return
+	}
+	fix := func(e ast.Expr, p fpath, cidr bool) {
+		b, ok := e.(*ast.BasicLit)
+		v, isStr := stringLit(e)
+		if !ok || !isStr {
+			return
+		}
+		var canon, what string
+		if cidr {
+			if strictCIDR(v) {
+				return
+			}
+			pr, ok := netparse.CIDR(v)
+			if !ok {
+				return
+			}
+			a := pr.Addr()
+			bits := pr.Bits()
+			if a.Is4In6() && bits >= 96 {
+				a, bits = a.Unmap(), bits-96
+			}
+			canon, what = netip.PrefixFrom(a, bits).Masked().String(), "CIDR"
+		} else {
+			if a, err := netip.ParseAddr(v); err == nil && a.Zone() == "" && !a.Is4In6() {
+				return
+			}
+			a, ok := netparse.IP(v)
+			if !ok {
+				return
+			}
+			canon, what = a.Unmap().String(), "IP address"
+		}
+		b.Value = strconv.Quote(canon)
+		diags.Warn(d.pos(e), object, p.String(), fmt.Sprintf("non-standard %s %q read as %q (a create is refused); %s", what, v, canon, legacyWhy(isStored, "reads it so")))
+	}
+	list := func(e ast.Expr, p fpath, cidr bool) {
+		for i, el := range elems(e) {
+			fix(el, p.index(i), cidr)
+		}
+	}
+	switch kind {
+	case "Service":
+		spec := structAt(s, "spec")
+		specP := fpath{"spec"}
+		if v := get(spec, "clusterIP"); v != nil {
+			fix(v, specP.key("clusterIP"), false)
+		}
+		list(get(spec, "clusterIPs"), specP.key("clusterIPs"), false)
+		list(get(spec, "externalIPs"), specP.key("externalIPs"), false)
+		list(get(spec, "loadBalancerSourceRanges"), specP.key("loadBalancerSourceRanges"), true)
+		ingP := fpath{"status", "loadBalancer", "ingress"}
+		for i, in := range elems(get(structAt(structAt(s, "status"), "loadBalancer"), "ingress")) {
+			if v := get(asStruct(in), "ip"); v != nil {
+				fix(v, ingP.index(i).key("ip"), false)
+			}
+		}
+	case "EndpointSlice":
+		if t, _ := stringLit(get(s, "addressType")); t != "IPv4" && t != "IPv6" {
+			return
+		}
+		for i, ep := range elems(get(s, "endpoints")) {
+			list(get(asStruct(ep), "addresses"), fpath{"endpoints"}.index(i).key("addresses"), false)
+		}
+	case "Endpoints":
+		for i, sub := range elems(get(s, "subsets")) {
+			for _, key := range []string{"addresses", "notReadyAddresses"} {
+				for j, a := range elems(get(asStruct(sub), key)) {
+					if v := get(asStruct(a), "ip"); v != nil {
+						fix(v, fpath{"subsets"}.index(i).key(key).index(j).key("ip"), false)
+					}
+				}
+			}
+		}
+	}
+}
+
+// strictCIDR reports whether s is a CIDR a create takes (parseCIDR).
+func strictCIDR(s string) bool { return parseCIDR(s) == "" }

@@ -100,6 +100,13 @@ type Options struct {
 	// range is unknown (kube-apiserver's default is 30000-32767): they must
 	// then only lie in 1-65535, as every range does.
 	NodePortRange PortRange
+	// KubeProxy reads the documents as kube-proxy receives them: what a
+	// create is refused for but kube-proxy reads (an address with leading
+	// zeros, a healthCheckNodePort without the Local policy, ...) is read
+	// as kube-proxy reads it, with a warning, as it is in an object the
+	// API server stored (see legacy.go). The commands that compile set
+	// it; kpc validate, which judges a create, does not.
+	KubeProxy bool
 }
 
 // PortRange is an inclusive range of ports, like --service-node-port-range.
