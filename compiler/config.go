@@ -134,11 +134,13 @@ func familyOf(a netip.Addr) ir.Family {
 	return ir.IPv6
 }
 
-// parseIP parses an IP address the way the compiler uses it: IPv4-mapped
-// IPv6 addresses are unmapped and zoned addresses are refused.
+// parseIP parses an IP address the way the compiler uses it, as
+// kube-proxy reads one (ParseIPSloppy: a Node's address with leading
+// zeros too): IPv4-mapped IPv6 addresses are unmapped and zoned addresses
+// are refused.
 func parseIP(s string) (netip.Addr, bool) {
-	a, err := netip.ParseAddr(strings.TrimSpace(s))
-	if err != nil || a.Zone() != "" {
+	a, ok := netparse.IP(strings.TrimSpace(s))
+	if !ok {
 		return netip.Addr{}, false
 	}
 	return a.Unmap(), true

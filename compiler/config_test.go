@@ -208,6 +208,14 @@ func TestNodeContext(t *testing.T) {
 			},
 		},
 		{
+			name: "a Node's address read as kube-proxy reads it (leading zeros)",
+			in:   api.Input{Nodes: []*api.Node{mkNode("node-z", "", "InternalIP", "192.0.002.7")}},
+			want: map[ir.Family]ir.Node{
+				ir.IPv4: {Name: "node-z", IPs: addrs("192.0.2.7"), NodePortAddrs: addrs("192.0.2.7"), NodePortDefault: true, LocalhostNodePorts: true},
+				ir.IPv6: {Name: "node-z", NodePortAllLocal: true},
+			},
+		},
+		{
 			name: "detectLocalMode NodeCIDR uses the Node's podCIDRs",
 			in: api.Input{
 				Nodes: []*api.Node{func() *api.Node {

@@ -44,7 +44,8 @@ import (
 //     endpoint's name, with the endpoint's port (the port a client of a
 //     headless Service connects to) and CoreDNS's weight, 100 shared out
 //     among the N ready endpoints of the endpoint's family (floor(100/N);
-//     CoreDNS shares it per slice, and a slice holds one family).
+//     CoreDNS shares it per slice: the same when each family's endpoints
+//     are in one slice).
 //   - An ExternalName Service: a CNAME to its externalName.
 //
 // Not written: PTR records (they belong in the in-addr.arpa and ip6.arpa
@@ -266,8 +267,9 @@ func serviceRecords(s *ir.ServiceInfo, origin string) ([]dnsRecord, error) {
 		}
 		other = append(other, dnsRecord{Name: base, Type: "CNAME", Data: target + "."})
 	case s.Headless:
-		// CoreDNS shares the weight out per slice; slices hold one
-		// family each, and here per family.
+		// CoreDNS shares the weight out per slice; here it is shared
+		// out per family, which is the same when each family's
+		// endpoints are in one slice.
 		ready := map[bool]int{}
 		for i := range s.Endpoints {
 			if s.Endpoints[i].Ready {

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 
 	"cuelang.org/go/cue/ast"
 
@@ -83,7 +84,8 @@ func legacyWhy(isStored bool, verb string) string {
 
 // rewriteLegacyIPs rewrites the addresses and CIDRs of s that a create is
 // refused for but kube-proxy parses (ParseIPSloppy, ParseCIDRSloppy:
-// leading zeros, an IPv4-mapped IPv6 address, bits beyond a prefix) into
+// leading zeros, an IPv4-mapped IPv6 address, bits beyond a prefix, an
+// endpoint's IPv6 address not in its canonical form) into
 // the canonical form kube-proxy reads them as, with a warning each, for a
 // stored object or under Options.KubeProxy (see above).
 func (d *decoder) rewriteLegacyIPs(kind string, s *ast.StructLit, object string, diags *diag.List) {
@@ -91,6 +93,10 @@ func (d *decoder) rewriteLegacyIPs(kind string, s *ast.StructLit, object string,
 	if !isStored && !d.opts.KubeProxy {
 		return
 	}
+	// canonical: an endpoint's address, which a create wants in its
+	// canonical form (E4); v6only: one of an IPv6 slice, where an
+	// IPv4-mapped address stays an error of its own.
+	var canonical, v6only bool
 	fix := func(e ast.Expr, p fpath, cidr bool) {
 		b, ok := e.(*ast.BasicLit)
 		v, isStr := stringLit(e)
@@ -102,7 +108,9 @@ func (d *decoder) rewriteLegacyIPs(kind string, s *ast.StructLit, object string,
 			if strictCIDR(v) {
 				return
 			}
-			pr, ok := netparse.CIDR(v)
+			// The API server trims a source range's spaces, and so does
+			// kube-proxy.
+			pr, ok := netparse.CIDR(strings.TrimSpace(v))
 			if !ok {
 				return
 			}
@@ -113,11 +121,11 @@ func (d *decoder) rewriteLegacyIPs(kind string, s *ast.StructLit, object string,
 			}
 			canon, what = netip.PrefixFrom(a, bits).Masked().String(), "CIDR"
 		} else {
-			if a, err := netip.ParseAddr(v); err == nil && a.Zone() == "" && !a.Is4In6() {
+			if a, err := netip.ParseAddr(v); err == nil && a.Zone() == "" && !a.Is4In6() && (!canonical || a.String() == v) {
 				return
 			}
 			a, ok := netparse.IP(v)
-			if !ok {
+			if !ok || v6only && a.Is4In6() {
 				return
 			}
 			canon, what = a.Unmap().String(), "IP address"
@@ -147,13 +155,16 @@ func (d *decoder) rewriteLegacyIPs(kind string, s *ast.StructLit, object string,
 			}
 		}
 	case "EndpointSlice":
-		if t, _ := stringLit(get(s, "addressType")); t != "IPv4" && t != "IPv6" {
+		t, _ := stringLit(get(s, "addressType"))
+		if t != "IPv4" && t != "IPv6" {
 			return
 		}
+		canonical, v6only = true, t == "IPv6"
 		for i, ep := range elems(get(s, "endpoints")) {
 			list(get(asStruct(ep), "addresses"), fpath{"endpoints"}.index(i).key("addresses"), false)
 		}
 	case "Endpoints":
+		canonical = true
 		for i, sub := range elems(get(s, "subsets")) {
 			for _, key := range []string{"addresses", "notReadyAddresses"} {
 				for j, a := range elems(get(asStruct(sub), key)) {

@@ -93,3 +93,36 @@ subsets: [{addresses: [{ip: 192.0.2.010}], notReadyAddresses: [{ip: 192.0.2.011}
 		}
 	}
 }
+
+// TestKubeProxyReadingEndpoints checks an IPv6 slice's addresses not in
+// their canonical form (read as kube-proxy reads them), an IPv4-mapped
+// address in it (refused as it is written), and a source range with
+// spaces (trimmed, as the API server and kube-proxy trim it).
+func TestKubeProxyReadingEndpoints(t *testing.T) {
+	const in = `apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: v6-1, labels: {kubernetes.io/service-name: v6}}
+addressType: IPv6
+ports: [{port: 80}]
+endpoints: [{addresses: ["FD00::1"]}, {addresses: ["::ffff:10.180.0.1"]}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: lb}
+spec: {type: LoadBalancer, loadBalancerSourceRanges: [" 10.0.0.1/8", " 10.1.0.0/16"], ports: [{port: 80, nodePort: 30080}]}
+`
+	_, diags := Load([]string{"-"}, strings.NewReader(in), Options{KubeProxy: true})
+	var got []string
+	for _, d := range diags {
+		got = append(got, d.Error())
+	}
+	const why = " (a create is refused); kube-proxy reads it so (kpc validate, which judges a create, refuses it)"
+	want := []string{
+		`-:6:26: warning: EndpointSlice default/v6-1: endpoints[0].addresses[0]: non-standard IP address "FD00::1" read as "fd00::1"` + why,
+		`-:6:52: EndpointSlice default/v6-1: endpoints[1].addresses[0]: invalid value "::ffff:10.180.0.1": must not be an IPv4-mapped IPv6 address`,
+		`-:11:55: warning: Service default/lb: spec.LoadBalancerSourceRanges[0]: non-standard CIDR " 10.0.0.1/8" read as "10.0.0.0/8"` + why,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}

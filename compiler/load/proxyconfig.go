@@ -42,6 +42,21 @@ func checkKubeProxyConfig(doc *ast.StructLit) []fieldError {
 	}
 	errs = append(errs, checkDuration(doc, fpath{"configSyncPeriod"}, true)...)
 	errs = append(errs, checkSyncPeriods(doc, mode)...)
+	// The IPVS timeouts are checked in ipvs mode; a duration kube-proxy
+	// cannot decode fails in any mode.
+	ipvs := asStruct(get(doc, "ipvs"))
+	for _, name := range []string{"tcpTimeout", "tcpFinTimeout", "udpTimeout"} {
+		errs = append(errs, checkDurationIn(ipvs, fpath{"ipvs", name}, mode == "ipvs")...)
+	}
+	for _, section := range []string{"iptables", "nftables", "ipvs"} {
+		if section == mode || section == "iptables" && mode != "nftables" && mode != "ipvs" {
+			continue // checkSyncPeriods checks the mode's section
+		}
+		s := asStruct(get(doc, section))
+		for _, name := range []string{"syncPeriod", "minSyncPeriod"} {
+			errs = append(errs, checkDurationIn(s, fpath{section, name}, false)...)
+		}
+	}
 
 	if n, ok := intLit(get(doc, "oomScoreAdj")); ok && (n < -1000 || n > 1000) {
 		add(fpath{"oomScoreAdj"}, fmt.Sprintf("invalid value %d: must be within the range [-1000, 1000]", n))
@@ -162,6 +177,18 @@ func checkClusterCIDRs(s string) []fieldError {
 // greater than 0, whose zero the v1alpha1 defaults replace (kubeadm
 // writes configSyncPeriod: 0s).
 func checkDuration(s *ast.StructLit, p fpath, positive bool) []fieldError {
+	return checkDurationOf(s, p, positive, true)
+}
+
+// checkDurationIn checks a duration kube-proxy decodes but, unless
+// checked is set, does not validate: only that it decodes.
+func checkDurationIn(s *ast.StructLit, p fpath, checked bool) []fieldError {
+	return checkDurationOf(s, p, false, checked)
+}
+
+// checkDurationOf is checkDuration, with the sign checked only when
+// checked is set.
+func checkDurationOf(s *ast.StructLit, p fpath, positive, checked bool) []fieldError {
 	e := get(s, p[len(p)-1].(string))
 	v, ok := stringLit(e)
 	if !ok {
@@ -171,6 +198,7 @@ func checkDuration(s *ast.StructLit, p fpath, positive bool) []fieldError {
 	switch {
 	case err != nil:
 		return []fieldError{{path: p, msg: fmt.Sprintf("invalid value %s: must be a duration such as 30s or 1h0m0s (kube-proxy cannot decode it)", strconv.Quote(v))}}
+	case !checked:
 	case positive && d < 0:
 		return []fieldError{{path: p, msg: fmt.Sprintf("invalid value %q: must be greater than 0", v)}}
 	case d < 0:

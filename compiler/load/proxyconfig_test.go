@@ -101,6 +101,15 @@ func TestKubeProxyConfigChecks(t *testing.T) {
 			"-:7:43: conntrack.udpTimeout: invalid value 30: must be a string",
 		},
 	}, {
+		name: "durations of other sections decode; the IPVS timeouts are checked in ipvs mode",
+		in: head + "nftables: {syncPeriod: x, minSyncPeriod: -1s}\nipvs: {tcpTimeout: -1s, tcpFinTimeout: z}\n---\n" +
+			head + "mode: ipvs\nipvs: {tcpTimeout: -1s, udpTimeout: 30s}\n",
+		want: []string{
+			`-:3:24: nftables.syncPeriod: invalid value "x": must be a duration such as 30s or 1h0m0s (kube-proxy cannot decode it)`,
+			`-:4:40: ipvs.tcpFinTimeout: invalid value "z": must be a duration such as 30s or 1h0m0s (kube-proxy cannot decode it)`,
+			`-:9:20: ipvs.tcpTimeout: invalid value "-1s": must be greater than or equal to 0`,
+		},
+	}, {
 		name: "mode kernelspace, Windows's",
 		in:   head + "mode: kernelspace\n",
 		want: []string{`-:3:7: mode: unsupported value "kernelspace": must be one of "iptables", "ipvs", "nftables" or blank (iptables): kube-proxy on Linux refuses another`},
