@@ -11,7 +11,8 @@ import (
 
 // FuzzLoad feeds arbitrary bytes to Load as standard input (read as JSON
 // when it starts with '{' or '[', unless it is not JSON but YAML; as YAML
-// otherwise), in default and strict mode.
+// otherwise), in default mode read as kube-proxy reads it (as the
+// commands that compile read it) and in strict mode judged as a create.
 // Load must not panic, must not report an internal error, must return
 // sorted diagnostics, every object it returns must come from stdin, and it
 // must name invalid documents exactly when it reports errors; CrossCheck
@@ -29,12 +30,14 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte("apiVersion: v1\nkind: Endpoints\nmetadata: {name: a}\nsubsets:\n- addresses: [{ip: 10.4.5.6, nodeName: n}]\n  notReadyAddresses: [{ip: \"::1\"}]\n  ports: [{port: 80}, {name: b, port: 0}]\n"))
 	f.Add([]byte("{\r\n  \"apiVersion\": \"v1\",\r\n  \"kind\": \"Service\",\r\n  \"metadata\": {\"name\": \"a\"},\r\n  \"spec\": {\"ports\": [{\"port\": 8"))
 	f.Add([]byte("{apiVersion: v1, kind: Service, metadata: {name: a}, spec: {ports: [{port: 80}]}}\n---\n[1, {a: b},]\n"))
+	f.Add([]byte(svc("clusterIP: 172.30.0.041\nexternalIPs: ['::ffff:192.0.2.7']\nloadBalancerSourceRanges: [' 203.0.113.000/025']\nports: [{port: 80}]\n") +
+		"---\n" + slice("addressType: IPv6\nports: [{port: 80}]\nendpoints: [{addresses: ['FD00::01']}]\n")))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) > 64<<10 {
 			return
 		}
 		for _, strict := range []bool{false, true} {
-			in, diags := Load([]string{"-"}, bytes.NewReader(data), Options{Strict: strict})
+			in, diags := Load([]string{"-"}, bytes.NewReader(data), Options{Strict: strict, KubeProxy: !strict})
 			if in == nil {
 				t.Fatal("nil input")
 			}
