@@ -97,7 +97,10 @@ func (d *decoder) rewriteLegacyIPs(kind string, s *ast.StructLit, object string,
 	// canonical form (E4); v6only: one of an IPv6 slice, where an
 	// IPv4-mapped address stays an error of its own.
 	var canonical, v6only bool
-	fix := func(e ast.Expr, p fpath, cidr bool) {
+	// fix rewrites e when a create refuses it and kube-proxy reads it;
+	// at gives its path, built only then (the usual value is fine, and
+	// needs none).
+	fix := func(e ast.Expr, cidr bool, at func() fpath) {
 		b, ok := e.(*ast.BasicLit)
 		v, isStr := stringLit(e)
 		if !ok || !isStr {
@@ -131,27 +134,26 @@ func (d *decoder) rewriteLegacyIPs(kind string, s *ast.StructLit, object string,
 			canon, what = a.Unmap().String(), "IP address"
 		}
 		b.Value = strconv.Quote(canon)
-		diags.Warn(d.pos(e), object, p.String(), fmt.Sprintf("non-standard %s %q read as %q (a create is refused); %s", what, v, canon, legacyWhy(isStored, "reads it so")))
+		diags.Warn(d.pos(e), object, at().String(), fmt.Sprintf("non-standard %s %q read as %q (a create is refused); %s", what, v, canon, legacyWhy(isStored, "reads it so")))
 	}
-	list := func(e ast.Expr, p fpath, cidr bool) {
+	list := func(e ast.Expr, cidr bool, at func() fpath) {
 		for i, el := range elems(e) {
-			fix(el, p.index(i), cidr)
+			fix(el, cidr, func() fpath { return at().index(i) })
 		}
 	}
 	switch kind {
 	case "Service":
 		spec := structAt(s, "spec")
-		specP := fpath{"spec"}
+		specAt := func(name string) func() fpath { return func() fpath { return fpath{"spec", name} } }
 		if v := get(spec, "clusterIP"); v != nil {
-			fix(v, specP.key("clusterIP"), false)
+			fix(v, false, specAt("clusterIP"))
 		}
-		list(get(spec, "clusterIPs"), specP.key("clusterIPs"), false)
-		list(get(spec, "externalIPs"), specP.key("externalIPs"), false)
-		list(get(spec, "loadBalancerSourceRanges"), specP.key("loadBalancerSourceRanges"), true)
-		ingP := fpath{"status", "loadBalancer", "ingress"}
+		list(get(spec, "clusterIPs"), false, specAt("clusterIPs"))
+		list(get(spec, "externalIPs"), false, specAt("externalIPs"))
+		list(get(spec, "loadBalancerSourceRanges"), true, specAt("loadBalancerSourceRanges"))
 		for i, in := range elems(get(structAt(structAt(s, "status"), "loadBalancer"), "ingress")) {
 			if v := get(asStruct(in), "ip"); v != nil {
-				fix(v, ingP.index(i).key("ip"), false)
+				fix(v, false, func() fpath { return fpath{"status", "loadBalancer", "ingress", i, "ip"} })
 			}
 		}
 	case "EndpointSlice":
@@ -161,7 +163,7 @@ func (d *decoder) rewriteLegacyIPs(kind string, s *ast.StructLit, object string,
 		}
 		canonical, v6only = true, t == "IPv6"
 		for i, ep := range elems(get(s, "endpoints")) {
-			list(get(asStruct(ep), "addresses"), fpath{"endpoints"}.index(i).key("addresses"), false)
+			list(get(asStruct(ep), "addresses"), false, func() fpath { return fpath{"endpoints", i, "addresses"} })
 		}
 	case "Endpoints":
 		canonical = true
@@ -169,7 +171,7 @@ func (d *decoder) rewriteLegacyIPs(kind string, s *ast.StructLit, object string,
 			for _, key := range []string{"addresses", "notReadyAddresses"} {
 				for j, a := range elems(get(asStruct(sub), key)) {
 					if v := get(asStruct(a), "ip"); v != nil {
-						fix(v, fpath{"subsets"}.index(i).key(key).index(j).key("ip"), false)
+						fix(v, false, func() fpath { return fpath{"subsets", i, key, j, "ip"} })
 					}
 				}
 			}

@@ -75,49 +75,80 @@ const largeCollection = 1_000
 // largeCollection elements.
 func checkBreadth(s *ast.StructLit) *sizeError {
 	large, nodes := 0, 0
-	var walk func(e ast.Expr, p fpath) *sizeError
-	count := func(e ast.Expr, p fpath, n int, what string) *sizeError {
+	var walk func(e ast.Expr) *sizeError
+	count := func(e ast.Expr, n int, what string) *sizeError {
 		if n > MaxElements {
-			return &sizeError{e.Pos(), fmt.Sprintf("%s of %d elements: kpc validates at most %d in one list or mapping", what, n, MaxElements), p}
+			return &sizeError{e.Pos(), fmt.Sprintf("%s of %d elements: kpc validates at most %d in one list or mapping", what, n, MaxElements), pathTo(s, e)}
 		}
 		if n > largeCollection {
 			if large += n; large > MaxLargeElements {
 				return &sizeError{e.Pos(), fmt.Sprintf("%s of %d elements: the document's lists and mappings of more than %d elements hold more than %d elements in all, more than kpc validates",
-					what, n, largeCollection, MaxLargeElements), p}
+					what, n, largeCollection, MaxLargeElements), pathTo(s, e)}
 			}
 		}
 		return nil
 	}
-	walk = func(e ast.Expr, p fpath) *sizeError {
+	walk = func(e ast.Expr) *sizeError {
 		if nodes++; nodes > MaxObjectValues {
 			return &sizeError{e.Pos(), fmt.Sprintf("document has more than %d values: kpc validates at most that many in one object", MaxObjectValues), nil}
 		}
 		switch x := e.(type) {
 		case *ast.StructLit:
-			if err := count(e, p, len(x.Elts), "mapping"); err != nil {
+			if err := count(e, len(x.Elts), "mapping"); err != nil {
 				return err
 			}
 			for _, el := range x.Elts {
 				if f, ok := el.(*ast.Field); ok {
-					name, _, _ := labelName(f.Label)
-					if err := walk(f.Value, p.key(name)); err != nil {
+					if err := walk(f.Value); err != nil {
 						return err
 					}
 				}
 			}
 		case *ast.ListLit:
-			if err := count(e, p, len(x.Elts), "list"); err != nil {
+			if err := count(e, len(x.Elts), "list"); err != nil {
 				return err
 			}
-			for i, el := range x.Elts {
-				if err := walk(el, p.index(i)); err != nil {
+			for _, el := range x.Elts {
+				if err := walk(el); err != nil {
 					return err
 				}
 			}
 		}
 		return nil
 	}
-	return walk(s, nil)
+	return walk(s)
+}
+
+// pathTo returns the field path of target in root, or nil: the path of
+// a size error, found once there is one (the walk that finds it keeps
+// no path, which would cost an allocation for every value).
+func pathTo(root, target ast.Expr) fpath {
+	var find func(e ast.Expr, p fpath) (fpath, bool)
+	find = func(e ast.Expr, p fpath) (fpath, bool) {
+		if e == target {
+			return p, true
+		}
+		switch x := e.(type) {
+		case *ast.StructLit:
+			for _, el := range x.Elts {
+				if f, ok := el.(*ast.Field); ok {
+					name, _, _ := labelName(f.Label)
+					if q, ok := find(f.Value, p.key(name)); ok {
+						return q, true
+					}
+				}
+			}
+		case *ast.ListLit:
+			for i, el := range x.Elts {
+				if q, ok := find(el, p.index(i)); ok {
+					return q, true
+				}
+			}
+		}
+		return nil, false
+	}
+	p, _ := find(root, nil)
+	return p
 }
 
 // normalize applies Go JSON decoding semantics to a document, in place:
@@ -537,6 +568,11 @@ func stringLit(e ast.Expr) (string, bool) {
 	b, ok := e.(*ast.BasicLit)
 	if !ok || b.Kind != token.STRING {
 		return "", false
+	}
+	// A plain double-quoted string without escapes is its text (the
+	// usual case, without Unquote's allocation).
+	if v := b.Value; len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' && !strings.HasPrefix(v, `"""`) && !strings.ContainsRune(v, '\\') {
+		return v[1 : len(v)-1], true
 	}
 	s, err := literal.Unquote(b.Value)
 	if err != nil {
