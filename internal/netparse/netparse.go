@@ -15,6 +15,11 @@ import (
 // more hex digits up to ffff, and an IPv6 address may end in such an IPv4
 // address. No zone, no surrounding space.
 func IP(s string) (netip.Addr, bool) {
+	// What netip reads, the older parser read the same (the usual case,
+	// without an allocation).
+	if a, err := netip.ParseAddr(s); err == nil {
+		return a, a.Zone() == ""
+	}
 	if !strings.Contains(s, ":") {
 		b, ok := ipv4(s)
 		if !ok {
@@ -58,6 +63,9 @@ func IP(s string) (netip.Addr, bool) {
 // IPv4 address written in IPv6 form counts 128). It returns the prefix as
 // written, not masked.
 func CIDR(s string) (netip.Prefix, bool) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p, p.Addr().Zone() == ""
+	}
 	addr, bits, ok := strings.Cut(s, "/")
 	if !ok || bits == "" || strings.Trim(bits, "0123456789") != "" {
 		return netip.Prefix{}, false
