@@ -230,6 +230,7 @@ func (c *compiler) catalogEndpoints(id string, ports []ir.PortInfo) []ir.Endpoin
 			e := catalogEntry{info: ir.EndpointInfo{
 				Addr:        ip,
 				Ports:       own,
+				Slice:       es.Metadata.Name,
 				Hostname:    deref(ep.Hostname),
 				NodeName:    deref(ep.NodeName),
 				Zone:        deref(ep.Zone),

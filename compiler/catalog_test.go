@@ -39,9 +39,10 @@ func TestCatalog(t *testing.T) {
 			Ports: []ir.PortInfo{{Name: "p80", Protocol: ir.TCP, Port: 80, TargetPort: "80"}},
 			Endpoints: []ir.EndpointInfo{
 				{Addr: netip.MustParseAddr("192.0.2.1"), Ports: []ir.EndpointPort{{Name: "p80", Protocol: ir.TCP, Port: 5432}},
-					NodeName: "n2", Ready: true, Serving: true},
+					Slice: "pg-a", NodeName: "n2", Ready: true, Serving: true},
+				// Of the two copies, the ready one of pg-b wins.
 				{Addr: netip.MustParseAddr("192.0.2.2"), Ports: []ir.EndpointPort{{Name: "p80", Protocol: ir.TCP, Port: 5433}},
-					NodeName: "n1", Ready: true, Serving: true},
+					Slice: "pg-b", NodeName: "n1", Ready: true, Serving: true},
 			},
 		}},
 	}, {

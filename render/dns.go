@@ -43,9 +43,7 @@ import (
 //     record per such endpoint that serves the port, targeting the
 //     endpoint's name, with the endpoint's port (the port a client of a
 //     headless Service connects to) and CoreDNS's weight, 100 shared out
-//     among the N ready endpoints of the endpoint's family (floor(100/N);
-//     CoreDNS shares it per slice: the same when each family's endpoints
-//     are in one slice).
+//     among the N ready endpoints of the endpoint's slice (floor(100/N)).
 //   - An ExternalName Service: a CNAME to its externalName.
 //
 // Not written: PTR records (they belong in the in-addr.arpa and ip6.arpa
@@ -267,13 +265,16 @@ func serviceRecords(s *ir.ServiceInfo, origin string) ([]dnsRecord, error) {
 		}
 		other = append(other, dnsRecord{Name: base, Type: "CNAME", Data: target + "."})
 	case s.Headless:
-		// CoreDNS shares the weight out per slice; here it is shared
-		// out per family, which is the same when each family's
-		// endpoints are in one slice.
-		ready := map[bool]int{}
+		// CoreDNS shares the weight out among each slice's ready
+		// endpoints (a slice holds one family).
+		type group struct {
+			slice string
+			v4    bool
+		}
+		ready := map[group]int{}
 		for i := range s.Endpoints {
-			if s.Endpoints[i].Ready {
-				ready[s.Endpoints[i].Addr.Is4()]++
+			if e := &s.Endpoints[i]; e.Ready {
+				ready[group{e.Slice, e.Addr.Is4()}]++
 			}
 		}
 		for i := range s.Endpoints {
@@ -281,7 +282,7 @@ func serviceRecords(s *ir.ServiceInfo, origin string) ([]dnsRecord, error) {
 			if !e.Ready {
 				continue
 			}
-			weight := 100 / ready[e.Addr.Is4()]
+			weight := 100 / ready[group{e.Slice, e.Addr.Is4()}]
 			label := endpointLabel(e)
 			if !validLabel(label) {
 				return nil, fmt.Errorf("endpoint %s: hostname %q is not a DNS label", e.Addr, e.Hostname)

@@ -78,6 +78,34 @@ func TestServiceRecords(t *testing.T) {
 		name: "a not-ready endpoint of a Service publishing not-ready addresses: nothing",
 		svc:  published,
 	}, {
+		// CoreDNS shares the weight out per slice: 50 in each of two
+		// slices of two ready endpoints, not 25.
+		name: "headless: SRV weights per slice",
+		svc: func() ir.ServiceInfo {
+			s := ir.ServiceInfo{Namespace: "data", Name: "db", Type: "ClusterIP", Headless: true,
+				Ports: []ir.PortInfo{{Name: "pg", Protocol: ir.TCP, Port: 5432}}}
+			for i, a := range []string{"192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4"} {
+				e := dnsEp(a, "", true, pgPort)
+				e.Slice = []string{"db-a", "db-b"}[i/2]
+				s.Endpoints = append(s.Endpoints, e)
+			}
+			return s
+		}(),
+		want: []string{
+			"db.data.svc.cluster.local.\tIN\tA\t192.0.2.1",
+			"db.data.svc.cluster.local.\tIN\tA\t192.0.2.2",
+			"db.data.svc.cluster.local.\tIN\tA\t192.0.2.3",
+			"db.data.svc.cluster.local.\tIN\tA\t192.0.2.4",
+			"192-0-2-1.db.data.svc.cluster.local.\tIN\tA\t192.0.2.1",
+			"192-0-2-2.db.data.svc.cluster.local.\tIN\tA\t192.0.2.2",
+			"192-0-2-3.db.data.svc.cluster.local.\tIN\tA\t192.0.2.3",
+			"192-0-2-4.db.data.svc.cluster.local.\tIN\tA\t192.0.2.4",
+			"_pg._tcp.db.data.svc.cluster.local.\tIN\tSRV\t0 50 15432 192-0-2-1.db.data.svc.cluster.local.",
+			"_pg._tcp.db.data.svc.cluster.local.\tIN\tSRV\t0 50 15432 192-0-2-2.db.data.svc.cluster.local.",
+			"_pg._tcp.db.data.svc.cluster.local.\tIN\tSRV\t0 50 15432 192-0-2-3.db.data.svc.cluster.local.",
+			"_pg._tcp.db.data.svc.cluster.local.\tIN\tSRV\t0 50 15432 192-0-2-4.db.data.svc.cluster.local.",
+		},
+	}, {
 		name: "ExternalName",
 		svc:  ir.ServiceInfo{Namespace: "a", Name: "ext", Type: "ExternalName", ExternalName: "API.example.com."},
 		want: []string{"ext.a.svc.cluster.local.\tIN\tCNAME\tapi.example.com."},

@@ -91,6 +91,10 @@ type EndpointInfo struct {
 	// ports matched by name and protocol), in spec.ports order; a Service
 	// port the endpoint does not serve is absent.
 	Ports []EndpointPort
+	// Slice names the EndpointSlice the endpoint comes from (of an
+	// address in several, the one whose endpoint wins); DNS shares SRV
+	// weights out per slice, as CoreDNS does.
+	Slice string
 	// Hostname, NodeName and Zone are the endpoint's fields ("" when
 	// unset).
 	Hostname string
