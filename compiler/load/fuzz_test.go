@@ -11,8 +11,8 @@ import (
 
 // FuzzLoad feeds arbitrary bytes to Load as standard input (read as JSON
 // when it starts with '{' or '[', unless it is not JSON but YAML; as YAML
-// otherwise), in default mode read as kube-proxy reads it (as the
-// commands that compile read it) and in strict mode judged as a create.
+// otherwise), in default and strict mode, each judged as a create (kpc
+// validate) and read as kube-proxy reads it (the commands that compile).
 // Load must not panic, must not report an internal error, must return
 // sorted diagnostics, every object it returns must come from stdin, and it
 // must name invalid documents exactly when it reports errors; CrossCheck
@@ -36,8 +36,8 @@ func FuzzLoad(f *testing.F) {
 		if len(data) > 64<<10 {
 			return
 		}
-		for _, strict := range []bool{false, true} {
-			in, diags := Load([]string{"-"}, bytes.NewReader(data), Options{Strict: strict, KubeProxy: !strict})
+		for _, opts := range []Options{{}, {KubeProxy: true}, {Strict: true}, {Strict: true, KubeProxy: true}} {
+			in, diags := Load([]string{"-"}, bytes.NewReader(data), opts)
 			if in == nil {
 				t.Fatal("nil input")
 			}

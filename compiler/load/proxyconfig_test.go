@@ -90,11 +90,12 @@ func TestKubeProxyConfigChecks(t *testing.T) {
 		},
 	}, {
 		name: "what kube-proxy cannot decode: numbers beyond int32, quoted numbers, durations that are not strings",
-		in: head + "oomScoreAdj: 99999999999999999999\nclientConnection: {burst: '5'}\nconfigSyncPeriod: 900\n" +
+		in: head + "oomScoreAdj: 99999999999999999999\nclientConnection: {burst: '5', qps: 1e39}\nconfigSyncPeriod: 900\n" +
 			"nftables: {masqueradeBit: 4294967296}\nconntrack: {min: -3000000000, udpTimeout: 30}\n",
 		want: []string{
 			"-:3:14: oomScoreAdj: invalid value 1e+20: must be an integer",
 			`-:4:27: clientConnection.burst: invalid value "5": must be an integer`,
+			"-:4:37: clientConnection.qps: invalid value 1e39: must be less than or equal to 340282346638528859811704183484516925440",
 			"-:5:19: configSyncPeriod: invalid value 900: must be a string",
 			"-:6:27: nftables.masqueradeBit: invalid value 4294967296: must be less than or equal to 2147483647",
 			"-:7:18: conntrack.min: invalid value -3000000000: must be greater than or equal to -2147483648",
