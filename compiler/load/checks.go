@@ -51,24 +51,14 @@ func elems(e ast.Expr) []ast.Expr {
 	return nil
 }
 
-// intLit returns the value of an integer literal.
+// intLit returns the value of an integer literal that fits in 64 bits.
 func intLit(e ast.Expr) (int64, bool) {
-	neg := false
-	if u, ok := e.(*ast.UnaryExpr); ok {
-		neg, e = true, u.X
-	}
-	b, ok := e.(*ast.BasicLit)
-	if !ok || b.Value == "" {
+	text, ok := intText(e)
+	if !ok {
 		return 0, false
 	}
-	n, err := strconv.ParseInt(strings.ReplaceAll(b.Value, "_", ""), 0, 64)
-	if err != nil {
-		return 0, false
-	}
-	if neg {
-		n = -n
-	}
-	return n, true
+	n, err := strconv.ParseInt(text, 0, 64)
+	return n, err == nil
 }
 
 // boolLit returns the value of a boolean literal.

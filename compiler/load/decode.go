@@ -968,10 +968,11 @@ func (d *decoder) object(s *ast.StructLit, from *listKind) {
 		*d.diags = append(*d.diags, duplicateWarnings(s, dups, object, pos)...)
 	}
 	normalizeKind(info.kind, s)
+	isStored := stored(s)
 	if info.kind == "Service" {
-		d.dropLegacy(s, object, &own)
+		d.dropLegacy(s, isStored, object, &own)
 	}
-	d.rewriteLegacyIPs(info.kind, s, object, &own)
+	d.rewriteLegacyIPs(info.kind, s, isStored, object, &own)
 	d.emit(&document{pos: pos, expr: s, info: info, object: object, diags: own})
 }
 

@@ -32,13 +32,13 @@ func stored(s *ast.StructLit) bool {
 	return uid != "" && version != ""
 }
 
-// dropLegacy removes from a stored Service s the externalTrafficPolicy of
-// a Service that is not externally accessible (rule S34) and the
-// healthCheckNodePort of one that is not a LoadBalancer with the Local
-// policy (S35), with a warning each on diags.
-func (d *decoder) dropLegacy(s *ast.StructLit, object string, diags *diag.List) {
+// dropLegacy removes from a Service s, stored (isStored) or read under
+// Options.KubeProxy, the externalTrafficPolicy of a Service that is not
+// externally accessible (rule S34), the healthCheckNodePort of one that is
+// not a LoadBalancer with the Local policy (S35) and the cluster IPs of an
+// ExternalName Service, with a warning each on diags.
+func (d *decoder) dropLegacy(s *ast.StructLit, isStored bool, object string, diags *diag.List) {
 	spec := structAt(s, "spec")
-	isStored := stored(s)
 	if spec == nil || !isStored && !d.opts.KubeProxy {
 		return
 	}
@@ -88,8 +88,7 @@ func legacyWhy(isStored bool, verb string) string {
 // endpoint's IPv6 address not in its canonical form) into
 // the canonical form kube-proxy reads them as, with a warning each, for a
 // stored object or under Options.KubeProxy (see above).
-func (d *decoder) rewriteLegacyIPs(kind string, s *ast.StructLit, object string, diags *diag.List) {
-	isStored := stored(s)
+func (d *decoder) rewriteLegacyIPs(kind string, s *ast.StructLit, isStored bool, object string, diags *diag.List) {
 	if !isStored && !d.opts.KubeProxy {
 		return
 	}

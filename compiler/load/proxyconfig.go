@@ -38,23 +38,27 @@ func checkKubeProxyConfig(doc *ast.StructLit) []fieldError {
 		}
 	}
 	for _, name := range []string{"tcpEstablishedTimeout", "tcpCloseWaitTimeout", "udpTimeout", "udpStreamTimeout"} {
-		errs = append(errs, checkDuration(ct, fpath{"conntrack", name}, false)...)
+		errs = append(errs, checkDuration(ct, fpath{"conntrack", name}, nonNegative)...)
 	}
-	errs = append(errs, checkDuration(doc, fpath{"configSyncPeriod"}, true)...)
-	errs = append(errs, checkSyncPeriods(doc, mode)...)
+	errs = append(errs, checkDuration(doc, fpath{"configSyncPeriod"}, positive)...)
+	errs = append(errs, checkSyncPeriods(doc, modeSection(mode))...)
 	// The IPVS timeouts are checked in ipvs mode; a duration kube-proxy
 	// cannot decode fails in any mode.
+	ipvsCheck := decodes
+	if mode == "ipvs" {
+		ipvsCheck = nonNegative
+	}
 	ipvs := asStruct(get(doc, "ipvs"))
 	for _, name := range []string{"tcpTimeout", "tcpFinTimeout", "udpTimeout"} {
-		errs = append(errs, checkDurationIn(ipvs, fpath{"ipvs", name}, mode == "ipvs")...)
+		errs = append(errs, checkDuration(ipvs, fpath{"ipvs", name}, ipvsCheck)...)
 	}
 	for _, section := range []string{"iptables", "nftables", "ipvs"} {
-		if section == mode || section == "iptables" && mode != "nftables" && mode != "ipvs" {
+		if section == modeSection(mode) {
 			continue // checkSyncPeriods checks the mode's section
 		}
 		s := asStruct(get(doc, section))
 		for _, name := range []string{"syncPeriod", "minSyncPeriod"} {
-			errs = append(errs, checkDurationIn(s, fpath{section, name}, false)...)
+			errs = append(errs, checkDuration(s, fpath{section, name}, decodes)...)
 		}
 	}
 
@@ -107,19 +111,23 @@ func checkKubeProxyConfig(doc *ast.StructLit) []fieldError {
 	return errs
 }
 
-// checkSyncPeriods checks the sync periods of the section of the mode,
-// which kube-proxy's v1alpha1 conversion reads (nftables, ipvs, else
-// iptables), after the defaults of a zero one (30s, and 1s for the
-// minimum but in the IPVS section): the period
-// positive, the minimum not negative and not above the period.
-func checkSyncPeriods(doc *ast.StructLit, mode string) []fieldError {
-	section := "iptables"
+// modeSection is the section whose sync periods kube-proxy's v1alpha1
+// conversion reads for mode: nftables, ipvs, else iptables.
+func modeSection(mode string) string {
 	if mode == "nftables" || mode == "ipvs" {
-		section = mode
+		return mode
 	}
+	return "iptables"
+}
+
+// checkSyncPeriods checks the sync periods of section (modeSection),
+// after the defaults of a zero one (30s, and 1s for the minimum but in
+// the IPVS section): the period positive, the minimum not negative and
+// not above the period.
+func checkSyncPeriods(doc *ast.StructLit, section string) []fieldError {
 	s := asStruct(get(doc, section))
 	syncP, minP := fpath{section, "syncPeriod"}, fpath{section, "minSyncPeriod"}
-	errs := append(checkDuration(s, syncP, true), checkDuration(s, minP, false)...)
+	errs := append(checkDuration(s, syncP, positive), checkDuration(s, minP, nonNegative)...)
 	if len(errs) > 0 {
 		return errs
 	}
@@ -171,24 +179,25 @@ func checkClusterCIDRs(s string) []fieldError {
 	return errs
 }
 
+// durationCheck is what checkDuration checks of a duration beyond its
+// decoding.
+type durationCheck int
+
+const (
+	// decodes: kube-proxy decodes the field, and validates it in another
+	// mode only.
+	decodes durationCheck = iota
+	// nonNegative: not below 0.
+	nonNegative
+	// positive: above 0, once the v1alpha1 defaults replaced a zero one
+	// (kubeadm writes configSyncPeriod: 0s): so not below 0 either.
+	positive
+)
+
 // checkDuration checks a metav1.Duration field of s: a string that
 // time.ParseDuration reads (else kube-proxy cannot decode its
-// configuration), and not negative. positive is for a field that must be
-// greater than 0, whose zero the v1alpha1 defaults replace (kubeadm
-// writes configSyncPeriod: 0s).
-func checkDuration(s *ast.StructLit, p fpath, positive bool) []fieldError {
-	return checkDurationOf(s, p, positive, true)
-}
-
-// checkDurationIn checks a duration kube-proxy decodes but, unless
-// checked is set, does not validate: only that it decodes.
-func checkDurationIn(s *ast.StructLit, p fpath, checked bool) []fieldError {
-	return checkDurationOf(s, p, false, checked)
-}
-
-// checkDurationOf is checkDuration, with the sign checked only when
-// checked is set.
-func checkDurationOf(s *ast.StructLit, p fpath, positive, checked bool) []fieldError {
+// configuration), and then what check says.
+func checkDuration(s *ast.StructLit, p fpath, check durationCheck) []fieldError {
 	e := get(s, p[len(p)-1].(string))
 	v, ok := stringLit(e)
 	if !ok {
@@ -198,10 +207,10 @@ func checkDurationOf(s *ast.StructLit, p fpath, positive, checked bool) []fieldE
 	switch {
 	case err != nil:
 		return []fieldError{{path: p, msg: fmt.Sprintf("invalid value %s: must be a duration such as 30s or 1h0m0s (kube-proxy cannot decode it)", strconv.Quote(v))}}
-	case !checked:
-	case positive && d < 0:
+	case check == decodes || d >= 0:
+	case check == positive:
 		return []fieldError{{path: p, msg: fmt.Sprintf("invalid value %q: must be greater than 0", v)}}
-	case d < 0:
+	default:
 		return []fieldError{{path: p, msg: fmt.Sprintf("invalid value %q: must be greater than or equal to 0", v)}}
 	}
 	return nil
