@@ -101,6 +101,12 @@ type config struct {
 	// podCIDR is the local-traffic detector's range per family (invalid
 	// when none).
 	podCIDR map[ir.Family]netip.Prefix
+	// localIface is the local-traffic detector's interface (detectLocalMode
+	// BridgeInterface), or the prefix of its interfaces' names when
+	// localIfacePrefix (InterfaceNamePrefix); "" when it is not one by
+	// interface.
+	localIface       string
+	localIfacePrefix bool
 	// serviceCIDRs per family, in the order given.
 	serviceCIDRs map[ir.Family][]netip.Prefix
 	// defaultCIDRs: no --service-cidr was given, serviceCIDRs are kubeadm's
@@ -388,8 +394,19 @@ func (c *compiler) resolvePodCIDRs(kpc *api.KubeProxyConfiguration, node *api.No
 				c.diags.Add(kpc.Pos, "KubeProxyConfiguration", "clusterCIDR", fmt.Sprintf("invalid CIDR %q", strings.TrimSpace(s)))
 			}
 		}
-	default:
-		c.addNote("", fmt.Sprintf("detectLocalMode %s is not supported offline: no local-traffic detector (no off-cluster masquerade, no pod short-circuit)", kpc.DetectLocalMode))
+	case kpc.DetectLocalMode == "BridgeInterface" || kpc.DetectLocalMode == "InterfaceNamePrefix":
+		// The loader refuses an invalid name; a Program compiled without
+		// it goes without a detector.
+		name, prefix, field := kpc.DetectLocal.BridgeInterface, false, "bridgeInterface"
+		if kpc.DetectLocalMode == "InterfaceNamePrefix" {
+			name, prefix, field = kpc.DetectLocal.InterfaceNamePrefix, true, "interfaceNamePrefix"
+		}
+		if why := ir.IfaceNameProblem(name); why != "" {
+			c.addNote("", fmt.Sprintf("detectLocalMode %s with detectLocal.%s %q (%s): no local-traffic detector (no off-cluster masquerade, no pod short-circuit)",
+				kpc.DetectLocalMode, field, name, why))
+			break
+		}
+		c.cfg.localIface, c.cfg.localIfacePrefix = name, prefix
 	}
 	for _, p := range cidrs {
 		f := familyOf(p.Addr())
@@ -568,6 +585,7 @@ func (cfg *config) irNode(f ir.Family) ir.Node {
 	if p, ok := cfg.podCIDR[f]; ok {
 		n.PodCIDRs = []netip.Prefix{p}
 	}
+	n.LocalIface, n.LocalIfacePrefix = cfg.localIface, cfg.localIfacePrefix
 	return n
 }
 

@@ -299,8 +299,28 @@ func TestConfigNotesAndErrors(t *testing.T) {
 		t.Errorf("errors = %v", errs)
 	}
 	p, _ = Compile(&api.Input{Services: in.Services, ProxyConfigs: []*api.KubeProxyConfiguration{{DetectLocalMode: "BridgeInterface"}}}, Options{})
-	if len(p.Notes) != 1 || !strings.Contains(p.Notes[0], "detectLocalMode BridgeInterface") || len(p.Rulesets[0].Node.PodCIDRs) != 0 {
-		t.Errorf("BridgeInterface: notes %v pod CIDRs %v", p.Notes, p.Rulesets[0].Node.PodCIDRs)
+	if n := p.Rulesets[0].Node; len(p.Notes) != 1 || !strings.Contains(p.Notes[0], `detectLocalMode BridgeInterface with detectLocal.bridgeInterface ""`) ||
+		len(n.PodCIDRs) != 0 || n.LocalIface != "" {
+		t.Errorf("BridgeInterface without a name: notes %v pod CIDRs %v interface %q", p.Notes, n.PodCIDRs, n.LocalIface)
+	}
+	for _, tc := range []struct {
+		mode   string
+		local  api.DetectLocal
+		prefix bool
+	}{
+		{"BridgeInterface", api.DetectLocal{BridgeInterface: "cbr0", InterfaceNamePrefix: "veth"}, false},
+		{"InterfaceNamePrefix", api.DetectLocal{BridgeInterface: "cbr0", InterfaceNamePrefix: "veth"}, true},
+	} {
+		// The mode picks its field; --cluster-cidr is ignored (noted).
+		cfg := &api.KubeProxyConfiguration{DetectLocalMode: tc.mode, DetectLocal: tc.local, ClusterCIDR: "10.0.0.0/8"}
+		p, _ = Compile(&api.Input{Services: in.Services, ProxyConfigs: []*api.KubeProxyConfiguration{cfg}}, Options{ClusterCIDRs: prefixes("10.0.0.0/8")})
+		want := "cbr0"
+		if tc.prefix {
+			want = "veth"
+		}
+		if n := p.Rulesets[0].Node; len(p.Notes) != 1 || len(n.PodCIDRs) != 0 || n.LocalIface != want || n.LocalIfacePrefix != tc.prefix {
+			t.Errorf("%s: notes %v pod CIDRs %v interface %q prefix %v", tc.mode, p.Notes, n.PodCIDRs, n.LocalIface, n.LocalIfacePrefix)
+		}
 	}
 	if got := netip.MustParsePrefix("10.96.0.0/12"); p.Rulesets[0].ServiceCIDRs[0] != got {
 		t.Errorf("default service CIDR = %v", p.Rulesets[0].ServiceCIDRs)

@@ -293,6 +293,12 @@ func (b *builder) addServicePort(p *servicePort) {
 				Action:  &ir.MarkMasq{},
 				Comment: p.name + " cluster IP",
 			}}
+		case cfg.localIface != "":
+			internalRules = []ir.Rule{{
+				Match:   ir.Match{DstAddr: p.clusterIP, DstPort: p.port, Iface: ir.IfaceNotLocal},
+				Action:  &ir.MarkMasq{},
+				Comment: p.name + " cluster IP",
+			}}
 		}
 	}
 	rulesOf := func(chain string) []ir.Rule {
@@ -308,6 +314,8 @@ func (b *builder) addServicePort(p *servicePort) {
 		} else {
 			if pc := cfg.podCIDR[b.f]; pc.IsValid() {
 				r = append(r, ir.Rule{Match: ir.Match{SrcIn: []netip.Prefix{pc}}, Action: &ir.Goto{Chain: clusterChain}, Comment: "short-circuit pod traffic"})
+			} else if cfg.localIface != "" {
+				r = append(r, ir.Rule{Match: ir.Match{Iface: ir.IfaceLocal}, Action: &ir.Goto{Chain: clusterChain}, Comment: "short-circuit pod traffic"})
 			}
 			r = append(r,
 				ir.Rule{Match: ir.Match{SrcLocal: true}, Action: &ir.MarkMasq{}, Comment: "masquerade local traffic"},

@@ -17,6 +17,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"kpc/compiler/ir"
+	"kpc/internal/netlab"
 )
 
 // Flow is one expected packet fate from flows.yaml.
@@ -165,6 +166,43 @@ func (f Flow) Resolve(nodeIPs []netip.Addr) (Packet, error) {
 	}
 	p.FromNode = slices.Contains(nodeIPs, p.Src) || p.Src.IsLoopback()
 	return p, nil
+}
+
+// Arrive sets the interface at which the kernel tests' packet arrives at
+// the node (for a local-traffic detector by interface): the backend
+// namespace's from an endpoint's address (epAddrs, see EndpointAddrs), the
+// client namespace's from another; none from the node.
+func (p *Packet) Arrive(epAddrs map[netip.Addr]bool) {
+	switch {
+	case p.FromNode:
+		p.InIface = ""
+	case epAddrs[p.Src]:
+		p.InIface = netlab.BackendIface
+	default:
+		p.InIface = netlab.ClientIface
+	}
+}
+
+// EndpointAddrs returns the addresses prog's rules DNAT to: the kernel
+// tests' backend namespace holds them.
+func EndpointAddrs(prog *ir.Program) map[netip.Addr]bool {
+	out := map[netip.Addr]bool{}
+	for _, rs := range prog.Rulesets {
+		if rs == nil {
+			continue
+		}
+		for _, ch := range rs.Chains {
+			if ch == nil {
+				continue
+			}
+			for _, r := range ch.RuleList() {
+				if d, ok := r.Action.(*ir.DNAT); ok && d != nil {
+					out[d.Addr] = true
+				}
+			}
+		}
+	}
+	return out
 }
 
 // For returns the expectation for a mode.

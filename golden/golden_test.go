@@ -178,11 +178,13 @@ func TestTraceFlows(t *testing.T) {
 				t.Fatalf("flows.yaml given but the input is invalid: %s", res.err)
 			}
 			nodeIPs := NodeIPs(res.prog)
+			epAddrs := EndpointAddrs(res.prog)
 			for _, f := range flows {
 				pkt, err := f.Resolve(nodeIPs)
 				if err != nil {
 					t.Fatal(err)
 				}
+				pkt.Arrive(epAddrs)
 				for _, mode := range []ir.Mode{ir.ModeNFT, ir.ModeIPTables} {
 					got := ir.Trace(res.prog, pkt.Packet, mode)
 					if d := CheckTrace(f.For(mode), got); len(d) > 0 {

@@ -22,7 +22,7 @@ func iptFirewallRanges(c *ir.Chain) (allowAll bool, allowed []netip.Prefix, err 
 	m := r.Match
 	_, drop := r.Action.(*ir.Drop)
 	if len(c.Rules) > 1 || !drop || m.DstAddr.IsValid() || m.DstPort != 0 || m.SrcAddr.IsValid() ||
-		len(m.SrcIn) > 0 || m.SrcLocal || m.Affinity != "" {
+		len(m.SrcIn) > 0 || m.SrcLocal || m.Iface != ir.IfaceAny || m.Affinity != "" {
 		return false, nil, &UnsupportedError{Backend: "iptables", Feature: fmt.Sprintf("firewall chain %q other than one rule dropping sources outside the allowed ranges", c.Name)}
 	}
 	return false, m.SrcNotIn, nil
@@ -188,7 +188,7 @@ func (g *iptGen) match(c *ir.Chain, m *ir.Match) ([]string, error) {
 	case iptMatchesAll(m):
 		return iptNoMatch, nil
 	case m.SrcAddr.IsValid() && !m.DstAddr.IsValid() && m.DstPort == 0 && len(m.SrcIn) == 0 && len(m.SrcNotIn) == 0 &&
-		!m.SrcLocal && m.Affinity == "":
+		!m.SrcLocal && m.Iface == ir.IfaceAny && m.Affinity == "":
 		return []string{"-s " + m.SrcAddr.String() + g.fam.hostBits}, nil
 	}
 	var head, tail []string
@@ -236,6 +236,18 @@ func (g *iptGen) match(c *ir.Chain, m *ir.Match) ([]string, error) {
 	if m.SrcLocal {
 		tail = append(tail, "-m", "addrtype", "--src-type", "LOCAL")
 	}
+	if m.Iface != ir.IfaceAny {
+		// kube-proxy's "-i cbr0" or "-i veth+"; the name is one of
+		// ir.IfaceNameProblem's, which needs no quoting.
+		name := g.rs.Node.LocalIface
+		if g.rs.Node.LocalIfacePrefix {
+			name += "+"
+		}
+		if m.Iface == ir.IfaceNotLocal {
+			tail = append(tail, "!")
+		}
+		tail = append(tail, "-i", name)
+	}
 	if m.Affinity != "" {
 		tail = append(tail, "-m", "recent", "--name", g.recent[m.Affinity], "--rcheck", "--seconds", g.seconds[m.Affinity], "--reap")
 	}
@@ -276,7 +288,7 @@ func (g *iptGen) ruleComment(c *ir.Chain, own, endpoint string) iptText {
 // iptMatchesAll reports whether m has no condition.
 func iptMatchesAll(m *ir.Match) bool {
 	return !m.DstAddr.IsValid() && m.DstPort == 0 && !m.SrcAddr.IsValid() && len(m.SrcIn) == 0 &&
-		len(m.SrcNotIn) == 0 && !m.SrcLocal && m.Affinity == ""
+		len(m.SrcNotIn) == 0 && !m.SrcLocal && m.Iface == ir.IfaceAny && m.Affinity == ""
 }
 
 // iptRange spells a prefix as an iprange "first-last".

@@ -375,6 +375,9 @@ func (t *nftTable) checkRule(c *ir.Chain, r *ir.Rule) error {
 	if m.Affinity != "" && !t.sets[m.Affinity] {
 		return fmt.Errorf("unknown affinity set %q", m.Affinity)
 	}
+	if m.Iface != ir.IfaceAny && (m.Iface > ir.IfaceNotLocal || ir.IfaceNameProblem(t.rs.Node.LocalIface) != "") {
+		return fmt.Errorf("interface test without a valid local-traffic interface")
+	}
 	switch a := r.Action.(type) {
 	case *ir.MarkMasq, *ir.Drop, *ir.Reject:
 	case *ir.AffinityUpdate:
@@ -531,12 +534,35 @@ func (t *nftTable) spellMatch(buf *bytes.Buffer, c *ir.Chain, m *ir.Match) {
 	if m.SrcLocal {
 		buf.WriteString("fib saddr type local ")
 	}
+	if m.Iface != ir.IfaceAny {
+		nftWriteIface(buf, &t.rs.Node, m.Iface)
+	}
 	if m.Affinity != "" {
 		buf.WriteString(l3)
 		buf.WriteString(" saddr @")
 		buf.WriteString(m.Affinity)
 		buf.WriteByte(' ')
 	}
+}
+
+// nftWriteIface writes the interface test it of node n, followed by a
+// space: iifname "cbr0", iifname != "cbr0", or iifname "veth*" for a
+// prefix. kube-proxy writes "iif", which looks the interface up when the
+// rule is loaded and fails when it does not exist yet; iifname compares
+// the name of every packet's interface, which is the same test of the
+// same packets and loads before the node's pods have their interfaces.
+// The name is one of ir.IfaceNameProblem's, which needs no escape.
+func nftWriteIface(buf *bytes.Buffer, n *ir.Node, it ir.IfaceTest) {
+	buf.WriteString("iifname ")
+	if it == ir.IfaceNotLocal {
+		buf.WriteString("!= ")
+	}
+	buf.WriteByte('"')
+	buf.WriteString(n.LocalIface)
+	if n.LocalIfacePrefix {
+		buf.WriteByte('*')
+	}
+	buf.WriteString(`" `)
 }
 
 // writePrefixes writes nftPrefixes of the normalized prefixes ps (checked

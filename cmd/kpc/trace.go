@@ -20,8 +20,9 @@ func runTrace(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	nf.register(fs)
 	from := fs.String("from", "", "source address of the packet (required)")
 	to := fs.String("to", "", "destination ADDR:PORT[/tcp|udp|sctp], e.g. 10.96.0.10:53/udp or [2001:db8::1]:80 (required)")
-	fromNode := fs.Bool("from-node", false, "the packet is sent by a process on the node itself (output hook)")
+	fromNode := fs.Bool("from-node", false, "the packet is sent by a process on the node itself (output hook); implied by a loopback or node address in --from")
 	toNode := fs.Bool("to-node", false, "the destination is an address of the node: it serves NodePorts on every local address when no --nodeport-addresses restrict them (needed only for addresses that neither --node-ip nor a Node document gives)")
+	iif := fs.String("iif", "", "the interface the packet arrives on, for a local-traffic detector by interface (detectLocalMode BridgeInterface or InterfaceNamePrefix): a local pod's packets arrive on the pods' bridge or their own interfaces")
 	mode := fs.String("mode", "nft", "whose semantics to trace: nft or iptables (they differ for stray ports on cluster IPs, NodePorts on localhost, health-check ports, and where Services without endpoints are refused)")
 	if code, done := parse(fs, args, stdout); done {
 		return code
@@ -33,6 +34,17 @@ func runTrace(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	pkt.FromNode = *fromNode
 	pkt.ToNode = *toNode
+	if *iif != "" {
+		if *fromNode {
+			fmt.Fprintf(stderr, "kpc trace: --iif with --from-node: a packet the node sends arrives on no interface\n")
+			return exitUsage
+		}
+		if why := ir.IfaceNameProblem(*iif); why != "" {
+			fmt.Fprintf(stderr, "kpc trace: --iif %q: %s\n", *iif, why)
+			return exitUsage
+		}
+		pkt.InIface = *iif
+	}
 	var m ir.Mode
 	switch *mode {
 	case "nft":
@@ -47,12 +59,50 @@ func runTrace(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if prog == nil {
 		return code
 	}
+	if !pkt.FromNode && pkt.InIface == "" && fromNodeAddr(prog, pkt.Src) {
+		// Only the node sends from its own or a loopback address.
+		pkt.FromNode = true
+	}
 	res := ir.Trace(prog, pkt, m)
 	printTrace(stdout, pkt, res, untouchedWhy(prog, pkt))
-	if hint := nodePortHint(prog, pkt, res, m); hint != "" {
-		fmt.Fprintf(stdout, "hint:    %s\n", hint)
+	for _, hint := range []string{nodePortHint(prog, pkt, res, m), ifaceHint(prog, pkt)} {
+		if hint != "" {
+			fmt.Fprintf(stdout, "hint:    %s\n", hint)
+		}
 	}
 	return exitOK
+}
+
+// fromNodeAddr reports whether a is a loopback address or one of the
+// node's (of prog's Rulesets): a packet from it is the node's own.
+func fromNodeAddr(prog *ir.Program, a netip.Addr) bool {
+	if a.IsLoopback() {
+		return true
+	}
+	return slices.ContainsFunc(prog.Rulesets, func(rs *ir.Ruleset) bool { return rs != nil && slices.Contains(rs.Node.IPs, a) })
+}
+
+// ifaceHint says how the packet was traced when the node tells a local
+// pod's packets by the interface they arrive on and --iif did not name
+// one.
+func ifaceHint(prog *ir.Program, pkt ir.Packet) string {
+	if pkt.InIface != "" || pkt.FromNode {
+		return ""
+	}
+	for _, rs := range prog.Rulesets {
+		if rs == nil || rs.Node.LocalIface == "" || (rs.Family == ir.IPv4) != pkt.Src.Is4() {
+			continue
+		}
+		if slices.Contains(rs.Node.IPs, pkt.Src) || pkt.Src.IsLoopback() {
+			return "" // the node's own packet
+		}
+		name := rs.Node.LocalIface
+		if rs.Node.LocalIfacePrefix {
+			name += "*"
+		}
+		return fmt.Sprintf("the node tells a local pod's packets by the interface they arrive on (%s): this one was traced as arriving on another; give --iif to trace a pod's", name)
+	}
+	return ""
 }
 
 // nodePortHint explains an untouched packet to a NodePort's port at an
@@ -140,6 +190,9 @@ func printTrace(w io.Writer, pkt ir.Packet, res ir.Result, untouched string) {
 	}
 	if pkt.ToNode {
 		origin += " (to the node)"
+	}
+	if pkt.InIface != "" {
+		origin += " (in on " + pkt.InIface + ")"
 	}
 	fmt.Fprintf(w, "packet:  %s -> %s %s%s\n", pkt.Src, netip.AddrPortFrom(pkt.Dst, pkt.Port), pkt.Protocol, origin)
 	fmt.Fprintf(w, "verdict: %s\n", verdictName(res.Verdict, untouched))

@@ -444,8 +444,20 @@ type KubeProxyConfiguration struct {
 	IPTables          IPTablesConfig  `json:"iptables,omitempty"`
 	Mode              string          `json:"mode,omitempty"`
 	DetectLocalMode   string          `json:"detectLocalMode,omitempty"`
+	DetectLocal       DetectLocal     `json:"detectLocal,omitempty"`
 	NFTables          NFTablesConfig  `json:"nftables,omitempty"`
 	Conntrack         ConntrackConfig `json:"conntrack,omitempty"`
+}
+
+// DetectLocal is the detectLocal section of KubeProxyConfiguration: the
+// interface of the local-traffic detectors by interface.
+type DetectLocal struct {
+	// BridgeInterface is the bridge of the node's pods (detectLocalMode
+	// BridgeInterface): traffic that arrives on it is from a local pod.
+	BridgeInterface string `json:"bridgeInterface,omitempty"`
+	// InterfaceNamePrefix starts the names of the node's pod interfaces
+	// (detectLocalMode InterfaceNamePrefix).
+	InterfaceNamePrefix string `json:"interfaceNamePrefix,omitempty"`
 }
 
 // ConntrackConfig is the conntrack section of KubeProxyConfiguration.

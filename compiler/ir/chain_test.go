@@ -22,7 +22,7 @@ func TestRuleList(t *testing.T) {
 			var got string
 			for _, r := range tt.c.RuleList() {
 				s := ActionString(r.Action)
-				if m := matchString("ip", &r.Match); m != "" {
+				if m := matchString("ip", &Node{}, &r.Match); m != "" {
 					s = m + " -> " + s
 				}
 				if r.Comment != "" {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -65,9 +66,14 @@ func (d *dumper) ruleset(rs *Ruleset) {
 	}
 	d.linef("  node %s zone %s", name, zone)
 	d.linef("  node ips %s", addrList(n.IPs))
-	if len(n.PodCIDRs) == 0 {
+	switch {
+	case n.LocalIface != "" && n.LocalIfacePrefix:
+		d.linef("  pod interfaces %s* (local-traffic detector by interface name prefix)", n.LocalIface)
+	case n.LocalIface != "":
+		d.linef("  pod interface %s (local-traffic detector by bridge interface)", n.LocalIface)
+	case len(n.PodCIDRs) == 0:
 		d.linef("  pod cidrs (none: no off-cluster masquerade)")
-	} else {
+	default:
 		d.linef("  pod cidrs %s", prefixList(n.PodCIDRs))
 	}
 	if n.NodePortAllLocal {
@@ -112,7 +118,7 @@ func (d *dumper) ruleset(rs *Ruleset) {
 		d.linef("")
 		d.linef("  chain %s (%s %s %s)%s", c.Name, c.Kind, c.Service, strings.ToLower(string(c.Protocol)), comment(c.Describe()))
 		for _, r := range c.RuleList() {
-			m := matchString(ipx, &r.Match)
+			m := matchString(ipx, &rs.Node, &r.Match)
 			a := ActionString(r.Action)
 			if m != "" {
 				a = m + " -> " + a
@@ -195,9 +201,10 @@ func ActionString(a Action) string {
 	return fmt.Sprintf("(unknown action %T)", a)
 }
 
-// matchString spells m in nft-like syntax; ipx is "ip" or "ip6". A zero
-// Match gives "".
-func matchString(ipx string, m *Match) string {
+// matchString spells m in nft-like syntax; ipx is "ip" or "ip6", n the
+// node whose local-traffic interface an interface test names. A zero Match
+// gives "".
+func matchString(ipx string, n *Node, m *Match) string {
 	var parts []string
 	if m.SrcAddr.IsValid() {
 		parts = append(parts, ipx+" saddr "+m.SrcAddr.String())
@@ -210,6 +217,17 @@ func matchString(ipx string, m *Match) string {
 	}
 	if m.SrcLocal {
 		parts = append(parts, "fib saddr type local")
+	}
+	if m.Iface != IfaceAny {
+		op := "iifname "
+		if m.Iface == IfaceNotLocal {
+			op += "!= "
+		}
+		name := n.LocalIface
+		if n.LocalIfacePrefix {
+			name += "*"
+		}
+		parts = append(parts, op+strconv.Quote(name))
 	}
 	if m.Affinity != "" {
 		parts = append(parts, ipx+" saddr @"+m.Affinity)

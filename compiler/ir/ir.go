@@ -31,6 +31,7 @@ package ir
 
 import (
 	"net/netip"
+	"strings"
 	"time"
 )
 
@@ -168,6 +169,14 @@ type Node struct {
 	// --cluster-cidr); traffic from outside them is "off-cluster". Empty
 	// means the local-traffic detector is not configured.
 	PodCIDRs []netip.Prefix
+	// LocalIface, when not empty, is kube-proxy's local-traffic detector
+	// by interface (detectLocalMode BridgeInterface): a packet from a
+	// local pod is one that arrives on this interface; with
+	// LocalIfacePrefix (InterfaceNamePrefix), on any interface whose name
+	// starts with it. Matches test it with Match.Iface. A Node has either
+	// PodCIDRs or LocalIface.
+	LocalIface       string
+	LocalIfacePrefix bool
 	// NodePortAddrs are the destination addresses on which NodePorts are
 	// served. When NodePortAllLocal is true, every local address of the
 	// node serves NodePorts and NodePortAddrs is informational.
@@ -396,7 +405,27 @@ type Match struct {
 	// SrcLocal requires the source to be a local address of the node
 	// (nft "fib saddr type local"; iptables "-m addrtype --src-type LOCAL").
 	SrcLocal bool
+	// Iface tests the interface the packet arrived on against the node's
+	// local-traffic interface (Node.LocalIface): kube-proxy's detectors
+	// by interface. A packet the node sends arrived on none.
+	Iface IfaceTest
 }
+
+// IfaceTest is a Match's test of the input interface.
+type IfaceTest uint8
+
+// The interface tests.
+const (
+	// IfaceAny does not test the interface.
+	IfaceAny IfaceTest = iota
+	// IfaceLocal requires a packet from a local pod: one that arrived on
+	// the node's local-traffic interface (nft iifname "cbr0"; iptables
+	// "-i cbr0").
+	IfaceLocal
+	// IfaceNotLocal requires any other packet (nft iifname != "cbr0";
+	// iptables "! -i cbr0").
+	IfaceNotLocal
+)
 
 // Action is what a rule does. It is a closed set; the members are
 // *MarkMasq, *AffinityUpdate (both continue with the next rule), and
@@ -456,4 +485,17 @@ type AffinitySet struct {
 	Timeout time.Duration
 	// Comment names the endpoint: "ns/name:port -> ip:port".
 	Comment string
+}
+
+// LocalIfaceHas reports whether a packet that arrived on the interface
+// named iface is from a local pod by n's LocalIface ("" is no interface:
+// a packet the node sent).
+func (n *Node) LocalIfaceHas(iface string) bool {
+	switch {
+	case n.LocalIface == "" || iface == "":
+		return false
+	case n.LocalIfacePrefix:
+		return strings.HasPrefix(iface, n.LocalIface)
+	}
+	return iface == n.LocalIface
 }

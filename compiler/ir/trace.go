@@ -46,6 +46,10 @@ type Packet struct {
 	// every local address does in the kernel. A Dst in Node.IPs also
 	// counts; ToNode is for the addresses the Ruleset does not list.
 	ToNode bool
+	// InIface is the interface the packet arrived on, for a Node's
+	// local-traffic detector by interface ("": none named; a packet the
+	// node sends arrives on none).
+	InIface string
 }
 
 // Verdict is what happens to a packet. The names carry a Verdict prefix
@@ -497,6 +501,9 @@ func (t *tracer) matches(m *Match) bool {
 	if m.SrcLocal && !t.srcLocal() {
 		return false
 	}
+	if m.Iface != IfaceAny && (m.Iface == IfaceLocal) != t.fromPodIface() {
+		return false
+	}
 	if m.Affinity != "" {
 		// The first packet of a client is never in an affinity set.
 		return false
@@ -511,6 +518,12 @@ func anyContains(ps []netip.Prefix, a netip.Addr) bool {
 		}
 	}
 	return false
+}
+
+// fromPodIface reports whether the packet arrived on the node's
+// local-traffic interface (one the node sends arrived on none).
+func (t *tracer) fromPodIface() bool {
+	return !t.srcLocal() && t.rs.Node.LocalIfaceHas(t.pkt.InIface)
 }
 
 func (t *tracer) srcLocal() bool {

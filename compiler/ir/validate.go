@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 )
 
 // MaxNameLen is the longest chain or set name a Ruleset may use (the nftables
@@ -162,6 +163,12 @@ func (v *validator) checkNode() {
 	}
 	for _, p := range n.PodCIDRs {
 		v.prefix("pod CIDRs", p)
+	}
+	if n.LocalIface != "" && len(n.PodCIDRs) > 0 {
+		v.errorf("node has both pod CIDRs and a local-traffic interface")
+	}
+	if why := IfaceNameProblem(n.LocalIface); n.LocalIface != "" && why != "" {
+		v.errorf("local-traffic interface %q: %s", n.LocalIface, why)
 	}
 	if n.LocalhostNodePorts && v.rs.Family != IPv4 {
 		v.errorf("localhost nodeports on %s", v.rs.Family)
@@ -407,6 +414,9 @@ func (v *validator) matchOK(m *Match) bool {
 			return false
 		}
 	}
+	if m.Iface != IfaceAny && (m.Iface > IfaceNotLocal || v.rs.Node.LocalIface == "") {
+		return false
+	}
 	return m.Affinity == "" || v.sets[m.Affinity]
 }
 
@@ -499,6 +509,36 @@ func (v *validator) checkMatch(where string, m *Match) {
 	if m.Affinity != "" && !v.sets[m.Affinity] {
 		v.errorf("%s: unknown affinity set %q", where, m.Affinity)
 	}
+	switch {
+	case m.Iface > IfaceNotLocal:
+		v.errorf("%s: unknown interface test %d", where, m.Iface)
+	case m.Iface != IfaceAny && v.rs.Node.LocalIface == "":
+		v.errorf("%s: interface test without the node's local-traffic interface", where)
+	}
+}
+
+// MaxIfaceName is the longest name of a Linux network interface
+// (IFNAMSIZ less the terminating NUL).
+const MaxIfaceName = 15
+
+// IfaceNameProblem says why s cannot be a Node's LocalIface, or "": it is
+// 1 to 15 bytes of letters, digits and "-_.@", which every renderer (nft's
+// quoted iifname, iptables' "-i") spells as is. Linux allows other
+// characters too, which kube-proxy's own rules would not spell safely
+// either.
+func IfaceNameProblem(s string) string {
+	if s == "" {
+		return "an interface name is not empty"
+	}
+	if len(s) > MaxIfaceName {
+		return fmt.Sprintf("an interface name has at most %d bytes", MaxIfaceName)
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_.@", r)) {
+			return fmt.Sprintf(`kpc matches interface names of letters, digits and "-_.@" only, not %q`, r)
+		}
+	}
+	return ""
 }
 
 // checkLoops reports a chain that can reach itself through Goto or Balance

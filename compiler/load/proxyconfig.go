@@ -8,6 +8,7 @@ import (
 
 	"cuelang.org/go/cue/ast"
 
+	"kpc/compiler/ir"
 	"kpc/internal/netparse"
 )
 
@@ -103,9 +104,12 @@ func checkKubeProxyConfig(doc *ast.StructLit) []fieldError {
 		if local == "InterfaceNamePrefix" {
 			name = "interfaceNamePrefix"
 		}
-		if s, _ := str(asStruct(get(doc, "detectLocal")), name); s == "" {
+		s, _ := str(asStruct(get(doc, "detectLocal")), name)
+		if s == "" {
 			errs = append(errs, fieldError{path: fpath{"detectLocal", name}, at: fpath{"detectLocalMode"},
 				msg: fmt.Sprintf("required value: detectLocalMode %s needs it (kube-proxy refuses an empty one)", local)})
+		} else if why := ir.IfaceNameProblem(s); why != "" {
+			add(fpath{"detectLocal", name}, fmt.Sprintf("invalid value %q: %s, so no rule can match it (kube-proxy's would not load)", s, why))
 		}
 	}
 	return errs

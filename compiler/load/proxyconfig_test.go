@@ -70,6 +70,15 @@ func TestKubeProxyConfigChecks(t *testing.T) {
 		in:   head + "detectLocalMode: BridgeInterface\n---\n" + head + "detectLocalMode: InterfaceNamePrefix\ndetectLocal: {interfaceNamePrefix: veth}\n",
 		want: []string{"-:3:18: detectLocal.bridgeInterface: required value: detectLocalMode BridgeInterface needs it (kube-proxy refuses an empty one)"},
 	}, {
+		name: "an interface no rule can match",
+		in: head + "detectLocalMode: BridgeInterface\ndetectLocal: {bridgeInterface: br/0, interfaceNamePrefix: a-very-long-name-for-a-bridge}\n---\n" +
+			head + "detectLocalMode: InterfaceNamePrefix\ndetectLocal: {interfaceNamePrefix: a-very-long-name-for-a-bridge}\n---\n" +
+			head + "detectLocalMode: InterfaceNamePrefix\ndetectLocal: {interfaceNamePrefix: cali.0@x_-}\n",
+		want: []string{
+			`-:4:32: detectLocal.bridgeInterface: invalid value "br/0": kpc matches interface names of letters, digits and "-_.@" only, not '/', so no rule can match it (kube-proxy's would not load)`,
+			`-:9:36: detectLocal.interfaceNamePrefix: invalid value "a-very-long-name-for-a-bridge": an interface name has at most 15 bytes, so no rule can match it (kube-proxy's would not load)`,
+		},
+	}, {
 		name: "bindAddress, oomScoreAdj, clientConnection.burst",
 		in:   head + "bindAddress: 10.10.12.11:2000\noomScoreAdj: -1001\nclientConnection: {burst: -1}\n",
 		want: []string{

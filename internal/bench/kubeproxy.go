@@ -197,6 +197,18 @@ func (k *kpWriter) rule(b *strings.Builder, c *ir.Chain, r *ir.Rule) error {
 	if m.SrcLocal {
 		b.WriteString("fib saddr type local ")
 	}
+	if m.Iface != ir.IfaceAny {
+		// kube-proxy writes iif, which needs the interface to exist when
+		// the ruleset loads; iifname is the same test without that.
+		op, name := "", k.rs.Node.LocalIface
+		if m.Iface == ir.IfaceNotLocal {
+			op = "!= "
+		}
+		if k.rs.Node.LocalIfacePrefix {
+			name += "*"
+		}
+		fmt.Fprintf(b, "iifname %s%q ", op, name)
+	}
 	if m.Affinity != "" {
 		fmt.Fprintf(b, "%s saddr @%s ", k.l3, m.Affinity)
 	}

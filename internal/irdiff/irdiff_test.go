@@ -159,6 +159,12 @@ func program(eps ...string) *ir.Program {
 
 func TestCompareTraffic(t *testing.T) {
 	two, one, none := program("192.0.2.1", "192.0.2.2"), program("192.0.2.1"), program()
+	// bridged masquerades what does not come in on the pods' bridge.
+	bridged := program("192.0.2.1")
+	rs := bridged.Rulesets[0]
+	rs.Node.LocalIface = "cbr0"
+	svc := rs.Chains[len(rs.Chains)-1]
+	svc.Rules = append([]ir.Rule{{Match: ir.Match{DstAddr: rs.ClusterIPs[0], DstPort: 53, Iface: ir.IfaceNotLocal}, Action: &ir.MarkMasq{}}}, svc.Rules...)
 	tests := []struct {
 		name     string
 		old, new *ir.Program
@@ -176,6 +182,10 @@ func TestCompareTraffic(t *testing.T) {
 			[]string{"10.96.0.10:53/udp: now passed through untouched (was endpoints {192.0.2.1:53})"},
 			[]string{"kube-system/kube-dns removed: "}},
 		{"equal", two, program("192.0.2.1", "192.0.2.2"), "nft", nil, nil},
+		{"a local-traffic detector by interface", one, bridged, "nft",
+			[]string{"10.96.0.10:53/udp: masquerade no -> yes for external clients and the node"}, nil},
+		{"a local-traffic detector by interface, iptables", one, bridged, "iptables",
+			[]string{"10.96.0.10:53/udp: masquerade no -> yes for external clients and the node"}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -32,6 +32,7 @@ type settingsView struct {
 	NodeIPs              []netip.Addr
 	Zone                 string
 	PodCIDRs             []netip.Prefix
+	LocalIface           string
 	NodePortAddrs        []netip.Addr
 	NodePortAllLocal     bool
 	LocalhostNodePorts   bool
@@ -128,7 +129,7 @@ func rulesetView(rs *ir.Ruleset, skip map[string]bool) rsView {
 	v := rsView{
 		Settings: settingsView{
 			Table: rs.Table, MasqMark: fmt.Sprintf("%#x", rs.MasqMark),
-			NodeName: n.Name, NodeIPs: n.IPs, Zone: n.Zone, PodCIDRs: n.PodCIDRs,
+			NodeName: n.Name, NodeIPs: n.IPs, Zone: n.Zone, PodCIDRs: n.PodCIDRs, LocalIface: localIfaceText(n),
 			NodePortAddrs: n.NodePortAddrs, NodePortAllLocal: n.NodePortAllLocal, LocalhostNodePorts: n.LocalhostNodePorts,
 			ServiceCIDRs: rs.ServiceCIDRs, RejectClusterIPs: rs.RejectClusterIPs, DropServiceCIDRs: rs.DropServiceCIDRs,
 			ClusterIPs: rs.ClusterIPs,
@@ -199,6 +200,12 @@ func ruleText(r ir.Rule) string {
 	}
 	if m.SrcLocal {
 		w = append(w, "saddr local")
+	}
+	switch m.Iface {
+	case ir.IfaceLocal:
+		w = append(w, "iif local-pod")
+	case ir.IfaceNotLocal:
+		w = append(w, "iif not local-pod")
 	}
 	if m.Affinity != "" {
 		w = append(w, "saddr in @"+m.Affinity)
@@ -363,4 +370,13 @@ func pruneMap[V any](a, b map[string]V, equal func(V, V) bool) {
 			delete(b, k)
 		}
 	}
+}
+
+// localIfaceText spells n's local-traffic interface as nft matches it
+// ("veth*" for a prefix), or "".
+func localIfaceText(n *ir.Node) string {
+	if n.LocalIface != "" && n.LocalIfacePrefix {
+		return n.LocalIface + "*"
+	}
+	return n.LocalIface
 }

@@ -54,6 +54,9 @@ type client struct {
 	text     string
 	src      netip.Addr
 	fromNode bool
+	// iface is the interface the client's packets arrive on ("": one
+	// the node's local-traffic detector does not take for a pod's).
+	iface string
 }
 
 // Fallback addresses when a Ruleset says nothing (documentation ranges,
@@ -94,6 +97,13 @@ func clientsFor(f ir.Family, rs *ir.Ruleset) ([]client, netip.Addr) {
 		if pod.IsValid() && inPods(pod) {
 			out = append(out, client{id: "pod", text: "pods", src: pod})
 		}
+	}
+	if len(out) == 0 && node.LocalIface != "" {
+		// A pod is known by the interface its packets arrive on (the
+		// name, or the prefix itself, starts with the prefix); its
+		// address is one no detector looks at.
+		ps := externalClients[f]
+		out = append(out, client{id: "pod", text: "pods", src: ps[len(ps)-1], iface: node.LocalIface})
 	}
 	ext := client{id: "external", text: "external clients"}
 	if len(out) == 0 {
@@ -207,7 +217,7 @@ func diffTraffic(oldP, newP *ir.Program, mode ir.Mode) []TrafficChange {
 func probeChanges(p probe, comment string, clients []client, npDst netip.Addr, oldT, newT *ir.Tracer, mode ir.Mode) []TrafficChange {
 	var changes []*TrafficChange
 	for _, c := range clients {
-		pkt := ir.Packet{Src: c.src, Dst: p.addr, Protocol: p.proto, Port: p.port, FromNode: c.fromNode}
+		pkt := ir.Packet{Src: c.src, Dst: p.addr, Protocol: p.proto, Port: p.port, FromNode: c.fromNode, InIface: c.iface}
 		if p.nodePort {
 			// npDst is an address of the node, known or not.
 			pkt.Dst, pkt.ToNode = npDst, true

@@ -576,12 +576,30 @@ func (b *builder) match(c *ir.Chain, m *ir.Match) ([]expr.Any, []*setSpec) {
 	if m.SrcLocal {
 		out = append(out, fibLocal(true)...)
 	}
+	if m.Iface != ir.IfaceAny {
+		out = append(out, ifaceTest(&b.rs.Node, m.Iface)...)
+	}
 	if m.Affinity != "" {
 		if s := b.sets[m.Affinity]; s != nil {
 			out = append(out, f.loadAddr(true, 1), lookup(s, false))
 		}
 	}
 	return out, anon
+}
+
+// ifaceTest is nft's iifname test it of node n's local-traffic interface:
+// the name with its NUL padding to IFNAMSIZ bytes, or for a prefix the
+// prefix's bytes alone, as nft sends iifname "cbr0" and iifname "veth*".
+func ifaceTest(n *ir.Node, it ir.IfaceTest) []expr.Any {
+	data := []byte(n.LocalIface)
+	if !n.LocalIfacePrefix {
+		data = append(data, make([]byte, unix.IFNAMSIZ-len(data))...)
+	}
+	op := expr.CmpOpEq
+	if it == ir.IfaceNotLocal {
+		op = expr.CmpOpNeq
+	}
+	return []expr.Any{&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1}, &expr.Cmp{Op: op, Register: 1, Data: data}}
 }
 
 // comment makes s what render.NFT writes for it: valid UTF-8 without

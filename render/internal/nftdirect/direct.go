@@ -345,12 +345,12 @@ func parseEndpoint(c *ir.Chain) (EndpointChain, bool) {
 
 func zeroMatch(m *ir.Match) bool {
 	return !m.DstAddr.IsValid() && m.DstPort == 0 && !m.SrcAddr.IsValid() && len(m.SrcIn) == 0 &&
-		len(m.SrcNotIn) == 0 && !m.SrcLocal && m.Affinity == ""
+		len(m.SrcNotIn) == 0 && !m.SrcLocal && m.Iface == ir.IfaceAny && m.Affinity == ""
 }
 
 func onlySrcAddr(m *ir.Match) bool {
 	return m.SrcAddr.IsValid() && !m.DstAddr.IsValid() && m.DstPort == 0 && len(m.SrcIn) == 0 &&
-		len(m.SrcNotIn) == 0 && !m.SrcLocal && m.Affinity == ""
+		len(m.SrcNotIn) == 0 && !m.SrcLocal && m.Iface == ir.IfaceAny && m.Affinity == ""
 }
 
 // Graph is the Ruleset's chains resolved to indexes: for chain i, in

@@ -398,7 +398,13 @@ func appendMatch(b []byte, m *ir.Match, texts *prefixTexts) []byte {
 	b = append(b, " notin="...)
 	b = texts.appendTo(b, m.SrcNotIn)
 	b = append(b, " local="...)
-	return strconv.AppendBool(b, m.SrcLocal)
+	b = strconv.AppendBool(b, m.SrcLocal)
+	if m.Iface != ir.IfaceAny {
+		// The test names the Ruleset's one local-traffic interface.
+		b = append(b, " iface="...)
+		b = strconv.AppendUint(b, uint64(m.Iface), 10)
+	}
+	return b
 }
 
 // appendPrefixes appends the masked prefixes, sorted.
