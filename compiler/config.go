@@ -30,6 +30,12 @@ type Options struct {
 	// KubeProxyConfiguration's clusterCIDR (or the Node's podCIDRs with
 	// detectLocalMode NodeCIDR).
 	ClusterCIDRs []netip.Prefix
+	// DetectLocalMode (--detect-local-mode), PodBridgeInterface
+	// (--pod-bridge-interface) and PodInterfaceNamePrefix
+	// (--pod-interface-name-prefix) are kube-proxy's local-traffic
+	// detector; each empty one is KubeProxyConfiguration's detectLocalMode,
+	// detectLocal.bridgeInterface and detectLocal.interfaceNamePrefix.
+	DetectLocalMode, PodBridgeInterface, PodInterfaceNamePrefix string
 	// ServiceCIDRs (--service-cidr) are the Service ranges; default
 	// 10.96.0.0/12 and fd00:10:96::/108. The family of the first is the
 	// cluster's primary family; cluster IPs are allocated from the first
@@ -353,7 +359,19 @@ func (c *compiler) resolveConfig() {
 
 // resolvePodCIDRs sets the local-traffic detector's range per family:
 // kube-proxy uses the first CIDR of each family only.
-func (c *compiler) resolvePodCIDRs(kpc *api.KubeProxyConfiguration, node *api.Node) {
+func (c *compiler) resolvePodCIDRs(doc *api.KubeProxyConfiguration, node *api.Node) {
+	// The flags win over the document.
+	kpc := *doc
+	flagged := false
+	for _, o := range []struct{ flag, to *string }{
+		{&c.opts.DetectLocalMode, &kpc.DetectLocalMode},
+		{&c.opts.PodBridgeInterface, &kpc.DetectLocal.BridgeInterface},
+		{&c.opts.PodInterfaceNamePrefix, &kpc.DetectLocal.InterfaceNamePrefix},
+	} {
+		if *o.flag != "" {
+			*o.to, flagged = *o.flag, true
+		}
+	}
 	var cidrs []netip.Prefix
 	var from string
 	// --cluster-cidr is kube-proxy's clusterCIDR, which only the
@@ -401,7 +419,23 @@ func (c *compiler) resolvePodCIDRs(kpc *api.KubeProxyConfiguration, node *api.No
 		if kpc.DetectLocalMode == "InterfaceNamePrefix" {
 			name, prefix, field = kpc.DetectLocal.InterfaceNamePrefix, true, "interfaceNamePrefix"
 		}
-		if why := ir.IfaceNameProblem(name); why != "" {
+		if why := ir.IfaceNameProblem(name); why != "" && flagged {
+			// The loader refuses the document's; kube-proxy refuses to
+			// start with the flags' too.
+			flag, from := "--pod-bridge-interface", c.opts.PodBridgeInterface
+			if prefix {
+				flag, from = "--pod-interface-name-prefix", c.opts.PodInterfaceNamePrefix
+			}
+			msg := fmt.Sprintf("detectLocalMode %s needs %s or detectLocal.%s (kube-proxy refuses to start without one)", kpc.DetectLocalMode, flag, field)
+			switch {
+			case name != "" && from != "":
+				msg = fmt.Sprintf("invalid value %q: %s", name, why)
+			case name != "":
+				msg = fmt.Sprintf("detectLocalMode %s with detectLocal.%s %q: %s", kpc.DetectLocalMode, field, name, why)
+			}
+			c.diags.Add(diag.Pos{}, "", flag, msg)
+			break
+		} else if why != "" {
 			c.addNote("", fmt.Sprintf("detectLocalMode %s with detectLocal.%s %q (%s): no local-traffic detector (no off-cluster masquerade, no pod short-circuit)",
 				kpc.DetectLocalMode, field, name, why))
 			break

@@ -322,6 +322,34 @@ func TestConfigNotesAndErrors(t *testing.T) {
 			t.Errorf("%s: notes %v pod CIDRs %v interface %q prefix %v", tc.mode, p.Notes, n.PodCIDRs, n.LocalIface, n.LocalIfacePrefix)
 		}
 	}
+	// The flags win over the document, each on its own.
+	doc := &api.KubeProxyConfiguration{DetectLocalMode: "InterfaceNamePrefix", DetectLocal: api.DetectLocal{InterfaceNamePrefix: "veth"}}
+	for _, tc := range []struct {
+		name   string
+		opts   Options
+		iface  string
+		prefix bool
+		err    string
+	}{
+		{"the document", Options{}, "veth", true, ""},
+		{"a prefix flag", Options{PodInterfaceNamePrefix: "cali"}, "cali", true, ""},
+		{"a mode flag", Options{DetectLocalMode: "BridgeInterface", PodBridgeInterface: "cbr0"}, "cbr0", false, ""},
+		{"a mode flag without its interface", Options{DetectLocalMode: "BridgeInterface"}, "", false,
+			"<input>: --pod-bridge-interface: detectLocalMode BridgeInterface needs --pod-bridge-interface or detectLocal.bridgeInterface (kube-proxy refuses to start without one)"},
+		{"back to the pod range", Options{DetectLocalMode: "ClusterCIDR", ClusterCIDRs: prefixes("10.0.0.0/8")}, "", false, ""},
+	} {
+		p, d := Compile(&api.Input{Services: in.Services, ProxyConfigs: []*api.KubeProxyConfiguration{doc}}, tc.opts)
+		n := p.Rulesets[0].Node
+		if n.LocalIface != tc.iface || n.LocalIfacePrefix != tc.prefix {
+			t.Errorf("%s: interface %q prefix %v, want %q %v", tc.name, n.LocalIface, n.LocalIfacePrefix, tc.iface, tc.prefix)
+		}
+		if errs := errStrings(d); tc.err == "" && len(errs) != 0 || tc.err != "" && (len(errs) != 1 || errs[0] != tc.err) {
+			t.Errorf("%s: errors %v, want %q", tc.name, errs, tc.err)
+		}
+		if tc.opts.DetectLocalMode == "ClusterCIDR" && (len(n.PodCIDRs) != 1 || n.PodCIDRs[0] != netip.MustParsePrefix("10.0.0.0/8")) {
+			t.Errorf("%s: pod CIDRs %v", tc.name, n.PodCIDRs)
+		}
+	}
 	if got := netip.MustParsePrefix("10.96.0.0/12"); p.Rulesets[0].ServiceCIDRs[0] != got {
 		t.Errorf("default service CIDR = %v", p.Rulesets[0].ServiceCIDRs)
 	}

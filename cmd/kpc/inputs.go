@@ -89,6 +89,9 @@ type nodeFlags struct {
 	nodeName          string
 	nodeIPs           []string
 	clusterCIDRs      []string
+	detectLocalMode   string
+	bridgeInterface   string
+	ifaceNamePrefix   string
 	serviceCIDRs      []string
 	nodePortAddresses []string
 	masqueradeAll     bool
@@ -99,6 +102,9 @@ func (f *nodeFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.nodeName, "node-name", "", "the node to compile for (endpoints with this nodeName are local)")
 	fs.StringArrayVar(&f.nodeIPs, "node-ip", nil, "the node's IP address; repeatable, comma-separated allowed")
 	fs.StringArrayVar(&f.clusterCIDRs, "cluster-cidr", nil, "pod CIDR of the cluster (kube-proxy --cluster-cidr); repeatable")
+	fs.StringVar(&f.detectLocalMode, "detect-local-mode", "", "how the node tells its pods' traffic (kube-proxy --detect-local-mode): ClusterCIDR, NodeCIDR, BridgeInterface or InterfaceNamePrefix")
+	fs.StringVar(&f.bridgeInterface, "pod-bridge-interface", "", "the pods' bridge, for --detect-local-mode BridgeInterface (kube-proxy --pod-bridge-interface)")
+	fs.StringVar(&f.ifaceNamePrefix, "pod-interface-name-prefix", "", "the prefix of the pods' interface names, for --detect-local-mode InterfaceNamePrefix (kube-proxy --pod-interface-name-prefix)")
 	fs.StringArrayVar(&f.serviceCIDRs, "service-cidr", nil, "Service CIDR (default: the input's ServiceCIDR documents, else 10.96.0.0/12 and fd00:10:96::/108); repeatable, comma-separated allowed")
 	fs.StringArrayVar(&f.nodePortAddresses, "nodeport-addresses", nil, `CIDRs or "primary" whose node addresses serve NodePorts; repeatable`)
 	fs.BoolVar(&f.masqueradeAll, "masquerade-all", false, "masquerade all traffic sent to cluster IPs")
@@ -123,6 +129,21 @@ func (f *nodeFlags) options(fs *pflag.FlagSet) (compiler.Options, error) {
 	}
 	if o.ServiceCIDRs, err = parsePrefixes("--service-cidr", f.serviceCIDRs); err != nil {
 		return o, err
+	}
+	switch f.detectLocalMode {
+	case "", "ClusterCIDR", "NodeCIDR", "BridgeInterface", "InterfaceNamePrefix":
+		o.DetectLocalMode = f.detectLocalMode
+	default:
+		return o, fmt.Errorf("--detect-local-mode %q: want ClusterCIDR, NodeCIDR, BridgeInterface or InterfaceNamePrefix", f.detectLocalMode)
+	}
+	for _, n := range []struct {
+		flag, v string
+		to      *string
+	}{{"--pod-bridge-interface", f.bridgeInterface, &o.PodBridgeInterface}, {"--pod-interface-name-prefix", f.ifaceNamePrefix, &o.PodInterfaceNamePrefix}} {
+		if why := ir.IfaceNameProblem(n.v); n.v != "" && why != "" {
+			return o, fmt.Errorf("%s %q: %s", n.flag, n.v, why)
+		}
+		*n.to = n.v
 	}
 	o.NodePortAddresses = splitList(f.nodePortAddresses)
 	for _, s := range o.NodePortAddresses {
