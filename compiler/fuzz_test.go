@@ -25,6 +25,8 @@ type fuzzDoc struct {
 	ServiceCIDRs   []string                      `json:"serviceCIDRs"`
 	NodePortAddrs  []string                      `json:"nodePortAddresses"`
 	NodePortRange  [2]int                        `json:"nodePortRange"`
+	DetectLocal    [3]string                     `json:"detectLocal"` // mode, bridge, prefix
+	InIface        string                        `json:"inIface"`
 	Invalid        []api.Invalid                 `json:"invalid"`
 }
 
@@ -50,12 +52,17 @@ func FuzzCompile(f *testing.F) {
 		"nodePortRange":[65535,65535]}`))
 	f.Add([]byte(`{"services":[{"metadata":{"name":"a"},"spec":{"ports":[{"port":80}]}},{"metadata":{"name":"b"},"spec":{"externalIPs":["10.96.0.2"],"ports":[{"port":80}]}}],
 		"invalid":[{"Kind":"Service","Name":"b"},{"Kind":"ServiceCIDR"},{}],"serviceCIDRs":["10.96.0.0/30"]}`))
+	f.Add([]byte(`{"services":[{"metadata":{"name":"a"},"spec":{"type":"LoadBalancer","externalTrafficPolicy":"Local","ports":[{"port":80,"nodePort":30000}]}}],
+		"endpointSlices":[{"metadata":{"name":"s","labels":{"kubernetes.io/service-name":"a"}},"addressType":"IPv4","ports":[{"port":80}],"endpoints":[{"addresses":["10.0.0.1"],"nodeName":"n"}]}],
+		"proxyConfigs":[{"detectLocalMode":"InterfaceNamePrefix","detectLocal":{"interfaceNamePrefix":"veth"}}],"nodeName":"n","inIface":"veth1",
+		"detectLocal":["BridgeInterface","cbr0",""]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var doc fuzzDoc
 		if err := json.Unmarshal(data, &doc); err != nil {
 			return
 		}
-		opts := Options{NodeName: doc.NodeName, NodePortAddresses: doc.NodePortAddrs, NodePortRange: doc.NodePortRange}
+		opts := Options{NodeName: doc.NodeName, NodePortAddresses: doc.NodePortAddrs, NodePortRange: doc.NodePortRange,
+			DetectLocalMode: doc.DetectLocal[0], PodBridgeInterface: doc.DetectLocal[1], PodInterfaceNamePrefix: doc.DetectLocal[2]}
 		for _, s := range doc.NodeIPs {
 			if a, err := netip.ParseAddr(s); err == nil {
 				opts.NodeIPs = append(opts.NodeIPs, a)
@@ -91,7 +98,7 @@ func FuzzCompile(f *testing.F) {
 		}
 		for _, rs := range p.Rulesets {
 			for _, e := range rs.Services {
-				ir.Trace(p, ir.Packet{Src: e.Addr, Dst: e.Addr, Protocol: e.Protocol, Port: e.Port}, ir.ModeNFT)
+				ir.Trace(p, ir.Packet{Src: e.Addr, Dst: e.Addr, Protocol: e.Protocol, Port: e.Port, InIface: doc.InIface}, ir.ModeNFT)
 			}
 		}
 	})

@@ -112,11 +112,16 @@ type genService struct {
 
 // genCluster is one random cluster and the node it is compiled for.
 type genCluster struct {
-	fams          []ir.Family
-	node          bool
-	nodeIPs       map[ir.Family][]netip.Addr
-	clusterCIDR   bool
-	nodeCIDR      bool // detectLocalMode NodeCIDR
+	fams        []ir.Family
+	node        bool
+	nodeIPs     map[ir.Family][]netip.Addr
+	clusterCIDR bool
+	nodeCIDR    bool // detectLocalMode NodeCIDR
+	// iface, when set, is the local-traffic detector by interface
+	// (detectLocalMode BridgeInterface, or InterfaceNamePrefix when
+	// ifacePrefix), which replaces the pod ranges.
+	iface         string
+	ifacePrefix   bool
 	masqAll       bool
 	nodePortAddrs []string
 	localhostNP   *bool
@@ -151,6 +156,16 @@ func genRandomCluster(r *rand.Rand) *genCluster {
 		}
 		if r.IntN(3) == 0 {
 			c.localhostNP = boolPtr(r.IntN(2) == 0)
+		}
+		if r.IntN(5) == 0 {
+			// The lab's clients arrive on "toc", its endpoints on "tob".
+			type detector struct {
+				name   string
+				prefix bool
+			}
+			d := pick(r, detector{"toc", false}, detector{"tob", false}, detector{"cbr0", false},
+				detector{"to", true}, detector{"tob", true}, detector{"toc", true}, detector{"veth", true})
+			c.iface, c.ifacePrefix = d.name, d.prefix
 		}
 	}
 	n := 1 + r.IntN(6)
@@ -298,7 +313,12 @@ func (c *genCluster) manifest() string {
 			}
 			fmt.Fprintf(&b, "clusterCIDR: %s\n", strings.Join(cidrs, ","))
 		}
-		if c.nodeCIDR {
+		switch {
+		case c.iface != "" && c.ifacePrefix:
+			fmt.Fprintf(&b, "detectLocalMode: InterfaceNamePrefix\ndetectLocal:\n  interfaceNamePrefix: %s\n", c.iface)
+		case c.iface != "":
+			fmt.Fprintf(&b, "detectLocalMode: BridgeInterface\ndetectLocal:\n  bridgeInterface: %s\n", c.iface)
+		case c.nodeCIDR:
 			b.WriteString("detectLocalMode: NodeCIDR\n")
 		}
 		if c.masqAll {
@@ -592,6 +612,7 @@ func traceFlows(prog *ir.Program, c *genCluster, flows []Flow, metas []probeMeta
 			affinity[s.name] = true
 		}
 	}
+	epAddrs := EndpointAddrs(prog)
 	for i := range flows {
 		f := &flows[i]
 		pkt, err := f.Resolve(nodeIPs)
@@ -599,6 +620,7 @@ func traceFlows(prog *ir.Program, c *genCluster, flows []Flow, metas []probeMeta
 			problems = append(problems, err.Error())
 			continue
 		}
+		pkt.Arrive(epAddrs)
 		pkt.ToNode = slices.Contains(nodeIPs, pkt.Dst) || pkt.Dst.IsLoopback()
 		svc, _, _ := strings.Cut(f.Name, "/")
 		kernel[i] = true
@@ -680,7 +702,7 @@ func runDiffCluster(t *testing.T, seed uint64, c *genCluster, bes []backend) (di
 	flows, metas := c.probeFlows(nodeIPs)
 	problems, kernel := traceFlows(res.prog, c, flows, metas, nodeIPs)
 	disagree = append(disagree, problems...)
-	disagree = append(disagree, c.checkModel(flows, metas, nodeIPs)...)
+	disagree = append(disagree, c.checkModel(flows, metas, nodeIPs, EndpointAddrs(res.prog))...)
 	var replay []Flow
 	for i, f := range flows {
 		if kernel[i] {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 
 	"kpc/compiler/ir"
 )
@@ -21,7 +22,7 @@ type probeMeta struct {
 // podRange is the local-traffic detector's range of a family, if any.
 func (c *genCluster) podRange(f ir.Family) (netip.Prefix, bool) {
 	switch {
-	case !c.node:
+	case !c.node || c.iface != "":
 		return netip.Prefix{}, false
 	case c.nodeCIDR:
 		return netip.MustParsePrefix(genPodCIDR[f]), true
@@ -149,6 +150,13 @@ func (c *genCluster) model(m probeMeta, pkt Packet, mode ir.Mode) (want Expect, 
 	pods, detector := c.podRange(f)
 	isPod := detector && pods.Contains(pkt.Src)
 	fromNode := pkt.FromNode
+	if c.node && c.iface != "" {
+		// A pod's packet arrives on the detector's interface; the node's
+		// own arrives on none.
+		in := pkt.InIface
+		detector = true
+		isPod = !fromNode && in != "" && (in == c.iface || c.ifacePrefix && strings.HasPrefix(in, c.iface))
+	}
 	// The LB IPs are allowed sources when a range holds the node's
 	// address, which kpc knows only from a Node.
 	blocked := m.kind == "lb" && s.sourceRanges && !netip.MustParsePrefix(genAllowed[f][0]).Contains(pkt.Src) &&
@@ -231,13 +239,14 @@ func (c *genCluster) notWatched(m probeMeta, nft bool) (Expect, bool, bool) {
 
 // checkModel compares the tracer's expectations (already in flows) with
 // the model of SEMANTICS.md, in both modes.
-func (c *genCluster) checkModel(flows []Flow, metas []probeMeta, nodeIPs []netip.Addr) []string {
+func (c *genCluster) checkModel(flows []Flow, metas []probeMeta, nodeIPs []netip.Addr, epAddrs map[netip.Addr]bool) []string {
 	var out []string
 	for i, f := range flows {
 		pkt, err := f.Resolve(nodeIPs)
 		if err != nil {
 			continue
 		}
+		pkt.Arrive(epAddrs)
 		for _, mode := range []ir.Mode{ir.ModeNFT, ir.ModeIPTables} {
 			want, checkMasq, ok := c.model(metas[i], pkt, mode)
 			if !ok {

@@ -183,8 +183,10 @@ func (p *Packet) Arrive(epAddrs map[netip.Addr]bool) {
 	}
 }
 
-// EndpointAddrs returns the addresses prog's rules DNAT to: the kernel
-// tests' backend namespace holds them.
+// EndpointAddrs returns the addresses prog's rules DNAT to, but for SCTP
+// ports: the kernel tests' backend namespace holds them (it serves no
+// SCTP, and a source that is only an SCTP endpoint's sends from the client
+// namespace).
 func EndpointAddrs(prog *ir.Program) map[netip.Addr]bool {
 	out := map[netip.Addr]bool{}
 	for _, rs := range prog.Rulesets {
@@ -196,7 +198,7 @@ func EndpointAddrs(prog *ir.Program) map[netip.Addr]bool {
 				continue
 			}
 			for _, r := range ch.RuleList() {
-				if d, ok := r.Action.(*ir.DNAT); ok && d != nil {
+				if d, ok := r.Action.(*ir.DNAT); ok && d != nil && d.Protocol != ir.SCTP {
 					out[d.Addr] = true
 				}
 			}
