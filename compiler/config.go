@@ -389,16 +389,31 @@ func (c *compiler) resolvePodCIDRs(doc *api.KubeProxyConfiguration, node *api.No
 		}
 	case kpc.DetectLocalMode == "NodeCIDR":
 		from = "the Node's podCIDRs"
+		var list []string
 		if node != nil {
-			list := node.Spec.PodCIDRs
+			list = node.Spec.PodCIDRs
 			if len(list) == 0 && node.Spec.PodCIDR != "" {
 				list = []string{node.Spec.PodCIDR}
 			}
-			for _, s := range list {
-				if p, ok := parseCIDR(s); ok {
-					cidrs = append(cidrs, p)
-				}
+		}
+		for _, s := range list {
+			if p, ok := parseCIDR(s); ok {
+				cidrs = append(cidrs, p)
 			}
+		}
+		if len(list) == 0 {
+			// kube-proxy waits for the Node's pod ranges (waitForPodCIDR)
+			// and gives up after five minutes without programming
+			// anything.
+			whose := "the input has no Node of the node compiled for"
+			if node != nil {
+				whose = fmt.Sprintf("Node %s has none", node.Metadata.Name)
+			}
+			pos, object, path := kpc.Pos, "KubeProxyConfiguration", "detectLocalMode"
+			if c.opts.DetectLocalMode == "NodeCIDR" {
+				pos, object, path = diag.Pos{}, "", "--detect-local-mode"
+			}
+			c.diags.Add(pos, object, path, fmt.Sprintf("detectLocalMode NodeCIDR reads the Node's spec.podCIDRs, and %s: kube-proxy waits for them and exits after five minutes", whose))
 		}
 	case kpc.DetectLocalMode == "" || kpc.DetectLocalMode == "ClusterCIDR":
 		from = "clusterCIDR"
@@ -419,7 +434,7 @@ func (c *compiler) resolvePodCIDRs(doc *api.KubeProxyConfiguration, node *api.No
 		if kpc.DetectLocalMode == "InterfaceNamePrefix" {
 			name, prefix, field = kpc.DetectLocal.InterfaceNamePrefix, true, "interfaceNamePrefix"
 		}
-		if why := ir.IfaceNameProblem(name); why != "" && flagged {
+		if why := ir.IfaceNameProblem(name, prefix); why != "" && flagged {
 			// The loader refuses the document's; kube-proxy refuses to
 			// start with the flags' too.
 			flag, from := "--pod-bridge-interface", c.opts.PodBridgeInterface

@@ -322,6 +322,12 @@ func TestConfigNotesAndErrors(t *testing.T) {
 			t.Errorf("%s: notes %v pod CIDRs %v interface %q prefix %v", tc.mode, p.Notes, n.PodCIDRs, n.LocalIface, n.LocalIfacePrefix)
 		}
 	}
+	// NodeCIDR with a Node without pod ranges: kube-proxy never starts.
+	bare := &api.Node{Metadata: api.ObjectMeta{Name: "n"}}
+	_, d = Compile(&api.Input{Services: in.Services, Nodes: []*api.Node{bare}, ProxyConfigs: []*api.KubeProxyConfiguration{{DetectLocalMode: "NodeCIDR"}}}, Options{})
+	if errs := errStrings(d); len(errs) != 1 || !strings.HasSuffix(errs[0], "KubeProxyConfiguration: detectLocalMode: detectLocalMode NodeCIDR reads the Node's spec.podCIDRs, and Node n has none: kube-proxy waits for them and exits after five minutes") {
+		t.Errorf("NodeCIDR without pod ranges: errors %q", errs)
+	}
 	// The flags win over the document, each on its own.
 	doc := &api.KubeProxyConfiguration{DetectLocalMode: "InterfaceNamePrefix", DetectLocal: api.DetectLocal{InterfaceNamePrefix: "veth"}}
 	for _, tc := range []struct {
@@ -337,6 +343,8 @@ func TestConfigNotesAndErrors(t *testing.T) {
 		{"a mode flag without its interface", Options{DetectLocalMode: "BridgeInterface"}, "", false,
 			"<input>: --pod-bridge-interface: detectLocalMode BridgeInterface needs --pod-bridge-interface or detectLocal.bridgeInterface (kube-proxy refuses to start without one)"},
 		{"back to the pod range", Options{DetectLocalMode: "ClusterCIDR", ClusterCIDRs: prefixes("10.0.0.0/8")}, "", false, ""},
+		{"the Node's pod ranges without a Node", Options{DetectLocalMode: "NodeCIDR"}, "", false,
+			"<input>: --detect-local-mode: detectLocalMode NodeCIDR reads the Node's spec.podCIDRs, and the input has no Node of the node compiled for: kube-proxy waits for them and exits after five minutes"},
 	} {
 		p, d := Compile(&api.Input{Services: in.Services, ProxyConfigs: []*api.KubeProxyConfiguration{doc}}, tc.opts)
 		n := p.Rulesets[0].Node

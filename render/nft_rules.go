@@ -375,7 +375,7 @@ func (t *nftTable) checkRule(c *ir.Chain, r *ir.Rule) error {
 	if m.Affinity != "" && !t.sets[m.Affinity] {
 		return fmt.Errorf("unknown affinity set %q", m.Affinity)
 	}
-	if m.Iface != ir.IfaceAny && (m.Iface > ir.IfaceNotLocal || ir.IfaceNameProblem(t.rs.Node.LocalIface) != "") {
+	if m.Iface != ir.IfaceAny && (m.Iface > ir.IfaceNotLocal || ir.IfaceNameProblem(t.rs.Node.LocalIface, t.rs.Node.LocalIfacePrefix) != "") {
 		return fmt.Errorf("interface test without a valid local-traffic interface")
 	}
 	switch a := r.Action.(type) {

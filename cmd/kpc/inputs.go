@@ -138,9 +138,10 @@ func (f *nodeFlags) options(fs *pflag.FlagSet) (compiler.Options, error) {
 	}
 	for _, n := range []struct {
 		flag, v string
+		prefix  bool
 		to      *string
-	}{{"--pod-bridge-interface", f.bridgeInterface, &o.PodBridgeInterface}, {"--pod-interface-name-prefix", f.ifaceNamePrefix, &o.PodInterfaceNamePrefix}} {
-		if why := ir.IfaceNameProblem(n.v); n.v != "" && why != "" {
+	}{{"--pod-bridge-interface", f.bridgeInterface, false, &o.PodBridgeInterface}, {"--pod-interface-name-prefix", f.ifaceNamePrefix, true, &o.PodInterfaceNamePrefix}} {
+		if why := ir.IfaceNameProblem(n.v, n.prefix); n.v != "" && why != "" {
 			return o, fmt.Errorf("%s %q: %s", n.flag, n.v, why)
 		}
 		*n.to = n.v

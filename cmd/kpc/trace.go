@@ -39,7 +39,7 @@ func runTrace(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "kpc trace: --iif with --from-node: a packet the node sends arrives on no interface\n")
 			return exitUsage
 		}
-		if why := ir.IfaceNameProblem(*iif); why != "" {
+		if why := ir.IfaceNameProblem(*iif, false); why != "" {
 			fmt.Fprintf(stderr, "kpc trace: --iif %q: %s\n", *iif, why)
 			return exitUsage
 		}

@@ -523,7 +523,7 @@ func anyContains(ps []netip.Prefix, a netip.Addr) bool {
 // fromPodIface reports whether the packet arrived on the node's
 // local-traffic interface (one the node sends arrived on none).
 func (t *tracer) fromPodIface() bool {
-	return !t.srcLocal() && t.rs.Node.LocalIfaceHas(t.pkt.InIface)
+	return !t.pkt.FromNode && t.rs.Node.LocalIfaceHas(t.pkt.InIface)
 }
 
 func (t *tracer) srcLocal() bool {

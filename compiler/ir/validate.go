@@ -167,7 +167,7 @@ func (v *validator) checkNode() {
 	if n.LocalIface != "" && len(n.PodCIDRs) > 0 {
 		v.errorf("node has both pod CIDRs and a local-traffic interface")
 	}
-	if why := IfaceNameProblem(n.LocalIface); n.LocalIface != "" && why != "" {
+	if why := IfaceNameProblem(n.LocalIface, n.LocalIfacePrefix); n.LocalIface != "" && why != "" {
 		v.errorf("local-traffic interface %q: %s", n.LocalIface, why)
 	}
 	if n.LocalhostNodePorts && v.rs.Family != IPv4 {
@@ -523,15 +523,20 @@ const MaxIfaceName = 15
 
 // IfaceNameProblem says why s cannot be a Node's LocalIface, or "": it is
 // 1 to 15 bytes of letters, digits and "-_.@", which every renderer (nft's
-// quoted iifname, iptables' "-i") spells as is. Linux allows other
+// quoted iifname, iptables' "-i") spells as is, and as a prefix (of
+// InterfaceNamePrefix) at most 14, since the renderers add a "*" or "+"
+// and nft and iptables take 15 characters at most. Linux allows other
 // characters too, which kube-proxy's own rules would not spell safely
 // either.
-func IfaceNameProblem(s string) string {
+func IfaceNameProblem(s string, prefix bool) string {
 	if s == "" {
 		return "an interface name is not empty"
 	}
 	if len(s) > MaxIfaceName {
 		return fmt.Sprintf("an interface name has at most %d bytes", MaxIfaceName)
+	}
+	if prefix && len(s) == MaxIfaceName {
+		return fmt.Sprintf("a prefix of interface names has at most %d bytes: nft and iptables spell it with a wildcard (%s* and %s+), in %d characters at most", MaxIfaceName-1, s, s, MaxIfaceName)
 	}
 	for _, r := range s {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_.@", r)) {

@@ -73,10 +73,13 @@ func TestKubeProxyConfigChecks(t *testing.T) {
 		name: "an interface no rule can match",
 		in: head + "detectLocalMode: BridgeInterface\ndetectLocal: {bridgeInterface: br/0, interfaceNamePrefix: a-very-long-name-for-a-bridge}\n---\n" +
 			head + "detectLocalMode: InterfaceNamePrefix\ndetectLocal: {interfaceNamePrefix: a-very-long-name-for-a-bridge}\n---\n" +
-			head + "detectLocalMode: InterfaceNamePrefix\ndetectLocal: {interfaceNamePrefix: cali.0@x_-}\n",
+			head + "detectLocalMode: InterfaceNamePrefix\ndetectLocal: {interfaceNamePrefix: cali.0@x_-}\n---\n" +
+			head + "detectLocalMode: InterfaceNamePrefix\ndetectLocal: {interfaceNamePrefix: abcdefghijklmno}\n---\n" +
+			head + "detectLocalMode: BridgeInterface\ndetectLocal: {bridgeInterface: abcdefghijklmno}\n",
 		want: []string{
 			`-:4:32: detectLocal.bridgeInterface: invalid value "br/0": kpc matches interface names of letters, digits and "-_.@" only, not '/', so no rule can match it (kube-proxy's would not load)`,
 			`-:9:36: detectLocal.interfaceNamePrefix: invalid value "a-very-long-name-for-a-bridge": an interface name has at most 15 bytes, so no rule can match it (kube-proxy's would not load)`,
+			`-:19:36: detectLocal.interfaceNamePrefix: invalid value "abcdefghijklmno": a prefix of interface names has at most 14 bytes: nft and iptables spell it with a wildcard (abcdefghijklmno* and abcdefghijklmno+), in 15 characters at most, so no rule can match it (kube-proxy's would not load)`,
 		},
 	}, {
 		name: "bindAddress, oomScoreAdj, clientConnection.burst",
