@@ -547,10 +547,10 @@ func (t *nftTable) spellMatch(buf *bytes.Buffer, c *ir.Chain, m *ir.Match) {
 
 // nftWriteIface writes the interface test it of node n, followed by a
 // space: iifname "cbr0", iifname != "cbr0", or iifname "veth*" for a
-// prefix. kube-proxy writes "iif", which looks the interface up when the
-// rule is loaded and fails when it does not exist yet; iifname compares
-// the name of every packet's interface, which is the same test of the
-// same packets and loads before the node's pods have their interfaces.
+// prefix. kube-proxy matches a bridge with "iif", which looks the
+// interface up when the rule is loaded and fails when it does not exist
+// yet; iifname compares the name of every packet's interface, which is the
+// same test of the same packets and loads before the bridge exists.
 // The name is one of ir.IfaceNameProblem's, which needs no escape.
 func nftWriteIface(buf *bytes.Buffer, n *ir.Node, it ir.IfaceTest) {
 	buf.WriteString("iifname ")
