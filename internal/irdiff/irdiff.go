@@ -16,10 +16,12 @@
 //   - Traffic: the destinations whose fate changes, found by tracing
 //     (ir.Trace, in the semantics of the chosen format) the first packet
 //     of a connection to every dispatch key of either side from three
-//     kinds of client: a pod (an address of the pod CIDR, when one is
-//     configured), an external client (203.0.113.254 or 2001:db8:ffff::fe)
-//     and the node itself, plus, for a load-balancer IP with source
-//     ranges, a client inside the ranges. A fate is a verdict (dnat, reject, drop,
+//     kinds of client: a pod (an address of the pod CIDR, or a packet on
+//     the pods' interface, when the node has a local-traffic detector),
+//     an external client (203.0.113.254 or 2001:db8:ffff::fe) and the
+//     node itself, plus, for a load-balancer IP with source ranges, a
+//     client inside the ranges. When the two sides tell pods apart
+//     differently, the old side's pods are traced too. A fate is a verdict (dnat, reject, drop,
 //     untouched), the set of endpoints reached and whether the packet is
 //     masqueraded.
 //   - Lines: the rendered rulesets of both sides (nft: one script;
@@ -58,7 +60,7 @@
 //	    "service": "ns/name:port",           // from the dispatch entry, may be ""
 //	    "text": "now rejected (was endpoints {10.0.0.1:53})",
 //	    "clients": [{                        // the clients that see this change
-//	      "client": "pod|external|node|allowed",
+//	      "client": "pod|old-pod|external|node|allowed",
 //	      "old": {"verdict": "dnat", "endpoints": ["10.0.0.1:53"], "masquerade": false},
 //	      "new": {"verdict": "reject", "endpoints": [], "masquerade": false}
 //	    }]
@@ -177,9 +179,11 @@ type TrafficChange struct {
 
 // ClientFate is the old and new fate of one kind of client's packet.
 type ClientFate struct {
-	// Client is "pod" (a source in the pod CIDR), "external" (a source
-	// off the node, outside the pod CIDR), "node" (a process on the
-	// node) or, for load-balancer IPs with source ranges, "allowed" (a
+	// Client is "pod" (a pod by the node's local-traffic detector: a
+	// source in the pod CIDR, or a packet on the pods' interface),
+	// "old-pod" (a pod by the old side's detector, when the sides' differ),
+	// "external" (a source off the node, not a pod), "node" (a process on
+	// the node) or, for load-balancer IPs with source ranges, "allowed" (a
 	// source inside the ranges).
 	Client string `json:"client"`
 	Old    Fate   `json:"old"`

@@ -165,6 +165,12 @@ func TestCompareTraffic(t *testing.T) {
 	rs.Node.LocalIface = "cbr0"
 	svc := rs.Chains[len(rs.Chains)-1]
 	svc.Rules = append([]ir.Rule{{Match: ir.Match{DstAddr: rs.ClusterIPs[0], DstPort: 53, Iface: ir.IfaceNotLocal}, Action: &ir.MarkMasq{}}}, svc.Rules...)
+	// moved does so on another bridge.
+	moved := program("192.0.2.1")
+	rs = moved.Rulesets[0]
+	rs.Node.LocalIface = "cni0"
+	svc = rs.Chains[len(rs.Chains)-1]
+	svc.Rules = append([]ir.Rule{{Match: ir.Match{DstAddr: rs.ClusterIPs[0], DstPort: 53, Iface: ir.IfaceNotLocal}, Action: &ir.MarkMasq{}}}, svc.Rules...)
 	tests := []struct {
 		name     string
 		old, new *ir.Program
@@ -186,6 +192,10 @@ func TestCompareTraffic(t *testing.T) {
 			[]string{"10.96.0.10:53/udp: masquerade no -> yes for external clients and the node"}, nil},
 		{"a local-traffic detector by interface, iptables", one, bridged, "iptables",
 			[]string{"10.96.0.10:53/udp: masquerade no -> yes for external clients and the node"}, nil},
+		{"the detector removed: the old side's pods are probed", bridged, one, "nft",
+			[]string{"10.96.0.10:53/udp: masquerade yes -> no for external clients and the node"}, nil},
+		{"the detector moved: both sides' pods are probed", bridged, moved, "nft",
+			[]string{"10.96.0.10:53/udp: masquerade yes -> no for pods", "10.96.0.10:53/udp: masquerade no -> yes for pods by the old side's local-traffic detector"}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -48,7 +48,8 @@ func compareBool(a, b bool) int {
 
 // client is a kind of traffic source.
 type client struct {
-	// id is the JSON name: "pod", "external" or "node".
+	// id is the JSON name: "pod", "old-pod" (see withOldPods), "external"
+	// or "node".
 	id string
 	// text is the reviewer's name.
 	text     string
@@ -122,6 +123,37 @@ func clientsFor(f ir.Family, rs *ir.Ruleset) ([]client, netip.Addr) {
 	return out, npDst
 }
 
+// withOldPods adds to the new side's clients the pods of the old side's
+// local-traffic detector (old: its Ruleset, or nil), when it tells them
+// differently: as "pod" when the new side tells none, else as "old-pod".
+// A change of the detector then shows for the pods it concerns.
+func withOldPods(clients []client, old *ir.Ruleset) []client {
+	if old == nil {
+		return clients
+	}
+	was, _ := clientsFor(old.Family, old)
+	i := slices.IndexFunc(was, func(c client) bool { return c.id == "pod" })
+	if i < 0 {
+		return clients
+	}
+	op := was[i]
+	j := slices.IndexFunc(clients, func(c client) bool { return c.id == "pod" })
+	switch {
+	case j < 0:
+		out := append([]client{op}, clients...)
+		for k := range out {
+			if out[k].id == "external" {
+				out[k].text = "external clients" // no longer every off-node one
+			}
+		}
+		return out
+	case clients[j].src == op.src && clients[j].iface == op.iface:
+		return clients
+	}
+	op.id, op.text = "old-pod", "pods by the old side's local-traffic detector"
+	return slices.Insert(slices.Clone(clients), j+1, op)
+}
+
 // diffTraffic traces every dispatch key of both sides for every client
 // and reports the fates that differ.
 func diffTraffic(oldP, newP *ir.Program, mode ir.Mode) []TrafficChange {
@@ -177,6 +209,9 @@ func diffTraffic(oldP, newP *ir.Program, mode ir.Mode) []TrafficChange {
 			rs = rulesetOf(oldP, f)
 		}
 		base, npDst := clientsFor(f, rs)
+		if rs != nil && rs == rulesetOf(newP, f) {
+			base = withOldPods(base, rulesetOf(oldP, f))
+		}
 		var fps []probe
 		for _, p := range probes {
 			if p.family == f {
