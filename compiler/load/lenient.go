@@ -32,6 +32,15 @@ var proxyFields = map[string][]string{
 		"udpStreamTimeout"},
 }
 
+// removedProxyFields are fields of older v1alpha1 configurations, since
+// removed (kube-proxy ignores them), by the mapping that held them: dumps
+// of long-lived clusters carry them. They get no "did you mean" (conntrack
+// max is not a misspelling of min).
+var removedProxyFields = map[string][]string{
+	"":          {"resourceContainer", "udpIdleTimeout"},
+	"conntrack": {"max"},
+}
+
 // nodeFields are the fields of a v1 Node's mappings that hold what kpc
 // reads, and nodeRead those kpc reads. A Node is an API object whose
 // status grows new fields from release to release, so only a field a
@@ -72,6 +81,11 @@ func lenientUnknown(kind string, doc *ast.StructLit) []lenientField {
 	check := func(s *ast.StructLit, at fpath, known, read []string, onlyNear bool) {
 		for _, f := range structFields(s) {
 			if slices.Contains(known, f.name) {
+				continue
+			}
+			if kind == "KubeProxyConfiguration" && slices.Contains(removedProxyFields[at.String()], f.name) {
+				p := at.key(f.name)
+				out = append(out, lenientField{path: p, msg: unknownFieldMsg(p) + `: a field of older kube-proxy configurations, since removed: kube-proxy ignores it (and logs "Using lenient decoding as strict decoding failed")`})
 				continue
 			}
 			if kind == "KubeProxyConfiguration" && at == nil && f.name == "masqueradeAll" {

@@ -30,11 +30,13 @@ func TestLenientUnknown(t *testing.T) {
 			"iptables: {masqueradeAll: false, localhostNodePorts: null, syncPeriod: 0s}\nwinkernel: {enableDSR: false}\nmode: \"\"\n",
 	}, {
 		name: "misspelt and removed fields",
-		text: proxy + "clusterCIDRR: 10.244.0.0/16\niptables:\n  masqueradeAl: true\nudpIdleTimeout: 250ms\n",
+		text: proxy + "clusterCIDRR: 10.244.0.0/16\niptables:\n  masqueradeAl: true\nudpIdleTimeout: 250ms\nconntrack:\n  max: 0\n  mini: 1\n",
 		want: []string{
 			`-:3:1: KubeProxyConfiguration: clusterCIDRR: unknown field "clusterCIDRR": ` + ignored + `; did you mean "clusterCIDR"?`,
 			`-:5:3: KubeProxyConfiguration: iptables.masqueradeAl: unknown field "iptables.masqueradeAl": ` + ignored + `; did you mean "masqueradeAll"?`,
-			`-:6:1: KubeProxyConfiguration: udpIdleTimeout: unknown field "udpIdleTimeout": ` + ignored,
+			`-:6:1: KubeProxyConfiguration: udpIdleTimeout: unknown field "udpIdleTimeout": a field of older kube-proxy configurations, since removed: ` + ignored,
+			`-:8:3: KubeProxyConfiguration: conntrack.max: unknown field "conntrack.max": a field of older kube-proxy configurations, since removed: ` + ignored,
+			`-:9:3: KubeProxyConfiguration: conntrack.mini: unknown field "conntrack.mini": ` + ignored + `; did you mean "min"?`,
 		},
 	}, {
 		name: "a top-level masqueradeAll, which kpc reads",
