@@ -290,6 +290,7 @@ func FuzzChangedDocs(f *testing.F) {
 	f.Add(base, "# top\n"+base)
 	f.Add(base, base+"---\napiVersion: v1\nkind: Service\nmetadata: {name: x, namespace: y}\nspec: {clusterIP: 10.96.9.9, ports: [{port: 1}]}\n")
 	f.Add(base, strings.Replace(base, "port: 80\n", "port: 80\n---\n", 1))
+	f.Add(base, strings.Replace(base, "port: 80\n", "port: 80\r\n", 1)) // resplit looks for carriage returns in what changed only
 	f.Add("a: 1\n---\nb: 2\n", "a: 1\n---\nb: \"x\n---\ny\"\n")
 	f.Add("---\n", "--- |\n  x\n---\n")
 	b.Reset()
