@@ -641,9 +641,31 @@ func (w *watcher) readReused(f string) ([]byte, bool) {
 	if cap(w.readBuf) < n+1 {
 		w.readBuf = make([]byte, n+n/8+1)
 	}
-	m, err := io.ReadFull(fh, w.readBuf[:n+1])
-	if err != io.ErrUnexpectedEOF || m != n {
+	if !readHalves(fh, w.readBuf[:n+1]) {
 		return nil, false // it grew or shrank while read
 	}
 	return w.readBuf[:n], true
+}
+
+// halvesMin is the smallest file readHalves reads on two CPUs.
+const halvesMin = 4 << 20
+
+// readHalves reads the len(b)-1 bytes of file fh into b, and reports
+// whether they are all it holds. A file of halvesMin bytes or more is read
+// as two halves at once, on two CPUs: the copy from the page cache is
+// most of a read, and a file of 45 MB took 6-8 ms to read on one.
+func readHalves(fh *os.File, b []byte) bool {
+	n := len(b) - 1
+	if n < halvesMin {
+		m, err := io.ReadFull(fh, b)
+		return err == io.ErrUnexpectedEOF && m == n
+	}
+	h := n / 2
+	first := make(chan bool, 1)
+	go func() {
+		m, err := fh.ReadAt(b[:h], 0)
+		first <- err == nil && m == h
+	}()
+	m, err := fh.ReadAt(b[h:], int64(h))
+	return <-first && err == io.EOF && m == n-h
 }

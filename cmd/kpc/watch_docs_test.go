@@ -665,3 +665,37 @@ func TestResplit(t *testing.T) {
 		}
 	}
 }
+
+// TestReadHalves checks readHalves on both sides of halvesMin: the bytes
+// of the file, and false when it holds more or fewer than expected.
+func TestReadHalves(t *testing.T) {
+	dir := t.TempDir()
+	for _, n := range []int{10, halvesMin - 1, halvesMin, halvesMin + 7} {
+		data := make([]byte, n)
+		for i := range data {
+			data[i] = byte(i*31 + i>>11)
+		}
+		f := filepath.Join(dir, "f")
+		if err := os.WriteFile(f, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			size int
+			ok   bool
+		}{{n, true}, {n + 1, false}, {n - 1, false}} {
+			fh, err := os.Open(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := make([]byte, tc.size+1)
+			ok := readHalves(fh, b)
+			fh.Close()
+			if ok != tc.ok {
+				t.Errorf("file of %d bytes read as %d: ok %v, want %v", n, tc.size, ok, tc.ok)
+			}
+			if ok && !bytes.Equal(b[:tc.size], data) {
+				t.Errorf("file of %d bytes: other bytes read", n)
+			}
+		}
+	}
+}
