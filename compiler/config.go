@@ -379,6 +379,19 @@ func (c *compiler) resolvePodCIDRs(doc *api.KubeProxyConfiguration, node *api.No
 	if len(c.opts.ClusterCIDRs) > 0 && kpc.DetectLocalMode != "" && kpc.DetectLocalMode != "ClusterCIDR" {
 		c.addNote("", fmt.Sprintf("--cluster-cidr is ignored: detectLocalMode %s does not read the cluster's pod range", kpc.DetectLocalMode))
 	}
+	// So are the interface flags but under their own mode.
+	for _, f := range []struct{ flag, value, mode string }{
+		{"--pod-bridge-interface", c.opts.PodBridgeInterface, "BridgeInterface"},
+		{"--pod-interface-name-prefix", c.opts.PodInterfaceNamePrefix, "InterfaceNamePrefix"},
+	} {
+		if f.value != "" && kpc.DetectLocalMode != f.mode {
+			mode := kpc.DetectLocalMode
+			if mode == "" {
+				mode = "ClusterCIDR (the default)"
+			}
+			c.addNote("", fmt.Sprintf("%s is ignored: detectLocalMode is %s, not %s (--detect-local-mode)", f.flag, mode, f.mode))
+		}
+	}
 	switch {
 	case len(c.opts.ClusterCIDRs) > 0 && (kpc.DetectLocalMode == "" || kpc.DetectLocalMode == "ClusterCIDR"):
 		from = "--cluster-cidr"
@@ -401,19 +414,20 @@ func (c *compiler) resolvePodCIDRs(doc *api.KubeProxyConfiguration, node *api.No
 				cidrs = append(cidrs, p)
 			}
 		}
-		if len(list) == 0 {
+		switch {
+		case node == nil:
+			// No Node compiled for (its document is not in the input):
+			// its pod ranges are not known.
+			c.addNote("", "detectLocalMode NodeCIDR reads the Node's spec.podCIDRs, and the input has no Node of the node compiled for: no local-traffic detector (no off-cluster masquerade, no pod short-circuit)")
+		case len(list) == 0:
 			// kube-proxy waits for the Node's pod ranges (waitForPodCIDR)
 			// and gives up after five minutes without programming
 			// anything.
-			whose := "the input has no Node of the node compiled for"
-			if node != nil {
-				whose = fmt.Sprintf("Node %s has none", node.Metadata.Name)
-			}
 			pos, object, path := kpc.Pos, "KubeProxyConfiguration", "detectLocalMode"
 			if c.opts.DetectLocalMode == "NodeCIDR" {
 				pos, object, path = diag.Pos{}, "", "--detect-local-mode"
 			}
-			c.diags.Add(pos, object, path, fmt.Sprintf("detectLocalMode NodeCIDR reads the Node's spec.podCIDRs, and %s: kube-proxy waits for them and exits after five minutes", whose))
+			c.diags.Add(pos, object, path, fmt.Sprintf("detectLocalMode NodeCIDR reads the Node's spec.podCIDRs, and Node %s has none: kube-proxy waits for them and exits after five minutes", node.Metadata.Name))
 		}
 	case kpc.DetectLocalMode == "" || kpc.DetectLocalMode == "ClusterCIDR":
 		from = "clusterCIDR"
@@ -435,8 +449,8 @@ func (c *compiler) resolvePodCIDRs(doc *api.KubeProxyConfiguration, node *api.No
 			name, prefix, field = kpc.DetectLocal.InterfaceNamePrefix, true, "interfaceNamePrefix"
 		}
 		if why := ir.IfaceNameProblem(name, prefix); why != "" && flagged {
-			// The loader refuses the document's; kube-proxy refuses to
-			// start with the flags' too.
+			// The flags made this detector (the loader refuses a
+			// document's own invalid one): kube-proxy would not start.
 			flag, from := "--pod-bridge-interface", c.opts.PodBridgeInterface
 			if prefix {
 				flag, from = "--pod-interface-name-prefix", c.opts.PodInterfaceNamePrefix

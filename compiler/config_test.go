@@ -343,8 +343,7 @@ func TestConfigNotesAndErrors(t *testing.T) {
 		{"a mode flag without its interface", Options{DetectLocalMode: "BridgeInterface"}, "", false,
 			"<input>: --pod-bridge-interface: detectLocalMode BridgeInterface needs --pod-bridge-interface or detectLocal.bridgeInterface (kube-proxy refuses to start without one)"},
 		{"back to the pod range", Options{DetectLocalMode: "ClusterCIDR", ClusterCIDRs: prefixes("10.0.0.0/8")}, "", false, ""},
-		{"the Node's pod ranges without a Node", Options{DetectLocalMode: "NodeCIDR"}, "", false,
-			"<input>: --detect-local-mode: detectLocalMode NodeCIDR reads the Node's spec.podCIDRs, and the input has no Node of the node compiled for: kube-proxy waits for them and exits after five minutes"},
+		{"the Node's pod ranges without a Node (noted)", Options{DetectLocalMode: "NodeCIDR"}, "", false, ""},
 	} {
 		p, d := Compile(&api.Input{Services: in.Services, ProxyConfigs: []*api.KubeProxyConfiguration{doc}}, tc.opts)
 		n := p.Rulesets[0].Node
@@ -364,10 +363,18 @@ func TestConfigNotesAndErrors(t *testing.T) {
 
 	// --cluster-cidr is clusterCIDR, which the NodeCIDR detector does not
 	// read.
+	// Without the Node, its pod ranges are not known (noted).
 	nodeCIDR := &api.Input{Services: in.Services, ProxyConfigs: []*api.KubeProxyConfiguration{{DetectLocalMode: "NodeCIDR"}}}
 	p, _ = Compile(nodeCIDR, Options{ClusterCIDRs: prefixes("10.0.0.0/8")})
-	if len(p.Notes) != 1 || !strings.Contains(p.Notes[0], "--cluster-cidr is ignored: detectLocalMode NodeCIDR") || len(p.Rulesets[0].Node.PodCIDRs) != 0 {
+	if len(p.Notes) != 2 || !strings.Contains(p.Notes[0], "--cluster-cidr is ignored: detectLocalMode NodeCIDR") ||
+		!strings.Contains(p.Notes[1], "the input has no Node of the node compiled for: no local-traffic detector") || len(p.Rulesets[0].Node.PodCIDRs) != 0 {
 		t.Errorf("NodeCIDR with --cluster-cidr: notes %v pod CIDRs %v", p.Notes, p.Rulesets[0].Node.PodCIDRs)
+	}
+	// An interface flag under another mode is ignored (noted).
+	p, _ = Compile(&api.Input{Services: in.Services}, Options{PodBridgeInterface: "cbr0"})
+	if len(p.Notes) != 1 || p.Notes[0] != "--pod-bridge-interface is ignored: detectLocalMode is ClusterCIDR (the default), not BridgeInterface (--detect-local-mode)" ||
+		p.Rulesets[0].Node.LocalIface != "" {
+		t.Errorf("--pod-bridge-interface alone: notes %q interface %q", p.Notes, p.Rulesets[0].Node.LocalIface)
 	}
 }
 

@@ -167,7 +167,8 @@ type Node struct {
 	Zone string
 	// PodCIDRs are the cluster's pod ranges of this family (kube-proxy's
 	// --cluster-cidr); traffic from outside them is "off-cluster". Empty
-	// means the local-traffic detector is not configured.
+	// with an empty LocalIface means the local-traffic detector is not
+	// configured.
 	PodCIDRs []netip.Prefix
 	// LocalIface, when not empty, is kube-proxy's local-traffic detector
 	// by interface (detectLocalMode BridgeInterface): a packet from a

@@ -533,14 +533,15 @@ func IfaceNameProblem(s string, prefix bool) string {
 		return "an interface name is not empty"
 	}
 	if len(s) > MaxIfaceName {
-		return fmt.Sprintf("an interface name has at most %d bytes", MaxIfaceName)
+		return fmt.Sprintf("an interface name has at most %d bytes, so no rule can match it (kube-proxy's would not load)", MaxIfaceName)
 	}
 	if prefix && len(s) == MaxIfaceName {
-		return fmt.Sprintf("a prefix of interface names has at most %d bytes: nft and iptables spell it with a wildcard (%s* and %s+), in %d characters at most", MaxIfaceName-1, s, s, MaxIfaceName)
+		return fmt.Sprintf("a prefix of interface names has at most %d bytes: nft and iptables spell it with a wildcard (%s* and %s+), in %d characters at most (kube-proxy's rules would not load)",
+			MaxIfaceName-1, s, s, MaxIfaceName)
 	}
 	for _, r := range s {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_.@", r)) {
-			return fmt.Sprintf(`kpc matches interface names of letters, digits and "-_.@" only, not %q`, r)
+			return fmt.Sprintf(`kpc matches interface names of letters, digits and "-_.@" only, not %q (a limit of kpc's, which writes every name unquoted)`, r)
 		}
 	}
 	return ""

@@ -109,7 +109,7 @@ func checkKubeProxyConfig(doc *ast.StructLit) []fieldError {
 			errs = append(errs, fieldError{path: fpath{"detectLocal", name}, at: fpath{"detectLocalMode"},
 				msg: fmt.Sprintf("required value: detectLocalMode %s needs it (kube-proxy refuses an empty one)", local)})
 		} else if why := ir.IfaceNameProblem(s, local == "InterfaceNamePrefix"); why != "" {
-			add(fpath{"detectLocal", name}, fmt.Sprintf("invalid value %q: %s, so no rule can match it (kube-proxy's would not load)", s, why))
+			add(fpath{"detectLocal", name}, fmt.Sprintf("invalid value %q: %s", s, why))
 		}
 	}
 	return errs

@@ -77,9 +77,9 @@ func TestKubeProxyConfigChecks(t *testing.T) {
 			head + "detectLocalMode: InterfaceNamePrefix\ndetectLocal: {interfaceNamePrefix: abcdefghijklmno}\n---\n" +
 			head + "detectLocalMode: BridgeInterface\ndetectLocal: {bridgeInterface: abcdefghijklmno}\n",
 		want: []string{
-			`-:4:32: detectLocal.bridgeInterface: invalid value "br/0": kpc matches interface names of letters, digits and "-_.@" only, not '/', so no rule can match it (kube-proxy's would not load)`,
+			`-:4:32: detectLocal.bridgeInterface: invalid value "br/0": kpc matches interface names of letters, digits and "-_.@" only, not '/' (a limit of kpc's, which writes every name unquoted)`,
 			`-:9:36: detectLocal.interfaceNamePrefix: invalid value "a-very-long-name-for-a-bridge": an interface name has at most 15 bytes, so no rule can match it (kube-proxy's would not load)`,
-			`-:19:36: detectLocal.interfaceNamePrefix: invalid value "abcdefghijklmno": a prefix of interface names has at most 14 bytes: nft and iptables spell it with a wildcard (abcdefghijklmno* and abcdefghijklmno+), in 15 characters at most, so no rule can match it (kube-proxy's would not load)`,
+			`-:19:36: detectLocal.interfaceNamePrefix: invalid value "abcdefghijklmno": a prefix of interface names has at most 14 bytes: nft and iptables spell it with a wildcard (abcdefghijklmno* and abcdefghijklmno+), in 15 characters at most (kube-proxy's rules would not load)`,
 		},
 	}, {
 		name: "bindAddress, oomScoreAdj, clientConnection.burst",

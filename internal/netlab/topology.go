@@ -10,6 +10,15 @@ import (
 	"time"
 )
 
+// The node's interfaces that the client and the backend namespace's
+// packets arrive on (see the topology below): a local-traffic detector by
+// interface that names one takes that namespace's packets for a local
+// pod's.
+const (
+	ClientIface  = "toc"
+	BackendIface = "tob"
+)
+
 // Topology (interface names are inside the lab's own namespaces):
 //
 //	client ns                  node ns                         backend ns
@@ -40,19 +49,11 @@ import (
 // a Service address as its source (a cloud load balancer that hairpins a
 // packet back to the node with the load balancer IP as source), and such a
 // packet must meet the node's ruleset, not the client's own socket.
-// The node's interfaces that the client and the backend namespace's
-// packets arrive on: a local-traffic detector by interface that names one
-// takes that namespace's packets for a local pod's.
 const (
-	ClientIface  = "toc"
-	BackendIface = "tob"
-)
-
-const (
-	nodeClientIf   = ClientIface // node end of the client veth
-	nodeBackendIf  = "tob"       // node end of the backend veth
-	nodeUpstreamIf = "tou"       // node end of the upstream veth
-	peerIf         = "eth0"      // client, backend and upstream end of their veth
+	nodeClientIf   = ClientIface  // node end of the client veth
+	nodeBackendIf  = BackendIface // node end of the backend veth
+	nodeUpstreamIf = "tou"        // node end of the upstream veth
+	peerIf         = "eth0"       // client, backend and upstream end of their veth
 
 	nodeGW4     = "169.254.1.1" // node, link scope: gateway of the other namespaces
 	upstreamGW4 = "169.254.1.2" // upstream, link scope: the node's default gateway
