@@ -131,8 +131,24 @@ func TestRun(t *testing.T) {
 	// A Service without endpoints, with an external IP.
 	noEndpoints := writeFile(t, dir, "no-endpoints.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: gone}\nspec:\n  clusterIP: 10.96.0.50\n"+
 		"  externalIPs: [203.0.113.50]\n  selector: {app: gone}\n  ports: [{port: 80}]\n")
+	// The golden case whose pods are on the bridge "toc".
+	bridge := filepath.Join("..", "..", "golden", "testdata", "detect-local-bridge-interface", "input.yaml")
 	tests := []cliCase{
 		{name: "no args", args: nil, code: exitUsage, stderr: []string{"Usage: kpc COMMAND"}},
+		{name: "trace a pod on the bridge", args: []string{"trace", "-f", bridge, "--from", "192.0.2.5", "--iif", "toc", "--to", "10.96.30.30:80"}, code: exitOK,
+			stdout: []string{"(in on toc)", "10.244.0.30:8080         p=0.5000  masquerade=no"}},
+		{name: "trace from another interface", args: []string{"trace", "-f", bridge, "--from", "192.0.2.5", "--to", "10.96.30.30:80"}, code: exitOK,
+			stdout: []string{"masquerade=yes", "hint:    the node tells a local pod's packets by the interface they arrive on (toc)"}},
+		{name: "trace from a node address is the node's", args: []string{"trace", "-f", bridge, "--from", "198.51.100.1", "--to", "10.96.30.30:80"}, code: exitOK,
+			stdout: []string{"(from the node)", "masquerade=yes"}},
+		{name: "trace --from-node=false is taken at its word", args: []string{"trace", "-f", bridge, "--from", "198.51.100.1", "--from-node=false", "--to", "10.96.30.30:80"}, code: exitOK,
+			stdout: []string{"packet:  198.51.100.1 -> 10.96.30.30:80 TCP\n"}},
+		{name: "trace --iif with --from-node", args: []string{"trace", "-f", bridge, "--from", "198.51.100.1", "--from-node", "--iif", "toc", "--to", "10.96.30.30:80"}, code: exitUsage,
+			stderr: []string{"--iif with --from-node: a packet the node sends arrives on no interface"}, emptyStdout: true},
+		{name: "trace --iif not read", args: []string{"trace", "-f", good, "--from", "203.0.113.7", "--iif", "cbr0", "--to", "10.96.0.100:80"}, code: exitOK,
+			stdout: []string{"hint:    --iif is not read: the node does not tell its pods by the interface they arrive on"}},
+		{name: "trace --iif of an impossible name", args: []string{"trace", "-f", good, "--from", "203.0.113.7", "--iif", "a-name-of-16-bytes", "--to", "10.96.0.100:80"}, code: exitUsage,
+			stderr: []string{`--iif "a-name-of-16-bytes": an interface name has at most 15 bytes`}, emptyStdout: true},
 		{name: "help", args: []string{"help"}, code: exitOK, stdout: []string{"compile", "validate", "trace"}},
 		{name: "unknown command", args: []string{"frobnicate"}, code: exitUsage, stderr: []string{`unknown command "frobnicate"`}},
 		{name: "compile help", args: []string{"compile", "--help"}, code: exitOK, stdout: []string{"--filename", "--format"}},

@@ -20,7 +20,7 @@ func runTrace(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	nf.register(fs)
 	from := fs.String("from", "", "source address of the packet (required)")
 	to := fs.String("to", "", "destination ADDR:PORT[/tcp|udp|sctp], e.g. 10.96.0.10:53/udp or [2001:db8::1]:80 (required)")
-	fromNode := fs.Bool("from-node", false, "the packet is sent by a process on the node itself (output hook); implied by a loopback or node address in --from")
+	fromNode := fs.Bool("from-node", false, "the packet is sent by a process on the node itself (output hook); implied by a loopback or node address in --from, unless --iif names the interface it arrives on")
 	toNode := fs.Bool("to-node", false, "the destination is an address of the node: it serves NodePorts on every local address when no --nodeport-addresses restrict them (needed only for addresses that neither --node-ip nor a Node document gives)")
 	iif := fs.String("iif", "", "the interface the packet arrives on, for a local-traffic detector by interface (detectLocalMode BridgeInterface or InterfaceNamePrefix): a local pod's packets arrive on the pods' bridge or their own interfaces")
 	mode := fs.String("mode", "nft", "whose semantics to trace: nft or iptables (they differ for stray ports on cluster IPs, NodePorts on localhost, health-check ports, and where Services without endpoints are refused)")
@@ -59,7 +59,7 @@ func runTrace(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if prog == nil {
 		return code
 	}
-	if !pkt.FromNode && pkt.InIface == "" && fromNodeAddr(prog, pkt.Src) {
+	if !fs.Changed("from-node") && pkt.InIface == "" && fromNodeAddr(prog, pkt.Src) {
 		// Only the node sends from its own or a loopback address.
 		pkt.FromNode = true
 	}
@@ -84,14 +84,23 @@ func fromNodeAddr(prog *ir.Program, a netip.Addr) bool {
 
 // ifaceHint says how the packet was traced when the node tells a local
 // pod's packets by the interface they arrive on and --iif did not name
-// one.
+// one, or that --iif is not read when it does not.
 func ifaceHint(prog *ir.Program, pkt ir.Packet) string {
-	if pkt.InIface != "" || pkt.FromNode {
+	if pkt.FromNode {
 		return ""
 	}
 	for _, rs := range prog.Rulesets {
-		if rs == nil || rs.Node.LocalIface == "" || (rs.Family == ir.IPv4) != pkt.Src.Is4() {
+		if rs == nil || (rs.Family == ir.IPv4) != pkt.Src.Is4() {
 			continue
+		}
+		if pkt.InIface != "" {
+			if rs.Node.LocalIface == "" {
+				return "--iif is not read: the node does not tell its pods by the interface they arrive on (detectLocalMode BridgeInterface or InterfaceNamePrefix)"
+			}
+			return ""
+		}
+		if rs.Node.LocalIface == "" {
+			return ""
 		}
 		if slices.Contains(rs.Node.IPs, pkt.Src) || pkt.Src.IsLoopback() {
 			return "" // the node's own packet

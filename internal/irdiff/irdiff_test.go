@@ -165,6 +165,12 @@ func TestCompareTraffic(t *testing.T) {
 	rs.Node.LocalIface = "cbr0"
 	svc := rs.Chains[len(rs.Chains)-1]
 	svc.Rules = append([]ir.Rule{{Match: ir.Match{DstAddr: rs.ClusterIPs[0], DstPort: 53, Iface: ir.IfaceNotLocal}, Action: &ir.MarkMasq{}}}, svc.Rules...)
+	// ranged masquerades what is not from the pod range.
+	ranged := program("192.0.2.1")
+	rs = ranged.Rulesets[0]
+	rs.Node.PodCIDRs = []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16")}
+	svc = rs.Chains[len(rs.Chains)-1]
+	svc.Rules = append([]ir.Rule{{Match: ir.Match{DstAddr: rs.ClusterIPs[0], DstPort: 53, SrcNotIn: rs.Node.PodCIDRs}, Action: &ir.MarkMasq{}}}, svc.Rules...)
 	// moved does so on another bridge.
 	moved := program("192.0.2.1")
 	rs = moved.Rulesets[0]
@@ -194,6 +200,8 @@ func TestCompareTraffic(t *testing.T) {
 			[]string{"10.96.0.10:53/udp: masquerade no -> yes for external clients and the node"}, nil},
 		{"the detector removed: the old side's pods are probed", bridged, one, "nft",
 			[]string{"10.96.0.10:53/udp: masquerade yes -> no for external clients and the node"}, nil},
+		{"from the pod range to the bridge: this node's pods keep their address", ranged, bridged, "nft",
+			[]string{"10.96.0.10:53/udp: masquerade no -> yes for pods by the old side's local-traffic detector"}, nil},
 		{"the detector moved: both sides' pods are probed", bridged, moved, "nft",
 			[]string{"10.96.0.10:53/udp: masquerade yes -> no for pods", "10.96.0.10:53/udp: masquerade no -> yes for pods by the old side's local-traffic detector"}, nil},
 	}

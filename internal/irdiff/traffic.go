@@ -126,7 +126,10 @@ func clientsFor(f ir.Family, rs *ir.Ruleset) ([]client, netip.Addr) {
 // withOldPods adds to the new side's clients the pods of the old side's
 // local-traffic detector (old: its Ruleset, or nil), when it tells them
 // differently: as "pod" when the new side tells none, else as "old-pod".
-// A change of the detector then shows for the pods it concerns.
+// A change of the detector then shows for the pods it concerns. The pod of
+// the new side is then one of this node's by both detectors: an address
+// of the old side's pod range on the new side's interface, or the other
+// way round.
 func withOldPods(clients []client, old *ir.Ruleset) []client {
 	if old == nil {
 		return clients
@@ -138,8 +141,7 @@ func withOldPods(clients []client, old *ir.Ruleset) []client {
 	}
 	op := was[i]
 	j := slices.IndexFunc(clients, func(c client) bool { return c.id == "pod" })
-	switch {
-	case j < 0:
+	if j < 0 {
 		out := append([]client{op}, clients...)
 		for k := range out {
 			if out[k].id == "external" {
@@ -147,11 +149,20 @@ func withOldPods(clients []client, old *ir.Ruleset) []client {
 			}
 		}
 		return out
-	case clients[j].src == op.src && clients[j].iface == op.iface:
-		return clients
+	}
+	out := slices.Clone(clients)
+	np := &out[j]
+	switch {
+	case np.iface != "" && op.iface == "":
+		np.src = op.src
+	case np.iface == "" && op.iface != "":
+		np.iface = op.iface
+	}
+	if np.src == op.src && np.iface == op.iface {
+		return out
 	}
 	op.id, op.text = "old-pod", "pods by the old side's local-traffic detector"
-	return slices.Insert(slices.Clone(clients), j+1, op)
+	return slices.Insert(out, j+1, op)
 }
 
 // diffTraffic traces every dispatch key of both sides for every client
