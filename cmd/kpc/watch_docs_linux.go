@@ -650,9 +650,11 @@ func (w *watcher) readReused(f string) ([]byte, bool) {
 	if cap(w.readBuf) < n+1 {
 		w.readBuf = make([]byte, n+n/8+1)
 	}
+	w.justRead = nil // the buffer is overwritten
 	if !readHalves(fh, w.readBuf[:n+1]) {
 		return nil, false // it grew or shrank while read
 	}
+	w.justRead = map[string][]byte{f: w.readBuf[:n]}
 	return w.readBuf[:n], true
 }
 

@@ -114,8 +114,12 @@ type watcher struct {
 	// spare holds, for a file of many documents, the array of its split
 	// before the last, which resplit reuses for the next one.
 	spare map[string][]docSpan
-	// readBuf is reused to read changed files (readReused).
-	readBuf []byte
+	// readBuf is reused to read changed files (readReused). While a
+	// change is applied, justRead holds the last file read into it, by
+	// name, for the diagnostics' positions (load.RefineFrom); nil
+	// otherwise.
+	readBuf  []byte
+	justRead map[string][]byte
 }
 
 // locate records the files of the keys of in's documents.
@@ -297,9 +301,9 @@ func allocates(p *ir.Program) bool {
 // compile cross-checks and compiles loaded documents, as kpc apply does
 // after loading them.
 func (w *watcher) compile(in *api.Input) (*ir.Program, diag.List) {
-	diags := load.Refine(load.CrossCheck(in))
+	diags := load.RefineFrom(load.CrossCheck(in), w.justRead)
 	prog, cd := compiler.Compile(in, w.copts)
-	diags = append(diags, load.Refine(cd)...)
+	diags = append(diags, load.RefineFrom(cd, w.justRead)...)
 	diags.Sort()
 	if w.in.strict {
 		diags.Strict()
@@ -362,6 +366,7 @@ func sortedFiles(files map[string]*api.Input) []string {
 // updates. A failure is printed; the kernel then keeps what it held.
 func (w *watcher) full(reason string) string {
 	start := time.Now()
+	w.justRead = nil // the whole load reads every file again
 	w.u, w.why = nil, "the last input was not valid"
 	prog, input, docs, ok := w.loadAll()
 	if !ok {
@@ -660,6 +665,7 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Micros
 func (w *watcher) change(files []string, seen time.Time) string {
 	loaded := map[string]*fileLoad{}
 	defer w.giveUp(loaded)
+	defer func() { w.justRead = nil }()
 	fixed := false
 	for _, f := range files {
 		if _, err := os.Stat(f); errors.Is(err, fs.ErrNotExist) && !w.explicit(f) {

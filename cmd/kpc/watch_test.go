@@ -348,7 +348,7 @@ func watchOneFile(t *testing.T, c synth.Config) (h *watchHarness, dir, file, tex
 // the documents that changed, and the kernel must still list as a fresh
 // load of the whole file.
 func TestApplyWatchOneFile(t *testing.T) {
-	h, dir, _, _ := watchOneFile(t, synth.Config{Services: 40, Endpoints: 3})
+	h, dir, file, _ := watchOneFile(t, synth.Config{Services: 40, Endpoints: 3})
 	change := func(f func(string) string) func() {
 		return func() { edit(t, dir, "cluster.yaml", f) }
 	}
@@ -380,7 +380,27 @@ func TestApplyWatchOneFile(t *testing.T) {
 		}), "update"},
 		{"the node context changes", change(func(s string) string { return strings.Replace(s, "10.128.0.0/9", "10.128.0.0/10", 1) }), "full"},
 		{"updates again", change(func(s string) string { return after(s, "svc-10-1", `"10.128.`, `"10.131.`) }), "update"},
+		{"an address twice in a slice draws a warning", change(func(s string) string {
+			i := strings.Index(s, "  name: svc-12-1\n")
+			a := i + strings.Index(s[i:], "- addresses: [") + len("- addresses: [")
+			first := s[a : a+strings.Index(s[a:], "]")]
+			b := a + strings.Index(s[a:], "- addresses: [") + len("- addresses: [")
+			return s[:b] + first + s[b+strings.Index(s[b:], "]"):]
+		}), "update"},
 	})
+	// The warning is placed at its field from the bytes the watcher read,
+	// as kpc compile places it reading the file.
+	_, _, stderr := kpcRun("compile", "-f", file)
+	i := strings.Index(stderr, "warning: EndpointSlice ns-")
+	if i < 0 {
+		t.Fatalf("kpc compile gives no warning:\n%s", stderr)
+	}
+	want := stderr[strings.LastIndexByte(stderr[:i], '\n')+1 : i+strings.IndexByte(stderr[i:], '\n')]
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !strings.Contains(h.errs.String(), want) {
+		t.Errorf("kpc apply --watch did not say %q:\n%s", want, h.errs.String())
+	}
 }
 
 // TestApplyWatchBareName watches a file named without a directory, in

@@ -18,7 +18,14 @@ import (
 // whose field is not in the document (a defaulted one), keeps its
 // position, as do those beyond the first maxRefined documents. It changes
 // the diagnostics in place and returns them.
-func Refine(diags diag.List) diag.List {
+func Refine(diags diag.List) diag.List { return RefineFrom(diags, nil) }
+
+// RefineFrom is Refine with the contents of some files given by name,
+// which it reads from there instead of the file system: kpc apply --watch
+// has the file it just read in memory (a diagnostic of a change to one
+// file of 45 MB had it read again). The contents must be those the
+// diagnostics were made from.
+func RefineFrom(diags diag.List, src map[string][]byte) diag.List {
 	type docKey struct {
 		file      string
 		line, col int
@@ -31,7 +38,7 @@ func Refine(diags diag.List) diag.List {
 		}
 		f, seen := files[d.Pos.File]
 		if !seen {
-			f = newRefineFile(d.Pos.File)
+			f = newRefineFile(d.Pos.File, src)
 			files[d.Pos.File] = f
 		}
 		if f == nil {
@@ -101,12 +108,15 @@ func (f *refineFile) lineStart(l int) int {
 
 // newRefineFile reads a YAML input file, or returns nil (a JSON file, or
 // one that cannot be read).
-func newRefineFile(name string) *refineFile {
-	data, err := readFile(name)
-	if err != nil {
-		return nil
+func newRefineFile(name string, src map[string][]byte) *refineFile {
+	data, ok := src[name]
+	if !ok {
+		var err error
+		if data, err = readFile(name); err != nil {
+			return nil
+		}
 	}
-	data, _, _, ok := fromUTF16(name, data)
+	data, _, _, ok = fromUTF16(name, data)
 	if !ok || isJSON(name, data) {
 		return nil
 	}
