@@ -283,22 +283,20 @@ func (b *builder) addServicePort(p *servicePort) {
 	// masquerade rule of cluster IP traffic.
 	var internalRules []ir.Rule
 	if hasInternal {
+		// All of it, or what the local-traffic detector does not take for
+		// a pod's; nothing without one.
+		m, masq := ir.Match{DstAddr: p.clusterIP, DstPort: p.port}, true
 		switch {
 		case cfg.masqueradeAll:
-			internalRules = []ir.Rule{{
-				Match: ir.Match{DstAddr: p.clusterIP, DstPort: p.port}, Action: &ir.MarkMasq{}, Comment: p.name + " cluster IP"}}
 		case cfg.podCIDR[b.f].IsValid():
-			internalRules = []ir.Rule{{
-				Match:   ir.Match{DstAddr: p.clusterIP, DstPort: p.port, SrcNotIn: []netip.Prefix{cfg.podCIDR[b.f]}},
-				Action:  &ir.MarkMasq{},
-				Comment: p.name + " cluster IP",
-			}}
+			m.SrcNotIn = []netip.Prefix{cfg.podCIDR[b.f]}
 		case cfg.localIface != "":
-			internalRules = []ir.Rule{{
-				Match:   ir.Match{DstAddr: p.clusterIP, DstPort: p.port, Iface: ir.IfaceNotLocal},
-				Action:  &ir.MarkMasq{},
-				Comment: p.name + " cluster IP",
-			}}
+			m.Iface = ir.IfaceNotLocal
+		default:
+			masq = false
+		}
+		if masq {
+			internalRules = []ir.Rule{{Match: m, Action: &ir.MarkMasq{}, Comment: p.name + " cluster IP"}}
 		}
 	}
 	rulesOf := func(chain string) []ir.Rule {

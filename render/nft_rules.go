@@ -558,10 +558,7 @@ func nftWriteIface(buf *bytes.Buffer, n *ir.Node, it ir.IfaceTest) {
 		buf.WriteString("!= ")
 	}
 	buf.WriteByte('"')
-	buf.WriteString(n.LocalIface)
-	if n.LocalIfacePrefix {
-		buf.WriteByte('*')
-	}
+	buf.WriteString(n.LocalIfacePattern())
 	buf.WriteString(`" `)
 }
 

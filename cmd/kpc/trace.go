@@ -105,11 +105,8 @@ func ifaceHint(prog *ir.Program, pkt ir.Packet) string {
 		if slices.Contains(rs.Node.IPs, pkt.Src) || pkt.Src.IsLoopback() {
 			return "" // the node's own packet
 		}
-		name := rs.Node.LocalIface
-		if rs.Node.LocalIfacePrefix {
-			name += "*"
-		}
-		return fmt.Sprintf("the node tells a local pod's packets by the interface they arrive on (%s): this one was traced as arriving on another; give --iif to trace a pod's", name)
+		return fmt.Sprintf("the node tells a local pod's packets by the interface they arrive on (%s): this one was traced as arriving on another; give --iif to trace a pod's",
+			rs.Node.LocalIfacePattern())
 	}
 	return ""
 }

@@ -223,11 +223,7 @@ func matchString(ipx string, n *Node, m *Match) string {
 		if m.Iface == IfaceNotLocal {
 			op += "!= "
 		}
-		name := n.LocalIface
-		if n.LocalIfacePrefix {
-			name += "*"
-		}
-		parts = append(parts, op+strconv.Quote(name))
+		parts = append(parts, op+strconv.Quote(n.LocalIfacePattern()))
 	}
 	if m.Affinity != "" {
 		parts = append(parts, ipx+" saddr @"+m.Affinity)

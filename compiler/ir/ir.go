@@ -488,6 +488,16 @@ type AffinitySet struct {
 	Comment string
 }
 
+// LocalIfacePattern is n's local-traffic interface as nft's iifname
+// matches it: the name, or the prefix followed by "*" ("" when n has
+// none).
+func (n *Node) LocalIfacePattern() string {
+	if n.LocalIface != "" && n.LocalIfacePrefix {
+		return n.LocalIface + "*"
+	}
+	return n.LocalIface
+}
+
 // LocalIfaceHas reports whether a packet that arrived on the interface
 // named iface is from a local pod by n's LocalIface ("" is no interface:
 // a packet the node sent).

@@ -200,14 +200,11 @@ func (k *kpWriter) rule(b *strings.Builder, c *ir.Chain, r *ir.Rule) error {
 	if m.Iface != ir.IfaceAny {
 		// kube-proxy writes iif, which needs the interface to exist when
 		// the ruleset loads; iifname is the same test without that.
-		op, name := "", k.rs.Node.LocalIface
+		op := ""
 		if m.Iface == ir.IfaceNotLocal {
 			op = "!= "
 		}
-		if k.rs.Node.LocalIfacePrefix {
-			name += "*"
-		}
-		fmt.Fprintf(b, "iifname %s%q ", op, name)
+		fmt.Fprintf(b, "iifname %s%q ", op, k.rs.Node.LocalIfacePattern())
 	}
 	if m.Affinity != "" {
 		fmt.Fprintf(b, "%s saddr @%s ", k.l3, m.Affinity)

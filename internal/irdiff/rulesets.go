@@ -129,7 +129,7 @@ func rulesetView(rs *ir.Ruleset, skip map[string]bool) rsView {
 	v := rsView{
 		Settings: settingsView{
 			Table: rs.Table, MasqMark: fmt.Sprintf("%#x", rs.MasqMark),
-			NodeName: n.Name, NodeIPs: n.IPs, Zone: n.Zone, PodCIDRs: n.PodCIDRs, LocalIface: localIfaceText(n),
+			NodeName: n.Name, NodeIPs: n.IPs, Zone: n.Zone, PodCIDRs: n.PodCIDRs, LocalIface: n.LocalIfacePattern(),
 			NodePortAddrs: n.NodePortAddrs, NodePortAllLocal: n.NodePortAllLocal, LocalhostNodePorts: n.LocalhostNodePorts,
 			ServiceCIDRs: rs.ServiceCIDRs, RejectClusterIPs: rs.RejectClusterIPs, DropServiceCIDRs: rs.DropServiceCIDRs,
 			ClusterIPs: rs.ClusterIPs,
@@ -370,13 +370,4 @@ func pruneMap[V any](a, b map[string]V, equal func(V, V) bool) {
 			delete(b, k)
 		}
 	}
-}
-
-// localIfaceText spells n's local-traffic interface as nft matches it
-// ("veth*" for a prefix), or "".
-func localIfaceText(n *ir.Node) string {
-	if n.LocalIface != "" && n.LocalIfacePrefix {
-		return n.LocalIface + "*"
-	}
-	return n.LocalIface
 }
